@@ -1,0 +1,188 @@
+import { config as loadDotenv } from 'dotenv';
+import { z } from 'zod';
+
+/**
+ * Every setting, read from the environment (and an optional .env file), validated once at start-up.
+ * A bad value stops the process with one line naming the variable and what it expects.
+ * Every variable is documented in .env.example; keep the two in step.
+ */
+
+const num = (def: number, check: (s: z.ZodNumber) => z.ZodNumber = (s) => s) =>
+  z.preprocess((v) => (v === undefined || v === '' ? def : Number(v)), check(z.number({ invalid_type_error: 'a number' }).finite()));
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.preprocess(
+    (v) => (v === undefined || v === '' ? def : Number(v)),
+    z.number({ invalid_type_error: 'an integer' }).int('an integer').min(min).max(max),
+  );
+const frac = (def: number) => num(def, (s) => s.min(0).max(1));
+const bool = (def: boolean) =>
+  z.preprocess((v) => {
+    if (v === undefined || v === '') return def;
+    const s = String(v).toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+    if (['0', 'false', 'no', 'off'].includes(s)) return false;
+    return v;
+  }, z.boolean({ invalid_type_error: 'true or false' }));
+const str = (def: string) => z.preprocess((v) => (v === undefined || v === '' ? def : v), z.string().min(1));
+const optStr = z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional());
+const hostPort = (def: string) =>
+  str(def).pipe(z.string().regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'host:port'));
+const url = (def: string, protocols: string[]) =>
+  str(def).pipe(
+    z.string().refine((s) => {
+      try {
+        return protocols.includes(new URL(s).protocol);
+      } catch {
+        return false;
+      }
+    }, `a URL (${protocols.join(' or ')})`),
+  );
+
+/** Environment variable name → schema. Names are the contract with operators; do not rename. */
+export const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+
+  // Temporal
+  TEMPORAL_ADDRESS: hostPort('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: str('default'),
+  TEMPORAL_TASK_QUEUE: str('trades'),
+  TEMPORAL_UI_PORT: int(8233, 1, 65535),
+  WORKER_SHUTDOWN_GRACE_MS: int(10_000, 0),
+
+  // RabbitMQ (original names kept)
+  RABBITMQ_HOST: str('127.0.0.1'),
+  RABBITMQ_PORT: int(5672, 1, 65535),
+  RABBITMQ_USER: str('stockautotrader'),
+  RABBITMQ_PASS: str('stockautotrader-local'),
+  RABBITMQ_VHOST: str('stockautotrader'),
+  RABBITMQ_MANAGEMENT_PORT: int(15672, 1, 65535),
+  /** Un-acked signals = workflow starts in flight. */
+  SIGNAL_PREFETCH: int(32, 1, 10_000),
+
+  // PostgreSQL
+  DATABASE_URL: url('postgres://stockautotrader:stockautotrader-local@127.0.0.1:5432/stockautotrader', [
+    'postgres:',
+    'postgresql:',
+  ]),
+  ACCOUNT_ID: str('default'),
+  STARTING_CASH: num(100_000, (s) => s.positive()),
+
+  // Broker (original names kept)
+  BROKER: z.enum(['simulated', 'alpaca']).default('simulated'),
+  BROKER_API_KEY: optStr,
+  BROKER_API_SECRET: optStr,
+  ALPACA_BASE_URL: url('https://paper-api.alpaca.markets', ['http:', 'https:']),
+  ALPACA_STREAM_URL: optStr,
+  BROKER_HTTP_TIMEOUT_MS: int(10_000, 100),
+  /** Where the local simulated exchange (the paper venue process) listens. */
+  SIM_EXCHANGE_PORT: int(8787, 1, 65535),
+  SIM_SLIPPAGE_BPS: num(5, (s) => s.min(0).max(1000)),
+  SIM_FEE_PER_SHARE: num(0.005, (s) => s.min(0)),
+  SIM_FEE_BPS: num(0, (s) => s.min(0).max(1000)),
+  SIM_MAX_VOLUME_PCT: num(0.1, (s) => s.gt(0).max(1)),
+  SIM_LATENCY_MS: int(0, 0, 60_000),
+  SIM_SEED: int(42),
+
+  // Market data (original name kept)
+  POLYGON_API_KEY: optStr,
+  POLYGON_BASE_URL: url('https://api.polygon.io', ['http:', 'https:']),
+  MARKET_DATA_SOURCE: z.enum(['replay', 'polygon']).default('replay'),
+  REPLAY_FILE: str('../shared/data/nvda-1999-2014.csv'),
+  REPLAY_SYMBOL: str('NVDA'),
+  REPLAY_BARS: int(300, 1),
+  REPLAY_INTERVAL_MS: int(50, 0),
+
+  // RiskOps limits (original names and defaults where they exist)
+  CONFIDENCE_THRESH: frac(0.75),
+  RISK_MAX_VIX: num(30, (s) => s.positive()),
+  RISK_MAX_REALIZED_VOL: num(1.5, (s) => s.positive()),
+  RISK_CIRCUIT_BREAKER_PCT: frac(0.05),
+  RISK_MARGIN_CALL_PCT: frac(0.1),
+  RISK_MAX_POSITION_SHARES: int(1000, 1),
+  RISK_MAX_ORDER_NOTIONAL: num(50_000, (s) => s.positive()),
+  RISK_STRESS_DROP_PCT: frac(0.1),
+  RISK_STRESS_THRESHOLD_PCT: frac(0.05),
+  RISK_PER_TRADE_PCT: frac(0.01),
+  RISK_ATR_PERIOD: int(14, 1, 500),
+  RISK_ATR_STOP_MULTIPLE: num(2, (s) => s.positive()),
+  RISK_DUPLICATE_COOLDOWN_SEC: int(60, 0),
+  RISK_ALLOW_SHORT: bool(false),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  env: Env;
+  logLevel: Env['LOG_LEVEL'];
+  temporal: { address: string; namespace: string; taskQueue: string; uiPort: number; shutdownGraceMs: number };
+  rabbitmq: { url: string; host: string; port: number; user: string; vhost: string; managementPort: number; signalPrefetch: number };
+  databaseUrl: string;
+  accountId: string;
+  startingCash: number;
+  broker: Env['BROKER'];
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Validate an environment object. Throws ConfigError whose message names the first bad variable. */
+export function parseEnv(source: NodeJS.ProcessEnv): Config {
+  const r = envSchema.safeParse(source);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const name = String(issue.path[0] ?? '(environment)');
+    const got = source[name];
+    // Never echo a secret's value back.
+    const shown = /PASS|SECRET|KEY|TOKEN/.test(name) || got === undefined ? '' : ` (got "${got}")`;
+    throw new ConfigError(`Invalid configuration: ${name} must be ${issue.message.replace(/^Expected /, '')}${shown}`);
+  }
+  const e = r.data;
+  if (e.BROKER === 'alpaca' && (!e.BROKER_API_KEY || !e.BROKER_API_SECRET)) {
+    throw new ConfigError('Invalid configuration: BROKER_API_KEY and BROKER_API_SECRET are required when BROKER=alpaca');
+  }
+  const rabbitUrl = `amqp://${encodeURIComponent(e.RABBITMQ_USER)}:${encodeURIComponent(e.RABBITMQ_PASS)}@${e.RABBITMQ_HOST}:${e.RABBITMQ_PORT}/${encodeURIComponent(e.RABBITMQ_VHOST)}`;
+  return {
+    env: e,
+    logLevel: e.LOG_LEVEL,
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      uiPort: e.TEMPORAL_UI_PORT,
+      shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
+    },
+    rabbitmq: {
+      url: rabbitUrl,
+      host: e.RABBITMQ_HOST,
+      port: e.RABBITMQ_PORT,
+      user: e.RABBITMQ_USER,
+      vhost: e.RABBITMQ_VHOST,
+      managementPort: e.RABBITMQ_MANAGEMENT_PORT,
+      signalPrefetch: e.SIGNAL_PREFETCH,
+    },
+    databaseUrl: e.DATABASE_URL,
+    accountId: e.ACCOUNT_ID,
+    startingCash: e.STARTING_CASH,
+    broker: e.BROKER,
+  };
+}
+
+let cached: Config | undefined;
+
+/** Load .env (if present; real environment wins) and validate. On error: one line on stderr, exit 1. */
+export function loadConfig(): Config {
+  if (cached) return cached;
+  loadDotenv({ quiet: true } as never);
+  try {
+    cached = parseEnv(process.env);
+    return cached;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { OrderTypeSchema, SideSchema, TimeInForceSchema } from './order';
+
+/**
+ * The `trade_signals` message, version 1. Producers (Quant, manual tools) and consumers (signal intake,
+ * the trade workflow) import this one module; a message that fails it is dead-lettered with the reason.
+ */
+export const SIGNAL_SCHEMA_VERSION = 1;
+
+const isoUtc = z
+  .string()
+  .refine((s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(s) && !Number.isNaN(Date.parse(s)), {
+    message: 'must be an ISO-8601 UTC timestamp ending in Z',
+  });
+
+const positivePrice = z.number().finite().positive();
+
+export const OrderSpecSchema = z
+  .object({
+    type: OrderTypeSchema.default('market'),
+    time_in_force: TimeInForceSchema.default('day'),
+    limit_price: positivePrice.optional(),
+    stop_price: positivePrice.optional(),
+    trail_price: positivePrice.optional(),
+    trail_percent: z.number().finite().positive().max(100).optional(),
+    /** Upper bound on shares; the risk engine may cut it, never raise it. */
+    quantity_hint: z.number().int().positive().optional(),
+    take_profit: z.object({ limit_price: positivePrice }).strict().optional(),
+    stop_loss: z.object({ stop_price: positivePrice, limit_price: positivePrice.optional() }).strict().optional(),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    const need = (field: keyof typeof o, when: string) => {
+      if (o[field] === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [field], message: `required for ${when}` });
+    };
+    if (o.type === 'limit' || o.type === 'stop_limit') need('limit_price', `${o.type} orders`);
+    if (o.type === 'stop' || o.type === 'stop_limit') need('stop_price', `${o.type} orders`);
+    if (o.type === 'trailing_stop' && (o.trail_price === undefined) === (o.trail_percent === undefined)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['trail_price'], message: 'trailing_stop needs exactly one of trail_price, trail_percent' });
+    }
+    if ((o.take_profit === undefined) !== (o.stop_loss === undefined)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['take_profit'], message: 'a bracket needs both take_profit and stop_loss' });
+    }
+  });
+export type OrderSpec = z.infer<typeof OrderSpecSchema>;
+
+export const TradeSignalSchema = z
+  .object({
+    schema_version: z.literal(SIGNAL_SCHEMA_VERSION).default(SIGNAL_SCHEMA_VERSION),
+    signal_id: z.string().regex(/^[A-Za-z0-9._:-]{1,80}$/, 'must be 1-80 of [A-Za-z0-9._:-]'),
+    correlation_id: z.string().min(1).max(128),
+    symbol: z
+      .string()
+      .min(1)
+      .max(12)
+      .regex(/^[A-Z][A-Z0-9.]*$/, 'must be an upper-case ticker'),
+    side: SideSchema,
+    /** Reference price at signal time (the bar close). */
+    price: positivePrice,
+    confidence: z.number().finite().min(0).max(1),
+    strategy: z.string().min(1).max(64),
+    created_at: isoUtc,
+    asset_class: z.enum(['equity', 'options', 'futures', 'crypto']).default('equity'),
+    order: OrderSpecSchema.optional(),
+  })
+  .strict();
+
+/** A validated signal (defaults applied). */
+export type TradeSignal = z.infer<typeof TradeSignalSchema>;
+/** What a producer may send (defaults optional). */
+export type TradeSignalInput = z.input<typeof TradeSignalSchema>;
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+/** Parse raw bytes or an object. Never throws: a bad message yields a reason for the dead-letter header. */
+export function parseTradeSignal(raw: Buffer | string | unknown): ParseResult<TradeSignal> {
+  let data: unknown = raw;
+  if (Buffer.isBuffer(raw) || typeof raw === 'string') {
+    try {
+      data = JSON.parse(raw.toString());
+    } catch (err) {
+      return { ok: false, reason: `invalid JSON: ${(err as Error).message}` };
+    }
+  }
+  const r = TradeSignalSchema.safeParse(data);
+  if (r.success) return { ok: true, value: r.data };
+  return { ok: false, reason: formatZodError(r.error) };
+}
+
+export function formatZodError(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}
