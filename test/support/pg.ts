@@ -1,0 +1,45 @@
+import { randomBytes } from 'node:crypto';
+import { Client, type Pool } from 'pg';
+import { runMigrations } from '../../src/adapters/postgres/migrate';
+import { createPool } from '../../src/adapters/postgres/pool';
+
+/** The server the test command provisioned (scripts/test.sh exports DATABASE_URL). */
+export function testDatabaseUrl(): string {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL is not set: run integration tests through `npm test` (scripts/test.sh)');
+  return url;
+}
+
+export interface TestDatabase {
+  url: string;
+  pool: Pool;
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh, migrated database per test file on the real PostgreSQL server, so files never share state.
+ * Needs the project role to have CREATEDB (scripts/provision/postgres.sh grants it).
+ */
+export async function createTestDatabase(prefix = 'sat_test'): Promise<TestDatabase> {
+  const base = new URL(testDatabaseUrl());
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  const admin = new Client({ connectionString: base.toString() });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(base.toString());
+  url.pathname = `/${name}`;
+  await runMigrations(url.toString());
+  const pool = createPool(url.toString(), 20);
+  return {
+    url: url.toString(),
+    pool,
+    async drop() {
+      await pool.end();
+      const c = new Client({ connectionString: base.toString() });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
