@@ -28,7 +28,11 @@ export default tseslint.config(
         {
           paths: [...nodeBuiltins, 'pg', 'amqplib', 'pino', 'ws', 'dotenv'],
           patterns: [
-            { group: ['**/adapters/**', '**/activities/*', '!**/activities/types'], message: 'Workflows import activity types only.' },
+            {
+              group: ['**/adapters/**', '**/activities', '**/activities/**', '**/config', '**/logging', '**/contracts/ids'],
+              allowTypeImports: true,
+              message: 'Workflows import activity types only (import type), and nothing that does I/O.',
+            },
           ],
         },
       ],

@@ -20,23 +20,5 @@ export function signalIdFor(strategy: string, symbol: string, barTimestampIso: s
   return `sig-${shortHash(strategy, symbol, barTimestampIso)}`;
 }
 
-export const TRADE_WORKFLOW_PREFIX = 'trade-';
-
-/** Workflow id of the one trade a signal may start. */
-export function tradeWorkflowId(signalId: string): string {
-  return `${TRADE_WORKFLOW_PREFIX}${signalId}`;
-}
-
-/** Alpaca caps client_order_id at 48 characters. */
-export const MAX_CLIENT_ORDER_ID = 48;
-
-/**
- * Broker idempotency key for a trade's order, derived from the workflow id so every activity retry
- * (and every worker restart) re-sends the same key and the broker refuses a second order.
- * Bracket legs get a suffix (`-tp`, `-sl`). Long ids are shortened with a hash, keeping the result unique.
- */
-export function clientOrderIdFor(workflowId: string, leg: '' | 'tp' | 'sl' = ''): string {
-  const suffix = leg ? `-${leg}` : '';
-  const base = workflowId.length + suffix.length <= MAX_CLIENT_ORDER_ID ? workflowId : `t-${shortHash(workflowId)}`;
-  return `${base}${suffix}`;
-}
+// Trade ids are pure so workflow code can use them too.
+export { TRADE_WORKFLOW_PREFIX, MAX_CLIENT_ORDER_ID, MAX_SIGNAL_ID, tradeWorkflowId, clientOrderIdFor } from './trade-ids';

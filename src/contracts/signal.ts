@@ -47,7 +47,8 @@ export type OrderSpec = z.infer<typeof OrderSpecSchema>;
 export const TradeSignalSchema = z
   .object({
     schema_version: z.literal(SIGNAL_SCHEMA_VERSION).default(SIGNAL_SCHEMA_VERSION),
-    signal_id: z.string().regex(/^[A-Za-z0-9._:-]{1,80}$/, 'must be 1-80 of [A-Za-z0-9._:-]'),
+    // ≤ 39 so the workflow id and broker client order ids fit Alpaca's 48 characters (trade-ids.ts).
+    signal_id: z.string().regex(/^[A-Za-z0-9._-]{1,39}$/, 'must be 1-39 characters of [A-Za-z0-9._-]'),
     correlation_id: z.string().min(1).max(128),
     symbol: z
       .string()
