@@ -1,0 +1,64 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createTimeSkippingEnv, quietTemporalRuntime, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import * as activities from './fixtures/activities';
+import { echoWorkflow, sleeper } from './fixtures/workflows';
+
+// Proves the workflow tier's server: Temporal's Java time-skipping test server (provisioned by
+// scripts/provision/test-server.sh and passed via TEMPORAL_TEST_SERVER_PATH) starts and skips time.
+describe('time-skipping test server', () => {
+  let env: TestWorkflowEnvironment;
+  let worker: Worker;
+  let run: Promise<void>;
+  const taskQueue = uniqueTaskQueue('time-skipping');
+
+  beforeAll(async () => {
+    quietTemporalRuntime();
+    const t0 = Date.now();
+    env = await createTimeSkippingEnv();
+    console.log(`time-skipping server ready in ${Date.now() - t0} ms (${process.env.TEMPORAL_TEST_SERVER_PATH ?? 'SDK download'})`);
+    worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: await workflowBundle(),
+      activities,
+    });
+    run = worker.run();
+  });
+
+  afterAll(async () => {
+    if (worker) {
+      worker.shutdown();
+      await run;
+    }
+    await env?.teardown();
+  });
+
+  it('reports time skipping support', () => {
+    expect(env.supportsTimeSkipping).toBe(true);
+  });
+
+  it('a workflow that sleeps one simulated day completes in well under a second of real time', async () => {
+    const oneDay = 24 * 60 * 60 * 1000;
+    const t0 = performance.now();
+    const result = await env.client.workflow.execute(sleeper, {
+      taskQueue,
+      workflowId: `sleeper-${taskQueue}`,
+      args: [oneDay],
+    });
+    const realMs = performance.now() - t0;
+    console.log(`1 simulated day took ${realMs.toFixed(0)} ms of real time`);
+    expect(result.sleptMs).toBeGreaterThanOrEqual(oneDay);
+    expect(realMs).toBeLessThan(5_000);
+  });
+
+  it('runs an activity', async () => {
+    const out = await env.client.workflow.execute(echoWorkflow, {
+      taskQueue,
+      workflowId: `echo-${taskQueue}`,
+      args: ['hi'],
+    });
+    expect(out).toBe('echo: hi');
+  });
+});
