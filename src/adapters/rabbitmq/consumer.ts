@@ -1,0 +1,331 @@
+import { createHash } from 'node:crypto';
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import { createLogger, withCorrelation, type Logger } from '../../logging';
+import { backoffDelay, sleep, type RabbitConnection } from './connection';
+import { deadLetter } from './dead-letter';
+import { ConfirmPublisher } from './publisher';
+
+/**
+ * A manual-ack JSON consumer on its own channel that re-subscribes after every reconnect.
+ *
+ * Delivery is at-least-once: a message is acked only when its handler has finished (and, for dead-lettering,
+ * only after the dead-letter copy is confirmed). Anything un-acked when a channel or connection dies is
+ * redelivered by the broker, so handlers must be idempotent (the project's deterministic ids make them so).
+ *
+ * Poison messages never loop forever: invalid JSON is dead-lettered at once with the parse error as reason; a
+ * handler that throws (or calls `retry`) gets the message back up to `maxAttempts` times, with backoff, and then
+ * it is dead-lettered with the last error as reason.
+ *
+ * Ordering: the handler is called synchronously from the delivery callback, so everything a handler does before
+ * its first `await` runs in delivery order (the quant relies on this to feed bars to its strategies in order
+ * while their signal publishes overlap).
+ */
+
+export interface ConsumeContext {
+  msg: ConsumeMessage;
+  /** The parsed JSON body. */
+  body: unknown;
+  /** 1 on the first try in this process; counts requeues by `retry` / handler errors. */
+  attempt: number;
+  /** The broker's redelivered flag (a previous delivery was not acked, e.g. a consumer died). */
+  redelivered: boolean;
+  /** A logger carrying the message's correlation_id and message_id. */
+  log: Logger;
+  /** Done with this message. Idempotent; a no-op after any other settle. */
+  ack(): void;
+  /** Confirm-publish a copy with the reason to `<queue>.dlq`, then ack the original. */
+  deadLetter(reason: string): Promise<void>;
+  /** Transient failure: requeue after a backoff delay, or dead-letter once `maxAttempts` is reached. */
+  retry(reason: string): Promise<void>;
+  /** Raw nack. requeue=false routes to the queue's DLX (without a reason header); prefer `deadLetter`. */
+  nack(requeue: boolean): void;
+  /** Whether the message has been settled by one of the above. */
+  readonly settled: boolean;
+}
+
+/**
+ * Return normally → the message is acked (unless the handler settled it itself).
+ * Throw → `retry(error.message)`.
+ */
+export type JsonHandler = (ctx: ConsumeContext) => Promise<void> | void;
+
+export interface ConsumeJsonOptions {
+  /** Un-acked deliveries in flight on this consumer's channel. */
+  prefetch: number;
+  /** Used for dead-lettering. If omitted the consumer opens its own ConfirmPublisher on the same connection. */
+  publisher?: ConfirmPublisher;
+  logger?: Logger;
+  /** Attempts before a failing message is dead-lettered. Default 5. */
+  maxAttempts?: number;
+  /** Base of the requeue backoff. Default 500 ms (doubling, capped at 10 s, jittered). */
+  retryDelayMs?: number;
+}
+
+export interface ConsumerHandle {
+  readonly queue: string;
+  /** Handlers currently running. */
+  readonly inFlight: number;
+  /** True while subscribed. */
+  readonly active: boolean;
+  /** Resolves once the consumer is subscribed (the first time). */
+  ready(timeoutMs?: number): Promise<void>;
+  /**
+   * Graceful stop: cancel the subscription (no new deliveries), wait (bounded) for running handlers to settle
+   * their messages, then close the channel (anything still un-acked is requeued by the broker).
+   */
+  cancel(timeoutMs?: number): Promise<void>;
+}
+
+const MAX_TRACKED_ATTEMPTS = 10_000;
+
+export function consumeJson(rabbit: RabbitConnection, queue: string, options: ConsumeJsonOptions, handler: JsonHandler): ConsumerHandle {
+  const consumer = new JsonConsumer(rabbit, queue, options, handler);
+  consumer.register();
+  return consumer;
+}
+
+interface Sub {
+  ch: Channel;
+  conn: ChannelModel;
+  open: boolean;
+  consumerTag?: string;
+}
+
+class JsonConsumer implements ConsumerHandle {
+  private readonly log: Logger;
+  private readonly publisher: ConfirmPublisher;
+  private readonly ownsPublisher: boolean;
+  private readonly maxAttempts: number;
+  private readonly retryDelayMs: number;
+  private readonly attempts = new Map<string, number>();
+  private readonly running = new Set<Promise<void>>();
+  private sub: Sub | undefined;
+  private stopped = false;
+  private unregister: (() => void) | undefined;
+  private readonly stop = new AbortController();
+  private readyWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly rabbit: RabbitConnection,
+    readonly queue: string,
+    private readonly options: ConsumeJsonOptions,
+    private readonly handler: JsonHandler,
+  ) {
+    this.log = (options.logger ?? createLogger('rabbitmq')).child({ component: 'consumer', queue });
+    this.ownsPublisher = !options.publisher;
+    this.publisher = options.publisher ?? new ConfirmPublisher(rabbit, { logger: options.logger });
+    this.maxAttempts = options.maxAttempts ?? 5;
+    this.retryDelayMs = options.retryDelayMs ?? 500;
+  }
+
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  get active(): boolean {
+    return this.sub?.open === true && this.sub.consumerTag !== undefined;
+  }
+
+  register(): void {
+    // Never throws: a failure to subscribe (e.g. the queue does not exist yet) is retried on this consumer's own
+    // channel with backoff instead of recycling the shared connection.
+    this.unregister = this.rabbit.onConnect((conn) => {
+      void this.subscribeWithRetry(conn);
+    });
+  }
+
+  ready(timeoutMs = 30_000): Promise<void> {
+    if (this.active) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.readyWaiters = this.readyWaiters.filter((w) => w !== done);
+        reject(new Error(`consumer on ${this.queue} not subscribed within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      this.readyWaiters.push(done);
+    });
+  }
+
+  async cancel(timeoutMs = 30_000): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unregister?.();
+    this.stop.abort();
+    const sub = this.sub;
+    if (sub?.open && sub.consumerTag) {
+      await sub.ch.cancel(sub.consumerTag).catch((err: unknown) => this.log.debug({ err }, 'basic.cancel failed'));
+    }
+    await Promise.race([Promise.allSettled([...this.running]), sleep(timeoutMs)]);
+    if (this.running.size > 0) this.log.warn({ in_flight: this.running.size }, 'handlers still running at cancel; their messages will be redelivered');
+    this.sub = undefined;
+    if (sub?.open) await sub.ch.close().catch(() => undefined);
+    if (this.ownsPublisher) await this.publisher.close();
+  }
+
+  private async subscribeWithRetry(conn: ChannelModel): Promise<void> {
+    for (let attempt = 0; !this.stopped && this.rabbit.connection === conn; attempt++) {
+      if (this.sub?.open && this.sub.conn === conn) return;
+      try {
+        await this.subscribe(conn);
+        return;
+      } catch (err) {
+        const delay = backoffDelay(attempt, 200, 10_000);
+        this.log.warn({ err, attempt, retry_in_ms: delay }, 'subscribe failed; retrying');
+        await sleep(delay, this.stop.signal);
+      }
+    }
+  }
+
+  private async subscribe(conn: ChannelModel): Promise<void> {
+    const ch = await conn.createChannel();
+    const sub: Sub = { ch, conn, open: true };
+    ch.on('error', (err: Error) => this.log.warn({ err }, 'consumer channel error'));
+    ch.on('close', () => {
+      sub.open = false;
+      if (this.sub === sub) this.sub = undefined;
+      // Channel-only closure (connection alive): re-subscribe here. Connection loss: RabbitConnection calls us again.
+      if (!this.stopped && this.rabbit.connection === conn) void this.subscribeWithRetry(conn);
+    });
+    try {
+      await ch.prefetch(this.options.prefetch);
+      this.sub = sub;
+      const { consumerTag } = await ch.consume(this.queue, (m) => this.onDelivery(sub, m), { noAck: false });
+      sub.consumerTag = consumerTag;
+    } catch (err) {
+      if (this.sub === sub) this.sub = undefined;
+      if (sub.open) await ch.close().catch(() => undefined);
+      throw err;
+    }
+    if (this.stopped) {
+      await ch.close().catch(() => undefined);
+      return;
+    }
+    this.log.info({ prefetch: this.options.prefetch }, 'consuming');
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private onDelivery(sub: Sub, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // The broker cancelled us (queue deleted). Close the channel; its close handler re-subscribes with backoff.
+      this.log.warn('consumer cancelled by the broker; re-subscribing');
+      sub.ch.close().catch(() => undefined);
+      return;
+    }
+    const p = this.handle(sub, msg);
+    this.running.add(p);
+    const forget = () => this.running.delete(p);
+    p.then(forget, forget);
+  }
+
+  private attemptKey(msg: ConsumeMessage): string {
+    const id = msg.properties.messageId as string | undefined;
+    return id ? `id:${id}` : `sha:${createHash('sha256').update(msg.content).digest('hex')}`;
+  }
+
+  private handle(sub: Sub, msg: ConsumeMessage): Promise<void> {
+    const key = this.attemptKey(msg);
+    const attempt = (this.attempts.get(key) ?? 0) + 1;
+    const log = withCorrelation(this.log, msg.properties.correlationId as string | undefined, {
+      message_id: msg.properties.messageId as string | undefined,
+    });
+    let settled = false;
+    const settle = (what: string, fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      if (!sub.open) {
+        // Delivery tags are per channel: never settle on a different channel. The broker redelivers it.
+        log.debug({ what }, 'channel closed before settle; message will be redelivered');
+        return;
+      }
+      try {
+        fn();
+      } catch (err) {
+        log.debug({ err, what }, 'settle failed (channel closing); message will be redelivered');
+      }
+    };
+    const ack = () => {
+      this.attempts.delete(key);
+      settle('ack', () => sub.ch.ack(msg));
+    };
+    const nack = (requeue: boolean) => settle('nack', () => sub.ch.nack(msg, false, requeue));
+    const doDeadLetter = async (reason: string): Promise<void> => {
+      if (settled) return;
+      try {
+        await deadLetter(this.publisher, this.queue, msg, reason);
+      } catch (err) {
+        // Could not store the copy with its reason. Do not ack (that would lose it) and do not nack without
+        // requeue (if the DLQ is unroutable the broker would drop it). Requeue after a pause and try again.
+        log.error({ err, reason }, 'dead-lettering failed; requeueing the message');
+        await sleep(backoffDelay(attempt, this.retryDelayMs, 10_000), this.stop.signal);
+        nack(true);
+        return;
+      }
+      log.warn({ reason, routing_key: msg.fields.routingKey }, 'message dead-lettered');
+      ack();
+    };
+    const retry = async (reason: string): Promise<void> => {
+      if (settled) return;
+      if (attempt >= this.maxAttempts) {
+        await doDeadLetter(`failed after ${attempt} attempts: ${reason}`);
+        return;
+      }
+      this.trackAttempt(key, attempt);
+      const delay = backoffDelay(attempt - 1, this.retryDelayMs, 10_000);
+      log.warn({ reason, attempt, retry_in_ms: delay }, 'handler failed; requeueing');
+      await sleep(delay, this.stop.signal);
+      nack(true);
+    };
+
+    let body: unknown;
+    try {
+      body = JSON.parse(msg.content.toString('utf8'));
+    } catch (err) {
+      return doDeadLetter(`invalid JSON: ${(err as Error).message}`);
+    }
+    const ctx: ConsumeContext = {
+      msg,
+      body,
+      attempt,
+      redelivered: msg.fields.redelivered,
+      log,
+      ack,
+      deadLetter: doDeadLetter,
+      retry,
+      nack,
+      get settled() {
+        return settled;
+      },
+    };
+    let result: Promise<void> | void;
+    try {
+      // Synchronous call: the handler's code up to its first await runs in delivery order.
+      result = this.handler(ctx);
+    } catch (err) {
+      return retry(errorMessage(err));
+    }
+    return Promise.resolve(result).then(
+      () => {
+        if (!settled) ack();
+      },
+      (err: unknown) => retry(errorMessage(err)),
+    );
+  }
+
+  private trackAttempt(key: string, attempt: number): void {
+    this.attempts.delete(key);
+    this.attempts.set(key, attempt);
+    if (this.attempts.size > MAX_TRACKED_ATTEMPTS) {
+      const oldest = this.attempts.keys().next().value;
+      if (oldest !== undefined) this.attempts.delete(oldest);
+    }
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
