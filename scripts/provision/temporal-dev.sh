@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Temporal dev server for the local stack: `temporal-dev.sh [up|down|status]` (default up).
+#
+# up: runs `temporal server start-dev` (from scripts/provision/temporal-cli.sh) on 127.0.0.1:7233 with the
+#     Web UI on :8233 and state in $DATA/temporal/temporal.sqlite (survives restarts), in the background
+#     (nohup, log $DATA/logs/temporal.log, pid $DATA/run/temporal.pid), waits for `operator cluster health`,
+#     then makes sure the search attributes the trade workflows use exist (idempotent).
+#     If TEMPORAL_ADDRESS already answers and is not our server, nothing is started; the search attributes
+#     are still checked/created there.
+# down: stops our server only.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+LOG_TAG=temporal
+
+ACTION="${1:-up}"
+ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
+split_hostport "$ADDRESS" T_HOST T_PORT
+NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
+UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+PIDFILE="$RUN/temporal.pid"
+DB_DIR="$DATA/temporal"
+# Name=Type pairs the trade workflows set (Symbol, Side, Strategy, TradeStatus).
+SEARCH_ATTRIBUTES=(Symbol=Keyword Side=Keyword Strategy=Keyword TradeStatus=Keyword)
+
+ours_running() { pid_alive "$PIDFILE"; }
+
+ensure_search_attributes() {
+  local cli="$1" existing sa name type missing=()
+  existing="$("$cli" operator search-attribute list --address "$ADDRESS" --namespace "$NAMESPACE" -o json 2>/dev/null || true)"
+  for sa in "${SEARCH_ATTRIBUTES[@]}"; do
+    name="${sa%%=*}"
+    grep -q "\"$name\"" <<<"$existing" || missing+=("$sa")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  for sa in "${missing[@]}"; do
+    name="${sa%%=*}"
+    type="${sa##*=}"
+    log "registering search attribute $name ($type)"
+    "$cli" operator search-attribute create --address "$ADDRESS" --namespace "$NAMESPACE" \
+      --name "$name" --type "$type" >/dev/null 2>&1 ||
+      "$cli" operator search-attribute list --address "$ADDRESS" --namespace "$NAMESPACE" | grep -qw "$name" ||
+      die "could not register search attribute $name on $ADDRESS"
+  done
+}
+
+up() {
+  local t0 cli
+  t0=$(now_ms)
+  cli="$(bash "$ROOT/scripts/provision/temporal-cli.sh")"
+  if ! ours_running && port_open "$T_HOST" "$T_PORT"; then
+    log "using the Temporal server already listening on $ADDRESS (not started by this project)"
+    "$cli" operator cluster health --address "$ADDRESS" --command-timeout 10s >/dev/null ||
+      die "$ADDRESS accepts connections but is not a healthy Temporal frontend"
+    ensure_search_attributes "$cli"
+    return 0
+  fi
+  case "$T_HOST" in 127.0.0.1 | localhost) ;; *) die "TEMPORAL_ADDRESS $ADDRESS does not answer" ;; esac
+
+  local started=no
+  if ! ours_running; then
+    mkdir -p "$DB_DIR"
+    local args=(
+      server start-dev
+      --ip 127.0.0.1 --port "$T_PORT" --ui-port "$UI_PORT"
+      --namespace "$NAMESPACE"
+      --db-filename "$DB_DIR/temporal.sqlite"
+      --sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=NORMAL
+      --log-level warn
+      # Same dynamic config the SDK's test harness uses; version check off (it phones home).
+      --dynamic-config-value frontend.enableServerVersionCheck=false
+      --dynamic-config-value frontend.enableUpdateWorkflowExecution=true
+      --dynamic-config-value frontend.enableUpdateWorkflowExecutionAsyncAccepted=true
+    )
+    local sa
+    for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa"); done
+    local ts
+    ts=$(now_ms)
+    nohup "$cli" "${args[@]}" </dev/null >>"$LOGS/temporal.log" 2>&1 &
+    echo $! >"$PIDFILE"
+    if ! wait_for_port 127.0.0.1 "$T_PORT" 60 "$(cat "$PIDFILE")"; then
+      tail -20 "$LOGS/temporal.log" >&2 || true
+      rm -f "$PIDFILE"
+      die "Temporal dev server did not start; see $LOGS/temporal.log"
+    fi
+    local i
+    for ((i = 0; i < 60; i++)); do
+      "$cli" operator cluster health --address "$ADDRESS" --command-timeout 5s >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    ((i < 60)) || die "Temporal dev server is listening but not healthy; see $LOGS/temporal.log"
+    log "Temporal dev server started in $(elapsed_s "$ts" "$(now_ms)")s ($ADDRESS, db $DB_DIR/temporal.sqlite)"
+    started=yes
+  else
+    log "Temporal dev server already running (ours, $ADDRESS)"
+  fi
+  ensure_search_attributes "$cli"
+  log "Temporal ready in $(elapsed_s "$t0" "$(now_ms)")s ($([[ $started == yes ]] && echo started || echo already running)); Web UI http://localhost:$UI_PORT"
+}
+
+down() {
+  if ours_running; then
+    stop_pidfile "$PIDFILE" "Temporal dev server" 30
+  else
+    rm -f "$PIDFILE"
+    log "Temporal dev server: not running (or not ours); nothing to stop"
+  fi
+}
+
+status() {
+  if ours_running; then echo "temporal: running (ours) $ADDRESS, UI http://localhost:$UI_PORT"
+  elif port_open "$T_HOST" "$T_PORT"; then echo "temporal: external $ADDRESS"
+  else echo "temporal: stopped"; fi
+}
+
+case "$ACTION" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) die "usage: $0 [up|down|status]" ;;
+esac
