@@ -1,0 +1,963 @@
+import type { OhlcvBar } from '../../contracts/bar';
+import {
+  isTerminal,
+  type Fill,
+  type OrderClass,
+  type OrderEventType,
+  type OrderRequest,
+  type OrderStatus,
+  type OrderType,
+  type OrderUpdate,
+  type Side,
+  type TimeInForce,
+} from '../../contracts/order';
+import { SeededRandom } from '../random';
+import {
+  barCapacity,
+  commission,
+  matchLimit,
+  slipped,
+  stopTriggerPrice,
+  tradingDayOf,
+  trailingStopLevel,
+  withinLimit,
+} from './fill-model';
+import {
+  DEFAULT_EXCHANGE_OPTIONS,
+  type ExchangeAccount,
+  type ExchangePosition,
+  type OrderRejection,
+  type RejectCode,
+  type ResolvedExchangeOptions,
+  type SimulatedExchangeOptions,
+  type SimulatedOrder,
+  type SubmitResult,
+} from './types';
+
+/**
+ * SimulatedExchange: a pure, bar-driven matching engine with a cash account (the paper venue).
+ *
+ * No I/O, no timers, no wall clock: time only advances through `onBar(bar)` and the `now` strings callers pass
+ * to `submit`/`cancel` (used for createdAt/updatedAt and event timestamps). Given the same options (incl. seed),
+ * the same bars and the same calls, it emits the same OrderUpdate stream, byte for byte.
+ *
+ * Invariants:
+ * - No look-ahead: an order is first matched against the `latencyBars`-th bar of its symbol *after* the last bar
+ *   known at submit time.
+ * - A client order id names at most one order, forever (also after reject/cancel): re-submitting returns it.
+ * - filledQty is cumulative and never exceeds qty; Σ fill.qty == filledQty; filledAvgPrice == Σ qty·price / Σ qty.
+ * - Every fill has a unique, deterministic execution id `<brokerOrderId>-<n>` (n = 1, 2, … per order).
+ * - Total shares filled per bar and symbol ≤ floor(volume × maxVolumePct), shared by all orders in time priority.
+ * - Terminal orders (filled, canceled, expired, rejected) never change again.
+ * - State is consistent before any listener is called; events are delivered in the order they happened.
+ *
+ * The fill rules are documented in docs/fill-model.md; the price arithmetic lives in fill-model.ts.
+ */
+
+export type OrderUpdateListener = (update: OrderUpdate) => void;
+
+type LegRole = 'take_profit' | 'stop_loss';
+
+/** Mutable engine-side order. Never handed out: callers get SimulatedOrder snapshots. */
+interface WorkingOrder {
+  /** Time priority: creation sequence. Bracket legs: entry n, stop-loss n+1, take-profit n+2. */
+  seq: number;
+  brokerOrderId: string;
+  clientOrderId: string;
+  symbol: string;
+  side: Side;
+  qty: number;
+  type: OrderType;
+  timeInForce: TimeInForce;
+  orderClass: OrderClass;
+  limitPrice?: number;
+  stopPrice?: number;
+  trailPrice?: number;
+  trailPercent?: number;
+  /** Trailing stops: high-water mark (sell) / low-water mark (buy). */
+  hwm?: number;
+  status: OrderStatus;
+  filledQty: number;
+  /** Σ fill qty × price, for the average price. */
+  filledNotional: number;
+  fees: number;
+  createdAt: string;
+  updatedAt: string;
+  reason?: string;
+  rejection?: OrderRejection;
+  /** First bar number (per symbol, 1-based) this order may be matched against. */
+  eligibleFromBar: number;
+  /** Day orders: the trading day they work for, fixed at their first eligible bar. */
+  tradingDay?: string;
+  /** Stop, stop-limit and trailing-stop orders: the stop has been triggered. */
+  triggered: boolean;
+  /** Fills so far (the n of the next execution id). */
+  executions: number;
+  /** Part of a sell that opens a short (needs buying power); 0 for ordinary sells. */
+  shortQty: number;
+  /** Bracket entry: its legs. */
+  legs?: { takeProfit: WorkingOrder; stopLoss: WorkingOrder };
+  /** Bracket leg: its entry and role. */
+  parent?: WorkingOrder;
+  legRole?: LegRole;
+}
+
+interface PositionState {
+  qty: number;
+  avgEntryPrice: number;
+  realizedPnl: number;
+}
+
+const ORDER_TYPES: ReadonlySet<string> = new Set(['market', 'limit', 'stop', 'stop_limit', 'trailing_stop']);
+const TIFS: ReadonlySet<string> = new Set(['day', 'gtc', 'ioc', 'fok']);
+/** Alpaca's client_order_id limit. */
+export const MAX_CLIENT_ORDER_ID_LENGTH = 48;
+
+export class SimulatedExchange {
+  readonly options: ResolvedExchangeOptions;
+  private readonly rng: SeededRandom;
+  /** All orders ever created, by broker order id, in creation order. */
+  private readonly orders = new Map<string, WorkingOrder>();
+  private readonly byClientId = new Map<string, WorkingOrder>();
+  /** Non-terminal orders (including held bracket legs). */
+  private readonly open = new Map<string, WorkingOrder>();
+  private readonly listeners = new Set<OrderUpdateListener>();
+  private readonly universe = new Set<string>();
+  private readonly halted = new Set<string>();
+  private readonly lastBars = new Map<string, OhlcvBar>();
+  private readonly barCounts = new Map<string, number>();
+  private readonly positionStates = new Map<string, PositionState>();
+  private readonly fillLog: Fill[] = [];
+  private cash: number;
+  private realizedPnl = 0;
+  private feesPaid = 0;
+  private nextOrderNo = 1;
+  private nextSeq = 1;
+  private pending: OrderUpdate[] = [];
+
+  constructor(options: SimulatedExchangeOptions = {}) {
+    const o: ResolvedExchangeOptions = { ...DEFAULT_EXCHANGE_OPTIONS };
+    for (const [k, v] of Object.entries(options)) if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
+    assertOption(o.startingCash >= 0 && Number.isFinite(o.startingCash), 'startingCash must be a finite number >= 0');
+    assertOption(o.slippageBps >= 0 && o.slippageBps <= 1000, 'slippageBps must be in [0, 1000]');
+    assertOption(o.slippageJitterBps >= 0 && o.slippageJitterBps <= 1000, 'slippageJitterBps must be in [0, 1000]');
+    assertOption(o.feePerShare >= 0 && Number.isFinite(o.feePerShare), 'feePerShare must be >= 0');
+    assertOption(o.feeBps >= 0 && o.feeBps <= 1000, 'feeBps must be in [0, 1000]');
+    assertOption(o.maxVolumePct > 0 && o.maxVolumePct <= 1, 'maxVolumePct must be in (0, 1]');
+    assertOption(Number.isInteger(o.latencyBars) && o.latencyBars >= 1, 'latencyBars must be an integer >= 1');
+    assertOption(o.limitTouchFillProbability >= 0 && o.limitTouchFillProbability <= 1, 'limitTouchFillProbability must be in [0, 1]');
+    assertOption(o.marketOrderBufferPct >= 0 && o.marketOrderBufferPct < 1, 'marketOrderBufferPct must be in [0, 1)');
+    assertOption(o.barPeriod === 'daily' || o.barPeriod === 'intraday', "barPeriod must be 'daily' or 'intraday'");
+    assertOption(o.orderIdPrefix.length > 0, 'orderIdPrefix must not be empty');
+    o.symbols = [...o.symbols];
+    this.options = Object.freeze(o);
+    this.rng = new SeededRandom(o.seed);
+    this.cash = o.startingCash;
+    for (const s of o.symbols) this.universe.add(s);
+  }
+
+  // ------------------------------------------------------------------ events
+
+  /** Subscribe to order updates. Returns an unsubscribe function. */
+  onUpdate(listener: OrderUpdateListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // ------------------------------------------------------------------ orders
+
+  /**
+   * Submit an order at time `now` (ISO-8601). Validation, symbol, halt and funds checks happen synchronously:
+   * a refused order is stored with status `rejected` (and a `rejected` event), otherwise it is `new` (a `new`
+   * event) and works from the next eligible bar. Idempotent by clientOrderId.
+   */
+  submit(req: OrderRequest, now: string): SubmitResult {
+    const clientOrderId = (req as Partial<OrderRequest> | null)?.clientOrderId;
+    if (typeof clientOrderId === 'string') {
+      const existing = this.byClientId.get(clientOrderId);
+      if (existing) {
+        const r: SubmitResult = { order: this.snapshot(existing), duplicate: true };
+        if (existing.rejection) r.rejection = { ...existing.rejection };
+        return r;
+      }
+    }
+    const shapeError = validateRequest(req);
+    if (shapeError !== null && (typeof clientOrderId !== 'string' || clientOrderId === '')) {
+      // Without a usable client order id the order cannot be stored or looked up: refuse without a record.
+      return { order: this.detachedRejection(req, now, shapeError), duplicate: false, rejection: { code: 'invalid_order', message: shapeError } };
+    }
+    const o = this.createOrder(req, now);
+    const rejection: OrderRejection | null =
+      shapeError !== null ? { code: 'invalid_order', message: shapeError } : this.venueChecks(o, req);
+    if (rejection) {
+      o.status = 'rejected';
+      o.reason = rejection.message;
+      o.rejection = rejection;
+      this.emit('rejected', o, now);
+      this.flush();
+      return { order: this.snapshot(o), duplicate: false, rejection: { ...rejection } };
+    }
+    this.open.set(o.brokerOrderId, o);
+    if (o.orderClass === 'bracket') this.createLegs(o, req, now);
+    this.emit('new', o, now);
+    this.flush();
+    return { order: this.snapshot(o), duplicate: false };
+  }
+
+  /**
+   * Cancel by client order id at time `now`. Idempotent: a terminal order is returned unchanged; null if unknown.
+   * Cancelling a working bracket entry cancels its held legs (or, after a partial fill, releases them for the
+   * filled quantity). Cancelling a filled bracket entry cancels its open legs.
+   */
+  cancel(clientOrderId: string, now: string): SimulatedOrder | null {
+    const o = this.byClientId.get(clientOrderId);
+    if (!o) return null;
+    if (isTerminal(o.status)) {
+      if (o.legs) {
+        for (const leg of [o.legs.stopLoss, o.legs.takeProfit]) {
+          if (!isTerminal(leg.status)) this.finish(leg, 'canceled', 'bracket canceled by client', now);
+        }
+      }
+    } else {
+      this.finish(o, 'canceled', 'canceled by client', now);
+    }
+    this.flush();
+    return this.snapshot(o);
+  }
+
+  /** Expire every working day order whose trading day is `tradingDay` or earlier (an explicit session close). */
+  expireDayOrders(tradingDay: string, now: string): OrderUpdate[] {
+    for (const o of this.openInPriority()) {
+      if (o.timeInForce === 'day' && o.tradingDay !== undefined && o.tradingDay <= tradingDay && !isTerminal(o.status)) {
+        this.finish(o, 'expired', `day order expired at the close of ${o.tradingDay}`, now);
+      }
+    }
+    return this.flush();
+  }
+
+  getOrder(clientOrderId: string): SimulatedOrder | null {
+    const o = this.byClientId.get(clientOrderId);
+    return o ? this.snapshot(o) : null;
+  }
+
+  getOrderByBrokerId(brokerOrderId: string): SimulatedOrder | null {
+    const o = this.orders.get(brokerOrderId);
+    return o ? this.snapshot(o) : null;
+  }
+
+  /** Orders in creation order. Bracket legs are listed on their own too (and nested under their entry). */
+  listOrders(filter: { status?: 'open' | 'closed' | 'all'; symbol?: string } = {}): SimulatedOrder[] {
+    const status = filter.status ?? 'all';
+    const out: SimulatedOrder[] = [];
+    for (const o of this.orders.values()) {
+      if (filter.symbol !== undefined && o.symbol !== filter.symbol) continue;
+      const term = isTerminal(o.status);
+      if ((status === 'open' && term) || (status === 'closed' && !term)) continue;
+      out.push(this.snapshot(o));
+    }
+    return out;
+  }
+
+  /** Every execution so far, in the order it happened (optionally for one client order id). */
+  fills(clientOrderId?: string): Fill[] {
+    const all = clientOrderId === undefined ? this.fillLog : this.fillLog.filter((f) => f.clientOrderId === clientOrderId);
+    return all.map((f) => ({ ...f }));
+  }
+
+  // ------------------------------------------------------------------ venue state
+
+  /** Stop trading a symbol: new orders are rejected (symbol_halted) and working orders do not fill. */
+  halt(symbol: string): void {
+    this.halted.add(symbol);
+  }
+
+  resume(symbol: string): void {
+    this.halted.delete(symbol);
+  }
+
+  isHalted(symbol: string): boolean {
+    return this.halted.has(symbol);
+  }
+
+  /** Configured symbols plus every symbol a bar was seen for. */
+  knownSymbols(): string[] {
+    return [...this.universe].sort();
+  }
+
+  lastBar(symbol: string): OhlcvBar | null {
+    const b = this.lastBars.get(symbol);
+    return b ? { ...b } : null;
+  }
+
+  // ------------------------------------------------------------------ account
+
+  account(): ExchangeAccount {
+    let longMarketValue = 0;
+    let shortMarketValue = 0;
+    for (const [symbol, p] of this.positionStates) {
+      const mv = p.qty * this.markPrice(symbol, p);
+      if (p.qty > 0) longMarketValue += mv;
+      else shortMarketValue += mv;
+    }
+    const reservedCash = this.reservedCash();
+    return {
+      cash: this.cash,
+      equity: this.cash + longMarketValue + shortMarketValue,
+      buyingPower: Math.max(0, this.cash + shortMarketValue - reservedCash),
+      reservedCash,
+      longMarketValue,
+      shortMarketValue,
+      realizedPnl: this.realizedPnl,
+      feesPaid: this.feesPaid,
+      tradingBlocked: false,
+    };
+  }
+
+  /** Open positions (non-zero qty), sorted by symbol. */
+  positions(): ExchangePosition[] {
+    const out: ExchangePosition[] = [];
+    for (const symbol of [...this.positionStates.keys()].sort()) {
+      const p = this.positionStates.get(symbol)!;
+      if (p.qty !== 0) out.push(this.positionView(symbol, p));
+    }
+    return out;
+  }
+
+  position(symbol: string): ExchangePosition | null {
+    const p = this.positionStates.get(symbol);
+    return p && p.qty !== 0 ? this.positionView(symbol, p) : null;
+  }
+
+  // ------------------------------------------------------------------ market data
+
+  /**
+   * Feed one bar. Bars of one symbol must arrive in time order; a bar with the same timestamp as the symbol's
+   * last bar is a redelivery and is ignored (returns []). Returns the updates this bar caused (also delivered
+   * to listeners).
+   *
+   * Per bar: (intraday) expire day orders of earlier sessions → match eligible orders in time priority under the
+   * shared volume cap → (daily) expire day orders whose session this bar was.
+   */
+  onBar(bar: OhlcvBar): OrderUpdate[] {
+    validateBar(bar);
+    const symbol = bar.symbol;
+    const prev = this.lastBars.get(symbol);
+    if (prev) {
+      if (bar.timestamp === prev.timestamp) return [];
+      if (bar.timestamp < prev.timestamp) {
+        throw new RangeError(`bar for ${symbol} at ${bar.timestamp} is older than the last one (${prev.timestamp})`);
+      }
+    }
+    this.universe.add(symbol);
+    const barNo = (this.barCounts.get(symbol) ?? 0) + 1;
+    this.barCounts.set(symbol, barNo);
+    this.lastBars.set(symbol, { ...bar });
+    const day = tradingDayOf(bar.timestamp);
+
+    if (this.options.barPeriod === 'intraday') {
+      for (const o of this.openInPriority(symbol)) {
+        if (o.timeInForce === 'day' && o.tradingDay !== undefined && o.tradingDay < day && !isTerminal(o.status)) {
+          this.finish(o, 'expired', `day order expired at the close of ${o.tradingDay}`, bar.timestamp);
+        }
+      }
+    }
+
+    this.match(bar, barNo, day);
+
+    if (this.options.barPeriod === 'daily') {
+      for (const o of this.openInPriority(symbol)) {
+        if (o.timeInForce === 'day' && o.tradingDay !== undefined && o.tradingDay <= day && !isTerminal(o.status)) {
+          this.finish(o, 'expired', `day order expired at the close of ${o.tradingDay}`, bar.timestamp);
+        }
+      }
+    }
+    return this.flush();
+  }
+
+  // ================================================================== internals: matching
+
+  private match(bar: OhlcvBar, barNo: number, day: string): void {
+    const halted = this.halted.has(bar.symbol);
+    const candidates = this.openInPriority(bar.symbol, bar).filter((o) => o.status !== 'held' && barNo >= o.eligibleFromBar);
+    let capacity = barCapacity(bar, this.options.maxVolumePct);
+    for (const o of candidates) {
+      // An earlier order on this bar may have cancelled this one (OCO).
+      if (isTerminal(o.status) || o.status === 'held') continue;
+      if (o.timeInForce === 'day' && o.tradingDay === undefined) o.tradingDay = day;
+      if (halted) continue; // halted: no trading; day orders still expire with their session
+
+      const remaining = o.qty - o.filledQty;
+      const price = this.executablePrice(o, bar);
+      if (price !== null && capacity > 0) {
+        const guard = this.fillGuard(o, Math.min(remaining, capacity), price);
+        if (o.timeInForce === 'fok' && guard.qty < remaining) {
+          const why = guard.qty < Math.min(remaining, capacity) ? guard.reason : `only ${Math.min(remaining, capacity)} of ${remaining} shares available on the bar`;
+          this.finish(o, 'canceled', `fok: cannot fill all ${remaining} shares on the first eligible bar (${why})`, bar.timestamp);
+          continue;
+        }
+        if (guard.qty > 0) {
+          this.fill(o, guard.qty, price, bar);
+          capacity -= guard.qty;
+        }
+        if (guard.reason !== undefined && !isTerminal(o.status)) {
+          this.finish(o, 'canceled', guard.reason, bar.timestamp);
+          continue;
+        }
+      }
+      if ((o.timeInForce === 'ioc' || o.timeInForce === 'fok') && !isTerminal(o.status)) {
+        const why =
+          price === null ? 'not marketable on the first eligible bar' : capacity <= 0 ? 'no volume left on the first eligible bar' : 'unfilled remainder';
+        this.finish(o, 'canceled', `${o.timeInForce}: ${why}`, bar.timestamp);
+      }
+    }
+  }
+
+  /**
+   * The price this order can execute at on this bar (before the volume cap), or null. Advances trigger and
+   * trailing state as a side effect: a stop that triggers stays triggered (it is now a market / limit order).
+   */
+  private executablePrice(o: WorkingOrder, bar: OhlcvBar): number | null {
+    switch (o.type) {
+      case 'market':
+        return this.adverse(o.side, bar.open, bar);
+      case 'limit':
+        return this.limitExecution(o.side, o.limitPrice!, bar);
+      case 'stop': {
+        if (o.triggered) return this.adverse(o.side, bar.open, bar);
+        const t = stopTriggerPrice(o.side, o.stopPrice!, bar);
+        if (t === null) return null;
+        o.triggered = true;
+        return this.adverse(o.side, t, bar);
+      }
+      case 'stop_limit': {
+        if (o.triggered) return this.limitExecution(o.side, o.limitPrice!, bar);
+        const t = stopTriggerPrice(o.side, o.stopPrice!, bar);
+        if (t === null) return null;
+        o.triggered = true;
+        // Marketable on trigger: fills at the trigger price (a limit order: no slippage, never beyond the limit).
+        if (withinLimit(o.side, t, o.limitPrice!)) return t;
+        // Gapped through the stop *and* the limit: triggered at the open, so the rest of the bar may still reach
+        // the limit. Triggered intrabar beyond the limit: the path after the trigger is unknown → wait a bar.
+        return t === bar.open ? this.limitExecution(o.side, o.limitPrice!, bar) : null;
+      }
+      case 'trailing_stop': {
+        if (o.triggered) return this.adverse(o.side, bar.open, bar);
+        if (o.hwm === undefined) o.hwm = bar.open;
+        const stop = trailingStopLevel(o.side, o.hwm, o);
+        o.stopPrice = stop;
+        // Check against the stop as it stood *before* this bar: whether this bar's high (low) came before its
+        // low (high) is unknown, and assuming it did would let the stop ratchet up and fill better than it may have.
+        const t = stopTriggerPrice(o.side, stop, bar);
+        if (t !== null) {
+          o.triggered = true;
+          return this.adverse(o.side, t, bar);
+        }
+        o.hwm = o.side === 'sell' ? Math.max(o.hwm, bar.high) : Math.min(o.hwm, bar.low);
+        o.stopPrice = trailingStopLevel(o.side, o.hwm, o);
+        return null;
+      }
+    }
+  }
+
+  private adverse(side: Side, price: number, bar: OhlcvBar): number {
+    const jitter = this.options.slippageJitterBps > 0 ? this.rng.next() * this.options.slippageJitterBps : 0;
+    return slipped(side, price, this.options.slippageBps + jitter, bar);
+  }
+
+  private limitExecution(side: Side, limitPrice: number, bar: OhlcvBar): number | null {
+    const m = matchLimit(side, limitPrice, bar);
+    switch (m.kind) {
+      case 'open':
+      case 'through':
+        return m.price;
+      case 'touch':
+        return this.rng.chance(this.options.limitTouchFillProbability) ? m.price : null;
+      case 'none':
+        return null;
+    }
+  }
+
+  /**
+   * Cash-account guards at fill time: a buy never spends more cash than the account holds; a sell never goes
+   * short unless shorting is allowed. `reason` is set when the guard cut the fill (the remainder is cancelled).
+   */
+  private fillGuard(o: WorkingOrder, wanted: number, price: number): { qty: number; reason?: string } {
+    if (o.side === 'buy') {
+      const perShare = price + commission(1, price, this.options.feePerShare, this.options.feeBps);
+      const affordable = Math.max(0, Math.floor(this.cash / perShare + 1e-9));
+      if (affordable < wanted) {
+        return { qty: affordable, reason: `insufficient buying power at fill time: cash $${this.cash.toFixed(2)} buys ${affordable} shares at ${price}` };
+      }
+      return { qty: wanted };
+    }
+    if (!this.options.allowShort) {
+      const held = Math.max(0, this.positionStates.get(o.symbol)?.qty ?? 0);
+      if (held < wanted) return { qty: held, reason: `insufficient qty at fill time: ${held} shares held, shorting disabled` };
+    }
+    return { qty: wanted };
+  }
+
+  private fill(o: WorkingOrder, qty: number, price: number, bar: OhlcvBar): void {
+    const fee = commission(qty, price, this.options.feePerShare, this.options.feeBps);
+    o.filledQty += qty;
+    o.filledNotional += qty * price;
+    o.fees += fee;
+    o.executions += 1;
+    o.updatedAt = bar.timestamp;
+    o.status = o.filledQty === o.qty ? 'filled' : 'partially_filled';
+    this.applyToAccount(o.symbol, o.side, qty, price, fee);
+    const fill: Fill = {
+      executionId: `${o.brokerOrderId}-${o.executions}`,
+      clientOrderId: o.clientOrderId,
+      brokerOrderId: o.brokerOrderId,
+      symbol: o.symbol,
+      side: o.side,
+      qty,
+      price,
+      fee,
+      timestamp: bar.timestamp,
+    };
+    this.fillLog.push(fill);
+    if (o.status === 'filled') this.open.delete(o.brokerOrderId);
+    this.emit(o.status === 'filled' ? 'fill' : 'partial_fill', o, bar.timestamp, fill);
+
+    // OCO: the first fill of either bracket leg cancels the other one.
+    if (o.parent?.legs && o.executions === 1) {
+      const sibling = o.legRole === 'take_profit' ? o.parent.legs.stopLoss : o.parent.legs.takeProfit;
+      if (!isTerminal(sibling.status)) this.finish(sibling, 'canceled', `oco: ${o.legRole} leg filled`, bar.timestamp);
+    }
+    if (o.legs && o.status === 'filled') this.releaseLegs(o, bar.timestamp);
+  }
+
+  /** Move an order to a terminal status (not 'filled', which only `fill` sets) and run bracket consequences. */
+  private finish(o: WorkingOrder, status: 'canceled' | 'expired', reason: string, now: string): void {
+    o.status = status;
+    o.reason = reason;
+    o.updatedAt = now;
+    this.open.delete(o.brokerOrderId);
+    this.emit(status, o, now);
+    if (o.legs) {
+      // Entry ended: protect whatever was filled, or drop the legs if nothing was.
+      if (o.filledQty > 0) this.releaseLegs(o, now);
+      else {
+        for (const leg of [o.legs.stopLoss, o.legs.takeProfit]) {
+          if (!isTerminal(leg.status)) this.finish(leg, 'canceled', `bracket entry ${status} unfilled`, now);
+        }
+      }
+    }
+  }
+
+  /** Activate held bracket legs for the entry's filled quantity, eligible from the next bar of the symbol. */
+  private releaseLegs(entry: WorkingOrder, now: string): void {
+    const nextBar = (this.barCounts.get(entry.symbol) ?? 0) + 1;
+    for (const leg of [entry.legs!.stopLoss, entry.legs!.takeProfit]) {
+      if (leg.status !== 'held') continue;
+      leg.qty = entry.filledQty;
+      leg.status = 'new';
+      leg.eligibleFromBar = nextBar;
+      leg.updatedAt = now;
+      this.emit('new', leg, now);
+    }
+  }
+
+  /**
+   * Open orders (optionally of one symbol) in time priority. With a bar: when both legs of one bracket are live,
+   * the stop-loss goes first (the intrabar path is unknown, so assume the adverse one) unless the bar *opens*
+   * through the take-profit, which then is provably first.
+   */
+  private openInPriority(symbol?: string, bar?: OhlcvBar): WorkingOrder[] {
+    const list = [...this.open.values()].filter((o) => symbol === undefined || o.symbol === symbol);
+    const key = (o: WorkingOrder): number =>
+      bar && o.legRole === 'take_profit' && matchLimit(o.side, o.limitPrice!, bar).kind === 'open' ? o.seq - 1.5 : o.seq;
+    return list.sort((a, b) => key(a) - key(b));
+  }
+
+  // ================================================================== internals: account
+
+  private applyToAccount(symbol: string, side: Side, qty: number, price: number, fee: number): void {
+    const signed = side === 'buy' ? qty : -qty;
+    this.cash -= signed * price + fee;
+    this.feesPaid += fee;
+    const p = this.positionStates.get(symbol) ?? { qty: 0, avgEntryPrice: 0, realizedPnl: 0 };
+    if (p.qty === 0 || Math.sign(p.qty) === Math.sign(signed)) {
+      // Opening or adding: volume-weighted average entry.
+      p.avgEntryPrice = (Math.abs(p.qty) * p.avgEntryPrice + qty * price) / (Math.abs(p.qty) + qty);
+      p.qty += signed;
+    } else {
+      // Reducing, closing or flipping: realise P&L on the closed part at the average entry.
+      const closing = Math.min(qty, Math.abs(p.qty));
+      const pnl = closing * (price - p.avgEntryPrice) * Math.sign(p.qty);
+      p.realizedPnl += pnl;
+      this.realizedPnl += pnl;
+      p.qty += signed;
+      if (p.qty === 0) p.avgEntryPrice = 0;
+      else if (Math.sign(p.qty) === Math.sign(signed)) p.avgEntryPrice = price; // flipped: the rest opened here
+    }
+    this.positionStates.set(symbol, p);
+  }
+
+  private markPrice(symbol: string, p: PositionState): number {
+    return this.lastBars.get(symbol)?.close ?? p.avgEntryPrice;
+  }
+
+  private positionView(symbol: string, p: PositionState): ExchangePosition {
+    const lastPrice = this.markPrice(symbol, p);
+    return {
+      symbol,
+      qty: p.qty,
+      avgEntryPrice: p.avgEntryPrice,
+      lastPrice,
+      marketValue: p.qty * lastPrice,
+      unrealizedPnl: p.qty * (lastPrice - p.avgEntryPrice),
+      realizedPnl: p.realizedPnl,
+    };
+  }
+
+  private reservedCash(): number {
+    let sum = 0;
+    for (const o of this.open.values()) sum += this.reservation(o);
+    return sum;
+  }
+
+  /**
+   * Cash an open order holds back from buying power: remaining opening shares × reference price (+ the market
+   * buffer when no limit caps the price) + estimated commission. Exits (bracket legs) and ordinary sells hold none.
+   */
+  private reservation(o: WorkingOrder): number {
+    if (o.status === 'held' || isTerminal(o.status) || o.parent) return 0;
+    const remaining = o.qty - o.filledQty;
+    const shares = o.side === 'buy' ? remaining : Math.min(remaining, o.shortQty);
+    if (shares <= 0) return 0;
+    const ref = this.referencePrice(o);
+    if (ref === null) return 0;
+    return shares * ref + commission(shares, ref, this.options.feePerShare, this.options.feeBps);
+  }
+
+  /**
+   * Price used to value an order for buying power; null if nothing is known. Limit-capped orders: the limit.
+   * Otherwise the worse of last close and stop (a stop buys at or above its stop), plus the market buffer.
+   * A short sale is valued like a buy: the reservation covers buying the shares back.
+   */
+  private referencePrice(o: WorkingOrder): number | null {
+    if (o.type === 'limit' || o.type === 'stop_limit') return o.limitPrice!;
+    const last = this.lastBars.get(o.symbol)?.close;
+    const stop = o.type === 'stop' || o.type === 'trailing_stop' ? o.stopPrice : undefined;
+    const candidates = [last, stop].filter((x): x is number => x !== undefined);
+    if (candidates.length === 0) return null;
+    return Math.max(...candidates) * (1 + this.options.marketOrderBufferPct);
+  }
+
+  /** Shares of `symbol` already committed to open sells (an active OCO pair counts once; held legs not at all). */
+  private committedSellQty(symbol: string): number {
+    let sum = 0;
+    for (const o of this.open.values()) {
+      if (o.symbol !== symbol || o.side !== 'sell' || o.status === 'held') continue;
+      if (o.legRole === 'take_profit' && o.parent && !isTerminal(o.parent.legs!.stopLoss.status)) continue;
+      sum += o.qty - o.filledQty;
+    }
+    return sum;
+  }
+
+  // ================================================================== internals: submit
+
+  private createOrder(req: OrderRequest, now: string): WorkingOrder {
+    const o: WorkingOrder = {
+      seq: this.nextSeq++,
+      brokerOrderId: this.nextBrokerOrderId(),
+      clientOrderId: req.clientOrderId,
+      symbol: String(req.symbol ?? ''),
+      side: req.side,
+      qty: req.qty,
+      type: req.type,
+      timeInForce: req.timeInForce,
+      orderClass: req.orderClass ?? 'simple',
+      status: 'new',
+      filledQty: 0,
+      filledNotional: 0,
+      fees: 0,
+      createdAt: now,
+      updatedAt: now,
+      eligibleFromBar: (this.barCounts.get(req.symbol) ?? 0) + this.options.latencyBars,
+      triggered: false,
+      executions: 0,
+      shortQty: 0,
+    };
+    if ((o.type === 'limit' || o.type === 'stop_limit') && req.limitPrice !== undefined) o.limitPrice = req.limitPrice;
+    if ((o.type === 'stop' || o.type === 'stop_limit') && req.stopPrice !== undefined) o.stopPrice = req.stopPrice;
+    if (o.type === 'trailing_stop') {
+      if (req.trailPrice !== undefined) o.trailPrice = req.trailPrice;
+      else if (req.trailPercent !== undefined) o.trailPercent = req.trailPercent;
+      const last = this.lastBars.get(o.symbol)?.close;
+      if (last !== undefined && (o.trailPrice !== undefined || o.trailPercent !== undefined)) {
+        // The water mark starts at the price when the order is accepted (the last close known).
+        o.hwm = last;
+        o.stopPrice = trailingStopLevel(o.side, last, o);
+      }
+    }
+    this.orders.set(o.brokerOrderId, o);
+    if (typeof o.clientOrderId === 'string' && o.clientOrderId !== '') this.byClientId.set(o.clientOrderId, o);
+    return o;
+  }
+
+  private createLegs(entry: WorkingOrder, req: OrderRequest, now: string): void {
+    const exit: Side = entry.side === 'buy' ? 'sell' : 'buy';
+    const base = {
+      symbol: entry.symbol,
+      side: exit,
+      qty: entry.qty,
+      timeInForce: entry.timeInForce,
+      orderClass: 'bracket' as const,
+      status: 'held' as const,
+      filledQty: 0,
+      filledNotional: 0,
+      fees: 0,
+      createdAt: now,
+      updatedAt: now,
+      eligibleFromBar: Number.POSITIVE_INFINITY,
+      triggered: false,
+      executions: 0,
+      shortQty: 0,
+      parent: entry,
+    };
+    const sl = req.stopLoss!;
+    const stopLoss: WorkingOrder = {
+      ...base,
+      seq: this.nextSeq++,
+      brokerOrderId: this.nextBrokerOrderId(),
+      clientOrderId: legClientOrderId(entry.clientOrderId, 'stop_loss'),
+      type: sl.limitPrice !== undefined ? 'stop_limit' : 'stop',
+      stopPrice: sl.stopPrice,
+      legRole: 'stop_loss',
+    };
+    if (sl.limitPrice !== undefined) stopLoss.limitPrice = sl.limitPrice;
+    const takeProfit: WorkingOrder = {
+      ...base,
+      seq: this.nextSeq++,
+      brokerOrderId: this.nextBrokerOrderId(),
+      clientOrderId: legClientOrderId(entry.clientOrderId, 'take_profit'),
+      type: 'limit',
+      limitPrice: req.takeProfit!.limitPrice,
+      legRole: 'take_profit',
+    };
+    entry.legs = { takeProfit, stopLoss };
+    for (const leg of [stopLoss, takeProfit]) {
+      this.orders.set(leg.brokerOrderId, leg);
+      this.byClientId.set(leg.clientOrderId, leg);
+      this.open.set(leg.brokerOrderId, leg);
+    }
+  }
+
+  /** Symbol, halt, market-data and funds checks (the request shape is already valid). */
+  private venueChecks(o: WorkingOrder, req: OrderRequest): OrderRejection | null {
+    const reject = (code: RejectCode, message: string): OrderRejection => ({ code, message });
+    if (!this.universe.has(o.symbol)) return reject('unknown_symbol', `unknown symbol: ${o.symbol}`);
+    if (this.halted.has(o.symbol)) return reject('symbol_halted', `trading in ${o.symbol} is halted`);
+    const last = this.lastBars.get(o.symbol)?.close;
+    const needsMarket = o.type === 'market' || o.type === 'trailing_stop';
+    if (needsMarket && last === undefined) return reject('no_market_data', `no market price for ${o.symbol} yet`);
+
+    if (o.orderClass === 'bracket') {
+      for (const role of ['take_profit', 'stop_loss'] as const) {
+        if (this.byClientId.has(legClientOrderId(o.clientOrderId, role))) {
+          return reject('invalid_order', `bracket leg id ${legClientOrderId(o.clientOrderId, role)} is already in use`);
+        }
+      }
+      const basePrice = o.limitPrice ?? o.stopPrice ?? last;
+      const tp = req.takeProfit!.limitPrice;
+      const sl = req.stopLoss!.stopPrice;
+      if (basePrice !== undefined) {
+        const ok = o.side === 'buy' ? tp > basePrice && sl < basePrice : tp < basePrice && sl > basePrice;
+        if (!ok) {
+          return reject(
+            'invalid_order',
+            `bracket ${o.side}: take_profit.limit_price ${tp} must be ${o.side === 'buy' ? 'above' : 'below'} and stop_loss.stop_price ${sl} ${o.side === 'buy' ? 'below' : 'above'} the base price ${basePrice}`,
+          );
+        }
+      }
+    }
+
+    if (o.side === 'sell') {
+      const held = Math.max(0, this.positionStates.get(o.symbol)?.qty ?? 0);
+      const available = Math.max(0, held - this.committedSellQty(o.symbol));
+      if (o.qty > available) {
+        if (!this.options.allowShort) {
+          return reject('insufficient_qty', `insufficient qty available for order (requested: ${o.qty}, available: ${available})`);
+        }
+        o.shortQty = o.qty - available;
+      }
+    }
+    const need = this.reservation(o);
+    if (need > 0) {
+      const bp = this.account().buyingPower;
+      if (need > bp + 1e-9) {
+        return reject('insufficient_buying_power', `insufficient buying power: order needs $${need.toFixed(2)}, buying power is $${bp.toFixed(2)}`);
+      }
+    }
+    return null;
+  }
+
+  private detachedRejection(req: OrderRequest, now: string, message: string): SimulatedOrder {
+    const r = (req ?? {}) as Partial<OrderRequest>;
+    return {
+      brokerOrderId: '',
+      clientOrderId: typeof r.clientOrderId === 'string' ? r.clientOrderId : '',
+      symbol: String(r.symbol ?? ''),
+      side: r.side ?? 'buy',
+      qty: typeof r.qty === 'number' ? r.qty : 0,
+      type: r.type ?? 'market',
+      timeInForce: r.timeInForce ?? 'day',
+      status: 'rejected',
+      filledQty: 0,
+      filledAvgPrice: null,
+      createdAt: now,
+      updatedAt: now,
+      orderClass: r.orderClass ?? 'simple',
+      feesPaid: 0,
+      reason: message,
+    };
+  }
+
+  private nextBrokerOrderId(): string {
+    return `${this.options.orderIdPrefix}-${String(this.nextOrderNo++).padStart(6, '0')}`;
+  }
+
+  // ================================================================== internals: snapshots and events
+
+  private snapshot(o: WorkingOrder): SimulatedOrder {
+    const s: SimulatedOrder = {
+      brokerOrderId: o.brokerOrderId,
+      clientOrderId: o.clientOrderId,
+      symbol: o.symbol,
+      side: o.side,
+      qty: o.qty,
+      type: o.type,
+      timeInForce: o.timeInForce,
+      status: o.status,
+      filledQty: o.filledQty,
+      filledAvgPrice: o.filledQty > 0 ? o.filledNotional / o.filledQty : null,
+      createdAt: o.createdAt,
+      updatedAt: o.updatedAt,
+      orderClass: o.orderClass,
+      feesPaid: o.fees,
+    };
+    if (o.limitPrice !== undefined) s.limitPrice = o.limitPrice;
+    if (o.stopPrice !== undefined) s.stopPrice = o.stopPrice;
+    if (o.trailPrice !== undefined) s.trailPrice = o.trailPrice;
+    if (o.trailPercent !== undefined) s.trailPercent = o.trailPercent;
+    if (o.hwm !== undefined) s.hwm = o.hwm;
+    if (o.reason !== undefined) s.reason = o.reason;
+    if (o.parent) s.parentClientOrderId = o.parent.clientOrderId;
+    if (o.legRole) s.legRole = o.legRole;
+    if (o.legs) s.legs = [this.snapshot(o.legs.takeProfit), this.snapshot(o.legs.stopLoss)];
+    return s;
+  }
+
+  private emit(event: OrderEventType, o: WorkingOrder, timestamp: string, fill?: Fill): void {
+    const update: OrderUpdate = { event, order: this.snapshot(o), timestamp };
+    if (fill) update.fill = { ...fill };
+    this.pending.push(update);
+  }
+
+  /**
+   * Deliver queued updates (state is already consistent). A throwing listener does not stop delivery to the
+   * others; the first error is rethrown afterwards. Returns the delivered updates.
+   */
+  private flush(): OrderUpdate[] {
+    const batch = this.pending;
+    this.pending = [];
+    let firstError: unknown;
+    let failed = false;
+    for (const u of batch) {
+      for (const l of [...this.listeners]) {
+        try {
+          l(u);
+        } catch (err) {
+          if (!failed) {
+            failed = true;
+            firstError = err;
+          }
+        }
+      }
+    }
+    if (failed) throw firstError;
+    return batch;
+  }
+}
+
+// ==================================================================== helpers
+
+/** Client order id of a bracket leg: `<entry id>-tp` / `<entry id>-sl`. */
+export function legClientOrderId(entryClientOrderId: string, role: LegRole): string {
+  return `${entryClientOrderId}-${role === 'take_profit' ? 'tp' : 'sl'}`;
+}
+
+function assertOption(ok: boolean, message: string): void {
+  if (!ok) throw new RangeError(`SimulatedExchange: ${message}`);
+}
+
+const isPositivePrice = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x > 0;
+
+/** Shape validation of an order request (runtime-safe for requests parsed from JSON). null when valid. */
+export function validateRequest(req: OrderRequest): string | null {
+  if (req === null || typeof req !== 'object') return 'order request must be an object';
+  if (typeof req.clientOrderId !== 'string' || req.clientOrderId === '') return 'client_order_id is required';
+  if (req.clientOrderId.length > MAX_CLIENT_ORDER_ID_LENGTH) {
+    return `client_order_id must be at most ${MAX_CLIENT_ORDER_ID_LENGTH} characters`;
+  }
+  if (typeof req.symbol !== 'string' || req.symbol === '') return 'symbol is required';
+  if (req.side !== 'buy' && req.side !== 'sell') return `side must be buy or sell, got ${String(req.side)}`;
+  if (!ORDER_TYPES.has(req.type)) return `unsupported order type ${String(req.type)}`;
+  if (!TIFS.has(req.timeInForce)) return `unsupported time_in_force ${String(req.timeInForce)}`;
+  if (typeof req.qty !== 'number' || !Number.isInteger(req.qty) || req.qty <= 0) {
+    return `qty must be a positive whole number of shares, got ${String(req.qty)}`;
+  }
+  if ((req.type === 'limit' || req.type === 'stop_limit') && !isPositivePrice(req.limitPrice)) {
+    return `limit_price is required for ${req.type} orders and must be > 0`;
+  }
+  if ((req.type === 'stop' || req.type === 'stop_limit') && !isPositivePrice(req.stopPrice)) {
+    return `stop_price is required for ${req.type} orders and must be > 0`;
+  }
+  if (req.type === 'trailing_stop') {
+    const hasPrice = req.trailPrice !== undefined;
+    const hasPct = req.trailPercent !== undefined;
+    if (hasPrice === hasPct) return 'trailing_stop needs exactly one of trail_price or trail_percent';
+    if (hasPrice && !isPositivePrice(req.trailPrice)) return 'trail_price must be > 0';
+    if (hasPct && !(isPositivePrice(req.trailPercent) && req.trailPercent < 100)) return 'trail_percent must be in (0, 100)';
+  }
+  if ((req.timeInForce === 'ioc' || req.timeInForce === 'fok') && req.type !== 'market' && req.type !== 'limit') {
+    return `time_in_force ${req.timeInForce} is only accepted for market and limit orders`;
+  }
+  const orderClass = req.orderClass ?? 'simple';
+  if (orderClass !== 'simple' && orderClass !== 'bracket') return `unsupported order_class ${String(orderClass)}`;
+  if (orderClass === 'simple') {
+    if (req.takeProfit !== undefined || req.stopLoss !== undefined) return 'take_profit/stop_loss require order_class bracket';
+    return null;
+  }
+  if (req.timeInForce !== 'day' && req.timeInForce !== 'gtc') return 'bracket orders must be day or gtc';
+  if (req.type === 'trailing_stop') return 'a bracket entry cannot be a trailing_stop';
+  if (!req.takeProfit || !isPositivePrice(req.takeProfit.limitPrice)) return 'bracket requires take_profit.limit_price > 0';
+  if (!req.stopLoss || !isPositivePrice(req.stopLoss.stopPrice)) return 'bracket requires stop_loss.stop_price > 0';
+  if (req.stopLoss.limitPrice !== undefined && !isPositivePrice(req.stopLoss.limitPrice)) return 'stop_loss.limit_price must be > 0';
+  const tp = req.takeProfit.limitPrice;
+  const sl = req.stopLoss.stopPrice;
+  if (req.side === 'buy' ? tp <= sl : tp >= sl) {
+    return `bracket ${req.side}: take_profit.limit_price ${tp} must be ${req.side === 'buy' ? 'above' : 'below'} stop_loss.stop_price ${sl}`;
+  }
+  return null;
+}
+
+function validateBar(bar: OhlcvBar): void {
+  const ok =
+    bar !== null &&
+    typeof bar === 'object' &&
+    typeof bar.symbol === 'string' &&
+    bar.symbol !== '' &&
+    typeof bar.timestamp === 'string' &&
+    [bar.open, bar.high, bar.low, bar.close].every(isPositivePrice) &&
+    typeof bar.volume === 'number' &&
+    Number.isFinite(bar.volume) &&
+    bar.volume >= 0 &&
+    bar.high >= Math.max(bar.open, bar.close, bar.low) &&
+    bar.low <= Math.min(bar.open, bar.close);
+  if (!ok) throw new RangeError(`invalid bar: ${JSON.stringify(bar)}`);
+}
