@@ -77,10 +77,14 @@ apt_install() {
   fi
 }
 
-# pid file helpers: a server is "ours" only while its pid file names a live process.
+# pid file helpers: a server is "ours" only while its pid file names a live process (whose command line
+# contains `pattern`, if given: guards against a recycled pid after a reboot or a killed session).
 pid_alive() {
-  local f="$1"
-  [[ -s "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null
+  local f="$1" pattern="${2:-}" pid
+  [[ -s "$f" ]] || return 1
+  pid="$(cat "$f")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  [[ -z "$pattern" ]] || tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
 }
 
 # Stop the process named in a pid file: SIGTERM, wait up to timeout, then SIGKILL. Removes the pid file.
@@ -111,6 +115,80 @@ split_hostport() {
   local hp="$1"
   printf -v "$2" '%s' "${hp%:*}"
   printf -v "$3" '%s' "${hp##*:}"
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The stack: three servers, each with scripts/provision/<name>.sh [up|down|status].
+STACK_SERVERS=(postgres rabbitmq temporal-dev)
+
+# Export the connection settings the app and tests read (same defaults as src/config/index.ts; env wins).
+stack_env() {
+  export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
+  export TEMPORAL_NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
+  export TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+  export RABBITMQ_HOST="${RABBITMQ_HOST:-127.0.0.1}"
+  export RABBITMQ_PORT="${RABBITMQ_PORT:-5672}"
+  export RABBITMQ_USER="${RABBITMQ_USER:-stockautotrader}"
+  export RABBITMQ_PASS="${RABBITMQ_PASS:-$RABBITMQ_PASS_DEFAULT}"
+  export RABBITMQ_VHOST="${RABBITMQ_VHOST:-stockautotrader}"
+  export RABBITMQ_MANAGEMENT_PORT="${RABBITMQ_MANAGEMENT_PORT:-15672}"
+  export DATABASE_URL="${DATABASE_URL:-postgres://stockautotrader:$PG_PASS_DEFAULT@127.0.0.1:5432/stockautotrader}"
+}
+
+server_status() { bash "$ROOT/scripts/provision/$1.sh" status 2>/dev/null || true; }
+
+# Leases: scripts that need the stack only for the duration of a command (test.sh, with-stack.sh) take a lease.
+# Servers a lease holder had to start are marked "auto"; when the last lease is released, the auto servers are
+# stopped. So two `npm test` runs at once in the same checkout share one stack and the last one out stops it,
+# and a stack someone started by hand (stack-up.sh) is never stopped by a test run.
+LEASES="$RUN/leases"
+
+_with_stack_lock() {
+  mkdir -p "$RUN"
+  exec {_stack_lock_fd}>"$RUN/stack.lock"
+  flock -w 600 "$_stack_lock_fd" || die "could not lock $RUN/stack.lock"
+  local rc=0
+  "$@" || rc=$?
+  flock -u "$_stack_lock_fd"
+  exec {_stack_lock_fd}>&-
+  return "$rc"
+}
+
+_acquire() {
+  local s
+  mkdir -p "$LEASES"
+  for s in "${STACK_SERVERS[@]}"; do
+    if [[ "$(server_status "$s")" == *": stopped"* ]]; then touch "$RUN/auto-$s"; fi
+  done
+  echo "$1" >"$LEASES/$1"
+  bash "$ROOT/scripts/stack-up.sh" --keep-auto || return 1
+}
+
+_release() {
+  local f s
+  rm -f "$LEASES/$1"
+  for f in "$LEASES"/*; do
+    [[ -e "$f" ]] || continue
+    kill -0 "$(basename "$f")" 2>/dev/null || rm -f "$f" # holder died without releasing
+  done
+  if compgen -G "$LEASES/*" >/dev/null; then
+    log "stack still used by another run (leases: $(ls "$LEASES" | tr '\n' ' ')); leaving it up"
+    return 0
+  fi
+  for s in "${STACK_SERVERS[@]}"; do
+    if [[ -f "$RUN/auto-$s" ]]; then
+      bash "$ROOT/scripts/provision/$s.sh" down || true
+      rm -f "$RUN/auto-$s"
+    fi
+  done
+}
+
+# stack_acquire: bring the stack up for this process ($$); stack_release: give it back (idempotent).
+stack_acquire() { _with_stack_lock _acquire "$$"; }
+stack_release() {
+  [[ -f "$LEASES/$$" ]] || return 0
+  _with_stack_lock _release "$$"
 }
 
 mkdir -p "$TOOLS" "$DATA" "$LOGS" "$RUN"

@@ -50,7 +50,7 @@ rmq_env() {
 
 ctl() { "$RMQ_BIN/rabbitmqctl" -q "$@"; }
 
-ours_running() { pid_alive "$PIDFILE"; }
+ours_running() { pid_alive "$PIDFILE" beam; }
 
 write_config() {
   mkdir -p "$BASE/home" "$BASE/mnesia" "$LOGS/rabbitmq"

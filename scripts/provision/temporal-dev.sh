@@ -22,7 +22,7 @@ DB_DIR="$DATA/temporal"
 # Name=Type pairs the trade workflows set (Symbol, Side, Strategy, TradeStatus).
 SEARCH_ATTRIBUTES=(Symbol=Keyword Side=Keyword Strategy=Keyword TradeStatus=Keyword)
 
-ours_running() { pid_alive "$PIDFILE"; }
+ours_running() { pid_alive "$PIDFILE" start-dev; }
 
 ensure_search_attributes() {
   local cli="$1" existing sa name type missing=()

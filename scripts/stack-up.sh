@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Start the local stack: PostgreSQL, RabbitMQ and the Temporal dev server (scripts/provision/*.sh).
+#   scripts/stack-up.sh [server...]     servers: postgres rabbitmq temporal-dev (default: all three)
+# Safe to run twice: running servers are left alone. Servers given by TEMPORAL_ADDRESS / RABBITMQ_HOST+PORT /
+# DATABASE_URL that already answer are used as they are (only migrations / search attributes are applied).
+# The servers keep running until scripts/stack-down.sh (or the end of the session).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+LOG_TAG=stack-up
+
+keep_auto=no
+servers=()
+for a in "$@"; do
+  case "$a" in
+    --keep-auto) keep_auto=yes ;; # internal: used by stack_acquire (test.sh, with-stack.sh)
+    postgres | rabbitmq | temporal-dev) servers+=("$a") ;;
+    temporal) servers+=(temporal-dev) ;;
+    *) die "unknown server '$a' (postgres, rabbitmq, temporal-dev)" ;;
+  esac
+done
+((${#servers[@]})) || servers=("${STACK_SERVERS[@]}")
+
+t0=$(now_ms)
+stack_env
+
+# Migrations run through tsx.
+if [[ ! -x "$ROOT/node_modules/.bin/tsx" ]]; then
+  log "node_modules missing: npm ci"
+  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
+fi
+
+# A hand-started stack stays up: forget that a test run started any of these servers.
+if [[ $keep_auto == no ]]; then
+  for s in "${servers[@]}"; do rm -f "$RUN/auto-$s"; done
+fi
+
+# Start the servers in parallel (RabbitMQ's Erlang boot is the slow one); each logs with its own tag.
+declare -A pids
+for s in "${servers[@]}"; do
+  bash "$ROOT/scripts/provision/$s.sh" up &
+  pids[$s]=$!
+done
+failed=()
+for s in "${servers[@]}"; do
+  wait "${pids[$s]}" || failed+=("$s")
+done
+if ((${#failed[@]})); then
+  die "failed to start: ${failed[*]} (logs in $LOGS)"
+fi
+
+LOG_TAG=stack-up log "stack ready in $(elapsed_s "$t0" "$(now_ms)")s"
+cat >&2 <<MSG
+  Temporal    $TEMPORAL_ADDRESS  (namespace $TEMPORAL_NAMESPACE)   CLI: temporal workflow list --address $TEMPORAL_ADDRESS
+  RabbitMQ    amqp://$RABBITMQ_USER:***@$RABBITMQ_HOST:$RABBITMQ_PORT/$RABBITMQ_VHOST   management http://localhost:$RABBITMQ_MANAGEMENT_PORT
+  PostgreSQL  $(sed -E 's#(://[^:/@]+:)[^@]*@#\1***@#' <<<"$DATABASE_URL")
+  Temporal Web UI: http://localhost:$TEMPORAL_UI_PORT
+MSG

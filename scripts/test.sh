@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The test command (`npm test`, CI):  scripts/test.sh [all|unit|workflow|integration] [vitest args...]
+#
+#   1. npm ci if node_modules is missing;
+#   2. the Java time-skipping test server (scripts/provision/test-server.sh) -> TEMPORAL_TEST_SERVER_PATH;
+#   3. integration/all: the local stack (PostgreSQL, RabbitMQ, Temporal dev server) -> TEMPORAL_ADDRESS,
+#      DATABASE_URL, RABBITMQ_* exported for the tests; whatever this run had to start is stopped on exit;
+#   4. typecheck (tsc --noEmit) and lint (eslint .): a failure fails the run, but the tests still run so one
+#      run shows everything (SKIP_CHECKS=1 skips them for a quick loop);
+#   5. vitest run (--project <tier> for a tier).
+# Exit code: vitest's if it failed, else 1 if typecheck or lint failed, else 0.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+LOG_TAG=test
+
+tier="${1:-all}"
+case "$tier" in
+  all | unit | workflow | integration) (($#)) && shift ;;
+  -*) tier=all ;; # `npm test -- --reporter=dot`: vitest args only
+  *) die "usage: $0 [all|unit|workflow|integration] [vitest args...]" ;;
+esac
+
+T0=$(now_ms)
+step() { STEP_T0=$(now_ms); log "── $*"; }
+step_done() { log "   $1 in $(elapsed_s "$STEP_T0" "$(now_ms)")s"; }
+
+cleanup() {
+  local rc=$?
+  stack_release || true
+  log "total $(elapsed_s "$T0" "$(now_ms)")s (exit $rc)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+cd "$ROOT"
+export CI="${CI:-}"
+if [[ ! -x node_modules/.bin/vitest ]]; then
+  step "npm ci (node_modules missing)"
+  npm ci --no-audit --no-fund --loglevel=error
+  step_done "npm ci"
+fi
+
+if [[ $tier != unit ]]; then
+  step "time-skipping test server"
+  TEMPORAL_TEST_SERVER_PATH="$(bash scripts/provision/test-server.sh)"
+  export TEMPORAL_TEST_SERVER_PATH
+  step_done "test server ready ($TEMPORAL_TEST_SERVER_PATH)"
+fi
+
+if [[ $tier == all || $tier == integration ]]; then
+  step "local stack"
+  stack_acquire || die "the local stack did not come up (logs in $LOGS)"
+  stack_env
+  step_done "stack ready"
+fi
+
+checks_rc=0
+if [[ "${SKIP_CHECKS:-0}" != 1 ]]; then
+  step "typecheck: tsc --noEmit"
+  if node_modules/.bin/tsc --noEmit -p tsconfig.json; then step_done "typecheck passed"; else
+    checks_rc=1
+    step_done "typecheck FAILED"
+  fi
+  step "lint: eslint ."
+  if node_modules/.bin/eslint .; then step_done "lint passed"; else
+    checks_rc=1
+    step_done "lint FAILED"
+  fi
+fi
+
+args=(run)
+[[ $tier == all ]] || args+=(--project "$tier")
+step "vitest ${args[*]} $*"
+vitest_rc=0
+node_modules/.bin/vitest "${args[@]}" "$@" || vitest_rc=$?
+step_done "vitest exit $vitest_rc"
+
+if ((vitest_rc != 0)); then exit "$vitest_rc"; fi
+if ((checks_rc != 0)); then
+  log "tests passed but typecheck/lint failed (see above)"
+  exit 1
+fi
+exit 0

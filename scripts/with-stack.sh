@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run a command with the local stack up:  scripts/with-stack.sh CMD [ARGS...]
+# Starts whatever is not running, runs CMD with the stack's connection settings exported, and afterwards stops
+# only what it started (and only when no other with-stack/test run still uses it). Exit code: CMD's.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+LOG_TAG=with-stack
+
+(($#)) || die "usage: $0 CMD [ARGS...]"
+trap 'stack_release' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+stack_acquire || die "stack did not come up"
+stack_env
+rc=0
+(cd "$ROOT" && PATH="$ROOT/node_modules/.bin:$PATH" "$@") || rc=$?
+exit "$rc"
