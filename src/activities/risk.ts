@@ -1,0 +1,92 @@
+import type { Pool } from 'pg';
+import type { OhlcvBar } from '../contracts/bar';
+import type { TradeSignal } from '../contracts/signal';
+import { ensureAccount, evaluateAndReserve, loadRecentBars, releaseReservation } from '../adapters/postgres/risk-store';
+import { barsNeeded, type RiskDecision, type RiskLimits } from '../domain/risk';
+import { withCorrelation, type Logger } from '../logging';
+
+/**
+ * Risk activities: thin glue between the trade workflow, the pure engine and the ledger.
+ *
+ * Temporal semantics:
+ * - A rejection is a normal return value (the workflow reads decision.reasonCode), never a failure.
+ * - Database errors propagate as ordinary errors, so Temporal retries them. A retry is safe: the store
+ *   returns the decision already recorded for the workflow id and never reserves twice.
+ */
+
+export interface RiskActivityDeps {
+  pool: Pool;
+  limits: RiskLimits;
+  accountId: string;
+  startingCash: number;
+  logger: Logger;
+}
+
+export interface EvaluateRiskInput {
+  workflowId: string;
+  signal: TradeSignal;
+  market?: { vix?: number; recentBars?: OhlcvBar[] };
+}
+
+export function createRiskActivities(deps: RiskActivityDeps) {
+  const { pool, limits, accountId, startingCash, logger } = deps;
+  let accountReady: Promise<void> | undefined;
+  // Created once per worker process; a failed attempt is forgotten so the next activity retries it.
+  const ensureReady = () =>
+    (accountReady ??= ensureAccount(pool, accountId, startingCash).catch((err: unknown) => {
+      accountReady = undefined;
+      throw err;
+    }));
+
+  return {
+    /** Decide the trade and reserve its exposure. Idempotent per workflow id. */
+    async evaluateRisk(input: EvaluateRiskInput): Promise<RiskDecision> {
+      const { workflowId, signal } = input;
+      const log = withCorrelation(logger, typeof signal?.correlation_id === 'string' ? signal.correlation_id : undefined, {
+        workflow_id: workflowId,
+        symbol: signal?.symbol,
+        side: signal?.side,
+      });
+      await ensureReady();
+
+      let recentBars = input.market?.recentBars;
+      if (recentBars === undefined && typeof signal?.symbol === 'string' && signal.symbol !== '') {
+        // Bars up to the signal's time only: a replayed signal must not size on bars from its future.
+        const asOf = typeof signal.created_at === 'string' && !Number.isNaN(Date.parse(signal.created_at)) ? signal.created_at : undefined;
+        recentBars = await loadRecentBars(pool, signal.symbol, barsNeeded(limits), asOf);
+      }
+
+      const { decision, replayed } = await evaluateAndReserve(pool, {
+        workflowId,
+        signal,
+        market: { ...(input.market?.vix !== undefined ? { vix: input.market.vix } : {}), recentBars: recentBars ?? [] },
+        limits,
+        accountId,
+        now: new Date(),
+      });
+
+      const failed = decision.checks.find((c) => !c.passed);
+      log.info(
+        {
+          decision: decision.decision,
+          reason_code: decision.reasonCode,
+          qty: decision.qty,
+          notional: decision.notional,
+          replayed,
+          ...(failed ? { failed_check: failed.name, value: failed.value, limit: failed.limit } : {}),
+          binding_limit: decision.sizing?.bindingLimit ?? null,
+        },
+        decision.decision === 'APPROVED' ? 'risk approved' : 'risk rejected',
+      );
+      return decision;
+    },
+
+    /** Release the trade's reservation (idempotent; a no-op if already released). */
+    async releaseRisk(workflowId: string): Promise<void> {
+      const released = await releaseReservation(pool, workflowId);
+      logger.debug({ workflow_id: workflowId, released }, 'risk reservation release');
+    },
+  };
+}
+
+export type RiskActivities = ReturnType<typeof createRiskActivities>;

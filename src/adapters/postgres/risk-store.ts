@@ -1,0 +1,422 @@
+import type { Pool, PoolClient } from 'pg';
+import type { OhlcvBar } from '../../contracts/bar';
+import {
+  evaluate,
+  portfolioEquity,
+  signalKey,
+  TRADING_STATES,
+  unrealizedPnl,
+  validateRiskSignal,
+  type AssetClass,
+  type MarketContext,
+  type PortfolioSnapshot,
+  type PositionSnapshot,
+  type ReservationSnapshot,
+  type RiskDecision,
+  type RiskLimits,
+  type TradingState,
+} from '../../domain/risk';
+import { toNumber } from './pool';
+
+/**
+ * The risk engine's view of the ledger, and its writes: decisions, reservations, the kill switch.
+ *
+ * Concurrency: every evaluation runs in ONE transaction that first takes a transaction-scoped advisory
+ * lock keyed on the account. Evaluations of one account are therefore serialised: each sees the
+ * reservations of every evaluation committed before it, so N concurrent approvals can never together
+ * spend more of a limit than one could. The lock is released by COMMIT/ROLLBACK (or a dropped connection),
+ * never leaked. Other accounts are not blocked. The kill switch takes the same lock, so once it returns
+ * no evaluation that read the old state can still commit.
+ */
+
+const ACCOUNT_LOCK_PREFIX = 'stockautotrader.risk-account:';
+
+type Queryable = Pool | PoolClient;
+
+async function inTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const out = await fn(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Serialise risk work on one account until the end of the current transaction. */
+async function lockAccount(c: PoolClient, accountId: string): Promise<void> {
+  await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [ACCOUNT_LOCK_PREFIX + accountId]);
+}
+
+/** The UTC calendar date of `now`: the trading day boundary of the circuit breaker. */
+export function tradingDay(now: Date): string {
+  return now.toISOString().slice(0, 10);
+}
+
+/**
+ * Create the account with its ACTIVE trading state and opening deposit, once. Idempotent and safe to race:
+ * the deposit is written only by the call whose INSERT created the account.
+ */
+export async function ensureAccount(pool: Pool, accountId: string, startingCash: number): Promise<void> {
+  await inTransaction(pool, async (c) => {
+    const created = await c.query(
+      `INSERT INTO accounts (account_id, starting_cash, cash, day_start_equity)
+       VALUES ($1, $2, $2, $2) ON CONFLICT (account_id) DO NOTHING RETURNING account_id`,
+      [accountId, startingCash],
+    );
+    if (created.rowCount) {
+      await c.query(`INSERT INTO cash_movements (account_id, kind, amount, note) VALUES ($1, 'deposit', $2, 'opening balance')`, [
+        accountId,
+        startingCash,
+      ]);
+    }
+    const state = await c.query(
+      `INSERT INTO trading_state (account_id, state, changed_by, reason) VALUES ($1, 'ACTIVE', 'system', 'account created')
+       ON CONFLICT (account_id) DO NOTHING RETURNING account_id`,
+      [accountId],
+    );
+    if (state.rowCount) {
+      await c.query(
+        `INSERT INTO trading_state_history (account_id, state, changed_by, reason) VALUES ($1, 'ACTIVE', 'system', 'account created')`,
+        [accountId],
+      );
+    }
+  });
+}
+
+/**
+ * New trading day: day-start equity := current equity (positions at their last price), so the circuit
+ * breaker measures today's drawdown, not a stale one. No-op when already rolled today.
+ */
+export async function rollDayStart(c: Queryable, accountId: string, now: Date): Promise<boolean> {
+  const r = await c.query(
+    `UPDATE accounts a
+        SET day_start_equity = a.cash + COALESCE(
+              (SELECT SUM(p.qty * COALESCE(p.last_price, p.avg_cost)) FROM positions p WHERE p.account_id = a.account_id), 0),
+            day_start_date = $2::date,
+            updated_at = now()
+      WHERE a.account_id = $1 AND a.day_start_date < $2::date`,
+    [accountId, tradingDay(now)],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** The ledger portfolio: the engine's snapshot plus reporting figures. */
+export interface LedgerPortfolio extends PortfolioSnapshot {
+  accountId: string;
+  /** Cash + positions marked at last price (the `mark` symbol at the given price). */
+  equity: number;
+  dayStartDate: string;
+  realizedPnl: number;
+  unrealizedPnl: number;
+}
+
+export interface LoadPortfolioOptions {
+  /** Mark this symbol at this price (the signal's) instead of its last price. */
+  mark?: { symbol: string; price: number };
+  /** Load the last approved signal time only for this symbol + strategy (default: every pair). */
+  cooldownKey?: { symbol: string; strategy: string };
+  /** Decision time, recorded as the snapshot's asOf. */
+  now?: Date;
+}
+
+interface SnapshotRow {
+  account: { cash: string; day_start_equity: string; day_start_date: string } | null;
+  trading_state: string | null;
+  positions: Array<{ symbol: string; qty: string; avg_cost: string; last_price: string | null; realized_pnl: string }>;
+  reservations: Array<{ workflow_id: string; symbol: string; side: 'buy' | 'sell'; qty: string; notional: string; asset_class: string | null }>;
+  classes: Array<{ symbol: string; asset_class: string }>;
+  last_signals: Array<{ symbol: string; strategy: string; at_ms: number }>;
+}
+
+const isAssetClass = (v: unknown): v is AssetClass => v === 'equity' || v === 'options' || v === 'futures' || v === 'crypto';
+
+/**
+ * Read the account, positions, HELD reservations, trading state and cooldown times in ONE statement, so
+ * the snapshot is a single point in time even under READ COMMITTED (a fill committing halfway through
+ * cannot be half-seen). Returns null when the account does not exist.
+ */
+export async function loadPortfolio(c: Queryable, accountId: string, opts: LoadPortfolioOptions = {}): Promise<LedgerPortfolio | null> {
+  const r = await c.query<SnapshotRow>(
+    `SELECT
+       (SELECT json_build_object('cash', cash::text, 'day_start_equity', day_start_equity::text,
+                                 'day_start_date', day_start_date::text)
+          FROM accounts WHERE account_id = $1) AS account,
+       (SELECT state FROM trading_state WHERE account_id = $1) AS trading_state,
+       (SELECT COALESCE(json_agg(json_build_object('symbol', symbol, 'qty', qty::text, 'avg_cost', avg_cost::text,
+                                 'last_price', last_price::text, 'realized_pnl', realized_pnl::text)), '[]'::json)
+          FROM positions WHERE account_id = $1) AS positions,
+       (SELECT COALESCE(json_agg(json_build_object('workflow_id', workflow_id, 'symbol', symbol, 'side', side,
+                                 'qty', qty::text, 'notional', notional::text, 'asset_class', asset_class)), '[]'::json)
+          FROM reservations WHERE account_id = $1 AND status = 'HELD') AS reservations,
+       (SELECT COALESCE(json_agg(x), '[]'::json) FROM (
+          SELECT DISTINCT ON (symbol) symbol, asset_class FROM risk_decisions
+           WHERE account_id = $1 AND decision = 'APPROVED' AND asset_class IS NOT NULL
+           ORDER BY symbol, created_at DESC) x) AS classes,
+       (SELECT COALESCE(json_agg(l), '[]'::json) FROM (
+          SELECT symbol, strategy, (extract(epoch FROM max(created_at)) * 1000)::float8 AS at_ms FROM risk_decisions
+           WHERE account_id = $1 AND decision = 'APPROVED' AND strategy IS NOT NULL
+             AND ($2::text IS NULL OR (symbol = $2 AND strategy = $3))
+           GROUP BY symbol, strategy) l) AS last_signals`,
+    [accountId, opts.cooldownKey?.symbol ?? null, opts.cooldownKey?.strategy ?? null],
+  );
+  const row = r.rows[0];
+  if (!row?.account) return null;
+
+  const classes = new Map(row.classes.filter((x) => isAssetClass(x.asset_class)).map((x) => [x.symbol, x.asset_class as AssetClass]));
+  const positions: Record<string, PositionSnapshot> = {};
+  let realizedPnl = 0;
+  for (const p of row.positions) {
+    realizedPnl += toNumber(p.realized_pnl);
+    const qty = toNumber(p.qty);
+    if (qty === 0) continue; // a closed position carries no exposure (its realised P&L is already in cash)
+    positions[p.symbol] = {
+      qty,
+      avgCost: toNumber(p.avg_cost),
+      lastPrice: p.last_price === null ? null : toNumber(p.last_price),
+      assetClass: classes.get(p.symbol) ?? 'equity',
+      realizedPnl: toNumber(p.realized_pnl),
+    };
+  }
+  const reservations: ReservationSnapshot[] = row.reservations.map((x) => ({
+    workflowId: x.workflow_id,
+    symbol: x.symbol,
+    side: x.side,
+    qty: toNumber(x.qty),
+    notional: toNumber(x.notional),
+    ...(isAssetClass(x.asset_class) ? { assetClass: x.asset_class } : {}),
+  }));
+  const lastSignalAt: Record<string, number> = {};
+  for (const l of row.last_signals) lastSignalAt[signalKey(l.symbol, l.strategy)] = l.at_ms;
+
+  const state = TRADING_STATES.find((s) => s === row.trading_state);
+  const cash = toNumber(row.account.cash);
+  const snapshot = { cash, positions };
+  return {
+    accountId,
+    cash,
+    positions,
+    reservations,
+    dayStartEquity: toNumber(row.account.day_start_equity),
+    dayStartDate: row.account.day_start_date,
+    // No state row (an account created by other code) is treated as HALTED: fail closed, never open.
+    tradingState: state ?? 'HALTED',
+    lastSignalAt,
+    equity: portfolioEquity(snapshot, opts.mark?.symbol, opts.mark?.price),
+    realizedPnl,
+    unrealizedPnl: unrealizedPnl(snapshot, opts.mark?.symbol, opts.mark?.price),
+    ...(opts.now ? { asOf: opts.now.toISOString() } : {}),
+  };
+}
+
+export interface EvaluateAndReserveInput {
+  workflowId: string;
+  /** The validated TradeSignal; anything else is rejected as invalid_signal and still recorded. */
+  signal: unknown;
+  market?: MarketContext;
+  limits: RiskLimits;
+  accountId: string;
+  /** Decision time: the cooldown clock, the trading day, and risk_decisions.created_at. */
+  now: Date;
+}
+
+export interface EvaluateAndReserveResult {
+  decision: RiskDecision;
+  /** True when this workflow had already been decided: the stored decision is returned, nothing is written. */
+  replayed: boolean;
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 0 ? v : null);
+
+/**
+ * Decide one trade and, if approved, reserve its exposure, atomically:
+ * lock the account → return the stored decision if this workflow was already decided (an activity retry
+ * must not reserve twice) → roll the trading day → snapshot the ledger (HELD reservations included) →
+ * evaluate → record the decision, the trade row, and the HELD reservation → commit.
+ */
+export async function evaluateAndReserve(pool: Pool, input: EvaluateAndReserveInput): Promise<EvaluateAndReserveResult> {
+  const { workflowId, accountId, limits, now } = input;
+  const raw = (typeof input.signal === 'object' && input.signal !== null ? input.signal : {}) as Record<string, unknown>;
+  const valid = validateRiskSignal(input.signal);
+
+  return inTransaction(pool, async (c) => {
+    await lockAccount(c, accountId);
+
+    const existing = await getRiskDecision(c, workflowId);
+    if (existing) return { decision: existing, replayed: true };
+
+    await rollDayStart(c, accountId, now);
+    const portfolio = await loadPortfolio(c, accountId, {
+      now,
+      ...(valid.ok
+        ? {
+            mark: { symbol: valid.signal.symbol, price: valid.signal.price },
+            cooldownKey: { symbol: valid.signal.symbol, strategy: valid.signal.strategy },
+          }
+        : {}),
+    });
+    if (!portfolio) throw new Error(`risk: account "${accountId}" does not exist (ensureAccount first)`);
+
+    const decision = evaluate(input.signal, portfolio, input.market ?? {}, limits);
+
+    const signalId = str(raw.signal_id) ?? workflowId;
+    const correlationId = str(raw.correlation_id) ?? workflowId;
+    const symbol = valid.ok ? valid.signal.symbol : (str(raw.symbol) ?? '');
+    const side = valid.ok ? valid.signal.side : (str(raw.side) ?? '');
+    const strategy = valid.ok ? valid.signal.strategy : str(raw.strategy);
+    const assetClass = valid.ok ? valid.signal.assetClass : null;
+
+    await c.query(
+      `INSERT INTO risk_decisions (workflow_id, signal_id, correlation_id, account_id, symbol, side, decision, reason_code,
+                                   qty, notional, checks, strategy, asset_class, result, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+      [
+        workflowId,
+        signalId,
+        correlationId,
+        accountId,
+        symbol,
+        side,
+        decision.decision,
+        decision.reasonCode,
+        decision.qty,
+        decision.notional,
+        JSON.stringify(decision.checks),
+        strategy,
+        assetClass,
+        JSON.stringify(decision),
+        now,
+      ],
+    );
+
+    // The trade row needs a real side and strategy (CHECK constraints); a malformed signal has only its decision.
+    if (valid.ok) {
+      await c.query(
+        `INSERT INTO trades (workflow_id, signal_id, correlation_id, account_id, symbol, side, strategy, status, reason_code)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+        [workflowId, signalId, correlationId, accountId, symbol, side, valid.signal.strategy, decision.decision, decision.reasonCode],
+      );
+    }
+
+    if (decision.decision === 'APPROVED' && valid.ok) {
+      await c.query(
+        `INSERT INTO reservations (workflow_id, account_id, symbol, side, qty, notional, status, asset_class)
+         VALUES ($1, $2, $3, $4, $5, $6, 'HELD', $7) ON CONFLICT (workflow_id) DO NOTHING`,
+        [workflowId, accountId, symbol, side, decision.qty, decision.notional, assetClass],
+      );
+    }
+    return { decision, replayed: false };
+  });
+}
+
+/** The stored decision of a workflow, or null. */
+export async function getRiskDecision(c: Queryable, workflowId: string): Promise<RiskDecision | null> {
+  const r = await c.query<{ result: RiskDecision | null; decision: 'APPROVED' | 'REJECTED'; reason_code: string; qty: string; notional: string; checks: RiskDecision['checks'] }>(
+    `SELECT result, decision, reason_code, qty::text, notional::text, checks FROM risk_decisions WHERE workflow_id = $1`,
+    [workflowId],
+  );
+  const row = r.rows[0];
+  if (!row) return null;
+  if (row.result) return row.result;
+  // A row written without the full result (older code): rebuild the essentials from its columns.
+  return {
+    decision: row.decision,
+    reasonCode: row.reason_code as RiskDecision['reasonCode'],
+    qty: toNumber(row.qty),
+    notional: toNumber(row.notional),
+    checks: row.checks,
+  };
+}
+
+/** Release a trade's HELD reservation. Idempotent: true only for the call that released it. */
+export async function releaseReservation(c: Queryable, workflowId: string): Promise<boolean> {
+  const r = await c.query(`UPDATE reservations SET status = 'RELEASED', released_at = now() WHERE workflow_id = $1 AND status = 'HELD'`, [
+    workflowId,
+  ]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+export interface TradingStateChange {
+  accountId: string;
+  previous: TradingState | null;
+  state: TradingState;
+  changedBy: string;
+  reason: string | null;
+  changedAt: string;
+}
+
+/**
+ * The kill switch. Writes the state and its history row in one transaction, under the account's risk lock:
+ * when this returns, every later evaluation sees the new state and no earlier one can still commit.
+ */
+export async function setTradingState(
+  pool: Pool,
+  accountId: string,
+  state: TradingState,
+  changedBy: string,
+  reason: string | null = null,
+): Promise<TradingStateChange> {
+  if (!TRADING_STATES.includes(state)) throw new Error(`unknown trading state "${String(state)}"`);
+  return inTransaction(pool, async (c) => {
+    await lockAccount(c, accountId);
+    const account = await c.query(`SELECT 1 FROM accounts WHERE account_id = $1`, [accountId]);
+    if (!account.rowCount) throw new Error(`account "${accountId}" does not exist`);
+    const before = await c.query<{ state: TradingState }>(`SELECT state FROM trading_state WHERE account_id = $1`, [accountId]);
+    const r = await c.query<{ changed_at: Date }>(
+      `INSERT INTO trading_state (account_id, state, changed_by, reason, changed_at) VALUES ($1, $2, $3, $4, now())
+       ON CONFLICT (account_id) DO UPDATE SET state = EXCLUDED.state, changed_by = EXCLUDED.changed_by,
+         reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at
+       RETURNING changed_at`,
+      [accountId, state, changedBy, reason],
+    );
+    await c.query(`INSERT INTO trading_state_history (account_id, state, changed_by, reason) VALUES ($1, $2, $3, $4)`, [
+      accountId,
+      state,
+      changedBy,
+      reason,
+    ]);
+    return {
+      accountId,
+      previous: before.rows[0]?.state ?? null,
+      state,
+      changedBy,
+      reason,
+      changedAt: r.rows[0]!.changed_at.toISOString(),
+    };
+  });
+}
+
+export async function getTradingState(c: Queryable, accountId: string): Promise<TradingState | null> {
+  const r = await c.query<{ state: TradingState }>(`SELECT state FROM trading_state WHERE account_id = $1`, [accountId]);
+  return r.rows[0]?.state ?? null;
+}
+
+/**
+ * The last `count` bars of `symbol` (oldest first) at or before `asOf`, in the interval of the latest
+ * such bar (so daily and minute bars are never mixed). For the ATR stop and realised volatility.
+ */
+export async function loadRecentBars(c: Queryable, symbol: string, count: number, asOf?: string | Date): Promise<OhlcvBar[]> {
+  const r = await c.query<{ ts: Date; open: string; high: string; low: string; close: string; volume: string }>(
+    `SELECT ts, open::text, high::text, low::text, close::text, volume::text FROM market_bars
+      WHERE symbol = $1
+        AND ($3::timestamptz IS NULL OR ts <= $3::timestamptz)
+        AND interval = (SELECT interval FROM market_bars WHERE symbol = $1 AND ($3::timestamptz IS NULL OR ts <= $3::timestamptz)
+                         ORDER BY ts DESC LIMIT 1)
+      ORDER BY ts DESC LIMIT $2`,
+    [symbol, count, asOf ?? null],
+  );
+  return r.rows.reverse().map((b) => ({
+    symbol,
+    timestamp: b.ts.toISOString(),
+    open: toNumber(b.open),
+    high: toNumber(b.high),
+    low: toNumber(b.low),
+    close: toNumber(b.close),
+    volume: toNumber(b.volume),
+  }));
+}
