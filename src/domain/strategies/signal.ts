@@ -1,0 +1,32 @@
+import type { Bar } from '../../contracts/bar';
+import { signalIdFor } from '../../contracts/ids';
+import { SIGNAL_SCHEMA_VERSION, TradeSignalSchema, formatZodError, type ParseResult, type TradeSignal } from '../../contracts/signal';
+import type { SignalIntent } from './types';
+
+/**
+ * Bar + intent → the `trade.signals` message. Pure and deterministic:
+ *  - signal_id = signalIdFor(strategy, symbol, bar.timestamp): the same bar (replayed, redelivered, or
+ *    re-processed after a crash) always yields the same id, so it can never start a second trade;
+ *  - correlation_id is carried from the bar (born with the bar, see architecture.md);
+ *  - price = the bar close; created_at = the bar timestamp normalised to ISO-8601 UTC (not the wall clock, which
+ *    would make the message differ between a run and its replay).
+ * Validated against the shared contract; an error means the bar cannot yield a valid signal (e.g. a lower-case
+ * symbol), which the quant dead-letters with the reason.
+ */
+export function toTradeSignal(strategy: string, bar: Bar, intent: SignalIntent): ParseResult<TradeSignal> {
+  const ms = Date.parse(bar.timestamp);
+  if (Number.isNaN(ms)) return { ok: false, reason: `bar timestamp "${bar.timestamp}" is not ISO-8601` };
+  const r = TradeSignalSchema.safeParse({
+    schema_version: SIGNAL_SCHEMA_VERSION,
+    signal_id: signalIdFor(strategy, bar.symbol, bar.timestamp),
+    correlation_id: bar.correlation_id,
+    symbol: bar.symbol,
+    side: intent.side,
+    price: bar.close,
+    confidence: intent.confidence,
+    strategy,
+    created_at: new Date(ms).toISOString(),
+    asset_class: 'equity',
+  });
+  return r.success ? { ok: true, value: r.data } : { ok: false, reason: `signal would be invalid: ${formatZodError(r.error)}` };
+}
