@@ -17,7 +17,9 @@ describe('time-skipping test server', () => {
     quietTemporalRuntime();
     const t0 = Date.now();
     env = await createTimeSkippingEnv();
-    console.log(`time-skipping server ready in ${Date.now() - t0} ms (${process.env.TEMPORAL_TEST_SERVER_PATH ?? 'SDK download'})`);
+    console.log(
+      `time-skipping server ready in ${Date.now() - t0} ms (${process.env.TEMPORAL_TEST_SERVER_PATH ?? 'SDK download'})`,
+    );
     worker = await Worker.create({
       connection: env.nativeConnection,
       taskQueue,
