@@ -1,0 +1,8 @@
+export {
+  startAlpacaCompatServer,
+  type AlpacaCompatHooks,
+  type AlpacaCompatServer,
+  type AlpacaCompatServerOptions,
+  type CompatRequestContext,
+  type CompatResponseContext,
+} from './server';

@@ -1,0 +1,450 @@
+import { isTerminal, type BrokerOrder, type OrderRequest, type OrderUpdate } from '../../../contracts/order';
+import type { Logger } from '../../../logging';
+import {
+  BrokerRateLimitedError,
+  BrokerRejectedError,
+  BrokerUnavailableError,
+  type Broker,
+  type BrokerAccount,
+  type BrokerPosition,
+} from '../broker';
+import { OrderUpdateReconciler, type StreamFill } from './reconciler';
+import { AlpacaRestClient } from './rest';
+import { streamUrlFor, TradeUpdatesStream, type StreamState } from './stream';
+import {
+  AlpacaWireError,
+  MAX_CLIENT_ORDER_ID_LENGTH,
+  accountFromAlpaca,
+  eventFromAlpaca,
+  fromWireNumber,
+  isDuplicateClientOrderIdMessage,
+  orderFromAlpaca,
+  orderRequestToAlpaca,
+  positionFromAlpaca,
+  type AlpacaErrorBody,
+} from './wire';
+
+export interface AlpacaBrokerOptions {
+  /** REST base URL, e.g. https://paper-api.alpaca.markets (ALPACA_BASE_URL). */
+  baseUrl: string;
+  /** APCA-API-KEY-ID (BROKER_API_KEY). */
+  keyId: string;
+  /** APCA-API-SECRET-KEY (BROKER_API_SECRET). */
+  secretKey: string;
+  logger: Logger;
+  /** trade_updates URL (ALPACA_STREAM_URL); default: base URL with ws(s):// and `/stream`. */
+  streamUrl?: string;
+  /** Reported as Broker.name: 'simulated' when pointed at the local simulated venue. Default 'alpaca'. */
+  name?: 'alpaca' | 'simulated';
+  /** Per-request timeout (BROKER_HTTP_TIMEOUT_MS). Default 10 000. */
+  httpTimeoutMs?: number;
+  /** Poll period for followed orders while the stream is not listening. Default 2 000. */
+  pollIntervalMs?: number;
+  /** Poll period while the stream IS listening (catches events Alpaca never sent). 0 = off. Default 30 000. */
+  safetyPollIntervalMs?: number;
+  /**
+   * Minimum spacing per followed order within one poll round, so polling many orders stays inside
+   * Alpaca's 200 requests/minute: a round over N orders waits at least N × this. Default 600 (≈100/min).
+   */
+  minPollSpacingMs?: number;
+  /** How long cancelOrder waits for pending_cancel to become terminal. Default 2 000. */
+  cancelSettleMs?: number;
+  /** Stream reconnect backoff (exponential, jittered). Defaults 500 → 30 000. */
+  reconnectInitialMs?: number;
+  reconnectMaxMs?: number;
+  streamHandshakeTimeoutMs?: number;
+  heartbeatMs?: number;
+  /** Injected for tests. */
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+type Listener = (u: OrderUpdate) => void;
+
+const sleep = (ms: number) =>
+  new Promise<void>((r) => {
+    setTimeout(r, ms).unref();
+  });
+
+/**
+ * Alpaca Trading API v2 as a `Broker`. See docs/brokers.md for the full contract; the money rules:
+ *
+ * 1. POST /v2/orders is sent at most once per submitOrder call; nothing here retries it. A lost
+ *    response surfaces as BrokerUnavailableError(ambiguous=true); the caller retries with
+ *    `{ isRetry: true }`, which looks the order up by client order id before any new POST.
+ * 2. Alpaca refuses a reused client_order_id ("client_order_id must be unique"); that answer means
+ *    "you already placed this", so we return the existing order instead of failing.
+ * 3. Fills reach listeners once per share: stream events are deduplicated (execution id and
+ *    cumulative quantity), and followed orders are polled while the stream is down.
+ *
+ * Following orders: every order placed through submitOrder is followed until it is terminal.
+ * Orders from before a restart are followed with `watchOrder(clientOrderId, baseline)`.
+ * The stream connects when the first listener subscribes (onOrderUpdate).
+ */
+export class AlpacaBroker implements Broker {
+  readonly name: 'alpaca' | 'simulated';
+  private readonly rest: AlpacaRestClient;
+  private readonly log: Logger;
+  private readonly listeners = new Set<Listener>();
+  private readonly reconciler = new OrderUpdateReconciler();
+  /** Followed orders (clientOrderId) — polled while the stream is down. */
+  private readonly followed = new Set<string>();
+  private readonly stream: TradeUpdatesStream;
+  private readonly pollIntervalMs: number;
+  private readonly safetyPollIntervalMs: number;
+  private readonly minPollSpacingMs: number;
+  private readonly cancelSettleMs: number;
+  private readonly now: () => number;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private pollDueAt = 0;
+  private pollRequestedAt = Number.POSITIVE_INFINITY;
+  private polling: Promise<void> | undefined;
+  private pollBackoffUntil = 0;
+  private closed = false;
+  private readonly streamWaiters = new Set<() => void>();
+
+  constructor(opts: AlpacaBrokerOptions) {
+    this.name = opts.name ?? 'alpaca';
+    this.log = opts.logger.child({ broker: this.name });
+    this.now = opts.now ?? Date.now;
+    this.rest = new AlpacaRestClient({
+      baseUrl: opts.baseUrl,
+      keyId: opts.keyId,
+      secretKey: opts.secretKey,
+      timeoutMs: opts.httpTimeoutMs ?? 10_000,
+      logger: this.log,
+      fetch: opts.fetch,
+      now: this.now,
+    });
+    this.pollIntervalMs = opts.pollIntervalMs ?? 2_000;
+    this.safetyPollIntervalMs = opts.safetyPollIntervalMs ?? 30_000;
+    this.minPollSpacingMs = opts.minPollSpacingMs ?? 600;
+    this.cancelSettleMs = opts.cancelSettleMs ?? 2_000;
+    this.stream = new TradeUpdatesStream({
+      url: opts.streamUrl ?? streamUrlFor(opts.baseUrl),
+      keyId: opts.keyId,
+      secretKey: opts.secretKey,
+      logger: this.log,
+      reconnectInitialMs: opts.reconnectInitialMs,
+      reconnectMaxMs: opts.reconnectMaxMs,
+      handshakeTimeoutMs: opts.streamHandshakeTimeoutMs,
+      heartbeatMs: opts.heartbeatMs,
+      onTradeUpdate: (d) => this.onStreamData(d),
+      onStateChange: (s) => this.onStreamState(s),
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // orders
+
+  async submitOrder(req: OrderRequest, opts: { isRetry?: boolean } = {}): Promise<BrokerOrder> {
+    if (!req.clientOrderId || req.clientOrderId.length > MAX_CLIENT_ORDER_ID_LENGTH) {
+      // Without a valid idempotency key the order could not be retried safely: refuse before sending.
+      throw new BrokerRejectedError(
+        `client_order_id must be 1..${MAX_CLIENT_ORDER_ID_LENGTH} characters (got ${req.clientOrderId.length})`,
+        'invalid_client_order_id',
+      );
+    }
+    if (opts.isRetry) {
+      // A previous attempt may have landed (its response was lost). Find it before placing anything.
+      const existing = await this.getOrderByClientOrderId(req.clientOrderId);
+      if (existing) {
+        this.log.info({ clientOrderId: req.clientOrderId, brokerOrderId: existing.brokerOrderId }, 'retry found the order already placed');
+        this.follow(existing);
+        return existing;
+      }
+    }
+    const path = '/v2/orders';
+    // Exactly one POST. Any failure after this point is the caller's to retry (with isRetry).
+    const res = await this.rest.send('POST', path, { body: orderRequestToAlpaca(req) });
+    if (res.status >= 200 && res.status < 300) {
+      const order = this.parseOrder(res.body);
+      this.follow(order);
+      return order;
+    }
+    const body = (res.body ?? {}) as AlpacaErrorBody;
+    if (res.status >= 400 && res.status < 500 && res.status !== 429 && isDuplicateClientOrderIdMessage(body.message)) {
+      // Alpaca: the id is taken, i.e. this order already exists (an earlier attempt landed). Idempotent success.
+      const existing = await this.getOrderByClientOrderId(req.clientOrderId);
+      if (existing) {
+        if (existing.symbol !== req.symbol || existing.side !== req.side || existing.qty !== req.qty) {
+          this.log.warn(
+            { clientOrderId: req.clientOrderId, existing: { symbol: existing.symbol, side: existing.side, qty: existing.qty } },
+            'client_order_id reused with different order parameters; returning the existing order',
+          );
+        }
+        this.log.info({ clientOrderId: req.clientOrderId, brokerOrderId: existing.brokerOrderId }, 'duplicate client_order_id: returning existing order');
+        this.follow(existing);
+        return existing;
+      }
+      // "must be unique" but not found: cannot tell what happened. Treat as unresolved, never as rejected.
+      throw new BrokerUnavailableError(`Alpaca reported client_order_id ${req.clientOrderId} as taken but the lookup found no order`, true);
+    }
+    throw this.rest.errorFor('POST', path, res);
+  }
+
+  async getOrderByClientOrderId(clientOrderId: string): Promise<BrokerOrder | null> {
+    const path = '/v2/orders:by_client_order_id';
+    const res = await this.rest.send('GET', path, { query: { client_order_id: clientOrderId, nested: 'true' } });
+    if (res.status === 404) return null;
+    if (res.status >= 200 && res.status < 300) return this.parseOrder(res.body);
+    throw this.rest.errorFor('GET', path, res);
+  }
+
+  async cancelOrder(clientOrderId: string): Promise<BrokerOrder | null> {
+    const order = await this.getOrderByClientOrderId(clientOrderId);
+    if (!order) return null;
+    // Cancelling a finished order is a no-op by contract (a fill may have raced the cancel).
+    if (isTerminal(order.status)) return order;
+    const path = `/v2/orders/${encodeURIComponent(order.brokerOrderId)}`;
+    const res = await this.rest.send('DELETE', path);
+    // 204: accepted. 404/422: already gone or not cancelable (filled/canceled meanwhile) → report current state.
+    if (!(res.status >= 200 && res.status < 300) && res.status !== 404 && res.status !== 422) {
+      throw this.rest.errorFor('DELETE', path, res);
+    }
+    // Alpaca cancels asynchronously (pending_cancel → canceled); wait briefly for the final state.
+    const deadline = this.now() + this.cancelSettleMs;
+    let current = (await this.getOrderByClientOrderId(clientOrderId)) ?? order;
+    while (!isTerminal(current.status) && this.now() < deadline) {
+      await sleep(Math.min(200, Math.max(10, deadline - this.now())));
+      current = (await this.getOrderByClientOrderId(clientOrderId)) ?? current;
+    }
+    return current;
+  }
+
+  async listOpenOrders(): Promise<BrokerOrder[]> {
+    const path = '/v2/orders';
+    const res = await this.rest.send('GET', path, { query: { status: 'open', nested: 'true', limit: '500', direction: 'asc' } });
+    if (res.status >= 200 && res.status < 300 && Array.isArray(res.body)) return res.body.map((o) => this.parseOrder(o));
+    if (res.status >= 200 && res.status < 300) throw new BrokerUnavailableError('Alpaca GET /v2/orders: body is not an array', false);
+    throw this.rest.errorFor('GET', path, res);
+  }
+
+  async getAccount(): Promise<BrokerAccount> {
+    const path = '/v2/account';
+    const res = await this.rest.send('GET', path);
+    if (res.status >= 200 && res.status < 300) return this.parse(() => accountFromAlpaca(res.body), path);
+    throw this.rest.errorFor('GET', path, res);
+  }
+
+  async getPositions(): Promise<BrokerPosition[]> {
+    const path = '/v2/positions';
+    const res = await this.rest.send('GET', path);
+    if (res.status >= 200 && res.status < 300 && Array.isArray(res.body)) {
+      const body = res.body as unknown[];
+      return this.parse(() => body.map(positionFromAlpaca), path);
+    }
+    if (res.status >= 200 && res.status < 300) throw new BrokerUnavailableError('Alpaca GET /v2/positions: body is not an array', false);
+    throw this.rest.errorFor('GET', path, res);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // updates
+
+  /** Subscribe to order updates. The first subscription connects the trade_updates stream. */
+  onOrderUpdate(listener: Listener): () => void {
+    this.listeners.add(listener);
+    if (!this.closed) {
+      this.stream.start();
+      this.scheduleNextPoll();
+    }
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /**
+   * Follow an order not placed by this instance (e.g. after a worker restart): it is polled while the
+   * stream is down and its fills are emitted once. `baseline` = what the ledger already recorded
+   * (cumulative filled qty and notional), so only shares beyond it are emitted.
+   */
+  watchOrder(clientOrderId: string, baseline: { filledQty?: number; filledNotional?: number } = {}): void {
+    this.reconciler.seed(clientOrderId, baseline);
+    if (this.reconciler.isTerminal(clientOrderId)) return;
+    this.followed.add(clientOrderId);
+    this.scheduleNextPoll();
+  }
+
+  /** Stop polling an order (stream events for it are still delivered). */
+  unwatchOrder(clientOrderId: string): void {
+    this.followed.delete(clientOrderId);
+  }
+
+  /** Orders currently followed by the poller. */
+  watchedOrders(): string[] {
+    return [...this.followed];
+  }
+
+  get streamState(): StreamState {
+    return this.stream.state;
+  }
+
+  /**
+   * Resolves true once the trade_updates stream is listening (false on timeout). Callers that want
+   * LEAN's "gate orders on stream readiness" behaviour await this before submitting.
+   */
+  async waitForStream(timeoutMs: number): Promise<boolean> {
+    if (this.stream.state === 'listening') return true;
+    if (this.closed) return false;
+    this.stream.start();
+    return new Promise<boolean>((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(t);
+        this.streamWaiters.delete(onUp);
+        resolve(ok);
+      };
+      const onUp = () => done(true);
+      const t = setTimeout(() => done(false), timeoutMs);
+      this.streamWaiters.add(onUp);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
+    this.listeners.clear();
+    for (const w of [...this.streamWaiters]) w();
+    await this.stream.stop();
+    await this.polling?.catch(() => undefined);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // internals
+
+  private follow(order: BrokerOrder): void {
+    if (isTerminal(order.status) && !this.reconciler.has(order.clientOrderId)) {
+      // Finished before we ever saw an update: still report its fills once (seeded at 0).
+      this.reconciler.seed(order.clientOrderId);
+    }
+    this.watchOrder(order.clientOrderId);
+  }
+
+  private parse<T>(fn: () => T, what: string): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof AlpacaWireError) throw new BrokerUnavailableError(`Alpaca ${what}: unexpected response (${err.message})`, false);
+      throw err;
+    }
+  }
+
+  private parseOrder(json: unknown): BrokerOrder {
+    return this.parse(() => orderFromAlpaca(json), 'order');
+  }
+
+  private emit(updates: OrderUpdate[]): void {
+    for (const u of updates) {
+      if (isTerminal(u.order.status)) this.followed.delete(u.order.clientOrderId);
+      for (const l of [...this.listeners]) {
+        try {
+          l(u);
+        } catch (err) {
+          this.log.error({ err, clientOrderId: u.order.clientOrderId }, 'order update listener threw');
+        }
+      }
+    }
+  }
+
+  private onStreamData(data: unknown): void {
+    if (!data || typeof data !== 'object') return;
+    const d = data as Record<string, unknown>;
+    let order: BrokerOrder;
+    try {
+      order = orderFromAlpaca(d.order);
+    } catch (err) {
+      this.log.warn({ err: { message: (err as Error).message }, event: d.event }, 'trade_updates: malformed order ignored');
+      return;
+    }
+    const rawEvent = typeof d.event === 'string' ? d.event : '';
+    const event = eventFromAlpaca(rawEvent);
+    const timestamp = typeof d.timestamp === 'string' ? d.timestamp : new Date(this.now()).toISOString();
+    let fill: StreamFill | undefined;
+    if (event === 'fill' || event === 'partial_fill') {
+      const qty = fromWireNumber(d.qty);
+      const price = fromWireNumber(d.price);
+      if (qty === null || price === null || qty <= 0) {
+        // A fill we cannot read: let the cumulative quantity on the order carry it (synthetic fill).
+        this.log.warn({ event: rawEvent, clientOrderId: order.clientOrderId }, 'trade_updates: fill without qty/price');
+      } else {
+        const executionId =
+          typeof d.execution_id === 'string' && d.execution_id ? d.execution_id : `${order.brokerOrderId}:cum:${order.filledQty}`;
+        fill = { executionId, qty, price, fee: fromWireNumber(d.fee) ?? 0, timestamp };
+      }
+    }
+    // An unreadable fill is passed as "no event": the reconciler then reports the shares from filled_qty.
+    const isFill = event === 'fill' || event === 'partial_fill';
+    this.emit(this.reconciler.fromStream(isFill && !fill ? null : event, order, fill, timestamp));
+  }
+
+  private onStreamState(s: StreamState): void {
+    if (s === 'listening') {
+      for (const w of [...this.streamWaiters]) w();
+      // Catch up on anything that happened between the last poll and this connection.
+      this.ensurePoll(0);
+    } else if (s === 'down') {
+      // Events may be lost from now on: poll soon rather than waiting out the (long) safety period.
+      this.ensurePoll(Math.min(this.pollIntervalMs, 250));
+    }
+  }
+
+  /**
+   * Make sure a poll round runs within `delayMs`. Never postpones an earlier round and never runs two
+   * rounds at once (a round in flight reschedules itself when it ends).
+   */
+  private ensurePoll(delayMs: number): void {
+    if (this.closed || this.listeners.size === 0 || this.followed.size === 0) return;
+    const due = this.now() + delayMs;
+    if (this.polling) {
+      // Remember the request; the round in flight honours it when it ends.
+      this.pollRequestedAt = Math.min(this.pollRequestedAt, due);
+      return;
+    }
+    if (this.pollTimer && this.pollDueAt <= due) return;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollDueAt = due;
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = undefined;
+      this.polling = this.pollRound()
+        .catch((err: unknown) => this.log.warn({ err }, 'order poll round failed'))
+        .finally(() => {
+          this.polling = undefined;
+          const requested = this.pollRequestedAt;
+          this.pollRequestedAt = Number.POSITIVE_INFINITY;
+          if (requested !== Number.POSITIVE_INFINITY) this.ensurePoll(Math.max(0, requested - this.now()));
+          else this.scheduleNextPoll();
+        });
+    }, delayMs);
+    this.pollTimer.unref();
+  }
+
+  private scheduleNextPoll(): void {
+    const base = this.stream.state === 'listening' ? this.safetyPollIntervalMs : this.pollIntervalMs;
+    if (base <= 0) return;
+    // Stay well inside Alpaca's 200 requests/minute however many orders are followed.
+    const spacing = this.followed.size * this.minPollSpacingMs;
+    this.ensurePoll(Math.max(base, spacing, this.pollBackoffUntil - this.now()));
+  }
+
+  /** One pass over followed orders: GET each by client order id and reconcile. */
+  private async pollRound(): Promise<void> {
+    for (const clientOrderId of [...this.followed]) {
+      if (this.closed) return;
+      let order: BrokerOrder | null;
+      try {
+        order = await this.getOrderByClientOrderId(clientOrderId);
+      } catch (err) {
+        if (err instanceof BrokerRateLimitedError) {
+          this.pollBackoffUntil = this.now() + err.retryAfterMs;
+          this.log.warn({ retryAfterMs: err.retryAfterMs }, 'order poll rate limited');
+          return;
+        }
+        this.log.warn({ err: { name: (err as Error).name, message: (err as Error).message }, clientOrderId }, 'order poll failed');
+        return;
+      }
+      if (!order) continue; // not (yet) known at the broker
+      this.emit(this.reconciler.fromSnapshot(order, new Date(this.now()).toISOString()));
+      if (isTerminal(order.status)) this.followed.delete(clientOrderId);
+    }
+  }
+}

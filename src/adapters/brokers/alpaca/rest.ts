@@ -1,0 +1,136 @@
+import type { Logger } from '../../../logging';
+import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError } from '../broker';
+import type { AlpacaErrorBody } from './wire';
+
+/**
+ * Thin REST transport for Alpaca v2: one attempt per call, never a retry. Retrying is the caller's
+ * decision because only the caller knows whether a retry must first look the order up (POST /v2/orders
+ * is not idempotent on the wire; a blind retry after a lost response is how duplicate orders happen).
+ */
+
+export type HttpMethod = 'GET' | 'POST' | 'DELETE';
+
+export interface RestResponse {
+  status: number;
+  body: unknown;
+  headers: Headers;
+}
+
+export interface AlpacaRestOptions {
+  baseUrl: string;
+  keyId: string;
+  secretKey: string;
+  timeoutMs: number;
+  logger: Logger;
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+/** Bounds for a 429's wait: at least 1 s (reset is whole seconds), at most the 60 s rate window (clock skew). */
+export const MIN_RETRY_AFTER_MS = 1_000;
+export const MAX_RETRY_AFTER_MS = 60_000;
+
+/** Transport errors where the request provably never reached the server (safe, not ambiguous). */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function causeCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+export class AlpacaRestClient {
+  private readonly base: string;
+  private readonly fetchImpl: typeof fetch;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: AlpacaRestOptions) {
+    this.base = opts.baseUrl.replace(/\/+$/, '');
+    this.fetchImpl = opts.fetch ?? fetch;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * One HTTP exchange. Resolves with any HTTP status (callers handle the statuses that are not errors
+   * for them, e.g. 404 on a lookup); rejects only with BrokerUnavailableError for transport failures.
+   * The timeout covers the whole exchange including reading the body.
+   */
+  async send(method: HttpMethod, path: string, opts: { query?: Record<string, string>; body?: unknown } = {}): Promise<RestResponse> {
+    const url = new URL(this.base + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), this.opts.timeoutMs);
+    const started = this.now();
+    // POST (and DELETE) may have been executed when the response is lost; GET never changes anything.
+    const mutating = method !== 'GET';
+    try {
+      const headers: Record<string, string> = {
+        'APCA-API-KEY-ID': this.opts.keyId,
+        'APCA-API-SECRET-KEY': this.opts.secretKey,
+        accept: 'application/json',
+      };
+      if (opts.body !== undefined) headers['content-type'] = 'application/json';
+      const res = await this.fetchImpl(url, {
+        method,
+        headers,
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        signal: ctl.signal,
+      });
+      const text = await res.text();
+      let body: unknown = null;
+      if (text) {
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = { message: text.slice(0, 500) };
+        }
+      }
+      // Never log headers: they carry the key pair.
+      this.opts.logger.debug({ method, path: url.pathname, status: res.status, ms: this.now() - started }, 'alpaca http');
+      return { status: res.status, body, headers: res.headers };
+    } catch (err) {
+      const code = causeCode(err);
+      const timedOut = ctl.signal.aborted;
+      const ambiguous = mutating && (timedOut || !(code !== undefined && NOT_SENT_CODES.has(code)));
+      const what = timedOut ? `timed out after ${this.opts.timeoutMs} ms` : `failed (${code ?? (err as Error).message})`;
+      this.opts.logger.warn({ method, path: url.pathname, ms: this.now() - started, code, ambiguous }, `alpaca http ${what}`);
+      throw new BrokerUnavailableError(`Alpaca ${method} ${url.pathname} ${what}`, ambiguous);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Map a non-2xx response to the Broker error vocabulary (see docs/brokers.md, error table). */
+  errorFor(method: HttpMethod, path: string, res: RestResponse): Error {
+    const body = (res.body && typeof res.body === 'object' ? res.body : {}) as AlpacaErrorBody;
+    const message = typeof body.message === 'string' && body.message ? body.message : `HTTP ${res.status}`;
+    const code = body.code === undefined || body.code === null ? undefined : String(body.code);
+    const what = `Alpaca ${method} ${path}: ${message}`;
+    if (res.status === 401) return new BrokerRejectedError(`${what} (check BROKER_API_KEY / BROKER_API_SECRET and ALPACA_BASE_URL)`, 'unauthorized', 401);
+    if (res.status === 429) return new BrokerRateLimitedError(what, this.retryAfterMs(res.headers));
+    if (res.status >= 500) {
+      // A 5xx on POST can follow a successful placement (Alpaca-API#270): ambiguous.
+      return new BrokerUnavailableError(`${what} (HTTP ${res.status})`, method !== 'GET');
+    }
+    if (res.status === 408) return new BrokerUnavailableError(`${what} (HTTP 408)`, method !== 'GET');
+    // 400/403/404/409/422 and other 4xx: a definitive answer. Keep Alpaca's own code and message.
+    return new BrokerRejectedError(message, code ?? `http_${res.status}`, res.status);
+  }
+
+  /** X-Ratelimit-Reset is the epoch second when the window resets; Retry-After (seconds) as a fallback. */
+  retryAfterMs(headers: Headers): number {
+    const reset = Number(headers.get('x-ratelimit-reset'));
+    let ms = Number.NaN;
+    if (Number.isFinite(reset) && reset > 0) ms = reset * 1000 - this.now();
+    else {
+      const ra = Number(headers.get('retry-after'));
+      if (Number.isFinite(ra) && ra >= 0) ms = ra * 1000;
+    }
+    if (!Number.isFinite(ms)) return MIN_RETRY_AFTER_MS;
+    return Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, Math.ceil(ms)));
+  }
+}

@@ -1,0 +1,497 @@
+import type { ServerResponse } from 'node:http';
+import { isTerminal, type BrokerOrder, type OrderRequest, type OrderUpdate } from '../../src/contracts/order';
+import { createLogger, type Logger } from '../../src/logging';
+import { startAlpacaCompatServer, type AlpacaCompatServer } from '../../src/adapters/brokers/alpaca-compat/server';
+import type { AlpacaTradeUpdateMessage } from '../../src/adapters/brokers/alpaca/wire';
+import { BrokerRejectedError, type Broker, type BrokerAccount, type BrokerPosition } from '../../src/adapters/brokers/broker';
+
+/**
+ * A faithful fake of Alpaca's Trading API v2 for tests: the production Alpaca-compatible server
+ * (src/adapters/brokers/alpaca-compat) in front of a small deterministic in-memory engine, plus
+ * fault injection. Nothing fills by itself: tests call `fill()` (the venue's matching is not the
+ * point here; the wire, idempotency and event delivery are).
+ */
+
+// ---------------------------------------------------------------------------------------------
+// in-memory engine
+
+interface Pos {
+  qty: number;
+  avgEntryPrice: number;
+}
+
+const OPEN_FOR_FILLS = new Set(['new', 'accepted', 'partially_filled', 'pending_new']);
+
+export interface FakeEngineOptions {
+  startingCash?: number;
+  /** Price used for market-order buying-power checks and position valuation until setPrice. Default 100. */
+  defaultPrice?: number;
+}
+
+/** Minimal Alpaca-like order book: orders, manual fills, cash, positions, buying power. Implements Broker. */
+export class FakeAlpacaEngine implements Broker {
+  readonly name = 'alpaca' as const;
+  /** Orders created (idempotent re-submits do not count). The number tests assert "exactly one order" on. */
+  ordersCreated = 0;
+  private readonly orders = new Map<string, BrokerOrder>();
+  private readonly legIds = new Map<string, string[]>();
+  private readonly parentOf = new Map<string, string>();
+  private readonly positions = new Map<string, Pos>();
+  private readonly prices = new Map<string, number>();
+  private readonly listeners = new Set<(u: OrderUpdate) => void>();
+  private cash: number;
+  private seq = 0;
+  private execSeq = 0;
+  tradingBlocked = false;
+
+  constructor(private readonly opts: FakeEngineOptions = {}) {
+    this.cash = opts.startingCash ?? 100_000;
+  }
+
+  setPrice(symbol: string, price: number): void {
+    this.prices.set(symbol, price);
+  }
+
+  private priceOf(symbol: string): number {
+    return this.prices.get(symbol) ?? this.positions.get(symbol)?.avgEntryPrice ?? this.opts.defaultPrice ?? 100;
+  }
+
+  private snapshot(o: BrokerOrder): BrokerOrder {
+    const copy: BrokerOrder = { ...o };
+    const legs = this.legIds.get(o.clientOrderId);
+    if (legs) copy.legs = legs.map((id) => ({ ...this.orders.get(id)! }));
+    return copy;
+  }
+
+  private emit(event: OrderUpdate['event'], o: BrokerOrder, fill?: OrderUpdate['fill']): void {
+    const u: OrderUpdate = { event, order: this.snapshot(o), timestamp: new Date().toISOString() };
+    if (fill) u.fill = fill;
+    for (const l of [...this.listeners]) l(u);
+  }
+
+  private reservedBuyingPower(): number {
+    let r = 0;
+    for (const o of this.orders.values()) {
+      if (o.side !== 'buy' || isTerminal(o.status) || this.parentOf.has(o.clientOrderId)) continue;
+      r += (o.qty - o.filledQty) * (o.limitPrice ?? this.priceOf(o.symbol) * 1.03);
+    }
+    return r;
+  }
+
+  private buyingPower(): number {
+    return Math.max(0, this.cash - this.reservedBuyingPower());
+  }
+
+  async submitOrder(req: OrderRequest): Promise<BrokerOrder> {
+    const existing = this.orders.get(req.clientOrderId);
+    if (existing) return this.snapshot(existing);
+    if (!Number.isInteger(req.qty) || req.qty <= 0) throw new BrokerRejectedError('qty must be a positive integer', '40010001', 422);
+    if ((req.type === 'limit' || req.type === 'stop_limit') && req.limitPrice === undefined) {
+      throw new BrokerRejectedError('limit_price is required', '40010001', 422);
+    }
+    if (req.side === 'buy') {
+      // Alpaca values market buys a few percent above the market for the check.
+      const cost = req.qty * (req.limitPrice ?? this.priceOf(req.symbol) * 1.03);
+      if (cost > this.buyingPower()) throw new BrokerRejectedError('insufficient buying power', '40310000', 403);
+    }
+    const now = new Date().toISOString();
+    const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+    const order: BrokerOrder = {
+      brokerOrderId: id(++this.seq),
+      clientOrderId: req.clientOrderId,
+      symbol: req.symbol,
+      side: req.side,
+      qty: req.qty,
+      type: req.type,
+      timeInForce: req.timeInForce,
+      status: 'new',
+      filledQty: 0,
+      filledAvgPrice: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    if (req.limitPrice !== undefined) order.limitPrice = req.limitPrice;
+    if (req.stopPrice !== undefined) order.stopPrice = req.stopPrice;
+    this.orders.set(order.clientOrderId, order);
+    this.ordersCreated++;
+    if (req.orderClass === 'bracket' && req.takeProfit && req.stopLoss) {
+      const exit = req.side === 'buy' ? 'sell' : 'buy';
+      const legId = (suffix: string) => {
+        const c = `${req.clientOrderId}-${suffix}`;
+        return c.length <= 48 ? c : `${order.brokerOrderId.slice(-12)}-${suffix}`;
+      };
+      const tp: BrokerOrder = {
+        ...order,
+        brokerOrderId: id(++this.seq),
+        clientOrderId: legId('tp'),
+        side: exit,
+        type: 'limit',
+        timeInForce: 'gtc',
+        status: 'held',
+        limitPrice: req.takeProfit.limitPrice,
+      };
+      delete tp.stopPrice;
+      const sl: BrokerOrder = {
+        ...order,
+        brokerOrderId: id(++this.seq),
+        clientOrderId: legId('sl'),
+        side: exit,
+        type: req.stopLoss.limitPrice !== undefined ? 'stop_limit' : 'stop',
+        timeInForce: 'gtc',
+        status: 'held',
+        stopPrice: req.stopLoss.stopPrice,
+      };
+      delete sl.limitPrice;
+      if (req.stopLoss.limitPrice !== undefined) sl.limitPrice = req.stopLoss.limitPrice;
+      for (const leg of [tp, sl]) {
+        this.orders.set(leg.clientOrderId, leg);
+        this.parentOf.set(leg.clientOrderId, order.clientOrderId);
+      }
+      this.legIds.set(order.clientOrderId, [tp.clientOrderId, sl.clientOrderId]);
+    }
+    this.emit('new', order);
+    return this.snapshot(order);
+  }
+
+  async getOrderByClientOrderId(clientOrderId: string): Promise<BrokerOrder | null> {
+    const o = this.orders.get(clientOrderId);
+    return o ? this.snapshot(o) : null;
+  }
+
+  async cancelOrder(clientOrderId: string): Promise<BrokerOrder | null> {
+    const o = this.orders.get(clientOrderId);
+    if (!o) return null;
+    if (isTerminal(o.status)) return this.snapshot(o);
+    this.finish(o, 'canceled');
+    // Cancelling a bracket parent cancels its legs.
+    for (const legId of this.legIds.get(clientOrderId) ?? []) {
+      const leg = this.orders.get(legId)!;
+      if (!isTerminal(leg.status)) this.finish(leg, 'canceled');
+    }
+    return this.snapshot(o);
+  }
+
+  /** Terminal transition without a fill (canceled / expired / rejected). */
+  finish(o: BrokerOrder, status: 'canceled' | 'expired' | 'rejected'): void {
+    o.status = status;
+    o.updatedAt = new Date().toISOString();
+    this.emit(status, o);
+  }
+
+  async expire(clientOrderId: string): Promise<void> {
+    const o = this.orders.get(clientOrderId);
+    if (o && !isTerminal(o.status)) this.finish(o, 'expired');
+  }
+
+  /** Execute `qty` shares of an open order at `price`. Emits partial_fill or fill with a fresh execution id. */
+  async fill(clientOrderId: string, qty: number, price: number): Promise<OrderUpdate> {
+    const o = this.orders.get(clientOrderId);
+    if (!o) throw new Error(`fake-alpaca: no order ${clientOrderId}`);
+    if (!OPEN_FOR_FILLS.has(o.status)) throw new Error(`fake-alpaca: order ${clientOrderId} is ${o.status}, cannot fill`);
+    const remaining = o.qty - o.filledQty;
+    if (!(qty > 0) || qty > remaining) throw new Error(`fake-alpaca: fill qty ${qty} outside 1..${remaining}`);
+    const prevNotional = (o.filledAvgPrice ?? 0) * o.filledQty;
+    o.filledQty += qty;
+    o.filledAvgPrice = (prevNotional + qty * price) / o.filledQty;
+    o.status = o.filledQty === o.qty ? 'filled' : 'partially_filled';
+    o.updatedAt = new Date().toISOString();
+    this.applyToBook(o.symbol, o.side, qty, price);
+    const fill = {
+      executionId: `exec-${String(++this.execSeq).padStart(6, '0')}`,
+      clientOrderId: o.clientOrderId,
+      brokerOrderId: o.brokerOrderId,
+      symbol: o.symbol,
+      side: o.side,
+      qty,
+      price,
+      fee: 0,
+      timestamp: o.updatedAt,
+    };
+    this.emit(o.status === 'filled' ? 'fill' : 'partial_fill', o, fill);
+    // Bracket: entry filled → legs go live; one exit leg filled → the other is cancelled (OCO).
+    if (o.status === 'filled') {
+      for (const legId of this.legIds.get(clientOrderId) ?? []) {
+        const leg = this.orders.get(legId)!;
+        if (leg.status === 'held') {
+          leg.status = 'new';
+          leg.updatedAt = o.updatedAt;
+          this.emit('new', leg);
+        }
+      }
+    }
+    const parent = this.parentOf.get(clientOrderId);
+    if (parent) {
+      for (const sibling of this.legIds.get(parent) ?? []) {
+        const s = this.orders.get(sibling)!;
+        if (sibling !== clientOrderId && !isTerminal(s.status)) this.finish(s, 'canceled');
+      }
+    }
+    return { event: o.status === 'filled' ? 'fill' : 'partial_fill', order: this.snapshot(o), fill, timestamp: o.updatedAt };
+  }
+
+  private applyToBook(symbol: string, side: 'buy' | 'sell', qty: number, price: number): void {
+    const signed = side === 'buy' ? qty : -qty;
+    this.cash -= signed * price;
+    const p = this.positions.get(symbol) ?? { qty: 0, avgEntryPrice: 0 };
+    const next = p.qty + signed;
+    if (p.qty === 0 || Math.sign(p.qty) === Math.sign(signed)) {
+      p.avgEntryPrice = (Math.abs(p.qty) * p.avgEntryPrice + qty * price) / Math.abs(next);
+    } else if (Math.sign(next) !== Math.sign(p.qty) && next !== 0) {
+      p.avgEntryPrice = price; // crossed through zero: the remainder opened at this price
+    }
+    p.qty = next;
+    if (p.qty === 0) this.positions.delete(symbol);
+    else this.positions.set(symbol, p);
+    if (!this.prices.has(symbol)) this.prices.set(symbol, price);
+  }
+
+  onOrderUpdate(listener: (u: OrderUpdate) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  async listOpenOrders(): Promise<BrokerOrder[]> {
+    const out: BrokerOrder[] = [];
+    for (const o of this.orders.values()) {
+      if (this.parentOf.has(o.clientOrderId)) continue;
+      const legsOpen = (this.legIds.get(o.clientOrderId) ?? []).some((id) => !isTerminal(this.orders.get(id)!.status));
+      if (!isTerminal(o.status) || legsOpen) out.push(this.snapshot(o));
+    }
+    return out;
+  }
+
+  async getAccount(): Promise<BrokerAccount> {
+    let mv = 0;
+    for (const [symbol, p] of this.positions) mv += p.qty * this.priceOf(symbol);
+    return { cash: this.cash, equity: this.cash + mv, buyingPower: this.buyingPower(), tradingBlocked: this.tradingBlocked };
+  }
+
+  async getPositions(): Promise<BrokerPosition[]> {
+    return [...this.positions].map(([symbol, p]) => ({
+      symbol,
+      qty: p.qty,
+      avgEntryPrice: p.avgEntryPrice,
+      marketValue: p.qty * this.priceOf(symbol),
+    }));
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the fake server with fault injection
+
+export interface FakeAlpacaOptions extends FakeEngineOptions {
+  apiKey?: string;
+  apiSecret?: string;
+  /** trade_updates frames as binary (Alpaca paper) or text. Default true. */
+  binaryFrames?: boolean;
+  logger?: Logger;
+}
+
+export interface RejectSpec {
+  status: number;
+  code: number | string;
+  message: string;
+  [extra: string]: unknown;
+}
+
+export type PostFailureMode = 'destroy' | '504' | 'hang';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class FakeAlpaca {
+  /** Every request that reached the server, in order. */
+  readonly requests: Array<{ method: string; path: string }> = [];
+  /** POST /v2/orders requests received (including ones answered with faults). */
+  postsReceived = 0;
+  private failPostMode: PostFailureMode | undefined;
+  private delays: Array<{ ms: number; method?: string; path?: string }> = [];
+  private rateLimit = { remaining: 0, resetInSec: 1 };
+  private rejects: RejectSpec[] = [];
+  private duplicateFills = 0;
+  private dropFills = 0;
+  private refusing = false;
+  private replayMissed = false;
+  private missed: AlpacaTradeUpdateMessage[] = [];
+  private readonly hanging = new Set<ServerResponse>();
+  /** Every trade_updates message the server sent (after fault injection), for assertions. */
+  readonly sentEvents: AlpacaTradeUpdateMessage[] = [];
+
+  private constructor(
+    readonly engine: FakeAlpacaEngine,
+    private server: AlpacaCompatServer | undefined,
+  ) {}
+
+  static async start(opts: FakeAlpacaOptions = {}): Promise<FakeAlpaca> {
+    const engine = new FakeAlpacaEngine(opts);
+    const fake = new FakeAlpaca(engine, undefined);
+    fake.server = await startAlpacaCompatServer({
+      broker: engine,
+      port: 0,
+      apiKey: opts.apiKey,
+      apiSecret: opts.apiSecret,
+      binaryFrames: opts.binaryFrames ?? true,
+      logger: opts.logger ?? createLogger('fake-alpaca', { level: 'silent' }),
+      hooks: {
+        onRequest: (ctx) => fake.onRequest(ctx.method, ctx.path, ctx.res),
+        onResponse: (ctx) => fake.onResponse(ctx.method, ctx.path, ctx.status, ctx.res),
+        onTradeUpdate: (m) => fake.onTradeUpdate(m),
+        onStreamConnect: () => !fake.refusing,
+        onStreamListening: (send) => {
+          const replay = fake.missed;
+          fake.missed = [];
+          for (const m of replay) send(m);
+        },
+      },
+    });
+    return fake;
+  }
+
+  private get srv(): AlpacaCompatServer {
+    if (!this.server) throw new Error('fake-alpaca not started');
+    return this.server;
+  }
+
+  get url(): string {
+    return this.srv.url;
+  }
+  get streamUrl(): string {
+    return this.srv.streamUrl;
+  }
+  /** Orders the engine created. */
+  get ordersCreated(): number {
+    return this.engine.ordersCreated;
+  }
+  listeningClients(): number {
+    return this.srv.listeningClients();
+  }
+
+  // -- controls --------------------------------------------------------------------------------
+
+  /** The next POST /v2/orders creates the order, then fails: socket destroyed, 504, or no response at all. */
+  failNextPostAfterAccept(mode: PostFailureMode = 'destroy'): void {
+    this.failPostMode = mode;
+  }
+  /** Delay the next response (optionally only for a method/path) by `ms`, after the broker acted. */
+  delayNextResponse(ms: number, match: { method?: string; path?: string } = {}): void {
+    this.delays.push({ ms, ...match });
+  }
+  /** The next `n` requests get 429 with X-Ratelimit-* headers resetting in `resetInSec`. Nothing is executed. */
+  rateLimitNext(n: number, resetInSec: number): void {
+    this.rateLimit = { remaining: n, resetInSec };
+  }
+  /** The next POST /v2/orders is refused with this status and body (`{code, message, ...extra}`); no order is created. */
+  rejectNext(spec: RejectSpec): void {
+    this.rejects.push(spec);
+  }
+  /** The next `n` fill/partial_fill messages are sent twice (Alpaca replays with the same execution_id). */
+  duplicateNextFillEvents(n = 1): void {
+    this.duplicateFills += n;
+  }
+  /** The next `n` fill/partial_fill messages are never sent (Alpaca's "missing fill event"). */
+  dropNextFillEvents(n = 1): void {
+    this.dropFills += n;
+  }
+  /** Kill every stream connection now (clients reconnect unless refuseStream). */
+  dropStream(): void {
+    this.srv.disconnectStreams();
+  }
+  /** Refuse (or allow again) new stream connections with HTTP 503. */
+  refuseStream(on = true): void {
+    this.refusing = on;
+  }
+  /** Keep messages sent while nobody listens and deliver them to the next listener (late/duplicate delivery). */
+  replayMissedEvents(on = true): void {
+    this.replayMissed = on;
+  }
+  /** Fill `qty` of an order at `price` (partial when qty < remaining). */
+  async fill(clientOrderId: string, qty: number, price: number): Promise<OrderUpdate> {
+    return this.engine.fill(clientOrderId, qty, price);
+  }
+  setPrice(symbol: string, price: number): void {
+    this.engine.setPrice(symbol, price);
+  }
+  /** Requests received for a method + path. */
+  count(method: string, path: string | RegExp): number {
+    return this.requests.filter((r) => r.method === method && (typeof path === 'string' ? r.path === path : path.test(r.path))).length;
+  }
+
+  async close(): Promise<void> {
+    for (const res of this.hanging) res.destroy();
+    this.hanging.clear();
+    await this.srv.close();
+    await this.engine.close();
+  }
+
+  // -- hooks -----------------------------------------------------------------------------------
+
+  private onRequest(method: string, path: string, res: ServerResponse): boolean {
+    this.requests.push({ method, path });
+    const isPost = method === 'POST' && path === '/v2/orders';
+    if (isPost) this.postsReceived++;
+    if (this.rateLimit.remaining > 0) {
+      this.rateLimit.remaining--;
+      const body = JSON.stringify({ code: 42910000, message: 'rate limit exceeded' });
+      res.writeHead(429, {
+        'content-type': 'application/json',
+        'X-Ratelimit-Limit': '200',
+        'X-Ratelimit-Remaining': '0',
+        'X-Ratelimit-Reset': String(Math.floor(Date.now() / 1000) + this.rateLimit.resetInSec),
+      });
+      res.end(body);
+      return true;
+    }
+    if (isPost && this.rejects.length > 0) {
+      const { status, ...body } = this.rejects.shift()!;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+      return true;
+    }
+    return false;
+  }
+
+  private async onResponse(method: string, path: string, status: number, res: ServerResponse): Promise<boolean> {
+    const i = this.delays.findIndex((d) => (!d.method || d.method === method) && (!d.path || d.path === path));
+    if (i >= 0) {
+      const [d] = this.delays.splice(i, 1);
+      await sleep(d!.ms);
+    }
+    if (method === 'POST' && path === '/v2/orders' && status === 200 && this.failPostMode) {
+      const mode = this.failPostMode;
+      this.failPostMode = undefined;
+      // The order exists at the venue now; the client just never learns it.
+      if (mode === 'destroy') res.socket?.destroy();
+      else if (mode === '504') {
+        res.writeHead(504, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ code: 50010000, message: 'gateway timeout' }));
+      } else this.hanging.add(res);
+      return true;
+    }
+    return false;
+  }
+
+  private onTradeUpdate(m: AlpacaTradeUpdateMessage): AlpacaTradeUpdateMessage[] {
+    let out = [m];
+    const isFill = m.data.event === 'fill' || m.data.event === 'partial_fill';
+    if (isFill && this.dropFills > 0) {
+      this.dropFills--;
+      out = [];
+    } else if (isFill && this.duplicateFills > 0) {
+      this.duplicateFills--;
+      out = [m, m];
+    }
+    if (this.replayMissed && this.srv.listeningClients() === 0) this.missed.push(...out);
+    this.sentEvents.push(...out);
+    return out;
+  }
+}
+
+/** Convenience: start a fake (see FakeAlpaca.start). */
+export function startFakeAlpaca(opts: FakeAlpacaOptions = {}): Promise<FakeAlpaca> {
+  return FakeAlpaca.start(opts);
+}
