@@ -309,6 +309,8 @@ export class FakeAlpaca {
   readonly requests: Array<{ method: string; path: string }> = [];
   /** POST /v2/orders requests received (including ones answered with faults). */
   postsReceived = 0;
+  /** Messages re-delivered to a reconnecting listener (replayMissedEvents). */
+  replayedEvents = 0;
   private failPostMode: PostFailureMode | undefined;
   private delays: Array<{ ms: number; method?: string; path?: string }> = [];
   private rateLimit = { remaining: 0, resetInSec: 1 };
@@ -345,6 +347,7 @@ export class FakeAlpaca {
         onStreamListening: (send) => {
           const replay = fake.missed;
           fake.missed = [];
+          fake.replayedEvents += replay.length;
           for (const m of replay) send(m);
         },
       },

@@ -1,0 +1,318 @@
+import { createServer } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AlpacaBroker, type AlpacaBrokerOptions } from '../../src/adapters/brokers/alpaca';
+import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError } from '../../src/adapters/brokers/broker';
+import type { OrderRequest, OrderUpdate } from '../../src/contracts/order';
+import { createLogger } from '../../src/logging';
+import { startFakeAlpaca, type FakeAlpaca, type FakeAlpacaOptions } from '../fakes/fake-alpaca';
+import { uniqueClientOrderId, waitFor } from './broker-contract';
+
+/**
+ * Alpaca-specific failure modes (reference doc §4 pain points 2, 3, 7, 13): ambiguous submits,
+ * rate limits, rejections, duplicated and missing stream events, stream outages.
+ * Each test counts what reached the fake, so "no duplicate order" is measured, not assumed.
+ */
+
+const silent = createLogger('test', { level: 'silent' });
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function setup(brokerOpts: Partial<AlpacaBrokerOptions> = {}, fakeOpts: FakeAlpacaOptions = {}) {
+  const fake = await startFakeAlpaca({ apiKey: 'k', apiSecret: 's', ...fakeOpts });
+  const broker = new AlpacaBroker({
+    baseUrl: fake.url,
+    keyId: 'k',
+    secretKey: 's',
+    logger: silent,
+    httpTimeoutMs: 500,
+    pollIntervalMs: 100,
+    reconnectInitialMs: 50,
+    reconnectMaxMs: 200,
+    cancelSettleMs: 300,
+    ...brokerOpts,
+  });
+  cleanups.push(async () => {
+    await broker.close();
+    await fake.close();
+  });
+  const updates: OrderUpdate[] = [];
+  broker.onOrderUpdate((u) => updates.push(u));
+  return { fake, broker, updates };
+}
+
+const order = (clientOrderId: string, qty = 10): OrderRequest => ({
+  clientOrderId,
+  symbol: 'NVDA',
+  side: 'buy',
+  qty,
+  type: 'limit',
+  timeInForce: 'day',
+  limitPrice: 100,
+});
+
+async function failure(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => {
+      throw new Error('expected a failure');
+    },
+    (e: unknown) => e,
+  );
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('ambiguous submits: the POST fails after the order was placed', () => {
+  it.each(['hang', 'destroy', '504'] as const)('%s → BrokerUnavailableError(ambiguous); isRetry finds the order, no second POST', async (mode) => {
+    const { fake, broker } = await setup();
+    const cid = uniqueClientOrderId(`amb-${mode}`);
+    fake.failNextPostAfterAccept(mode);
+    const err = await failure(broker.submitOrder(order(cid)));
+    expect(err).toBeInstanceOf(BrokerUnavailableError);
+    expect((err as BrokerUnavailableError).ambiguous).toBe(true);
+    expect(fake.ordersCreated).toBe(1);
+    expect(fake.postsReceived).toBe(1);
+
+    const retried = await broker.submitOrder(order(cid), { isRetry: true });
+    expect(fake.ordersCreated).toBe(1);
+    expect(fake.postsReceived).toBe(1); // found by lookup: nothing re-posted
+    const atVenue = await fake.engine.getOrderByClientOrderId(cid);
+    expect(retried.brokerOrderId).toBe(atVenue!.brokerOrderId);
+  });
+
+  it('a slow response past the client timeout is ambiguous; a plain re-submit is still deduplicated by the venue', async () => {
+    const { fake, broker } = await setup({ httpTimeoutMs: 200 });
+    const cid = uniqueClientOrderId('slow');
+    fake.delayNextResponse(800, { method: 'POST', path: '/v2/orders' });
+    const err = await failure(broker.submitOrder(order(cid)));
+    expect(err).toBeInstanceOf(BrokerUnavailableError);
+    expect((err as BrokerUnavailableError).ambiguous).toBe(true);
+    expect(fake.ordersCreated).toBe(1);
+    // Even without isRetry, Alpaca's "client_order_id must be unique" is turned into the existing order.
+    const again = await broker.submitOrder(order(cid));
+    expect(fake.postsReceived).toBe(2);
+    expect(fake.ordersCreated).toBe(1);
+    expect(again.brokerOrderId).toBe((await fake.engine.getOrderByClientOrderId(cid))!.brokerOrderId);
+  });
+
+  it('isRetry for an order that never arrived places it exactly once', async () => {
+    const { fake, broker } = await setup();
+    const cid = uniqueClientOrderId('never');
+    const placed = await broker.submitOrder(order(cid), { isRetry: true });
+    expect(fake.count('GET', '/v2/orders:by_client_order_id')).toBe(1);
+    expect(fake.postsReceived).toBe(1);
+    expect(fake.ordersCreated).toBe(1);
+    expect(placed.clientOrderId).toBe(cid);
+  });
+
+  it('the adapter never retries a POST by itself', async () => {
+    const { fake, broker } = await setup();
+    fake.failNextPostAfterAccept('destroy');
+    await failure(broker.submitOrder(order(uniqueClientOrderId('noretry-a'))));
+    fake.rejectNext({ status: 500, code: 50010000, message: 'internal server error' });
+    const err = await failure(broker.submitOrder(order(uniqueClientOrderId('noretry-b'))));
+    expect(err).toBeInstanceOf(BrokerUnavailableError);
+    expect((err as BrokerUnavailableError).ambiguous).toBe(true);
+    fake.rejectNext({ status: 503, code: 50010000, message: 'service unavailable' });
+    await failure(broker.submitOrder(order(uniqueClientOrderId('noretry-c'))));
+    await sleep(300);
+    expect(fake.postsReceived).toBe(3);
+    expect(fake.ordersCreated).toBe(1); // only the first one (created, then the socket died)
+  });
+
+  it('connection refused is not ambiguous (the request never left)', async () => {
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as { port: number }).port;
+    await new Promise<void>((r) => srv.close(() => r()));
+    const broker = new AlpacaBroker({ baseUrl: `http://127.0.0.1:${port}`, keyId: 'k', secretKey: 's', logger: silent, httpTimeoutMs: 500 });
+    cleanups.push(() => broker.close());
+    const err = await failure(broker.submitOrder(order(uniqueClientOrderId('refused'))));
+    expect(err).toBeInstanceOf(BrokerUnavailableError);
+    expect((err as BrokerUnavailableError).ambiguous).toBe(false);
+  });
+});
+
+describe('rate limits', () => {
+  it('429 → BrokerRateLimitedError with retryAfterMs from X-Ratelimit-Reset; nothing placed', async () => {
+    const { fake, broker } = await setup();
+    fake.rateLimitNext(1, 3);
+    const cid = uniqueClientOrderId('rl');
+    const err = await failure(broker.submitOrder(order(cid)));
+    expect(err).toBeInstanceOf(BrokerRateLimitedError);
+    // Reset is in whole epoch seconds: 3 s from now is between 2 and 3 s away.
+    expect((err as BrokerRateLimitedError).retryAfterMs).toBeGreaterThanOrEqual(1_900);
+    expect((err as BrokerRateLimitedError).retryAfterMs).toBeLessThanOrEqual(3_100);
+    expect(fake.ordersCreated).toBe(0);
+    const placed = await broker.submitOrder(order(cid), { isRetry: true });
+    expect(placed.clientOrderId).toBe(cid);
+    expect(fake.ordersCreated).toBe(1);
+  });
+
+  it('429 on a read is a rate limit too (never a "not found")', async () => {
+    const { fake, broker } = await setup();
+    fake.rateLimitNext(1, 1);
+    const err = await failure(broker.getOrderByClientOrderId('x'));
+    expect(err).toBeInstanceOf(BrokerRateLimitedError);
+    expect((err as BrokerRateLimitedError).retryAfterMs).toBeGreaterThanOrEqual(1_000);
+  });
+});
+
+describe('rejections keep Alpaca code and message', () => {
+  it.each([
+    [403, 40310000, 'insufficient buying power', { buying_power: '176531.28', cost_basis: '48640000' }],
+    [403, 40310100, 'trade denied due to pattern day trading protection', {}],
+    [422, 40010001, 'qty must be > 0', {}],
+  ])('%i %i', async (status, code, message, extra) => {
+    const { fake, broker } = await setup();
+    fake.rejectNext({ status, code, message, ...extra });
+    const cid = uniqueClientOrderId('rej');
+    const err = await failure(broker.submitOrder(order(cid)));
+    expect(err).toBeInstanceOf(BrokerRejectedError);
+    expect((err as BrokerRejectedError).code).toBe(String(code));
+    expect((err as BrokerRejectedError).message).toBe(message);
+    expect((err as BrokerRejectedError).httpStatus).toBe(status);
+    expect(fake.ordersCreated).toBe(0);
+    expect(fake.postsReceived).toBe(1);
+  });
+
+  it('the venue engine itself refuses an order beyond buying power with 403 40310000', async () => {
+    const { fake, broker } = await setup();
+    const err = await failure(broker.submitOrder(order(uniqueClientOrderId('bp'), 10_000)));
+    expect(err).toBeInstanceOf(BrokerRejectedError);
+    expect((err as BrokerRejectedError).code).toBe('40310000');
+    expect((err as BrokerRejectedError).httpStatus).toBe(403);
+    expect(fake.ordersCreated).toBe(0);
+  });
+
+  it('wrong keys → BrokerRejectedError code "unauthorized"', async () => {
+    const { broker } = await setup({ keyId: 'wrong', streamUrl: 'ws://127.0.0.1:1/stream' });
+    const err = await failure(broker.getAccount());
+    expect(err).toBeInstanceOf(BrokerRejectedError);
+    expect((err as BrokerRejectedError).code).toBe('unauthorized');
+    expect((err as BrokerRejectedError).message).not.toContain('wrong');
+  });
+});
+
+describe('trade_updates stream', () => {
+  it('duplicated fill events reach listeners once', async () => {
+    const { fake, broker, updates } = await setup();
+    expect(await broker.waitForStream(5_000)).toBe(true);
+    const cid = uniqueClientOrderId('dup');
+    await broker.submitOrder(order(cid));
+    fake.duplicateNextFillEvents(2);
+    await fake.fill(cid, 4, 100);
+    await fake.fill(cid, 6, 101);
+    const fills = () => updates.filter((u) => u.fill && u.order.clientOrderId === cid);
+    await waitFor(() => fills().length >= 2 || undefined, 5_000, 'fills');
+    await waitFor(() => fake.sentEvents.filter((m) => m.data.order.client_order_id === cid && m.data.execution_id).length === 4 || undefined);
+    await sleep(150);
+    expect(fills().map((u) => u.fill!.executionId)).toEqual(['exec-000001', 'exec-000002']);
+    expect(fills().map((u) => u.fill!.qty)).toEqual([4, 6]);
+    // And nothing after the terminal fill.
+    expect(updates.filter((u) => u.order.clientOrderId === cid).at(-1)?.event).toBe('fill');
+  });
+
+  it('text frames work as well as binary', async () => {
+    const { fake, broker, updates } = await setup({}, { binaryFrames: false });
+    expect(await broker.waitForStream(5_000)).toBe(true);
+    const cid = uniqueClientOrderId('text');
+    await broker.submitOrder(order(cid));
+    await fake.fill(cid, 10, 99.5);
+    const u = await waitFor(() => updates.find((x) => x.fill && x.order.clientOrderId === cid), 5_000, 'fill');
+    expect(u.fill!.executionId).toBe('exec-000001');
+    expect(u.fill!.price).toBe(99.5);
+    expect(u.event).toBe('fill');
+  });
+
+  it('a stream outage is covered by polling, with no double count when the stream comes back', async () => {
+    const { fake, broker, updates } = await setup();
+    expect(await broker.waitForStream(5_000)).toBe(true);
+    const cid = uniqueClientOrderId('outage');
+    const placed = await broker.submitOrder(order(cid, 100));
+
+    fake.replayMissedEvents(true); // Alpaca may deliver late what it could not send: worst case for double counting
+    fake.refuseStream(true);
+    fake.dropStream();
+    await waitFor(() => broker.streamState !== 'listening' || undefined, 2_000, 'stream down');
+    await fake.fill(cid, 40, 100);
+    const fills = () => updates.filter((u) => u.fill && u.order.clientOrderId === cid);
+    const polled = await waitFor(() => fills()[0], 3_000, 'fill via polling');
+    expect(polled.fill!.executionId).toBe(`${placed.brokerOrderId}:cum:40`);
+    expect(polled.fill!.qty).toBe(40);
+    expect(polled.order.filledQty).toBe(40);
+    expect(fake.listeningClients()).toBe(0);
+
+    fake.refuseStream(false);
+    await waitFor(() => broker.streamState === 'listening' || undefined, 5_000, 'stream back');
+    await waitFor(() => fake.replayedEvents > 0 || undefined, 2_000, 'replay of the missed fill');
+    await fake.fill(cid, 60, 102);
+    await waitFor(() => fills().length >= 2 || undefined, 5_000, 'second fill');
+    await sleep(300); // a poll round and any replay have had time to double-count
+    const all = fills();
+    expect(all).toHaveLength(2);
+    expect(all.map((u) => u.fill!.qty)).toEqual([40, 60]);
+    expect(all.map((u) => u.order.filledQty)).toEqual([40, 100]);
+    expect(all[1]!.fill!.executionId).toBe('exec-000002'); // the real one, once the stream is back
+    expect(all.reduce((s, u) => s + u.fill!.qty, 0)).toBe(100);
+  });
+
+  it('a fill event Alpaca never sends is recovered by the safety poll', async () => {
+    const { fake, broker, updates } = await setup({ safetyPollIntervalMs: 150 });
+    expect(await broker.waitForStream(5_000)).toBe(true);
+    const cid = uniqueClientOrderId('missing');
+    const placed = await broker.submitOrder(order(cid, 10));
+    fake.dropNextFillEvents(1);
+    await fake.fill(cid, 10, 100);
+    const u = await waitFor(() => updates.find((x) => x.fill && x.order.clientOrderId === cid), 3_000, 'recovered fill');
+    expect(u.fill!.executionId).toBe(`${placed.brokerOrderId}:cum:10`);
+    expect(u.fill!.qty).toBe(10);
+    expect(u.fill!.price).toBe(100);
+    expect(u.event).toBe('fill');
+  });
+
+  it('watchOrder with a ledger baseline reports only shares beyond it', async () => {
+    const { fake, broker, updates } = await setup();
+    const cid = uniqueClientOrderId('watch');
+    await fake.engine.submitOrder(order(cid, 10)); // placed by an earlier process
+    await fake.fill(cid, 3, 100);
+    await fake.fill(cid, 5, 104);
+    broker.watchOrder(cid, { filledQty: 3, filledNotional: 300 }); // ledger already has the first fill
+    const u = await waitFor(() => updates.find((x) => x.fill && x.order.clientOrderId === cid), 3_000, 'fill');
+    expect(u.fill!.qty).toBe(5);
+    expect(u.fill!.price).toBeCloseTo(104, 6);
+    expect(u.order.filledQty).toBe(8);
+  });
+});
+
+describe('order shapes over the wire', () => {
+  it('bracket orders round-trip with legs; cancel of a finished order is not an error', async () => {
+    const { fake, broker } = await setup();
+    const cid = uniqueClientOrderId('bracket');
+    const placed = await broker.submitOrder({
+      ...order(cid, 10),
+      orderClass: 'bracket',
+      takeProfit: { limitPrice: 110 },
+      stopLoss: { stopPrice: 95, limitPrice: 94.5 },
+    });
+    expect(placed.legs).toHaveLength(2);
+    const [tp, sl] = placed.legs!;
+    expect(tp).toMatchObject({ side: 'sell', type: 'limit', limitPrice: 110, status: 'held' });
+    expect(sl).toMatchObject({ side: 'sell', type: 'stop_limit', stopPrice: 95, limitPrice: 94.5 });
+    await fake.fill(cid, 10, 100);
+    await fake.fill(tp!.clientOrderId, 10, 110);
+    const after = await broker.getOrderByClientOrderId(cid);
+    expect(after?.legs?.map((l) => l.status)).toEqual(['filled', 'canceled']);
+    expect((await broker.cancelOrder(tp!.clientOrderId))?.status).toBe('filled');
+    expect(fake.count('DELETE', /^\/v2\/orders\//)).toBe(0);
+  });
+
+  it('a client order id over 48 characters is refused locally, before any request', async () => {
+    const { fake, broker } = await setup();
+    const err = await failure(broker.submitOrder(order('x'.repeat(49))));
+    expect(err).toBeInstanceOf(BrokerRejectedError);
+    expect((err as BrokerRejectedError).code).toBe('invalid_client_order_id');
+    expect(fake.postsReceived).toBe(0);
+  });
+});
