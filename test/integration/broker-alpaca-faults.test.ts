@@ -4,7 +4,7 @@ import { AlpacaBroker, type AlpacaBrokerOptions } from '../../src/adapters/broke
 import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError } from '../../src/adapters/brokers/broker';
 import type { OrderRequest, OrderUpdate } from '../../src/contracts/order';
 import { createLogger } from '../../src/logging';
-import { startFakeAlpaca, type FakeAlpaca, type FakeAlpacaOptions } from '../fakes/fake-alpaca';
+import { startFakeAlpaca, type FakeAlpacaOptions } from '../fakes/fake-alpaca';
 import { uniqueClientOrderId, waitFor } from './broker-contract';
 
 /**
