@@ -66,15 +66,23 @@ as_root() {
 }
 
 # apt-get install packages non-interactively (CI has no stdin). Runs `apt-get update` once if the install fails.
+# Package scripts must not start the system services (a system PostgreSQL on 5432 or RabbitMQ on 5672 would take
+# the ports of our project-local servers): a temporary policy-rc.d forbids service starts during the install.
 apt_install() {
   command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* yourself"
   log "installing $* with apt-get (one-off)"
   export DEBIAN_FRONTEND=noninteractive
+  local policy=/usr/sbin/policy-rc.d own_policy=no rc=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# temporary, scripts/lib.sh apt_install\nexit 101\n' | as_root tee "$policy" >/dev/null &&
+      as_root chmod 755 "$policy" && own_policy=yes
+  fi
   if ! as_root apt-get install -y -q --no-install-recommends "$@" >"$LOGS/apt-$1.log" 2>&1; then
     as_root apt-get update -q >>"$LOGS/apt-$1.log" 2>&1 || true
-    as_root apt-get install -y -q --no-install-recommends "$@" >>"$LOGS/apt-$1.log" 2>&1 ||
-      die "apt-get install $* failed; see $LOGS/apt-$1.log"
+    as_root apt-get install -y -q --no-install-recommends "$@" >>"$LOGS/apt-$1.log" 2>&1 || rc=1
   fi
+  [[ $own_policy == no ]] || as_root rm -f "$policy"
+  ((rc == 0)) || die "apt-get install $* failed; see $LOGS/apt-$1.log"
 }
 
 # pid file helpers: a server is "ours" only while its pid file names a live process (whose command line
