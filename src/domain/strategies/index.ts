@@ -23,3 +23,4 @@ export function strategyFactory(name: string, opts: StrategyOptions = {}): Strat
   }
 }
 export * from './signal';
+export * from './engine';

@@ -1,0 +1,239 @@
+/**
+ * Quant worker: consumes bars from `quant.bars`, runs a strategy per (symbol, interval), and publishes trade
+ * signals to `trade.signals`.
+ *
+ *   npm exec tsx src/workers/quant.ts -- [--strategy sma-cross] [--fast 2] [--slow 5] [--prefetch 100]
+ *
+ * No loss, no duplicates (see docs/messaging.md):
+ *  - a bar is acked only after the signal it produced is confirmed by the broker (ack-after-publish); if the
+ *    publish fails the bar is requeued and, on redelivery, the *remembered* signal is re-published (the bar is not
+ *    fed to the strategy twice);
+ *  - signal_id is derived from strategy + symbol + bar timestamp, so any re-publication carries the same id and
+ *    the intake starts at most one workflow for it;
+ *  - a malformed bar is dead-lettered to `quant.bars.dlq` with the reason in `x-rejection-reason`, then acked.
+ */
+import { parseArgs } from 'node:util';
+import { BarSchema } from '../contracts/bar';
+import { formatZodError, type TradeSignal } from '../contracts/signal';
+import { loadConfig } from '../config';
+import { createLogger, withCorrelation, type Logger } from '../logging';
+import {
+  ConfirmPublisher,
+  QUANT_BARS_QUEUE,
+  RabbitConnection,
+  TRADE_SIGNALS_EXCHANGE,
+  assertTopologyOn,
+  consumeJson,
+  signalRoutingKey,
+  type ConsumerHandle,
+} from '../adapters/rabbitmq';
+import { SMA_CROSS, STRATEGY_NAMES, SignalEngine, strategyFactory, type StrategyFactory } from '../domain/strategies';
+
+/**
+ * Market data wants a deep prefetch (temporal-guide C.2/C.5: ≥100 reaches top single-queue throughput); every
+ * un-acked bar is at most one outstanding signal confirm, so this also bounds publishes in flight.
+ */
+export const DEFAULT_QUANT_PREFETCH = 100;
+
+export interface QuantStats {
+  bars: number;
+  signals: number;
+  republished: number;
+  duplicates: number;
+  stale: number;
+  partial: number;
+  deadLettered: number;
+}
+
+export interface QuantOptions {
+  rabbit: RabbitConnection;
+  publisher: ConfirmPublisher;
+  strategy: StrategyFactory;
+  logger?: Logger;
+  /** Default `quant.bars`. */
+  queue?: string;
+  /** Default `trade.signals`. */
+  signalsExchange?: string;
+  prefetch?: number;
+  /** Requeues of a bar whose signal cannot be published before it is dead-lettered. Default 20. */
+  maxAttempts?: number;
+  /** Base requeue backoff. Default 500 ms. */
+  retryDelayMs?: number;
+}
+
+export interface QuantHandle {
+  readonly stats: Readonly<QuantStats>;
+  readonly consumer: ConsumerHandle;
+  readonly engine: SignalEngine;
+  /** Stop consuming and wait for in-flight bars (their signal confirms) to settle. */
+  stop(): Promise<void>;
+}
+
+/** Wire the engine to RabbitMQ. The caller owns (and starts/closes) the connection and the publisher. */
+export function startQuant(opts: QuantOptions): QuantHandle {
+  const log = opts.logger ?? createLogger('quant');
+  const queue = opts.queue ?? QUANT_BARS_QUEUE;
+  const exchange = opts.signalsExchange ?? TRADE_SIGNALS_EXCHANGE;
+  const engine = new SignalEngine(opts.strategy);
+  const stats: QuantStats = { bars: 0, signals: 0, republished: 0, duplicates: 0, stale: 0, partial: 0, deadLettered: 0 };
+
+  const consumer = consumeJson(
+    opts.rabbit,
+    queue,
+    {
+      prefetch: opts.prefetch ?? DEFAULT_QUANT_PREFETCH,
+      publisher: opts.publisher,
+      logger: log,
+      maxAttempts: opts.maxAttempts ?? 20,
+      retryDelayMs: opts.retryDelayMs ?? 500,
+    },
+    async (ctx) => {
+      stats.bars++;
+      const parsed = BarSchema.safeParse(ctx.body);
+      if (!parsed.success) {
+        stats.deadLettered++;
+        await ctx.deadLetter(`invalid bar: ${formatZodError(parsed.error)}`);
+        return;
+      }
+      const bar = parsed.data;
+      // Synchronous, before any await: bars reach the strategy in delivery order.
+      const out = engine.process(bar);
+      const blog = withCorrelation(log, bar.correlation_id, { symbol: bar.symbol, bar_ts: bar.timestamp });
+      switch (out.kind) {
+        case 'none':
+          return; // ack
+        case 'partial':
+          stats.partial++;
+          return;
+        case 'stale':
+          stats.stale++;
+          blog.debug('bar older than the remembered window; skipped');
+          return;
+        case 'invalid':
+          stats.deadLettered++;
+          await ctx.deadLetter(out.reason);
+          return;
+        case 'duplicate':
+          stats.duplicates++;
+          if (!out.signal) return;
+          // Re-publish the remembered signal: its first publish may not have been confirmed. Same signal_id.
+          await publishSignal(out.signal);
+          stats.republished++;
+          blog.info({ signal_id: out.signal.signal_id }, 'redelivered bar: signal re-published');
+          return;
+        case 'signal':
+          await publishSignal(out.signal);
+          stats.signals++;
+          blog.info(
+            { signal_id: out.signal.signal_id, side: out.signal.side, price: out.signal.price, confidence: out.signal.confidence, ...out.indicators },
+            `signal: ${out.reason}`,
+          );
+          return; // ack only now, after the confirm
+      }
+      // If publishSignal throws, consumeJson requeues the bar (with backoff) — never acks it.
+    },
+  );
+
+  function publishSignal(signal: TradeSignal): Promise<void> {
+    return opts.publisher.publishJson(exchange, signalRoutingKey(signal.strategy, signal.symbol), signal, {
+      messageId: signal.signal_id,
+      correlationId: signal.correlation_id,
+    });
+  }
+
+  return {
+    stats,
+    consumer,
+    engine,
+    stop: () => consumer.cancel(),
+  };
+}
+
+const USAGE = `Usage: tsx src/workers/quant.ts [options]
+
+Consumes bars from the RabbitMQ queue quant.bars, runs a strategy per symbol and publishes trade signals
+to the trade.signals exchange (routing key signal.<strategy>.<symbol>). Runs until SIGINT/SIGTERM.
+
+Options:
+  --strategy <name>   strategy (${STRATEGY_NAMES.join(', ')}); default ${SMA_CROSS}
+  --fast <n>          sma-cross fast period; default 2
+  --slow <n>          sma-cross slow period; default 5
+  --prefetch <n>      un-acked bars in flight; default ${DEFAULT_QUANT_PREFETCH}
+  --stats-every <s>   log counters every s seconds (0 = never); default 30
+  -h, --help          this help
+
+Connection: RABBITMQ_HOST, RABBITMQ_PORT, RABBITMQ_USER, RABBITMQ_PASS, RABBITMQ_VHOST (see .env.example).
+`;
+
+function intArg(name: string, v: string | undefined, def: number, min: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      strategy: { type: 'string' },
+      fast: { type: 'string' },
+      slow: { type: 'string' },
+      prefetch: { type: 'string' },
+      'stats-every': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const cfg = loadConfig();
+  const log = createLogger('quant', { level: cfg.logLevel });
+  const factory = strategyFactory(values.strategy ?? SMA_CROSS, {
+    smaCross: { fast: intArg('fast', values.fast, 2, 1), slow: intArg('slow', values.slow, 5, 2) },
+  });
+  const prefetch = intArg('prefetch', values.prefetch, DEFAULT_QUANT_PREFETCH, 1);
+  const statsEvery = intArg('stats-every', values['stats-every'], 30, 0);
+
+  const rabbit = new RabbitConnection({ url: cfg.rabbitmq.url, name: `quant-${process.pid}`, logger: log, setup: assertTopologyOn });
+  const publisher = new ConfirmPublisher(rabbit, { logger: log });
+  const quant = startQuant({ rabbit, publisher, strategy: factory, logger: log, prefetch });
+  await rabbit.start();
+  log.info({ strategy: quant.engine.strategyName, prefetch }, 'quant running');
+
+  const timer = statsEvery > 0 ? setInterval(() => log.info({ ...quant.stats, series: quant.engine.seriesCount }, 'quant stats'), statsEvery * 1000) : undefined;
+  timer?.unref();
+
+  let stopping = false;
+  const shutdown = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'shutting down: cancelling the consumer, waiting for in-flight confirms');
+    if (timer) clearInterval(timer);
+    await quant.stop();
+    await publisher.close();
+    await rabbit.close();
+    log.info({ ...quant.stats }, 'quant stopped');
+  };
+  await new Promise<void>((resolve) => {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        shutdown(sig).then(resolve, (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          resolve();
+        });
+      });
+    }
+  });
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`quant: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
