@@ -388,6 +388,7 @@ export class SimulatedExchange {
 
       const remaining = o.qty - o.filledQty;
       const price = this.executablePrice(o, bar);
+      let filledNow = 0;
       if (price !== null && capacity > 0) {
         const guard = this.fillGuard(o, Math.min(remaining, capacity), price);
         if (o.timeInForce === 'fok' && guard.qty < remaining) {
@@ -398,6 +399,7 @@ export class SimulatedExchange {
         if (guard.qty > 0) {
           this.fill(o, guard.qty, price, bar);
           capacity -= guard.qty;
+          filledNow = guard.qty;
         }
         if (guard.reason !== undefined && !isTerminal(o.status)) {
           this.finish(o, 'canceled', guard.reason, bar.timestamp);
@@ -406,7 +408,7 @@ export class SimulatedExchange {
       }
       if ((o.timeInForce === 'ioc' || o.timeInForce === 'fok') && !isTerminal(o.status)) {
         const why =
-          price === null ? 'not marketable on the first eligible bar' : capacity <= 0 ? 'no volume left on the first eligible bar' : 'unfilled remainder';
+          price === null ? 'not marketable on the first eligible bar' : filledNow > 0 ? 'unfilled remainder' : 'no volume left on the first eligible bar';
         this.finish(o, 'canceled', `${o.timeInForce}: ${why}`, bar.timestamp);
       }
     }

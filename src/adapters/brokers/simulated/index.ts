@@ -1,0 +1,1 @@
+export { SimulatedBroker, toBrokerRejectedError, type SimulatedBrokerOptions } from './simulated-broker';
