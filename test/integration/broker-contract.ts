@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderRequest, OrderUpdate } from '../../src/contracts/order';
 import { BrokerRejectedError, type Broker } from '../../src/adapters/brokers/broker';
 
@@ -55,6 +55,10 @@ export function brokerContractSuite(name: string, makeHarness: () => Promise<Bro
     afterAll(async () => {
       unsubscribe();
       await h?.close();
+    });
+    // Leftover working orders would compete for the next test's fills (venues fill in time priority).
+    afterEach(async () => {
+      for (const o of await h.broker.listOpenOrders()) await h.broker.cancelOrder(o.clientOrderId);
     });
 
     const limitBuy = (clientOrderId: string, qty = 10): OrderRequest => ({
@@ -166,8 +170,6 @@ export function brokerContractSuite(name: string, makeHarness: () => Promise<Bro
     });
 
     it('account and positions reflect fills', async () => {
-      // Cancel leftovers so reserved buying power does not blur the picture.
-      for (const o of await h.broker.listOpenOrders()) await h.broker.cancelOrder(o.clientOrderId);
       const acct0 = await h.broker.getAccount();
       const pos0 = (await h.broker.getPositions()).find((p) => p.symbol === h.symbol)?.qty ?? 0;
       const cid = uniqueClientOrderId('acct');
@@ -189,17 +191,30 @@ export function brokerContractSuite(name: string, makeHarness: () => Promise<Bro
       expect(acct1.buyingPower).toBeGreaterThanOrEqual(0);
     });
 
-    it('a refused order surfaces as BrokerRejectedError and creates nothing', async () => {
+    it('a refused order surfaces as BrokerRejectedError, never as a working order; re-submitting gets the same answer', async () => {
       const cid = uniqueClientOrderId('reject');
       const req: OrderRequest = h.rejectedRequest?.(cid) ?? { ...limitBuy(cid, 1_000_000_000), limitPrice: h.price };
-      const err = await h.broker.submitOrder(req).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const attempt = () =>
+        h.broker.submitOrder(req).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      const err = await attempt();
       expect(err).toBeInstanceOf(BrokerRejectedError);
       expect((err as BrokerRejectedError).code).toBeTruthy();
       expect((err as BrokerRejectedError).message).toBeTruthy();
-      expect(await h.broker.getOrderByClientOrderId(cid)).toBeNull();
+      // Alpaca keeps a POST-time rejection off the books; the simulator records it as `rejected`. Never open.
+      const recorded = await h.broker.getOrderByClientOrderId(cid);
+      if (recorded) expect(recorded.status).toBe('rejected');
+      expect((await h.broker.listOpenOrders()).map((o) => o.clientOrderId)).not.toContain(cid);
+      const again = await attempt();
+      expect(again).toBeInstanceOf(BrokerRejectedError);
+      expect((again as BrokerRejectedError).code).toBe((err as BrokerRejectedError).code);
+      const retried = await h.broker.submitOrder(req, { isRetry: true }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(retried).toBeInstanceOf(BrokerRejectedError);
     });
   });
 }

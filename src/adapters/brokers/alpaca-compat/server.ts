@@ -207,7 +207,10 @@ export async function startAlpacaCompatServer(opts: AlpacaCompatServerOptions): 
       if (submitting.has(cid)) throw duplicate;
       submitting.add(cid);
       try {
-        if (await broker.getOrderByClientOrderId(cid)) throw duplicate;
+        const existing = await broker.getOrderByClientOrderId(cid);
+        // Alpaca keeps a POST-time rejection off the books, so the same id may be tried again; a venue that
+        // records rejected orders (SimulatedBroker) answers a re-submit with the same rejection.
+        if (existing && existing.status !== 'rejected') throw duplicate;
         const order = await broker.submitOrder(req);
         remember(order);
         return [200, orderToAlpaca(order)];

@@ -148,7 +148,8 @@ export class AlpacaBroker implements Broker {
     if (opts.isRetry) {
       // A previous attempt may have landed (its response was lost). Find it before placing anything.
       const existing = await this.getOrderByClientOrderId(req.clientOrderId);
-      if (existing) {
+      // A rejected order is not "placed": let the venue answer the POST again (same request, same answer).
+      if (existing && existing.status !== 'rejected') {
         this.log.info({ clientOrderId: req.clientOrderId, brokerOrderId: existing.brokerOrderId }, 'retry found the order already placed');
         this.follow(existing);
         return existing;
@@ -166,6 +167,10 @@ export class AlpacaBroker implements Broker {
     if (res.status >= 400 && res.status < 500 && res.status !== 429 && isDuplicateClientOrderIdMessage(body.message)) {
       // Alpaca: the id is taken, i.e. this order already exists (an earlier attempt landed). Idempotent success.
       const existing = await this.getOrderByClientOrderId(req.clientOrderId);
+      if (existing?.status === 'rejected') {
+        // The id is spent on an order the venue refused: that is this request's answer.
+        throw new BrokerRejectedError(existing.reason ?? `order ${req.clientOrderId} was rejected`, 'rejected', res.status);
+      }
       if (existing) {
         if (existing.symbol !== req.symbol || existing.side !== req.side || existing.qty !== req.qty) {
           this.log.warn(
