@@ -28,3 +28,4 @@ export async function withChannel<T>(conn: ChannelModel, fn: (ch: Channel) => Pr
 export function assertTopologyOn(conn: ChannelModel): Promise<void> {
   return withChannel(conn, assertTopology);
 }
+export * from './management';

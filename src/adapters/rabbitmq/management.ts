@@ -1,0 +1,87 @@
+/**
+ * A small client for the RabbitMQ management HTTP API (port 15672 by default): queue inspection for health
+ * checks and tests, and force-closing connections (what an operator or a broker restart does to us), used by
+ * the reconnect tests. Uses the project user (needs the `administrator` or `management` tag; with `management`
+ * only its own connections are visible and closable).
+ */
+
+export interface ManagementOptions {
+  host: string;
+  port: number;
+  user: string;
+  pass: string;
+  vhost: string;
+  timeoutMs?: number;
+}
+
+export interface ConnectionInfo {
+  name: string;
+  user: string;
+  vhost: string;
+  client_properties?: { connection_name?: string };
+}
+
+export interface QueueInfo {
+  name: string;
+  durable: boolean;
+  arguments: Record<string, unknown>;
+  messages?: number;
+  consumers?: number;
+}
+
+export class RabbitManagement {
+  private readonly base: string;
+  private readonly auth: string;
+
+  constructor(private readonly opts: ManagementOptions) {
+    this.base = `http://${opts.host}:${opts.port}/api`;
+    this.auth = `Basic ${Buffer.from(`${opts.user}:${opts.pass}`).toString('base64')}`;
+  }
+
+  private async request(method: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
+    const res = await fetch(`${this.base}${path}`, {
+      method,
+      headers: { authorization: this.auth, ...headers },
+      signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+    });
+    if (!res.ok && res.status !== 404) throw new Error(`management API ${method} ${path}: HTTP ${res.status} ${await res.text()}`);
+    return res;
+  }
+
+  async connections(): Promise<ConnectionInfo[]> {
+    const res = await this.request('GET', '/connections');
+    return (await res.json()) as ConnectionInfo[];
+  }
+
+  /** Connections whose client-provided `connection_name` starts with `prefix`. */
+  async connectionsNamed(prefix: string): Promise<ConnectionInfo[]> {
+    return (await this.connections()).filter((c) => c.client_properties?.connection_name?.startsWith(prefix));
+  }
+
+  /** Force-close a connection by its broker name (the "ip:port -> ip:port" string). */
+  async closeConnection(name: string, reason = 'closed via management API'): Promise<void> {
+    await this.request('DELETE', `/connections/${encodeURIComponent(name)}`, { 'x-reason': reason });
+  }
+
+  /**
+   * Force-close every connection whose connection_name starts with `prefix`, waiting (bounded) for the broker's
+   * listing to show at least `atLeast` of them first (new connections appear in the API after a short delay).
+   * Returns how many were closed.
+   */
+  async closeConnectionsNamed(prefix: string, atLeast = 1, waitMs = 20_000): Promise<number> {
+    const deadline = Date.now() + waitMs;
+    let found = await this.connectionsNamed(prefix);
+    while (found.length < atLeast && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      found = await this.connectionsNamed(prefix);
+    }
+    for (const c of found) await this.closeConnection(c.name, `force-closed (${prefix})`);
+    return found.length;
+  }
+
+  async queue(name: string): Promise<QueueInfo | undefined> {
+    const res = await this.request('GET', `/queues/${encodeURIComponent(this.opts.vhost)}/${encodeURIComponent(name)}`);
+    if (res.status === 404) return undefined;
+    return (await res.json()) as QueueInfo;
+  }
+}

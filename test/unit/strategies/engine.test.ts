@@ -1,0 +1,64 @@
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readBarsCsvSync } from '../../../src/adapters/marketdata/csv';
+import { BarSchema, type Bar, type OhlcvBar } from '../../../src/contracts/bar';
+import { barMessageId } from '../../../src/contracts/ids';
+import { SMA_CROSS, SignalEngine, strategyFactory } from '../../../src/domain/strategies';
+
+const toBar = (b: OhlcvBar, interval = '1d'): Bar => {
+  const message_id = barMessageId('replay', b.symbol, interval, b.timestamp);
+  return BarSchema.parse({ ...b, interval, message_id, source: 'replay', correlation_id: `corr-${message_id}` });
+};
+const bars = readBarsCsvSync(resolve(__dirname, '../../fixtures/bars/quant-nvda-2013-09-03_2013-10-31.csv'), { symbol: 'NVDA' }).map((b) => toBar(b));
+const engine = () => new SignalEngine(strategyFactory(SMA_CROSS), { outcomeCacheSize: 1000 });
+
+describe('SignalEngine (quant core)', () => {
+  it('emits the strategy signals as valid TradeSignals carrying the bar correlation id', () => {
+    const e = engine();
+    const out = bars.map((b) => e.process(b));
+    const signals = out.flatMap((o) => (o.kind === 'signal' ? [o.signal] : []));
+    expect(signals.map((s) => [s.created_at.slice(0, 10), s.side])).toEqual([
+      ['2013-09-20', 'sell'],
+      ['2013-10-07', 'buy'],
+      ['2013-10-09', 'sell'],
+      ['2013-10-14', 'buy'],
+      ['2013-10-23', 'sell'],
+    ]);
+    const b = bars.find((x) => x.timestamp.startsWith('2013-09-20'))!;
+    expect(signals[0]).toMatchObject({ correlation_id: b.correlation_id, price: b.close, strategy: SMA_CROSS, symbol: 'NVDA' });
+  });
+
+  it('a redelivered bar is not fed to the strategy again; its remembered signal comes back with the same id', () => {
+    const e = engine();
+    const first = bars.map((b) => e.process(b));
+    const again = bars.map((b) => e.process(b));
+    expect(again.every((o) => o.kind === 'duplicate')).toBe(true);
+    const ids = (xs: typeof first) => xs.flatMap((o) => (o.kind === 'signal' || o.kind === 'duplicate') && o.signal ? [o.signal.signal_id] : []);
+    expect(ids(again)).toEqual(ids(first));
+    // and the series state was not disturbed: the next new bar behaves as if no duplicates had arrived
+    const next = toBar({ ...bars.at(-1)!, timestamp: '2013-11-01T00:00:00.000Z' });
+    const ref = engine();
+    bars.forEach((b) => ref.process(b));
+    expect(e.process(next)).toEqual(ref.process(next));
+  });
+
+  it('older bars beyond the remembered window are stale; partial bars are skipped; series are independent', () => {
+    const e = new SignalEngine(strategyFactory(SMA_CROSS), { outcomeCacheSize: 3 });
+    bars.slice(0, 10).forEach((b) => e.process(b));
+    expect(e.process(bars[0]!)).toEqual({ kind: 'stale' });
+    expect(e.process(bars[9]!).kind).toBe('duplicate');
+    expect(e.process({ ...bars[10]!, is_partial: true })).toEqual({ kind: 'partial' });
+    const orcl = bars.map((b) => ({ ...b, symbol: 'ORCL' }));
+    expect(e.process(orcl[0]!)).toEqual({ kind: 'none' });
+    expect(e.process(toBar(bars[0]!, '1m')).kind).toBe('none');
+    expect(e.seriesCount).toBe(3);
+  });
+
+  it('a bar that cannot make a valid signal is reported invalid (the worker dead-letters it)', () => {
+    const e = engine();
+    const out = bars.map((b) => e.process({ ...b, symbol: 'nvda' }));
+    const invalid = out.filter((o) => o.kind === 'invalid');
+    expect(invalid).toHaveLength(5);
+    expect(invalid[0]).toMatchObject({ reason: expect.stringMatching(/symbol/) });
+  });
+});
