@@ -42,17 +42,24 @@ export function createRiskActivities(deps: RiskActivityDeps) {
     /** Decide the trade and reserve its exposure. Idempotent per workflow id. */
     async evaluateRisk(input: EvaluateRiskInput): Promise<RiskDecision> {
       const { workflowId, signal } = input;
-      const log = withCorrelation(logger, typeof signal?.correlation_id === 'string' ? signal.correlation_id : undefined, {
-        workflow_id: workflowId,
-        symbol: signal?.symbol,
-        side: signal?.side,
-      });
+      const log = withCorrelation(
+        logger,
+        typeof signal?.correlation_id === 'string' ? signal.correlation_id : undefined,
+        {
+          workflow_id: workflowId,
+          symbol: signal?.symbol,
+          side: signal?.side,
+        },
+      );
       await ensureReady();
 
       let recentBars = input.market?.recentBars;
       if (recentBars === undefined && typeof signal?.symbol === 'string' && signal.symbol !== '') {
         // Bars up to the signal's time only: a replayed signal must not size on bars from its future.
-        const asOf = typeof signal.created_at === 'string' && !Number.isNaN(Date.parse(signal.created_at)) ? signal.created_at : undefined;
+        const asOf =
+          typeof signal.created_at === 'string' && !Number.isNaN(Date.parse(signal.created_at))
+            ? signal.created_at
+            : undefined;
         recentBars = await loadRecentBars(pool, signal.symbol, barsNeeded(limits), asOf);
       }
 

@@ -70,10 +70,10 @@ export async function ensureAccount(pool: Pool, accountId: string, startingCash:
       [accountId, startingCash],
     );
     if (created.rowCount) {
-      await c.query(`INSERT INTO cash_movements (account_id, kind, amount, note) VALUES ($1, 'deposit', $2, 'opening balance')`, [
-        accountId,
-        startingCash,
-      ]);
+      await c.query(
+        `INSERT INTO cash_movements (account_id, kind, amount, note) VALUES ($1, 'deposit', $2, 'opening balance')`,
+        [accountId, startingCash],
+      );
     }
     const state = await c.query(
       `INSERT INTO trading_state (account_id, state, changed_by, reason) VALUES ($1, 'ACTIVE', 'system', 'account created')
@@ -129,19 +129,31 @@ interface SnapshotRow {
   account: { cash: string; day_start_equity: string; day_start_date: string } | null;
   trading_state: string | null;
   positions: Array<{ symbol: string; qty: string; avg_cost: string; last_price: string | null; realized_pnl: string }>;
-  reservations: Array<{ workflow_id: string; symbol: string; side: 'buy' | 'sell'; qty: string; notional: string; asset_class: string | null }>;
+  reservations: Array<{
+    workflow_id: string;
+    symbol: string;
+    side: 'buy' | 'sell';
+    qty: string;
+    notional: string;
+    asset_class: string | null;
+  }>;
   classes: Array<{ symbol: string; asset_class: string }>;
   last_signals: Array<{ symbol: string; strategy: string; at_ms: number }>;
 }
 
-const isAssetClass = (v: unknown): v is AssetClass => v === 'equity' || v === 'options' || v === 'futures' || v === 'crypto';
+const isAssetClass = (v: unknown): v is AssetClass =>
+  v === 'equity' || v === 'options' || v === 'futures' || v === 'crypto';
 
 /**
  * Read the account, positions, HELD reservations, trading state and cooldown times in ONE statement, so
  * the snapshot is a single point in time even under READ COMMITTED (a fill committing halfway through
  * cannot be half-seen). Returns null when the account does not exist.
  */
-export async function loadPortfolio(c: Queryable, accountId: string, opts: LoadPortfolioOptions = {}): Promise<LedgerPortfolio | null> {
+export async function loadPortfolio(
+  c: Queryable,
+  accountId: string,
+  opts: LoadPortfolioOptions = {},
+): Promise<LedgerPortfolio | null> {
   const r = await c.query<SnapshotRow>(
     `SELECT
        (SELECT json_build_object('cash', cash::text, 'day_start_equity', day_start_equity::text,
@@ -168,7 +180,9 @@ export async function loadPortfolio(c: Queryable, accountId: string, opts: LoadP
   const row = r.rows[0];
   if (!row?.account) return null;
 
-  const classes = new Map(row.classes.filter((x) => isAssetClass(x.asset_class)).map((x) => [x.symbol, x.asset_class as AssetClass]));
+  const classes = new Map(
+    row.classes.filter((x) => isAssetClass(x.asset_class)).map((x) => [x.symbol, x.asset_class as AssetClass]),
+  );
   const positions: Record<string, PositionSnapshot> = {};
   let realizedPnl = 0;
   for (const p of row.positions) {
@@ -239,9 +253,15 @@ const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 
  * must not reserve twice) → roll the trading day → snapshot the ledger (HELD reservations included) →
  * evaluate → record the decision, the trade row, and the HELD reservation → commit.
  */
-export async function evaluateAndReserve(pool: Pool, input: EvaluateAndReserveInput): Promise<EvaluateAndReserveResult> {
+export async function evaluateAndReserve(
+  pool: Pool,
+  input: EvaluateAndReserveInput,
+): Promise<EvaluateAndReserveResult> {
   const { workflowId, accountId, limits, now } = input;
-  const raw = (typeof input.signal === 'object' && input.signal !== null ? input.signal : {}) as Record<string, unknown>;
+  const raw = (typeof input.signal === 'object' && input.signal !== null ? input.signal : {}) as Record<
+    string,
+    unknown
+  >;
   const valid = validateRiskSignal(input.signal);
 
   return inTransaction(pool, async (c) => {
@@ -299,7 +319,17 @@ export async function evaluateAndReserve(pool: Pool, input: EvaluateAndReserveIn
       await c.query(
         `INSERT INTO trades (workflow_id, signal_id, correlation_id, account_id, symbol, side, strategy, status, reason_code)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-        [workflowId, signalId, correlationId, accountId, symbol, side, valid.signal.strategy, decision.decision, decision.reasonCode],
+        [
+          workflowId,
+          signalId,
+          correlationId,
+          accountId,
+          symbol,
+          side,
+          valid.signal.strategy,
+          decision.decision,
+          decision.reasonCode,
+        ],
       );
     }
 
@@ -316,7 +346,14 @@ export async function evaluateAndReserve(pool: Pool, input: EvaluateAndReserveIn
 
 /** The stored decision of a workflow, or null. */
 export async function getRiskDecision(c: Queryable, workflowId: string): Promise<RiskDecision | null> {
-  const r = await c.query<{ result: RiskDecision | null; decision: 'APPROVED' | 'REJECTED'; reason_code: string; qty: string; notional: string; checks: RiskDecision['checks'] }>(
+  const r = await c.query<{
+    result: RiskDecision | null;
+    decision: 'APPROVED' | 'REJECTED';
+    reason_code: string;
+    qty: string;
+    notional: string;
+    checks: RiskDecision['checks'];
+  }>(
     `SELECT result, decision, reason_code, qty::text, notional::text, checks FROM risk_decisions WHERE workflow_id = $1`,
     [workflowId],
   );
@@ -335,9 +372,10 @@ export async function getRiskDecision(c: Queryable, workflowId: string): Promise
 
 /** Release a trade's HELD reservation. Idempotent: true only for the call that released it. */
 export async function releaseReservation(c: Queryable, workflowId: string): Promise<boolean> {
-  const r = await c.query(`UPDATE reservations SET status = 'RELEASED', released_at = now() WHERE workflow_id = $1 AND status = 'HELD'`, [
-    workflowId,
-  ]);
+  const r = await c.query(
+    `UPDATE reservations SET status = 'RELEASED', released_at = now() WHERE workflow_id = $1 AND status = 'HELD'`,
+    [workflowId],
+  );
   return (r.rowCount ?? 0) > 0;
 }
 
@@ -366,7 +404,9 @@ export async function setTradingState(
     await lockAccount(c, accountId);
     const account = await c.query(`SELECT 1 FROM accounts WHERE account_id = $1`, [accountId]);
     if (!account.rowCount) throw new Error(`account "${accountId}" does not exist`);
-    const before = await c.query<{ state: TradingState }>(`SELECT state FROM trading_state WHERE account_id = $1`, [accountId]);
+    const before = await c.query<{ state: TradingState }>(`SELECT state FROM trading_state WHERE account_id = $1`, [
+      accountId,
+    ]);
     const r = await c.query<{ changed_at: Date }>(
       `INSERT INTO trading_state (account_id, state, changed_by, reason, changed_at) VALUES ($1, $2, $3, $4, now())
        ON CONFLICT (account_id) DO UPDATE SET state = EXCLUDED.state, changed_by = EXCLUDED.changed_by,
@@ -392,7 +432,9 @@ export async function setTradingState(
 }
 
 export async function getTradingState(c: Queryable, accountId: string): Promise<TradingState | null> {
-  const r = await c.query<{ state: TradingState }>(`SELECT state FROM trading_state WHERE account_id = $1`, [accountId]);
+  const r = await c.query<{ state: TradingState }>(`SELECT state FROM trading_state WHERE account_id = $1`, [
+    accountId,
+  ]);
   return r.rows[0]?.state ?? null;
 }
 
@@ -400,7 +442,12 @@ export async function getTradingState(c: Queryable, accountId: string): Promise<
  * The last `count` bars of `symbol` (oldest first) at or before `asOf`, in the interval of the latest
  * such bar (so daily and minute bars are never mixed). For the ATR stop and realised volatility.
  */
-export async function loadRecentBars(c: Queryable, symbol: string, count: number, asOf?: string | Date): Promise<OhlcvBar[]> {
+export async function loadRecentBars(
+  c: Queryable,
+  symbol: string,
+  count: number,
+  asOf?: string | Date,
+): Promise<OhlcvBar[]> {
   const r = await c.query<{ ts: Date; open: string; high: string; low: string; close: string; volume: string }>(
     `SELECT ts, open::text, high::text, low::text, close::text, volume::text FROM market_bars
       WHERE symbol = $1

@@ -32,7 +32,8 @@ export function trueRanges(bars: readonly RangeBar[]): number[] {
  * Empty when there are fewer than `period + 1` bars.
  */
 export function atrSeries(bars: readonly RangeBar[], period: number): number[] {
-  if (!Number.isInteger(period) || period < 1) throw new RangeError(`ATR period must be a positive integer, got ${period}`);
+  if (!Number.isInteger(period) || period < 1)
+    throw new RangeError(`ATR period must be a positive integer, got ${period}`);
   const tr = trueRanges(bars);
   if (tr.length < period) return [];
   let value = 0;

@@ -78,6 +78,13 @@ export function realizedVolatility(
   if (returns.length < Math.max(2, opts.minReturns ?? 2)) return null;
   const sd = sampleStdDev(returns);
   if (sd === null) return null;
-  const annualised = sd * Math.sqrt(barsPerYear(recent.map((b) => b.timestamp), opts.session ?? 'equity'));
+  const annualised =
+    sd *
+    Math.sqrt(
+      barsPerYear(
+        recent.map((b) => b.timestamp),
+        opts.session ?? 'equity',
+      ),
+    );
   return Number.isFinite(annualised) ? annualised : null;
 }

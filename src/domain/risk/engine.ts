@@ -97,7 +97,14 @@ export function evaluate(
   // Check on the final quantity; with nothing left, on one share, so the binding check records its breach.
   const evalQty = finalQty > 0 ? finalQty : 1;
   const checks: RiskCheck[] = [
-    { name: 'invalid_signal', code: 'invalid_signal', passed: true, value: null, limit: null, rule: 'signal is well-formed' },
+    {
+      name: 'invalid_signal',
+      code: 'invalid_signal',
+      passed: true,
+      value: null,
+      limit: null,
+      rule: 'signal is well-formed',
+    },
     ...rules.map((rule) => withoutEmptyDetail({ name: rule.name, code: rule.code, ...rule.evaluate(evalQty) })),
   ];
   const failed = checks.find((c) => !c.passed);
@@ -177,7 +184,9 @@ function buildRules(
   /** Does trading `qty` only shrink an existing position? (qty 0 trivially does.) */
   const reduces = (qty: number) => qty <= reducible;
   const reducingNote = (qty: number, breached: boolean) =>
-    breached && qty > 0 ? `; allowed: the trade only reduces the ${m.symbol.held > 0 ? 'long' : 'short'} position (${reducible} shares reducible)` : '';
+    breached && qty > 0
+      ? `; allowed: the trade only reduces the ${m.symbol.held > 0 ? 'long' : 'short'} position (${reducible} shares reducible)`
+      : '';
   const worstBefore = m.worstAfter(0);
   const grossBefore = m.grossAfter(0);
   const availableMarginBefore = m.availableMarginAfter(0);
@@ -205,7 +214,13 @@ function buildRules(
     kind: 'cap',
     evaluate: (qty) => {
       if (portfolio.tradingState !== 'REDUCING') {
-        return { passed: true, value: qty, limit: null, rule: 'trading state REDUCING: value <= limit', detail: `trading state ${portfolio.tradingState}` };
+        return {
+          passed: true,
+          value: qty,
+          limit: null,
+          rule: 'trading state REDUCING: value <= limit',
+          detail: `trading state ${portfolio.tradingState}`,
+        };
       }
       return {
         passed: reduces(qty),
@@ -229,7 +244,12 @@ function buildRules(
       value: sinceLast === null ? null : r6(sinceLast),
       limit: limits.duplicateCooldownSec,
       rule: 'value >= limit (seconds since the last approved signal of this symbol and strategy)',
-      detail: sinceLast === null ? (nowMs === null ? 'no decision time known: cooldown not applied' : 'no earlier approved signal') : undefined,
+      detail:
+        sinceLast === null
+          ? nowMs === null
+            ? 'no decision time known: cooldown not applied'
+            : 'no earlier approved signal'
+          : undefined,
     }),
   });
 
@@ -270,7 +290,8 @@ function buildRules(
       value: vol === null ? null : r6(vol),
       limit: limits.maxRealizedVol,
       rule: 'value <= limit (annualised realised volatility)',
-      detail: vol === null ? `fewer than ${limits.realizedVolMinReturns} returns: not applied` : reducingNote(qty, !volOk),
+      detail:
+        vol === null ? `fewer than ${limits.realizedVolMinReturns} returns: not applied` : reducingNote(qty, !volOk),
     }),
   });
 
@@ -338,7 +359,14 @@ function buildRules(
     kind: 'cap',
     evaluate: (qty) => {
       const lowest = m.lowestAfter(qty);
-      if (limits.allowShort) return { passed: true, value: r6(lowest), limit: null, rule: 'shorting allowed', detail: 'RISK_ALLOW_SHORT=true' };
+      if (limits.allowShort)
+        return {
+          passed: true,
+          value: r6(lowest),
+          limit: null,
+          rule: 'shorting allowed',
+          detail: 'RISK_ALLOW_SHORT=true',
+        };
       return {
         passed: qty === 0 || s.side === 'buy' || geq(lowest, 0),
         value: r6(lowest),
@@ -397,7 +425,7 @@ function buildRules(
   });
 
   // Buying power: the margin the trade adds must leave available margin at or above the margin-call buffer.
-  const buyingPower = (Math.max(0, availableMarginBefore - marginBuffer) * cls.leverageLimit);
+  const buyingPower = Math.max(0, availableMarginBefore - marginBuffer) * cls.leverageLimit;
   rules.push({
     name: 'insufficient_buying_power',
     code: 'insufficient_buying_power',

@@ -34,7 +34,11 @@ export function worstCaseShares(held: number, reservedBuy: number, reservedSell:
 }
 
 /** Equity with every position marked (the `markSymbol` at `markPrice` when given). */
-export function portfolioEquity(portfolio: Pick<PortfolioSnapshot, 'cash' | 'positions'>, markSymbol?: string, markPrice?: number): number {
+export function portfolioEquity(
+  portfolio: Pick<PortfolioSnapshot, 'cash' | 'positions'>,
+  markSymbol?: string,
+  markPrice?: number,
+): number {
   let equity = portfolio.cash;
   for (const [symbol, p] of Object.entries(portfolio.positions)) {
     const mark = symbol === markSymbol && markPrice !== undefined ? markPrice : (p.lastPrice ?? p.avgCost);
@@ -44,7 +48,11 @@ export function portfolioEquity(portfolio: Pick<PortfolioSnapshot, 'cash' | 'pos
 }
 
 /** Unrealised P&L of every position at the same marks as portfolioEquity. */
-export function unrealizedPnl(portfolio: Pick<PortfolioSnapshot, 'positions'>, markSymbol?: string, markPrice?: number): number {
+export function unrealizedPnl(
+  portfolio: Pick<PortfolioSnapshot, 'positions'>,
+  markSymbol?: string,
+  markPrice?: number,
+): number {
   let pnl = 0;
   for (const [symbol, p] of Object.entries(portfolio.positions)) {
     const mark = symbol === markSymbol && markPrice !== undefined ? markPrice : (p.lastPrice ?? p.avgCost);

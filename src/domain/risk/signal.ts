@@ -38,7 +38,8 @@ export function validateRiskSignal(input: unknown): SignalValidation {
   if (symbol === '') problems.push('symbol is missing or empty');
 
   const side = input.side;
-  if (side !== 'buy' && side !== 'sell') problems.push(`side must be "buy" or "sell" (got ${JSON.stringify(side) ?? 'undefined'})`);
+  if (side !== 'buy' && side !== 'sell')
+    problems.push(`side must be "buy" or "sell" (got ${JSON.stringify(side) ?? 'undefined'})`);
 
   const price = input.price;
   if (!isPositiveFinite(price)) problems.push(`price must be a finite number > 0 (got ${String(price)})`);
@@ -53,9 +54,11 @@ export function validateRiskSignal(input: unknown): SignalValidation {
 
   const assetClassRaw = input.asset_class ?? 'equity';
   const assetClass = ASSET_CLASSES.find((c) => c === assetClassRaw);
-  if (!assetClass) problems.push(`asset_class must be one of ${ASSET_CLASSES.join(', ')} (got ${String(assetClassRaw)})`);
+  if (!assetClass)
+    problems.push(`asset_class must be one of ${ASSET_CLASSES.join(', ')} (got ${String(assetClassRaw)})`);
 
-  const createdAt = typeof input.created_at === 'string' && !Number.isNaN(Date.parse(input.created_at)) ? input.created_at : null;
+  const createdAt =
+    typeof input.created_at === 'string' && !Number.isNaN(Date.parse(input.created_at)) ? input.created_at : null;
 
   let quantityHint: number | null = null;
   let stopLossPrice: number | null = null;
@@ -79,7 +82,10 @@ export function validateRiskSignal(input: unknown): SignalValidation {
         } else if (isPositiveFinite(price) && (side === 'buy' || side === 'sell')) {
           // A stop on the profit side (or at the price) gives no stop distance: sizing would divide by ≤ 0.
           const lossSide = side === 'buy' ? stop < price : stop > price;
-          if (!lossSide) problems.push(`order.stop_loss.stop_price ${stop} must be ${side === 'buy' ? 'below' : 'above'} the price ${price} for a ${side}`);
+          if (!lossSide)
+            problems.push(
+              `order.stop_loss.stop_price ${stop} must be ${side === 'buy' ? 'below' : 'above'} the price ${price} for a ${side}`,
+            );
           else stopLossPrice = stop;
         }
       }
