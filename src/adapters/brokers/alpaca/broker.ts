@@ -101,7 +101,7 @@ export class AlpacaBroker implements Broker {
   private polling: Promise<void> | undefined;
   private pollBackoffUntil = 0;
   private closed = false;
-  private readonly streamWaiters = new Set<() => void>();
+  private readonly streamWaiters = new Set<(ok: boolean) => void>();
 
   constructor(opts: AlpacaBrokerOptions) {
     this.name = opts.name ?? 'alpaca';
@@ -295,12 +295,11 @@ export class AlpacaBroker implements Broker {
     return new Promise<boolean>((resolve) => {
       const done = (ok: boolean) => {
         clearTimeout(t);
-        this.streamWaiters.delete(onUp);
+        this.streamWaiters.delete(done);
         resolve(ok);
       };
-      const onUp = () => done(true);
       const t = setTimeout(() => done(false), timeoutMs);
-      this.streamWaiters.add(onUp);
+      this.streamWaiters.add(done);
     });
   }
 
@@ -309,7 +308,7 @@ export class AlpacaBroker implements Broker {
     if (this.pollTimer) clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
     this.listeners.clear();
-    for (const w of [...this.streamWaiters]) w();
+    for (const w of [...this.streamWaiters]) w(false);
     await this.stream.stop();
     await this.polling?.catch(() => undefined);
   }
@@ -384,7 +383,7 @@ export class AlpacaBroker implements Broker {
 
   private onStreamState(s: StreamState): void {
     if (s === 'listening') {
-      for (const w of [...this.streamWaiters]) w();
+      for (const w of [...this.streamWaiters]) w(true);
       // Catch up on anything that happened between the last poll and this connection.
       this.ensurePoll(0);
     } else if (s === 'down') {
