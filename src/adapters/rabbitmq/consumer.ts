@@ -187,7 +187,10 @@ class JsonConsumer implements ConsumerHandle {
       sub.open = false;
       if (this.sub === sub) this.sub = undefined;
       // Channel-only closure (connection alive): re-subscribe here. Connection loss: RabbitConnection calls us again.
-      if (!this.stopped && this.rabbit.connection === conn) void this.subscribeWithRetry(conn);
+      // Checked on the next turn: when the whole connection dies, its channels close just before it does.
+      setImmediate(() => {
+        if (!this.stopped && this.rabbit.connection === conn) void this.subscribeWithRetry(conn);
+      });
     });
     try {
       await ch.prefetch(this.options.prefetch);

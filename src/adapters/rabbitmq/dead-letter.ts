@@ -1,4 +1,4 @@
-import type { ConsumeMessage } from 'amqplib';
+import type { Message } from 'amqplib';
 import type { ConfirmPublisher } from './publisher';
 import {
   DEAD_LETTER_EXCHANGE,
@@ -23,7 +23,7 @@ export const MAX_REASON_LENGTH = 1000;
  * Why republish rather than `nack(requeue=false)`? A broker-side dead-lettering can only record `x-death`
  * (reason "rejected"); it cannot carry *why* the consumer refused the message.
  */
-export async function deadLetter(publisher: ConfirmPublisher, sourceQueue: string, msg: ConsumeMessage, reason: string): Promise<void> {
+export async function deadLetter(publisher: ConfirmPublisher, sourceQueue: string, msg: Message, reason: string): Promise<void> {
   const p = msg.properties;
   const original = (p.headers ?? {}) as Record<string, unknown>;
   const headers: Record<string, unknown> = {

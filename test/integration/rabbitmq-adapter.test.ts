@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto';
+import type { ConsumeMessage, Message } from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseEnv } from '../../src/config';
+import { createLogger } from '../../src/logging';
+import {
+  CONSUMER_QUEUES,
+  ConfirmPublisher,
+  DEAD_LETTER_EXCHANGE,
+  INTAKE_SIGNALS_QUEUE,
+  PublishError,
+  QUANT_BARS_QUEUE,
+  RabbitConnection,
+  RabbitManagement,
+  REJECTION_REASON_HEADER,
+  assertConsumerQueue,
+  assertTopology,
+  consumeJson,
+  consumerQueueArguments,
+  deadLetter,
+  dlqName,
+  withChannel,
+} from '../../src/adapters/rabbitmq';
+
+/**
+ * The adapter against the real broker (scripts/test.sh exports RABBITMQ_*; defaults are the local stack).
+ * Every test uses its own exchange and queues (random suffix) so nothing here touches market.bars/quant.bars
+ * traffic of other tests, and everything is deleted afterwards.
+ */
+const cfg = parseEnv(process.env);
+const log = createLogger('test-rabbitmq', { level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const mgmt = new RabbitManagement({
+  host: cfg.rabbitmq.host,
+  port: cfg.rabbitmq.managementPort,
+  user: cfg.rabbitmq.user,
+  pass: cfg.env.RABBITMQ_PASS,
+  vhost: cfg.rabbitmq.vhost,
+});
+const suffix = randomBytes(4).toString('hex');
+const EX = `test.adapter.${suffix}`;
+
+let rabbit: RabbitConnection;
+let publisher: ConfirmPublisher;
+const createdQueues: string[] = [];
+
+async function privateQueue(name: string, bindingKeys: string[]): Promise<string> {
+  const queue = `test.${name}.${suffix}`;
+  await withChannel(rabbit.connection!, (ch) => assertConsumerQueue(ch, { queue, exchange: EX, bindingKeys }));
+  createdQueues.push(queue, dlqName(queue));
+  return queue;
+}
+
+async function drain(queue: string, expected: number, timeoutMs = 10_000): Promise<Message[]> {
+  const out: Message[] = [];
+  const deadline = Date.now() + timeoutMs;
+  await withChannel(rabbit.connection!, async (ch) => {
+    while (out.length < expected && Date.now() < deadline) {
+      const m = await ch.get(queue, { noAck: true });
+      if (m) out.push(m);
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+  return out;
+}
+
+/** Ready messages, straight from the broker (the management API's counters lag by seconds). */
+async function depth(queue: string): Promise<number> {
+  return withChannel(rabbit.connection!, async (ch) => (await ch.checkQueue(queue)).messageCount);
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+beforeAll(async () => {
+  rabbit = new RabbitConnection({ url: cfg.rabbitmq.url, name: `test-adapter-${suffix}`, logger: log, maxInitialAttempts: 20 });
+  publisher = new ConfirmPublisher(rabbit, { logger: log, confirmTimeoutMs: 10_000 });
+  await rabbit.start();
+  await withChannel(rabbit.connection!, (ch) => ch.assertExchange(EX, 'topic', { durable: false, autoDelete: false }).then(() => undefined));
+});
+
+afterAll(async () => {
+  if (rabbit?.connection) {
+    await withChannel(rabbit.connection, async (ch) => {
+      for (const q of createdQueues) await ch.deleteQueue(q);
+      await ch.deleteExchange(EX);
+    });
+  }
+  await publisher?.close();
+  await rabbit?.close();
+});
+
+describe('topology', () => {
+  it('assertTopology is idempotent and declares durable queues with dead-letter arguments', async () => {
+    await withChannel(rabbit.connection!, assertTopology);
+    await withChannel(rabbit.connection!, assertTopology); // again: no 406, no change
+    for (const { queue } of CONSUMER_QUEUES) {
+      const q = await mgmt.queue(queue);
+      expect(q?.durable).toBe(true);
+      expect(q?.arguments).toMatchObject(consumerQueueArguments(queue));
+      expect(q?.arguments).toMatchObject({ 'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE, 'x-dead-letter-routing-key': queue });
+      expect((await mgmt.queue(dlqName(queue)))?.durable).toBe(true);
+    }
+    expect([QUANT_BARS_QUEUE, INTAKE_SIGNALS_QUEUE]).toEqual(CONSUMER_QUEUES.map((c) => c.queue));
+  });
+
+  it('a declaration with different arguments is refused (406), which is why all go through consumerQueueArguments', async () => {
+    await expect(withChannel(rabbit.connection!, (ch) => ch.assertQueue(QUANT_BARS_QUEUE, { durable: true }))).rejects.toThrow(/PRECONDITION_FAILED/);
+    // The shared connection is unaffected by the channel error.
+    expect(rabbit.state).toBe('connected');
+  });
+});
+
+describe('ConfirmPublisher + consumeJson', () => {
+  it('publishes persistent JSON with ids and timestamp; every confirmed message is consumed exactly as sent', async () => {
+    const q = await privateQueue('roundtrip', ['rt.#']);
+    const N = 300;
+    const got = new Map<string, ConsumeMessage>();
+    const consumer = consumeJson(rabbit, q, { prefetch: 50, publisher, logger: log }, (ctx) => {
+      got.set(ctx.msg.properties.messageId as string, ctx.msg);
+    });
+    await consumer.ready();
+    // Pipelined: all publishes in flight at once; each promise resolves on its own confirm.
+    await Promise.all(
+      Array.from({ length: N }, (_, i) => publisher.publishJson(EX, `rt.${i % 3}`, { i }, { messageId: `m-${i}`, correlationId: `c-${i}`, headers: { 'x-test': i } })),
+    );
+    await waitFor(() => got.size === N);
+    const m = got.get('m-7')!;
+    expect(JSON.parse(m.content.toString())).toEqual({ i: 7 });
+    expect(m.properties).toMatchObject({ deliveryMode: 2, contentType: 'application/json', messageId: 'm-7', correlationId: 'c-7', headers: { 'x-test': 7 } });
+    expect(Math.abs((m.properties.timestamp as number) - Date.now() / 1000)).toBeLessThan(60);
+    await consumer.cancel();
+    expect(await depth(q)).toBe(0); // all acked
+  });
+
+  it('rejects an unroutable publish (mandatory) instead of reporting success', async () => {
+    const err = await publisher.publishJson(EX, 'nobody.listens', { x: 1 }, { messageId: 'u-1', correlationId: 'c' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PublishError);
+    expect((err as PublishError).reason).toBe('unroutable');
+  });
+
+  it('rejects a publish to a missing exchange, then recovers its channel for the next publish', async () => {
+    const q = await privateQueue('recover', ['rc.#']);
+    const err = await publisher.publishJson(`missing.${suffix}`, 'x', {}, { messageId: 'x', correlationId: 'c' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PublishError);
+    expect((err as PublishError).reason).toBe('channel-closed');
+    await publisher.publishJson(EX, 'rc.1', { ok: true }, { messageId: 'after', correlationId: 'c' });
+    const [m] = await drain(q, 1);
+    expect(m?.properties.messageId).toBe('after');
+  });
+});
+
+describe('dead-lettering', () => {
+  it('deadLetter() puts the original body in <queue>.dlq with the reason and origin headers', async () => {
+    const q = await privateQueue('dl', ['dl.#']);
+    await publisher.publishJson(EX, 'dl.x', { bad: true }, { messageId: 'dl-1', correlationId: 'corr-dl-1', headers: { 'x-custom': 'kept' } });
+    const [orig] = await drain(q, 1);
+    expect(orig).toBeDefined();
+    await deadLetter(publisher, q, orig!, 'symbol: must be an upper-case ticker');
+    const [d] = await drain(dlqName(q), 1);
+    expect(d!.content.toString()).toBe(orig!.content.toString());
+    expect(d!.properties).toMatchObject({ messageId: 'dl-1', correlationId: 'corr-dl-1', deliveryMode: 2, contentType: 'application/json' });
+    expect(d!.properties.headers).toMatchObject({
+      [REJECTION_REASON_HEADER]: 'symbol: must be an upper-case ticker',
+      'x-original-queue': q,
+      'x-original-routing-key': 'dl.x',
+      'x-original-exchange': EX,
+      'x-custom': 'kept',
+    });
+  });
+
+  it('consumeJson: invalid JSON and explicit ctx.deadLetter go to the DLQ with reasons; good messages are handled', async () => {
+    const q = await privateQueue('poison', ['p.#']);
+    const handled: unknown[] = [];
+    const consumer = consumeJson(rabbit, q, { prefetch: 10, publisher, logger: log }, async (ctx) => {
+      const body = ctx.body as { ok?: boolean };
+      if (!body.ok) return ctx.deadLetter('ok must be true');
+      handled.push(body);
+    });
+    await consumer.ready();
+    await publisher.publish(EX, 'p.1', Buffer.from('{not json'), { messageId: 'bad-json', correlationId: 'c1', contentType: 'application/json' });
+    await publisher.publishJson(EX, 'p.2', { ok: false }, { messageId: 'not-ok', correlationId: 'c2' });
+    await publisher.publishJson(EX, 'p.3', { ok: true }, { messageId: 'fine', correlationId: 'c3' });
+    const dead = await drain(dlqName(q), 2);
+    await waitFor(() => handled.length === 1);
+    await consumer.cancel();
+    const byId = new Map(dead.map((m) => [m.properties.messageId as string, m]));
+    expect(byId.get('bad-json')!.properties.headers![REJECTION_REASON_HEADER]).toMatch(/^invalid JSON/);
+    expect(byId.get('bad-json')!.content.toString()).toBe('{not json');
+    expect(byId.get('not-ok')!.properties.headers![REJECTION_REASON_HEADER]).toBe('ok must be true');
+    expect(await depth(q)).toBe(0);
+  });
+
+  it('a handler that keeps failing is retried maxAttempts times, then dead-lettered with the last error (never requeued forever)', async () => {
+    const q = await privateQueue('retry', ['r.#']);
+    let calls = 0;
+    const consumer = consumeJson(rabbit, q, { prefetch: 5, publisher, logger: log, maxAttempts: 3, retryDelayMs: 20 }, () => {
+      calls++;
+      throw new Error('downstream unavailable');
+    });
+    await consumer.ready();
+    await publisher.publishJson(EX, 'r.1', { n: 1 }, { messageId: 'always-fails', correlationId: 'c' });
+    const [d] = await drain(dlqName(q), 1);
+    await consumer.cancel();
+    expect(calls).toBe(3);
+    expect(d!.properties.headers![REJECTION_REASON_HEADER]).toBe('failed after 3 attempts: downstream unavailable');
+  });
+});
