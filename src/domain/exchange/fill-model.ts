@@ -66,8 +66,13 @@ export function withinLimit(side: Side, price: number, limitPrice: number): bool
  * Trailing stop level from its water mark: sells trail below the high-water mark, buys above the low-water mark.
  * `trailPercent` is in percent (5 = 5%), as in Alpaca's trail_percent.
  */
-export function trailingStopLevel(side: Side, waterMark: number, trail: { trailPrice?: number; trailPercent?: number }): number {
-  if (trail.trailPrice !== undefined) return side === 'sell' ? waterMark - trail.trailPrice : waterMark + trail.trailPrice;
+export function trailingStopLevel(
+  side: Side,
+  waterMark: number,
+  trail: { trailPrice?: number; trailPercent?: number },
+): number {
+  if (trail.trailPrice !== undefined)
+    return side === 'sell' ? waterMark - trail.trailPrice : waterMark + trail.trailPrice;
   const pct = (trail.trailPercent ?? 0) / 100;
   return side === 'sell' ? waterMark * (1 - pct) : waterMark * (1 + pct);
 }

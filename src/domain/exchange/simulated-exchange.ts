@@ -145,7 +145,10 @@ export class SimulatedExchange {
     assertOption(o.feeBps >= 0 && o.feeBps <= 1000, 'feeBps must be in [0, 1000]');
     assertOption(o.maxVolumePct > 0 && o.maxVolumePct <= 1, 'maxVolumePct must be in (0, 1]');
     assertOption(Number.isInteger(o.latencyBars) && o.latencyBars >= 1, 'latencyBars must be an integer >= 1');
-    assertOption(o.limitTouchFillProbability >= 0 && o.limitTouchFillProbability <= 1, 'limitTouchFillProbability must be in [0, 1]');
+    assertOption(
+      o.limitTouchFillProbability >= 0 && o.limitTouchFillProbability <= 1,
+      'limitTouchFillProbability must be in [0, 1]',
+    );
     assertOption(o.marketOrderBufferPct >= 0 && o.marketOrderBufferPct < 1, 'marketOrderBufferPct must be in [0, 1)');
     assertOption(o.barPeriod === 'daily' || o.barPeriod === 'intraday', "barPeriod must be 'daily' or 'intraday'");
     assertOption(o.orderIdPrefix.length > 0, 'orderIdPrefix must not be empty');
@@ -184,7 +187,11 @@ export class SimulatedExchange {
     const shapeError = validateRequest(req);
     if (shapeError !== null && (typeof clientOrderId !== 'string' || clientOrderId === '')) {
       // Without a usable client order id the order cannot be stored or looked up: refuse without a record.
-      return { order: this.detachedRejection(req, now, shapeError), duplicate: false, rejection: { code: 'invalid_order', message: shapeError } };
+      return {
+        order: this.detachedRejection(req, now, shapeError),
+        duplicate: false,
+        rejection: { code: 'invalid_order', message: shapeError },
+      };
     }
     const o = this.createOrder(req, now);
     const rejection: OrderRejection | null =
@@ -228,7 +235,12 @@ export class SimulatedExchange {
   /** Expire every working day order whose trading day is `tradingDay` or earlier (an explicit session close). */
   expireDayOrders(tradingDay: string, now: string): OrderUpdate[] {
     for (const o of this.openInPriority()) {
-      if (o.timeInForce === 'day' && o.tradingDay !== undefined && o.tradingDay <= tradingDay && !isTerminal(o.status)) {
+      if (
+        o.timeInForce === 'day' &&
+        o.tradingDay !== undefined &&
+        o.tradingDay <= tradingDay &&
+        !isTerminal(o.status)
+      ) {
         this.finish(o, 'expired', `day order expired at the close of ${o.tradingDay}`, now);
       }
     }
@@ -260,7 +272,8 @@ export class SimulatedExchange {
 
   /** Every execution so far, in the order it happened (optionally for one client order id). */
   fills(clientOrderId?: string): Fill[] {
-    const all = clientOrderId === undefined ? this.fillLog : this.fillLog.filter((f) => f.clientOrderId === clientOrderId);
+    const all =
+      clientOrderId === undefined ? this.fillLog : this.fillLog.filter((f) => f.clientOrderId === clientOrderId);
     return all.map((f) => ({ ...f }));
   }
 
@@ -378,7 +391,9 @@ export class SimulatedExchange {
 
   private match(bar: OhlcvBar, barNo: number, day: string): void {
     const halted = this.halted.has(bar.symbol);
-    const candidates = this.openInPriority(bar.symbol, bar).filter((o) => o.status !== 'held' && barNo >= o.eligibleFromBar);
+    const candidates = this.openInPriority(bar.symbol, bar).filter(
+      (o) => o.status !== 'held' && barNo >= o.eligibleFromBar,
+    );
     let capacity = barCapacity(bar, this.options.maxVolumePct);
     for (const o of candidates) {
       // An earlier order on this bar may have cancelled this one (OCO).
@@ -392,8 +407,16 @@ export class SimulatedExchange {
       if (price !== null && capacity > 0) {
         const guard = this.fillGuard(o, Math.min(remaining, capacity), price);
         if (o.timeInForce === 'fok' && guard.qty < remaining) {
-          const why = guard.qty < Math.min(remaining, capacity) ? guard.reason : `only ${Math.min(remaining, capacity)} of ${remaining} shares available on the bar`;
-          this.finish(o, 'canceled', `fok: cannot fill all ${remaining} shares on the first eligible bar (${why})`, bar.timestamp);
+          const why =
+            guard.qty < Math.min(remaining, capacity)
+              ? guard.reason
+              : `only ${Math.min(remaining, capacity)} of ${remaining} shares available on the bar`;
+          this.finish(
+            o,
+            'canceled',
+            `fok: cannot fill all ${remaining} shares on the first eligible bar (${why})`,
+            bar.timestamp,
+          );
           continue;
         }
         if (guard.qty > 0) {
@@ -408,7 +431,11 @@ export class SimulatedExchange {
       }
       if ((o.timeInForce === 'ioc' || o.timeInForce === 'fok') && !isTerminal(o.status)) {
         const why =
-          price === null ? 'not marketable on the first eligible bar' : filledNow > 0 ? 'unfilled remainder' : 'no volume left on the first eligible bar';
+          price === null
+            ? 'not marketable on the first eligible bar'
+            : filledNow > 0
+              ? 'unfilled remainder'
+              : 'no volume left on the first eligible bar';
         this.finish(o, 'canceled', `${o.timeInForce}: ${why}`, bar.timestamp);
       }
     }
@@ -488,13 +515,17 @@ export class SimulatedExchange {
       const perShare = price + commission(1, price, this.options.feePerShare, this.options.feeBps);
       const affordable = Math.max(0, Math.floor(this.cash / perShare + 1e-9));
       if (affordable < wanted) {
-        return { qty: affordable, reason: `insufficient buying power at fill time: cash $${this.cash.toFixed(2)} buys ${affordable} shares at ${price}` };
+        return {
+          qty: affordable,
+          reason: `insufficient buying power at fill time: cash $${this.cash.toFixed(2)} buys ${affordable} shares at ${price}`,
+        };
       }
       return { qty: wanted };
     }
     if (!this.options.allowShort) {
       const held = Math.max(0, this.positionStates.get(o.symbol)?.qty ?? 0);
-      if (held < wanted) return { qty: held, reason: `insufficient qty at fill time: ${held} shares held, shorting disabled` };
+      if (held < wanted)
+        return { qty: held, reason: `insufficient qty at fill time: ${held} shares held, shorting disabled` };
     }
     return { qty: wanted };
   }
@@ -570,7 +601,9 @@ export class SimulatedExchange {
   private openInPriority(symbol?: string, bar?: OhlcvBar): WorkingOrder[] {
     const list = [...this.open.values()].filter((o) => symbol === undefined || o.symbol === symbol);
     const key = (o: WorkingOrder): number =>
-      bar && o.legRole === 'take_profit' && matchLimit(o.side, o.limitPrice!, bar).kind === 'open' ? o.seq - 1.5 : o.seq;
+      bar && o.legRole === 'take_profit' && matchLimit(o.side, o.limitPrice!, bar).kind === 'open'
+        ? o.seq - 1.5
+        : o.seq;
     return list.sort((a, b) => key(a) - key(b));
   }
 
@@ -783,7 +816,10 @@ export class SimulatedExchange {
       const available = Math.max(0, held - this.committedSellQty(o.symbol));
       if (o.qty > available) {
         if (!this.options.allowShort) {
-          return reject('insufficient_qty', `insufficient qty available for order (requested: ${o.qty}, available: ${available})`);
+          return reject(
+            'insufficient_qty',
+            `insufficient qty available for order (requested: ${o.qty}, available: ${available})`,
+          );
         }
         o.shortQty = o.qty - available;
       }
@@ -792,7 +828,10 @@ export class SimulatedExchange {
     if (need > 0) {
       const bp = this.account().buyingPower;
       if (need > bp + 1e-9) {
-        return reject('insufficient_buying_power', `insufficient buying power: order needs $${need.toFixed(2)}, buying power is $${bp.toFixed(2)}`);
+        return reject(
+          'insufficient_buying_power',
+          `insufficient buying power: order needs $${need.toFixed(2)}, buying power is $${bp.toFixed(2)}`,
+        );
       }
     }
     return null;
@@ -924,7 +963,8 @@ export function validateRequest(req: OrderRequest): string | null {
     const hasPct = req.trailPercent !== undefined;
     if (hasPrice === hasPct) return 'trailing_stop needs exactly one of trail_price or trail_percent';
     if (hasPrice && !isPositivePrice(req.trailPrice)) return 'trail_price must be > 0';
-    if (hasPct && !(isPositivePrice(req.trailPercent) && req.trailPercent < 100)) return 'trail_percent must be in (0, 100)';
+    if (hasPct && !(isPositivePrice(req.trailPercent) && req.trailPercent < 100))
+      return 'trail_percent must be in (0, 100)';
   }
   if ((req.timeInForce === 'ioc' || req.timeInForce === 'fok') && req.type !== 'market' && req.type !== 'limit') {
     return `time_in_force ${req.timeInForce} is only accepted for market and limit orders`;
@@ -932,14 +972,17 @@ export function validateRequest(req: OrderRequest): string | null {
   const orderClass = req.orderClass ?? 'simple';
   if (orderClass !== 'simple' && orderClass !== 'bracket') return `unsupported order_class ${String(orderClass)}`;
   if (orderClass === 'simple') {
-    if (req.takeProfit !== undefined || req.stopLoss !== undefined) return 'take_profit/stop_loss require order_class bracket';
+    if (req.takeProfit !== undefined || req.stopLoss !== undefined)
+      return 'take_profit/stop_loss require order_class bracket';
     return null;
   }
   if (req.timeInForce !== 'day' && req.timeInForce !== 'gtc') return 'bracket orders must be day or gtc';
   if (req.type === 'trailing_stop') return 'a bracket entry cannot be a trailing_stop';
-  if (!req.takeProfit || !isPositivePrice(req.takeProfit.limitPrice)) return 'bracket requires take_profit.limit_price > 0';
+  if (!req.takeProfit || !isPositivePrice(req.takeProfit.limitPrice))
+    return 'bracket requires take_profit.limit_price > 0';
   if (!req.stopLoss || !isPositivePrice(req.stopLoss.stopPrice)) return 'bracket requires stop_loss.stop_price > 0';
-  if (req.stopLoss.limitPrice !== undefined && !isPositivePrice(req.stopLoss.limitPrice)) return 'stop_loss.limit_price must be > 0';
+  if (req.stopLoss.limitPrice !== undefined && !isPositivePrice(req.stopLoss.limitPrice))
+    return 'stop_loss.limit_price must be > 0';
   const tp = req.takeProfit.limitPrice;
   const sl = req.stopLoss.stopPrice;
   if (req.side === 'buy' ? tp <= sl : tp >= sl) {

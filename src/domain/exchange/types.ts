@@ -65,7 +65,9 @@ export interface SimulatedExchangeOptions {
   orderIdPrefix?: string;
 }
 
-export type ResolvedExchangeOptions = Required<Omit<SimulatedExchangeOptions, 'symbols'>> & { symbols: readonly string[] };
+export type ResolvedExchangeOptions = Required<Omit<SimulatedExchangeOptions, 'symbols'>> & {
+  symbols: readonly string[];
+};
 
 export const DEFAULT_EXCHANGE_OPTIONS: ResolvedExchangeOptions = {
   startingCash: 100_000,

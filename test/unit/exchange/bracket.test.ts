@@ -1,13 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { Harness, nvda2008, nvda2013 } from './support';
 
-const ev = (us: { event: string; order: { clientOrderId: string } }[]) => us.map((u) => [u.order.clientOrderId, u.event]);
+const ev = (us: { event: string; order: { clientOrderId: string } }[]) =>
+  us.map((u) => [u.order.clientOrderId, u.event]);
 
 describe('bracket orders (entry + take-profit limit + stop-loss stop, OCO)', () => {
   it('legs are held until the entry fills; the take-profit fills (gap through 14.00) and cancels the stop-loss', () => {
     const h = new Harness(nvda2013());
     h.through('2013-04-22'); // close 12.59
-    const r = h.submit({ clientOrderId: 'b', orderClass: 'bracket', takeProfit: { limitPrice: 14 }, stopLoss: { stopPrice: 12.3 } });
+    const r = h.submit({
+      clientOrderId: 'b',
+      orderClass: 'bracket',
+      takeProfit: { limitPrice: 14 },
+      stopLoss: { stopPrice: 12.3 },
+    });
     expect(r.order.legs!.map((l) => [l.clientOrderId, l.status, l.type, l.side])).toEqual([
       ['b-tp', 'held', 'limit', 'sell'],
       ['b-sl', 'held', 'stop', 'sell'],
@@ -36,7 +42,12 @@ describe('bracket orders (entry + take-profit limit + stop-loss stop, OCO)', () 
   it('the stop-loss fills and cancels the take-profit', () => {
     const h = new Harness(nvda2008());
     h.through('2008-06-30'); // close 18.719999
-    h.submit({ clientOrderId: 'b', orderClass: 'bracket', takeProfit: { limitPrice: 20 }, stopLoss: { stopPrice: 18.1 } });
+    h.submit({
+      clientOrderId: 'b',
+      orderClass: 'bracket',
+      takeProfit: { limitPrice: 20 },
+      stopLoss: { stopPrice: 18.1 },
+    });
     h.next(); // 07-01 entry at 18.50 × 1.0005
     const out = h.next(); // 07-02 O 18.66 L 18.00 ≤ 18.10
     expect(ev(out)).toEqual([
@@ -52,7 +63,14 @@ describe('bracket orders (entry + take-profit limit + stop-loss stop, OCO)', () 
     const h = new Harness(nvda2008());
     h.through('2008-06-23');
     // Limit entry: base price 20.00, so TP 20.40 above and SL 19.80 below are valid.
-    h.submit({ clientOrderId: 'b', type: 'limit', limitPrice: 20, orderClass: 'bracket', takeProfit: { limitPrice: 20.4 }, stopLoss: { stopPrice: 19.8 } });
+    h.submit({
+      clientOrderId: 'b',
+      type: 'limit',
+      limitPrice: 20,
+      orderClass: 'bracket',
+      takeProfit: { limitPrice: 20.4 },
+      stopLoss: { stopPrice: 19.8 },
+    });
     expect(h.next()[0]!.fill!.price).toBe(19.24); // 06-24 opens below the entry limit
     const out = h.next(); // 06-25 O 20.299999 H 20.450001 L 19.780001: through 20.40 and through 19.80
     expect(ev(out)).toEqual([
@@ -65,7 +83,12 @@ describe('bracket orders (entry + take-profit limit + stop-loss stop, OCO)', () 
   it('…unless the bar opens through the take-profit: the open is provably first', () => {
     const h = new Harness(nvda2013());
     h.through('2013-05-20'); // close 14.84
-    h.submit({ clientOrderId: 'b', orderClass: 'bracket', takeProfit: { limitPrice: 14.9 }, stopLoss: { stopPrice: 14.4 } });
+    h.submit({
+      clientOrderId: 'b',
+      orderClass: 'bracket',
+      takeProfit: { limitPrice: 14.9 },
+      stopLoss: { stopPrice: 14.4 },
+    });
     h.next(); // 05-21 entry at 14.85 × 1.0005
     const out = h.next(); // 05-22 O 14.98 ≥ 14.90, later L 14.34 ≤ 14.40
     expect(ev(out)).toEqual([
@@ -78,7 +101,15 @@ describe('bracket orders (entry + take-profit limit + stop-loss stop, OCO)', () 
   it('an unfilled day entry expires and takes its held legs with it', () => {
     const h = new Harness(nvda2008());
     h.through('2008-06-20');
-    h.submit({ clientOrderId: 'b', type: 'limit', limitPrice: 19, timeInForce: 'day', orderClass: 'bracket', takeProfit: { limitPrice: 20 }, stopLoss: { stopPrice: 18.5 } });
+    h.submit({
+      clientOrderId: 'b',
+      type: 'limit',
+      limitPrice: 19,
+      timeInForce: 'day',
+      orderClass: 'bracket',
+      takeProfit: { limitPrice: 20 },
+      stopLoss: { stopPrice: 18.5 },
+    });
     const out = h.next(); // 06-23 L 19.18 > 19
     expect(ev(out)).toEqual([
       ['b', 'expired'],
@@ -91,7 +122,13 @@ describe('bracket orders (entry + take-profit limit + stop-loss stop, OCO)', () 
   it('a partly filled entry that is cancelled releases legs sized to the filled quantity', () => {
     const h = new Harness(nvda2008(), { maxVolumePct: 0.0001, startingCash: 1_000_000 });
     h.through('2008-06-20'); // close 19.76
-    h.submit({ clientOrderId: 'b', qty: 5000, orderClass: 'bracket', takeProfit: { limitPrice: 21 }, stopLoss: { stopPrice: 18 } });
+    h.submit({
+      clientOrderId: 'b',
+      qty: 5000,
+      orderClass: 'bracket',
+      takeProfit: { limitPrice: 21 },
+      stopLoss: { stopPrice: 18 },
+    });
     expect(h.next().map((u) => u.order.filledQty)).toEqual([1941]); // 06-23 cap
     h.ex.cancel('b', h.now);
     expect(h.ex.getOrder('b')!.legs!.map((l) => [l.status, l.qty])).toEqual([
@@ -112,7 +149,12 @@ describe('bracket orders (entry + take-profit limit + stop-loss stop, OCO)', () 
   it('cancelling a filled entry cancels its open legs', () => {
     const h = new Harness(nvda2013());
     h.through('2013-04-22');
-    h.submit({ clientOrderId: 'b', orderClass: 'bracket', takeProfit: { limitPrice: 14 }, stopLoss: { stopPrice: 12.3 } });
+    h.submit({
+      clientOrderId: 'b',
+      orderClass: 'bracket',
+      takeProfit: { limitPrice: 14 },
+      stopLoss: { stopPrice: 12.3 },
+    });
     h.next();
     const o = h.ex.cancel('b', h.now);
     expect(o!.status).toBe('filled');

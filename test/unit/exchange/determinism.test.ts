@@ -16,10 +16,35 @@ function session(opts: SimulatedExchangeOptions, bars: OhlcvBar[]): OrderUpdate[
   bars.forEach((b, i) => {
     ex.onBar(b);
     const side = i % 2 === 0 ? 'buy' : 'sell';
-    ex.submit({ clientOrderId: `m${i}`, symbol: 'NVDA', side, qty: 100, type: 'market', timeInForce: 'day' }, b.timestamp);
-    ex.submit({ clientOrderId: `l${i}`, symbol: 'NVDA', side: 'buy', qty: 50, type: 'limit', limitPrice: b.low, timeInForce: 'gtc' }, b.timestamp);
+    ex.submit(
+      { clientOrderId: `m${i}`, symbol: 'NVDA', side, qty: 100, type: 'market', timeInForce: 'day' },
+      b.timestamp,
+    );
+    ex.submit(
+      {
+        clientOrderId: `l${i}`,
+        symbol: 'NVDA',
+        side: 'buy',
+        qty: 50,
+        type: 'limit',
+        limitPrice: b.low,
+        timeInForce: 'gtc',
+      },
+      b.timestamp,
+    );
     if (i % 5 === 0) {
-      ex.submit({ clientOrderId: `t${i}`, symbol: 'NVDA', side: 'sell', qty: 50, type: 'trailing_stop', trailPercent: 2, timeInForce: 'gtc' }, b.timestamp);
+      ex.submit(
+        {
+          clientOrderId: `t${i}`,
+          symbol: 'NVDA',
+          side: 'sell',
+          qty: 50,
+          type: 'trailing_stop',
+          trailPercent: 2,
+          timeInForce: 'gtc',
+        },
+        b.timestamp,
+      );
     }
   });
   return events;

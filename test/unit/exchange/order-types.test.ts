@@ -78,7 +78,10 @@ describe('stop orders', () => {
     // lows 28.959999, 28.50, 28.870001 stay above 28; 12-21 opens at 25.67
     const later = h.through('2011-12-21');
     expect(later).toHaveLength(1);
-    expect(later[0]!.fill).toMatchObject({ price: expect.closeTo(25.657165, 10), timestamp: '2011-12-21T00:00:00.000Z' });
+    expect(later[0]!.fill).toMatchObject({
+      price: expect.closeTo(25.657165, 10),
+      timestamp: '2011-12-21T00:00:00.000Z',
+    });
   });
 
   it('a buy stop triggers when the bar trades up through it', () => {
@@ -148,7 +151,10 @@ describe('trailing stops', () => {
     h.submit({ clientOrderId: 'trail', side: 'sell', type: 'trailing_stop', trailPercent: 3 });
     const out = h.through('2013-05-07');
     expect(out).toHaveLength(1);
-    expect(out[0]!.fill).toMatchObject({ timestamp: '2013-05-07T00:00:00.000Z', price: expect.closeTo(13.5509 * 0.9995, 10) }); // hwm 13.97 × 0.97
+    expect(out[0]!.fill).toMatchObject({
+      timestamp: '2013-05-07T00:00:00.000Z',
+      price: expect.closeTo(13.5509 * 0.9995, 10),
+    }); // hwm 13.97 × 0.97
   });
 
   it('buy trail $0.50 follows the low after the ORCL gap and triggers on the rebound', () => {

@@ -30,7 +30,11 @@ describe('partial fills under the volume cap', () => {
     expect(fills.reduce((s, f) => s + f.qty, 0)).toBe(5000);
     expect(out[2]!.order.filledAvgPrice).toBeCloseTo(19.586626346563797, 10);
     expect(out[2]!.order.filledAvgPrice).toBeCloseTo(fills.reduce((s, f) => s + f.qty * f.price, 0) / 5000, 12);
-    expect(out.map((u) => u.fill!.fee)).toEqual([expect.closeTo(9.705, 12), expect.closeTo(13.485, 12), expect.closeTo(1.81, 12)]);
+    expect(out.map((u) => u.fill!.fee)).toEqual([
+      expect.closeTo(9.705, 12),
+      expect.closeTo(13.485, 12),
+      expect.closeTo(1.81, 12),
+    ]);
     expect(h.ex.account().cash).toBeCloseTo(1_000_000 - 97958.13173281899, 8);
     expect(h.ex.position('NVDA')).toMatchObject({ qty: 5000, avgEntryPrice: expect.closeTo(19.586626346563797, 10) });
   });

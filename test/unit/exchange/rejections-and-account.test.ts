@@ -9,7 +9,10 @@ describe('rejections', () => {
     h.through('2008-06-20'); // close 19.76
     const r = h.submit({ clientOrderId: 'too-big', qty: 5000 });
     // 5000 × 19.76 × 1.03 + 5000 × 0.005 = 101,764 + 25
-    expect(r.rejection).toEqual({ code: 'insufficient_buying_power', message: 'insufficient buying power: order needs $101789.00, buying power is $100000.00' });
+    expect(r.rejection).toEqual({
+      code: 'insufficient_buying_power',
+      message: 'insufficient buying power: order needs $101789.00, buying power is $100000.00',
+    });
     expect(r.order).toMatchObject({ status: 'rejected', reason: r.rejection!.message, filledQty: 0 });
     expect(h.events.map((u) => u.event)).toEqual(['rejected']);
     expect(h.ex.getOrder('too-big')!.status).toBe('rejected');
@@ -50,23 +53,33 @@ describe('rejections', () => {
     });
     h.submit({ clientOrderId: 'buy' });
     h.next();
-    expect(h.submit({ clientOrderId: 's1', side: 'sell', qty: 60, type: 'stop', stopPrice: 15 }).rejection).toBeUndefined();
-    expect(h.submit({ clientOrderId: 's2', side: 'sell', qty: 50, type: 'limit', limitPrice: 25 }).rejection!.message).toBe(
-      'insufficient qty available for order (requested: 50, available: 40)',
-    );
+    expect(
+      h.submit({ clientOrderId: 's1', side: 'sell', qty: 60, type: 'stop', stopPrice: 15 }).rejection,
+    ).toBeUndefined();
+    expect(
+      h.submit({ clientOrderId: 's2', side: 'sell', qty: 50, type: 'limit', limitPrice: 25 }).rejection!.message,
+    ).toBe('insufficient qty available for order (requested: 50, available: 40)');
   });
 
   it('unknown symbols, configured symbols without data, halted symbols', () => {
     const h = new Harness(nvda2008(), { symbols: ['AAPL'] });
     h.through('2008-06-20');
-    expect(h.submit({ clientOrderId: 'u', symbol: 'ZZZZ' }).rejection).toEqual({ code: 'unknown_symbol', message: 'unknown symbol: ZZZZ' });
+    expect(h.submit({ clientOrderId: 'u', symbol: 'ZZZZ' }).rejection).toEqual({
+      code: 'unknown_symbol',
+      message: 'unknown symbol: ZZZZ',
+    });
     expect(h.submit({ clientOrderId: 'nd', symbol: 'AAPL' }).rejection!.code).toBe('no_market_data');
-    expect(h.submit({ clientOrderId: 'aapl-lmt', symbol: 'AAPL', type: 'limit', limitPrice: 100 }).rejection).toBeUndefined();
+    expect(
+      h.submit({ clientOrderId: 'aapl-lmt', symbol: 'AAPL', type: 'limit', limitPrice: 100 }).rejection,
+    ).toBeUndefined();
     expect(h.ex.knownSymbols()).toEqual(['AAPL', 'NVDA']);
 
     h.submit({ clientOrderId: 'working' });
     h.ex.halt('NVDA');
-    expect(h.submit({ clientOrderId: 'h', qty: 1 }).rejection).toEqual({ code: 'symbol_halted', message: 'trading in NVDA is halted' });
+    expect(h.submit({ clientOrderId: 'h', qty: 1 }).rejection).toEqual({
+      code: 'symbol_halted',
+      message: 'trading in NVDA is halted',
+    });
     expect(h.next()).toEqual([]); // 06-23: halted, the working order does not trade
     h.ex.resume('NVDA');
     const [u] = h.next(); // 06-24
@@ -74,21 +87,56 @@ describe('rejections', () => {
     expect(u!.fill!.price).toBeCloseTo(19.24962, 10);
   });
 
-  const base: OrderRequest = { clientOrderId: 'x', symbol: 'NVDA', side: 'buy', qty: 10, type: 'market', timeInForce: 'gtc' };
+  const base: OrderRequest = {
+    clientOrderId: 'x',
+    symbol: 'NVDA',
+    side: 'buy',
+    qty: 10,
+    type: 'market',
+    timeInForce: 'gtc',
+  };
   it.each<[string, Partial<OrderRequest>, string]>([
     ['qty 0', { qty: 0 }, 'qty must be a positive whole number of shares, got 0'],
     ['negative qty', { qty: -5 }, 'qty must be a positive whole number of shares, got -5'],
     ['fractional qty', { qty: 1.5 }, 'qty must be a positive whole number of shares, got 1.5'],
     ['limit without price', { type: 'limit' }, 'limit_price is required for limit orders and must be > 0'],
     ['stop without price', { type: 'stop' }, 'stop_price is required for stop orders and must be > 0'],
-    ['stop_limit without limit', { type: 'stop_limit', stopPrice: 20 }, 'limit_price is required for stop_limit orders and must be > 0'],
-    ['trailing with both', { type: 'trailing_stop', trailPrice: 1, trailPercent: 2 }, 'trailing_stop needs exactly one of trail_price or trail_percent'],
+    [
+      'stop_limit without limit',
+      { type: 'stop_limit', stopPrice: 20 },
+      'limit_price is required for stop_limit orders and must be > 0',
+    ],
+    [
+      'trailing with both',
+      { type: 'trailing_stop', trailPrice: 1, trailPercent: 2 },
+      'trailing_stop needs exactly one of trail_price or trail_percent',
+    ],
     ['trailing 100%', { type: 'trailing_stop', trailPercent: 100 }, 'trail_percent must be in (0, 100)'],
-    ['ioc stop', { type: 'stop', stopPrice: 20, timeInForce: 'ioc' }, 'time_in_force ioc is only accepted for market and limit orders'],
-    ['bracket ioc', { orderClass: 'bracket', timeInForce: 'ioc', takeProfit: { limitPrice: 25 }, stopLoss: { stopPrice: 15 } }, 'bracket orders must be day or gtc'],
-    ['bracket without stop', { orderClass: 'bracket', takeProfit: { limitPrice: 25 } }, 'bracket requires stop_loss.stop_price > 0'],
-    ['bracket tp below sl', { orderClass: 'bracket', takeProfit: { limitPrice: 15 }, stopLoss: { stopPrice: 25 } }, 'bracket buy: take_profit.limit_price 15 must be above stop_loss.stop_price 25'],
-    ['bracket sl above market', { orderClass: 'bracket', takeProfit: { limitPrice: 25 }, stopLoss: { stopPrice: 20 } }, 'bracket buy: take_profit.limit_price 25 must be above and stop_loss.stop_price 20 below the base price 19.76'],
+    [
+      'ioc stop',
+      { type: 'stop', stopPrice: 20, timeInForce: 'ioc' },
+      'time_in_force ioc is only accepted for market and limit orders',
+    ],
+    [
+      'bracket ioc',
+      { orderClass: 'bracket', timeInForce: 'ioc', takeProfit: { limitPrice: 25 }, stopLoss: { stopPrice: 15 } },
+      'bracket orders must be day or gtc',
+    ],
+    [
+      'bracket without stop',
+      { orderClass: 'bracket', takeProfit: { limitPrice: 25 } },
+      'bracket requires stop_loss.stop_price > 0',
+    ],
+    [
+      'bracket tp below sl',
+      { orderClass: 'bracket', takeProfit: { limitPrice: 15 }, stopLoss: { stopPrice: 25 } },
+      'bracket buy: take_profit.limit_price 15 must be above stop_loss.stop_price 25',
+    ],
+    [
+      'bracket sl above market',
+      { orderClass: 'bracket', takeProfit: { limitPrice: 25 }, stopLoss: { stopPrice: 20 } },
+      'bracket buy: take_profit.limit_price 25 must be above and stop_loss.stop_price 20 below the base price 19.76',
+    ],
     ['legs without bracket', { stopLoss: { stopPrice: 15 } }, 'take_profit/stop_loss require order_class bracket'],
     ['client id too long', { clientOrderId: 'c'.repeat(49) }, 'client_order_id must be at most 48 characters'],
     ['bad side', { side: 'short' as never }, 'side must be buy or sell, got short'],
@@ -120,7 +168,11 @@ describe('idempotent submit by client order id', () => {
     expect(h.events.map((u) => u.event)).toEqual(['new']);
     h.next();
     const afterFill = h.submit({ clientOrderId: 'once' });
-    expect(afterFill.order).toMatchObject({ status: 'filled', filledQty: 100, brokerOrderId: first.order.brokerOrderId });
+    expect(afterFill.order).toMatchObject({
+      status: 'filled',
+      filledQty: 100,
+      brokerOrderId: first.order.brokerOrderId,
+    });
     expect(h.next()).toEqual([]);
     expect(h.ex.fills()).toHaveLength(1);
   });
@@ -130,7 +182,11 @@ describe('idempotent submit by client order id', () => {
     h.through('2008-06-20');
     h.submit({ clientOrderId: 'r', qty: 0 });
     const again = h.submit({ clientOrderId: 'r', qty: 10 });
-    expect(again).toMatchObject({ duplicate: true, rejection: { code: 'invalid_order' }, order: { status: 'rejected' } });
+    expect(again).toMatchObject({
+      duplicate: true,
+      rejection: { code: 'invalid_order' },
+      order: { status: 'rejected' },
+    });
     expect(h.events.map((u) => u.event)).toEqual(['rejected']);
   });
 
@@ -138,7 +194,12 @@ describe('idempotent submit by client order id', () => {
     const h = new Harness(nvda2008());
     h.through('2008-06-20');
     h.submit({ clientOrderId: 'x-tp', type: 'limit', limitPrice: 10 });
-    const r = h.submit({ clientOrderId: 'x', orderClass: 'bracket', takeProfit: { limitPrice: 25 }, stopLoss: { stopPrice: 15 } });
+    const r = h.submit({
+      clientOrderId: 'x',
+      orderClass: 'bracket',
+      takeProfit: { limitPrice: 25 },
+      stopLoss: { stopPrice: 15 },
+    });
     expect(r.rejection).toEqual({ code: 'invalid_order', message: 'bracket leg id x-tp is already in use' });
   });
 
@@ -160,7 +221,11 @@ describe('account and positions', () => {
     h.through('2008-06-20');
     h.submit({ clientOrderId: 'short', side: 'sell' });
     h.next(); // 06-23: sold 100 at 19.91 × 0.9995 = 19.900045; close 19.35
-    expect(h.ex.position('NVDA')).toMatchObject({ qty: -100, avgEntryPrice: expect.closeTo(19.900045, 10), marketValue: expect.closeTo(-1935, 9) });
+    expect(h.ex.position('NVDA')).toMatchObject({
+      qty: -100,
+      avgEntryPrice: expect.closeTo(19.900045, 10),
+      marketValue: expect.closeTo(-1935, 9),
+    });
     const a = h.ex.account();
     expect(a.cash).toBeCloseTo(100_000 + 1990.0045 - 0.5, 9);
     expect(a.equity).toBeCloseTo(101_989.5045 - 1935, 9);

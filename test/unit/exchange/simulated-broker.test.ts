@@ -35,13 +35,22 @@ describe('SimulatedBroker', () => {
     expect(o).toMatchObject({ status: 'new', createdAt: '2008-06-20T00:00:00.000Z', filledQty: 0 }); // clock = last bar
     broker.feedBar(on(bars, '2008-06-23'));
     expect(updates.map((u) => u.event)).toEqual(['new', 'fill']);
-    expect(updates[1]!.fill).toMatchObject({ executionId: `${o.brokerOrderId}-1`, qty: 100, price: expect.closeTo(19.919955, 10) });
+    expect(updates[1]!.fill).toMatchObject({
+      executionId: `${o.brokerOrderId}-1`,
+      qty: 100,
+      price: expect.closeTo(19.919955, 10),
+    });
     expect(await broker.getOrderByClientOrderId('wf-1')).toMatchObject({ status: 'filled', filledQty: 100 });
     expect(await broker.getPositions()).toEqual([
       { symbol: 'NVDA', qty: 100, avgEntryPrice: expect.closeTo(19.919955, 10), marketValue: expect.closeTo(1935, 9) },
     ]);
     const a = await broker.getAccount();
-    expect(a).toEqual({ cash: expect.closeTo(100_000 - 1991.9955 - 0.5, 9), equity: expect.closeTo(98_007.5045 + 1935, 9), buyingPower: expect.closeTo(98_007.5045, 9), tradingBlocked: false });
+    expect(a).toEqual({
+      cash: expect.closeTo(100_000 - 1991.9955 - 0.5, 9),
+      equity: expect.closeTo(98_007.5045 + 1935, 9),
+      buyingPower: expect.closeTo(98_007.5045, 9),
+      tradingBlocked: false,
+    });
     expect(await broker.listOpenOrders()).toEqual([]);
   });
 
@@ -51,7 +60,11 @@ describe('SimulatedBroker', () => {
     broker.onOrderUpdate((u) => updates.push(u));
     broker.feedBar(on(bars, '2008-06-20'));
     const err = await rejectionOf(broker.submitOrder(req({ qty: 5000 })));
-    expect(err).toMatchObject({ code: 'insufficient_buying_power', httpStatus: 403, message: 'insufficient buying power: order needs $101789.00, buying power is $100000.00' });
+    expect(err).toMatchObject({
+      code: 'insufficient_buying_power',
+      httpStatus: 403,
+      message: 'insufficient buying power: order needs $101789.00, buying power is $100000.00',
+    });
     expect(await broker.getOrderByClientOrderId('wf-1')).toMatchObject({ status: 'rejected', reason: err.message });
     expect(updates.map((u) => u.event)).toEqual(['rejected']);
     // Same id again (e.g. an activity retry): same answer, still one order, no second event.
@@ -64,11 +77,23 @@ describe('SimulatedBroker', () => {
     const broker = new SimulatedBroker();
     broker.feedBar(on(bars, '2008-06-20'));
     broker.halt('NVDA');
-    expect(await rejectionOf(broker.submitOrder(req({ clientOrderId: 'h' })))).toMatchObject({ code: 'symbol_halted', httpStatus: 422 });
+    expect(await rejectionOf(broker.submitOrder(req({ clientOrderId: 'h' })))).toMatchObject({
+      code: 'symbol_halted',
+      httpStatus: 422,
+    });
     broker.resume('NVDA');
-    expect(await rejectionOf(broker.submitOrder(req({ clientOrderId: 'u', symbol: 'ZZZZ' })))).toMatchObject({ code: 'unknown_symbol', httpStatus: 422 });
-    expect(await rejectionOf(broker.submitOrder(req({ clientOrderId: 'i', qty: 0 })))).toMatchObject({ code: 'invalid_order', httpStatus: 422 });
-    expect(await rejectionOf(broker.submitOrder(req({ clientOrderId: 's', side: 'sell' })))).toMatchObject({ code: 'insufficient_qty', httpStatus: 403 });
+    expect(await rejectionOf(broker.submitOrder(req({ clientOrderId: 'u', symbol: 'ZZZZ' })))).toMatchObject({
+      code: 'unknown_symbol',
+      httpStatus: 422,
+    });
+    expect(await rejectionOf(broker.submitOrder(req({ clientOrderId: 'i', qty: 0 })))).toMatchObject({
+      code: 'invalid_order',
+      httpStatus: 422,
+    });
+    expect(await rejectionOf(broker.submitOrder(req({ clientOrderId: 's', side: 'sell' })))).toMatchObject({
+      code: 'insufficient_qty',
+      httpStatus: 403,
+    });
   });
 
   it('is idempotent by client order id, also with isRetry', async () => {
@@ -133,10 +158,26 @@ describe('SimulatedBroker', () => {
 
   it('fromEnv builds the venue from SIM_* settings', async () => {
     const broker = SimulatedBroker.fromEnv(
-      { SIM_SLIPPAGE_BPS: '10', SIM_FEE_PER_SHARE: '0.01', SIM_FEE_BPS: '2', SIM_MAX_VOLUME_PCT: '0.05', SIM_SEED: '7', STARTING_CASH: '50000' },
+      {
+        SIM_SLIPPAGE_BPS: '10',
+        SIM_FEE_PER_SHARE: '0.01',
+        SIM_FEE_BPS: '2',
+        SIM_MAX_VOLUME_PCT: '0.05',
+        SIM_SEED: '7',
+        STARTING_CASH: '50000',
+      },
       { orderIdPrefix: 'T' },
     );
-    expect(broker.exchange.options).toMatchObject({ slippageBps: 10, feePerShare: 0.01, feeBps: 2, maxVolumePct: 0.05, seed: 7, startingCash: 50_000, allowShort: false, orderIdPrefix: 'T' });
+    expect(broker.exchange.options).toMatchObject({
+      slippageBps: 10,
+      feePerShare: 0.01,
+      feeBps: 2,
+      maxVolumePct: 0.05,
+      seed: 7,
+      startingCash: 50_000,
+      allowShort: false,
+      orderIdPrefix: 'T',
+    });
     broker.feedBar(on(bars, '2008-06-20'));
     const o = await broker.submitOrder(req());
     expect(o.brokerOrderId).toBe('T-000001');

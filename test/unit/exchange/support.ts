@@ -5,7 +5,8 @@ import type { OrderRequest, OrderUpdate } from '../../../src/contracts/order';
 import { SimulatedExchange, type SimulatedExchangeOptions } from '../../../src/domain/exchange';
 
 /** Real bars copied from /work/shared/data (see test/fixtures/bars/README.md). */
-export const fixture = (name: string, symbol: string): OhlcvBar[] => readBarsCsvSync(resolve(__dirname, '../../fixtures/bars', name), { symbol });
+export const fixture = (name: string, symbol: string): OhlcvBar[] =>
+  readBarsCsvSync(resolve(__dirname, '../../fixtures/bars', name), { symbol });
 export const nvda2008 = () => fixture('nvda-2008-06-20_2008-07-15.csv', 'NVDA');
 export const nvda2013 = () => fixture('nvda-2013-04-15_2013-06-10.csv', 'NVDA');
 export const orcl2011 = () => fixture('orcl-2011-12-12_2011-12-30.csv', 'ORCL');
@@ -66,7 +67,10 @@ export class Harness {
   }
 
   submit(req: Partial<OrderRequest> & Pick<OrderRequest, 'clientOrderId'>) {
-    return this.ex.submit({ symbol: this.bars[0]!.symbol, side: 'buy', qty: 100, type: 'market', timeInForce: 'gtc', ...req }, this.now);
+    return this.ex.submit(
+      { symbol: this.bars[0]!.symbol, side: 'buy', qty: 100, type: 'market', timeInForce: 'gtc', ...req },
+      this.now,
+    );
   }
 
   eventsFor(clientOrderId: string): OrderUpdate[] {

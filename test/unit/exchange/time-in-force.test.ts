@@ -89,6 +89,8 @@ describe('ioc and fok (1-minute bars, 10% volume cap)', () => {
     expect(ok[0]!.fill).toMatchObject({ qty: 5, price: 3617 });
 
     h.submit({ clientOrderId: 'fok-lmt', qty: 1, type: 'limit', limitPrice: 3600, timeInForce: 'fok' });
-    expect(h.next().map((u) => [u.event, u.order.reason])).toEqual([['canceled', 'fok: not marketable on the first eligible bar']]);
+    expect(h.next().map((u) => [u.event, u.order.reason])).toEqual([
+      ['canceled', 'fok: not marketable on the first eligible bar'],
+    ]);
   });
 });

@@ -1,7 +1,12 @@
 import type { OhlcvBar } from '../../../contracts/bar';
 import type { BrokerOrder, OrderRequest, OrderUpdate } from '../../../contracts/order';
 import { envSchema } from '../../../config';
-import { SimulatedExchange, type OrderRejection, type RejectCode, type SimulatedExchangeOptions } from '../../../domain/exchange';
+import {
+  SimulatedExchange,
+  type OrderRejection,
+  type RejectCode,
+  type SimulatedExchangeOptions,
+} from '../../../domain/exchange';
 import {
   BrokerRejectedError,
   BrokerUnavailableError,
@@ -69,7 +74,8 @@ export class SimulatedBroker implements Broker {
 
   constructor(opts: SimulatedBrokerOptions = {}) {
     const { latencyMs = 0, clock, sleep, exchange, ...exchangeOptions } = opts;
-    if (!Number.isInteger(latencyMs) || latencyMs < 0) throw new RangeError('SimulatedBroker: latencyMs must be an integer >= 0');
+    if (!Number.isInteger(latencyMs) || latencyMs < 0)
+      throw new RangeError('SimulatedBroker: latencyMs must be an integer >= 0');
     this.exchange = exchange ?? new SimulatedExchange(exchangeOptions);
     this.latencyMs = latencyMs;
     this.clock = clock ?? (() => this.lastBarTimestamp ?? new Date().toISOString());
@@ -114,7 +120,8 @@ export class SimulatedBroker implements Broker {
   /** Drive the venue with one bar; returns the order updates it caused (also sent to listeners). */
   feedBar(bar: OhlcvBar): OrderUpdate[] {
     const updates = this.exchange.onBar(bar);
-    if (this.lastBarTimestamp === undefined || bar.timestamp > this.lastBarTimestamp) this.lastBarTimestamp = bar.timestamp;
+    if (this.lastBarTimestamp === undefined || bar.timestamp > this.lastBarTimestamp)
+      this.lastBarTimestamp = bar.timestamp;
     return updates;
   }
 
