@@ -398,6 +398,8 @@ export class AlpacaBroker implements Broker {
    */
   private ensurePoll(delayMs: number): void {
     if (this.closed || this.listeners.size === 0 || this.followed.size === 0) return;
+    // After a 429 nothing polls before the broker's reset time.
+    delayMs = Math.max(delayMs, this.pollBackoffUntil - this.now());
     const due = this.now() + delayMs;
     if (this.polling) {
       // Remember the request; the round in flight honours it when it ends.
