@@ -4,7 +4,8 @@
 #   1. npm ci if node_modules is missing;
 #   2. the Java time-skipping test server (scripts/provision/test-server.sh) -> TEMPORAL_TEST_SERVER_PATH;
 #   3. integration/all: the local stack (PostgreSQL, RabbitMQ, Temporal dev server) -> TEMPORAL_ADDRESS,
-#      DATABASE_URL, RABBITMQ_* exported for the tests; whatever this run had to start is stopped on exit;
+#      DATABASE_URL, RABBITMQ_* exported for the tests; started in the background during step 4; whatever this
+#      run had to start is stopped on exit (unless another run still uses it);
 #   4. typecheck (tsc --noEmit) and lint (eslint .): a failure fails the run, but the tests still run so one
 #      run shows everything (SKIP_CHECKS=1 skips them for a quick loop);
 #   5. vitest run (--project <tier> for a tier).
@@ -24,8 +25,10 @@ T0=$(now_ms)
 step() { STEP_T0=$(now_ms); log "── $*"; }
 step_done() { log "   $1 in $(elapsed_s "$STEP_T0" "$(now_ms)")s"; }
 
+stack_job=""
 cleanup() {
   local rc=$?
+  if [[ -n $stack_job ]]; then wait "$stack_job" 2>/dev/null || true; fi
   stack_release || true
   log "total $(elapsed_s "$T0" "$(now_ms)")s (exit $rc)"
   exit "$rc"
@@ -49,11 +52,13 @@ if [[ $tier != unit ]]; then
   step_done "test server ready ($TEMPORAL_TEST_SERVER_PATH)"
 fi
 
+# The stack comes up in the background while typecheck and lint run (mostly waiting on RabbitMQ's boot).
 if [[ $tier == all || $tier == integration ]]; then
-  step "local stack"
-  stack_acquire || die "the local stack did not come up (logs in $LOGS)"
+  log "── local stack (starting in the background)"
+  STACK_T0=$(now_ms)
+  stack_acquire &
+  stack_job=$!
   stack_env
-  step_done "stack ready"
 fi
 
 checks_rc=0
@@ -68,6 +73,11 @@ if [[ "${SKIP_CHECKS:-0}" != 1 ]]; then
     checks_rc=1
     step_done "lint FAILED"
   fi
+fi
+
+if [[ -n $stack_job ]]; then
+  wait "$stack_job" || die "the local stack did not come up (logs in $LOGS)"
+  log "   stack ready $(elapsed_s "$STACK_T0" "$(now_ms)")s after it was started"
 fi
 
 args=(run)

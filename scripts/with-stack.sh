@@ -13,5 +13,5 @@ trap 'exit 143' TERM
 stack_acquire || die "stack did not come up"
 stack_env
 rc=0
-(cd "$ROOT" && PATH="$ROOT/node_modules/.bin:$PATH" "$@") || rc=$?
+(cd "$ROOT" && PATH="$ROOT/node_modules/.bin:$TOOLS/bin:$PATH" "$@") || rc=$?
 exit "$rc"
