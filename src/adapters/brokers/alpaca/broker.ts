@@ -316,11 +316,11 @@ export class AlpacaBroker implements Broker {
   // -------------------------------------------------------------------------------------------
   // internals
 
+  /**
+   * Follow an order this instance placed (or found on retry). Baseline 0 unless updates were already
+   * seen: an order that finished before any update reached us still has its fills reported once.
+   */
   private follow(order: BrokerOrder): void {
-    if (isTerminal(order.status) && !this.reconciler.has(order.clientOrderId)) {
-      // Finished before we ever saw an update: still report its fills once (seeded at 0).
-      this.reconciler.seed(order.clientOrderId);
-    }
     this.watchOrder(order.clientOrderId);
   }
 
