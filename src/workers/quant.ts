@@ -42,7 +42,8 @@ export interface QuantStats {
   duplicates: number;
   stale: number;
   partial: number;
-  deadLettered: number;
+  /** Bars that failed the Bar schema or could not make a valid signal (dead-lettered; see consumer.stats for all). */
+  invalid: number;
 }
 
 export interface QuantOptions {
@@ -75,7 +76,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
   const queue = opts.queue ?? QUANT_BARS_QUEUE;
   const exchange = opts.signalsExchange ?? TRADE_SIGNALS_EXCHANGE;
   const engine = new SignalEngine(opts.strategy);
-  const stats: QuantStats = { bars: 0, signals: 0, republished: 0, duplicates: 0, stale: 0, partial: 0, deadLettered: 0 };
+  const stats: QuantStats = { bars: 0, signals: 0, republished: 0, duplicates: 0, stale: 0, partial: 0, invalid: 0 };
 
   const consumer = consumeJson(
     opts.rabbit,
@@ -91,7 +92,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
       stats.bars++;
       const parsed = BarSchema.safeParse(ctx.body);
       if (!parsed.success) {
-        stats.deadLettered++;
+        stats.invalid++;
         await ctx.deadLetter(`invalid bar: ${formatZodError(parsed.error)}`);
         return;
       }
@@ -110,7 +111,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
           blog.debug('bar older than the remembered window; skipped');
           return;
         case 'invalid':
-          stats.deadLettered++;
+          stats.invalid++;
           await ctx.deadLetter(out.reason);
           return;
         case 'duplicate':
@@ -202,7 +203,7 @@ async function main(): Promise<void> {
   await rabbit.start();
   log.info({ strategy: quant.engine.strategyName, prefetch }, 'quant running');
 
-  const timer = statsEvery > 0 ? setInterval(() => log.info({ ...quant.stats, series: quant.engine.seriesCount }, 'quant stats'), statsEvery * 1000) : undefined;
+  const timer = statsEvery > 0 ? setInterval(() => log.info({ ...quant.stats, series: quant.engine.seriesCount, consumer: quant.consumer.stats }, 'quant stats'), statsEvery * 1000) : undefined;
   timer?.unref();
 
   let stopping = false;
@@ -214,7 +215,7 @@ async function main(): Promise<void> {
     await quant.stop();
     await publisher.close();
     await rabbit.close();
-    log.info({ ...quant.stats }, 'quant stopped');
+    log.info({ ...quant.stats, consumer: quant.consumer.stats }, 'quant stopped');
   };
   await new Promise<void>((resolve) => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) {

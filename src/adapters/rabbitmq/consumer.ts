@@ -61,8 +61,19 @@ export interface ConsumeJsonOptions {
   retryDelayMs?: number;
 }
 
+export interface ConsumerStats {
+  /** Deliveries received (redeliveries count again). */
+  delivered: number;
+  acked: number;
+  /** Confirmed copies written to `<queue>.dlq` (invalid JSON, ctx.deadLetter, exhausted retries). */
+  deadLettered: number;
+  /** Requeued for another attempt (retry / handler error / failed dead-lettering). */
+  requeued: number;
+}
+
 export interface ConsumerHandle {
   readonly queue: string;
+  readonly stats: Readonly<ConsumerStats>;
   /** Handlers currently running. */
   readonly inFlight: number;
   /** True while subscribed. */
@@ -98,6 +109,7 @@ class JsonConsumer implements ConsumerHandle {
   private readonly maxAttempts: number;
   private readonly retryDelayMs: number;
   private readonly attempts = new Map<string, number>();
+  readonly stats: ConsumerStats = { delivered: 0, acked: 0, deadLettered: 0, requeued: 0 };
   private readonly running = new Set<Promise<void>>();
   private sub: Sub | undefined;
   private stopped = false;
@@ -219,6 +231,7 @@ class JsonConsumer implements ConsumerHandle {
       sub.ch.close().catch(() => undefined);
       return;
     }
+    this.stats.delivered++;
     const p = this.handle(sub, msg);
     this.running.add(p);
     const forget = () => this.running.delete(p);
@@ -253,9 +266,16 @@ class JsonConsumer implements ConsumerHandle {
     };
     const ack = () => {
       this.attempts.delete(key);
-      settle('ack', () => sub.ch.ack(msg));
+      settle('ack', () => {
+        sub.ch.ack(msg);
+        this.stats.acked++;
+      });
     };
-    const nack = (requeue: boolean) => settle('nack', () => sub.ch.nack(msg, false, requeue));
+    const nack = (requeue: boolean) =>
+      settle('nack', () => {
+        sub.ch.nack(msg, false, requeue);
+        if (requeue) this.stats.requeued++;
+      });
     const doDeadLetter = async (reason: string): Promise<void> => {
       if (settled) return;
       try {
@@ -269,6 +289,7 @@ class JsonConsumer implements ConsumerHandle {
         return;
       }
       log.warn({ reason, routing_key: msg.fields.routingKey }, 'message dead-lettered');
+      this.stats.deadLettered++;
       ack();
     };
     const retry = async (reason: string): Promise<void> => {
