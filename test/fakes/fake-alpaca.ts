@@ -3,7 +3,12 @@ import { isTerminal, type BrokerOrder, type OrderRequest, type OrderUpdate } fro
 import { createLogger, type Logger } from '../../src/logging';
 import { startAlpacaCompatServer, type AlpacaCompatServer } from '../../src/adapters/brokers/alpaca-compat/server';
 import type { AlpacaTradeUpdateMessage } from '../../src/adapters/brokers/alpaca/wire';
-import { BrokerRejectedError, type Broker, type BrokerAccount, type BrokerPosition } from '../../src/adapters/brokers/broker';
+import {
+  BrokerRejectedError,
+  type Broker,
+  type BrokerAccount,
+  type BrokerPosition,
+} from '../../src/adapters/brokers/broker';
 
 /**
  * A faithful fake of Alpaca's Trading API v2 for tests: the production Alpaca-compatible server
@@ -85,7 +90,8 @@ export class FakeAlpacaEngine implements Broker {
   async submitOrder(req: OrderRequest): Promise<BrokerOrder> {
     const existing = this.orders.get(req.clientOrderId);
     if (existing) return this.snapshot(existing);
-    if (!Number.isInteger(req.qty) || req.qty <= 0) throw new BrokerRejectedError('qty must be a positive integer', '40010001', 422);
+    if (!Number.isInteger(req.qty) || req.qty <= 0)
+      throw new BrokerRejectedError('qty must be a positive integer', '40010001', 422);
     if ((req.type === 'limit' || req.type === 'stop_limit') && req.limitPrice === undefined) {
       throw new BrokerRejectedError('limit_price is required', '40010001', 422);
     }
@@ -187,7 +193,8 @@ export class FakeAlpacaEngine implements Broker {
   async fill(clientOrderId: string, qty: number, price: number): Promise<OrderUpdate> {
     const o = this.orders.get(clientOrderId);
     if (!o) throw new Error(`fake-alpaca: no order ${clientOrderId}`);
-    if (!OPEN_FOR_FILLS.has(o.status)) throw new Error(`fake-alpaca: order ${clientOrderId} is ${o.status}, cannot fill`);
+    if (!OPEN_FOR_FILLS.has(o.status))
+      throw new Error(`fake-alpaca: order ${clientOrderId} is ${o.status}, cannot fill`);
     const remaining = o.qty - o.filledQty;
     if (!(qty > 0) || qty > remaining) throw new Error(`fake-alpaca: fill qty ${qty} outside 1..${remaining}`);
     const prevNotional = (o.filledAvgPrice ?? 0) * o.filledQty;
@@ -226,7 +233,12 @@ export class FakeAlpacaEngine implements Broker {
         if (sibling !== clientOrderId && !isTerminal(s.status)) this.finish(s, 'canceled');
       }
     }
-    return { event: o.status === 'filled' ? 'fill' : 'partial_fill', order: this.snapshot(o), fill, timestamp: o.updatedAt };
+    return {
+      event: o.status === 'filled' ? 'fill' : 'partial_fill',
+      order: this.snapshot(o),
+      fill,
+      timestamp: o.updatedAt,
+    };
   }
 
   private applyToBook(symbol: string, side: 'buy' | 'sell', qty: number, price: number): void {
@@ -265,7 +277,12 @@ export class FakeAlpacaEngine implements Broker {
   async getAccount(): Promise<BrokerAccount> {
     let mv = 0;
     for (const [symbol, p] of this.positions) mv += p.qty * this.priceOf(symbol);
-    return { cash: this.cash, equity: this.cash + mv, buyingPower: this.buyingPower(), tradingBlocked: this.tradingBlocked };
+    return {
+      cash: this.cash,
+      equity: this.cash + mv,
+      buyingPower: this.buyingPower(),
+      tradingBlocked: this.tradingBlocked,
+    };
   }
 
   async getPositions(): Promise<BrokerPosition[]> {
@@ -421,7 +438,9 @@ export class FakeAlpaca {
   }
   /** Requests received for a method + path. */
   count(method: string, path: string | RegExp): number {
-    return this.requests.filter((r) => r.method === method && (typeof path === 'string' ? r.path === path : path.test(r.path))).length;
+    return this.requests.filter(
+      (r) => r.method === method && (typeof path === 'string' ? r.path === path : path.test(r.path)),
+    ).length;
   }
 
   async close(): Promise<void> {

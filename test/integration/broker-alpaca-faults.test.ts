@@ -64,22 +64,25 @@ async function failure(p: Promise<unknown>): Promise<unknown> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('ambiguous submits: the POST fails after the order was placed', () => {
-  it.each(['hang', 'destroy', '504'] as const)('%s → BrokerUnavailableError(ambiguous); isRetry finds the order, no second POST', async (mode) => {
-    const { fake, broker } = await setup();
-    const cid = uniqueClientOrderId(`amb-${mode}`);
-    fake.failNextPostAfterAccept(mode);
-    const err = await failure(broker.submitOrder(order(cid)));
-    expect(err).toBeInstanceOf(BrokerUnavailableError);
-    expect((err as BrokerUnavailableError).ambiguous).toBe(true);
-    expect(fake.ordersCreated).toBe(1);
-    expect(fake.postsReceived).toBe(1);
+  it.each(['hang', 'destroy', '504'] as const)(
+    '%s → BrokerUnavailableError(ambiguous); isRetry finds the order, no second POST',
+    async (mode) => {
+      const { fake, broker } = await setup();
+      const cid = uniqueClientOrderId(`amb-${mode}`);
+      fake.failNextPostAfterAccept(mode);
+      const err = await failure(broker.submitOrder(order(cid)));
+      expect(err).toBeInstanceOf(BrokerUnavailableError);
+      expect((err as BrokerUnavailableError).ambiguous).toBe(true);
+      expect(fake.ordersCreated).toBe(1);
+      expect(fake.postsReceived).toBe(1);
 
-    const retried = await broker.submitOrder(order(cid), { isRetry: true });
-    expect(fake.ordersCreated).toBe(1);
-    expect(fake.postsReceived).toBe(1); // found by lookup: nothing re-posted
-    const atVenue = await fake.engine.getOrderByClientOrderId(cid);
-    expect(retried.brokerOrderId).toBe(atVenue!.brokerOrderId);
-  });
+      const retried = await broker.submitOrder(order(cid), { isRetry: true });
+      expect(fake.ordersCreated).toBe(1);
+      expect(fake.postsReceived).toBe(1); // found by lookup: nothing re-posted
+      const atVenue = await fake.engine.getOrderByClientOrderId(cid);
+      expect(retried.brokerOrderId).toBe(atVenue!.brokerOrderId);
+    },
+  );
 
   it('a slow response past the client timeout is ambiguous; a plain re-submit is still deduplicated by the venue', async () => {
     const { fake, broker } = await setup({ httpTimeoutMs: 200 });
@@ -126,7 +129,13 @@ describe('ambiguous submits: the POST fails after the order was placed', () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const port = (srv.address() as { port: number }).port;
     await new Promise<void>((r) => srv.close(() => r()));
-    const broker = new AlpacaBroker({ baseUrl: `http://127.0.0.1:${port}`, keyId: 'k', secretKey: 's', logger: silent, httpTimeoutMs: 500 });
+    const broker = new AlpacaBroker({
+      baseUrl: `http://127.0.0.1:${port}`,
+      keyId: 'k',
+      secretKey: 's',
+      logger: silent,
+      httpTimeoutMs: 500,
+    });
     cleanups.push(() => broker.close());
     const err = await failure(broker.submitOrder(order(uniqueClientOrderId('refused'))));
     expect(err).toBeInstanceOf(BrokerUnavailableError);
@@ -206,7 +215,11 @@ describe('trade_updates stream', () => {
     await fake.fill(cid, 6, 101);
     const fills = () => updates.filter((u) => u.fill && u.order.clientOrderId === cid);
     await waitFor(() => fills().length >= 2 || undefined, 5_000, 'fills');
-    await waitFor(() => fake.sentEvents.filter((m) => m.data.order.client_order_id === cid && m.data.execution_id).length === 4 || undefined);
+    await waitFor(
+      () =>
+        fake.sentEvents.filter((m) => m.data.order.client_order_id === cid && m.data.execution_id).length === 4 ||
+        undefined,
+    );
     await sleep(150);
     expect(fills().map((u) => u.fill!.executionId)).toEqual(['exec-000001', 'exec-000002']);
     expect(fills().map((u) => u.fill!.qty)).toEqual([4, 6]);
@@ -265,7 +278,11 @@ describe('trade_updates stream', () => {
     const placed = await broker.submitOrder(order(cid, 10));
     fake.dropNextFillEvents(1);
     await fake.fill(cid, 10, 100);
-    const u = await waitFor(() => updates.find((x) => x.fill && x.order.clientOrderId === cid), 3_000, 'recovered fill');
+    const u = await waitFor(
+      () => updates.find((x) => x.fill && x.order.clientOrderId === cid),
+      3_000,
+      'recovered fill',
+    );
     expect(u.fill!.executionId).toBe(`${placed.brokerOrderId}:cum:10`);
     expect(u.fill!.qty).toBe(10);
     expect(u.fill!.price).toBe(100);

@@ -28,19 +28,43 @@ afterAll(async () => {
 });
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = H) {
-  const res = await fetch(server.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(server.url + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined,
+  };
 }
 
 const post = (cid: string, extra: Record<string, unknown> = {}) =>
-  call('POST', '/v2/orders', { symbol: 'AAPL', qty: '2', side: 'buy', type: 'limit', time_in_force: 'day', limit_price: '50', client_order_id: cid, ...extra });
+  call('POST', '/v2/orders', {
+    symbol: 'AAPL',
+    qty: '2',
+    side: 'buy',
+    type: 'limit',
+    time_in_force: 'day',
+    limit_price: '50',
+    client_order_id: cid,
+    ...extra,
+  });
 
 describe('Alpaca-compatible server: REST', () => {
   it('creates an order in Alpaca shape with rate-limit headers', async () => {
     const r = await post('srv-1');
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ client_order_id: 'srv-1', qty: '2', filled_qty: '0', limit_price: '50', status: 'new', asset_class: 'us_equity' });
+    expect(r.body).toMatchObject({
+      client_order_id: 'srv-1',
+      qty: '2',
+      filled_qty: '0',
+      limit_price: '50',
+      status: 'new',
+      asset_class: 'us_equity',
+    });
     expect(r.headers.get('x-ratelimit-limit')).toBe('200');
     expect(Number(r.headers.get('x-ratelimit-reset'))).toBeGreaterThan(Date.now() / 1000 - 1);
   });
@@ -100,7 +124,10 @@ describe('Alpaca-compatible server: REST', () => {
     expect(bad.body).toEqual({ code: 40010001, message: 'qty must be > 0' });
     const malformed = await fetch(server.url + '/v2/orders', { method: 'POST', headers: H, body: '{not json' });
     expect(malformed.status).toBe(400);
-    const unauth = await call('GET', '/v2/account', undefined, { 'APCA-API-KEY-ID': 'key', 'APCA-API-SECRET-KEY': 'wrong' });
+    const unauth = await call('GET', '/v2/account', undefined, {
+      'APCA-API-KEY-ID': 'key',
+      'APCA-API-SECRET-KEY': 'wrong',
+    });
     expect(unauth.status).toBe(401);
     expect((await call('GET', '/v2/nothing')).status).toBe(404);
   });
@@ -111,14 +138,20 @@ describe('Alpaca-compatible server: REST', () => {
     expect(typeof acct.body!.buying_power).toBe('string');
     await engine.fill('srv-1', 2, 50);
     const pos = await call('GET', '/v2/positions');
-    expect(pos.body).toEqual([expect.objectContaining({ symbol: 'AAPL', qty: '2', avg_entry_price: '50', side: 'long' })]);
+    expect(pos.body).toEqual([
+      expect.objectContaining({ symbol: 'AAPL', qty: '2', avg_entry_price: '50', side: 'long' }),
+    ]);
     expect((await call('GET', '/v2/positions/AAPL')).status).toBe(200);
     expect((await call('GET', '/v2/positions/MSFT')).status).toBe(404);
   });
 });
 
 describe('Alpaca-compatible server: trade_updates', () => {
-  function connect(): Promise<{ ws: WebSocket; msgs: Array<{ stream: string; data: Record<string, unknown> }>; binary: boolean[] }> {
+  function connect(): Promise<{
+    ws: WebSocket;
+    msgs: Array<{ stream: string; data: Record<string, unknown> }>;
+    binary: boolean[];
+  }> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(server.streamUrl);
       const msgs: Array<{ stream: string; data: Record<string, unknown> }> = [];

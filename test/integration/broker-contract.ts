@@ -176,10 +176,14 @@ export function brokerContractSuite(name: string, makeHarness: () => Promise<Bro
       await h.broker.submitOrder(limitBuy(cid, 7));
       await h.driveFill(cid, 7, h.price);
       await waitForStatus(h.broker, cid, 'filled');
-      const fills = await waitFor(() => {
-        const f = fillsFor(cid);
-        return f.reduce((s, u) => s + u.fill!.qty, 0) >= 7 ? f : undefined;
-      }, 10_000, 'fill updates');
+      const fills = await waitFor(
+        () => {
+          const f = fillsFor(cid);
+          return f.reduce((s, u) => s + u.fill!.qty, 0) >= 7 ? f : undefined;
+        },
+        10_000,
+        'fill updates',
+      );
       const cost = fills.reduce((s, u) => s + u.fill!.qty * u.fill!.price + u.fill!.fee, 0);
       const acct1 = await h.broker.getAccount();
       const pos = (await h.broker.getPositions()).find((p) => p.symbol === h.symbol);

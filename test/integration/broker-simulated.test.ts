@@ -18,11 +18,25 @@ const silent = createLogger('test', { level: 'silent' });
 
 function makeSim(): { sim: SimulatedBroker; driveFill: BrokerHarness['driveFill'] } {
   // maxVolumePct 1: a bar's volume is exactly the shares it can fill; fills at the open for a marketable limit.
-  const sim = new SimulatedBroker({ symbols: [SYMBOL], maxVolumePct: 1, slippageBps: 0, seed: 7, orderIdPrefix: `CT${process.pid}` });
+  const sim = new SimulatedBroker({
+    symbols: [SYMBOL],
+    maxVolumePct: 1,
+    slippageBps: 0,
+    seed: 7,
+    orderIdPrefix: `CT${process.pid}`,
+  });
   let day = 0;
   const driveFill: BrokerHarness['driveFill'] = async (_cid, qty, price) => {
     const ts = new Date(Date.UTC(2024, 0, 2) + ++day * 86_400_000).toISOString();
-    const bar: OhlcvBar = { symbol: SYMBOL, timestamp: ts, open: price, high: price, low: price, close: price, volume: qty };
+    const bar: OhlcvBar = {
+      symbol: SYMBOL,
+      timestamp: ts,
+      open: price,
+      high: price,
+      low: price,
+      close: price,
+      volume: qty,
+    };
     sim.feedBar(bar);
   };
   return { sim, driveFill };
@@ -33,30 +47,33 @@ brokerContractSuite('simulated (SimulatedBroker in-process)', async () => {
   return { broker: sim, symbol: SYMBOL, price: 100, driveFill, close: () => sim.close() };
 });
 
-brokerContractSuite('simulated venue over the Alpaca wire (AlpacaBroker → compat server → SimulatedBroker)', async () => {
-  const { sim, driveFill } = makeSim();
-  const server = await startAlpacaCompatServer({ broker: sim, port: 0, logger: silent });
-  const broker = new AlpacaBroker({
-    name: 'simulated',
-    baseUrl: server.url,
-    keyId: 'sim-key',
-    secretKey: 'sim-secret',
-    logger: silent,
-    httpTimeoutMs: 2_000,
-    pollIntervalMs: 100,
-    cancelSettleMs: 500,
-    reconnectInitialMs: 50,
-  });
-  if (!(await broker.waitForStream(5_000))) throw new Error('trade_updates stream did not come up');
-  return {
-    broker,
-    symbol: SYMBOL,
-    price: 100,
-    driveFill,
-    close: async () => {
-      await broker.close();
-      await server.close();
-      await sim.close();
-    },
-  };
-});
+brokerContractSuite(
+  'simulated venue over the Alpaca wire (AlpacaBroker → compat server → SimulatedBroker)',
+  async () => {
+    const { sim, driveFill } = makeSim();
+    const server = await startAlpacaCompatServer({ broker: sim, port: 0, logger: silent });
+    const broker = new AlpacaBroker({
+      name: 'simulated',
+      baseUrl: server.url,
+      keyId: 'sim-key',
+      secretKey: 'sim-secret',
+      logger: silent,
+      httpTimeoutMs: 2_000,
+      pollIntervalMs: 100,
+      cancelSettleMs: 500,
+      reconnectInitialMs: 50,
+    });
+    if (!(await broker.waitForStream(5_000))) throw new Error('trade_updates stream did not come up');
+    return {
+      broker,
+      symbol: SYMBOL,
+      price: 100,
+      driveFill,
+      close: async () => {
+        await broker.close();
+        await server.close();
+        await sim.close();
+      },
+    };
+  },
+);

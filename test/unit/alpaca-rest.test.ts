@@ -32,7 +32,10 @@ function fakeFetch(responder: (c: Call) => Response | Promise<Response>) {
 }
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-  new Response(body === undefined ? null : JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+  new Response(body === undefined ? null : JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
 
 const NOW = 1_714_573_800_000; // fixed clock
 
@@ -50,7 +53,14 @@ function broker(responder: (c: Call) => Response | Promise<Response>, timeoutMs 
   return { b, calls: f.calls };
 }
 
-const req = { clientOrderId: 'cid-1', symbol: 'NVDA', side: 'buy' as const, qty: 3, type: 'market' as const, timeInForce: 'day' as const };
+const req = {
+  clientOrderId: 'cid-1',
+  symbol: 'NVDA',
+  side: 'buy' as const,
+  qty: 3,
+  type: 'market' as const,
+  timeInForce: 'day' as const,
+};
 
 async function failure(p: Promise<unknown>): Promise<unknown> {
   return p.then(
@@ -65,26 +75,50 @@ describe('AlpacaBroker REST mapping', () => {
   it('sends the key headers, the string body and the by-client-id lookup path', async () => {
     const { b, calls } = broker((c) =>
       c.method === 'POST'
-        ? json(200, { id: 'o1', client_order_id: 'cid-1', symbol: 'NVDA', side: 'buy', qty: '3', filled_qty: '0', type: 'market', time_in_force: 'day', status: 'accepted', created_at: 'x', updated_at: 'x' })
+        ? json(200, {
+            id: 'o1',
+            client_order_id: 'cid-1',
+            symbol: 'NVDA',
+            side: 'buy',
+            qty: '3',
+            filled_qty: '0',
+            type: 'market',
+            time_in_force: 'day',
+            status: 'accepted',
+            created_at: 'x',
+            updated_at: 'x',
+          })
         : json(404, { code: 40410000, message: 'order not found' }),
     );
     expect(await b.getOrderByClientOrderId('cid-1')).toBeNull();
     const o = await b.submitOrder(req);
     expect(o.status).toBe('accepted');
-    expect(calls[0]!.url).toBe('https://paper-api.alpaca.markets/v2/orders:by_client_order_id?client_order_id=cid-1&nested=true');
+    expect(calls[0]!.url).toBe(
+      'https://paper-api.alpaca.markets/v2/orders:by_client_order_id?client_order_id=cid-1&nested=true',
+    );
     expect(calls[1]!.headers['APCA-API-KEY-ID']).toBe('PKTEST0001');
     expect(calls[1]!.headers['APCA-API-SECRET-KEY']).toBe('sk-live-secret-0001');
-    expect(calls[1]!.body).toEqual({ symbol: 'NVDA', qty: '3', side: 'buy', type: 'market', time_in_force: 'day', client_order_id: 'cid-1' });
+    expect(calls[1]!.body).toEqual({
+      symbol: 'NVDA',
+      qty: '3',
+      side: 'buy',
+      type: 'market',
+      time_in_force: 'day',
+      client_order_id: 'cid-1',
+    });
     await b.close();
   });
 
   it('429 → retryAfterMs from X-Ratelimit-Reset, bounded to [1 s, 60 s]', async () => {
-    const reset = (s: number) => broker(() => json(429, { message: 'too many requests' }, { 'X-Ratelimit-Reset': String(s) })).b;
+    const reset = (s: number) =>
+      broker(() => json(429, { message: 'too many requests' }, { 'X-Ratelimit-Reset': String(s) })).b;
     const e1 = await failure(reset(NOW / 1000 + 5).getAccount());
     expect(e1).toBeInstanceOf(BrokerRateLimitedError);
     expect((e1 as BrokerRateLimitedError).retryAfterMs).toBe(5_000);
     expect(((await failure(reset(NOW / 1000 - 3).getAccount())) as BrokerRateLimitedError).retryAfterMs).toBe(1_000);
-    expect(((await failure(reset(NOW / 1000 + 3_600).getAccount())) as BrokerRateLimitedError).retryAfterMs).toBe(60_000);
+    expect(((await failure(reset(NOW / 1000 + 3_600).getAccount())) as BrokerRateLimitedError).retryAfterMs).toBe(
+      60_000,
+    );
     const none = broker(() => json(429, {})).b;
     expect(((await failure(none.getAccount())) as BrokerRateLimitedError).retryAfterMs).toBe(1_000);
   });
@@ -135,7 +169,9 @@ describe('AlpacaBroker REST mapping', () => {
 
   it('a "must be unique" with no order behind it stays unresolved (never a rejection)', async () => {
     const { b } = broker((c) =>
-      c.method === 'POST' ? json(422, { code: 40010001, message: 'client_order_id must be unique' }) : json(404, { message: 'not found' }),
+      c.method === 'POST'
+        ? json(422, { code: 40010001, message: 'client_order_id must be unique' })
+        : json(404, { message: 'not found' }),
     );
     const e = (await failure(b.submitOrder(req))) as BrokerUnavailableError;
     expect(e).toBeInstanceOf(BrokerUnavailableError);
@@ -148,7 +184,18 @@ describe('AlpacaBroker REST mapping', () => {
       if (c.method === 'DELETE') return json(422, { code: 42210000, message: 'order is already in "filled" state' });
       n++;
       const status = n === 1 ? 'new' : 'filled';
-      return json(200, { id: 'o1', client_order_id: 'cid-1', symbol: 'NVDA', side: 'buy', qty: '3', filled_qty: status === 'filled' ? '3' : '0', type: 'market', time_in_force: 'day', status, created_at: 'x' });
+      return json(200, {
+        id: 'o1',
+        client_order_id: 'cid-1',
+        symbol: 'NVDA',
+        side: 'buy',
+        qty: '3',
+        filled_qty: status === 'filled' ? '3' : '0',
+        type: 'market',
+        time_in_force: 'day',
+        status,
+        created_at: 'x',
+      });
     });
     const o = await b.cancelOrder('cid-1');
     expect(o?.status).toBe('filled');
@@ -174,7 +221,12 @@ describe('stream helpers', () => {
 
 describe('createBroker', () => {
   it('BROKER=alpaca → AlpacaBroker at ALPACA_BASE_URL with the configured keys', async () => {
-    const cfg = parseEnv({ BROKER: 'alpaca', BROKER_API_KEY: 'AK', BROKER_API_SECRET: 'AS', ALPACA_BASE_URL: 'https://api.alpaca.markets' });
+    const cfg = parseEnv({
+      BROKER: 'alpaca',
+      BROKER_API_KEY: 'AK',
+      BROKER_API_SECRET: 'AS',
+      ALPACA_BASE_URL: 'https://api.alpaca.markets',
+    });
     const f = fakeFetch(() => json(200, { cash: '1', equity: '1', buying_power: '1' }));
     const b = createBroker(cfg, silent, { fetch: f.fn });
     expect(b.name).toBe('alpaca');

@@ -90,7 +90,13 @@ describe('Alpaca order JSON → BrokerOrder', () => {
     });
     expect(o.stopPrice).toBeUndefined();
     expect(o.legs).toHaveLength(1);
-    expect(o.legs![0]).toMatchObject({ side: 'sell', type: 'stop', stopPrice: 95, status: 'held', filledAvgPrice: null });
+    expect(o.legs![0]).toMatchObject({
+      side: 'sell',
+      type: 'stop',
+      stopPrice: 95,
+      status: 'held',
+      filledAvgPrice: null,
+    });
   });
 
   it('maps the rare Alpaca statuses to non-terminal ones', () => {
@@ -161,7 +167,13 @@ describe('OrderRequest ↔ POST /v2/orders body', () => {
   });
 
   it('trailing stops carry trail_percent; simple orders carry no order_class', () => {
-    const body = orderRequestToAlpaca({ ...bracket, type: 'trailing_stop', limitPrice: undefined, trailPercent: 2.5, orderClass: undefined });
+    const body = orderRequestToAlpaca({
+      ...bracket,
+      type: 'trailing_stop',
+      limitPrice: undefined,
+      trailPercent: 2.5,
+      orderClass: undefined,
+    });
     expect(body.trail_percent).toBe('2.5');
     expect(body.order_class).toBeUndefined();
     expect(body.take_profit).toBeUndefined();
@@ -203,13 +215,24 @@ describe('events, account, positions, error messages', () => {
   });
 
   it('parses the account (blocked if either flag is set)', () => {
-    const a = accountFromAlpaca({ cash: '1000.5', equity: '1500', buying_power: '2000', trading_blocked: false, account_blocked: true });
+    const a = accountFromAlpaca({
+      cash: '1000.5',
+      equity: '1500',
+      buying_power: '2000',
+      trading_blocked: false,
+      account_blocked: true,
+    });
     expect(a).toEqual({ cash: 1000.5, equity: 1500, buyingPower: 2000, tradingBlocked: true });
   });
 
   it('positions: signed qty, shorts negative', () => {
-    expect(positionFromAlpaca({ symbol: 'NVDA', qty: '-5', side: 'short', avg_entry_price: '100', market_value: '-510' }).qty).toBe(-5);
-    expect(positionFromAlpaca({ symbol: 'NVDA', qty: '5', side: 'short', avg_entry_price: '100', market_value: '-510' }).qty).toBe(-5);
+    expect(
+      positionFromAlpaca({ symbol: 'NVDA', qty: '-5', side: 'short', avg_entry_price: '100', market_value: '-510' })
+        .qty,
+    ).toBe(-5);
+    expect(
+      positionFromAlpaca({ symbol: 'NVDA', qty: '5', side: 'short', avg_entry_price: '100', market_value: '-510' }).qty,
+    ).toBe(-5);
     const p = { symbol: 'NVDA', qty: 10, avgEntryPrice: 100, marketValue: 1050 };
     expect(positionFromAlpaca(positionToAlpaca(p))).toEqual(p);
   });

@@ -29,7 +29,11 @@ export function simulatedVenueUrl(port: number): string {
  *
  * `overrides` are for tests and tuning (poll intervals, injected fetch); they win over config.
  */
-export function createBroker(config: Config, logger: Logger, overrides: Partial<AlpacaBrokerOptions> = {}): AlpacaBroker {
+export function createBroker(
+  config: Config,
+  logger: Logger,
+  overrides: Partial<AlpacaBrokerOptions> = {},
+): AlpacaBroker {
   const e = config.env;
   const common = { logger, httpTimeoutMs: e.BROKER_HTTP_TIMEOUT_MS };
   if (config.broker === 'alpaca') {

@@ -118,7 +118,8 @@ function toHttpError(err: unknown, nowMs: number): HttpError | undefined {
   if (err instanceof HttpError) return err;
   if (err instanceof BrokerRejectedError) {
     const status =
-      err.httpStatus ?? (err.code === 'unauthorized' ? 401 : err.code.startsWith('403') ? 403 : err.code.startsWith('404') ? 404 : 422);
+      err.httpStatus ??
+      (err.code === 'unauthorized' ? 401 : err.code.startsWith('403') ? 403 : err.code.startsWith('404') ? 404 : 422);
     return new HttpError(status, { code: alpacaCode(err.code), message: err.message });
   }
   if (err instanceof BrokerRateLimitedError) {
@@ -131,7 +132,8 @@ function toHttpError(err: unknown, nowMs: number): HttpError | undefined {
   if (err instanceof BrokerUnavailableError) {
     return new HttpError(503, { code: ALPACA_CODES.INTERNAL, message: err.message });
   }
-  if (err instanceof AlpacaWireError) return new HttpError(422, { code: ALPACA_CODES.VALIDATION, message: err.message });
+  if (err instanceof AlpacaWireError)
+    return new HttpError(422, { code: ALPACA_CODES.VALIDATION, message: err.message });
   return undefined;
 }
 
@@ -181,7 +183,9 @@ export async function startAlpacaCompatServer(opts: AlpacaCompatServerOptions): 
     const text = body === undefined ? '' : JSON.stringify(body);
     res.writeHead(status, {
       ...headers,
-      ...(text ? { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) } : {}),
+      ...(text
+        ? { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) }
+        : {}),
     });
     res.end(text);
   };
@@ -199,11 +203,19 @@ export async function startAlpacaCompatServer(opts: AlpacaCompatServerOptions): 
     orders.flatMap((o) => [{ ...o, legs: undefined }, ...flatten(o.legs ?? [])]);
 
   /** Route one request. Returns [status, body]; throws HttpError or a Broker error. */
-  async function route(method: string, path: string, query: URLSearchParams, body: unknown): Promise<[number, unknown]> {
+  async function route(
+    method: string,
+    path: string,
+    query: URLSearchParams,
+    body: unknown,
+  ): Promise<[number, unknown]> {
     if (path === '/v2/orders' && method === 'POST') {
       const req = orderRequestFromAlpaca(body);
       const cid = req.clientOrderId;
-      const duplicate = new HttpError(422, { code: ALPACA_CODES.VALIDATION, message: DUPLICATE_CLIENT_ORDER_ID_MESSAGE });
+      const duplicate = new HttpError(422, {
+        code: ALPACA_CODES.VALIDATION,
+        message: DUPLICATE_CLIENT_ORDER_ID_MESSAGE,
+      });
       if (submitting.has(cid)) throw duplicate;
       submitting.add(cid);
       try {
@@ -264,7 +276,10 @@ export async function startAlpacaCompatServer(opts: AlpacaCompatServerOptions): 
       if (method === 'GET') return [200, orderToAlpaca(order)];
       if (method === 'DELETE') {
         if (isTerminal(order.status)) {
-          throw new HttpError(422, { code: ALPACA_CODES.NOT_CANCELABLE, message: `order is already in "${order.status}" state` });
+          throw new HttpError(422, {
+            code: ALPACA_CODES.NOT_CANCELABLE,
+            message: `order is already in "${order.status}" state`,
+          });
         }
         await broker.cancelOrder(cid);
         return [204, undefined];
@@ -367,7 +382,9 @@ export async function startAlpacaCompatServer(opts: AlpacaCompatServerOptions): 
   server.on('upgrade', (req, socket: Socket, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://compat.invalid').pathname;
     if (path !== '/stream' || (hooks.onStreamConnect && !hooks.onStreamConnect())) {
-      socket.write(`HTTP/1.1 ${path === '/stream' ? '503 Service Unavailable' : '404 Not Found'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.write(
+        `HTTP/1.1 ${path === '/stream' ? '503 Service Unavailable' : '404 Not Found'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+      );
       socket.destroy();
       return;
     }
@@ -379,7 +396,9 @@ export async function startAlpacaCompatServer(opts: AlpacaCompatServerOptions): 
       ws.on('message', (raw: Buffer | ArrayBuffer | Buffer[]) => {
         let msg: Record<string, unknown>;
         try {
-          const text = Array.isArray(raw) ? Buffer.concat(raw).toString('utf8') : Buffer.from(raw as ArrayBuffer).toString('utf8');
+          const text = Array.isArray(raw)
+            ? Buffer.concat(raw).toString('utf8')
+            : Buffer.from(raw as ArrayBuffer).toString('utf8');
           msg = JSON.parse(text) as Record<string, unknown>;
         } catch {
           sendTo(client, { stream: 'error', data: { message: 'invalid message' } });

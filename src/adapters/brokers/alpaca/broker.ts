@@ -150,7 +150,10 @@ export class AlpacaBroker implements Broker {
       const existing = await this.getOrderByClientOrderId(req.clientOrderId);
       // A rejected order is not "placed": let the venue answer the POST again (same request, same answer).
       if (existing && existing.status !== 'rejected') {
-        this.log.info({ clientOrderId: req.clientOrderId, brokerOrderId: existing.brokerOrderId }, 'retry found the order already placed');
+        this.log.info(
+          { clientOrderId: req.clientOrderId, brokerOrderId: existing.brokerOrderId },
+          'retry found the order already placed',
+        );
         this.follow(existing);
         return existing;
       }
@@ -169,21 +172,34 @@ export class AlpacaBroker implements Broker {
       const existing = await this.getOrderByClientOrderId(req.clientOrderId);
       if (existing?.status === 'rejected') {
         // The id is spent on an order the venue refused: that is this request's answer.
-        throw new BrokerRejectedError(existing.reason ?? `order ${req.clientOrderId} was rejected`, 'rejected', res.status);
+        throw new BrokerRejectedError(
+          existing.reason ?? `order ${req.clientOrderId} was rejected`,
+          'rejected',
+          res.status,
+        );
       }
       if (existing) {
         if (existing.symbol !== req.symbol || existing.side !== req.side || existing.qty !== req.qty) {
           this.log.warn(
-            { clientOrderId: req.clientOrderId, existing: { symbol: existing.symbol, side: existing.side, qty: existing.qty } },
+            {
+              clientOrderId: req.clientOrderId,
+              existing: { symbol: existing.symbol, side: existing.side, qty: existing.qty },
+            },
             'client_order_id reused with different order parameters; returning the existing order',
           );
         }
-        this.log.info({ clientOrderId: req.clientOrderId, brokerOrderId: existing.brokerOrderId }, 'duplicate client_order_id: returning existing order');
+        this.log.info(
+          { clientOrderId: req.clientOrderId, brokerOrderId: existing.brokerOrderId },
+          'duplicate client_order_id: returning existing order',
+        );
         this.follow(existing);
         return existing;
       }
       // "must be unique" but not found: cannot tell what happened. Treat as unresolved, never as rejected.
-      throw new BrokerUnavailableError(`Alpaca reported client_order_id ${req.clientOrderId} as taken but the lookup found no order`, true);
+      throw new BrokerUnavailableError(
+        `Alpaca reported client_order_id ${req.clientOrderId} as taken but the lookup found no order`,
+        true,
+      );
     }
     throw this.rest.errorFor('POST', path, res);
   }
@@ -219,9 +235,13 @@ export class AlpacaBroker implements Broker {
 
   async listOpenOrders(): Promise<BrokerOrder[]> {
     const path = '/v2/orders';
-    const res = await this.rest.send('GET', path, { query: { status: 'open', nested: 'true', limit: '500', direction: 'asc' } });
-    if (res.status >= 200 && res.status < 300 && Array.isArray(res.body)) return res.body.map((o) => this.parseOrder(o));
-    if (res.status >= 200 && res.status < 300) throw new BrokerUnavailableError('Alpaca GET /v2/orders: body is not an array', false);
+    const res = await this.rest.send('GET', path, {
+      query: { status: 'open', nested: 'true', limit: '500', direction: 'asc' },
+    });
+    if (res.status >= 200 && res.status < 300 && Array.isArray(res.body))
+      return res.body.map((o) => this.parseOrder(o));
+    if (res.status >= 200 && res.status < 300)
+      throw new BrokerUnavailableError('Alpaca GET /v2/orders: body is not an array', false);
     throw this.rest.errorFor('GET', path, res);
   }
 
@@ -239,7 +259,8 @@ export class AlpacaBroker implements Broker {
       const body = res.body as unknown[];
       return this.parse(() => body.map(positionFromAlpaca), path);
     }
-    if (res.status >= 200 && res.status < 300) throw new BrokerUnavailableError('Alpaca GET /v2/positions: body is not an array', false);
+    if (res.status >= 200 && res.status < 300)
+      throw new BrokerUnavailableError('Alpaca GET /v2/positions: body is not an array', false);
     throw this.rest.errorFor('GET', path, res);
   }
 
@@ -328,7 +349,8 @@ export class AlpacaBroker implements Broker {
     try {
       return fn();
     } catch (err) {
-      if (err instanceof AlpacaWireError) throw new BrokerUnavailableError(`Alpaca ${what}: unexpected response (${err.message})`, false);
+      if (err instanceof AlpacaWireError)
+        throw new BrokerUnavailableError(`Alpaca ${what}: unexpected response (${err.message})`, false);
       throw err;
     }
   }
@@ -357,7 +379,10 @@ export class AlpacaBroker implements Broker {
     try {
       order = orderFromAlpaca(d.order);
     } catch (err) {
-      this.log.warn({ err: { message: (err as Error).message }, event: d.event }, 'trade_updates: malformed order ignored');
+      this.log.warn(
+        { err: { message: (err as Error).message }, event: d.event },
+        'trade_updates: malformed order ignored',
+      );
       return;
     }
     const rawEvent = typeof d.event === 'string' ? d.event : '';
@@ -372,7 +397,9 @@ export class AlpacaBroker implements Broker {
         this.log.warn({ event: rawEvent, clientOrderId: order.clientOrderId }, 'trade_updates: fill without qty/price');
       } else {
         const executionId =
-          typeof d.execution_id === 'string' && d.execution_id ? d.execution_id : `${order.brokerOrderId}:cum:${order.filledQty}`;
+          typeof d.execution_id === 'string' && d.execution_id
+            ? d.execution_id
+            : `${order.brokerOrderId}:cum:${order.filledQty}`;
         fill = { executionId, qty, price, fee: fromWireNumber(d.fee) ?? 0, timestamp };
       }
     }
@@ -445,7 +472,10 @@ export class AlpacaBroker implements Broker {
           this.log.warn({ retryAfterMs: err.retryAfterMs }, 'order poll rate limited');
           return;
         }
-        this.log.warn({ err: { name: (err as Error).name, message: (err as Error).message }, clientOrderId }, 'order poll failed');
+        this.log.warn(
+          { err: { name: (err as Error).name, message: (err as Error).message }, clientOrderId },
+          'order poll failed',
+        );
         return;
       }
       if (!order) continue; // not (yet) known at the broker

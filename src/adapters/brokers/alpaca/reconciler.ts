@@ -1,4 +1,10 @@
-import { isTerminal, type BrokerOrder, type Fill, type OrderEventType, type OrderUpdate } from '../../../contracts/order';
+import {
+  isTerminal,
+  type BrokerOrder,
+  type Fill,
+  type OrderEventType,
+  type OrderUpdate,
+} from '../../../contracts/order';
 
 /**
  * Turns two imperfect sources of order state — the trade_updates stream (can duplicate events,
@@ -99,7 +105,12 @@ export class OrderUpdateReconciler {
   }
 
   /** A real trade_updates event. `event` null = an Alpaca event we do not surface (still used to catch up fills). */
-  fromStream(event: OrderEventType | null, order: BrokerOrder, fill: StreamFill | undefined, timestamp: string): OrderUpdate[] {
+  fromStream(
+    event: OrderEventType | null,
+    order: BrokerOrder,
+    fill: StreamFill | undefined,
+    timestamp: string,
+  ): OrderUpdate[] {
     let t = this.orders.get(order.clientOrderId);
     if (!t) {
       // First sight of an order we neither placed nor watch: trust that what came before was delivered.
@@ -121,7 +132,8 @@ export class OrderUpdateReconciler {
         if (order.status === 'filled') t.terminal = true;
         return [];
       }
-      const totalNotional = order.filledAvgPrice !== null ? order.filledAvgPrice * cum : t.filledNotional + delta * fill.price;
+      const totalNotional =
+        order.filledAvgPrice !== null ? order.filledAvgPrice * cum : t.filledNotional + delta * fill.price;
       if (delta > fill.qty + EPS) {
         // Shares between what we reported and this fill were never announced: report the gap first.
         const gapCum = cum - fill.qty;
@@ -129,7 +141,9 @@ export class OrderUpdateReconciler {
       }
       const qty = cum - t.filledQty;
       const price = Math.abs(qty - fill.qty) <= EPS ? fill.price : round6((totalNotional - t.filledNotional) / qty);
-      out.push(this.emitFill(event, order, t, cum, qty, price, fill.fee, fill.executionId, fill.timestamp || timestamp));
+      out.push(
+        this.emitFill(event, order, t, cum, qty, price, fill.fee, fill.executionId, fill.timestamp || timestamp),
+      );
       // 'fill' (as opposed to partial_fill) means the order is complete.
       if (event === 'fill' || isTerminal(order.status)) t.terminal = true;
       return out;
@@ -167,7 +181,13 @@ export class OrderUpdateReconciler {
   }
 
   /** A synthetic fill up to cumulative `cum`, priced so that cumulative notional reaches `cumNotional`. */
-  private synthetic(order: BrokerOrder, t: OrderTrack, cum: number, cumNotional: number, timestamp: string): OrderUpdate {
+  private synthetic(
+    order: BrokerOrder,
+    t: OrderTrack,
+    cum: number,
+    cumNotional: number,
+    timestamp: string,
+  ): OrderUpdate {
     const qty = cum - t.filledQty;
     let price = round6((cumNotional - t.filledNotional) / qty);
     if (!Number.isFinite(price) || price <= 0) price = order.filledAvgPrice ?? order.limitPrice ?? 0;
@@ -206,7 +226,12 @@ export class OrderUpdateReconciler {
       fee,
       timestamp,
     };
-    return { event: event === 'fill' && cum + EPS < order.qty ? 'partial_fill' : event, order: snapshot, fill, timestamp };
+    return {
+      event: event === 'fill' && cum + EPS < order.qty ? 'partial_fill' : event,
+      order: snapshot,
+      fill,
+      timestamp,
+    };
   }
 
   private put(clientOrderId: string, t: OrderTrack): void {

@@ -31,7 +31,14 @@ export const MIN_RETRY_AFTER_MS = 1_000;
 export const MAX_RETRY_AFTER_MS = 60_000;
 
 /** Transport errors where the request provably never reached the server (safe, not ambiguous). */
-const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 function causeCode(err: unknown): string | undefined {
   let e: unknown = err;
@@ -59,7 +66,11 @@ export class AlpacaRestClient {
    * for them, e.g. 404 on a lookup); rejects only with BrokerUnavailableError for transport failures.
    * The timeout covers the whole exchange including reading the body.
    */
-  async send(method: HttpMethod, path: string, opts: { query?: Record<string, string>; body?: unknown } = {}): Promise<RestResponse> {
+  async send(
+    method: HttpMethod,
+    path: string,
+    opts: { query?: Record<string, string>; body?: unknown } = {},
+  ): Promise<RestResponse> {
     const url = new URL(this.base + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
     const ctl = new AbortController();
@@ -90,14 +101,22 @@ export class AlpacaRestClient {
         }
       }
       // Never log headers: they carry the key pair.
-      this.opts.logger.debug({ method, path: url.pathname, status: res.status, ms: this.now() - started }, 'alpaca http');
+      this.opts.logger.debug(
+        { method, path: url.pathname, status: res.status, ms: this.now() - started },
+        'alpaca http',
+      );
       return { status: res.status, body, headers: res.headers };
     } catch (err) {
       const code = causeCode(err);
       const timedOut = ctl.signal.aborted;
       const ambiguous = mutating && (timedOut || !(code !== undefined && NOT_SENT_CODES.has(code)));
-      const what = timedOut ? `timed out after ${this.opts.timeoutMs} ms` : `failed (${code ?? (err as Error).message})`;
-      this.opts.logger.warn({ method, path: url.pathname, ms: this.now() - started, code, ambiguous }, `alpaca http ${what}`);
+      const what = timedOut
+        ? `timed out after ${this.opts.timeoutMs} ms`
+        : `failed (${code ?? (err as Error).message})`;
+      this.opts.logger.warn(
+        { method, path: url.pathname, ms: this.now() - started, code, ambiguous },
+        `alpaca http ${what}`,
+      );
       throw new BrokerUnavailableError(`Alpaca ${method} ${url.pathname} ${what}`, ambiguous);
     } finally {
       clearTimeout(timer);
@@ -110,7 +129,12 @@ export class AlpacaRestClient {
     const message = typeof body.message === 'string' && body.message ? body.message : `HTTP ${res.status}`;
     const code = body.code === undefined || body.code === null ? undefined : String(body.code);
     const what = `Alpaca ${method} ${path}: ${message}`;
-    if (res.status === 401) return new BrokerRejectedError(`${what} (check BROKER_API_KEY / BROKER_API_SECRET and ALPACA_BASE_URL)`, 'unauthorized', 401);
+    if (res.status === 401)
+      return new BrokerRejectedError(
+        `${what} (check BROKER_API_KEY / BROKER_API_SECRET and ALPACA_BASE_URL)`,
+        'unauthorized',
+        401,
+      );
     if (res.status === 429) return new BrokerRateLimitedError(what, this.retryAfterMs(res.headers));
     if (res.status >= 500) {
       // A 5xx on POST can follow a successful placement (Alpaca-API#270): ambiguous.

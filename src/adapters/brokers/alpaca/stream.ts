@@ -38,7 +38,12 @@ export function streamUrlFor(baseUrl: string): string {
 }
 
 /** Exponential backoff with "equal jitter": half fixed, half random, capped. */
-export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
@@ -146,7 +151,10 @@ export class TradeUpdatesStream {
       if (this.stopped) return;
       this.setState('down');
       const delay = backoffDelay(this.attempt++, this.initialMs, this.maxMs, this.opts.random);
-      this.opts.logger.warn({ code, reconnectInMs: delay, attempt: this.attempt }, 'trade_updates stream down; polling covers open orders');
+      this.opts.logger.warn(
+        { code, reconnectInMs: delay, attempt: this.attempt },
+        'trade_updates stream down; polling covers open orders',
+      );
       this.reconnectTimer = setTimeout(() => this.connect(), delay);
       this.reconnectTimer.unref();
     });
@@ -169,7 +177,10 @@ export class TradeUpdatesStream {
         if (d.status === 'authorized') {
           ws.send(JSON.stringify({ action: 'listen', data: { streams: ['trade_updates'] } }));
         } else {
-          this.opts.logger.error({ status: d.status, message: d.message }, 'trade_updates authorization refused (check broker keys)');
+          this.opts.logger.error(
+            { status: d.status, message: d.message },
+            'trade_updates authorization refused (check broker keys)',
+          );
           ws.close();
         }
       } else if (stream === 'listening') {

@@ -1,5 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { BrokerOrder, OrderEventType, OrderRequest, OrderStatus, OrderType, Side, TimeInForce } from '../../../contracts/order';
+import type {
+  BrokerOrder,
+  OrderEventType,
+  OrderRequest,
+  OrderStatus,
+  OrderType,
+  Side,
+  TimeInForce,
+} from '../../../contracts/order';
 import type { BrokerAccount, BrokerPosition } from '../broker';
 
 /**
@@ -363,7 +371,8 @@ export function orderRequestToAlpaca(r: OrderRequest): AlpacaOrderRequestJson {
  */
 export function orderRequestFromAlpaca(json: unknown): OrderRequest {
   if (!isRecord(json)) throw new AlpacaWireError('request body must be a JSON object');
-  if (json.notional !== undefined && json.notional !== null) throw new AlpacaWireError('notional orders are not supported');
+  if (json.notional !== undefined && json.notional !== null)
+    throw new AlpacaWireError('notional orders are not supported');
   if (typeof json.symbol !== 'string' || !json.symbol) throw new AlpacaWireError('symbol is required');
   const qty = fromWireNumber(json.qty);
   if (qty === null) throw new AlpacaWireError('qty is required');
@@ -408,8 +417,10 @@ export function orderRequestFromAlpaca(json: unknown): OrderRequest {
   if (stop !== undefined) r.stopPrice = stop;
   if (trailPrice !== undefined) r.trailPrice = trailPrice;
   if (trailPercent !== undefined) r.trailPercent = trailPercent;
-  if ((type === 'limit' || type === 'stop_limit') && limit === undefined) throw new AlpacaWireError('limit_price is required');
-  if ((type === 'stop' || type === 'stop_limit') && stop === undefined) throw new AlpacaWireError('stop_price is required');
+  if ((type === 'limit' || type === 'stop_limit') && limit === undefined)
+    throw new AlpacaWireError('limit_price is required');
+  if ((type === 'stop' || type === 'stop_limit') && stop === undefined)
+    throw new AlpacaWireError('stop_price is required');
   if (type === 'trailing_stop' && trailPrice === undefined && trailPercent === undefined) {
     throw new AlpacaWireError('trail_price or trail_percent is required');
   }
