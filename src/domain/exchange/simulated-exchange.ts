@@ -399,7 +399,13 @@ export class SimulatedExchange {
       // An earlier order on this bar may have cancelled this one (OCO).
       if (isTerminal(o.status) || o.status === 'held') continue;
       if (o.timeInForce === 'day' && o.tradingDay === undefined) o.tradingDay = day;
-      if (halted) continue; // halted: no trading; day orders still expire with their session
+      if (halted) {
+        // No trading while halted. Day orders still expire with their session; ioc/fok cannot wait for a resume.
+        if (o.timeInForce === 'ioc' || o.timeInForce === 'fok') {
+          this.finish(o, 'canceled', `${o.timeInForce}: ${o.symbol} halted on the first eligible bar`, bar.timestamp);
+        }
+        continue;
+      }
 
       const remaining = o.qty - o.filledQty;
       const price = this.executablePrice(o, bar);

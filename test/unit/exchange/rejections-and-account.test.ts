@@ -75,12 +75,16 @@ describe('rejections', () => {
     expect(h.ex.knownSymbols()).toEqual(['AAPL', 'NVDA']);
 
     h.submit({ clientOrderId: 'working' });
+    h.submit({ clientOrderId: 'ioc', qty: 1, timeInForce: 'ioc' });
     h.ex.halt('NVDA');
     expect(h.submit({ clientOrderId: 'h', qty: 1 }).rejection).toEqual({
       code: 'symbol_halted',
       message: 'trading in NVDA is halted',
     });
-    expect(h.next()).toEqual([]); // 06-23: halted, the working order does not trade
+    // 06-23: halted — the gtc order waits, the ioc cannot
+    expect(h.next().map((u) => [u.order.clientOrderId, u.event, u.order.reason])).toEqual([
+      ['ioc', 'canceled', 'ioc: NVDA halted on the first eligible bar'],
+    ]);
     h.ex.resume('NVDA');
     const [u] = h.next(); // 06-24
     expect(u!.order.clientOrderId).toBe('working');
