@@ -218,7 +218,7 @@ function buildRules(
           passed: true,
           value: qty,
           limit: null,
-          rule: 'trading state REDUCING: value <= limit',
+          rule: 'value <= limit (only in REDUCING)',
           detail: `trading state ${portfolio.tradingState}`,
         };
       }
@@ -226,7 +226,7 @@ function buildRules(
         passed: reduces(qty),
         value: qty,
         limit: reducible,
-        rule: 'value <= limit',
+        rule: 'value <= limit (only in REDUCING)',
         detail: `trading state REDUCING: only trades that shrink an existing position (held ${m.symbol.held}, ${reducible} shares reducible by a ${s.side})`,
       };
     },
