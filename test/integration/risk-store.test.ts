@@ -243,24 +243,22 @@ describe('evaluateAndReserve', () => {
     expect((await decide(acct, tradeSignal())).decision).toMatchObject({ decision: 'APPROVED', qty: 100 });
   });
 
-  it('the duplicate cooldown reads the last approved signal per symbol + strategy from the ledger', async () => {
+  it('the duplicate cooldown reads the last approved signal time per symbol + strategy from the ledger', async () => {
     const acct = await newAccount();
     const strategy = 'ma_cross';
-    expect((await decide(acct, tradeSignal({ strategy, order: { quantity_hint: 1 } }))).decision.decision).toBe(
-      'APPROVED',
-    );
-    const again = await decide(acct, tradeSignal({ strategy, order: { quantity_hint: 1 } }), {
-      now: new Date(NOW.getTime() + 59_000),
+    const at = (ms: number) => ({
+      strategy,
+      created_at: new Date(NOW.getTime() + ms).toISOString(),
+      order: { quantity_hint: 1 },
     });
-    expect(again.decision.reasonCode).toBe('duplicate_signal');
-    const other = await decide(acct, tradeSignal({ strategy: 'rsi', order: { quantity_hint: 1 } }), {
-      now: new Date(NOW.getTime() + 59_000),
-    });
-    expect(other.decision.decision).toBe('APPROVED');
-    const later = await decide(acct, tradeSignal({ strategy, order: { quantity_hint: 1 } }), {
-      now: new Date(NOW.getTime() + 60_000),
-    });
-    expect(later.decision.decision).toBe('APPROVED');
+    expect((await decide(acct, tradeSignal(at(0)))).decision.decision).toBe('APPROVED');
+    expect((await decide(acct, tradeSignal(at(59_000)))).decision.reasonCode).toBe('duplicate_signal');
+    expect((await decide(acct, tradeSignal({ ...at(59_000), strategy: 'rsi' }))).decision.decision).toBe('APPROVED');
+    // Market time, not wall time: a bar a minute later is no duplicate, though decided in the same instant.
+    expect((await decide(acct, tradeSignal(at(60_000)))).decision.decision).toBe('APPROVED');
+    // ... and the same bar decided an hour later still is one.
+    const late = await decide(acct, tradeSignal(at(60_000)), { now: new Date(NOW.getTime() + 3_600_000) });
+    expect(late.decision.reasonCode).toBe('duplicate_signal');
   });
 
   it('builds the portfolio from ledger positions: a reducing sell passes, a buy over the limit does not', async () => {

@@ -119,7 +119,7 @@ export interface LedgerPortfolio extends PortfolioSnapshot {
 export interface LoadPortfolioOptions {
   /** Mark this symbol at this price (the signal's) instead of its last price. */
   mark?: { symbol: string; price: number };
-  /** Load the last approved signal time only for this symbol + strategy (default: every pair). */
+  /** Load the last approved signal time (signal_at) only for this symbol + strategy (default: every pair). */
   cooldownKey?: { symbol: string; strategy: string };
   /** Decision time, recorded as the snapshot's asOf. */
   now?: Date;
@@ -171,8 +171,8 @@ export async function loadPortfolio(
            WHERE account_id = $1 AND decision = 'APPROVED' AND asset_class IS NOT NULL
            ORDER BY symbol, created_at DESC) x) AS classes,
        (SELECT COALESCE(json_agg(l), '[]'::json) FROM (
-          SELECT symbol, strategy, (extract(epoch FROM max(created_at)) * 1000)::float8 AS at_ms FROM risk_decisions
-           WHERE account_id = $1 AND decision = 'APPROVED' AND strategy IS NOT NULL
+          SELECT symbol, strategy, (extract(epoch FROM max(signal_at)) * 1000)::float8 AS at_ms FROM risk_decisions
+           WHERE account_id = $1 AND decision = 'APPROVED' AND strategy IS NOT NULL AND signal_at IS NOT NULL
              AND ($2::text IS NULL OR (symbol = $2 AND strategy = $3))
            GROUP BY symbol, strategy) l) AS last_signals`,
     [accountId, opts.cooldownKey?.symbol ?? null, opts.cooldownKey?.strategy ?? null],
@@ -235,7 +235,7 @@ export interface EvaluateAndReserveInput {
   market?: MarketContext;
   limits: RiskLimits;
   accountId: string;
-  /** Decision time: the cooldown clock, the trading day, and risk_decisions.created_at. */
+  /** Decision time: the trading day and risk_decisions.created_at (the cooldown uses the signal's created_at). */
   now: Date;
 }
 
@@ -293,8 +293,8 @@ export async function evaluateAndReserve(
 
     await c.query(
       `INSERT INTO risk_decisions (workflow_id, signal_id, correlation_id, account_id, symbol, side, decision, reason_code,
-                                   qty, notional, checks, strategy, asset_class, result, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+                                   qty, notional, checks, strategy, asset_class, result, created_at, signal_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
       [
         workflowId,
         signalId,
@@ -311,6 +311,8 @@ export async function evaluateAndReserve(
         assetClass,
         JSON.stringify(decision),
         now,
+        // The cooldown clock: the signal's own (market) time, else the decision time.
+        valid.ok && valid.signal.createdAt ? valid.signal.createdAt : now,
       ],
     );
 

@@ -232,7 +232,9 @@ function buildRules(
     },
   });
 
-  const nowMs = toEpochMs(portfolio.asOf ?? s.createdAt);
+  // The cooldown runs on market time: the signal's own timestamp (its bar), so a fast replay of daily bars is
+  // not a burst of duplicates. The decision time is the fallback for a signal without one.
+  const nowMs = toEpochMs(s.createdAt ?? portfolio.asOf);
   const lastMs = toEpochMs(portfolio.lastSignalAt[signalKey(s.symbol, s.strategy)]);
   const sinceLast = nowMs !== null && lastMs !== null ? (nowMs - lastMs) / 1000 : null;
   rules.push({
@@ -247,7 +249,7 @@ function buildRules(
       detail:
         sinceLast === null
           ? nowMs === null
-            ? 'no decision time known: cooldown not applied'
+            ? 'no signal or decision time known: cooldown not applied'
             : 'no earlier approved signal'
           : undefined,
     }),

@@ -132,9 +132,9 @@ export interface PortfolioSnapshot {
   /** Equity at the start of the trading day: the circuit breaker's reference. */
   dayStartEquity: number;
   tradingState: TradingState;
-  /** Time of the last approved signal per `signalKey(symbol, strategy)` (ISO-8601 or epoch ms). */
+  /** Signal time (created_at) of the last approved signal per `signalKey(symbol, strategy)` (ISO-8601 or epoch ms). */
   lastSignalAt: Readonly<Record<string, string | number>>;
-  /** Decision time (ISO-8601). The engine never reads a clock; without it the signal's created_at is used. */
+  /** Decision time (ISO-8601), the cooldown clock for a signal without created_at. The engine never reads a clock. */
   asOf?: string;
 }
 

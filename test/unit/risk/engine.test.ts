@@ -216,8 +216,18 @@ describe('duplicate_signal (cooldown per symbol + strategy)', () => {
     expectRejected(run({}, { lastSignalAt: { 'AAPL|ma_cross': Date.parse(T0) - 1000 } }), 'duplicate_signal'));
   it('cooldown 0 disables the check', () =>
     expectApproved(run({}, { lastSignalAt: { 'AAPL|ma_cross': at(0) } }, {}, { duplicateCooldownSec: 0 }), 100));
-  it('without asOf the signal created_at is the clock', () =>
-    expectRejected(run({}, { asOf: undefined, lastSignalAt: { 'AAPL|ma_cross': at(10) } }), 'duplicate_signal'));
+  it('the clock is the signal created_at (market time), not the decision time: a fast replay is not a burst', () => {
+    // Decided a minute of wall time apart but an hour of market time apart: not a duplicate.
+    const replayed = run(
+      { created_at: '2025-01-02T16:00:00.000Z' },
+      { asOf: at(-1), lastSignalAt: { 'AAPL|ma_cross': T0 } },
+    );
+    expectApproved(replayed, 100);
+    // Same bar time, decided long after: still a duplicate.
+    expectRejected(run({}, { asOf: at(-3600), lastSignalAt: { 'AAPL|ma_cross': at(10) } }), 'duplicate_signal');
+  });
+  it('without a signal created_at the decision time (asOf) is the clock', () =>
+    expectRejected(run({ created_at: undefined }, { lastSignalAt: { 'AAPL|ma_cross': at(10) } }), 'duplicate_signal'));
 });
 
 describe('extreme_volatility', () => {
