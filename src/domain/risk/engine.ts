@@ -87,7 +87,7 @@ export function evaluate(
   for (const rule of rules) {
     if (rule.kind !== 'cap') continue;
     const cap = largestPassingQty(rule, proposal.proposedQty);
-    if (cap < proposal.proposedQty) caps[rule.code] = cap;
+    if (cap < proposal.proposedQty) caps[rule.code] = Math.min(cap, caps[rule.code] ?? cap); // two volatility checks share a code
     if (cap < finalQty) {
       finalQty = cap;
       bindingLimit = rule.code;
