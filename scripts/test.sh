@@ -38,7 +38,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 cd "$ROOT"
-export CI="${CI:-}"
 if [[ ! -x node_modules/.bin/vitest ]]; then
   step "npm ci (node_modules missing)"
   npm ci --no-audit --no-fund --loglevel=error
