@@ -148,8 +148,8 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
     published,
     retries,
     elapsedMs: Date.now() - t0,
-    first: opts.bars[0]?.timestamp,
-    last: opts.bars[opts.bars.length - 1]?.timestamp,
+    first: published > 0 ? opts.bars[0]?.timestamp : undefined,
+    last: published > 0 ? opts.bars[published - 1]?.timestamp : undefined,
   };
 }
 

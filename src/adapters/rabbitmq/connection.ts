@@ -287,3 +287,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/** Wait for `p` but at most `ms`; the timer is cleared either way so it never keeps the process alive. */
+export async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  const stop = new AbortController();
+  try {
+    await Promise.race([p.then(() => undefined, () => undefined), sleep(ms, stop.signal)]);
+  } finally {
+    stop.abort();
+  }
+}

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { createLogger, withCorrelation, type Logger } from '../../logging';
-import { backoffDelay, sleep, type RabbitConnection } from './connection';
+import { backoffDelay, settleWithin, sleep, type RabbitConnection } from './connection';
 import { deadLetter } from './dead-letter';
 import { ConfirmPublisher } from './publisher';
 
@@ -170,7 +170,7 @@ class JsonConsumer implements ConsumerHandle {
     if (sub?.open && sub.consumerTag) {
       await sub.ch.cancel(sub.consumerTag).catch((err: unknown) => this.log.debug({ err }, 'basic.cancel failed'));
     }
-    await Promise.race([Promise.allSettled([...this.running]), sleep(timeoutMs)]);
+    await settleWithin(Promise.allSettled([...this.running]), timeoutMs);
     if (this.running.size > 0) this.log.warn({ in_flight: this.running.size }, 'handlers still running at cancel; their messages will be redelivered');
     this.sub = undefined;
     if (sub?.open) await sub.ch.close().catch(() => undefined);

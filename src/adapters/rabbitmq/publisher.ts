@@ -1,6 +1,6 @@
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import { createLogger, type Logger } from '../../logging';
-import { backoffDelay, sleep, type RabbitConnection } from './connection';
+import { backoffDelay, settleWithin, sleep, type RabbitConnection } from './connection';
 
 /**
  * Publishing with publisher confirms: a publish resolves only when the broker has taken responsibility for the
@@ -132,7 +132,7 @@ export class ConfirmPublisher {
     this.unregister();
     this.stop.abort();
     for (const w of [...this.waiters]) w();
-    await Promise.race([Promise.allSettled([...this.inFlight]), sleep(timeoutMs)]);
+    await settleWithin(Promise.allSettled([...this.inFlight]), timeoutMs);
     const st = this.state;
     this.state = undefined;
     if (st?.open) await st.ch.close().catch(() => undefined);
