@@ -21,4 +21,10 @@ export function signalIdFor(strategy: string, symbol: string, barTimestampIso: s
 }
 
 // Trade ids are pure so workflow code can use them too.
-export { TRADE_WORKFLOW_PREFIX, MAX_CLIENT_ORDER_ID, MAX_SIGNAL_ID, tradeWorkflowId, clientOrderIdFor } from './trade-ids';
+export {
+  TRADE_WORKFLOW_PREFIX,
+  MAX_CLIENT_ORDER_ID,
+  MAX_SIGNAL_ID,
+  tradeWorkflowId,
+  clientOrderIdFor,
+} from './trade-ids';

@@ -54,7 +54,13 @@ export const OrderStatusSchema = z.enum([
 export type OrderStatus = z.infer<typeof OrderStatusSchema>;
 
 /** Terminal for an order id: no further fills can arrive. */
-export const TERMINAL_STATUSES: ReadonlySet<OrderStatus> = new Set(['filled', 'canceled', 'expired', 'rejected', 'replaced']);
+export const TERMINAL_STATUSES: ReadonlySet<OrderStatus> = new Set([
+  'filled',
+  'canceled',
+  'expired',
+  'rejected',
+  'replaced',
+]);
 export function isTerminal(status: OrderStatus): boolean {
   return TERMINAL_STATUSES.has(status);
 }
@@ -95,15 +101,7 @@ export interface BrokerOrder {
 }
 
 export type OrderEventType =
-  | 'accepted'
-  | 'partial_fill'
-  | 'fill'
-  | 'canceled'
-  | 'expired'
-  | 'rejected'
-  | 'replaced'
-  | 'pending_cancel'
-  | 'new';
+  'accepted' | 'partial_fill' | 'fill' | 'canceled' | 'expired' | 'rejected' | 'replaced' | 'pending_cancel' | 'new';
 
 /** One event of the order-update stream. Fills carry their own execution id. */
 export interface OrderUpdate {

@@ -31,15 +31,24 @@ export const OrderSpecSchema = z
   .strict()
   .superRefine((o, ctx) => {
     const need = (field: keyof typeof o, when: string) => {
-      if (o[field] === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [field], message: `required for ${when}` });
+      if (o[field] === undefined)
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [field], message: `required for ${when}` });
     };
     if (o.type === 'limit' || o.type === 'stop_limit') need('limit_price', `${o.type} orders`);
     if (o.type === 'stop' || o.type === 'stop_limit') need('stop_price', `${o.type} orders`);
     if (o.type === 'trailing_stop' && (o.trail_price === undefined) === (o.trail_percent === undefined)) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['trail_price'], message: 'trailing_stop needs exactly one of trail_price, trail_percent' });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['trail_price'],
+        message: 'trailing_stop needs exactly one of trail_price, trail_percent',
+      });
     }
     if ((o.take_profit === undefined) !== (o.stop_loss === undefined)) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['take_profit'], message: 'a bracket needs both take_profit and stop_loss' });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['take_profit'],
+        message: 'a bracket needs both take_profit and stop_loss',
+      });
     }
   });
 export type OrderSpec = z.infer<typeof OrderSpecSchema>;

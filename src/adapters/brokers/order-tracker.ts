@@ -1,0 +1,84 @@
+import type { Broker } from './broker';
+import type { BrokerOrder, Fill, OrderUpdate } from '../../contracts/order';
+
+/** A fill as seen on the update stream, with the order's cumulative filled quantity after it. */
+export interface TrackedFill extends Fill {
+  cumQty: number;
+}
+
+/**
+ * Keeps the broker's order-update stream in memory for the worker, so an activity that starts following
+ * an order after a fill already streamed by still sees that fill with its real execution id.
+ * Duplicate events (same execution id) are dropped here; the ledger's unique keys are the final guard.
+ */
+export class OrderTracker {
+  private readonly fills = new Map<string, TrackedFill[]>();
+  private readonly seenExecutions = new Set<string>();
+  private readonly latest = new Map<string, BrokerOrder>();
+  private readonly waiters = new Set<{ ids: Set<string>; wake: () => void }>();
+  private readonly unsubscribe: () => void;
+  private readonly order: string[] = [];
+
+  constructor(
+    broker: Broker,
+    private readonly capacity = 10_000,
+  ) {
+    this.unsubscribe = broker.onOrderUpdate((u) => this.onUpdate(u));
+  }
+
+  private onUpdate(u: OrderUpdate): void {
+    const id = u.order.clientOrderId;
+    if (!this.latest.has(id)) {
+      this.order.push(id);
+      if (this.order.length > this.capacity) this.forget(this.order.shift()!);
+    }
+    const prev = this.latest.get(id);
+    if (!prev || u.order.filledQty >= prev.filledQty) this.latest.set(id, u.order);
+    if (u.fill && !this.seenExecutions.has(u.fill.executionId)) {
+      this.seenExecutions.add(u.fill.executionId);
+      const list = this.fills.get(id) ?? [];
+      list.push({ ...u.fill, cumQty: u.order.filledQty });
+      this.fills.set(id, list);
+    }
+    for (const w of this.waiters) if (w.ids.has(id)) w.wake();
+  }
+
+  private forget(id: string): void {
+    for (const f of this.fills.get(id) ?? []) this.seenExecutions.delete(f.executionId);
+    this.fills.delete(id);
+    this.latest.delete(id);
+  }
+
+  /** Stream fills for an order with cumulative quantity above `afterCumQty`, in execution order. */
+  fillsAfter(clientOrderId: string, afterCumQty: number): TrackedFill[] {
+    return (this.fills.get(clientOrderId) ?? [])
+      .filter((f) => f.cumQty > afterCumQty)
+      .sort((a, b) => a.cumQty - b.cumQty);
+  }
+
+  latestOrder(clientOrderId: string): BrokerOrder | undefined {
+    return this.latest.get(clientOrderId);
+  }
+
+  /** Resolve on the next update for any of the ids, or after `ms`. */
+  waitForUpdate(ids: string[], ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const entry = { ids: new Set(ids), wake: () => done() };
+      const timer = setTimeout(() => done(), ms);
+      const onAbort = () => done();
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(entry);
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      this.waiters.add(entry);
+      signal?.addEventListener('abort', onAbort);
+    });
+  }
+
+  close(): void {
+    this.unsubscribe();
+    for (const w of this.waiters) w.wake();
+  }
+}

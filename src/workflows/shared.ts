@@ -1,0 +1,61 @@
+import { defineSearchAttributeKey } from '@temporalio/common';
+
+/**
+ * Search attributes the trade workflow keeps current, so Web UI users can filter trades, e.g.
+ * `TradeStatus="FILLED" AND Symbol="NVDA"`. scripts/stack-up.sh registers them on the dev server.
+ */
+export const SA_SYMBOL = defineSearchAttributeKey('Symbol', 'KEYWORD');
+export const SA_SIDE = defineSearchAttributeKey('Side', 'KEYWORD');
+export const SA_STRATEGY = defineSearchAttributeKey('Strategy', 'KEYWORD');
+export const SA_TRADE_STATUS = defineSearchAttributeKey('TradeStatus', 'KEYWORD');
+export const SEARCH_ATTRIBUTES = {
+  Symbol: 'KEYWORD',
+  Side: 'KEYWORD',
+  Strategy: 'KEYWORD',
+  TradeStatus: 'KEYWORD',
+} as const;
+
+/** Where a trade is in its life; also the TradeStatus search attribute. */
+export type TradePhase =
+  | 'RECEIVED'
+  | 'EVALUATING'
+  | 'REJECTED'
+  | 'SUBMITTING'
+  | 'WORKING'
+  | 'PARTIALLY_FILLED'
+  | 'BRACKET_ACTIVE'
+  | 'FILLED'
+  | 'EXPIRING'
+  | 'EXPIRED'
+  | 'EXPIRED_PARTIAL'
+  | 'CANCELLING'
+  | 'CANCELLED'
+  | 'BROKER_REJECTED';
+
+export interface LegStatus {
+  clientOrderId: string;
+  type: string;
+  status: string;
+  filledQty: number;
+  avgFillPrice: number | null;
+}
+
+/** What the `status` query returns, and what the workflow returns when it ends. */
+export interface TradeStatus {
+  phase: TradePhase;
+  workflowId: string;
+  signalId: string;
+  correlationId: string;
+  symbol: string;
+  side: 'buy' | 'sell';
+  strategy: string;
+  requestedQty: number;
+  clientOrderId: string;
+  brokerOrderId: string | null;
+  brokerStatus: string | null;
+  filledQty: number;
+  avgFillPrice: number | null;
+  reasonCode: string | null;
+  reason: string | null;
+  legs: LegStatus[];
+}

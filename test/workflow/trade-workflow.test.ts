@@ -1,0 +1,395 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Activities } from '../../src/activities';
+import { newFillsFor, ordersOf, type FollowOrderInput, type OrderProgress } from '../../src/activities/execution';
+import type { LedgerFill } from '../../src/adapters/postgres/ledger';
+import type { BrokerOrder, OrderRequest } from '../../src/contracts/order';
+import type { TradeSignal } from '../../src/contracts/signal';
+import type { RiskDecision } from '../../src/domain/risk';
+import { tradeWorkflow } from '../../src/workflows';
+import { SEARCH_ATTRIBUTES, type TradeStatus } from '../../src/workflows/shared';
+import { temporal } from '@temporalio/proto';
+import { createTimeSkippingEnv, quietTemporalRuntime, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+
+/**
+ * The trade workflow on Temporal's time-skipping server, with a scripted in-memory broker behind mock
+ * activities: each test states what the broker does, and time (retry backoff, TIF deadlines) skips.
+ */
+
+type Step = (o: BrokerOrder, broker: ScriptedBroker) => void;
+
+interface Scenario {
+  decision?: Partial<RiskDecision>;
+  /** Errors thrown by the first submit attempts. */
+  submitErrors?: Array<() => Error>;
+  /** One broker change per followOrder call; when exhausted the broker is quiet. */
+  script?: Step[];
+}
+
+class ScriptedBroker {
+  orders = new Map<string, BrokerOrder>();
+  submitAttempts = 0;
+  submitted: OrderRequest[] = [];
+  cancels: string[] = [];
+  booked: LedgerFill[] = [];
+  finalized: Array<{ outcome: string; filledQty: number; reasonCode?: string }> = [];
+  private seq = 0;
+  private fills = new Map<string, LedgerFill[]>();
+
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly env: TestWorkflowEnvironment,
+  ) {}
+
+  fill(o: BrokerOrder, qty: number, price: number): void {
+    const value = (o.filledAvgPrice ?? 0) * o.filledQty + qty * price;
+    o.filledQty += qty;
+    o.filledAvgPrice = value / o.filledQty;
+    o.status = o.filledQty >= o.qty ? 'filled' : 'partially_filled';
+    const list = this.fills.get(o.clientOrderId) ?? [];
+    list.push({
+      executionId: `exec-${++this.seq}`,
+      clientOrderId: o.clientOrderId,
+      brokerOrderId: o.brokerOrderId,
+      symbol: o.symbol,
+      side: o.side,
+      qty,
+      price,
+      fee: 0,
+      cumQty: o.filledQty,
+      timestamp: new Date().toISOString(),
+    });
+    this.fills.set(o.clientOrderId, list);
+  }
+
+  activities(): Activities {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the mock activities close over the scripted broker
+    const self = this;
+    const decision: RiskDecision = {
+      decision: 'APPROVED',
+      reasonCode: 'approved',
+      qty: 100,
+      notional: 10_000,
+      checks: [],
+      ...this.scenario.decision,
+    } as RiskDecision;
+    const mock = {
+      async evaluateRisk() {
+        return decision;
+      },
+      async releaseRisk() {},
+      async submitOrder({ request }: { request: OrderRequest }) {
+        self.submitAttempts++;
+        const err = self.scenario.submitErrors?.[self.submitAttempts - 1];
+        if (err) throw err();
+        const existing = self.orders.get(request.clientOrderId);
+        if (existing) return structuredClone(existing);
+        self.submitted.push(request);
+        const now = new Date().toISOString();
+        const order: BrokerOrder = {
+          brokerOrderId: `b-${self.orders.size + 1}`,
+          clientOrderId: request.clientOrderId,
+          symbol: request.symbol,
+          side: request.side,
+          qty: request.qty,
+          type: request.type,
+          timeInForce: request.timeInForce,
+          status: 'new',
+          filledQty: 0,
+          filledAvgPrice: null,
+          createdAt: now,
+          updatedAt: now,
+          ...(request.orderClass === 'bracket'
+            ? {
+                legs: [leg(request, 'tp', 'limit', 'held'), leg(request, 'sl', 'stop', 'held')],
+              }
+            : {}),
+        };
+        self.orders.set(order.clientOrderId, order);
+        return structuredClone(order);
+      },
+      async cancelOrder({ clientOrderId }: { clientOrderId: string }) {
+        self.cancels.push(clientOrderId);
+        const o = self.orders.get(clientOrderId);
+        if (!o) return null;
+        for (const x of ordersOf(o)) {
+          if (!['filled', 'canceled', 'expired', 'rejected'].includes(x.status)) x.status = 'canceled';
+        }
+        return structuredClone(o);
+      },
+      async followOrder(input: FollowOrderInput): Promise<OrderProgress> {
+        const o = self.orders.get(input.clientOrderId)!;
+        const step = self.scenario.script?.shift();
+        if (step) step(o, self);
+        else if (input.maxWaitMs > 0) {
+          // A quiet broker: nothing happens for a moment (real time), then "no change".
+          Context.current().heartbeat();
+          await Promise.race([new Promise((r) => setTimeout(r, 100)), Context.current().cancelled]);
+        }
+        const snapshot = structuredClone(o);
+        const fills = ordersOf(snapshot).flatMap((x) =>
+          newFillsFor(x, input.known[x.clientOrderId], self.fills.get(x.clientOrderId) ?? []),
+        );
+        const changed = ordersOf(snapshot).some((x) => {
+          const k = input.known[x.clientOrderId];
+          return !k || k.status !== x.status || x.filledQty > k.cumQty;
+        });
+        return { order: snapshot, fills, changed };
+      },
+      async recordFills({ fills }: { fills: LedgerFill[] }) {
+        self.booked.push(...fills);
+        return { inserted: fills.length, duplicates: 0 };
+      },
+      async finalizeTrade(input: { outcome: string; filledQty: number; reasonCode?: string }) {
+        self.finalized.push({ outcome: input.outcome, filledQty: input.filledQty, reasonCode: input.reasonCode });
+      },
+    };
+    return mock as unknown as Activities;
+  }
+}
+
+function leg(req: OrderRequest, kind: 'tp' | 'sl', type: 'limit' | 'stop', status: 'held'): BrokerOrder {
+  const now = new Date().toISOString();
+  return {
+    brokerOrderId: `b-${kind}`,
+    clientOrderId: `${req.clientOrderId}-${kind}`,
+    symbol: req.symbol,
+    side: req.side === 'buy' ? 'sell' : 'buy',
+    qty: req.qty,
+    type,
+    timeInForce: 'gtc',
+    status,
+    filledQty: 0,
+    filledAvgPrice: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+let counter = 0;
+function signal(overrides: Partial<TradeSignal> = {}): TradeSignal {
+  counter++;
+  return {
+    schema_version: 1,
+    signal_id: `sig-wf-${Date.now().toString(36)}-${counter}`,
+    correlation_id: `corr-${counter}`,
+    symbol: 'NVDA',
+    side: 'buy',
+    price: 100,
+    confidence: 0.9,
+    strategy: 'sma-cross',
+    created_at: '2014-06-02T00:00:00Z',
+    asset_class: 'equity',
+    ...overrides,
+  };
+}
+
+describe('tradeWorkflow (time-skipping)', () => {
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundleWithSourceMap;
+
+  beforeAll(async () => {
+    quietTemporalRuntime();
+    env = await createTimeSkippingEnv();
+    // The time-skipping server validates search attributes like a real one: register the trade's.
+    await env.connection.operatorService.addSearchAttributes({
+      namespace: env.namespace ?? 'default',
+      searchAttributes: Object.fromEntries(
+        Object.keys(SEARCH_ATTRIBUTES).map((k) => [
+          k,
+          temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        ]),
+      ),
+    });
+    bundle = await workflowBundle(path.resolve(__dirname, '../../src/workflows/index.ts'));
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+
+  async function waitForStatus(workflowId: string, done: (s: TradeStatus) => boolean): Promise<TradeStatus> {
+    const handle = env.client.workflow.getHandle(workflowId);
+    for (let i = 0; i < 400; i++) {
+      const s = await handle.query<TradeStatus>('status');
+      if (done(s)) return s;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`workflow ${workflowId} never reached the expected status`);
+  }
+
+  async function run(
+    scenario: Scenario,
+    sig = signal(),
+    opts: { deadlineMs?: number; during?: (h: { workflowId: string }) => Promise<void> } = {},
+  ) {
+    const broker = new ScriptedBroker(scenario, env);
+    const taskQueue = uniqueTaskQueue('trade-wf');
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: broker.activities(),
+    });
+    const workflowId = `trade-${sig.signal_id}`;
+    const outcome = await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start(tradeWorkflow, {
+        taskQueue,
+        workflowId,
+        args: [{ signal: sig, ...(opts.deadlineMs ? { deadlineMs: opts.deadlineMs } : {}) }],
+      });
+      if (opts.during) await opts.during(handle);
+      try {
+        return { status: await handle.result(), error: null as unknown };
+      } catch (error) {
+        return { status: await handle.query<TradeStatus>('status'), error };
+      }
+    });
+    return { ...outcome, broker, workflowId };
+  }
+
+  it('approves and fills: one order, fills booked, ledger finalised FILLED', async () => {
+    const { status, broker, workflowId } = await run({
+      script: [(o, b) => b.fill(o, 100, 100.5)],
+    });
+    expect(status.phase).toBe('FILLED');
+    expect(status.filledQty).toBe(100);
+    expect(status.avgFillPrice).toBeCloseTo(100.5);
+    expect(broker.submitted).toHaveLength(1);
+    expect(broker.submitted[0]!.clientOrderId).toBe(workflowId);
+    expect(broker.booked.map((f) => f.qty)).toEqual([100]);
+    expect(broker.finalized).toEqual([{ outcome: 'FILLED', filledQty: 100, reasonCode: undefined }]);
+  });
+
+  it('ends REJECTED, without failing and without touching the broker, when risk says no', async () => {
+    const { status, error, broker } = await run({
+      decision: {
+        decision: 'REJECTED',
+        reasonCode: 'low_confidence',
+        qty: 0,
+        checks: [{ name: 'confidence', passed: false, value: 0.5, limit: 0.75 }],
+      } as Partial<RiskDecision>,
+    });
+    expect(error).toBeNull();
+    expect(status.phase).toBe('REJECTED');
+    expect(status.reasonCode).toBe('low_confidence');
+    expect(status.reason).toContain('0.5');
+    expect(broker.submitAttempts).toBe(0);
+  });
+
+  it('keeps a partial fill, cancels the remainder at the time-in-force deadline, and ends EXPIRED_PARTIAL', async () => {
+    const t0 = Date.now();
+    const { status, broker, workflowId } = await run(
+      { script: [(o, b) => b.fill(o, 40, 101)] },
+      signal({ order: { type: 'limit', limit_price: 101, time_in_force: 'day' } }),
+      // The order rests at the broker; only the workflow's durable timer can end it. (Time skipping
+      // does not jump while activities keep running, so this deadline is short and real.)
+      { deadlineMs: 3_000 },
+    );
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(status.phase).toBe('EXPIRED_PARTIAL');
+    expect(status.filledQty).toBe(40);
+    expect(broker.cancels).toContain(workflowId);
+    expect(broker.booked.reduce((s, f) => s + f.qty, 0)).toBe(40);
+    expect(broker.finalized.at(-1)).toMatchObject({
+      outcome: 'PARTIALLY_FILLED',
+      filledQty: 40,
+      reasonCode: 'time_in_force_expired',
+    });
+  });
+
+  it('retries transient broker failures until the order is placed, exactly once', async () => {
+    const { status, broker } = await run({
+      submitErrors: [
+        () => new Error('ECONNRESET'),
+        () => new Error('504 gateway timeout'),
+        () => new Error('socket hang up'),
+      ],
+      script: [(o, b) => b.fill(o, 100, 99)],
+    });
+    expect(broker.submitAttempts).toBe(4);
+    expect(broker.submitted).toHaveLength(1);
+    expect(status.phase).toBe('FILLED');
+  });
+
+  it('stops at a non-retryable broker rejection and releases the reservation', async () => {
+    const { status, broker, error } = await run({
+      submitErrors: [
+        () =>
+          ApplicationFailure.create({
+            type: 'BrokerRejected',
+            message: '40310000: insufficient buying power',
+            nonRetryable: true,
+          }),
+      ],
+    });
+    expect(error).toBeNull();
+    expect(broker.submitAttempts).toBe(1);
+    expect(status.phase).toBe('BROKER_REJECTED');
+    expect(status.reason).toContain('insufficient buying power');
+    expect(broker.finalized).toEqual([{ outcome: 'BROKER_REJECTED', filledQty: 0, reasonCode: 'broker_rejected' }]);
+  });
+
+  it('on cancellation mid-order cancels at the broker, keeps the partial fill and ends cancelled', async () => {
+    const { status, broker, error, workflowId } = await run(
+      { script: [(o, b) => b.fill(o, 30, 100)] },
+      signal({ order: { type: 'limit', limit_price: 100, time_in_force: 'gtc' } }),
+      {
+        during: async (h) => {
+          await waitForStatus(h.workflowId, (s) => s.filledQty === 30);
+          await env.client.workflow.getHandle(h.workflowId).cancel();
+        },
+      },
+    );
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).cause?.name).toBe('CancelledFailure');
+    expect(broker.cancels).toContain(workflowId);
+    expect(status.phase).toBe('CANCELLED');
+    expect(status.filledQty).toBe(30);
+    expect(broker.finalized.at(-1)).toMatchObject({
+      outcome: 'CANCELLED',
+      filledQty: 30,
+      reasonCode: 'cancelled_by_user',
+    });
+  });
+
+  it('follows a bracket: entry fills, the take-profit fills, the broker cancels the stop-loss', async () => {
+    const { status, broker } = await run(
+      {
+        script: [
+          (o, b) => {
+            b.fill(o, 100, 100);
+            for (const l of o.legs!) l.status = 'new';
+          },
+          (o, b) => {
+            b.fill(o.legs![0]!, 100, 110);
+            o.legs![1]!.status = 'canceled';
+          },
+        ],
+      },
+      signal({
+        order: {
+          type: 'market',
+          time_in_force: 'gtc',
+          take_profit: { limit_price: 110 },
+          stop_loss: { stop_price: 95 },
+        },
+      }),
+    );
+    expect(broker.submitted[0]).toMatchObject({
+      orderClass: 'bracket',
+      takeProfit: { limitPrice: 110 },
+      stopLoss: { stopPrice: 95 },
+    });
+    expect(status.phase).toBe('FILLED');
+    expect(status.legs.map((l) => l.status)).toEqual(['filled', 'canceled']);
+    // Entry buy and take-profit sell both reach the ledger.
+    expect(broker.booked.map((f) => [f.side, f.qty, f.price])).toEqual([
+      ['buy', 100, 100],
+      ['sell', 100, 110],
+    ]);
+  });
+});
