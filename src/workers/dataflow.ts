@@ -61,7 +61,11 @@ export interface LoadedReplay {
 }
 
 /** Read a CSV (daily → interval 1d, minute → 1m) and turn rows [start, start+count) into bar messages. */
-export async function loadReplay(file: string, symbol: string, opts: { start?: number; count?: number } = {}): Promise<LoadedReplay> {
+export async function loadReplay(
+  file: string,
+  symbol: string,
+  opts: { start?: number; count?: number } = {},
+): Promise<LoadedReplay> {
   const text = await readFile(file, 'utf8');
   const layout = detectLayout(text.slice(0, text.search(/\r?\n/) >>> 0));
   const interval = layout === 'daily' ? '1d' : '1m';
@@ -141,7 +145,10 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
     if (!(err instanceof PublishError) || err.reason === 'closed' || failures >= maxAttempts) throw err;
     retries++;
     const delay = backoffDelay(failures - 1, 200, 5000);
-    opts.logger?.warn({ err, attempt: failures, message_id: opts.bars[i]?.message_id, retry_in_ms: delay }, 'bar publish not confirmed; resuming from it');
+    opts.logger?.warn(
+      { err, attempt: failures, message_id: opts.bars[i]?.message_id, retry_in_ms: delay },
+      'bar publish not confirmed; resuming from it',
+    );
     await sleep(delay, opts.signal);
   }
   return {
@@ -200,7 +207,9 @@ async function main(): Promise<number> {
   }
   const cfg = loadConfig();
   if (cfg.env.MARKET_DATA_SOURCE !== 'replay') {
-    throw new Error(`MARKET_DATA_SOURCE=${cfg.env.MARKET_DATA_SOURCE} is not implemented in this build; use MARKET_DATA_SOURCE=replay`);
+    throw new Error(
+      `MARKET_DATA_SOURCE=${cfg.env.MARKET_DATA_SOURCE} is not implemented in this build; use MARKET_DATA_SOURCE=replay`,
+    );
   }
   const log = createLogger('dataflow', { level: cfg.logLevel });
   const fileArg = values.file ?? cfg.env.REPLAY_FILE;
@@ -213,10 +222,18 @@ async function main(): Promise<number> {
 
   const replay = await loadReplay(file, symbol, { start, count: count === 0 ? undefined : count });
   if (replay.bars.length === 0) throw new Error(`no bars: ${file} has ${replay.totalRows} rows, --start ${start}`);
-  log.info({ file, symbol, interval: replay.interval, bars: replay.bars.length, start, interval_ms: intervalMs }, 'replay loaded');
+  log.info(
+    { file, symbol, interval: replay.interval, bars: replay.bars.length, start, interval_ms: intervalMs },
+    'replay loaded',
+  );
 
   const stop = new AbortController();
-  const rabbit = new RabbitConnection({ url: cfg.rabbitmq.url, name: `dataflow-${process.pid}`, logger: log, setup: assertTopologyOn });
+  const rabbit = new RabbitConnection({
+    url: cfg.rabbitmq.url,
+    name: `dataflow-${process.pid}`,
+    logger: log,
+    setup: assertTopologyOn,
+  });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
   let interrupted = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -240,7 +257,9 @@ async function main(): Promise<number> {
         signal: stop.signal,
         onProgress: (n, bar) => {
           if (n % every === 0 || n === replay.bars.length) {
-            process.stdout.write(`published ${n}/${replay.bars.length} ${bar.symbol} ${bar.timestamp.slice(0, 10)} close=${bar.close}\n`);
+            process.stdout.write(
+              `published ${n}/${replay.bars.length} ${bar.symbol} ${bar.timestamp.slice(0, 10)} close=${bar.close}\n`,
+            );
           }
         },
       });

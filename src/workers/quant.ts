@@ -126,7 +126,13 @@ export function startQuant(opts: QuantOptions): QuantHandle {
           await publishSignal(out.signal);
           stats.signals++;
           blog.info(
-            { signal_id: out.signal.signal_id, side: out.signal.side, price: out.signal.price, confidence: out.signal.confidence, ...out.indicators },
+            {
+              signal_id: out.signal.signal_id,
+              side: out.signal.side,
+              price: out.signal.price,
+              confidence: out.signal.confidence,
+              ...out.indicators,
+            },
             `signal: ${out.reason}`,
           );
           return; // ack only now, after the confirm
@@ -197,13 +203,28 @@ async function main(): Promise<void> {
   const prefetch = intArg('prefetch', values.prefetch, DEFAULT_QUANT_PREFETCH, 1);
   const statsEvery = intArg('stats-every', values['stats-every'], 30, 0);
 
-  const rabbit = new RabbitConnection({ url: cfg.rabbitmq.url, name: `quant-${process.pid}`, logger: log, setup: assertTopologyOn });
+  const rabbit = new RabbitConnection({
+    url: cfg.rabbitmq.url,
+    name: `quant-${process.pid}`,
+    logger: log,
+    setup: assertTopologyOn,
+  });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
   const quant = startQuant({ rabbit, publisher, strategy: factory, logger: log, prefetch });
   await rabbit.start();
   log.info({ strategy: quant.engine.strategyName, prefetch }, 'quant running');
 
-  const timer = statsEvery > 0 ? setInterval(() => log.info({ ...quant.stats, series: quant.engine.seriesCount, consumer: quant.consumer.stats }, 'quant stats'), statsEvery * 1000) : undefined;
+  const timer =
+    statsEvery > 0
+      ? setInterval(
+          () =>
+            log.info(
+              { ...quant.stats, series: quant.engine.seriesCount, consumer: quant.consumer.stats },
+              'quant stats',
+            ),
+          statsEvery * 1000,
+        )
+      : undefined;
   timer?.unref();
 
   let stopping = false;

@@ -77,10 +77,17 @@ async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 15_00
 }
 
 beforeAll(async () => {
-  rabbit = new RabbitConnection({ url: cfg.rabbitmq.url, name: `test-adapter-${suffix}`, logger: log, maxInitialAttempts: 20 });
+  rabbit = new RabbitConnection({
+    url: cfg.rabbitmq.url,
+    name: `test-adapter-${suffix}`,
+    logger: log,
+    maxInitialAttempts: 20,
+  });
   publisher = new ConfirmPublisher(rabbit, { logger: log, confirmTimeoutMs: 10_000 });
   await rabbit.start();
-  await withChannel(rabbit.connection!, (ch) => ch.assertExchange(EX, 'topic', { durable: false, autoDelete: false }).then(() => undefined));
+  await withChannel(rabbit.connection!, (ch) =>
+    ch.assertExchange(EX, 'topic', { durable: false, autoDelete: false }).then(() => undefined),
+  );
 });
 
 afterAll(async () => {
@@ -102,14 +109,19 @@ describe('topology', () => {
       const q = await mgmt.queue(queue);
       expect(q?.durable).toBe(true);
       expect(q?.arguments).toMatchObject(consumerQueueArguments(queue));
-      expect(q?.arguments).toMatchObject({ 'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE, 'x-dead-letter-routing-key': queue });
+      expect(q?.arguments).toMatchObject({
+        'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE,
+        'x-dead-letter-routing-key': queue,
+      });
       expect((await mgmt.queue(dlqName(queue)))?.durable).toBe(true);
     }
     expect([QUANT_BARS_QUEUE, INTAKE_SIGNALS_QUEUE]).toEqual(CONSUMER_QUEUES.map((c) => c.queue));
   });
 
   it('a declaration with different arguments is refused (406), which is why all go through consumerQueueArguments', async () => {
-    await expect(withChannel(rabbit.connection!, (ch) => ch.assertQueue(QUANT_BARS_QUEUE, { durable: true }))).rejects.toThrow(/PRECONDITION_FAILED/);
+    await expect(
+      withChannel(rabbit.connection!, (ch) => ch.assertQueue(QUANT_BARS_QUEUE, { durable: true })),
+    ).rejects.toThrow(/PRECONDITION_FAILED/);
     // The shared connection is unaffected by the channel error.
     expect(rabbit.state).toBe('connected');
   });
@@ -126,26 +138,43 @@ describe('ConfirmPublisher + consumeJson', () => {
     await consumer.ready();
     // Pipelined: all publishes in flight at once; each promise resolves on its own confirm.
     await Promise.all(
-      Array.from({ length: N }, (_, i) => publisher.publishJson(EX, `rt.${i % 3}`, { i }, { messageId: `m-${i}`, correlationId: `c-${i}`, headers: { 'x-test': i } })),
+      Array.from({ length: N }, (_, i) =>
+        publisher.publishJson(
+          EX,
+          `rt.${i % 3}`,
+          { i },
+          { messageId: `m-${i}`, correlationId: `c-${i}`, headers: { 'x-test': i } },
+        ),
+      ),
     );
     await waitFor(() => got.size === N);
     const m = got.get('m-7')!;
     expect(JSON.parse(m.content.toString())).toEqual({ i: 7 });
-    expect(m.properties).toMatchObject({ deliveryMode: 2, contentType: 'application/json', messageId: 'm-7', correlationId: 'c-7', headers: { 'x-test': 7 } });
+    expect(m.properties).toMatchObject({
+      deliveryMode: 2,
+      contentType: 'application/json',
+      messageId: 'm-7',
+      correlationId: 'c-7',
+      headers: { 'x-test': 7 },
+    });
     expect(Math.abs((m.properties.timestamp as number) - Date.now() / 1000)).toBeLessThan(60);
     await consumer.cancel();
     expect(await depth(q)).toBe(0); // all acked
   });
 
   it('rejects an unroutable publish (mandatory) instead of reporting success', async () => {
-    const err = await publisher.publishJson(EX, 'nobody.listens', { x: 1 }, { messageId: 'u-1', correlationId: 'c' }).catch((e: unknown) => e);
+    const err = await publisher
+      .publishJson(EX, 'nobody.listens', { x: 1 }, { messageId: 'u-1', correlationId: 'c' })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PublishError);
     expect((err as PublishError).reason).toBe('unroutable');
   });
 
   it('rejects a publish to a missing exchange, then recovers its channel for the next publish', async () => {
     const q = await privateQueue('recover', ['rc.#']);
-    const err = await publisher.publishJson(`missing.${suffix}`, 'x', {}, { messageId: 'x', correlationId: 'c' }).catch((e: unknown) => e);
+    const err = await publisher
+      .publishJson(`missing.${suffix}`, 'x', {}, { messageId: 'x', correlationId: 'c' })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PublishError);
     expect((err as PublishError).reason).toBe('channel-closed');
     await publisher.publishJson(EX, 'rc.1', { ok: true }, { messageId: 'after', correlationId: 'c' });
@@ -157,13 +186,23 @@ describe('ConfirmPublisher + consumeJson', () => {
 describe('dead-lettering', () => {
   it('deadLetter() puts the original body in <queue>.dlq with the reason and origin headers', async () => {
     const q = await privateQueue('dl', ['dl.#']);
-    await publisher.publishJson(EX, 'dl.x', { bad: true }, { messageId: 'dl-1', correlationId: 'corr-dl-1', headers: { 'x-custom': 'kept' } });
+    await publisher.publishJson(
+      EX,
+      'dl.x',
+      { bad: true },
+      { messageId: 'dl-1', correlationId: 'corr-dl-1', headers: { 'x-custom': 'kept' } },
+    );
     const [orig] = await drain(q, 1);
     expect(orig).toBeDefined();
     await deadLetter(publisher, q, orig!, 'symbol: must be an upper-case ticker');
     const [d] = await drain(dlqName(q), 1);
     expect(d!.content.toString()).toBe(orig!.content.toString());
-    expect(d!.properties).toMatchObject({ messageId: 'dl-1', correlationId: 'corr-dl-1', deliveryMode: 2, contentType: 'application/json' });
+    expect(d!.properties).toMatchObject({
+      messageId: 'dl-1',
+      correlationId: 'corr-dl-1',
+      deliveryMode: 2,
+      contentType: 'application/json',
+    });
     expect(d!.properties.headers).toMatchObject({
       [REJECTION_REASON_HEADER]: 'symbol: must be an upper-case ticker',
       'x-original-queue': q,
@@ -182,7 +221,11 @@ describe('dead-lettering', () => {
       handled.push(body);
     });
     await consumer.ready();
-    await publisher.publish(EX, 'p.1', Buffer.from('{not json'), { messageId: 'bad-json', correlationId: 'c1', contentType: 'application/json' });
+    await publisher.publish(EX, 'p.1', Buffer.from('{not json'), {
+      messageId: 'bad-json',
+      correlationId: 'c1',
+      contentType: 'application/json',
+    });
     await publisher.publishJson(EX, 'p.2', { ok: false }, { messageId: 'not-ok', correlationId: 'c2' });
     await publisher.publishJson(EX, 'p.3', { ok: true }, { messageId: 'fine', correlationId: 'c3' });
     const dead = await drain(dlqName(q), 2);
@@ -198,10 +241,15 @@ describe('dead-lettering', () => {
   it('a handler that keeps failing is retried maxAttempts times, then dead-lettered with the last error (never requeued forever)', async () => {
     const q = await privateQueue('retry', ['r.#']);
     let calls = 0;
-    const consumer = consumeJson(rabbit, q, { prefetch: 5, publisher, logger: log, maxAttempts: 3, retryDelayMs: 20 }, () => {
-      calls++;
-      throw new Error('downstream unavailable');
-    });
+    const consumer = consumeJson(
+      rabbit,
+      q,
+      { prefetch: 5, publisher, logger: log, maxAttempts: 3, retryDelayMs: 20 },
+      () => {
+        calls++;
+        throw new Error('downstream unavailable');
+      },
+    );
     await consumer.ready();
     await publisher.publishJson(EX, 'r.1', { n: 1 }, { messageId: 'always-fails', correlationId: 'c' });
     const [d] = await drain(dlqName(q), 1);

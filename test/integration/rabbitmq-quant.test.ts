@@ -82,7 +82,13 @@ async function take(q: string, n: number): Promise<Message[]> {
 }
 
 beforeAll(async () => {
-  rabbit = new RabbitConnection({ url: cfg.rabbitmq.url, name: `test-quant-${id}`, logger: log, setup: declare, maxInitialAttempts: 20 });
+  rabbit = new RabbitConnection({
+    url: cfg.rabbitmq.url,
+    name: `test-quant-${id}`,
+    logger: log,
+    setup: declare,
+    maxInitialAttempts: 20,
+  });
   publisher = new ConfirmPublisher(rabbit, { logger: log });
   await rabbit.start();
 });
@@ -104,7 +110,14 @@ afterAll(async () => {
 
 describe('quant over RabbitMQ', () => {
   it('emits the expected signals from replayed bars; malformed bars go to the DLQ with a reason; replays add no new signal', async () => {
-    const quant = startQuant({ rabbit, publisher, strategy: strategyFactory(SMA_CROSS), logger: log, queue: BARS_Q, signalsExchange: SIGNALS_EX });
+    const quant = startQuant({
+      rabbit,
+      publisher,
+      strategy: strategyFactory(SMA_CROSS),
+      logger: log,
+      queue: BARS_Q,
+      signalsExchange: SIGNALS_EX,
+    });
     quants.push(quant);
     await quant.consumer.ready();
 
@@ -112,7 +125,10 @@ describe('quant over RabbitMQ', () => {
     expect(bars).toHaveLength(43);
     await replayBars({ publisher, bars: bars.slice(0, 20), exchange: BARS_EX });
     // Two malformed bars in the middle of the stream: not JSON, and a bar whose high is below its low.
-    await publisher.publish(BARS_EX, 'bars.1d.NVDA', Buffer.from('not json at all'), { messageId: 'junk-1', correlationId: 'corr-junk-1' });
+    await publisher.publish(BARS_EX, 'bars.1d.NVDA', Buffer.from('not json at all'), {
+      messageId: 'junk-1',
+      correlationId: 'corr-junk-1',
+    });
     const bad = { ...bars[20]!, high: 1, low: 2, message_id: 'bad-bar', correlation_id: 'corr-bad-bar' };
     await publisher.publishJson(BARS_EX, 'bars.1d.NVDA', bad, { messageId: 'bad-bar', correlationId: 'corr-bad-bar' });
     await replayBars({ publisher, bars: bars.slice(20), exchange: BARS_EX, intervalMs: 1 });
@@ -123,15 +139,26 @@ describe('quant over RabbitMQ', () => {
     for (const [i, s] of parsed.entries()) {
       const bar = bars.find((b) => b.timestamp === s.created_at)!;
       expect(s.signal_id).toBe(signalIdFor(SMA_CROSS, 'NVDA', bar.timestamp));
-      expect(s).toMatchObject({ correlation_id: bar.correlation_id, price: bar.close, strategy: SMA_CROSS, symbol: 'NVDA' });
+      expect(s).toMatchObject({
+        correlation_id: bar.correlation_id,
+        price: bar.close,
+        strategy: SMA_CROSS,
+        symbol: 'NVDA',
+      });
       expect(s.confidence).toBeGreaterThanOrEqual(0.75);
       expect(s.confidence).toBeLessThanOrEqual(1);
-      expect(signals[i]!.properties).toMatchObject({ messageId: s.signal_id, correlationId: bar.correlation_id, deliveryMode: 2 });
+      expect(signals[i]!.properties).toMatchObject({
+        messageId: s.signal_id,
+        correlationId: bar.correlation_id,
+        deliveryMode: 2,
+      });
       expect(signals[i]!.fields.routingKey).toBe('signal.sma-cross.NVDA');
     }
 
     const dead = await take(dlqName(BARS_Q), 2);
-    const reasons = new Map(dead.map((m) => [m.properties.messageId as string, String(m.properties.headers![REJECTION_REASON_HEADER])]));
+    const reasons = new Map(
+      dead.map((m) => [m.properties.messageId as string, String(m.properties.headers![REJECTION_REASON_HEADER])]),
+    );
     expect(reasons.get('junk-1')).toMatch(/^invalid JSON/);
     expect(reasons.get('bad-bar')).toMatch(/^invalid bar: .*high\/low must bound open and close/);
 
@@ -161,7 +188,10 @@ describe('quant over RabbitMQ', () => {
     });
     quants.push(quant);
     await quant.consumer.ready();
-    const { bars } = await loadReplay(resolve(__dirname, '../fixtures/bars/quant-nvda-2013-09-03_2013-10-31.csv'), 'ORCL');
+    const { bars } = await loadReplay(
+      resolve(__dirname, '../fixtures/bars/quant-nvda-2013-09-03_2013-10-31.csv'),
+      'ORCL',
+    );
     await replayBars({ publisher, bars: bars.slice(0, 14), exchange: BARS_EX }); // up to the first crossing (2013-09-20)
     const [dead] = await take(dlqName(BARS_Q2), 1);
     const bar = JSON.parse(dead!.content.toString()) as { timestamp: string };

@@ -53,7 +53,12 @@ function track(rabbit: RabbitConnection): RabbitState[] {
 
 afterAll(async () => {
   for (const c of toClose.reverse()) await c.close().catch(() => undefined);
-  const admin = new RabbitConnection({ url: cfg.rabbitmq.url, name: `${NAME}-cleanup`, logger: log, maxInitialAttempts: 5 });
+  const admin = new RabbitConnection({
+    url: cfg.rabbitmq.url,
+    name: `${NAME}-cleanup`,
+    logger: log,
+    maxInitialAttempts: 5,
+  });
   await admin.start();
   await withChannel(admin.connection!, async (ch) => {
     await ch.deleteQueue(QUEUE);
@@ -65,7 +70,14 @@ afterAll(async () => {
 
 describe('RabbitConnection recovery', () => {
   it('reconnects after forced closes; publishing and consuming resume and nothing is lost', async () => {
-    const opts = { url: cfg.rabbitmq.url, logger: log, initialDelayMs: 100, maxDelayMs: 1000, maxInitialAttempts: 20, setup: declare };
+    const opts = {
+      url: cfg.rabbitmq.url,
+      logger: log,
+      initialDelayMs: 100,
+      maxDelayMs: 1000,
+      maxInitialAttempts: 20,
+      setup: declare,
+    };
     const pubConn = new RabbitConnection({ ...opts, name: `${NAME}-pub` });
     const conConn = new RabbitConnection({ ...opts, name: `${NAME}-con` });
     toClose.push(conConn, pubConn);
@@ -157,7 +169,15 @@ describe('RabbitConnection recovery', () => {
   });
 
   it('gives up the initial connect after maxInitialAttempts when the broker is unreachable', async () => {
-    const bad = new RabbitConnection({ url: 'amqp://u:p@127.0.0.1:1/x', name: `${NAME}-bad`, logger: log, initialDelayMs: 10, maxDelayMs: 20, maxInitialAttempts: 3, connectTimeoutMs: 500 });
+    const bad = new RabbitConnection({
+      url: 'amqp://u:p@127.0.0.1:1/x',
+      name: `${NAME}-bad`,
+      logger: log,
+      initialDelayMs: 10,
+      maxDelayMs: 20,
+      maxInitialAttempts: 3,
+      connectTimeoutMs: 500,
+    });
     const states = track(bad);
     await expect(bad.start()).rejects.toThrow(/after 3 attempts/);
     expect(states[0]).toBe('connecting');
@@ -166,7 +186,12 @@ describe('RabbitConnection recovery', () => {
   });
 
   it('close() is graceful and final: no reconnect afterwards, publishes reject as closed', async () => {
-    const rabbit = new RabbitConnection({ url: cfg.rabbitmq.url, name: `${NAME}-close`, logger: log, maxInitialAttempts: 20 });
+    const rabbit = new RabbitConnection({
+      url: cfg.rabbitmq.url,
+      name: `${NAME}-close`,
+      logger: log,
+      maxInitialAttempts: 20,
+    });
     const publisher = new ConfirmPublisher(rabbit, { logger: log });
     await rabbit.start();
     await publisher.close();
@@ -174,7 +199,9 @@ describe('RabbitConnection recovery', () => {
     expect(rabbit.state).toBe('closed');
     await sleep(300);
     expect(rabbit.state).toBe('closed');
-    const err = await publisher.publishJson(EX, 'k', {}, { messageId: 'x', correlationId: 'y' }).catch((e: unknown) => e);
+    const err = await publisher
+      .publishJson(EX, 'k', {}, { messageId: 'x', correlationId: 'y' })
+      .catch((e: unknown) => e);
     expect((err as PublishError).reason).toBe('closed');
   });
 });

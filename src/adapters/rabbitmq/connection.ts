@@ -48,7 +48,12 @@ export class RabbitConnectionClosedError extends Error {
 }
 
 /** Exponential backoff with "equal jitter": half fixed, half random, so restarted clients do not stampede. */
-export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
@@ -292,7 +297,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
   const stop = new AbortController();
   try {
-    await Promise.race([p.then(() => undefined, () => undefined), sleep(ms, stop.signal)]);
+    await Promise.race([
+      p.then(
+        () => undefined,
+        () => undefined,
+      ),
+      sleep(ms, stop.signal),
+    ]);
   } finally {
     stop.abort();
   }

@@ -89,7 +89,12 @@ export interface ConsumerHandle {
 
 const MAX_TRACKED_ATTEMPTS = 10_000;
 
-export function consumeJson(rabbit: RabbitConnection, queue: string, options: ConsumeJsonOptions, handler: JsonHandler): ConsumerHandle {
+export function consumeJson(
+  rabbit: RabbitConnection,
+  queue: string,
+  options: ConsumeJsonOptions,
+  handler: JsonHandler,
+): ConsumerHandle {
   const consumer = new JsonConsumer(rabbit, queue, options, handler);
   consumer.register();
   return consumer;
@@ -171,7 +176,11 @@ class JsonConsumer implements ConsumerHandle {
       await sub.ch.cancel(sub.consumerTag).catch((err: unknown) => this.log.debug({ err }, 'basic.cancel failed'));
     }
     await settleWithin(Promise.allSettled([...this.running]), timeoutMs);
-    if (this.running.size > 0) this.log.warn({ in_flight: this.running.size }, 'handlers still running at cancel; their messages will be redelivered');
+    if (this.running.size > 0)
+      this.log.warn(
+        { in_flight: this.running.size },
+        'handlers still running at cancel; their messages will be redelivered',
+      );
     this.sub = undefined;
     if (sub?.open) await sub.ch.close().catch(() => undefined);
     if (this.ownsPublisher) await this.publisher.close();

@@ -23,7 +23,12 @@ export const MAX_REASON_LENGTH = 1000;
  * Why republish rather than `nack(requeue=false)`? A broker-side dead-lettering can only record `x-death`
  * (reason "rejected"); it cannot carry *why* the consumer refused the message.
  */
-export async function deadLetter(publisher: ConfirmPublisher, sourceQueue: string, msg: Message, reason: string): Promise<void> {
+export async function deadLetter(
+  publisher: ConfirmPublisher,
+  sourceQueue: string,
+  msg: Message,
+  reason: string,
+): Promise<void> {
   const p = msg.properties;
   const original = (p.headers ?? {}) as Record<string, unknown>;
   const headers: Record<string, unknown> = {

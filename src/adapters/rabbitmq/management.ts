@@ -44,7 +44,8 @@ export class RabbitManagement {
       headers: { authorization: this.auth, ...headers },
       signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
     });
-    if (!res.ok && res.status !== 404) throw new Error(`management API ${method} ${path}: HTTP ${res.status} ${await res.text()}`);
+    if (!res.ok && res.status !== 404)
+      throw new Error(`management API ${method} ${path}: HTTP ${res.status} ${await res.text()}`);
     return res;
   }
 

@@ -138,7 +138,12 @@ export class ConfirmPublisher {
     if (st?.open) await st.ch.close().catch(() => undefined);
   }
 
-  private async doPublish(exchange: string, routingKey: string, content: Buffer, opts: PublishRawOptions): Promise<void> {
+  private async doPublish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    opts: PublishRawOptions,
+  ): Promise<void> {
     if (this.closed) throw new PublishError('closed', 'publisher is closed');
     const st = await this.channel();
     if (st.drain) await st.drain;
@@ -158,7 +163,9 @@ export class ConfirmPublisher {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
-        finish(new PublishError('timeout', `no confirm within ${this.confirmTimeoutMs} ms for ${exchange}/${routingKey}`));
+        finish(
+          new PublishError('timeout', `no confirm within ${this.confirmTimeoutMs} ms for ${exchange}/${routingKey}`),
+        );
       }, this.confirmTimeoutMs);
       const finish = (err?: Error) => {
         if (settled) return;
@@ -175,7 +182,9 @@ export class ConfirmPublisher {
             // amqplib calls back with 'message nacked' on basic.nack and 'channel closed' when the channel dies
             // with the confirm outstanding. Either way the caller must treat the message as not published.
             const reason: PublishFailure = /nack/i.test(msg) ? 'nack' : 'channel-closed';
-            finish(new PublishError(reason, `publish to ${exchange}/${routingKey} not confirmed: ${msg}`, { cause: err }));
+            finish(
+              new PublishError(reason, `publish to ${exchange}/${routingKey} not confirmed: ${msg}`, { cause: err }),
+            );
             return;
           }
           if (mandatory && this.takeReturn(st, key)) {
@@ -186,7 +195,11 @@ export class ConfirmPublisher {
         });
       } catch (err) {
         // The channel is already closed (IllegalOperationError): nothing was sent.
-        finish(new PublishError('channel-closed', `publish to ${exchange}/${routingKey} failed: ${(err as Error).message}`, { cause: err }));
+        finish(
+          new PublishError('channel-closed', `publish to ${exchange}/${routingKey} failed: ${(err as Error).message}`, {
+            cause: err,
+          }),
+        );
         return;
       }
       if (!ok) this.startDrain(st);
@@ -253,7 +266,10 @@ export class ConfirmPublisher {
     ch.on('return', (msg: Message) => {
       const k = returnKey(msg.fields.exchange, msg.fields.routingKey, msg.properties.messageId as string | undefined);
       st.returned.set(k, (st.returned.get(k) ?? 0) + 1);
-      this.log.warn({ exchange: msg.fields.exchange, routing_key: msg.fields.routingKey, message_id: msg.properties.messageId }, 'message returned unroutable');
+      this.log.warn(
+        { exchange: msg.fields.exchange, routing_key: msg.fields.routingKey, message_id: msg.properties.messageId },
+        'message returned unroutable',
+      );
     });
     ch.on('drain', () => st.resolveDrain?.());
     ch.on('close', () => {

@@ -13,7 +13,8 @@ export class StreamingSma {
   private count = 0;
 
   constructor(readonly period: number) {
-    if (!Number.isInteger(period) || period < 1) throw new RangeError(`SMA period must be a positive integer, got ${period}`);
+    if (!Number.isInteger(period) || period < 1)
+      throw new RangeError(`SMA period must be a positive integer, got ${period}`);
     this.buf = new Array<number>(period).fill(0);
   }
 

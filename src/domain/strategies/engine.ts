@@ -64,7 +64,9 @@ export class SignalEngine {
     const outcomeKey = `${seriesKey}|${ms}`;
     let s = this.series.get(seriesKey);
     if (s && ms <= s.lastMs) {
-      return this.outcomes.has(outcomeKey) ? { kind: 'duplicate', signal: this.outcomes.get(outcomeKey) ?? null } : { kind: 'stale' };
+      return this.outcomes.has(outcomeKey)
+        ? { kind: 'duplicate', signal: this.outcomes.get(outcomeKey) ?? null }
+        : { kind: 'stale' };
     }
     if (!s) {
       s = { strategy: this.factory(), lastMs: Number.NEGATIVE_INFINITY };

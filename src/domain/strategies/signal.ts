@@ -1,6 +1,12 @@
 import type { Bar } from '../../contracts/bar';
 import { signalIdFor } from '../../contracts/ids';
-import { SIGNAL_SCHEMA_VERSION, TradeSignalSchema, formatZodError, type ParseResult, type TradeSignal } from '../../contracts/signal';
+import {
+  SIGNAL_SCHEMA_VERSION,
+  TradeSignalSchema,
+  formatZodError,
+  type ParseResult,
+  type TradeSignal,
+} from '../../contracts/signal';
 import type { SignalIntent } from './types';
 
 /**
@@ -28,5 +34,7 @@ export function toTradeSignal(strategy: string, bar: Bar, intent: SignalIntent):
     created_at: new Date(ms).toISOString(),
     asset_class: 'equity',
   });
-  return r.success ? { ok: true, value: r.data } : { ok: false, reason: `signal would be invalid: ${formatZodError(r.error)}` };
+  return r.success
+    ? { ok: true, value: r.data }
+    : { ok: false, reason: `signal would be invalid: ${formatZodError(r.error)}` };
 }

@@ -37,7 +37,11 @@ export const DEFAULT_SMA_CROSS: SmaCrossParams = { fast: 2, slow: 5, baseConfide
 /** Relative tolerance under which fast and slow count as equal (guards float noise on flat prices). */
 const EQUAL_EPS = 1e-9;
 
-export function smaCrossConfidence(fast: number, slow: number, p: Pick<SmaCrossParams, 'baseConfidence' | 'separationWeight'>): number {
+export function smaCrossConfidence(
+  fast: number,
+  slow: number,
+  p: Pick<SmaCrossParams, 'baseConfidence' | 'separationWeight'>,
+): number {
   const c = p.baseConfidence + (p.separationWeight * Math.abs(fast - slow)) / slow;
   return Math.min(1, Math.max(0, c));
 }

@@ -9,7 +9,9 @@ const toBar = (b: OhlcvBar, interval = '1d'): Bar => {
   const message_id = barMessageId('replay', b.symbol, interval, b.timestamp);
   return BarSchema.parse({ ...b, interval, message_id, source: 'replay', correlation_id: `corr-${message_id}` });
 };
-const bars = readBarsCsvSync(resolve(__dirname, '../../fixtures/bars/quant-nvda-2013-09-03_2013-10-31.csv'), { symbol: 'NVDA' }).map((b) => toBar(b));
+const bars = readBarsCsvSync(resolve(__dirname, '../../fixtures/bars/quant-nvda-2013-09-03_2013-10-31.csv'), {
+  symbol: 'NVDA',
+}).map((b) => toBar(b));
 const engine = () => new SignalEngine(strategyFactory(SMA_CROSS), { outcomeCacheSize: 1000 });
 
 describe('SignalEngine (quant core)', () => {
@@ -25,7 +27,12 @@ describe('SignalEngine (quant core)', () => {
       ['2013-10-23', 'sell'],
     ]);
     const b = bars.find((x) => x.timestamp.startsWith('2013-09-20'))!;
-    expect(signals[0]).toMatchObject({ correlation_id: b.correlation_id, price: b.close, strategy: SMA_CROSS, symbol: 'NVDA' });
+    expect(signals[0]).toMatchObject({
+      correlation_id: b.correlation_id,
+      price: b.close,
+      strategy: SMA_CROSS,
+      symbol: 'NVDA',
+    });
   });
 
   it('a redelivered bar is not fed to the strategy again; its remembered signal comes back with the same id', () => {
@@ -33,7 +40,8 @@ describe('SignalEngine (quant core)', () => {
     const first = bars.map((b) => e.process(b));
     const again = bars.map((b) => e.process(b));
     expect(again.every((o) => o.kind === 'duplicate')).toBe(true);
-    const ids = (xs: typeof first) => xs.flatMap((o) => (o.kind === 'signal' || o.kind === 'duplicate') && o.signal ? [o.signal.signal_id] : []);
+    const ids = (xs: typeof first) =>
+      xs.flatMap((o) => ((o.kind === 'signal' || o.kind === 'duplicate') && o.signal ? [o.signal.signal_id] : []));
     expect(ids(again)).toEqual(ids(first));
     // and the series state was not disturbed: the next new bar behaves as if no duplicates had arrived
     const next = toBar({ ...bars.at(-1)!, timestamp: '2013-11-01T00:00:00.000Z' });

@@ -42,14 +42,26 @@ describe('toTradeSignal', () => {
   });
 
   it('normalises created_at to ISO UTC with Z', () => {
-    const r = toTradeSignal(SMA_CROSS, { ...bar, timestamp: '2013-10-07T02:00:00+02:00' }, { side: 'sell', confidence: 1, reason: '', indicators: {} });
+    const r = toTradeSignal(
+      SMA_CROSS,
+      { ...bar, timestamp: '2013-10-07T02:00:00+02:00' },
+      { side: 'sell', confidence: 1, reason: '', indicators: {} },
+    );
     expect(r.ok && r.value.created_at).toBe('2013-10-07T00:00:00.000Z');
   });
 
   it('reports, rather than throws, when the bar cannot make a valid signal', () => {
-    const lower = toTradeSignal(SMA_CROSS, { ...bar, symbol: 'nvda' }, { side: 'buy', confidence: 0.8, reason: '', indicators: {} });
+    const lower = toTradeSignal(
+      SMA_CROSS,
+      { ...bar, symbol: 'nvda' },
+      { side: 'buy', confidence: 0.8, reason: '', indicators: {} },
+    );
     expect(lower).toMatchObject({ ok: false, reason: expect.stringMatching(/symbol/) });
-    const badTs = toTradeSignal(SMA_CROSS, { ...bar, timestamp: 'yesterday' }, { side: 'buy', confidence: 0.8, reason: '', indicators: {} });
+    const badTs = toTradeSignal(
+      SMA_CROSS,
+      { ...bar, timestamp: 'yesterday' },
+      { side: 'buy', confidence: 0.8, reason: '', indicators: {} },
+    );
     expect(badTs).toMatchObject({ ok: false, reason: expect.stringMatching(/ISO-8601/) });
   });
 });

@@ -2,7 +2,13 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readBarsCsvSync } from '../../../src/adapters/marketdata/csv';
 import type { OhlcvBar } from '../../../src/contracts/bar';
-import { DEFAULT_SMA_CROSS, SMA_CROSS, SmaCrossStrategy, smaCrossConfidence, strategyFactory } from '../../../src/domain/strategies';
+import {
+  DEFAULT_SMA_CROSS,
+  SMA_CROSS,
+  SmaCrossStrategy,
+  smaCrossConfidence,
+  strategyFactory,
+} from '../../../src/domain/strategies';
 
 /**
  * Fixtures are verbatim slices of /work/shared/data/nvda-1999-2014.csv:
@@ -11,7 +17,8 @@ import { DEFAULT_SMA_CROSS, SMA_CROSS, SmaCrossStrategy, smaCrossConfidence, str
  * Expected crossings were computed independently (a separate Python script over the same rows) from the rule:
  * emit when sign(SMA2 − SMA5) flips between bars where both exist.
  */
-const fixture = (name: string, symbol = 'NVDA') => readBarsCsvSync(resolve(__dirname, '../../fixtures/bars', name), { symbol });
+const fixture = (name: string, symbol = 'NVDA') =>
+  readBarsCsvSync(resolve(__dirname, '../../fixtures/bars', name), { symbol });
 
 function run(bars: OhlcvBar[], s = new SmaCrossStrategy()) {
   return bars.flatMap((b) => {
@@ -35,7 +42,7 @@ describe('sma-cross on real NVDA bars', () => {
     expect(out.map((o) => o.confidence)).toEqual([
       expect.closeTo(0.7613364, 6),
       expect.closeTo(0.7886349, 6),
-      expect.closeTo(0.8199120, 6),
+      expect.closeTo(0.819912, 6),
       expect.closeTo(0.7571596, 6),
       expect.closeTo(0.7990071, 6),
     ]);
@@ -58,7 +65,11 @@ describe('sma-cross on real NVDA bars', () => {
       expect(o.confidence).toBeGreaterThanOrEqual(0.75);
       expect(o.confidence).toBeLessThanOrEqual(1);
     }
-    expect(out.filter((o) => o.confidence === 1).map((o) => o.date)).toEqual(['2008-09-18', '2008-10-22', '2008-10-28']);
+    expect(out.filter((o) => o.confidence === 1).map((o) => o.date)).toEqual([
+      '2008-09-18',
+      '2008-10-22',
+      '2008-10-28',
+    ]);
   });
 
   it('never repeats a side: signals alternate buy/sell', () => {

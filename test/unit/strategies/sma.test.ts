@@ -9,17 +9,21 @@ describe('SMA', () => {
 
   it('streaming equals a naive window mean exactly (no drift), for any input', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: 0.01, max: 1e6, noNaN: true }), { maxLength: 300 }), fc.integer({ min: 1, max: 20 }), (xs, n) => {
-        const got = sma(xs, n);
-        xs.forEach((_, i) => {
-          if (i < n - 1) expect(got[i]).toBeUndefined();
-          else {
-            let sum = 0;
-            for (let j = i - n + 1; j <= i; j++) sum += xs[j]!;
-            expect(got[i]).toBe(sum / n);
-          }
-        });
-      }),
+      fc.property(
+        fc.array(fc.double({ min: 0.01, max: 1e6, noNaN: true }), { maxLength: 300 }),
+        fc.integer({ min: 1, max: 20 }),
+        (xs, n) => {
+          const got = sma(xs, n);
+          xs.forEach((_, i) => {
+            if (i < n - 1) expect(got[i]).toBeUndefined();
+            else {
+              let sum = 0;
+              for (let j = i - n + 1; j <= i; j++) sum += xs[j]!;
+              expect(got[i]).toBe(sum / n);
+            }
+          });
+        },
+      ),
     );
   });
 
