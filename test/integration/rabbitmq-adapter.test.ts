@@ -19,6 +19,7 @@ import {
   consumerQueueArguments,
   deadLetter,
   dlqName,
+  sleep,
   withChannel,
 } from '../../src/adapters/rabbitmq';
 
@@ -180,6 +181,24 @@ describe('ConfirmPublisher + consumeJson', () => {
     await publisher.publishJson(EX, 'rc.1', { ok: true }, { messageId: 'after', correlationId: 'c' });
     const [m] = await drain(q, 1);
     expect(m?.properties.messageId).toBe('after');
+  });
+  it('a consumer started before its queue exists subscribes once it is declared, exactly once', async () => {
+    const queue = `test.late.${suffix}`;
+    const got: string[] = [];
+    const consumer = consumeJson(rabbit, queue, { prefetch: 5, publisher, logger: log }, (ctx) => {
+      got.push(ctx.msg.properties.messageId as string);
+    });
+    await sleep(700); // a few 404s and retries on the consumer's own channel; the shared connection is unaffected
+    expect(consumer.active).toBe(false);
+    expect(rabbit.state).toBe('connected');
+    await privateQueue('late', ['late.#']);
+    await consumer.ready(20_000);
+    await publisher.publishJson(EX, 'late.1', {}, { messageId: 'late-1', correlationId: 'c' });
+    await waitFor(() => got.length === 1);
+    const consumers = () => withChannel(rabbit.connection!, async (ch) => (await ch.checkQueue(queue)).consumerCount);
+    expect(await consumers()).toBe(1);
+    await consumer.cancel();
+    expect(await consumers()).toBe(0);
   });
 });
 

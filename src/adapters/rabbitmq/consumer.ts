@@ -117,6 +117,7 @@ class JsonConsumer implements ConsumerHandle {
   readonly stats: ConsumerStats = { delivered: 0, acked: 0, deadLettered: 0, requeued: 0 };
   private readonly running = new Set<Promise<void>>();
   private sub: Sub | undefined;
+  private subscribing: ChannelModel | undefined;
   private stopped = false;
   private unregister: (() => void) | undefined;
   private readonly stop = new AbortController();
@@ -187,16 +188,24 @@ class JsonConsumer implements ConsumerHandle {
   }
 
   private async subscribeWithRetry(conn: ChannelModel): Promise<void> {
-    for (let attempt = 0; !this.stopped && this.rabbit.connection === conn; attempt++) {
-      if (this.sub?.open && this.sub.conn === conn) return;
-      try {
-        await this.subscribe(conn);
-        return;
-      } catch (err) {
-        const delay = backoffDelay(attempt, 200, 10_000);
-        this.log.warn({ err, attempt, retry_in_ms: delay }, 'subscribe failed; retrying');
-        await sleep(delay, this.stop.signal);
+    // One subscribe loop per connection at a time: a failed attempt closes its channel, whose close handler
+    // would otherwise start a second loop and end with two subscriptions (one of which cancel() would miss).
+    if (this.subscribing === conn) return;
+    this.subscribing = conn;
+    try {
+      for (let attempt = 0; !this.stopped && this.rabbit.connection === conn; attempt++) {
+        if (this.sub?.open && this.sub.conn === conn) return;
+        try {
+          await this.subscribe(conn);
+          return;
+        } catch (err) {
+          const delay = backoffDelay(attempt, 200, 10_000);
+          this.log.warn({ err, attempt, retry_in_ms: delay }, 'subscribe failed; retrying');
+          await sleep(delay, this.stop.signal);
+        }
       }
+    } finally {
+      if (this.subscribing === conn) this.subscribing = undefined;
     }
   }
 
