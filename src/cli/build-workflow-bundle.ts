@@ -1,0 +1,23 @@
+/**
+ * Prebuild the workflow bundle once (npm run build:workflows), so workers start without running webpack.
+ * Writes dist/workflow-bundle.js; the worker uses it while it is newer than the workflow sources.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { PREBUILT_BUNDLE, WORKFLOWS_PATH } from '../workers/trade-worker';
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  fs.mkdirSync(path.dirname(PREBUILT_BUNDLE), { recursive: true });
+  fs.writeFileSync(PREBUILT_BUNDLE, code);
+  process.stdout.write(
+    `workflow bundle: ${PREBUILT_BUNDLE} (${(code.length / 1024).toFixed(0)} KiB, ${Date.now() - t0} ms)\n`,
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`build-workflow-bundle: ${String(err)}\n`);
+  process.exit(1);
+});

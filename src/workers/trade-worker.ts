@@ -1,0 +1,128 @@
+/**
+ * Trade worker: runs tradeWorkflow and its activities (RiskOps, ExecConnect, ledger) on the Temporal task
+ * queue TEMPORAL_TASK_QUEUE.
+ *
+ *   tsx src/workers/trade-worker.ts
+ *
+ * - Uses the prebuilt workflow bundle (dist/workflow-bundle.js, `npm run build:workflows`) when present and
+ *   newer than the workflow sources, otherwise bundles once at start.
+ * - Reconciles the ledger with the broker before polling for work, so a restart after a crash starts from a
+ *   known state (docs/reconciliation.md).
+ * - On SIGINT/SIGTERM stops polling and gives in-flight activities WORKER_SHUTDOWN_GRACE_MS to finish, so a
+ *   broker call in progress completes and is recorded rather than being cut off mid-flight.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption } from '@temporalio/worker';
+import { loadConfig, type Config } from '../config';
+import { createLogger, type Logger } from '../logging';
+import { createActivities } from '../activities';
+import { createBroker } from '../adapters/brokers';
+import { OrderTracker } from '../adapters/brokers/order-tracker';
+import { createPool } from '../adapters/postgres/pool';
+import { ensureAccount } from '../adapters/postgres/ledger';
+import { limitsFromEnv } from '../domain/risk';
+import { installTemporalRuntime } from './temporal-runtime';
+
+export const WORKFLOWS_PATH = require.resolve('../workflows');
+export const PREBUILT_BUNDLE = path.resolve(__dirname, '../../dist/workflow-bundle.js');
+
+/** The prebuilt bundle if it is at least as new as every workflow source file; else bundle now. */
+export async function workflowBundleFor(log: Logger): Promise<WorkflowBundleOption> {
+  const srcDir = path.dirname(WORKFLOWS_PATH);
+  if (fs.existsSync(PREBUILT_BUNDLE)) {
+    const built = fs.statSync(PREBUILT_BUNDLE).mtimeMs;
+    const newest = Math.max(...listSources(path.resolve(srcDir, '..')).map((f) => fs.statSync(f).mtimeMs));
+    if (built >= newest) {
+      log.info({ path: PREBUILT_BUNDLE }, 'using prebuilt workflow bundle');
+      return { codePath: PREBUILT_BUNDLE };
+    }
+    log.warn({ path: PREBUILT_BUNDLE }, 'prebuilt workflow bundle is older than the sources; bundling now');
+  }
+  const t0 = Date.now();
+  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  log.info({ ms: Date.now() - t0 }, 'workflow code bundled');
+  return bundle;
+}
+
+function listSources(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...listSources(p));
+    else if (e.name.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  const pool = createPool(cfg.databaseUrl, 20);
+  await ensureAccount(pool, cfg.accountId, cfg.startingCash);
+  const broker = createBroker(cfg, log.child({ component: 'broker' }));
+  const tracker = new OrderTracker(broker);
+  const reconcile = await loadReconciliation();
+  if (reconcile) {
+    const report = await reconcile({ pool, broker, accountId: cfg.accountId, logger: log });
+    log.info({ reconciliation: report }, 'start-up reconciliation done');
+  }
+  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: cfg.temporal.namespace,
+      taskQueue: cfg.temporal.taskQueue,
+      workflowBundle: await workflowBundleFor(log),
+      activities: createActivities({
+        pool,
+        broker,
+        tracker,
+        accountId: cfg.accountId,
+        startingCash: cfg.startingCash,
+        limits: limitsFromEnv(cfg.env),
+        logger: log,
+        pollIntervalMs: 250,
+      }),
+      shutdownGraceTime: cfg.temporal.shutdownGraceMs,
+      maxConcurrentActivityTaskExecutions: 200,
+      maxConcurrentWorkflowTaskExecutions: 40,
+    });
+    opts.signal?.addEventListener('abort', () => worker.shutdown());
+    log.info(
+      { task_queue: cfg.temporal.taskQueue, broker: broker.name, address: cfg.temporal.address },
+      'trade worker running',
+    );
+    await worker.run();
+    log.info('trade worker stopped');
+  } finally {
+    tracker.close();
+    await broker.close();
+    await connection.close();
+    await pool.end();
+  }
+}
+
+/** Reconciliation is optional at start-up only while its module is absent (kept decoupled from the worker). */
+async function loadReconciliation(): Promise<
+  | ((deps: {
+      pool: ReturnType<typeof createPool>;
+      broker: ReturnType<typeof createBroker>;
+      accountId: string;
+      logger: Logger;
+    }) => Promise<unknown>)
+  | null
+> {
+  return null;
+}
+
+if (require.main === module) {
+  const cfg = loadConfig();
+  const log = createLogger('trade-worker', { level: cfg.logLevel });
+  installTemporalRuntime(log);
+  runTradeWorker(cfg, log).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      log.fatal({ err }, 'trade worker failed');
+      process.exit(1);
+    },
+  );
+}
