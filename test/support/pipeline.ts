@@ -1,0 +1,211 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import {
+  ConfirmPublisher,
+  INTAKE_SIGNALS_QUEUE,
+  MARKET_BARS_EXCHANGE,
+  RabbitConnection,
+  TRADE_SIGNALS_EXCHANGE,
+  assertTopologyOn,
+  barRoutingKey,
+  signalRoutingKey,
+  withChannel,
+} from '../../src/adapters/rabbitmq';
+import { parseEnv } from '../../src/config';
+import type { Bar } from '../../src/contracts/bar';
+import { barMessageId } from '../../src/contracts/ids';
+import type { TradeSignalInput } from '../../src/contracts/signal';
+import { createLogger } from '../../src/logging';
+import { EXCHANGE_BARS_QUEUE } from '../../src/workers/exchange-sim';
+import { createTestDatabase, type TestDatabase } from './pg';
+import { devServerAddress, uniqueTaskQueue } from './temporal';
+
+/**
+ * The real pipeline processes (simulated venue, trade worker, signal intake) as child processes on the real
+ * servers, isolated per test file by a fresh database, a private task queue and a private venue port.
+ * Used by the end-to-end and fault-injection tests: processes can be killed (-9) and restarted.
+ */
+
+const ROOT = path.resolve(__dirname, '../..');
+const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+export const LOG_DIR = path.join(ROOT, '.data/test-logs');
+
+export type ServiceName = 'exchange-sim' | 'trade-worker' | 'signal-intake';
+const SCRIPTS: Record<ServiceName, { script: string; ready: RegExp }> = {
+  'exchange-sim': { script: 'src/workers/exchange-sim.ts', ready: /simulated exchange listening/ },
+  'trade-worker': { script: 'src/workers/trade-worker.ts', ready: /trade worker running/ },
+  'signal-intake': { script: 'src/workers/signal-intake.ts', ready: /signal intake running/ },
+};
+
+export interface RunningService {
+  name: ServiceName;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  output(): string;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export class PipelineHarness {
+  readonly services = new Map<ServiceName, RunningService>();
+  private constructor(
+    readonly db: TestDatabase,
+    readonly taskQueue: string,
+    readonly simPort: number,
+    readonly env: NodeJS.ProcessEnv,
+    readonly connection: Connection,
+    readonly client: Client,
+    readonly rabbit: RabbitConnection,
+    readonly publisher: ConfirmPublisher,
+  ) {}
+
+  static async create(extraEnv: Record<string, string> = {}): Promise<PipelineHarness> {
+    const db = await createTestDatabase('sat_e2e');
+    const taskQueue = uniqueTaskQueue('e2e');
+    const simPort = await freePort();
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      DATABASE_URL: db.url,
+      TEMPORAL_ADDRESS: devServerAddress(),
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      SIM_EXCHANGE_PORT: String(simPort),
+      WORKER_SHUTDOWN_GRACE_MS: '2000',
+      LOG_LEVEL: 'info',
+      ...extraEnv,
+    };
+    const cfg = parseEnv(env);
+    const connection = await Connection.connect({ address: cfg.temporal.address });
+    const client = new Client({ connection, namespace: cfg.temporal.namespace });
+    const logger = createLogger('test-harness', { level: 'warn' });
+    const rabbit = new RabbitConnection({
+      url: cfg.rabbitmq.url,
+      name: `test-harness-${process.pid}`,
+      logger,
+      setup: assertTopologyOn,
+    });
+    const publisher = new ConfirmPublisher(rabbit, { logger });
+    await rabbit.start();
+    // Shared queues: drop anything an earlier run left, so this file sees only its own messages.
+    await withChannel(rabbit.connection!, async (ch) => {
+      await ch.assertQueue(EXCHANGE_BARS_QUEUE, { durable: true }).catch(() => undefined);
+      for (const q of [INTAKE_SIGNALS_QUEUE, EXCHANGE_BARS_QUEUE]) await ch.purgeQueue(q).catch(() => undefined);
+    });
+    fs.mkdirSync(LOG_DIR, { recursive: true });
+    return new PipelineHarness(db, taskQueue, simPort, env, connection, client, rabbit, publisher);
+  }
+
+  /** Start a service and wait until it says it is ready. */
+  async start(name: ServiceName, timeoutMs = 90_000): Promise<RunningService> {
+    const { script, ready } = SCRIPTS[name];
+    const child = spawn(TSX, [path.join(ROOT, script)], {
+      cwd: ROOT,
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const logFile = fs.createWriteStream(path.join(LOG_DIR, `${this.taskQueue}-${name}.log`), { flags: 'a' });
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      logFile.write(d);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => {
+        logFile.end();
+        resolve(code);
+      }),
+    );
+    const svc: RunningService = { name, child, exited, output: () => out };
+    this.services.set(name, svc);
+    const t0 = Date.now();
+    while (!ready.test(out)) {
+      if (child.exitCode !== null)
+        throw new Error(`${name} exited (${child.exitCode}) before ready:\n${out.slice(-3000)}`);
+      if (Date.now() - t0 > timeoutMs) throw new Error(`${name} not ready after ${timeoutMs} ms:\n${out.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return svc;
+  }
+
+  /** kill -9 (crash) or SIGTERM (graceful), and wait for the exit. */
+  async stop(name: ServiceName, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const svc = this.services.get(name);
+    if (!svc || svc.child.exitCode !== null || svc.child.signalCode !== null) return;
+    svc.child.kill(signal);
+    await svc.exited;
+  }
+
+  async publishSignal(signal: TradeSignalInput): Promise<void> {
+    await this.publisher.publishJson(TRADE_SIGNALS_EXCHANGE, signalRoutingKey(signal.strategy, signal.symbol), signal, {
+      messageId: signal.signal_id,
+      correlationId: signal.correlation_id,
+    });
+  }
+
+  async publishRaw(body: string, messageId: string): Promise<void> {
+    await this.publisher.publish(TRADE_SIGNALS_EXCHANGE, 'signal.test.BAD', Buffer.from(body), {
+      messageId,
+      correlationId: messageId,
+      contentType: 'application/json',
+    });
+  }
+
+  /** Publish a bar for the venue (and any quant) to match against. */
+  async publishBar(
+    b: Omit<Bar, 'schema_version' | 'message_id' | 'correlation_id' | 'source' | 'is_partial' | 'interval'>,
+  ): Promise<void> {
+    const message_id = barMessageId('test', b.symbol, '1d', b.timestamp);
+    const bar: Bar = {
+      schema_version: 1,
+      message_id,
+      correlation_id: `corr-${message_id}`,
+      source: 'test',
+      is_partial: false,
+      interval: '1d',
+      ...b,
+    };
+    await this.publisher.publishJson(MARKET_BARS_EXCHANGE, barRoutingKey('1d', b.symbol), bar, {
+      messageId: message_id,
+      correlationId: bar.correlation_id,
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const name of ['signal-intake', 'trade-worker', 'exchange-sim'] as const) await this.stop(name);
+    await this.publisher.close().catch(() => undefined);
+    await this.rabbit.close().catch(() => undefined);
+    await this.connection.close().catch(() => undefined);
+    await this.db.drop().catch(() => undefined);
+  }
+}
+
+let seq = 0;
+/** A valid signal with a unique id. */
+export function testSignal(overrides: Partial<TradeSignalInput> = {}): TradeSignalInput {
+  seq++;
+  const id = `e2e-${Date.now().toString(36)}-${process.pid}-${seq}`;
+  return {
+    signal_id: id,
+    correlation_id: `corr-${id}`,
+    symbol: 'NVDA',
+    side: 'buy',
+    price: 20,
+    confidence: 0.9,
+    strategy: 'e2e',
+    created_at: new Date(Date.UTC(2014, 0, 2) + seq * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    ...overrides,
+  };
+}
