@@ -8,7 +8,10 @@ import { z } from 'zod';
  */
 
 const num = (def: number, check: (s: z.ZodNumber) => z.ZodNumber = (s) => s) =>
-  z.preprocess((v) => (v === undefined || v === '' ? def : Number(v)), check(z.number({ invalid_type_error: 'a number' }).finite()));
+  z.preprocess(
+    (v) => (v === undefined || v === '' ? def : Number(v)),
+    check(z.number({ invalid_type_error: 'a number' }).finite()),
+  );
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.preprocess(
     (v) => (v === undefined || v === '' ? def : Number(v)),
@@ -16,26 +19,31 @@ const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   );
 const frac = (def: number) => num(def, (s) => s.min(0).max(1));
 const bool = (def: boolean) =>
-  z.preprocess((v) => {
-    if (v === undefined || v === '') return def;
-    const s = String(v).toLowerCase();
-    if (['1', 'true', 'yes', 'on'].includes(s)) return true;
-    if (['0', 'false', 'no', 'off'].includes(s)) return false;
-    return v;
-  }, z.boolean({ invalid_type_error: 'true or false' }));
+  z.preprocess(
+    (v) => {
+      if (v === undefined || v === '') return def;
+      const s = String(v).toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+      if (['0', 'false', 'no', 'off'].includes(s)) return false;
+      return v;
+    },
+    z.boolean({ invalid_type_error: 'true or false' }),
+  );
 const str = (def: string) => z.preprocess((v) => (v === undefined || v === '' ? def : v), z.string().min(1));
 const optStr = z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional());
-const hostPort = (def: string) =>
-  str(def).pipe(z.string().regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'host:port'));
+const hostPort = (def: string) => str(def).pipe(z.string().regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'host:port'));
 const url = (def: string, protocols: string[]) =>
   str(def).pipe(
-    z.string().refine((s) => {
-      try {
-        return protocols.includes(new URL(s).protocol);
-      } catch {
-        return false;
-      }
-    }, `a URL (${protocols.join(' or ')})`),
+    z.string().refine(
+      (s) => {
+        try {
+          return protocols.includes(new URL(s).protocol);
+        } catch {
+          return false;
+        }
+      },
+      `a URL (${protocols.join(' or ')})`,
+    ),
   );
 
 /** Environment variable name → schema. Names are the contract with operators; do not rename. */
@@ -116,7 +124,15 @@ export interface Config {
   env: Env;
   logLevel: Env['LOG_LEVEL'];
   temporal: { address: string; namespace: string; taskQueue: string; uiPort: number; shutdownGraceMs: number };
-  rabbitmq: { url: string; host: string; port: number; user: string; vhost: string; managementPort: number; signalPrefetch: number };
+  rabbitmq: {
+    url: string;
+    host: string;
+    port: number;
+    user: string;
+    vhost: string;
+    managementPort: number;
+    signalPrefetch: number;
+  };
   databaseUrl: string;
   accountId: string;
   startingCash: number;
@@ -135,12 +151,14 @@ export function parseEnv(source: NodeJS.ProcessEnv): Config {
     const name = String(issue.path[0] ?? '(environment)');
     const got = source[name];
     // Never echo a secret's value back.
-    const shown = /PASS|SECRET|KEY|TOKEN/.test(name) || got === undefined ? '' : ` (got "${got}")`;
-    throw new ConfigError(`Invalid configuration: ${name} must be ${issue.message.replace(/^Expected /, '')}${shown}`);
+    const shown = /PASS|SECRET|KEY|TOKEN|DATABASE_URL/.test(name) || got === undefined ? '' : ` (got "${got}")`;
+    throw new ConfigError(`Invalid configuration: ${name} must be ${expectation(issue)}${shown}`);
   }
   const e = r.data;
   if (e.BROKER === 'alpaca' && (!e.BROKER_API_KEY || !e.BROKER_API_SECRET)) {
-    throw new ConfigError('Invalid configuration: BROKER_API_KEY and BROKER_API_SECRET are required when BROKER=alpaca');
+    throw new ConfigError(
+      'Invalid configuration: BROKER_API_KEY and BROKER_API_SECRET are required when BROKER=alpaca',
+    );
   }
   const rabbitUrl = `amqp://${encodeURIComponent(e.RABBITMQ_USER)}:${encodeURIComponent(e.RABBITMQ_PASS)}@${e.RABBITMQ_HOST}:${e.RABBITMQ_PORT}/${encodeURIComponent(e.RABBITMQ_VHOST)}`;
   return {
@@ -167,6 +185,24 @@ export function parseEnv(source: NodeJS.ProcessEnv): Config {
     startingCash: e.STARTING_CASH,
     broker: e.BROKER,
   };
+}
+
+/** What a failed check expected, in words an operator can act on. */
+function expectation(issue: z.ZodIssue): string {
+  switch (issue.code) {
+    case z.ZodIssueCode.too_small:
+      return `${issue.inclusive ? '>=' : '>'} ${String(issue.minimum)}`;
+    case z.ZodIssueCode.too_big:
+      return `${issue.inclusive ? '<=' : '<'} ${String(issue.maximum)}`;
+    case z.ZodIssueCode.invalid_enum_value:
+      return `one of ${issue.options.join(', ')}`;
+    case z.ZodIssueCode.invalid_type:
+      return issue.message.startsWith('Expected') ? `a ${issue.expected}` : issue.message;
+    case z.ZodIssueCode.not_finite:
+      return 'a finite number';
+    default:
+      return issue.message;
+  }
 }
 
 let cached: Config | undefined;
