@@ -23,6 +23,7 @@ import { createPool } from '../adapters/postgres/pool';
 import { ensureAccount } from '../adapters/postgres/ledger';
 import { limitsFromEnv } from '../domain/risk';
 import { installTemporalRuntime } from './temporal-runtime';
+import { reconcileWithBroker, summaryLine } from '../services/reconciliation';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 export const PREBUILT_BUNDLE = path.resolve(__dirname, '../../dist/workflow-bundle.js');
@@ -60,11 +61,7 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: 
   await ensureAccount(pool, cfg.accountId, cfg.startingCash);
   const broker = createBroker(cfg, log.child({ component: 'broker' }));
   const tracker = new OrderTracker(broker);
-  const reconcile = await loadReconciliation();
-  if (reconcile) {
-    const report = await reconcile({ pool, broker, accountId: cfg.accountId, logger: log });
-    log.info({ reconciliation: report }, 'start-up reconciliation done');
-  }
+  await reconcileAtStart(pool, broker, cfg.accountId, log);
   const connection = await NativeConnection.connect({ address: cfg.temporal.address });
   try {
     const worker = await Worker.create({
@@ -101,17 +98,34 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: 
   }
 }
 
-/** Reconciliation is optional at start-up only while its module is absent (kept decoupled from the worker). */
-async function loadReconciliation(): Promise<
-  | ((deps: {
-      pool: ReturnType<typeof createPool>;
-      broker: ReturnType<typeof createBroker>;
-      accountId: string;
-      logger: Logger;
-    }) => Promise<unknown>)
-  | null
-> {
-  return null;
+/**
+ * Start from a known state: adopt what is safe, flag the rest loudly, before taking work. The broker may
+ * still be starting (the local venue comes up beside the worker), so retry for a minute; after that the
+ * worker runs anyway, because every order path re-checks the broker by client order id, and says so loudly.
+ */
+async function reconcileAtStart(
+  pool: ReturnType<typeof createPool>,
+  broker: ReturnType<typeof createBroker>,
+  accountId: string,
+  log: Logger,
+) {
+  const rlog = log.child({ component: 'reconciliation' });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const report = await reconcileWithBroker({ pool, broker, accountId, logger: rlog });
+      rlog.info({ summary: summaryLine(report) }, 'start-up reconciliation done');
+      return;
+    } catch (err) {
+      if (attempt >= 30) {
+        rlog.error(
+          { err },
+          'start-up reconciliation failed; starting without it (run `npm run reconcile` once the broker answers)',
+        );
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
 }
 
 if (require.main === module) {
