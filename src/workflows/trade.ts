@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  condition,
   defineQuery,
   isCancellation,
   log,
@@ -182,38 +183,40 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
 
     // The time-in-force deadline is a durable timer: it survives worker restarts and fires on time even
     // if no worker is running, after which the remainder is cancelled and partial fills are kept.
+    // Each follow is bounded by the time left, so the loop notices the deadline without cancelling an
+    // activity that may be completing at that very moment.
     const deadlineMs = input.deadlineMs ?? orderDeadlineMs(request.timeInForce, Date.now());
+    const deadlineAt = Date.now() + deadlineMs;
     let deadlineReached = false;
-    const deadline = sleep(deadlineMs, { summary: `time-in-force deadline (${request.timeInForce})` }).then(
+    const deadlineTimer = sleep(deadlineMs, { summary: `time-in-force deadline (${request.timeInForce})` }).then(
       () => {
         deadlineReached = true;
-        return 'deadline' as const;
       },
       (err: unknown) => {
-        if (isCancellation(err)) return 'cancelled' as const;
-        throw err;
+        if (!isCancellation(err)) throw err;
       },
     );
 
-    while (!isTradeComplete(current)) {
-      const followScope = new CancellationScope();
-      const follow = followScope.run(() =>
-        call('followOrder', 'follow', `follow ${clientOrderId} (${status.filledQty}/${status.requestedQty} filled)`, {
+    while (!isTradeComplete(current) && !deadlineReached) {
+      const remaining = deadlineAt - Date.now();
+      if (remaining <= 0) {
+        await Promise.race([deadlineTimer, condition(() => deadlineReached)]);
+        await throwIfCancelled();
+        continue;
+      }
+      const progress = await call(
+        'followOrder',
+        'follow',
+        `follow ${clientOrderId} (${status.filledQty}/${status.requestedQty} filled)`,
+        {
           clientOrderId,
           correlationId: signal.correlation_id,
           known: { ...known },
-          maxWaitMs: FOLLOW_WAIT_MS,
-        }),
+          maxWaitMs: Math.min(FOLLOW_WAIT_MS, remaining),
+        },
       );
-      const winner = await Promise.race([follow, deadline]);
-      if (winner === 'deadline' || winner === 'cancelled') {
-        followScope.cancel();
-        await follow.catch(() => undefined);
-        if (winner === 'cancelled') await throwIfCancelled();
-        break;
-      }
-      await book(winner);
-      current = order = winner.order;
+      await book(progress);
+      current = order = progress.order;
     }
 
     if (!isTradeComplete(current) && deadlineReached) {
