@@ -79,12 +79,19 @@ if [[ -n $stack_job ]]; then
   log "   stack ready $(elapsed_s "$STACK_T0" "$(now_ms)")s after it was started"
 fi
 
-args=(run)
+args=(run --reporter=default --reporter=json --outputFile.json="$DATA/vitest-report.json")
 [[ $tier == all ]] || args+=(--project "$tier")
+rm -f "$DATA/vitest-report.json"
 step "vitest ${args[*]} $*"
 vitest_rc=0
 node_modules/.bin/vitest "${args[@]}" "$@" || vitest_rc=$?
 step_done "vitest exit $vitest_rc"
+# One plain closing line that any CI reader understands: "tests: N passed, N failed, N skipped".
+if [[ -f $DATA/vitest-report.json ]]; then
+  node -e 'const r = require(process.argv[1]);
+    const skipped = (r.numPendingTests || 0) + (r.numTodoTests || 0);
+    console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);' "$DATA/vitest-report.json"
+fi
 
 if ((vitest_rc != 0)); then exit "$vitest_rc"; fi
 if ((checks_rc != 0)); then
