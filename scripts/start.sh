@@ -16,4 +16,6 @@ stack_env
 if [[ ! -f src/cli/pipeline.ts ]]; then
   die "src/cli/pipeline.ts does not exist yet: the stack is up, but there is no pipeline entry point to run"
 fi
+# The worker loads this prebuilt bundle instead of running webpack at every start.
+node_modules/.bin/tsx src/cli/build-workflow-bundle.ts
 exec node_modules/.bin/tsx src/cli/pipeline.ts "$@"
