@@ -20,7 +20,7 @@ import { createActivities } from '../activities';
 import { createBroker } from '../adapters/brokers';
 import { OrderTracker } from '../adapters/brokers/order-tracker';
 import { createPool } from '../adapters/postgres/pool';
-import { ensureAccount } from '../adapters/postgres/ledger';
+import { ensureAccount } from '../adapters/postgres/risk-store';
 import { limitsFromEnv } from '../domain/risk';
 import { installTemporalRuntime } from './temporal-runtime';
 import { reconcileWithBroker, summaryLine } from '../services/reconciliation';

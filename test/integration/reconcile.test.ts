@@ -5,13 +5,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createReconcileActivities, type ReconcileActivityResult } from '../../src/activities/reconcile';
 import { createBroker, type AlpacaBroker, type Broker } from '../../src/adapters/brokers';
-import {
-  ensureAccount,
-  recordFills,
-  recordOrderIntent,
-  syncOrder,
-  type OrderRecord,
-} from '../../src/adapters/postgres/ledger';
+import { ensureAccount } from '../../src/adapters/postgres/risk-store';
+import { recordFills, recordOrderIntent, syncOrder, type OrderRecord } from '../../src/adapters/postgres/ledger';
 import { parseEnv } from '../../src/config';
 import type { BrokerOrder, OrderRequest } from '../../src/contracts/order';
 import { createLogger } from '../../src/logging';

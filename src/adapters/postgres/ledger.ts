@@ -1,6 +1,8 @@
 import type { Pool, PoolClient } from 'pg';
 import type { BrokerOrder, OrderRequest, Side } from '../../contracts/order';
-import { toNumber } from './pool';
+import { toNumber, withTransaction } from './pool';
+
+export { withTransaction };
 
 /**
  * Order, fill, position and cash writes. Every write is keyed by a deterministic id (client order id,
@@ -28,43 +30,6 @@ export interface OrderRecord {
   broker: string;
   request: OrderRequest;
   parentClientOrderId?: string;
-}
-
-export async function withTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const out = await fn(client);
-    await client.query('COMMIT');
-    return out;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
-}
-
-/** Create the account (and its ACTIVE trading state and opening deposit) if it does not exist yet. */
-export async function ensureAccount(pool: Pool, accountId: string, startingCash: number): Promise<void> {
-  await withTransaction(pool, async (c) => {
-    const r = await c.query(
-      `INSERT INTO accounts (account_id, starting_cash, cash, day_start_equity)
-       VALUES ($1, $2, $2, $2) ON CONFLICT (account_id) DO NOTHING RETURNING account_id`,
-      [accountId, startingCash],
-    );
-    if (r.rowCount) {
-      await c.query(
-        `INSERT INTO cash_movements (account_id, kind, amount, note) VALUES ($1, 'deposit', $2, 'opening balance')`,
-        [accountId, startingCash],
-      );
-    }
-    await c.query(
-      `INSERT INTO trading_state (account_id, state, changed_by, reason) VALUES ($1, 'ACTIVE', 'system', 'account created')
-       ON CONFLICT (account_id) DO NOTHING`,
-      [accountId],
-    );
-  });
 }
 
 /**

@@ -16,7 +16,7 @@ import {
   type RiskLimits,
   type TradingState,
 } from '../../domain/risk';
-import { toNumber } from './pool';
+import { toNumber, withTransaction } from './pool';
 
 /**
  * The risk engine's view of the ledger, and its writes: decisions, reservations, the kill switch.
@@ -33,20 +33,7 @@ const ACCOUNT_LOCK_PREFIX = 'stockautotrader.risk-account:';
 
 type Queryable = Pool | PoolClient;
 
-async function inTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const out = await fn(client);
-    await client.query('COMMIT');
-    return out;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
-}
+const inTransaction = withTransaction;
 
 /** Serialise risk work on one account until the end of the current transaction. */
 async function lockAccount(c: PoolClient, accountId: string): Promise<void> {
