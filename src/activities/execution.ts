@@ -20,6 +20,8 @@ import { withCorrelation, type Logger } from '../logging';
 export const BROKER_REJECTED = 'BrokerRejected';
 export const BROKER_RATE_LIMITED = 'BrokerRateLimited';
 export const ORDER_NOT_FOUND = 'OrderNotFound';
+/** Consecutive "no such order" answers (a second apart) before an order counts as lost. */
+const NOT_FOUND_LIMIT = 15;
 
 export interface ExecutionDeps {
   pool: Pool;
@@ -222,6 +224,7 @@ export function createExecutionActivities(deps: ExecutionDeps) {
     async followOrder(input: FollowOrderInput): Promise<OrderProgress> {
       const ctx = Context.current();
       const deadline = Date.now() + input.maxWaitMs;
+      let misses = 0;
       for (;;) {
         let order: BrokerOrder | null;
         try {
@@ -230,11 +233,21 @@ export function createExecutionActivities(deps: ExecutionDeps) {
           throw toActivityError(err);
         }
         if (!order) {
-          throw ApplicationFailure.create({
-            type: ORDER_NOT_FOUND,
-            message: `order ${input.clientOrderId} not found at broker`,
-          });
+          // Right after a submit a venue may not list the order yet; an order that stays unknown is lost
+          // (the venue was reset or the order was purged): final, so the workflow can close the trade and
+          // reconciliation flags it, instead of following a ghost forever.
+          if (++misses >= NOT_FOUND_LIMIT) {
+            throw ApplicationFailure.create({
+              type: ORDER_NOT_FOUND,
+              message: `order ${input.clientOrderId} not found at broker after ${misses} lookups`,
+              nonRetryable: true,
+            });
+          }
+          ctx.heartbeat({ misses });
+          await ctx.sleep(1000);
+          continue;
         }
+        misses = 0;
         if (hasChanged(order, input.known) || Date.now() >= deadline) {
           const fills = ordersOf(order).flatMap((o) =>
             newFillsFor(

@@ -43,10 +43,10 @@ interface Service {
   exited: Promise<number>;
 }
 
-function startService(name: string, script: string, args: string[] = []): Service {
+function startService(name: string, script: string, args: string[], env: NodeJS.ProcessEnv): Service {
   const child = spawn(TSX, [path.join(ROOT, script), ...args], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const prefix = `${name.padEnd(13)}|`;
@@ -89,6 +89,10 @@ async function main(): Promise<void> {
     return;
   }
   const cfg = loadConfig();
+  // The simulated venue starts empty on every run, so each run trades a fresh paper account in the ledger
+  // (earlier runs' accounts stay there for inspection). Set ACCOUNT_ID to keep trading one account.
+  const accountId = process.env.ACCOUNT_ID || `paper-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`;
+  const childEnv = { ACCOUNT_ID: accountId };
   const pool = createPool(cfg.databaseUrl, 2);
   const connection = await Connection.connect({ address: cfg.temporal.address });
   const client = new Client({ connection, namespace: cfg.temporal.namespace });
@@ -96,12 +100,12 @@ async function main(): Promise<void> {
   const startedAt = new Date(t0).toISOString();
 
   const say = (msg: string) => process.stdout.write(`pipeline      | ${msg}\n`);
-  say(`starting services (Web UI: http://localhost:${cfg.temporal.uiPort})`);
+  say(`starting services for paper account ${accountId} (Web UI: http://localhost:${cfg.temporal.uiPort})`);
   const services = [
-    startService('exchange-sim', 'src/workers/exchange-sim.ts'),
-    startService('trade-worker', 'src/workers/trade-worker.ts'),
-    startService('signal-intake', 'src/workers/signal-intake.ts'),
-    startService('quant', 'src/workers/quant.ts'),
+    startService('exchange-sim', 'src/workers/exchange-sim.ts', [], childEnv),
+    startService('trade-worker', 'src/workers/trade-worker.ts', [], childEnv),
+    startService('signal-intake', 'src/workers/signal-intake.ts', [], childEnv),
+    startService('quant', 'src/workers/quant.ts', [], childEnv),
   ];
   const stopAll = async () => {
     for (const s of [...services].reverse()) await stopService(s);
@@ -118,7 +122,7 @@ async function main(): Promise<void> {
   const dfArgs = ['--start', values.start!];
   if (values.bars) dfArgs.push('--bars', values.bars);
   if (values['interval-ms']) dfArgs.push('--interval-ms', values['interval-ms']);
-  const dataflow = startService('dataflow', 'src/workers/dataflow.ts', dfArgs);
+  const dataflow = startService('dataflow', 'src/workers/dataflow.ts', dfArgs, childEnv);
   const dfCode = await dataflow.exited;
   if (dfCode !== 0) {
     await stopAll();
@@ -150,8 +154,8 @@ async function main(): Promise<void> {
   }
 
   const trades = await pool.query<{ status: string; reason_code: string | null; n: string }>(
-    `SELECT status, reason_code, count(*) AS n FROM trades WHERE created_at >= $1 GROUP BY 1, 2 ORDER BY 3 DESC`,
-    [startedAt],
+    `SELECT status, reason_code, count(*) AS n FROM trades WHERE account_id = $1 GROUP BY 1, 2 ORDER BY 3 DESC`,
+    [accountId],
   );
   const positions = await pool.query<{
     symbol: string;
@@ -160,13 +164,13 @@ async function main(): Promise<void> {
     realized_pnl: string;
     last_price: string | null;
   }>(`SELECT symbol, qty, avg_cost, realized_pnl, last_price FROM positions WHERE account_id = $1 ORDER BY symbol`, [
-    cfg.accountId,
+    accountId,
   ]);
   const account = await pool.query<{ cash: string; starting_cash: string }>(
     `SELECT cash, starting_cash FROM accounts WHERE account_id = $1`,
-    [cfg.accountId],
+    [accountId],
   );
-  const fills = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM fills WHERE recorded_at >= $1`, [startedAt]);
+  const fills = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM fills WHERE account_id = $1`, [accountId]);
 
   say(`summary after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   say('trades this run (ledger):');

@@ -30,7 +30,8 @@ export type TradePhase =
   | 'EXPIRED_PARTIAL'
   | 'CANCELLING'
   | 'CANCELLED'
-  | 'BROKER_REJECTED';
+  | 'BROKER_REJECTED'
+  | 'ORDER_LOST';
 
 export interface LegStatus {
   clientOrderId: string;

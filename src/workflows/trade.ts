@@ -61,7 +61,12 @@ export const ACTIVITY_OPTIONS = {
   follow: {
     startToCloseTimeout: '90 seconds',
     heartbeatTimeout: '10 seconds',
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '15 seconds' },
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '15 seconds',
+      nonRetryableErrorTypes: ['OrderNotFound'],
+    },
   },
   // Ledger writes and cancels must eventually happen, whatever the outage: no attempt cap.
   bookkeeping: {
@@ -246,6 +251,15 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
     );
     return status;
   } catch (err) {
+    if (activityFailureType(err) === 'OrderNotFound') {
+      // The broker no longer knows the order (e.g. the simulated venue was restarted). Nothing more can
+      // fill; close the trade with what was booked and leave the rest to reconciliation, which flags it.
+      status.reasonCode = 'order_not_found_at_broker';
+      status.reason = (err as ActivityFailure).cause?.message ?? 'order not found at broker';
+      setPhase('ORDER_LOST', `ORDER_LOST: ${status.reason}`);
+      await finalize('FAILED', 'order_not_found_at_broker');
+      return status;
+    }
     if (!isCancellation(err)) throw err;
     // Cancelled from the CLI/UI: cancel at the broker, book whatever filled meanwhile, record CANCELLED,
     // then let the workflow end as cancelled. None of this may itself be cancelled.
@@ -309,6 +323,23 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
   /** Cancel the open remainder (entry and any legs), then follow until the broker confirms a final state. */
   async function cancelAndSettle(o: BrokerOrder): Promise<BrokerOrder> {
     let current = o;
+    const follow = async (summary: string, maxWaitMs: number): Promise<boolean> => {
+      try {
+        const p = await call('followOrder', 'follow', summary, {
+          clientOrderId,
+          correlationId: signal.correlation_id,
+          known: { ...known },
+          maxWaitMs,
+        });
+        await book(p);
+        current = p.order;
+        return true;
+      } catch (err) {
+        // An order the broker no longer knows cannot fill any more: settle with what was booked.
+        if (activityFailureType(err) === 'OrderNotFound') return false;
+        throw err;
+      }
+    };
     if (!isTradeComplete(current)) {
       await call('cancelOrder', 'bookkeeping', `cancel open remainder of ${clientOrderId}`, {
         clientOrderId,
@@ -316,14 +347,7 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
       });
     }
     for (let i = 0; i < 20 && !isTradeComplete(current); i++) {
-      const p = await call('followOrder', 'follow', `await cancel confirmation for ${clientOrderId}`, {
-        clientOrderId,
-        correlationId: signal.correlation_id,
-        known: { ...known },
-        maxWaitMs: 5_000,
-      });
-      await book(p);
-      current = p.order;
+      if (!(await follow(`await cancel confirmation for ${clientOrderId}`, 5_000))) return current;
       if (i === 9 && !isTradeComplete(current)) {
         // A bracket leg that became active after the first cancel needs its own cancel.
         await call('cancelOrder', 'bookkeeping', `cancel legs of ${clientOrderId}`, {
@@ -333,14 +357,8 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
       }
     }
     // Book anything that filled between the last change and the cancel.
-    const last = await call('followOrder', 'follow', `final state of ${clientOrderId}`, {
-      clientOrderId,
-      correlationId: signal.correlation_id,
-      known: { ...known },
-      maxWaitMs: 0,
-    });
-    await book(last);
-    return last.order;
+    await follow(`final state of ${clientOrderId}`, 0);
+    return current;
   }
 
   async function finalize(outcome: TradeOutcome, reasonCode?: string | null) {
@@ -419,6 +437,12 @@ function rejectionReason(d: RiskDecision): string {
   return failed
     ? `${d.reasonCode}: ${failed.name} ${String(failed.value)} vs limit ${String(failed.limit)}`
     : d.reasonCode;
+}
+
+function activityFailureType(err: unknown): string | undefined {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure
+    ? (err.cause.type ?? undefined)
+    : undefined;
 }
 
 function brokerRejection(err: unknown): string | null {

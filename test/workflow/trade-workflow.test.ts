@@ -28,6 +28,8 @@ interface Scenario {
   submitErrors?: Array<() => Error>;
   /** One broker change per followOrder call; when exhausted the broker is quiet. */
   script?: Step[];
+  /** The venue forgets the order after it was accepted (e.g. it was restarted). */
+  orderLost?: boolean;
 }
 
 class ScriptedBroker {
@@ -122,6 +124,13 @@ class ScriptedBroker {
         return structuredClone(o);
       },
       async followOrder(input: FollowOrderInput): Promise<OrderProgress> {
+        if (self.scenario.orderLost) {
+          throw ApplicationFailure.create({
+            type: 'OrderNotFound',
+            message: 'order not found at broker',
+            nonRetryable: true,
+          });
+        }
         const o = self.orders.get(input.clientOrderId)!;
         const step = self.scenario.script?.shift();
         if (step) step(o, self);
@@ -391,5 +400,13 @@ describe('tradeWorkflow (time-skipping)', () => {
       ['buy', 100, 100],
       ['sell', 100, 110],
     ]);
+  });
+
+  it('closes the trade as ORDER_LOST when the broker no longer knows the order', async () => {
+    const { status, error, broker } = await run({ orderLost: true });
+    expect(error).toBeNull();
+    expect(status.phase).toBe('ORDER_LOST');
+    expect(status.reasonCode).toBe('order_not_found_at_broker');
+    expect(broker.finalized).toEqual([{ outcome: 'FAILED', filledQty: 0, reasonCode: 'order_not_found_at_broker' }]);
   });
 });
