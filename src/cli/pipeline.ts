@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   // Settled = no trade workflow started during this run is still running. An order submitted after the last
   // replayed bar has nothing left to fill against: it rests at the venue until its time-in-force deadline, so
   // stop waiting once nothing has changed for a while and say which trades are still open.
-  const query = `WorkflowType="tradeWorkflow" AND ExecutionStatus="Running" AND StartTime >= "${startedAt}"`;
+  const query = `WorkflowType="tradeWorkflow" AND ExecutionStatus="Running" AND TaskQueue="${cfg.temporal.taskQueue}" AND StartTime >= "${startedAt}"`;
   let last = -1;
   let unchanged = 0;
   for (let i = 0; i < 300; i++) {
