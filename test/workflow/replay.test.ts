@@ -1,0 +1,104 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { History } from '@temporalio/common/lib/proto-utils';
+import { temporal } from '@temporalio/proto';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { FIXTURES, HISTORIES_DIR, historyFromFixtureJson, tradeWorkflowIdOf } from '../../scripts/record-histories';
+import { quietTemporalRuntime, workflowBundle } from '../support/temporal';
+
+/**
+ * Determinism guard: every recorded trade history in test/fixtures/histories/ (scripts/record-histories.ts, or a
+ * production history exported with `temporal workflow show --output json`) must replay against the CURRENT
+ * workflow code. A change that reorders, adds or removes commands for an existing history, without a `patched()`
+ * branch, fails here before it can break running trades (docs/workflow-versioning.md). No server is needed.
+ */
+
+interface Fixture {
+  file: string;
+  workflowId: string;
+  history: History;
+  lastEventType: unknown;
+}
+
+const CLOSED = /WORKFLOW_EXECUTION_(COMPLETED|CANCELED|FAILED|TERMINATED|TIMED_OUT|CONTINUED_AS_NEW)$/;
+const eventTypeName = (t: unknown): string =>
+  typeof t === 'number' ? String(temporal.api.enums.v1.EventType[t]) : String(t);
+const readJson = (file: string): unknown => JSON.parse(fs.readFileSync(path.join(HISTORIES_DIR, file), 'utf8'));
+
+function loadFixtures(): Fixture[] {
+  // Recursive: archived histories (e.g. archive/<patch-id>/, kept while a patched() branch still serves them)
+  // are replayed too.
+  return (fs.readdirSync(HISTORIES_DIR, { recursive: true }) as string[])
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((file) => {
+      const history = historyFromFixtureJson(readJson(file));
+      return {
+        file,
+        // The trade derives its client order id from the workflow id, so replay with the recorded one.
+        workflowId: tradeWorkflowIdOf(history) ?? path.basename(file, '.json'),
+        history,
+        lastEventType: history.events?.at(-1)?.eventType,
+      };
+    });
+}
+
+async function replayAll(
+  bundle: WorkflowBundleWithSourceMap,
+  items: Array<{ workflowId: string; history: History }>,
+): Promise<Array<{ workflowId: string; error?: Error }>> {
+  const out: Array<{ workflowId: string; error?: Error }> = [];
+  for await (const r of Worker.runReplayHistories({ workflowBundle: bundle, replayName: 'trade-histories' }, items)) {
+    out.push({ workflowId: r.workflowId, ...(r.error ? { error: r.error } : {}) });
+  }
+  return out;
+}
+
+describe('tradeWorkflow replays every recorded history (determinism guard)', () => {
+  let bundle: WorkflowBundleWithSourceMap;
+  const fixtures = loadFixtures();
+
+  beforeAll(async () => {
+    quietTemporalRuntime();
+    // REPLAY_WORKFLOWS_PATH: replay against another copy of the workflow code (e.g. a candidate change in a
+    // scratch checkout) without touching src/.
+    bundle = await workflowBundle(
+      path.resolve(process.env.REPLAY_WORKFLOWS_PATH ?? path.resolve(__dirname, '../../src/workflows/index.ts')),
+    );
+  });
+
+  it('has a complete, closed history for every representative trade', () => {
+    expect(fixtures.map((f) => f.file)).toEqual(expect.arrayContaining(FIXTURES.map((f) => `${f.name}.json`)));
+    for (const f of fixtures) {
+      expect(f.history.events?.length, f.file).toBeGreaterThan(3);
+      // A truncated history would replay trivially; every fixture must run to the workflow's end.
+      expect(eventTypeName(f.lastEventType), f.file).toMatch(CLOSED);
+    }
+  });
+
+  it('replays all fixtures with Worker.runReplayHistories: no DeterminismViolationError, no replay failure', async () => {
+    const results = await replayAll(bundle, fixtures);
+    expect(results.map((r) => r.workflowId)).toEqual(fixtures.map((f) => f.workflowId));
+    const failures = results
+      .map((r, i) => (r.error ? `${fixtures[i]!.file}: ${r.error.name}: ${r.error.message}` : null))
+      .filter(Boolean);
+    expect(failures, failures.join('\n')).toEqual([]);
+  });
+
+  it('detects a mismatch: a history whose first activity is not evaluateRisk fails with DeterminismViolationError', async () => {
+    // The guard itself must be able to fail: simulate code that no longer matches the history by editing the
+    // history instead (the first scheduled activity becomes submitOrder, as if risk and submit were swapped).
+    const json = readJson('filled-market.json') as {
+      events: Array<{ activityTaskScheduledEventAttributes?: { activityType: { name: string } } }>;
+    };
+    const scheduled = json.events.find((e) => e.activityTaskScheduledEventAttributes)!;
+    expect(scheduled.activityTaskScheduledEventAttributes!.activityType.name).toBe('evaluateRisk');
+    scheduled.activityTaskScheduledEventAttributes!.activityType.name = 'submitOrder';
+    const history = historyFromFixtureJson(json);
+    const [result] = await replayAll(bundle, [{ workflowId: tradeWorkflowIdOf(history)!, history }]);
+    expect(result!.error).toBeInstanceOf(DeterminismViolationError);
+    expect(result!.error!.message).toMatch(/nondeterminism/i);
+  });
+});
