@@ -85,7 +85,8 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: strin
 /** Parse raw bytes or an object. Never throws: a bad message yields a reason for the dead-letter header. */
 export function parseTradeSignal(raw: Buffer | string | unknown): ParseResult<TradeSignal> {
   let data: unknown = raw;
-  if (Buffer.isBuffer(raw) || typeof raw === 'string') {
+  // Buffer does not exist in Temporal's workflow sandbox, which also uses this parser.
+  if ((typeof Buffer !== 'undefined' && Buffer.isBuffer(raw)) || typeof raw === 'string') {
     try {
       data = JSON.parse(raw.toString());
     } catch (err) {

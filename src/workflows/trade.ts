@@ -16,7 +16,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BrokerOrder, OrderRequest } from '../contracts/order';
-import type { TradeSignal } from '../contracts/signal';
+import { parseTradeSignal, type TradeSignal } from '../contracts/signal';
 import type { RiskDecision } from '../domain/risk';
 import { clientOrderIdFor } from '../contracts/trade-ids';
 import { SA_SIDE, SA_STRATEGY, SA_SYMBOL, SA_TRADE_STATUS, type TradePhase, type TradeStatus } from './shared';
@@ -101,7 +101,11 @@ function call<K extends keyof Activities>(
  * cancellation cancels the open broker order and keeps any partial fill.
  */
 export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeStatus> {
-  const { signal } = input;
+  // A trade started by hand (temporal CLI) skips intake's validation: check the contract here, so a bad
+  // signal ends REJECTED/invalid_signal instead of failing workflow tasks forever.
+  const parsed = parseTradeSignal(input?.signal);
+  if (!parsed.ok) return invalidSignal(input?.signal, parsed.reason);
+  const signal = parsed.value;
   const { workflowId } = workflowInfo();
   const clientOrderId = clientOrderIdFor(workflowId);
   const status: TradeStatus = {
@@ -437,6 +441,30 @@ function rejectionReason(d: RiskDecision): string {
   return failed
     ? `${d.reasonCode}: ${failed.name} ${String(failed.value)} vs limit ${String(failed.limit)}`
     : d.reasonCode;
+}
+
+function invalidSignal(raw: unknown, reason: string): TradeStatus {
+  const r = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const text = (v: unknown) => (typeof v === 'string' ? v : '');
+  log.warn('invalid signal rejected', { reason });
+  return {
+    phase: 'REJECTED',
+    workflowId: workflowInfo().workflowId,
+    signalId: text(r.signal_id),
+    correlationId: text(r.correlation_id),
+    symbol: text(r.symbol),
+    side: r.side === 'sell' ? 'sell' : 'buy',
+    strategy: text(r.strategy),
+    requestedQty: 0,
+    clientOrderId: '',
+    brokerOrderId: null,
+    brokerStatus: null,
+    filledQty: 0,
+    avgFillPrice: null,
+    reasonCode: 'invalid_signal',
+    reason,
+    legs: [],
+  };
 }
 
 function activityFailureType(err: unknown): string | undefined {

@@ -409,4 +409,14 @@ describe('tradeWorkflow (time-skipping)', () => {
     expect(status.reasonCode).toBe('order_not_found_at_broker');
     expect(broker.finalized).toEqual([{ outcome: 'FAILED', filledQty: 0, reasonCode: 'order_not_found_at_broker' }]);
   });
+
+  it('rejects a malformed signal (e.g. started by hand) as invalid_signal without touching risk or the broker', async () => {
+    const bad = { ...signal(), strategy: undefined, price: -1 } as unknown as TradeSignal;
+    const { status, error, broker } = await run({}, bad);
+    expect(error).toBeNull();
+    expect(status.phase).toBe('REJECTED');
+    expect(status.reasonCode).toBe('invalid_signal');
+    expect(status.reason).toMatch(/strategy|price/);
+    expect(broker.submitAttempts).toBe(0);
+  });
 });
