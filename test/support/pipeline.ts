@@ -9,6 +9,7 @@ import {
   MARKET_BARS_EXCHANGE,
   RabbitConnection,
   TRADE_SIGNALS_EXCHANGE,
+  assertConsumerQueue,
   assertTopologyOn,
   barRoutingKey,
   signalRoutingKey,
@@ -25,12 +26,12 @@ import { devServerAddress, uniqueTaskQueue } from './temporal';
 
 /**
  * The real pipeline processes (simulated venue, trade worker, signal intake) as child processes on the real
- * servers, isolated per test file by a fresh database, a private task queue and a private venue port.
+ * servers, isolated per test file by a fresh database, a private task queue, a private venue port and a private
+ * RabbitMQ vhost.
  * Used by the end-to-end and fault-injection tests: processes can be killed (-9) and restarted.
  */
 
 const ROOT = path.resolve(__dirname, '../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 export const LOG_DIR = path.join(ROOT, '.data/test-logs');
 
 export type ServiceName = 'exchange-sim' | 'trade-worker' | 'signal-intake';
@@ -77,6 +78,7 @@ export class PipelineHarness {
     const simPort = await freePort();
     const env: NodeJS.ProcessEnv = {
       ...process.env,
+      ...(await createPrivateVhost(taskQueue)),
       DATABASE_URL: db.url,
       TEMPORAL_ADDRESS: devServerAddress(),
       TEMPORAL_TASK_QUEUE: taskQueue,
@@ -97,9 +99,14 @@ export class PipelineHarness {
     });
     const publisher = new ConfirmPublisher(rabbit, { logger });
     await rabbit.start();
-    // Shared queues: drop anything an earlier run left, so this file sees only its own messages.
+    // The venue's bar queue exists before the venue starts (declared exactly as the venue declares it), and
+    // nothing an earlier run left is in the way (matters only when the shared vhost is in use).
     await withChannel(rabbit.connection!, async (ch) => {
-      await ch.assertQueue(EXCHANGE_BARS_QUEUE, { durable: true }).catch(() => undefined);
+      await assertConsumerQueue(ch, {
+        queue: EXCHANGE_BARS_QUEUE,
+        exchange: MARKET_BARS_EXCHANGE,
+        bindingKeys: ['bars.#'],
+      });
       for (const q of [INTAKE_SIGNALS_QUEUE, EXCHANGE_BARS_QUEUE]) await ch.purgeQueue(q).catch(() => undefined);
     });
     fs.mkdirSync(LOG_DIR, { recursive: true });
@@ -109,7 +116,9 @@ export class PipelineHarness {
   /** Start a service and wait until it says it is ready. */
   async start(name: ServiceName, timeoutMs = 90_000): Promise<RunningService> {
     const { script, ready } = SCRIPTS[name];
-    const child = spawn(TSX, [path.join(ROOT, script)], {
+    // Node itself with tsx's hooks, not the tsx CLI: the CLI runs the script in a grandchild process, so a
+    // SIGKILL of the CLI (which cannot relay it) would leave the real service running as an orphan.
+    const child = spawn(process.execPath, ['--require', 'tsx/preflight', '--import', 'tsx', path.join(ROOT, script)], {
       cwd: ROOT,
       env: this.env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -122,12 +131,9 @@ export class PipelineHarness {
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    const exited = new Promise<number | null>((resolve) =>
-      child.on('exit', (code) => {
-        logFile.end();
-        resolve(code);
-      }),
-    );
+    // The log closes with the child's pipes ('close' comes after the last output), not at 'exit'.
+    child.on('close', () => logFile.end());
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const svc: RunningService = { name, child, exited, output: () => out };
     this.services.set(name, svc);
     const t0 = Date.now();
@@ -189,6 +195,43 @@ export class PipelineHarness {
     await this.rabbit.close().catch(() => undefined);
     await this.connection.close().catch(() => undefined);
     await this.db.drop().catch(() => undefined);
+    if (this.env.SAT_TEST_PRIVATE_VHOST) await managementRequest('DELETE', vhostPath(this.env.SAT_TEST_PRIVATE_VHOST));
+  }
+}
+
+/**
+ * A RabbitMQ vhost of the harness's own, so its queues (intake.signals, exchange.bars) are not shared with
+ * another test run, a benchmark or `npm start` on the same broker: they would otherwise consume each other's
+ * signals and bars. Created through the management API; without it, the configured (shared) vhost is used.
+ */
+async function createPrivateVhost(taskQueue: string): Promise<Record<string, string>> {
+  const vhost = `sat-test-${taskQueue}`;
+  const cfg = parseEnv(process.env);
+  const ok =
+    (await managementRequest('PUT', vhostPath(vhost))) &&
+    (await managementRequest(
+      'PUT',
+      `/api/permissions/${encodeURIComponent(vhost)}/${encodeURIComponent(cfg.rabbitmq.user)}`,
+      { configure: '.*', write: '.*', read: '.*' },
+    ));
+  return ok ? { RABBITMQ_VHOST: vhost, SAT_TEST_PRIVATE_VHOST: vhost } : {};
+}
+
+const vhostPath = (vhost: string) => `/api/vhosts/${encodeURIComponent(vhost)}`;
+
+async function managementRequest(method: string, apiPath: string, body?: unknown): Promise<boolean> {
+  const cfg = parseEnv(process.env);
+  const auth = Buffer.from(`${cfg.rabbitmq.user}:${cfg.env.RABBITMQ_PASS}`).toString('base64');
+  try {
+    const res = await fetch(`http://${cfg.rabbitmq.host}:${cfg.rabbitmq.managementPort}${apiPath}`, {
+      method,
+      headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    return res.ok;
+  } catch {
+    return false;
   }
 }
 

@@ -1,0 +1,283 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { SIM_PLACEHOLDER_KEY, SIM_PLACEHOLDER_SECRET } from '../../src/adapters/brokers';
+import type { TradeStatus } from '../../src/workflows/shared';
+import type { PipelineHarness, ServiceName } from './pipeline';
+
+/**
+ * Helpers for the fault-injection tests (test/integration/faults-*.test.ts): what the venue says (its own
+ * Alpaca REST API, not our adapter), what the ledger says, waiting on a trade's status, and restarting the
+ * project-local RabbitMQ node.
+ */
+
+const ROOT = path.resolve(__dirname, '../..');
+const run = promisify(execFile);
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------------------------------------------ venue
+
+/** An order as the venue's Alpaca v2 REST API returns it (the fields the tests read). */
+export interface VenueOrder {
+  id: string;
+  client_order_id: string;
+  symbol: string;
+  side: string;
+  qty: string;
+  filled_qty: string;
+  filled_avg_price: string | null;
+  status: string;
+}
+
+export interface VenuePosition {
+  symbol: string;
+  qty: string;
+}
+
+async function venueGet<T>(h: PipelineHarness, pathAndQuery: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(`http://127.0.0.1:${h.simPort}${pathAndQuery}`, {
+    headers: { 'APCA-API-KEY-ID': SIM_PLACEHOLDER_KEY, 'APCA-API-SECRET-KEY': SIM_PLACEHOLDER_SECRET },
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+/** Every order the venue holds (open and closed), top-level, oldest first. */
+export async function venueOrders(h: PipelineHarness): Promise<VenueOrder[]> {
+  const { status, body } = await venueGet<VenueOrder[]>(h, '/v2/orders?status=all&nested=true&limit=500&direction=asc');
+  if (status !== 200) throw new Error(`venue GET /v2/orders: HTTP ${status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+/** One order by client order id, or null when the venue has none (404). */
+export async function venueOrder(h: PipelineHarness, clientOrderId: string): Promise<VenueOrder | null> {
+  const { status, body } = await venueGet<VenueOrder>(
+    h,
+    `/v2/orders:by_client_order_id?client_order_id=${encodeURIComponent(clientOrderId)}`,
+  );
+  if (status === 404) return null;
+  if (status !== 200) throw new Error(`venue GET by client_order_id: HTTP ${status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+/** The venue's position quantity in a symbol (0 when it has none). */
+export async function venuePositionQty(h: PipelineHarness, symbol: string): Promise<number> {
+  const { status, body } = await venueGet<VenuePosition[]>(h, '/v2/positions');
+  if (status !== 200) throw new Error(`venue GET /v2/positions: HTTP ${status} ${JSON.stringify(body)}`);
+  return Number(body.find((p) => p.symbol === symbol)?.qty ?? 0);
+}
+
+/** Poll `probe` until it returns a value that is not null/undefined/false. */
+export async function waitUntil<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  timeoutMs = 60_000,
+  everyMs = 200,
+  giveUp: () => boolean = () => false,
+): Promise<T> {
+  const t0 = Date.now();
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== null && v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (giveUp() || Date.now() - t0 > timeoutMs)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ trades
+
+/** Phases a trade never leaves. */
+const FINAL_PHASES = new Set([
+  'REJECTED',
+  'FILLED',
+  'EXPIRED',
+  'EXPIRED_PARTIAL',
+  'CANCELLED',
+  'BROKER_REJECTED',
+  'ORDER_LOST',
+]);
+
+/**
+ * Wait until the trade's `status` query satisfies `done` (needs a running worker to answer the query). Fails at
+ * once when the trade reaches a final phase that does not satisfy it.
+ */
+export async function waitForStatus(
+  h: PipelineHarness,
+  workflowId: string,
+  done: (s: TradeStatus) => boolean,
+  timeoutMs = 60_000,
+): Promise<TradeStatus> {
+  let last: TradeStatus | string = 'no answer yet';
+  let ended = false;
+  try {
+    return await waitUntil(
+      `${workflowId} status`,
+      async () => {
+        const s = await h.client.workflow.getHandle(workflowId).query<TradeStatus>('status');
+        last = s;
+        if (done(s)) return s;
+        ended = FINAL_PHASES.has(s.phase);
+        return null;
+      },
+      timeoutMs,
+      200,
+      () => ended,
+    );
+  } catch (err) {
+    throw new Error(`${ended ? `${workflowId} ended` : (err as Error).message}; last status: ${JSON.stringify(last)}`);
+  }
+}
+
+/** The trade's result, or a clear failure (with its last status) if it does not finish in time. */
+export async function resultWithin(h: PipelineHarness, workflowId: string, timeoutMs: number): Promise<TradeStatus> {
+  const handle = h.client.workflow.getHandle(workflowId);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void handle
+        .query<TradeStatus>('status')
+        .catch((e: unknown) => String(e))
+        .then((s) => reject(new Error(`${workflowId} not finished after ${timeoutMs} ms: ${JSON.stringify(s)}`)));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([handle.result() as Promise<TradeStatus>, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A daily bar clock for one symbol: each call publishes the next day's bar (or re-publishes the last one). */
+export function barFeed(h: PipelineHarness, symbol: string) {
+  let day = 0;
+  let last: Parameters<PipelineHarness['publishBar']>[0] | undefined;
+  return {
+    async next(close: number): Promise<void> {
+      day++;
+      last = {
+        symbol,
+        timestamp: new Date(Date.UTC(2014, 0, 1) + day * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        open: close,
+        high: close * 1.01,
+        low: close * 0.99,
+        close,
+        volume: 5_000_000,
+      };
+      await h.publishBar(last);
+    },
+    /** The same bar again: same timestamp and message id (a redelivered or re-published bar). */
+    async repeat(): Promise<void> {
+      if (!last) throw new Error('no bar published yet');
+      await h.publishBar(last);
+    },
+  };
+}
+
+export interface LedgerView {
+  orders: Array<{ client_order_id: string; status: string; filled_qty: number; broker_order_id: string | null }>;
+  fills: Array<{ execution_id: string; qty: number; cum_qty: number }>;
+  fillQty: number;
+  tradeStatus: string | null;
+}
+
+/** What the ledger holds for one trade. */
+export async function ledgerOf(h: PipelineHarness, workflowId: string): Promise<LedgerView> {
+  const orders = await h.db.pool.query(
+    `SELECT client_order_id, status, filled_qty, broker_order_id FROM orders WHERE workflow_id = $1 ORDER BY created_at`,
+    [workflowId],
+  );
+  const fills = await h.db.pool.query(
+    `SELECT f.execution_id, f.qty, f.cum_qty FROM fills f JOIN orders o USING (client_order_id)
+      WHERE o.workflow_id = $1 ORDER BY f.cum_qty`,
+    [workflowId],
+  );
+  const trade = await h.db.pool.query(`SELECT status FROM trades WHERE workflow_id = $1`, [workflowId]);
+  const fillRows = fills.rows.map((r) => ({
+    execution_id: String(r.execution_id),
+    qty: Number(r.qty),
+    cum_qty: Number(r.cum_qty),
+  }));
+  return {
+    orders: orders.rows.map((r) => ({
+      client_order_id: String(r.client_order_id),
+      status: String(r.status),
+      filled_qty: Number(r.filled_qty),
+      broker_order_id: r.broker_order_id === null ? null : String(r.broker_order_id),
+    })),
+    fills: fillRows,
+    fillQty: fillRows.reduce((s, f) => s + f.qty, 0),
+    tradeStatus: trade.rows[0] ? String(trade.rows[0].status) : null,
+  };
+}
+
+/** The ledger's position quantity in a symbol (0 when none). */
+export async function ledgerPositionQty(h: PipelineHarness, symbol: string): Promise<number> {
+  const r = await h.db.pool.query(`SELECT COALESCE(sum(qty), 0) AS q FROM positions WHERE symbol = $1`, [symbol]);
+  return Number(r.rows[0].q);
+}
+
+/** Attempt number of the last started attempt of each activity type in a workflow's history. */
+export async function activityAttempts(h: PipelineHarness, workflowId: string): Promise<Record<string, number[]>> {
+  const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
+  const typeBySchedule = new Map<string, string>();
+  const out: Record<string, number[]> = {};
+  for (const e of history.events ?? []) {
+    const id = String(e.eventId);
+    if (e.activityTaskScheduledEventAttributes) {
+      typeBySchedule.set(id, e.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
+    }
+    const started = e.activityTaskStartedEventAttributes;
+    if (started) {
+      const type = typeBySchedule.get(String(started.scheduledEventId)) ?? '?';
+      (out[type] ??= []).push(started.attempt ?? 1);
+    }
+  }
+  return out;
+}
+
+/** The JSON log records with this message that the service's current process wrote. */
+export function logEvents(h: PipelineHarness, service: ServiceName, message: string): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of h.services.get(service)?.output().split('\n') ?? []) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      if (rec.message === message) out.push(rec);
+    } catch {
+      // not a log record
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------ RabbitMQ
+
+const RESTART_SCRIPT = path.join(ROOT, 'scripts/rabbitmq-restart.sh');
+
+/** True when RabbitMQ is the project-local node this machine can stop and start (scripts/rabbitmq-restart.sh). */
+export async function canRestartRabbit(): Promise<boolean> {
+  try {
+    await run('bash', [RESTART_SCRIPT, 'check'], { cwd: ROOT, timeout: 60_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** stop_app, stay down `downSeconds`, start_app, wait for AMQP. Resolves when the broker accepts connections. */
+export async function restartRabbit(downSeconds = 2): Promise<void> {
+  await run('bash', [RESTART_SCRIPT, 'restart', String(downSeconds)], { cwd: ROOT, timeout: 180_000 });
+}
+
+/** Bring the broker application back (used in afterAll so a failed test never leaves RabbitMQ stopped). */
+export async function ensureRabbitStarted(): Promise<void> {
+  await run('bash', [RESTART_SCRIPT, 'start'], { cwd: ROOT, timeout: 180_000 }).catch(() => undefined);
+}
