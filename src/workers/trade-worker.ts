@@ -77,7 +77,9 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: 
         startingCash: cfg.startingCash,
         limits: limitsFromEnv(cfg.env),
         logger: log,
-        pollIntervalMs: 250,
+        // Between stream updates followOrder re-reads the order over HTTP. The local venue is free to ask;
+        // Alpaca allows 200 requests/minute per account, so there a quiet order is re-read every 5 s.
+        pollIntervalMs: cfg.broker === 'alpaca' ? 5000 : 250,
       }),
       shutdownGraceTime: cfg.temporal.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: 200,
