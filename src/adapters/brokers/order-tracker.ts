@@ -1,10 +1,9 @@
 import type { Broker } from './broker';
-import type { BrokerOrder, Fill, OrderUpdate } from '../../contracts/order';
+import type { BrokerOrder, OrderUpdate } from '../../contracts/order';
+import type { LedgerFill } from '../postgres/ledger';
 
 /** A fill as seen on the update stream, with the order's cumulative filled quantity after it. */
-export interface TrackedFill extends Fill {
-  cumQty: number;
-}
+export type TrackedFill = LedgerFill;
 
 /**
  * Keeps the broker's order-update stream in memory for the worker, so an activity that starts following

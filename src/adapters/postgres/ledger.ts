@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
-import type { BrokerOrder, OrderRequest, Side } from '../../contracts/order';
+import type { BrokerOrder, Fill, OrderRequest } from '../../contracts/order';
 import { toNumber, withTransaction } from './pool';
 
 export { withTransaction };
@@ -10,17 +10,8 @@ export { withTransaction };
  */
 
 /** A fill plus the order's cumulative filled quantity after it (the ledger's second uniqueness key). */
-export interface LedgerFill {
-  executionId: string;
-  clientOrderId: string;
-  brokerOrderId: string;
-  symbol: string;
-  side: Side;
-  qty: number;
-  price: number;
-  fee: number;
+export interface LedgerFill extends Fill {
   cumQty: number;
-  timestamp: string;
 }
 
 export interface OrderRecord {

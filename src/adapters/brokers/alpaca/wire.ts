@@ -8,6 +8,7 @@ import type {
   Side,
   TimeInForce,
 } from '../../../contracts/order';
+import { OrderStatusSchema } from '../../../contracts/order';
 import type { BrokerAccount, BrokerPosition } from '../broker';
 
 /**
@@ -158,21 +159,7 @@ export class AlpacaWireError extends Error {
 // ---------------------------------------------------------------------------------------------
 // statuses and events
 
-const KNOWN_STATUSES: ReadonlySet<string> = new Set<OrderStatus>([
-  'pending_new',
-  'accepted',
-  'new',
-  'partially_filled',
-  'filled',
-  'done_for_day',
-  'canceled',
-  'expired',
-  'rejected',
-  'replaced',
-  'pending_cancel',
-  'pending_replace',
-  'held',
-]);
+const KNOWN_STATUSES: ReadonlySet<string> = new Set<OrderStatus>(OrderStatusSchema.options);
 
 /**
  * Alpaca status → our normalised status. The rarer Alpaca states have no exact twin; all of them are
