@@ -151,6 +151,8 @@ async function main(): Promise<void> {
     say(`${open.length} order(s) still resting at the venue (no later bar to fill against); they end at their`);
     say('time-in-force deadline, or cancel one by hand:');
     for (const id of open.slice(0, 5)) say(`  temporal workflow cancel --workflow-id ${id}`);
+    say('(a cancel is carried out by a running worker: use `npm start -- --keep-running`, or run');
+    say(' `npm run exchange-sim` and `npm run worker` beside it)');
   }
 
   const trades = await pool.query<{ status: string; reason_code: string | null; n: string }>(
