@@ -1,3 +1,4 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -148,9 +149,23 @@ export async function resultWithin(h: PipelineHarness, workflowId: string, timeo
         .then((s) => reject(new Error(`${workflowId} not finished after ${timeoutMs} ms: ${JSON.stringify(s)}`)));
     }, timeoutMs);
   });
+  // A confirmed signal may not have its workflow yet (intake may still be reconnecting after a broker
+  // restart): wait for the workflow to exist, within the same timeout, before asking for its result.
+  let settled = false;
+  const result = async (): Promise<TradeStatus> => {
+    for (;;) {
+      try {
+        return (await handle.result()) as TradeStatus;
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError) || settled) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  };
   try {
-    return await Promise.race([handle.result() as Promise<TradeStatus>, timeout]);
+    return await Promise.race([result(), timeout]);
   } finally {
+    settled = true;
     clearTimeout(timer);
   }
 }
