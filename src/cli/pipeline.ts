@@ -6,7 +6,7 @@
  *   trade-worker   tradeWorkflow + RiskOps/ExecConnect/ledger activities
  *   signal-intake  trade_signals → one workflow per signal
  *   quant          bars → strategy → trade_signals
- *   dataflow       CSV replay → market.bars   (runs last; its end ends the replay)
+ *   dataflow       watchlist replay (NVDA+ORCL) → market.bars   (runs last; its end ends the replay)
  *
  * When the replay has been published and every trade has settled it prints a summary from the ledger and
  * stops the processes (the stack stays up; `--keep-running` leaves the services running for more signals).
@@ -23,13 +23,13 @@ const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 
 const USAGE = `Usage: npm start -- [options]
 
-Runs the whole pipeline on the local stack: replayed market data (REPLAY_FILE, default NVDA daily bars from
-../shared/data) → quant (SMA crossover) → signal intake → one Temporal trade workflow per signal → RiskOps →
-simulated exchange → ledger. Prints a summary when every trade has settled.
+Runs the whole pipeline on the local stack: replayed market data (WATCHLIST, default NVDA and ORCL daily
+bars from ../shared/data, interleaved by time) → quant (SMA crossover) → signal intake → one Temporal trade
+workflow per signal → RiskOps → simulated exchange → ledger. Prints a summary when every trade has settled.
 
 Options:
-  --bars <n>          bars to replay (default REPLAY_BARS=300)
-  --start <n>         first row of the file (default 3500: NVDA in 2013-2014)
+  --bars <n>          bars to replay per symbol (default REPLAY_BARS=300)
+  --from <date>       first bar date (default 2012-12-19: 2013-2014)
   --interval-ms <ms>  pause between bars (default REPLAY_INTERVAL_MS=50)
   --keep-running      leave the services running after the summary (Ctrl-C stops them)
   -h, --help          this help
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       bars: { type: 'string' },
-      start: { type: 'string', default: '3500' },
+      from: { type: 'string', default: '2012-12-19' },
       'interval-ms': { type: 'string' },
       'keep-running': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
   for (const s of services) {
     if (s.child.exitCode !== null) throw new Error(`${s.name} exited with code ${s.child.exitCode} during start-up`);
   }
-  const dfArgs = ['--start', values.start!];
+  const dfArgs = ['--from', values.from!];
   if (values.bars) dfArgs.push('--bars', values.bars);
   if (values['interval-ms']) dfArgs.push('--interval-ms', values['interval-ms']);
   const dataflow = startService('dataflow', 'src/workers/dataflow.ts', dfArgs, childEnv);

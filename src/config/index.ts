@@ -1,5 +1,6 @@
 import { config as loadDotenv } from 'dotenv';
 import { z } from 'zod';
+import { BarIntervalSchema, TickerSchema } from '../contracts/bar';
 
 /**
  * Every setting, read from the environment (and an optional .env file), validated once at start-up.
@@ -92,14 +93,36 @@ export const envSchema = z.object({
   SIM_LATENCY_MS: int(0, 0, 60_000),
   SIM_SEED: int(42),
 
-  // Market data (original name kept)
+  // Market data (original names kept: POLYGON_API_KEY, WATCHLIST, DATA_INTERVAL)
+  /** Comma-separated tickers; trimmed and upper-cased. */
+  WATCHLIST: str('NVDA,ORCL').pipe(
+    z
+      .string()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((t) => t.trim().toUpperCase())
+          .filter((t) => t !== ''),
+      )
+      .pipe(z.array(TickerSchema, { invalid_type_error: 'tickers' }).min(1, 'at least one ticker')),
+  ),
+  DATA_INTERVAL: str('1d').pipe(BarIntervalSchema),
   POLYGON_API_KEY: optStr,
   POLYGON_BASE_URL: url('https://api.polygon.io', ['http:', 'https:']),
   MARKET_DATA_SOURCE: z.enum(['replay', 'polygon']).default('replay'),
-  REPLAY_FILE: str('../shared/data/nvda-1999-2014.csv'),
-  REPLAY_SYMBOL: str('NVDA'),
-  REPLAY_BARS: int(300, 1),
+  REPLAY_DATA_DIR: str('../shared/data'),
+  REPLAY_FROM: optStr.pipe(
+    z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}$/, 'a date YYYY-MM-DD')
+      .optional(),
+  ),
+  REPLAY_BARS: int(300, 0),
   REPLAY_INTERVAL_MS: int(50, 0),
+  REPLAY_SPEED: z.preprocess(
+    (v) => (v === undefined || v === '' ? undefined : Number(v)),
+    z.number({ invalid_type_error: 'a number' }).finite().min(0).optional(),
+  ),
 
   // RiskOps limits (original names and defaults where they exist)
   CONFIDENCE_THRESH: frac(0.75),
@@ -137,6 +160,28 @@ export interface Config {
   accountId: string;
   startingCash: number;
   broker: Env['BROKER'];
+  dataflow: DataflowConfig;
+}
+
+/** The Dataflow section: what to publish to `market.bars`, from where, and how fast. */
+export interface DataflowConfig {
+  watchlist: string[];
+  /** Bar interval, e.g. `1d` (the shared CSVs are daily) or `1m`. */
+  interval: string;
+  source: Env['MARKET_DATA_SOURCE'];
+  replay: {
+    /** Directory of `<symbol>-*.csv` files, relative to the repository root unless absolute. */
+    dataDir: string;
+    /** First bar date (inclusive) per symbol, or from the start of each file. */
+    from: string | undefined;
+    /** Bars per symbol; 0 = to the end of the file. */
+    barsPerSymbol: number;
+    /** Fixed pause between bars when `speed` is unset. */
+    intervalMs: number;
+    /** Speed factor against market time (1 = real time, 0 = as fast as confirms allow); unset = `intervalMs`. */
+    speed: number | undefined;
+  };
+  polygon: { apiKey: string | undefined; baseUrl: string };
 }
 
 export class ConfigError extends Error {
@@ -184,6 +229,19 @@ export function parseEnv(source: NodeJS.ProcessEnv): Config {
     accountId: e.ACCOUNT_ID,
     startingCash: e.STARTING_CASH,
     broker: e.BROKER,
+    dataflow: {
+      watchlist: e.WATCHLIST,
+      interval: e.DATA_INTERVAL,
+      source: e.MARKET_DATA_SOURCE,
+      replay: {
+        dataDir: e.REPLAY_DATA_DIR,
+        from: e.REPLAY_FROM,
+        barsPerSymbol: e.REPLAY_BARS,
+        intervalMs: e.REPLAY_INTERVAL_MS,
+        speed: e.REPLAY_SPEED,
+      },
+      polygon: { apiKey: e.POLYGON_API_KEY, baseUrl: e.POLYGON_BASE_URL },
+    },
   };
 }
 

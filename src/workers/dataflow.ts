@@ -9,14 +9,14 @@
  * intake starts no second workflow). Each publish waits for the broker's confirm; a failed publish is retried
  * with the same id (a duplicate is harmless, a gap is not).
  */
-import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BarSchema, type Bar, type OhlcvBar } from '../contracts/bar';
-import { barMessageId } from '../contracts/ids';
+import type { Bar } from '../contracts/bar';
+import { TickerSchema } from '../contracts/bar';
 import { loadConfig } from '../config';
 import { createLogger, type Logger } from '../logging';
-import { parseBarsCsv, detectLayout } from '../adapters/marketdata/csv';
+import { BarValidator } from '../domain/marketdata/validation';
+import { loadReplay, loadWatchlistReplay, speedDelayMs, type WatchlistReplay } from '../adapters/marketdata/replay';
 import {
   ConfirmPublisher,
   MARKET_BARS_EXCHANGE,
@@ -28,51 +28,27 @@ import {
   sleep,
 } from '../adapters/rabbitmq';
 
-export const REPLAY_SOURCE = 'replay';
-/** The repository root (src/workers/ → ../..): REPLAY_FILE is relative to it. */
+export { REPLAY_SOURCE, toBarMessage, loadReplay, type LoadedReplay } from '../adapters/marketdata/replay';
+
+/** The repository root (src/workers/ → ../..): REPLAY_DATA_DIR and --file are relative to it. */
 export const REPO_ROOT = resolve(__dirname, '..', '..');
 
-/** OHLCV row → the `market.bars` message. Pure and deterministic. */
-export function toBarMessage(b: OhlcvBar, interval: string, source = REPLAY_SOURCE): Bar {
-  const timestamp = new Date(Date.parse(b.timestamp)).toISOString();
-  const message_id = barMessageId(source, b.symbol, interval, timestamp);
-  return BarSchema.parse({
-    schema_version: 1,
-    message_id,
-    symbol: b.symbol,
-    interval,
-    timestamp,
-    open: b.open,
-    high: b.high,
-    low: b.low,
-    close: b.close,
-    volume: b.volume,
-    source,
-    is_partial: false,
-    correlation_id: `corr-${message_id}`,
-  });
-}
-
-export interface LoadedReplay {
-  bars: Bar[];
-  interval: string;
-  /** Rows in the file (before start/limit). */
-  totalRows: number;
-}
-
-/** Read a CSV (daily → interval 1d, minute → 1m) and turn rows [start, start+count) into bar messages. */
-export async function loadReplay(
-  file: string,
-  symbol: string,
-  opts: { start?: number; count?: number } = {},
-): Promise<LoadedReplay> {
-  const text = await readFile(file, 'utf8');
-  const layout = detectLayout(text.slice(0, text.search(/\r?\n/) >>> 0));
-  const interval = layout === 'daily' ? '1d' : '1m';
-  const rows = parseBarsCsv(text, { symbol });
-  const start = opts.start ?? 0;
-  const end = opts.count === undefined ? rows.length : start + opts.count;
-  return { bars: rows.slice(start, end).map((r) => toBarMessage(r, interval)), interval, totalRows: rows.length };
+/**
+ * Drop impossible bars (high < low, price <= 0, negative volume, future, out of order per symbol) before they
+ * are published: each is logged with its reason and counted in the validator; the feed carries on.
+ */
+export function dropInvalidBars(bars: readonly Bar[], validator: BarValidator, logger?: Logger): Bar[] {
+  const out: Bar[] = [];
+  for (const bar of bars) {
+    const r = validator.check(bar, bar.interval);
+    if (r.ok) out.push(bar);
+    else
+      logger?.warn(
+        { symbol: bar.symbol, bar_ts: bar.timestamp, source: bar.source, reason: r.reason, detail: r.detail },
+        'impossible bar skipped',
+      );
+  }
+  return out;
 }
 
 export interface ReplayOptions {
@@ -82,6 +58,8 @@ export interface ReplayOptions {
   exchange?: string;
   /** Pause between bars. 0 = as fast as confirms allow (pipelined, `window` in flight). */
   intervalMs?: number;
+  /** Replay speed factor against market time (1 = real time); overrides intervalMs. 0 = as fast as possible. */
+  speed?: number;
   /** Bars per batch (confirms in flight) when intervalMs is 0. Default 64. */
   window?: number;
   /** Consecutive failed attempts before giving up. Default 10. */
@@ -120,7 +98,8 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
   // failure never lets later bars overtake: send a batch in order, and on a failure resume — after a backoff —
   // from the FIRST unconfirmed bar, re-sending anything after it too (duplicates of confirmed bars are harmless,
   // same message ids; a gap or a reordering is not). intervalMs > 0 paces a batch of one, like a live feed.
-  const batchSize = intervalMs > 0 ? 1 : window;
+  const paced = opts.speed !== undefined ? opts.speed > 0 : intervalMs > 0;
+  const batchSize = paced ? 1 : window;
   let i = 0;
   let failures = 0;
   while (i < opts.bars.length && !opts.signal?.aborted) {
@@ -137,7 +116,10 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
     i += ok;
     if (firstFail === -1) {
       failures = 0;
-      if (intervalMs > 0 && i < opts.bars.length) await sleep(intervalMs, opts.signal);
+      if (paced && i < opts.bars.length) {
+        const wait = opts.speed !== undefined ? speedDelayMs(opts.bars[i - 1], opts.bars[i]!, opts.speed) : intervalMs;
+        if (wait > 0) await sleep(wait, opts.signal);
+      }
       continue;
     }
     const err = (results[firstFail] as PromiseRejectedResult).reason as unknown;
@@ -162,21 +144,24 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
 
 const USAGE = `Usage: tsx src/workers/dataflow.ts [options]
 
-Replays real market data from a CSV file to the RabbitMQ exchange market.bars (routing key
-bars.<interval>.<symbol>), one confirmed, persistent message per bar, then prints a summary and exits.
+Replays recorded market data for a watchlist to the RabbitMQ exchange market.bars (routing key
+bars.<interval>.<symbol>): every symbol's bars interleaved by time, one confirmed, persistent message per
+bar; impossible bars are logged, counted and skipped. Prints progress and a summary, then exits.
 
 Options (defaults from the environment):
-  --file <path>          CSV (Date,Open,High,Low,Close,Adj Close,Volume or the 1-minute layout), relative to
-                         the repository root; default REPLAY_FILE (../shared/data/nvda-1999-2014.csv)
-  --symbol <ticker>      symbol stamped on the bars; default REPLAY_SYMBOL (NVDA)
-  --bars <n>             how many bars; default REPLAY_BARS (300); 0 = to the end of the file
-  --start <n>            skip the first n rows of the file; default 0
+  --symbols <A,B>        tickers; default WATCHLIST (NVDA,ORCL); each replays REPLAY_DATA_DIR/<ticker>-*.csv
+  --file <path>          replay this CSV instead (one symbol only), relative to the repository root
+  --from <YYYY-MM-DD>    first bar date; default REPLAY_FROM (start of each file)
+  --bars <n>             bars per symbol; default REPLAY_BARS (300); 0 = to the end of the file
+  --start <n>            with --file: skip the first n rows
   --interval-ms <ms>     pause between bars; default REPLAY_INTERVAL_MS (50); 0 = as fast as confirms allow
+  --speed <x>            speed factor against market time (1 = real time, 0 = as fast as possible);
+                         default REPLAY_SPEED; overrides --interval-ms
   --progress-every <n>   progress line every n bars; default 50
-  --follow               when done, start over from --start (same message ids: downstream dedupes); until SIGINT
+  --follow               when done, start over (same message ids: downstream dedupes); until SIGINT
   -h, --help             this help
 
-MARKET_DATA_SOURCE must be 'replay' (polygon is not implemented in this build).
+MARKET_DATA_SOURCE must be 'replay' for this command.
 Connection: RABBITMQ_HOST, RABBITMQ_PORT, RABBITMQ_USER, RABBITMQ_PASS, RABBITMQ_VHOST.
 `;
 
@@ -187,14 +172,29 @@ function intArg(name: string, v: string | undefined, def: number, min = 0): numb
   return n;
 }
 
+function symbolsArg(v: string): string[] {
+  const out = v
+    .split(',')
+    .map((t) => t.trim().toUpperCase())
+    .filter((t) => t !== '');
+  for (const t of out) {
+    if (!TickerSchema.safeParse(t).success) throw new Error(`--symbols: "${t}" is not a ticker`);
+  }
+  if (out.length === 0) throw new Error('--symbols: at least one ticker');
+  return out;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      file: { type: 'string' },
+      symbols: { type: 'string' },
       symbol: { type: 'string' },
+      file: { type: 'string' },
+      from: { type: 'string' },
       bars: { type: 'string' },
       start: { type: 'string' },
       'interval-ms': { type: 'string' },
+      speed: { type: 'string' },
       'progress-every': { type: 'string' },
       follow: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -206,24 +206,68 @@ async function main(): Promise<number> {
     return 0;
   }
   const cfg = loadConfig();
-  if (cfg.env.MARKET_DATA_SOURCE !== 'replay') {
+  const df = cfg.dataflow;
+  if (df.source !== 'replay') {
     throw new Error(
-      `MARKET_DATA_SOURCE=${cfg.env.MARKET_DATA_SOURCE} is not implemented in this build; use MARKET_DATA_SOURCE=replay`,
+      `MARKET_DATA_SOURCE=${df.source}: this command replays recorded bars; use MARKET_DATA_SOURCE=replay`,
     );
   }
   const log = createLogger('dataflow', { level: cfg.logLevel });
-  const fileArg = values.file ?? cfg.env.REPLAY_FILE;
-  const file = isAbsolute(fileArg) ? fileArg : resolve(REPO_ROOT, fileArg);
-  const symbol = (values.symbol ?? cfg.env.REPLAY_SYMBOL).toUpperCase();
-  const count = intArg('bars', values.bars, cfg.env.REPLAY_BARS);
+  const symbols = symbolsArg(values.symbols ?? values.symbol ?? df.watchlist.join(','));
+  const count = intArg('bars', values.bars, df.replay.barsPerSymbol);
   const start = intArg('start', values.start, 0);
-  const intervalMs = intArg('interval-ms', values['interval-ms'], cfg.env.REPLAY_INTERVAL_MS);
+  const from = values.from ?? df.replay.from;
+  if (from !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(from))
+    throw new Error(`--from must be YYYY-MM-DD, got "${from}"`);
+  const intervalMs = intArg('interval-ms', values['interval-ms'], df.replay.intervalMs);
+  const speedRaw = values.speed ?? (df.replay.speed === undefined ? undefined : String(df.replay.speed));
+  const speed = speedRaw === undefined ? undefined : Number(speedRaw);
+  if (speed !== undefined && !(Number.isFinite(speed) && speed >= 0)) {
+    throw new Error(`--speed must be a number >= 0, got "${speedRaw}"`);
+  }
   const every = intArg('progress-every', values['progress-every'], 50, 1);
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(REPO_ROOT, p));
 
-  const replay = await loadReplay(file, symbol, { start, count: count === 0 ? undefined : count });
-  if (replay.bars.length === 0) throw new Error(`no bars: ${file} has ${replay.totalRows} rows, --start ${start}`);
+  let replay: WatchlistReplay;
+  if (values.file !== undefined) {
+    if (symbols.length !== 1) throw new Error('--file replays one symbol: pass --symbols with exactly one ticker');
+    const file = abs(values.file);
+    const r = await loadReplay(file, symbols[0]!, {
+      start,
+      ...(from ? { from } : {}),
+      count: count === 0 ? undefined : count,
+    });
+    replay = {
+      bars: r.bars,
+      interval: r.interval,
+      files: { [symbols[0]!]: file },
+      perSymbol: { [symbols[0]!]: r.bars.length },
+    };
+  } else {
+    replay = await loadWatchlistReplay(abs(df.replay.dataDir), symbols, {
+      ...(from ? { from } : {}),
+      barsPerSymbol: count,
+    });
+  }
+  if (replay.interval !== df.interval) {
+    throw new Error(
+      `DATA_INTERVAL=${df.interval} but the recorded bars are ${replay.interval}: set DATA_INTERVAL=${replay.interval}`,
+    );
+  }
+  const validator = new BarValidator();
+  const bars = dropInvalidBars(replay.bars, validator, log);
+  if (bars.length === 0) throw new Error(`no bars to replay for ${symbols.join(',')} (from ${from ?? 'start'})`);
   log.info(
-    { file, symbol, interval: replay.interval, bars: replay.bars.length, start, interval_ms: intervalMs },
+    {
+      files: replay.files,
+      per_symbol: replay.perSymbol,
+      interval: replay.interval,
+      bars: bars.length,
+      skipped_invalid: validator.rejected,
+      from,
+      interval_ms: intervalMs,
+      speed,
+    },
     'replay loaded',
   );
 
@@ -251,23 +295,28 @@ async function main(): Promise<number> {
       rounds++;
       const summary = await replayBars({
         publisher,
-        bars: replay.bars,
+        bars,
         intervalMs,
+        ...(speed !== undefined ? { speed } : {}),
         logger: log,
         signal: stop.signal,
         onProgress: (n, bar) => {
-          if (n % every === 0 || n === replay.bars.length) {
+          if (n % every === 0 || n === bars.length) {
             process.stdout.write(
-              `published ${n}/${replay.bars.length} ${bar.symbol} ${bar.timestamp.slice(0, 10)} close=${bar.close}\n`,
+              `published ${n}/${bars.length} ${bar.symbol} ${bar.timestamp.slice(0, 10)} close=${bar.close}\n`,
             );
           }
         },
       });
       total += summary.published;
       const rate = summary.elapsedMs > 0 ? (summary.published / summary.elapsedMs) * 1000 : 0;
+      const per = Object.entries(replay.perSymbol)
+        .map(([s, n]) => `${s} ${n}`)
+        .join(', ');
       process.stdout.write(
-        `summary: round ${rounds}: ${summary.published} bars of ${symbol} ${replay.interval} (${summary.first?.slice(0, 10)} .. ${summary.last?.slice(0, 10)}) ` +
-          `to ${MARKET_BARS_EXCHANGE} in ${(summary.elapsedMs / 1000).toFixed(1)} s (${rate.toFixed(0)} bars/s), ${summary.retries} retries, all confirmed\n`,
+        `summary: round ${rounds}: ${summary.published} bars (${per}) ${replay.interval} (${summary.first?.slice(0, 10)} .. ${summary.last?.slice(0, 10)}) ` +
+          `to ${MARKET_BARS_EXCHANGE} in ${(summary.elapsedMs / 1000).toFixed(1)} s (${rate.toFixed(0)} bars/s), ` +
+          `${summary.retries} retries, ${validator.rejected} impossible bars skipped, all confirmed\n`,
       );
     } while (values.follow && !stop.signal.aborted);
   } finally {

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { BarSchema } from '../../../src/contracts/bar';
+import { parseEnv } from '../../../src/config';
+
+const good = {
+  message_id: 'bar-1',
+  symbol: 'NVDA',
+  interval: '1d',
+  timestamp: '2013-05-01T00:00:00.000Z',
+  open: 10,
+  high: 11,
+  low: 9,
+  close: 10.5,
+  volume: 1000,
+  source: 'replay',
+  correlation_id: 'corr-bar-1',
+};
+
+describe('bar contract', () => {
+  it('accepts a well-formed bar and share-class tickers', () => {
+    expect(BarSchema.safeParse(good).success).toBe(true);
+    expect(BarSchema.safeParse({ ...good, symbol: 'BRK.B' }).success).toBe(true);
+    expect(BarSchema.safeParse({ ...good, symbol: 'BF-B' }).success).toBe(true);
+    expect(BarSchema.safeParse({ ...good, timestamp: '2013-05-01T14:30:00Z' }).success).toBe(true);
+  });
+
+  it.each([
+    ['2013-05-01', 'date without a time'],
+    ['2013-05-01T00:00:00', 'no zone'],
+    ['2013-05-01T00:00:00+02:00', 'an offset, not UTC'],
+    ['2013-02-30T00:00:00Z', 'not a calendar date'],
+    ['2013-05-01 00:00:00Z', 'space separator'],
+    ['yesterday', 'prose'],
+  ])('rejects timestamp %s (%s)', (timestamp) => {
+    const r = BarSchema.safeParse({ ...good, timestamp });
+    expect(r.success).toBe(false);
+    expect(JSON.stringify(r.error?.issues)).toMatch(/UTC instant|calendar instant/);
+  });
+
+  it.each(['nvda', 'NV DA', 'bars.#', '1NVDA', '', 'TOOLONGTICKER1', 'NVDA*'])('rejects symbol "%s"', (symbol) => {
+    expect(BarSchema.safeParse({ ...good, symbol }).success).toBe(false);
+  });
+
+  it('rejects an interval that is not <n><unit>', () => {
+    expect(BarSchema.safeParse({ ...good, interval: 'daily' }).success).toBe(false);
+    expect(BarSchema.safeParse({ ...good, interval: '5m' }).success).toBe(true);
+  });
+});
+
+describe('dataflow config', () => {
+  it('defaults to replaying NVDA and ORCL daily bars from ../shared/data', () => {
+    const c = parseEnv({});
+    expect(c.dataflow).toMatchObject({
+      watchlist: ['NVDA', 'ORCL'],
+      interval: '1d',
+      source: 'replay',
+      replay: { dataDir: '../shared/data', barsPerSymbol: 300, intervalMs: 50, speed: undefined, from: undefined },
+    });
+  });
+
+  it('trims and upper-cases the watchlist', () => {
+    expect(parseEnv({ WATCHLIST: ' nvda , orcl,,aapl ' }).dataflow.watchlist).toEqual(['NVDA', 'ORCL', 'AAPL']);
+  });
+
+  it.each([
+    ['WATCHLIST', 'NVDA,bad ticker'],
+    ['WATCHLIST', ' , '],
+    ['DATA_INTERVAL', 'daily'],
+    ['REPLAY_SPEED', '-1'],
+    ['REPLAY_SPEED', 'fast'],
+    ['REPLAY_FROM', '2013/01/01'],
+    ['MARKET_DATA_SOURCE', 'yahoo'],
+  ])('rejects %s=%s naming the variable', (name, value) => {
+    expect(() => parseEnv({ [name]: value })).toThrow(new RegExp(`^Invalid configuration: ${name} must be`));
+  });
+
+  it('never echoes the Polygon key', () => {
+    expect(() => parseEnv({ POLYGON_API_KEY: 'sekrit-key', POLYGON_BASE_URL: 'nope' })).toThrow(/POLYGON_BASE_URL/);
+    try {
+      parseEnv({ POLYGON_API_KEY: 'sekrit-key', REPLAY_SPEED: 'x' });
+    } catch (e) {
+      expect((e as Error).message).not.toContain('sekrit-key');
+    }
+  });
+});
