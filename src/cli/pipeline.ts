@@ -5,6 +5,7 @@
  *   exchange-sim   simulated venue (Alpaca v2 wire) fed by bars
  *   trade-worker   tradeWorkflow + RiskOps/ExecConnect/ledger activities
  *   signal-intake  trade_signals → one workflow per signal
+ *   bar-store      bars → market_bars (RiskOps reads realised volatility and ATR from it)
  *   quant          bars → strategy → trade_signals
  *   dataflow       watchlist replay (NVDA+ORCL) → market.bars   (runs last; its end ends the replay)
  *
@@ -105,6 +106,7 @@ async function main(): Promise<void> {
     startService('exchange-sim', 'src/workers/exchange-sim.ts', [], childEnv),
     startService('trade-worker', 'src/workers/trade-worker.ts', [], childEnv),
     startService('signal-intake', 'src/workers/signal-intake.ts', [], childEnv),
+    startService('bar-store', 'src/workers/bar-store.ts', [], childEnv),
     startService('quant', 'src/workers/quant.ts', [], childEnv),
   ];
   const stopAll = async () => {

@@ -66,3 +66,55 @@ export interface OhlcvBar {
   close: number;
   volume: number;
 }
+
+/**
+ * Several bars of ONE series in one message (replay and backfill; `BAR_BATCH_SIZE`): the per-message cost of
+ * RabbitMQ (a confirm, a delivery, an ack) is paid once per batch. Same exchange and routing key as a single
+ * bar; consumers accept both forms (`barsOfMessage`). The bars keep their own message ids, so a consumer
+ * de-duplicates bar by bar whichever form a bar arrived in.
+ */
+export const BarBatchSchema = z
+  .object({
+    schema_version: z.literal(BAR_SCHEMA_VERSION).default(BAR_SCHEMA_VERSION),
+    kind: z.literal('bar_batch'),
+    message_id: z.string().min(1),
+    symbol: TickerSchema,
+    interval: BarIntervalSchema,
+    correlation_id: z.string().min(1),
+    bars: z.array(BarSchema).min(1).max(10_000),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    let prev = '';
+    m.bars.forEach((b, i) => {
+      if (b.symbol !== m.symbol || b.interval !== m.interval) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['bars', i],
+          message: `bar of ${b.symbol} ${b.interval} in a batch of ${m.symbol} ${m.interval}`,
+        });
+      }
+      if (b.timestamp <= prev) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['bars', i],
+          message: `bars must be strictly in time order (${b.timestamp} after ${prev})`,
+        });
+      }
+      prev = b.timestamp;
+    });
+  });
+export type BarBatch = z.infer<typeof BarBatchSchema>;
+
+export type BarMessage = { ok: true; bars: Bar[]; batched: boolean } | { ok: false; error: z.ZodError };
+
+/** A `market.bars` message body, single or batched, as its bars (oldest first). */
+export function barsOfMessage(body: unknown): BarMessage {
+  const isBatch = typeof body === 'object' && body !== null && (body as { kind?: unknown }).kind === 'bar_batch';
+  if (isBatch) {
+    const r = BarBatchSchema.safeParse(body);
+    return r.success ? { ok: true, bars: r.data.bars, batched: true } : { ok: false, error: r.error };
+  }
+  const r = BarSchema.safeParse(body);
+  return r.success ? { ok: true, bars: [r.data], batched: false } : { ok: false, error: r.error };
+}

@@ -10,6 +10,7 @@ import {
   INTAKE_SIGNALS_QUEUE,
   PublishError,
   QUANT_BARS_QUEUE,
+  STORE_BARS_QUEUE,
   RabbitConnection,
   RabbitManagement,
   REJECTION_REASON_HEADER,
@@ -116,7 +117,7 @@ describe('topology', () => {
       });
       expect((await mgmt.queue(dlqName(queue)))?.durable).toBe(true);
     }
-    expect([QUANT_BARS_QUEUE, INTAKE_SIGNALS_QUEUE]).toEqual(CONSUMER_QUEUES.map((c) => c.queue));
+    expect([QUANT_BARS_QUEUE, STORE_BARS_QUEUE, INTAKE_SIGNALS_QUEUE]).toEqual(CONSUMER_QUEUES.map((c) => c.queue));
   });
 
   it('a declaration with different arguments is refused (406), which is why all go through consumerQueueArguments', async () => {

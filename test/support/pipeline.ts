@@ -34,11 +34,13 @@ import { devServerAddress, uniqueTaskQueue } from './temporal';
 const ROOT = path.resolve(__dirname, '../..');
 export const LOG_DIR = path.join(ROOT, '.data/test-logs');
 
-export type ServiceName = 'exchange-sim' | 'trade-worker' | 'signal-intake';
+export type ServiceName = 'exchange-sim' | 'trade-worker' | 'signal-intake' | 'quant' | 'bar-store';
 const SCRIPTS: Record<ServiceName, { script: string; ready: RegExp }> = {
   'exchange-sim': { script: 'src/workers/exchange-sim.ts', ready: /simulated exchange listening/ },
   'trade-worker': { script: 'src/workers/trade-worker.ts', ready: /trade worker running/ },
   'signal-intake': { script: 'src/workers/signal-intake.ts', ready: /signal intake running/ },
+  quant: { script: 'src/workers/quant.ts', ready: /quant running/ },
+  'bar-store': { script: 'src/workers/bar-store.ts', ready: /bar store running/ },
 };
 
 export interface RunningService {
@@ -190,7 +192,9 @@ export class PipelineHarness {
   }
 
   async close(): Promise<void> {
-    for (const name of ['signal-intake', 'trade-worker', 'exchange-sim'] as const) await this.stop(name);
+    for (const name of ['bar-store', 'quant', 'signal-intake', 'trade-worker', 'exchange-sim'] as const) {
+      await this.stop(name);
+    }
     await this.publisher.close().catch(() => undefined);
     await this.rabbit.close().catch(() => undefined);
     await this.connection.close().catch(() => undefined);

@@ -4,6 +4,7 @@ import type { Channel } from 'amqplib';
  * The RabbitMQ topology, declared in one place and idempotently by every process that touches it.
  *
  *   market.bars   (topic)  --bars.#-->    quant.bars      --(reject / dead-letter)--> dead.letter --quant.bars-->     quant.bars.dlq
+ *                          --bars.#-->    store.bars      --(reject / dead-letter)--> dead.letter --store.bars-->     store.bars.dlq
  *   trade.signals (topic)  --signal.#-->  intake.signals  --(reject / dead-letter)--> dead.letter --intake.signals--> intake.signals.dlq
  *
  * Every consumer queue is durable and names `dead.letter` as its dead-letter exchange with its own name as the
@@ -17,6 +18,8 @@ export const TRADE_SIGNALS_EXCHANGE = 'trade.signals';
 export const DEAD_LETTER_EXCHANGE = 'dead.letter';
 
 export const QUANT_BARS_QUEUE = 'quant.bars';
+/** The bar store's queue (workers/bar-store.ts → market_bars): every bar, for RiskOps' volatility and ATR. */
+export const STORE_BARS_QUEUE = 'store.bars';
 export const INTAKE_SIGNALS_QUEUE = 'intake.signals';
 
 export const QUANT_BARS_BINDING = 'bars.#';
@@ -86,6 +89,7 @@ export async function assertConsumerQueue(ch: Channel, spec: ConsumerQueueSpec):
 /** The production consumer queues. */
 export const CONSUMER_QUEUES: readonly ConsumerQueueSpec[] = [
   { queue: QUANT_BARS_QUEUE, exchange: MARKET_BARS_EXCHANGE, bindingKeys: [QUANT_BARS_BINDING] },
+  { queue: STORE_BARS_QUEUE, exchange: MARKET_BARS_EXCHANGE, bindingKeys: [QUANT_BARS_BINDING] },
   { queue: INTAKE_SIGNALS_QUEUE, exchange: TRADE_SIGNALS_EXCHANGE, bindingKeys: [INTAKE_SIGNALS_BINDING] },
 ];
 
