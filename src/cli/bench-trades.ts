@@ -24,10 +24,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { Client as PgClient, Pool } from 'pg';
+import type { Pool } from 'pg';
 import { loadConfig, parseEnv, type Config } from '../config';
 import { createLogger } from '../logging';
 import { runMigrations } from '../adapters/postgres/migrate';
+import { createClient, createPool } from '../adapters/postgres/pool';
 import { createBroker } from '../adapters/brokers';
 import {
   ConfirmPublisher,
@@ -300,7 +301,7 @@ interface BenchDatabase {
 
 /** A fresh, migrated database (like test/support/pg.ts): the benchmark never touches the working ledger. */
 async function createBenchDatabase(baseUrl: string, name: string): Promise<BenchDatabase> {
-  const admin = new PgClient({ connectionString: baseUrl });
+  const admin = createClient(baseUrl);
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
@@ -308,14 +309,14 @@ async function createBenchDatabase(baseUrl: string, name: string): Promise<Bench
   url.pathname = `/${name}`;
   await runMigrations(url.toString());
   // Its own application_name, so the activity sampler can leave the benchmark's own queries out.
-  const pool = new Pool({ connectionString: url.toString(), max: 4, application_name: BENCH_APP_NAME });
+  const pool = createPool(url.toString(), 4, { applicationName: BENCH_APP_NAME });
   return {
     name,
     url: url.toString(),
     pool,
     async drop() {
       await pool.end().catch(() => undefined);
-      const c = new PgClient({ connectionString: baseUrl });
+      const c = createClient(baseUrl);
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
@@ -1686,7 +1687,7 @@ async function cleanUpInterruptedRuns(cfg: Config, vhostFor: (name: string) => P
       const cmd = cmdlineOf(pid);
       if (/src\/workers\/|bench-trades\.ts --internal-worker|start-dev/.test(cmd)) process.kill(pid, 'SIGTERM');
     }
-    const admin = new PgClient({ connectionString: cfg.databaseUrl });
+    const admin = createClient(cfg.databaseUrl);
     await admin.connect();
     await admin.query(`DROP DATABASE IF EXISTS ${m.database} WITH (FORCE)`).finally(() => admin.end());
     await vhostFor(m.vhost)

@@ -116,7 +116,7 @@ async function main(): Promise<number> {
   const config = loadConfig();
   // Logs on stderr, so stdout carries only the table or the JSON report.
   const logger = createLogger('reconcile', { level: config.logLevel, destination: pino.destination(2) });
-  const pool = createPool(config.databaseUrl, 2);
+  const pool = createPool(config.databaseUrl, 2, { logger });
   const broker = createBroker(config, logger.child({ component: 'broker' }));
   try {
     const report = await reconcileWithBroker(

@@ -57,7 +57,7 @@ function listSources(dir: string): string[] {
 }
 
 export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: AbortSignal } = {}): Promise<void> {
-  const pool = createPool(cfg.databaseUrl, 20);
+  const pool = createPool(cfg.databaseUrl, 20, { logger: log });
   await ensureAccount(pool, cfg.accountId, cfg.startingCash);
   const broker = createBroker(cfg, log.child({ component: 'broker' }));
   const tracker = new OrderTracker(broker);

@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { Client, type Pool } from 'pg';
+import type { Pool } from 'pg';
 import { runMigrations } from '../../src/adapters/postgres/migrate';
-import { createPool } from '../../src/adapters/postgres/pool';
+import { createClient, createPool } from '../../src/adapters/postgres/pool';
+import { createLogger } from '../../src/logging';
+
+const quietLog = createLogger('test-pg', { level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 /** The server the test command provisioned (scripts/test.sh exports DATABASE_URL). */
 export function testDatabaseUrl(): string {
@@ -23,22 +26,22 @@ export interface TestDatabase {
 export async function createTestDatabase(prefix = 'sat_test'): Promise<TestDatabase> {
   const base = new URL(testDatabaseUrl());
   const name = `${prefix}_${randomBytes(4).toString('hex')}`;
-  const admin = new Client({ connectionString: base.toString() });
+  const admin = createClient(base.toString(), quietLog);
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
   const url = new URL(base.toString());
   url.pathname = `/${name}`;
   await runMigrations(url.toString());
-  const pool = createPool(url.toString(), 20);
-  // An idle client can be killed by DROP DATABASE ... WITH (FORCE) at teardown; that is expected, not a failure.
-  pool.on('error', () => undefined);
+  // An idle client can be killed by DROP DATABASE ... WITH (FORCE) at teardown; that is expected, not a failure
+  // (createPool's listener logs it; tests keep that quiet unless TEST_LOG_LEVEL asks).
+  const pool = createPool(url.toString(), 20, { logger: quietLog });
   return {
     url: url.toString(),
     pool,
     async drop() {
       await pool.end();
-      const c = new Client({ connectionString: base.toString() });
+      const c = createClient(base.toString(), quietLog);
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();

@@ -74,8 +74,12 @@ export class PipelineHarness {
     readonly publisher: ConfirmPublisher,
   ) {}
 
-  static async create(extraEnv: Record<string, string> = {}): Promise<PipelineHarness> {
-    const db = await createTestDatabase('sat_e2e');
+  /** `opts.db`: a database of the caller's (e.g. on a private server the test restarts); default a fresh one. */
+  static async create(
+    extraEnv: Record<string, string> = {},
+    opts: { db?: TestDatabase } = {},
+  ): Promise<PipelineHarness> {
+    const db = opts.db ?? (await createTestDatabase('sat_e2e'));
     const taskQueue = uniqueTaskQueue('e2e');
     const simPort = await freePort();
     const env: NodeJS.ProcessEnv = {
