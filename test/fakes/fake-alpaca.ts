@@ -3,18 +3,45 @@ import { isTerminal, type BrokerOrder, type OrderRequest, type OrderUpdate } fro
 import { createLogger, type Logger } from '../../src/logging';
 import { startAlpacaCompatServer, type AlpacaCompatServer } from '../../src/adapters/brokers/alpaca-compat/server';
 import type { AlpacaTradeUpdateMessage } from '../../src/adapters/brokers/alpaca/wire';
+import { activityIdFor } from '../../src/adapters/brokers/alpaca/wire';
 import {
   BrokerRejectedError,
   type Broker,
   type BrokerAccount,
+  type BrokerExecution,
   type BrokerPosition,
+  type ExecutionLog,
 } from '../../src/adapters/brokers/broker';
 
 /**
  * A faithful fake of Alpaca's Trading API v2 for tests: the production Alpaca-compatible server
  * (src/adapters/brokers/alpaca-compat) in front of a small deterministic in-memory engine, plus
- * fault injection. Nothing fills by itself: tests call `fill()` (the venue's matching is not the
- * point here; the wire, idempotency and event delivery are).
+ * fault injection. By default nothing fills by itself: tests call `fill()`. `marketFills(...)` makes
+ * market orders fill on their own the way Alpaca's do in market hours (see MarketFillMode).
+ *
+ * Adversarial modes (all off by default; each is a method on FakeAlpaca unless noted):
+ *  - fills:      marketFills({ when: 'after-accept', delayMs: 100 })  — market orders fill ~100 ms after acceptance;
+ *                marketFills({ when: 'at-accept', response: 'filled' | 'new' }) — filled inside the POST, before
+ *                its response (which shows the order filled, or as accepted before the fill);
+ *                marketFills({ ..., parts: [1, 1] }) — partial fills (1 + 1 of 2);
+ *                fill(cid, qty, price) — manual (partial) fill of any open order.
+ *  - submits:    failNextPostAfterAccept('destroy' | '504' | '500' | 'hang') — the order exists, the response fails;
+ *                hangNextPostThenFill(ms) — the POST response is held `ms` while the order exists and fills;
+ *                delayNextResponse(ms, match) — any response late; rejectNext({status, code, message}).
+ *  - 429s:       rateLimitNext(n, resetInSec); rateLimitFor(ms) — every request 429 for `ms` (a storm);
+ *                rateLimitEvery(n, ms) — the n-th, 2n-th, ... request opens a `ms` 429 window;
+ *                FakeAlpacaOptions.enforceRateLimit + rateLimitPerMinute — Alpaca's per-minute window.
+ *                Every 429 has `{"code":42910000,"message":"rate limit exceeded"}` and X-Ratelimit-Limit /
+ *                X-Ratelimit-Remaining / X-Ratelimit-Reset (epoch seconds), as Alpaca sends.
+ *  - stream:     duplicateNextFillEvents(n), dropNextFillEvents(n), dropNextEvents(n, events?),
+ *                reorderNextEvents(n, events?) — hold n messages and send them in reverse order;
+ *                dropStream(), refuseStream(on), disconnectStreamOnNextEvent(event, refuseMs) — the
+ *                connection dies just before that event (lost with everything until reconnection);
+ *                replayMissedEvents(on).
+ *  - activities: GET /v2/account/activities/FILL serves real-shaped FILL activities of every fill
+ *                (executions()); FakeAlpacaOptions.feePerFill charges a fee per fill (see that option).
+ * Counters for assertions: requests, count(method, path), postsReceived, ordersCreated,
+ * rateLimitedResponses, sentEvents.
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -31,10 +58,36 @@ export interface FakeEngineOptions {
   startingCash?: number;
   /** Price used for market-order buying-power checks and position valuation until setPrice. Default 100. */
   defaultPrice?: number;
+  /**
+   * A fee charged per fill, in dollars (number, or a function of the fill). NOT what Alpaca does for
+   * equities: they are commission-free and regulatory fees (SEC/TAF/CAT) are charged as separate FEE
+   * activities at end of day, not per fill. This models a venue that does charge per execution (like
+   * our simulated venue): the fee is deducted from cash and reported in the `fee` extension field of the
+   * trade_updates fill event and of the FILL activity. Default: none (0), which is Alpaca's behaviour.
+   */
+  feePerFill?: number | ((fill: { side: 'buy' | 'sell'; qty: number; price: number }) => number);
 }
 
-/** Minimal Alpaca-like order book: orders, manual fills, cash, positions, buying power. Implements Broker. */
-export class FakeAlpacaEngine implements Broker {
+/** How market orders fill by themselves (FakeAlpacaEngine.marketFills). */
+export interface MarketFillMode {
+  /**
+   * 'after-accept': `delayMs` (default 100) after the order is accepted, like Alpaca's market orders in
+   * market hours. 'at-accept': inside the POST, before its response is written.
+   */
+  when: 'after-accept' | 'at-accept';
+  delayMs?: number;
+  /** Split the fill into these quantities (e.g. [1, 1] of 2); the remainder, if any, fills last. */
+  parts?: number[];
+  /** Pause between parts (after-accept), ms. Default 20. */
+  partGapMs?: number;
+  /** 'at-accept' only: the POST response shows the order 'filled' (default) or still 'new' (taken before the fill). */
+  response?: 'filled' | 'new';
+  /** Fill price; default the symbol's price (setPrice / defaultPrice). */
+  price?: number;
+}
+
+/** Minimal Alpaca-like order book: orders, fills, cash, positions, buying power, FILL activities. Implements Broker. */
+export class FakeAlpacaEngine implements Broker, ExecutionLog {
   readonly name = 'alpaca' as const;
   /** Orders created (idempotent re-submits do not count). The number tests assert "exactly one order" on. */
   ordersCreated = 0;
@@ -47,6 +100,10 @@ export class FakeAlpacaEngine implements Broker {
   private cash: number;
   private seq = 0;
   private execSeq = 0;
+  private readonly executionLog: BrokerExecution[] = [];
+  private marketFillMode: MarketFillMode | undefined;
+  private fillNextAcceptedAfterMs: number | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
   tradingBlocked = false;
 
   constructor(private readonly opts: FakeEngineOptions = {}) {
@@ -156,7 +213,54 @@ export class FakeAlpacaEngine implements Broker {
       this.legIds.set(order.clientOrderId, [tp.clientOrderId, sl.clientOrderId]);
     }
     this.emit('new', order);
-    return this.snapshot(order);
+    const accepted = this.snapshot(order);
+    const mode = this.marketFillMode;
+    if (this.fillNextAcceptedAfterMs !== undefined) {
+      const ms = this.fillNextAcceptedAfterMs;
+      this.fillNextAcceptedAfterMs = undefined;
+      this.later(ms, () => this.autoFill(order.clientOrderId, { when: 'after-accept' }));
+    } else if (mode && order.type === 'market') {
+      if (mode.when === 'at-accept') {
+        await this.autoFill(order.clientOrderId, mode);
+        return mode.response === 'new' ? accepted : this.snapshot(order);
+      }
+      this.later(mode.delayMs ?? 100, () => this.autoFill(order.clientOrderId, mode));
+    }
+    return accepted;
+  }
+
+  /** Market orders fill by themselves from now on (undefined: off, the default). */
+  marketFills(mode: MarketFillMode | undefined): void {
+    this.marketFillMode = mode;
+  }
+
+  /** The next accepted order (any type) fills in full `ms` after acceptance. */
+  fillNextAccepted(ms: number): void {
+    this.fillNextAcceptedAfterMs = ms;
+  }
+
+  private later(ms: number, fn: () => Promise<unknown>): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn().catch(() => undefined); // the order may have been cancelled meanwhile: nothing to fill
+    }, ms);
+    this.timers.add(t);
+  }
+
+  private async autoFill(clientOrderId: string, mode: MarketFillMode): Promise<void> {
+    const o = this.orders.get(clientOrderId);
+    if (!o) return;
+    const price = mode.price ?? this.priceOf(o.symbol);
+    const parts = [...(mode.parts ?? [])];
+    const rest = o.qty - o.filledQty - parts.reduce((a, b) => a + b, 0);
+    if (rest > 0) parts.push(rest);
+    const gap = mode.partGapMs ?? 20;
+    for (const [i, q] of parts.entries()) {
+      if (i > 0 && mode.when === 'after-accept') await sleep(gap);
+      const cur = this.orders.get(clientOrderId)!;
+      if (!OPEN_FOR_FILLS.has(cur.status)) return;
+      await this.fill(clientOrderId, Math.min(q, cur.qty - cur.filledQty), price);
+    }
   }
 
   async getOrderByClientOrderId(clientOrderId: string): Promise<BrokerOrder | null> {
@@ -202,7 +306,10 @@ export class FakeAlpacaEngine implements Broker {
     o.filledAvgPrice = (prevNotional + qty * price) / o.filledQty;
     o.status = o.filledQty === o.qty ? 'filled' : 'partially_filled';
     o.updatedAt = new Date().toISOString();
+    const f = this.opts.feePerFill;
+    const fee = typeof f === 'function' ? f({ side: o.side, qty, price }) : (f ?? 0);
     this.applyToBook(o.symbol, o.side, qty, price);
+    this.cash -= fee;
     const fill = {
       executionId: `exec-${String(++this.execSeq).padStart(6, '0')}`,
       clientOrderId: o.clientOrderId,
@@ -211,9 +318,24 @@ export class FakeAlpacaEngine implements Broker {
       side: o.side,
       qty,
       price,
-      fee: 0,
+      fee,
       timestamp: o.updatedAt,
     };
+    // Alpaca FILL activity: id `<timestamp digits>::<uuid>`; here the part after `::` is the stream's
+    // execution id (an assumption of this fake — Alpaca does not document the link; match on cum_qty).
+    this.executionLog.push({
+      executionId: activityIdFor(o.updatedAt, fill.executionId),
+      brokerOrderId: o.brokerOrderId,
+      symbol: o.symbol,
+      side: o.side,
+      qty,
+      price,
+      cumQty: o.filledQty,
+      leavesQty: o.qty - o.filledQty,
+      orderStatus: o.status,
+      timestamp: o.updatedAt,
+      fee,
+    });
     this.emit(o.status === 'filled' ? 'fill' : 'partial_fill', o, fill);
     // Bracket: entry filled → legs go live; one exit leg filled → the other is cancelled (OCO).
     if (o.status === 'filled') {
@@ -257,6 +379,20 @@ export class FakeAlpacaEngine implements Broker {
     if (!this.prices.has(symbol)) this.prices.set(symbol, price);
   }
 
+  async listExecutions(brokerOrderId: string): Promise<BrokerExecution[]> {
+    return this.executionLog.filter((e) => e.brokerOrderId === brokerOrderId).map((e) => ({ ...e }));
+  }
+
+  async listAllExecutions(): Promise<BrokerExecution[]> {
+    return this.executionLog.map((e) => ({ ...e }));
+  }
+
+  streamHealthy(): boolean {
+    return true;
+  }
+
+  watchOrder(_clientOrderId: string): void {}
+
   onOrderUpdate(listener: (u: OrderUpdate) => void): () => void {
     this.listeners.add(listener);
     return () => {
@@ -295,6 +431,8 @@ export class FakeAlpacaEngine implements Broker {
   }
 
   async close(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
     this.listeners.clear();
   }
 }
@@ -308,6 +446,10 @@ export interface FakeAlpacaOptions extends FakeEngineOptions {
   /** trade_updates frames as binary (Alpaca paper) or text. Default true. */
   binaryFrames?: boolean;
   logger?: Logger;
+  /** Advertised in X-Ratelimit-Limit; with enforceRateLimit, requests beyond it in a minute get 429. Default 200. */
+  rateLimitPerMinute?: number;
+  /** Enforce rateLimitPerMinute like Alpaca (fixed one-minute window). Default false (headers only). */
+  enforceRateLimit?: boolean;
 }
 
 export interface RejectSpec {
@@ -317,7 +459,7 @@ export interface RejectSpec {
   [extra: string]: unknown;
 }
 
-export type PostFailureMode = 'destroy' | '504' | 'hang';
+export type PostFailureMode = 'destroy' | '504' | '500' | 'hang';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -328,12 +470,24 @@ export class FakeAlpaca {
   postsReceived = 0;
   /** Messages re-delivered to a reconnecting listener (replayMissedEvents). */
   replayedEvents = 0;
+  /** 429 answers sent (all modes). */
+  rateLimitedResponses = 0;
   private failPostMode: PostFailureMode | undefined;
   private delays: Array<{ ms: number; method?: string; path?: string }> = [];
   private rateLimit = { remaining: 0, resetInSec: 1 };
+  private stormUntil = 0;
+  private stormEvery: { n: number; ms: number } | undefined;
   private rejects: RejectSpec[] = [];
   private duplicateFills = 0;
   private dropFills = 0;
+  private dropEvents: { n: number; events: string[] | undefined } = { n: 0, events: undefined };
+  private reorder: { n: number; events: string[] | undefined; held: AlpacaTradeUpdateMessage[] } = {
+    n: 0,
+    events: undefined,
+    held: [],
+  };
+  private disconnectOn: { event: string; refuseMs: number } | undefined;
+  private refuseTimer: NodeJS.Timeout | undefined;
   private refusing = false;
   private replayMissed = false;
   private missed: AlpacaTradeUpdateMessage[] = [];
@@ -356,6 +510,8 @@ export class FakeAlpaca {
       apiSecret: opts.apiSecret,
       binaryFrames: opts.binaryFrames ?? true,
       logger: opts.logger ?? createLogger('fake-alpaca', { level: 'silent' }),
+      ...(opts.rateLimitPerMinute !== undefined ? { rateLimitPerMinute: opts.rateLimitPerMinute } : {}),
+      ...(opts.enforceRateLimit !== undefined ? { enforceRateLimit: opts.enforceRateLimit } : {}),
       hooks: {
         onRequest: (ctx) => fake.onRequest(ctx.method, ctx.path, ctx.res),
         onResponse: (ctx) => fake.onResponse(ctx.method, ctx.path, ctx.status, ctx.res),
@@ -393,9 +549,48 @@ export class FakeAlpaca {
 
   // -- controls --------------------------------------------------------------------------------
 
-  /** The next POST /v2/orders creates the order, then fails: socket destroyed, 504, or no response at all. */
+  /** The next POST /v2/orders creates the order, then fails: socket destroyed, 504, 500, or no response at all. */
   failNextPostAfterAccept(mode: PostFailureMode = 'destroy'): void {
     this.failPostMode = mode;
+  }
+  /**
+   * Hang, then fill: the next POST /v2/orders creates the order, the order fills in full `fillAfterMs`
+   * later, and the response is only written after `hangMs` (set it past the client's timeout).
+   */
+  hangNextPostThenFill(hangMs: number, fillAfterMs = 50): void {
+    this.engine.fillNextAccepted(fillAfterMs);
+    this.delayNextResponse(hangMs, { method: 'POST', path: '/v2/orders' });
+  }
+  /** Market orders fill by themselves (see MarketFillMode); undefined turns it off. */
+  marketFills(mode: MarketFillMode | undefined): void {
+    this.engine.marketFills(mode);
+  }
+  /** A 429 storm: every request for the next `ms` gets 429 with X-Ratelimit-Reset at the storm's end. */
+  rateLimitFor(ms: number): void {
+    this.stormUntil = Date.now() + ms;
+  }
+  /** Every n-th request (counting all) opens a `ms` window in which every request gets 429. Off: n = 0. */
+  rateLimitEvery(n: number, ms: number): void {
+    this.stormEvery = n > 0 ? { n, ms } : undefined;
+  }
+  /** The next `n` trade_updates messages (of these events, default any) are never sent. */
+  dropNextEvents(n: number, events?: string[]): void {
+    this.dropEvents = { n, events };
+  }
+  /** Hold the next `n` messages (of these events, default any) and send them in reverse order. */
+  reorderNextEvents(n: number, events?: string[]): void {
+    this.reorder = { n, events, held: [] };
+  }
+  /**
+   * The stream connection dies just before the next message of `event` is sent: that message and all
+   * until the client reconnects are lost. Reconnection is refused for `refuseMs` (0: reconnect at once).
+   */
+  disconnectStreamOnNextEvent(event: string, refuseMs = 0): void {
+    this.disconnectOn = { event, refuseMs };
+  }
+  /** Every FILL activity the fake would serve, oldest first. */
+  executions(): Promise<BrokerExecution[]> {
+    return this.engine.listAllExecutions();
   }
   /** Delay the next response (optionally only for a method/path) by `ms`, after the broker acted. */
   delayNextResponse(ms: number, match: { method?: string; path?: string } = {}): void {
@@ -444,6 +639,7 @@ export class FakeAlpaca {
   }
 
   async close(): Promise<void> {
+    if (this.refuseTimer) clearTimeout(this.refuseTimer);
     for (const res of this.hanging) res.destroy();
     this.hanging.clear();
     await this.srv.close();
@@ -456,14 +652,25 @@ export class FakeAlpaca {
     this.requests.push({ method, path });
     const isPost = method === 'POST' && path === '/v2/orders';
     if (isPost) this.postsReceived++;
-    if (this.rateLimit.remaining > 0) {
+    const now = Date.now();
+    if (this.stormEvery && this.requests.length % this.stormEvery.n === 0) {
+      this.stormUntil = Math.max(this.stormUntil, now + this.stormEvery.ms);
+    }
+    let resetAtSec: number | undefined;
+    if (now < this.stormUntil) resetAtSec = Math.ceil(this.stormUntil / 1000);
+    else if (this.rateLimit.remaining > 0) {
       this.rateLimit.remaining--;
+      resetAtSec = Math.floor(now / 1000) + this.rateLimit.resetInSec;
+    }
+    if (resetAtSec !== undefined) {
+      // Nothing was executed: a 429 is answered before routing, as Alpaca's gateway does.
+      this.rateLimitedResponses++;
       const body = JSON.stringify({ code: 42910000, message: 'rate limit exceeded' });
       res.writeHead(429, {
         'content-type': 'application/json',
         'X-Ratelimit-Limit': '200',
         'X-Ratelimit-Remaining': '0',
-        'X-Ratelimit-Reset': String(Math.floor(Date.now() / 1000) + this.rateLimit.resetInSec),
+        'X-Ratelimit-Reset': String(resetAtSec),
       });
       res.end(body);
       return true;
@@ -491,6 +698,9 @@ export class FakeAlpaca {
       else if (mode === '504') {
         res.writeHead(504, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ code: 50010000, message: 'gateway timeout' }));
+      } else if (mode === '500') {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ code: 50010000, message: 'internal server error' }));
       } else this.hanging.add(res);
       return true;
     }
@@ -499,8 +709,31 @@ export class FakeAlpaca {
 
   private onTradeUpdate(m: AlpacaTradeUpdateMessage): AlpacaTradeUpdateMessage[] {
     let out = [m];
-    const isFill = m.data.event === 'fill' || m.data.event === 'partial_fill';
-    if (isFill && this.dropFills > 0) {
+    const event = m.data.event;
+    const isFill = event === 'fill' || event === 'partial_fill';
+    const matches = (events: string[] | undefined) => !events || events.includes(event);
+    if (this.disconnectOn && this.disconnectOn.event === event) {
+      const { refuseMs } = this.disconnectOn;
+      this.disconnectOn = undefined;
+      if (refuseMs > 0) {
+        this.refusing = true;
+        this.refuseTimer = setTimeout(() => {
+          this.refusing = false;
+        }, refuseMs);
+      }
+      this.srv.disconnectStreams();
+    }
+    if (this.dropEvents.n > 0 && matches(this.dropEvents.events)) {
+      this.dropEvents.n--;
+      out = [];
+    } else if (this.reorder.n > 0 && matches(this.reorder.events)) {
+      this.reorder.held.push(m);
+      out = [];
+      if (this.reorder.held.length >= this.reorder.n) {
+        out = this.reorder.held.reverse();
+        this.reorder = { n: 0, events: undefined, held: [] };
+      }
+    } else if (isFill && this.dropFills > 0) {
       this.dropFills--;
       out = [];
     } else if (isFill && this.duplicateFills > 0) {

@@ -64,7 +64,7 @@ async function failure(p: Promise<unknown>): Promise<unknown> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('ambiguous submits: the POST fails after the order was placed', () => {
-  it.each(['hang', 'destroy', '504'] as const)(
+  it.each(['hang', 'destroy', '504', '500'] as const)(
     '%s → BrokerUnavailableError(ambiguous); isRetry finds the order, no second POST',
     async (mode) => {
       const { fake, broker } = await setup();
@@ -331,5 +331,145 @@ describe('order shapes over the wire', () => {
     expect(err).toBeInstanceOf(BrokerRejectedError);
     expect((err as BrokerRejectedError).code).toBe('invalid_client_order_id');
     expect(fake.postsReceived).toBe(0);
+  });
+});
+
+const marketBuy = (clientOrderId: string, qty = 2): OrderRequest => ({
+  clientOrderId,
+  symbol: 'NVDA',
+  side: 'buy',
+  qty,
+  type: 'market',
+  timeInForce: 'day',
+});
+
+const fillsOf = (updates: OrderUpdate[], cid: string) => updates.filter((u) => u.fill && u.order.clientOrderId === cid);
+
+describe('fast fills (market orders)', () => {
+  it('fills ~100 ms after acceptance: the stream delivers them; FILL activities list the same executions', async () => {
+    const { fake, broker, updates } = await setup();
+    expect(await broker.waitForStream(5_000)).toBe(true);
+    fake.setPrice('NVDA', 123.45);
+    fake.marketFills({ when: 'after-accept', delayMs: 100, parts: [1, 1] });
+    const cid = uniqueClientOrderId('mkt-after');
+    const placed = await broker.submitOrder(marketBuy(cid, 2));
+    expect(placed.status).toBe('new');
+    await waitFor(() => fillsOf(updates, cid).length >= 2 || undefined, 5_000, 'two partial fills');
+    const streamed = fillsOf(updates, cid);
+    expect(streamed.map((u) => [u.event, u.fill!.qty, u.order.filledQty])).toEqual([
+      ['partial_fill', 1, 1],
+      ['fill', 1, 2],
+    ]);
+    const execs = await broker.listExecutions(placed.brokerOrderId);
+    expect(execs.map((e) => [e.qty, e.cumQty, e.leavesQty, e.price, e.orderStatus])).toEqual([
+      [1, 1, 1, 123.45, 'partially_filled'],
+      [1, 2, 0, 123.45, 'filled'],
+    ]);
+    // Alpaca's activity id shape: <17 timestamp digits>::<id>.
+    for (const e of execs) expect(e.executionId).toMatch(/^\d{17}::/);
+    expect(execs.map((e) => e.fee)).toEqual([0, 0]); // Alpaca equities: commission-free
+  });
+
+  it.each(['filled', 'new'] as const)(
+    'fills at acceptance, before the POST returns (response shows %s): every share still reaches listeners once',
+    async (response) => {
+      const { fake, broker, updates } = await setup();
+      expect(await broker.waitForStream(5_000)).toBe(true);
+      fake.marketFills({ when: 'at-accept', response, parts: [1, 1] });
+      const cid = uniqueClientOrderId(`mkt-at-${response}`);
+      const placed = await broker.submitOrder(marketBuy(cid, 2));
+      expect(placed.status).toBe(response);
+      expect(placed.filledQty).toBe(response === 'filled' ? 2 : 0);
+      await waitFor(() => fillsOf(updates, cid).reduce((s, u) => s + u.fill!.qty, 0) >= 2 || undefined, 5_000);
+      await sleep(200); // a late duplicate or a poll would show up here
+      const got = fillsOf(updates, cid);
+      expect(got.reduce((s, u) => s + u.fill!.qty, 0)).toBe(2);
+      expect(got.map((u) => u.order.filledQty)).toEqual([1, 2]);
+      expect((await broker.listExecutions(placed.brokerOrderId)).map((e) => e.cumQty)).toEqual([1, 2]);
+    },
+  );
+
+  it('hang, then fill: the POST times out while the order exists and fills; the retry finds it filled', async () => {
+    const { fake, broker } = await setup({ httpTimeoutMs: 300 });
+    const cid = uniqueClientOrderId('hang-fill');
+    fake.hangNextPostThenFill(1_000, 20);
+    const err = await failure(broker.submitOrder(order(cid, 5)));
+    expect(err).toBeInstanceOf(BrokerUnavailableError);
+    expect((err as BrokerUnavailableError).ambiguous).toBe(true);
+    // The order exists at the venue and fills while the client has given up on the response.
+    for (let i = 0; i < 300 && (await fake.engine.getOrderByClientOrderId(cid))?.status !== 'filled'; i++)
+      await sleep(10);
+    expect((await fake.engine.getOrderByClientOrderId(cid))?.status).toBe('filled');
+    const retried = await broker.submitOrder(order(cid, 5), { isRetry: true });
+    expect(retried.status).toBe('filled');
+    expect(retried.filledQty).toBe(5);
+    expect(fake.ordersCreated).toBe(1);
+    expect(fake.postsReceived).toBe(1);
+    const execs = await broker.listExecutions(retried.brokerOrderId, { orderCreatedAt: retried.createdAt });
+    expect(execs.map((e) => [e.qty, e.cumQty])).toEqual([[5, 5]]);
+  });
+
+  it('a per-fill fee, when the venue charges one, is reported on the stream fill and the FILL activity', async () => {
+    const { fake, broker, updates } = await setup({}, { feePerFill: ({ qty }) => qty * 0.01 });
+    expect(await broker.waitForStream(5_000)).toBe(true);
+    const cid = uniqueClientOrderId('fee');
+    const placed = await broker.submitOrder(order(cid, 10));
+    await fake.fill(cid, 10, 100);
+    const u = await waitFor(() => fillsOf(updates, cid)[0], 5_000, 'fill');
+    expect(u.fill!.fee).toBeCloseTo(0.1, 9);
+    const [e] = await broker.listExecutions(placed.brokerOrderId);
+    expect(e!.fee).toBeCloseTo(0.1, 9);
+    expect((await broker.getAccount()).cash).toBeCloseTo(100_000 - 1_000 - 0.1, 6);
+  });
+});
+
+describe('adversarial stream', () => {
+  it('reordered partial fills (second before first) are reported once each, cumulative quantities in order', async () => {
+    const { fake, broker, updates } = await setup();
+    expect(await broker.waitForStream(5_000)).toBe(true);
+    const cid = uniqueClientOrderId('reorder');
+    await broker.submitOrder(order(cid, 2));
+    fake.reorderNextEvents(2, ['partial_fill', 'fill']);
+    await fake.fill(cid, 1, 100);
+    await fake.fill(cid, 1, 102);
+    await waitFor(() => fillsOf(updates, cid).reduce((s, u) => s + u.fill!.qty, 0) >= 2 || undefined, 5_000);
+    await sleep(200);
+    const got = fillsOf(updates, cid);
+    expect(got.reduce((s, u) => s + u.fill!.qty, 0)).toBe(2);
+    expect(got.map((u) => u.order.filledQty)).toEqual([1, 2]);
+    // What arrived first was the fill for cum 2; the shares before it were reported first.
+    expect(
+      fake.sentEvents
+        .filter((m) => m.data.order.client_order_id === cid && m.data.execution_id)
+        .map((m) => m.data.event),
+    ).toEqual(['fill', 'partial_fill']);
+  });
+
+  it('dropped events (new and a partial fill) are recovered by the safety poll', async () => {
+    const { fake, broker, updates } = await setup({ safetyPollIntervalMs: 150 });
+    expect(await broker.waitForStream(5_000)).toBe(true);
+    const cid = uniqueClientOrderId('dropped');
+    fake.dropNextEvents(2, ['new', 'partial_fill']);
+    await broker.submitOrder(order(cid, 2));
+    await fake.fill(cid, 1, 100);
+    const u = await waitFor(() => fillsOf(updates, cid)[0], 3_000, 'recovered fill');
+    expect(u.fill!.qty).toBe(1);
+    expect(u.order.filledQty).toBe(1);
+  });
+
+  it('the stream disconnects mid-order, just before the fill: polling delivers it, once', async () => {
+    const { fake, broker, updates } = await setup();
+    expect(await broker.waitForStream(5_000)).toBe(true);
+    const cid = uniqueClientOrderId('disconnect');
+    const placed = await broker.submitOrder(order(cid, 4));
+    fake.disconnectStreamOnNextEvent('fill', 500);
+    await fake.fill(cid, 4, 100);
+    const u = await waitFor(() => fillsOf(updates, cid)[0], 3_000, 'fill via polling');
+    expect(u.fill!.executionId).toBe(`${placed.brokerOrderId}:cum:4`);
+    await waitFor(() => broker.streamHealthy() || undefined, 5_000, 'stream back');
+    await sleep(200);
+    expect(fillsOf(updates, cid)).toHaveLength(1);
+    // The real execution is in the account's FILL activities.
+    expect((await broker.listExecutions(placed.brokerOrderId)).map((e) => e.cumQty)).toEqual([4]);
   });
 });

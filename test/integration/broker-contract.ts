@@ -157,6 +157,36 @@ export function brokerContractSuite(name: string, makeHarness: () => Promise<Bro
       expect(final?.filledAvgPrice).toBeCloseTo(vwap, 4);
     });
 
+    it("listExecutions gives the order's executions from the broker's records, matching the stream by cum qty", async () => {
+      const cid = uniqueClientOrderId('execs');
+      const placed = await h.broker.submitOrder(limitBuy(cid, 10));
+      expect(await h.broker.listExecutions(placed.brokerOrderId)).toEqual([]);
+      await h.driveFill(cid, 3, h.price);
+      await waitFor(() => fillsFor(cid).length >= 1 || undefined, 10_000, 'first fill');
+      await h.driveFill(cid, 7, h.price);
+      await waitFor(() => fillsFor(cid).length >= 2 || undefined, 10_000, 'second fill');
+      const execs = await h.broker.listExecutions(placed.brokerOrderId, { orderCreatedAt: placed.createdAt });
+      expect(execs.map((e) => [e.qty, e.cumQty, e.leavesQty])).toEqual([
+        [3, 3, 7],
+        [7, 10, 0],
+      ]);
+      expect(new Set(execs.map((e) => e.executionId)).size).toBe(2);
+      const streamed = fillsFor(cid);
+      for (const [i, e] of execs.entries()) {
+        expect(e.brokerOrderId).toBe(placed.brokerOrderId);
+        expect(e.symbol).toBe(h.symbol);
+        expect(e.side).toBe('buy');
+        // Same execution as the stream's: same cumulative quantity, price and fee.
+        expect(e.cumQty).toBe(streamed[i]!.order.filledQty);
+        expect(e.price).toBe(streamed[i]!.fill!.price);
+        expect(e.fee).toBeCloseTo(streamed[i]!.fill!.fee, 9);
+        expect(Number.isNaN(Date.parse(e.timestamp))).toBe(false);
+      }
+      expect(execs.at(-1)!.orderStatus).toBe('filled');
+      // Without the creation time the adapter looks it up first; same answer.
+      expect(await h.broker.listExecutions(placed.brokerOrderId)).toEqual(execs);
+    });
+
     it('lists open orders and not finished ones', async () => {
       const open = uniqueClientOrderId('lo-open');
       const gone = uniqueClientOrderId('lo-gone');

@@ -4,6 +4,9 @@ import {
   AlpacaWireError,
   eventFromAlpaca,
   eventToAlpaca,
+  activityIdFor,
+  executionFromAlpacaActivity,
+  fillActivityToAlpaca,
   isDuplicateClientOrderIdMessage,
   orderFromAlpaca,
   orderRequestFromAlpaca,
@@ -242,5 +245,58 @@ describe('events, account, positions, error messages', () => {
     expect(isDuplicateClientOrderIdMessage('Client_Order_Id must be unique')).toBe(true);
     expect(isDuplicateClientOrderIdMessage('insufficient buying power')).toBe(false);
     expect(isDuplicateClientOrderIdMessage(undefined)).toBe(false);
+  });
+});
+
+describe('FILL account activities', () => {
+  // Alpaca's documented sample (Broker API account activities, trade activity object).
+  const sample = {
+    id: '20210510100104650::88b5f678-fef5-447b-af15-f21e367e6d8c',
+    activity_type: 'FILL',
+    transaction_time: '2021-05-10T14:01:04.650275Z',
+    type: 'fill',
+    price: '128.33',
+    qty: '3',
+    side: 'buy',
+    symbol: 'AAPL',
+    leaves_qty: '0',
+    order_id: 'fe060a1b-5b45-4eba-ba46-c3a3345d8255',
+    cum_qty: '5',
+    order_status: 'filled',
+  };
+
+  it('parses the documented shape; no fee field means Alpaca charged none (commission-free)', () => {
+    expect(executionFromAlpacaActivity(sample)).toEqual({
+      executionId: sample.id,
+      brokerOrderId: sample.order_id,
+      symbol: 'AAPL',
+      side: 'buy',
+      qty: 3,
+      price: 128.33,
+      cumQty: 5,
+      leavesQty: 0,
+      orderStatus: 'filled',
+      timestamp: sample.transaction_time,
+      fee: 0,
+    });
+  });
+
+  it('round-trips through the compat server encoding, with the venue fee extension', () => {
+    const e = { ...executionFromAlpacaActivity(sample), fee: 0.015 };
+    const json = fillActivityToAlpaca(e);
+    expect(json.fee).toBe('0.015');
+    expect(json.type).toBe('fill');
+    expect(executionFromAlpacaActivity(json)).toEqual(e);
+    expect(fillActivityToAlpaca({ ...e, leavesQty: 2 }).type).toBe('partial_fill');
+  });
+
+  it('refuses other activity types and malformed numbers', () => {
+    expect(() => executionFromAlpacaActivity({ ...sample, activity_type: 'DIV' })).toThrow(AlpacaWireError);
+    expect(() => executionFromAlpacaActivity({ ...sample, cum_qty: 'x' })).toThrow(AlpacaWireError);
+  });
+
+  it("activity ids have Alpaca's <yyyymmddhhmmssmmm>::<id> form and sort in time order", () => {
+    expect(activityIdFor('2021-05-10T14:01:04.650Z', 'abc')).toBe('20210510140104650::abc');
+    expect(activityIdFor('2021-05-10T14:01:04.650Z', 'z') < activityIdFor('2021-05-10T14:01:05.000Z', 'a')).toBe(true);
   });
 });

@@ -1,4 +1,13 @@
-import type { BrokerOrder, OrderRequest, OrderUpdate } from '../../contracts/order';
+import type { BrokerOrder, OrderRequest, OrderStatus, OrderUpdate, Side } from '../../contracts/order';
+
+/**
+ * Per-call options every broker method accepts. `signal` bounds how long a call may wait for the
+ * process's request budget or out a broker 429 (an activity passes its cancellation signal); when it
+ * fires while waiting on a rate limit the call fails with BrokerRateLimitedError.
+ */
+export interface BrokerCallOptions {
+  signal?: AbortSignal;
+}
 
 /**
  * One interface for every broker (simulated exchange, Alpaca v2). The contract test suite
@@ -10,17 +19,81 @@ import type { BrokerOrder, OrderRequest, OrderUpdate } from '../../contracts/ord
  */
 export interface Broker {
   readonly name: 'simulated' | 'alpaca';
-  submitOrder(req: OrderRequest, opts?: { isRetry?: boolean }): Promise<BrokerOrder>;
+  submitOrder(req: OrderRequest, opts?: { isRetry?: boolean } & BrokerCallOptions): Promise<BrokerOrder>;
   /** null when the broker has no order with this client order id. */
-  getOrderByClientOrderId(clientOrderId: string): Promise<BrokerOrder | null>;
+  getOrderByClientOrderId(clientOrderId: string, opts?: BrokerCallOptions): Promise<BrokerOrder | null>;
   /** Idempotent: cancelling a terminal order returns it unchanged. Returns the order after the request. */
-  cancelOrder(clientOrderId: string): Promise<BrokerOrder | null>;
+  cancelOrder(clientOrderId: string, opts?: BrokerCallOptions): Promise<BrokerOrder | null>;
+  /**
+   * The executions of one order as the broker's own records list them (Alpaca: FILL account activities;
+   * the simulated venue: its fill log), oldest first by cumulative quantity. This is where real execution
+   * ids, prices and fees come from for fills the update stream never delivered.
+   */
+  listExecutions(brokerOrderId: string, opts?: ListExecutionsOptions): Promise<BrokerExecution[]>;
   /** Subscribe to order updates. Returns an unsubscribe function. */
   onOrderUpdate(listener: (update: OrderUpdate) => void): () => void;
-  listOpenOrders(): Promise<BrokerOrder[]>;
-  getAccount(): Promise<BrokerAccount>;
-  getPositions(): Promise<BrokerPosition[]>;
+  /**
+   * True while order updates are being pushed reliably (Alpaca: the trade_updates stream is listening).
+   * While true, followers wait for updates instead of polling; while false the broker's own poller
+   * re-reads followed orders (see watchOrder) within the request budget.
+   */
+  streamHealthy(): boolean;
+  /**
+   * Make sure updates for this order keep coming even while the stream is down (the broker's single
+   * poller re-reads it until it is terminal). Orders placed through submitOrder are watched already;
+   * this is for orders found after a restart. Idempotent.
+   */
+  watchOrder(clientOrderId: string): void;
+  listOpenOrders(opts?: BrokerCallOptions): Promise<BrokerOrder[]>;
+  getAccount(opts?: BrokerCallOptions): Promise<BrokerAccount>;
+  getPositions(opts?: BrokerCallOptions): Promise<BrokerPosition[]>;
   close(): Promise<void>;
+}
+
+/**
+ * A venue that can list every execution on the account, oldest first (the simulated venue, the fake
+ * Alpaca). The Alpaca-compatible server serves FILL account activities from it.
+ */
+export interface ExecutionLog {
+  listAllExecutions(): Promise<BrokerExecution[]>;
+}
+
+export function hasExecutionLog(b: unknown): b is ExecutionLog {
+  return typeof (b as Partial<ExecutionLog> | null)?.listAllExecutions === 'function';
+}
+
+export interface ListExecutionsOptions extends BrokerCallOptions {
+  /** The order's creation time (ISO), when known: saves a lookup and bounds the activity scan. */
+  orderCreatedAt?: string;
+}
+
+/**
+ * One execution (fill) from the broker's records. For Alpaca this is a FILL account activity:
+ * `executionId` is the activity id (`<yyyymmddhhmmssmmm>::<uuid>`), which is NOT documented to equal the
+ * trade_updates `execution_id`; match a stream fill to it by (brokerOrderId, cumQty), which both carry.
+ */
+export interface BrokerExecution {
+  executionId: string;
+  brokerOrderId: string;
+  symbol: string;
+  side: Side;
+  qty: number;
+  price: number;
+  /** The order's cumulative filled quantity after this execution. */
+  cumQty: number;
+  /** Quantity still open on the order after this execution. */
+  leavesQty: number;
+  /** The order's status right after this execution, when the broker says (Alpaca: `order_status`). */
+  orderStatus: OrderStatus | null;
+  /** When it executed (ISO). */
+  timestamp: string;
+  /**
+   * Fee charged on this execution, in dollars. Alpaca equities are commission-free, so a real Alpaca FILL
+   * has no fee (0 here); regulatory fees (SEC/TAF/CAT) are charged separately as FEE activities at end of
+   * day. The simulated venue charges a per-fill commission (SIM_FEE_PER_SHARE/SIM_FEE_BPS) and reports it
+   * in a `fee` field the compat server adds to its FILL activities (a non-Alpaca extension).
+   */
+  fee: number;
 }
 
 export interface BrokerAccount {

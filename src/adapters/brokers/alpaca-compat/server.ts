@@ -3,13 +3,21 @@ import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { isTerminal, type BrokerOrder, type OrderUpdate } from '../../../contracts/order';
 import { createLogger, type Logger } from '../../../logging';
-import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError, type Broker } from '../broker';
+import {
+  BrokerRateLimitedError,
+  BrokerRejectedError,
+  BrokerUnavailableError,
+  hasExecutionLog,
+  type Broker,
+  type BrokerExecution,
+} from '../broker';
 import {
   ALPACA_CODES,
   AlpacaWireError,
   DUPLICATE_CLIENT_ORDER_ID_MESSAGE,
   accountToAlpaca,
   eventToAlpaca,
+  fillActivityToAlpaca,
   orderRequestFromAlpaca,
   orderToAlpaca,
   positionToAlpaca,
@@ -32,7 +40,11 @@ import {
  *  - DELETE of a finished order gets 422 42210000; DELETE of a live order gets 204;
  *  - fills on the stream carry execution_id, qty and price of that fill, position_qty, and the order
  *    with cumulative filled_qty. Non-Alpaca extension: `fee` (the venue's fee for the fill), which
- *    Alpaca clients ignore and AlpacaBroker reads (Alpaca itself charges no commission).
+ *    Alpaca clients ignore and AlpacaBroker reads (Alpaca itself charges no commission);
+ *  - FILL account activities (`GET /v2/account/activities/FILL`, or `/v2/account/activities?activity_types=FILL`)
+ *    with `after`/`until`/`date`, `direction` (default desc), `page_size` (≤ 100 unless `date`) and
+ *    `page_token` paging, from the broker's execution log (ExecutionLog) when it has one. Same extension:
+ *    `fee` on an activity whose venue charged one. Other activity types: none on a simulated account ([]).
  */
 
 export interface CompatRequestContext {
@@ -135,6 +147,42 @@ function toHttpError(err: unknown, nowMs: number): HttpError | undefined {
   if (err instanceof AlpacaWireError)
     return new HttpError(422, { code: ALPACA_CODES.VALIDATION, message: err.message });
   return undefined;
+}
+
+/** Alpaca's activity query semantics over an execution log (ids sort in time order: `<timestamp digits>::uuid`). */
+function pageOfActivities(all: BrokerExecution[], query: URLSearchParams): BrokerExecution[] {
+  const bad = (message: string) => new HttpError(422, { code: ALPACA_CODES.VALIDATION, message });
+  const bound = (name: string): number | undefined => {
+    const v = query.get(name);
+    if (v === null || v === '') return undefined;
+    const t = Date.parse(v);
+    if (!Number.isFinite(t)) throw bad(`invalid ${name}: ${v}`);
+    return t;
+  };
+  const date = query.get('date');
+  const after = bound('after');
+  const until = bound('until');
+  if (date && (after !== undefined || until !== undefined)) throw bad('date cannot be used with after/until');
+  const direction = query.get('direction') ?? 'desc';
+  if (direction !== 'asc' && direction !== 'desc') throw bad(`invalid direction: ${direction}`);
+  const sizeRaw = query.get('page_size');
+  const size = sizeRaw === null ? (date ? Number.POSITIVE_INFINITY : 100) : Number(sizeRaw);
+  if (!(size >= 1) || (!date && size > 100)) throw bad(`invalid page_size: ${sizeRaw}`);
+  let rows = all.filter((e) => {
+    const t = Date.parse(e.timestamp);
+    if (date && e.timestamp.slice(0, 10) !== date) return false;
+    if (after !== undefined && !(t > after)) return false;
+    if (until !== undefined && !(t < until)) return false;
+    return true;
+  });
+  rows = [...rows].sort((a, b) => (a.executionId < b.executionId ? -1 : a.executionId > b.executionId ? 1 : 0));
+  if (direction === 'desc') rows.reverse();
+  const token = query.get('page_token');
+  if (token) {
+    const i = rows.findIndex((e) => e.executionId === token);
+    rows = i >= 0 ? rows.slice(i + 1) : [];
+  }
+  return rows.slice(0, size);
 }
 
 interface StreamClient {
@@ -284,6 +332,13 @@ export async function startAlpacaCompatServer(opts: AlpacaCompatServerOptions): 
         await broker.cancelOrder(cid);
         return [204, undefined];
       }
+    }
+    if (method === 'GET' && (path === '/v2/account/activities' || path.startsWith('/v2/account/activities/'))) {
+      const typeInPath =
+        path.length > '/v2/account/activities/'.length ? path.slice('/v2/account/activities/'.length) : '';
+      const types = typeInPath ? [typeInPath] : (query.get('activity_types') ?? 'FILL').split(',');
+      if (!types.map((t) => t.trim().toUpperCase()).includes('FILL') || !hasExecutionLog(broker)) return [200, []];
+      return [200, pageOfActivities(await broker.listAllExecutions(), query).map(fillActivityToAlpaca)];
     }
     if (path === '/v2/account' && method === 'GET') return [200, accountToAlpaca(await broker.getAccount())];
     if (path === '/v2/positions' && method === 'GET') return [200, (await broker.getPositions()).map(positionToAlpaca)];

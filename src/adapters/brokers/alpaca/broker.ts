@@ -6,7 +6,9 @@ import {
   BrokerUnavailableError,
   type Broker,
   type BrokerAccount,
+  type BrokerExecution,
   type BrokerPosition,
+  type ListExecutionsOptions,
 } from '../broker';
 import { OrderUpdateReconciler, type StreamFill } from './reconciler';
 import { AlpacaRestClient } from './rest';
@@ -16,6 +18,7 @@ import {
   MAX_CLIENT_ORDER_ID_LENGTH,
   accountFromAlpaca,
   eventFromAlpaca,
+  executionFromAlpacaActivity,
   fromWireNumber,
   isDuplicateClientOrderIdMessage,
   orderFromAlpaca,
@@ -233,6 +236,52 @@ export class AlpacaBroker implements Broker {
     return current;
   }
 
+  /**
+   * An order's executions from FILL account activities: the only Alpaca source of real per-execution
+   * ids and prices besides the stream (an order's own JSON has only cumulative qty and average price).
+   * The activities endpoint cannot filter by order, so this pages through the account's FILLs from the
+   * order's creation time on (oldest first, 100 a page) and keeps this order's; it stops at the page
+   * that shows the order complete (leaves_qty 0). Sorted by cum_qty: Alpaca lists same-millisecond
+   * partial fills in no particular order (Alpaca-API#170).
+   */
+  async listExecutions(brokerOrderId: string, opts: ListExecutionsOptions = {}): Promise<BrokerExecution[]> {
+    let since = opts.orderCreatedAt;
+    if (!since) {
+      const path = `/v2/orders/${encodeURIComponent(brokerOrderId)}`;
+      const res = await this.rest.send('GET', path);
+      if (res.status === 404) return [];
+      if (!(res.status >= 200 && res.status < 300)) throw this.rest.errorFor('GET', path, res);
+      since = this.parseOrder(res.body).createdAt;
+    }
+    // `after` is exclusive and activity times can precede created_at by clock skew: start a minute early.
+    const after = new Date(Date.parse(since) - 60_000).toISOString();
+    const path = '/v2/account/activities/FILL';
+    const out: BrokerExecution[] = [];
+    const seen = new Set<string>();
+    let pageToken: string | undefined;
+    for (let page = 0; page < 1_000; page++) {
+      const query: Record<string, string> = { after, direction: 'asc', page_size: '100' };
+      if (pageToken) query.page_token = pageToken;
+      const res = await this.rest.send('GET', path, { query });
+      if (!(res.status >= 200 && res.status < 300)) throw this.rest.errorFor('GET', path, res);
+      if (!Array.isArray(res.body)) throw new BrokerUnavailableError(`Alpaca GET ${path}: body is not an array`, false);
+      const rows = res.body as unknown[];
+      let complete = false;
+      for (const row of rows) {
+        const e = this.parse(() => executionFromAlpacaActivity(row), path);
+        if (e.brokerOrderId !== brokerOrderId || seen.has(e.executionId)) continue;
+        seen.add(e.executionId);
+        out.push(e);
+        if (e.leavesQty <= 0) complete = true;
+      }
+      if (complete || rows.length < 100) break;
+      const last = rows[rows.length - 1] as { id?: unknown };
+      if (typeof last.id !== 'string' || last.id === pageToken) break;
+      pageToken = last.id;
+    }
+    return out.sort((a, b) => a.cumQty - b.cumQty);
+  }
+
   async listOpenOrders(): Promise<BrokerOrder[]> {
     const path = '/v2/orders';
     const res = await this.rest.send('GET', path, {
@@ -303,6 +352,11 @@ export class AlpacaBroker implements Broker {
 
   get streamState(): StreamState {
     return this.stream.state;
+  }
+
+  /** The trade_updates stream is authorised and listening: updates arrive without polling. */
+  streamHealthy(): boolean {
+    return this.stream.state === 'listening';
   }
 
   /**

@@ -9,7 +9,7 @@ import type {
   TimeInForce,
 } from '../../../contracts/order';
 import { OrderStatusSchema } from '../../../contracts/order';
-import type { BrokerAccount, BrokerPosition } from '../broker';
+import type { BrokerAccount, BrokerExecution, BrokerPosition } from '../broker';
 
 /**
  * Alpaca Trading API v2 wire format, shared by the client adapter (AlpacaBroker) and the
@@ -496,5 +496,81 @@ export function positionToAlpaca(p: BrokerPosition): Record<string, unknown> {
     cost_basis: toWireNumber(costBasis),
     unrealized_pl: toWireNumber(p.marketValue - costBasis),
     current_price: toWireNumber(currentPrice),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// account activities (FILL)
+
+/**
+ * A FILL account activity (`GET /v2/account/activities/FILL`), as Alpaca documents it:
+ * `{"id":"20210510100104650::88b5…","activity_type":"FILL","transaction_time":"2021-05-10T14:01:04.650275Z",
+ *   "type":"fill","price":"128.33","qty":"0.38962051","side":"buy","symbol":"AAPL","leaves_qty":"0",
+ *   "order_id":"fe06…","cum_qty":"0.38962051","order_status":"filled"}`.
+ * `fee` is a non-Alpaca extension written by the compat server (the simulated venue's commission).
+ */
+export interface AlpacaFillActivityJson {
+  id: string;
+  activity_type: 'FILL';
+  transaction_time: string;
+  type: 'fill' | 'partial_fill';
+  price: string;
+  qty: string;
+  side: 'buy' | 'sell';
+  symbol: string;
+  leaves_qty: string;
+  order_id: string;
+  cum_qty: string;
+  order_status: string;
+  fee?: string;
+}
+
+/** Activity id the way Alpaca forms it: `<yyyymmddhhmmssmmm>::<uuid>` (also the page_token for paging). */
+export function activityIdFor(timestamp: string, uuid: string): string {
+  const digits = new Date(timestamp).toISOString().replace(/[-:TZ.]/g, '');
+  return `${digits}::${uuid}`;
+}
+
+export function fillActivityToAlpaca(e: BrokerExecution): AlpacaFillActivityJson {
+  const json: AlpacaFillActivityJson = {
+    id: e.executionId,
+    activity_type: 'FILL',
+    transaction_time: e.timestamp,
+    type: e.leavesQty > 0 ? 'partial_fill' : 'fill',
+    price: toWireNumber(e.price),
+    qty: toWireNumber(e.qty),
+    side: e.side,
+    symbol: e.symbol,
+    leaves_qty: toWireNumber(e.leavesQty),
+    order_id: e.brokerOrderId,
+    cum_qty: toWireNumber(e.cumQty),
+    order_status: e.orderStatus ?? (e.leavesQty > 0 ? 'partially_filled' : 'filled'),
+  };
+  if (e.fee !== 0) json.fee = toWireNumber(e.fee);
+  return json;
+}
+
+/** A FILL activity → BrokerExecution. Non-FILL activities are a caller error (they carry no execution). */
+export function executionFromAlpacaActivity(json: unknown): BrokerExecution {
+  if (!isRecord(json)) throw new AlpacaWireError('activity is not an object');
+  if (json.activity_type !== 'FILL')
+    throw new AlpacaWireError(`activity_type ${String(json.activity_type)} is not FILL`);
+  const qty = req(json.qty, 'qty');
+  const cumQty = req(json.cum_qty, 'cum_qty');
+  const leavesQty = fromWireNumber(json.leaves_qty) ?? 0;
+  const status = typeof json.order_status === 'string' ? json.order_status : null;
+  return {
+    executionId: str(json.id, 'id'),
+    brokerOrderId: str(json.order_id, 'order_id'),
+    symbol: str(json.symbol, 'symbol'),
+    side: sideFromAlpaca(str(json.side, 'side')),
+    qty,
+    price: req(json.price, 'price'),
+    cumQty,
+    leavesQty,
+    orderStatus: status === null ? null : statusFromAlpaca(status, cumQty),
+    timestamp: str(json.transaction_time, 'transaction_time'),
+    // Alpaca equities: commission-free, no per-fill fee field. Only the simulated venue sends one.
+    fee: fromWireNumber(json.fee) ?? 0,
   };
 }

@@ -1,5 +1,5 @@
 import type { OhlcvBar } from '../../../contracts/bar';
-import type { BrokerOrder, OrderRequest, OrderUpdate } from '../../../contracts/order';
+import type { BrokerOrder, Fill, OrderRequest, OrderUpdate } from '../../../contracts/order';
 import { envSchema } from '../../../config';
 import {
   SimulatedExchange,
@@ -12,8 +12,11 @@ import {
   BrokerUnavailableError,
   type Broker,
   type BrokerAccount,
+  type BrokerExecution,
   type BrokerPosition,
+  type ExecutionLog,
 } from '../broker';
+import { activityIdFor } from '../alpaca/wire';
 
 /**
  * SimulatedBroker: the Broker interface over an in-process SimulatedExchange (the paper venue).
@@ -61,7 +64,7 @@ export function toBrokerRejectedError(rejection: OrderRejection): BrokerRejected
 
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export class SimulatedBroker implements Broker {
+export class SimulatedBroker implements Broker, ExecutionLog {
   readonly name = 'simulated' as const;
   readonly exchange: SimulatedExchange;
   private readonly latencyMs: number;
@@ -186,6 +189,50 @@ export class SimulatedBroker implements Broker {
     this.subscriptions.add(wrapped);
     return wrapped;
   }
+
+  /** The venue's fills of one order with the venue's fee for each (SIM_FEE_PER_SHARE / SIM_FEE_BPS). */
+  async listExecutions(brokerOrderId: string): Promise<BrokerExecution[]> {
+    return this.executionsFrom(this.exchange.fills().filter((f) => f.brokerOrderId === brokerOrderId));
+  }
+
+  /** Every fill on the account, oldest first (served as FILL account activities by the compat server). */
+  async listAllExecutions(): Promise<BrokerExecution[]> {
+    return this.executionsFrom(this.exchange.fills());
+  }
+
+  /**
+   * Fills → executions with cumulative and leaves quantities. The id has Alpaca's activity form
+   * (`<timestamp digits>::<id>`) with the stream's execution id after the `::`.
+   */
+  private executionsFrom(fills: Fill[]): BrokerExecution[] {
+    const cum = new Map<string, number>();
+    return fills.map((f) => {
+      const qty = this.exchange.getOrder(f.clientOrderId)?.qty ?? f.qty;
+      const c = (cum.get(f.brokerOrderId) ?? 0) + f.qty;
+      cum.set(f.brokerOrderId, c);
+      return {
+        executionId: activityIdFor(f.timestamp, f.executionId),
+        brokerOrderId: f.brokerOrderId,
+        symbol: f.symbol,
+        side: f.side,
+        qty: f.qty,
+        price: f.price,
+        cumQty: c,
+        leavesQty: Math.max(0, qty - c),
+        orderStatus: c >= qty ? 'filled' : 'partially_filled',
+        timestamp: f.timestamp,
+        fee: f.fee,
+      };
+    });
+  }
+
+  /** In-process: updates are delivered synchronously, never lost. */
+  streamHealthy(): boolean {
+    return true;
+  }
+
+  /** Nothing to do: every update reaches listeners directly. */
+  watchOrder(_clientOrderId: string): void {}
 
   async listOpenOrders(): Promise<BrokerOrder[]> {
     return this.exchange.listOrders({ status: 'open' });
