@@ -13,8 +13,10 @@ import {
   type LedgerFill,
   type OrderRecord,
   type TradeOutcome,
+  tradeAgeSeconds,
 } from '../adapters/postgres/ledger';
 import { withCorrelation, type Logger } from '../logging';
+import { rateLimitWaitSeconds, rateLimitWaits, signalToOrderSeconds, tradesFinished } from '../metrics';
 
 /** Failure types the workflow's retry policies name. Always set explicitly; never rely on class names. */
 export const BROKER_REJECTED = 'BrokerRejected';
@@ -143,10 +145,13 @@ function toActivityError(err: unknown): unknown {
     });
   }
   if (err instanceof BrokerRateLimitedError) {
+    const waitMs = Math.max(1000, err.retryAfterMs);
+    rateLimitWaits.inc({ where: 'order_activity' });
+    rateLimitWaitSeconds.inc({ where: 'order_activity' }, waitMs / 1000);
     return ApplicationFailure.create({
       type: BROKER_RATE_LIMITED,
       message: err.message,
-      nextRetryDelay: Math.max(1000, err.retryAfterMs),
+      nextRetryDelay: waitMs,
     });
   }
   // Timeouts, resets, 5xx: ordinary errors, retried by the workflow's policy. The retry looks the order
@@ -189,6 +194,8 @@ export function createExecutionActivities(deps: ExecutionDeps) {
       }
       await syncOrder(pool, rec, order);
       await updateTradeStatus(pool, input.workflowId, 'SUBMITTED', order.filledQty, order.filledAvgPrice);
+      const age = await tradeAgeSeconds(pool, input.workflowId);
+      if (age !== null) signalToOrderSeconds.observe(age);
       log.info(
         {
           client_order_id: order.clientOrderId,
@@ -292,6 +299,9 @@ export function createExecutionActivities(deps: ExecutionDeps) {
     /** Close the trade in the ledger and release its risk reservation. */
     async finalizeTrade(input: FinalizeTradeInput): Promise<void> {
       await finalizeTradeInLedger(pool, input);
+      // Counted per activity completion: a retry after a crash between the write and here may count twice,
+      // the ledger stays the source of truth for exact numbers.
+      tradesFinished.inc({ status: input.outcome, reason_code: input.reasonCode ?? 'none' });
     },
   };
 }

@@ -4,6 +4,7 @@ import type { TradeSignal } from '../contracts/signal';
 import { ensureAccount, evaluateAndReserve, loadRecentBars, releaseReservation } from '../adapters/postgres/risk-store';
 import { barsNeeded, type RiskDecision, type RiskLimits } from '../domain/risk';
 import { withCorrelation, type Logger } from '../logging';
+import { tradesFinished } from '../metrics';
 
 /**
  * Risk activities: thin glue between the trade workflow, the pure engine and the ledger.
@@ -85,6 +86,10 @@ export function createRiskActivities(deps: RiskActivityDeps) {
         },
         decision.decision === 'APPROVED' ? 'risk approved' : 'risk rejected',
       );
+      // A risk rejection ends the trade here (no finalizeTrade follows); a replayed decision was counted already.
+      if (decision.decision === 'REJECTED' && !replayed) {
+        tradesFinished.inc({ status: 'REJECTED', reason_code: decision.reasonCode ?? 'none' });
+      }
       return decision;
     },
 

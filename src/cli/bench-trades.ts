@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { loadConfig, parseEnv, type Config } from '../config';
+import { EPHEMERAL_OPS_ENV, loadConfig, parseEnv, type Config } from '../config';
 import { createLogger } from '../logging';
 import { runMigrations } from '../adapters/postgres/migrate';
 import { createClient, createPool } from '../adapters/postgres/pool';
@@ -1827,6 +1827,7 @@ async function main(argv: readonly string[]): Promise<number> {
       RISK_DUPLICATE_COOLDOWN_SEC: '0',
       RISK_ALLOW_SHORT: 'true',
       RISK_MAX_POSITION_SHARES: '1000000',
+      ...EPHEMERAL_OPS_ENV,
     };
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...childOverrides };
     const childCfg = parseEnv(childEnv);

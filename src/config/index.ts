@@ -86,6 +86,10 @@ export const envSchema = z.object({
   BROKER_HTTP_TIMEOUT_MS: int(10_000, 100),
   /** Where the local simulated exchange (the paper venue process) listens. */
   SIM_EXCHANGE_PORT: int(8787, 1, 65535),
+  /** Host name the trade worker reaches the venue at (a compose service name, or loopback locally). */
+  SIM_EXCHANGE_HOST: str('127.0.0.1'),
+  /** Interface the venue binds: loopback locally; 0.0.0.0 in a container so other services can reach it. */
+  SIM_EXCHANGE_BIND: str('127.0.0.1'),
   SIM_SLIPPAGE_BPS: num(5, (s) => s.min(0).max(1000)),
   SIM_FEE_PER_SHARE: num(0.005, (s) => s.min(0)),
   SIM_FEE_BPS: num(0, (s) => s.min(0).max(1000)),
@@ -124,6 +128,16 @@ export const envSchema = z.object({
     z.number({ invalid_type_error: 'a number' }).finite().min(0).optional(),
   ),
 
+  // Operations: /metrics, /healthz, /readyz per process (src/metrics/server.ts). Port 0 = any free port.
+  METRICS_HOST: str('127.0.0.1'),
+  DATAFLOW_METRICS_PORT: int(9461, 0, 65535),
+  QUANT_METRICS_PORT: int(9462, 0, 65535),
+  INTAKE_METRICS_PORT: int(9463, 0, 65535),
+  WORKER_METRICS_PORT: int(9464, 0, 65535),
+  EXCHANGE_SIM_METRICS_PORT: int(9465, 0, 65535),
+  /** Temporal SDK (Core) Prometheus exporter of the trade worker; 0 = off. */
+  WORKER_SDK_METRICS_PORT: int(9466, 0, 65535),
+
   // RiskOps limits (original names and defaults where they exist)
   CONFIDENCE_THRESH: frac(0.75),
   RISK_MAX_VIX: num(30, (s) => s.positive()),
@@ -161,6 +175,13 @@ export interface Config {
   startingCash: number;
   broker: Env['BROKER'];
   dataflow: DataflowConfig;
+  /** Where each process serves /metrics, /healthz and /readyz. */
+  ops: {
+    host: string;
+    ports: Record<OpsRole, number>;
+    /** host:port of the trade worker's Temporal SDK metrics exporter, or undefined when off. */
+    sdkMetricsAddress: string | undefined;
+  };
 }
 
 /** The Dataflow section: what to publish to `market.bars`, from where, and how fast. */
@@ -183,6 +204,22 @@ export interface DataflowConfig {
   };
   polygon: { apiKey: string | undefined; baseUrl: string };
 }
+
+/**
+ * Environment that moves every process's operations endpoint to a free port and turns the SDK exporter off:
+ * for tests and benchmarks that run several copies of a process beside each other (and beside `npm start`).
+ */
+export const EPHEMERAL_OPS_ENV: Readonly<Record<string, string>> = {
+  DATAFLOW_METRICS_PORT: '0',
+  QUANT_METRICS_PORT: '0',
+  INTAKE_METRICS_PORT: '0',
+  WORKER_METRICS_PORT: '0',
+  EXCHANGE_SIM_METRICS_PORT: '0',
+  WORKER_SDK_METRICS_PORT: '0',
+};
+
+/** The pipeline's processes, each with its own operations port. */
+export type OpsRole = 'dataflow' | 'quant' | 'signal-intake' | 'trade-worker' | 'exchange-sim';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -241,6 +278,20 @@ export function parseEnv(source: NodeJS.ProcessEnv): Config {
         speed: e.REPLAY_SPEED,
       },
       polygon: { apiKey: e.POLYGON_API_KEY, baseUrl: e.POLYGON_BASE_URL },
+    },
+    ops: {
+      host: e.METRICS_HOST,
+      ports: {
+        dataflow: e.DATAFLOW_METRICS_PORT,
+        quant: e.QUANT_METRICS_PORT,
+        'signal-intake': e.INTAKE_METRICS_PORT,
+        'trade-worker': e.WORKER_METRICS_PORT,
+        'exchange-sim': e.EXCHANGE_SIM_METRICS_PORT,
+      },
+      sdkMetricsAddress:
+        e.WORKER_SDK_METRICS_PORT === 0
+          ? undefined
+          : `${e.METRICS_HOST.includes(':') ? `[${e.METRICS_HOST}]` : e.METRICS_HOST}:${e.WORKER_SDK_METRICS_PORT}`,
     },
   };
 }

@@ -18,6 +18,7 @@ import {
   type ReconcileOptions,
 } from '../domain/reconcile';
 import type { Logger } from '../logging';
+import { rateLimitWaitSeconds, rateLimitWaits, reconciliationFlags } from '../metrics';
 
 /**
  * Reconciliation I/O: read the ledger, read the broker, diff (src/domain/reconcile.ts), apply the safe
@@ -222,7 +223,10 @@ export async function loadBrokerState(
         break;
       } catch (err) {
         if (err instanceof BrokerRateLimitedError && attempt < attempts) {
-          await sleep(Math.min(60_000, Math.max(1_000, err.retryAfterMs)));
+          const waitMs = Math.min(60_000, Math.max(1_000, err.retryAfterMs));
+          rateLimitWaits.inc({ where: 'reconciliation' });
+          rateLimitWaitSeconds.inc({ where: 'reconciliation' }, waitMs / 1000);
+          await sleep(waitMs);
           continue;
         }
         failures++;
@@ -405,6 +409,7 @@ export async function reconcileWithBroker(
   }
   // Loud on purpose: every FLAGGED finding needs a human, and error level is what alerting watches.
   for (const f of diff.flags) {
+    reconciliationFlags.inc({ kind: f.kind });
     log.error(
       { kind: f.kind, severity: f.severity, symbol: f.symbol, client_order_id: f.clientOrderId, detail: f.detail },
       `RECONCILIATION FLAGGED: ${f.message}`,

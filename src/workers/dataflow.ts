@@ -27,6 +27,8 @@ import {
   barRoutingKey,
   sleep,
 } from '../adapters/rabbitmq';
+import { barsPublished } from '../metrics';
+import { rabbitCheck, startOps } from './ops';
 
 export { REPLAY_SOURCE, toBarMessage, loadReplay, type LoadedReplay } from '../adapters/marketdata/replay';
 
@@ -111,6 +113,7 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
     const ok = firstFail === -1 ? batch.length : firstFail;
     for (let k = 0; k < ok; k++) {
       published++;
+      barsPublished.inc({ source: batch[k]!.source, symbol: batch[k]!.symbol });
       opts.onProgress?.(published, batch[k]!);
     }
     i += ok;
@@ -279,6 +282,7 @@ async function main(): Promise<number> {
     setup: assertTopologyOn,
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
+  const ops = await startOps(cfg, 'dataflow', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
   let interrupted = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
@@ -322,6 +326,7 @@ async function main(): Promise<number> {
   } finally {
     await publisher.close();
     await rabbit.close();
+    await ops.close();
   }
   if (interrupted) process.stdout.write(`interrupted: ${total} bars published and confirmed\n`);
   return 0;

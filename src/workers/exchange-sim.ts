@@ -1,6 +1,6 @@
 /**
  * The local simulated venue: a SimulatedBroker (bar-driven matching engine, docs/fill-model.md) served over
- * Alpaca's v2 wire protocol on 127.0.0.1:SIM_EXCHANGE_PORT, fed with market bars from RabbitMQ.
+ * Alpaca's v2 wire protocol on SIM_EXCHANGE_BIND:SIM_EXCHANGE_PORT, fed with market bars from RabbitMQ.
  *
  *   tsx src/workers/exchange-sim.ts
  *
@@ -25,14 +25,17 @@ import {
 import { SimulatedBroker } from '../adapters/brokers/simulated';
 import { SIM_PLACEHOLDER_KEY, SIM_PLACEHOLDER_SECRET } from '../adapters/brokers';
 import { startAlpacaCompatServer } from '../adapters/brokers/alpaca-compat/server';
+import { barsReceived } from '../metrics';
+import { rabbitCheck, startOps } from './ops';
 
 /** The venue's own copy of the bar stream. */
 export const EXCHANGE_BARS_QUEUE = 'exchange.bars';
 
 const USAGE = `Usage: tsx src/workers/exchange-sim.ts
 
-Serves the simulated exchange on http://127.0.0.1:SIM_EXCHANGE_PORT (default 8787) with Alpaca's v2 REST
-endpoints and trade_updates WebSocket, matching orders against bars consumed from the RabbitMQ queue
+Serves the simulated exchange on SIM_EXCHANGE_BIND:SIM_EXCHANGE_PORT (default 127.0.0.1:8787; 0.0.0.0 in a
+container) with Alpaca's v2 REST endpoints and trade_updates WebSocket, matching orders against bars consumed
+from the RabbitMQ queue
 ${EXCHANGE_BARS_QUEUE} (bound to ${MARKET_BARS_EXCHANGE} bars.#). Fill model knobs: SIM_SLIPPAGE_BPS,
 SIM_FEE_PER_SHARE, SIM_FEE_BPS, SIM_MAX_VOLUME_PCT, SIM_LATENCY_MS, SIM_SEED. Runs until SIGINT/SIGTERM.
 `;
@@ -49,6 +52,7 @@ async function main(): Promise<void> {
   const server = await startAlpacaCompatServer({
     broker,
     port: cfg.env.SIM_EXCHANGE_PORT,
+    host: cfg.env.SIM_EXCHANGE_BIND,
     apiKey: SIM_PLACEHOLDER_KEY,
     apiSecret: SIM_PLACEHOLDER_SECRET,
     logger: log,
@@ -88,6 +92,7 @@ async function main(): Promise<void> {
       volume: b.volume,
     });
     bars++;
+    barsReceived.inc({ symbol: b.symbol });
     for (const u of updates) {
       if (u.fill)
         log.info(
@@ -96,6 +101,7 @@ async function main(): Promise<void> {
         );
     }
   });
+  const ops = await startOps(cfg, 'exchange-sim', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
   await rabbit.start();
   log.info({ url: server.url }, 'simulated exchange listening');
 
@@ -109,6 +115,7 @@ async function main(): Promise<void> {
   await rabbit.close();
   await server.close();
   await broker.close();
+  await ops.close();
 }
 
 if (require.main === module) {

@@ -27,6 +27,8 @@ import {
   signalRoutingKey,
   type ConsumerHandle,
 } from '../adapters/rabbitmq';
+import { barsReceived, signalsPublished } from '../metrics';
+import { rabbitCheck, startOps } from './ops';
 import { SMA_CROSS, STRATEGY_NAMES, SignalEngine, strategyFactory, type StrategyFactory } from '../domain/strategies';
 
 /**
@@ -97,6 +99,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
         return;
       }
       const bar = parsed.data;
+      barsReceived.inc({ symbol: bar.symbol });
       // Synchronous, before any await: bars reach the strategy in delivery order.
       const out = engine.process(bar);
       const blog = withCorrelation(log, bar.correlation_id, { symbol: bar.symbol, bar_ts: bar.timestamp });
@@ -125,6 +128,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
         case 'signal':
           await publishSignal(out.signal);
           stats.signals++;
+          signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
           blog.info(
             {
               signal_id: out.signal.signal_id,
@@ -211,6 +215,7 @@ async function main(): Promise<void> {
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
   const quant = startQuant({ rabbit, publisher, strategy: factory, logger: log, prefetch });
+  const ops = await startOps(cfg, 'quant', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
   await rabbit.start();
   log.info({ strategy: quant.engine.strategyName, prefetch }, 'quant running');
 
@@ -236,6 +241,7 @@ async function main(): Promise<void> {
     await quant.stop();
     await publisher.close();
     await rabbit.close();
+    await ops.close();
     log.info({ ...quant.stats, consumer: quant.consumer.stats }, 'quant stopped');
   };
   await new Promise<void>((resolve) => {

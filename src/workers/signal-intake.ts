@@ -30,6 +30,8 @@ import {
 } from '../adapters/rabbitmq';
 import { SA_SIDE, SA_STRATEGY, SA_SYMBOL, SA_TRADE_STATUS } from '../workflows/shared';
 import type { tradeWorkflow } from '../workflows/trade';
+import { signalsReceived } from '../metrics';
+import { rabbitCheck, startOps, temporalCheck } from './ops';
 
 export interface IntakeStats {
   received: number;
@@ -90,6 +92,7 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
       const parsed = parseTradeSignal(ctx.body);
       if (!parsed.ok) {
         stats.deadLettered++;
+        signalsReceived.inc({ outcome: 'invalid' });
         ctx.log.warn({ reason: parsed.reason }, 'malformed signal dead-lettered');
         await ctx.deadLetter(`invalid signal: ${parsed.reason}`);
         return;
@@ -101,6 +104,7 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
         try {
           await opts.client.workflow.start('tradeWorkflow', start);
           stats.started++;
+          signalsReceived.inc({ outcome: 'started' });
           log.info(
             { workflow_id: start.workflowId, symbol: signal.symbol, side: signal.side },
             'trade workflow started',
@@ -110,6 +114,7 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
         } catch (err) {
           if (err instanceof WorkflowExecutionAlreadyStartedError) {
             stats.duplicates++;
+            signalsReceived.inc({ outcome: 'duplicate' });
             log.info({ workflow_id: start.workflowId }, 'signal already has its trade; duplicate delivery acked');
             return; // ack: the one trade for this signal exists
           }
@@ -167,6 +172,9 @@ async function main(): Promise<void> {
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
   const intake = startIntake({ rabbit, publisher, client, taskQueue: cfg.temporal.taskQueue, logger: log, prefetch });
+  const ops = await startOps(cfg, 'signal-intake', log, {
+    ready: { rabbitmq: rabbitCheck(rabbit), temporal: temporalCheck(connection) },
+  });
   await rabbit.start();
   log.info({ prefetch, task_queue: cfg.temporal.taskQueue }, 'signal intake running');
 
@@ -182,6 +190,7 @@ async function main(): Promise<void> {
   await publisher.close();
   await rabbit.close();
   await connection.close();
+  await ops.close();
 }
 
 if (require.main === module) {

@@ -11,10 +11,14 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
 
 /**
  * Route the Temporal SDK's own logs (worker lifecycle, workflow/activity `log`, and Core's Rust logs) into
- * our pino logger, so every line of a process is one JSON format. Must run before any Worker or
- * NativeConnection is created.
+ * our pino logger, so every line of a process is one JSON format, and serve the SDK's metrics at
+ * `metricsBindAddress` (WORKER_SDK_METRICS_PORT). Must run before any Worker or NativeConnection is created.
  */
-export function installTemporalRuntime(logger: Logger, level: LogLevel = 'INFO'): void {
+export function installTemporalRuntime(
+  logger: Logger,
+  level: LogLevel = 'INFO',
+  opts: { metricsBindAddress?: string } = {},
+): void {
   const sdk = logger.child({ component: 'temporal-sdk' });
   Runtime.install({
     logger: new DefaultLogger(level, (entry) => {
@@ -23,6 +27,20 @@ export function installTemporalRuntime(logger: Logger, level: LogLevel = 'INFO')
     }),
     telemetryOptions: {
       logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },
+      // The SDK's own metrics (task slots, poll latencies, workflow/activity outcomes, sticky cache) from its
+      // Prometheus exporter: Prometheus conventions (_total, seconds) so they sit beside ours in Grafana.
+      ...(opts.metricsBindAddress
+        ? {
+            metrics: {
+              prometheus: {
+                bindAddress: opts.metricsBindAddress,
+                countersTotalSuffix: true,
+                unitSuffix: true,
+                useSecondsForDurations: true,
+              },
+            },
+          }
+        : {}),
     },
   });
 }

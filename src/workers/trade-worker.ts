@@ -24,6 +24,7 @@ import { ensureAccount } from '../adapters/postgres/risk-store';
 import { limitsFromEnv } from '../domain/risk';
 import { installTemporalRuntime } from './temporal-runtime';
 import { reconcileWithBroker, summaryLine } from '../services/reconciliation';
+import { postgresCheck, startOps, temporalCheck } from './ops';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 export const PREBUILT_BUNDLE = path.resolve(__dirname, '../../dist/workflow-bundle.js');
@@ -58,11 +59,38 @@ function listSources(dir: string): string[] {
 
 export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: AbortSignal } = {}): Promise<void> {
   const pool = createPool(cfg.databaseUrl, 20, { logger: log });
-  await ensureAccount(pool, cfg.accountId, cfg.startingCash);
   const broker = createBroker(cfg, log.child({ component: 'broker' }));
+  // Filled in as start-up proceeds; the health checks read them.
+  const started: { connection?: NativeConnection; worker?: Worker } = {};
+  // Ready = polling Temporal with the ledger and the venue answering; live = the worker has not failed (a
+  // failed worker no longer polls: restarting the process is the fix). Up before start-up reconciliation,
+  // which can take a minute while the venue starts.
+  const ops = await startOps(cfg, 'trade-worker', log, {
+    ready: {
+      postgres: postgresCheck(pool),
+      temporal: () => {
+        if (!started.connection) throw new Error('not connected yet');
+        return temporalCheck(started.connection)();
+      },
+      broker: async () => {
+        await broker.getAccount();
+      },
+      worker: () => {
+        const state = started.worker?.getState();
+        if (state !== 'RUNNING') throw new Error(`worker ${state ?? 'starting'}`);
+      },
+    },
+    live: {
+      worker: () => {
+        if (started.worker?.getState() === 'FAILED') throw new Error('worker failed');
+      },
+    },
+  });
+  await ensureAccount(pool, cfg.accountId, cfg.startingCash);
   const tracker = new OrderTracker(broker);
   await reconcileAtStart(pool, broker, cfg.accountId, log);
   const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  started.connection = connection;
   try {
     const worker = await Worker.create({
       connection,
@@ -85,6 +113,7 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: 
       maxConcurrentActivityTaskExecutions: 200,
       maxConcurrentWorkflowTaskExecutions: 40,
     });
+    started.worker = worker;
     opts.signal?.addEventListener('abort', () => worker.shutdown());
     log.info(
       { task_queue: cfg.temporal.taskQueue, broker: broker.name, address: cfg.temporal.address },
@@ -97,6 +126,7 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: 
     await broker.close();
     await connection.close();
     await pool.end();
+    await ops.close();
   }
 }
 
@@ -133,7 +163,7 @@ async function reconcileAtStart(
 if (require.main === module) {
   const cfg = loadConfig();
   const log = createLogger('trade-worker', { level: cfg.logLevel });
-  installTemporalRuntime(log);
+  installTemporalRuntime(log, 'INFO', { metricsBindAddress: cfg.ops.sdkMetricsAddress });
   runTradeWorker(cfg, log).then(
     () => process.exit(0),
     (err: unknown) => {

@@ -15,7 +15,7 @@ import {
   signalRoutingKey,
   withChannel,
 } from '../../src/adapters/rabbitmq';
-import { parseEnv } from '../../src/config';
+import { EPHEMERAL_OPS_ENV, parseEnv } from '../../src/config';
 import type { Bar } from '../../src/contracts/bar';
 import { barMessageId } from '../../src/contracts/ids';
 import type { TradeSignalInput } from '../../src/contracts/signal';
@@ -91,6 +91,7 @@ export class PipelineHarness {
       SIM_EXCHANGE_PORT: String(simPort),
       WORKER_SHUTDOWN_GRACE_MS: '2000',
       LOG_LEVEL: 'info',
+      ...EPHEMERAL_OPS_ENV,
       ...extraEnv,
     };
     const cfg = parseEnv(env);
@@ -150,6 +151,22 @@ export class PipelineHarness {
       await new Promise((r) => setTimeout(r, 100));
     }
     return svc;
+  }
+
+  /** Base URL of a running service's /metrics, /healthz, /readyz endpoint (a free port, from its log). */
+  opsUrl(name: ServiceName): string {
+    const out = this.services.get(name)?.output() ?? '';
+    let url: string | undefined;
+    for (const line of out.split('\n')) {
+      if (!line.includes('ops endpoint listening')) continue;
+      try {
+        url = (JSON.parse(line) as { url?: string }).url ?? url;
+      } catch {
+        // not a log line
+      }
+    }
+    if (!url) throw new Error(`${name} has not logged its ops endpoint`);
+    return url;
   }
 
   /** kill -9 (crash) or SIGTERM (graceful), and wait for the exit. */

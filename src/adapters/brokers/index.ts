@@ -12,9 +12,9 @@ export { AlpacaBroker, type AlpacaBrokerOptions } from './alpaca';
 export const SIM_PLACEHOLDER_KEY = 'simulated-venue-key';
 export const SIM_PLACEHOLDER_SECRET = 'simulated-venue-secret';
 
-/** Where the simulated venue (src/workers/exchange-sim.ts) listens: loopback only. */
-export function simulatedVenueUrl(port: number): string {
-  return `http://127.0.0.1:${port}`;
+/** Where the simulated venue (src/workers/exchange-sim.ts) is reached: SIM_EXCHANGE_HOST:SIM_EXCHANGE_PORT. */
+export function simulatedVenueUrl(port: number, host = '127.0.0.1'): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /**
@@ -23,7 +23,7 @@ export function simulatedVenueUrl(port: number): string {
  * - BROKER=alpaca: Alpaca Trading API v2 at ALPACA_BASE_URL with BROKER_API_KEY / BROKER_API_SECRET;
  *   trade_updates at ALPACA_STREAM_URL (default: derived from the base URL).
  * - BROKER=simulated: the same AlpacaBroker pointed at the local simulated venue
- *   (`http://127.0.0.1:${SIM_EXCHANGE_PORT}`, placeholder keys). The venue runs as its own process
+ *   (`http://${SIM_EXCHANGE_HOST}:${SIM_EXCHANGE_PORT}`, placeholder keys). The venue runs as its own process
  *   (SimulatedBroker behind the Alpaca-compatible server), so a worker crash cannot lose its order
  *   book, and paper trading exercises exactly the code path live trading uses.
  *
@@ -54,7 +54,7 @@ export function createBroker(
   return new AlpacaBroker({
     ...common,
     name: 'simulated',
-    baseUrl: simulatedVenueUrl(e.SIM_EXCHANGE_PORT),
+    baseUrl: simulatedVenueUrl(e.SIM_EXCHANGE_PORT, e.SIM_EXCHANGE_HOST),
     keyId: SIM_PLACEHOLDER_KEY,
     secretKey: SIM_PLACEHOLDER_SECRET,
     // The venue is local: a short stream-down poll period costs nothing and keeps paper fills prompt.

@@ -241,6 +241,15 @@ export async function updateTradeStatus(
   );
 }
 
+/** Seconds since the trade entered the ledger, by the database's clock (one clock for every worker host). */
+export async function tradeAgeSeconds(pool: Pool, workflowId: string): Promise<number | null> {
+  const r = await pool.query<{ age: string }>(
+    `SELECT extract(epoch FROM clock_timestamp() - created_at) AS age FROM trades WHERE workflow_id = $1`,
+    [workflowId],
+  );
+  return r.rows[0] ? Number(r.rows[0].age) : null;
+}
+
 export interface TradeRow {
   workflowId: string;
   signalId: string;

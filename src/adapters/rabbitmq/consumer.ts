@@ -3,6 +3,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { createLogger, withCorrelation, type Logger } from '../../logging';
 import { backoffDelay, settleWithin, sleep, type RabbitConnection } from './connection';
 import { deadLetter } from './dead-letter';
+import { deadLetters, reasonKind } from '../../metrics';
 import { ConfirmPublisher } from './publisher';
 
 /**
@@ -308,6 +309,7 @@ class JsonConsumer implements ConsumerHandle {
       }
       log.warn({ reason, routing_key: msg.fields.routingKey }, 'message dead-lettered');
       this.stats.deadLettered++;
+      deadLetters.inc({ queue: this.queue, reason: reasonKind(reason) });
       ack();
     };
     const retry = async (reason: string): Promise<void> => {

@@ -26,6 +26,7 @@ import {
   positionFromAlpaca,
   type AlpacaErrorBody,
 } from './wire';
+import { rateLimitWaitSeconds, rateLimitWaits } from '../../../metrics';
 
 export interface AlpacaBrokerOptions {
   /** REST base URL, e.g. https://paper-api.alpaca.markets (ALPACA_BASE_URL). */
@@ -523,6 +524,8 @@ export class AlpacaBroker implements Broker {
       } catch (err) {
         if (err instanceof BrokerRateLimitedError) {
           this.pollBackoffUntil = this.now() + err.retryAfterMs;
+          rateLimitWaits.inc({ where: 'order_poll' });
+          rateLimitWaitSeconds.inc({ where: 'order_poll' }, err.retryAfterMs / 1000);
           this.log.warn({ retryAfterMs: err.retryAfterMs }, 'order poll rate limited');
           return;
         }

@@ -1,6 +1,16 @@
 import type { Logger } from '../../../logging';
 import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError } from '../broker';
 import type { AlpacaErrorBody } from './wire';
+import { brokerErrors, brokerOperation, brokerRequests } from '../../../metrics';
+
+/** Error kind of a non-2xx answer, for sat_broker_errors_total. */
+function errorKind(status: number): string {
+  if (status === 401 || status === 403) return 'unauthorized';
+  if (status === 429) return 'rate_limited';
+  if (status === 408) return 'timeout';
+  if (status >= 500) return 'server';
+  return 'rejected';
+}
 
 /**
  * Thin REST transport for Alpaca v2: one attempt per call, never a retry. Retrying is the caller's
@@ -78,6 +88,8 @@ export class AlpacaRestClient {
     const started = this.now();
     // POST (and DELETE) may have been executed when the response is lost; GET never changes anything.
     const mutating = method !== 'GET';
+    const operation = brokerOperation(method, path);
+    brokerRequests.inc({ operation });
     try {
       const headers: Record<string, string> = {
         'APCA-API-KEY-ID': this.opts.keyId,
@@ -105,10 +117,15 @@ export class AlpacaRestClient {
         { method, path: url.pathname, status: res.status, ms: this.now() - started },
         'alpaca http',
       );
+      // 404 on a lookup by client order id is an answer ("no such order"), not a failure.
+      if (res.status >= 400 && !(res.status === 404 && method === 'GET')) {
+        brokerErrors.inc({ operation, kind: errorKind(res.status) });
+      }
       return { status: res.status, body, headers: res.headers };
     } catch (err) {
       const code = causeCode(err);
       const timedOut = ctl.signal.aborted;
+      brokerErrors.inc({ operation, kind: timedOut ? 'timeout' : 'network' });
       const ambiguous = mutating && (timedOut || !(code !== undefined && NOT_SENT_CODES.has(code)));
       const what = timedOut
         ? `timed out after ${this.opts.timeoutMs} ms`
