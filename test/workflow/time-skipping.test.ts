@@ -5,8 +5,9 @@ import { createTimeSkippingEnv, quietTemporalRuntime, uniqueTaskQueue, workflowB
 import * as activities from './fixtures/activities';
 import { echoWorkflow, sleeper } from './fixtures/workflows';
 
-// Proves the workflow tier's server: Temporal's Java time-skipping test server (provisioned by
-// scripts/provision/test-server.sh and passed via TEMPORAL_TEST_SERVER_PATH) starts and skips time.
+// Proves the workflow tier's server: Temporal's time-skipping test server (provisioned by
+// scripts/provision/test-server.sh — native from a pinned PyPI wheel, or the Java fallback — and passed via
+// TEMPORAL_TEST_SERVER_PATH) starts and skips time. test/provision/ runs the Java fallback the same way.
 describe('time-skipping test server', () => {
   let env: TestWorkflowEnvironment;
   let worker: Worker;
