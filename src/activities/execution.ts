@@ -180,7 +180,8 @@ export function createExecutionActivities(deps: ExecutionDeps) {
       const isRetry = ctx.info.attempt > 1;
       let order: BrokerOrder;
       try {
-        order = await broker.submitOrder(input.request, { isRetry });
+        // The signal ends a wait on the request budget or on a 429 reset when the attempt times out or is cancelled.
+        order = await broker.submitOrder(input.request, { isRetry, signal: ctx.cancellationSignal });
       } catch (err) {
         if (err instanceof BrokerRejectedError) {
           await pool.query(`UPDATE orders SET status = 'rejected', updated_at = now() WHERE client_order_id = $1`, [
@@ -212,7 +213,7 @@ export function createExecutionActivities(deps: ExecutionDeps) {
     async cancelOrder(input: { clientOrderId: string; correlationId: string }): Promise<BrokerOrder | null> {
       let order: BrokerOrder | null;
       try {
-        order = await broker.cancelOrder(input.clientOrderId);
+        order = await broker.cancelOrder(input.clientOrderId, { signal: Context.current().cancellationSignal });
       } catch (err) {
         throw toActivityError(err);
       }

@@ -84,6 +84,8 @@ export const envSchema = z.object({
   ALPACA_BASE_URL: url('https://paper-api.alpaca.markets', ['http:', 'https:']),
   ALPACA_STREAM_URL: optStr,
   BROKER_HTTP_TIMEOUT_MS: int(10_000, 100),
+  /** Broker requests per minute for this process when BROKER=alpaca (Alpaca: 200/min per account). */
+  BROKER_RATE_LIMIT_PER_MIN: int(200, 1, 100_000),
   /** Where the local simulated exchange (the paper venue process) listens. */
   SIM_EXCHANGE_PORT: int(8787, 1, 65535),
   /** Host name the trade worker reaches the venue at (a compose service name, or loopback locally). */
@@ -95,6 +97,8 @@ export const envSchema = z.object({
   SIM_FEE_BPS: num(0, (s) => s.min(0).max(1000)),
   SIM_MAX_VOLUME_PCT: num(0.1, (s) => s.gt(0).max(1)),
   SIM_LATENCY_MS: int(0, 0, 60_000),
+  /** Broker requests per minute for this process when BROKER=simulated; 0 = unlimited (the venue is local). */
+  SIM_RATE_LIMIT_PER_MIN: int(0, 0, 100_000),
   SIM_SEED: int(42),
 
   // Market data (original names kept: POLYGON_API_KEY, WATCHLIST, DATA_INTERVAL)
@@ -174,6 +178,8 @@ export interface Config {
   accountId: string;
   startingCash: number;
   broker: Env['BROKER'];
+  /** The broker request budget of this process (requests per minute; 0 = unlimited), for the chosen broker. */
+  brokerRateLimitPerMin: number;
   dataflow: DataflowConfig;
   /** Where each process serves /metrics, /healthz and /readyz. */
   ops: {
@@ -266,6 +272,7 @@ export function parseEnv(source: NodeJS.ProcessEnv): Config {
     accountId: e.ACCOUNT_ID,
     startingCash: e.STARTING_CASH,
     broker: e.BROKER,
+    brokerRateLimitPerMin: e.BROKER === 'alpaca' ? e.BROKER_RATE_LIMIT_PER_MIN : e.SIM_RATE_LIMIT_PER_MIN,
     dataflow: {
       watchlist: e.WATCHLIST,
       interval: e.DATA_INTERVAL,

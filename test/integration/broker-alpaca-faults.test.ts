@@ -2,6 +2,7 @@ import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AlpacaBroker, type AlpacaBrokerOptions } from '../../src/adapters/brokers/alpaca';
 import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError } from '../../src/adapters/brokers/broker';
+import { RequestBudget } from '../../src/adapters/brokers/request-budget';
 import type { OrderRequest, OrderUpdate } from '../../src/contracts/order';
 import { createLogger } from '../../src/logging';
 import { startFakeAlpaca, type FakeAlpacaOptions } from '../fakes/fake-alpaca';
@@ -144,27 +145,113 @@ describe('ambiguous submits: the POST fails after the order was placed', () => {
 });
 
 describe('rate limits', () => {
-  it('429 → BrokerRateLimitedError with retryAfterMs from X-Ratelimit-Reset; nothing placed', async () => {
+  it('a 429 past the caller deadline → BrokerRateLimitedError with retryAfterMs from X-Ratelimit-Reset; nothing placed', async () => {
     const { fake, broker } = await setup();
     fake.rateLimitNext(1, 3);
     const cid = uniqueClientOrderId('rl');
-    const err = await failure(broker.submitOrder(order(cid)));
+    const err = await failure(broker.submitOrder(order(cid), { deadlineMs: Date.now() + 500 }));
     expect(err).toBeInstanceOf(BrokerRateLimitedError);
     // Reset is in whole epoch seconds: 3 s from now is between 2 and 3 s away.
     expect((err as BrokerRateLimitedError).retryAfterMs).toBeGreaterThanOrEqual(1_900);
     expect((err as BrokerRateLimitedError).retryAfterMs).toBeLessThanOrEqual(3_100);
     expect(fake.ordersCreated).toBe(0);
-    const placed = await broker.submitOrder(order(cid), { isRetry: true });
+  });
+
+  it('without a deadline a 429 is waited out and the same POST re-sent: one order, no error', async () => {
+    const { fake, broker } = await setup();
+    fake.rateLimitNext(2, 1);
+    const cid = uniqueClientOrderId('rl-wait');
+    const placed = await broker.submitOrder(order(cid));
     expect(placed.clientOrderId).toBe(cid);
+    expect(fake.rateLimitedResponses).toBe(2);
+    expect(fake.postsReceived).toBe(3);
     expect(fake.ordersCreated).toBe(1);
+    expect(broker.rateLimitedResponses).toBe(2);
   });
 
   it('429 on a read is a rate limit too (never a "not found")', async () => {
     const { fake, broker } = await setup();
     fake.rateLimitNext(1, 1);
-    const err = await failure(broker.getOrderByClientOrderId('x'));
+    const err = await failure(broker.getOrderByClientOrderId('x', { deadlineMs: Date.now() }));
     expect(err).toBeInstanceOf(BrokerRateLimitedError);
     expect((err as BrokerRateLimitedError).retryAfterMs).toBeGreaterThanOrEqual(1_000);
+    expect(await broker.getOrderByClientOrderId('x')).toBeNull(); // waited out: now the real answer
+  });
+
+  it('a 429 storm: every caller waits for the reset instead of hammering; all calls succeed, one order each', async () => {
+    const { fake, broker } = await setup();
+    fake.rateLimitFor(2_000);
+    const cids = Array.from({ length: 8 }, (_, i) => uniqueClientOrderId(`storm-${i}`));
+    const results = await Promise.all([
+      ...cids.map((cid) => broker.submitOrder(order(cid, 1))),
+      broker.getAccount(),
+      broker.getPositions(),
+      broker.listOpenOrders(),
+    ]);
+    expect(results).toHaveLength(11);
+    expect(fake.ordersCreated).toBe(8);
+    // The first 429 pauses the whole bucket until the reset: at most one 429 per call that was already
+    // on the wire, not one per call per retry.
+    expect(fake.rateLimitedResponses).toBeGreaterThanOrEqual(1);
+    expect(fake.rateLimitedResponses).toBeLessThanOrEqual(11);
+    expect(broker.budget.pauses).toBeGreaterThanOrEqual(1);
+    for (const cid of cids) expect((await fake.engine.getOrderByClientOrderId(cid))?.status).toBe('new');
+  });
+
+  it('"429 for ~1 s every 15 requests": 12 orders submitted, looked up and cancelled, no call fails, none doubled', async () => {
+    const { fake, broker } = await setup();
+    fake.rateLimitEvery(15, 1_000);
+    for (let i = 0; i < 12; i++) {
+      const cid = uniqueClientOrderId(`every-${i}`);
+      const placed = await broker.submitOrder(order(cid, 1), { isRetry: i % 2 === 1 });
+      expect((await broker.getOrderByClientOrderId(cid))?.brokerOrderId).toBe(placed.brokerOrderId);
+      expect((await broker.cancelOrder(cid))?.status).toBe('canceled');
+    }
+    expect(fake.ordersCreated).toBe(12);
+    expect(fake.rateLimitedResponses).toBeGreaterThan(0);
+    expect(broker.rateLimitedResponses).toBe(fake.rateLimitedResponses);
+  });
+});
+
+describe('one request budget per process', () => {
+  it('20 followed orders with the stream down stay within the budget; a submit goes before the polls', async () => {
+    // A budget on a clock we move by hand: the fake then sees exactly what the budget granted.
+    let clock = Date.now();
+    const budget = new RequestBudget({ limitPerMinute: 60, now: () => clock }); // burst 6, then 54/min
+    const { fake, broker } = await setup({ budget, pollIntervalMs: 20, minPollSpacingMs: 0 });
+    fake.refuseStream(true);
+    fake.dropStream();
+    const cids = Array.from({ length: 20 }, (_, i) => uniqueClientOrderId(`budget-${i}`));
+    for (const cid of cids) await fake.engine.submitOrder(order(cid, 1)); // placed by an earlier process
+    for (const cid of cids) broker.watchOrder(cid);
+    await waitFor(() => fake.requests.length >= 6 || undefined, 5_000, 'the burst');
+    await sleep(1_500); // the poller keeps asking; without a token nothing reaches the venue
+    expect(fake.requests).toHaveLength(6);
+    expect(budget.waiting).toBeGreaterThan(0);
+    expect(budget.granted.poll).toBe(6);
+
+    // Money first: a submit queued behind the starved poller gets the next token.
+    const cid = uniqueClientOrderId('budget-submit');
+    const submitted = broker.submitOrder(order(cid, 1));
+    clock += 1_200; // one token
+    await submitted;
+    expect(fake.requests.slice(6).map((r) => r.method)).toEqual(['POST']);
+
+    // Then the simulated minute goes by in steps: at every instant the venue has seen at most
+    // burst + refill × elapsed (6 + 54/min), however hard 20 followed orders push.
+    const start = clock - 1_200;
+    for (let step = 1; step <= 9; step++) {
+      clock += 6_667;
+      budget.poke();
+      await waitFor(() => fake.requests.length >= 7 + 6 * step || undefined, 5_000, `step ${step}`);
+      await sleep(50);
+      const allowed = 6 + Math.floor((54 * (clock - start)) / 60_000);
+      expect(fake.requests.length).toBeLessThanOrEqual(allowed);
+    }
+    // 61.2 simulated seconds in all: 61 requests at most (the limit is per any 60 s: 6 + 54).
+    expect(fake.requests.length).toBeLessThanOrEqual(61);
+    expect(budget.granted.poll).toBeGreaterThanOrEqual(54);
+    expect(fake.rateLimitedResponses).toBe(0);
   });
 });
 

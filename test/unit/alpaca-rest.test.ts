@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AlpacaBroker } from '../../src/adapters/brokers/alpaca';
 import { backoffDelay, streamUrlFor } from '../../src/adapters/brokers/alpaca/stream';
 import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError } from '../../src/adapters/brokers/broker';
@@ -109,18 +109,22 @@ describe('AlpacaBroker REST mapping', () => {
     await b.close();
   });
 
-  it('429 → retryAfterMs from X-Ratelimit-Reset, bounded to [1 s, 60 s]', async () => {
+  it('429 past the caller deadline → BrokerRateLimitedError, retryAfterMs from X-Ratelimit-Reset, bounded to [1 s, 60 s]', async () => {
     const reset = (s: number) =>
       broker(() => json(429, { message: 'too many requests' }, { 'X-Ratelimit-Reset': String(s) })).b;
-    const e1 = await failure(reset(NOW / 1000 + 5).getAccount());
+    // deadlineMs = now: no wait is acceptable, so the 429 surfaces with the wait it asks for.
+    const now = { deadlineMs: NOW };
+    const e1 = await failure(reset(NOW / 1000 + 5).getAccount(now));
     expect(e1).toBeInstanceOf(BrokerRateLimitedError);
     expect((e1 as BrokerRateLimitedError).retryAfterMs).toBe(5_000);
-    expect(((await failure(reset(NOW / 1000 - 3).getAccount())) as BrokerRateLimitedError).retryAfterMs).toBe(1_000);
-    expect(((await failure(reset(NOW / 1000 + 3_600).getAccount())) as BrokerRateLimitedError).retryAfterMs).toBe(
+    expect(((await failure(reset(NOW / 1000 - 3).getAccount(now))) as BrokerRateLimitedError).retryAfterMs).toBe(1_000);
+    expect(((await failure(reset(NOW / 1000 + 3_600).getAccount(now))) as BrokerRateLimitedError).retryAfterMs).toBe(
       60_000,
     );
     const none = broker(() => json(429, {})).b;
-    expect(((await failure(none.getAccount())) as BrokerRateLimitedError).retryAfterMs).toBe(1_000);
+    expect(((await failure(none.getAccount(now))) as BrokerRateLimitedError).retryAfterMs).toBe(1_000);
+    const ra = broker(() => json(429, {}, { 'Retry-After': '7' })).b;
+    expect(((await failure(ra.getAccount(now))) as BrokerRateLimitedError).retryAfterMs).toBe(7_000);
   });
 
   it('401 → BrokerRejectedError("unauthorized") without echoing keys', async () => {
@@ -244,5 +248,111 @@ describe('createBroker', () => {
     await b.getPositions();
     expect(f.calls[0]!.url).toBe('http://127.0.0.1:9911/v2/positions');
     expect(f.calls[0]!.headers['APCA-API-KEY-ID']).toBe(SIM_PLACEHOLDER_KEY);
+  });
+});
+
+describe('429s are waited out, never counted as failures (fake clock)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** `statuses`: what the first requests of `method` get (default any method); then 200. */
+  function timedBroker(statuses: number[], resetInSec: number, rateLimitPerMinute = 0, method?: string) {
+    let i = 0;
+    const f = fakeFetch((c) => {
+      const status = !method || c.method === method ? (statuses[i++] ?? 200) : 200;
+      if (status === 429)
+        return json(
+          429,
+          { code: 42910000, message: 'rate limit exceeded' },
+          {
+            'X-Ratelimit-Limit': '200',
+            'X-Ratelimit-Remaining': '0',
+            'X-Ratelimit-Reset': String(Math.floor(Date.now() / 1000) + resetInSec),
+          },
+        );
+      if (c.method === 'POST')
+        return json(200, {
+          id: 'b-1',
+          client_order_id: 'cid-1',
+          symbol: 'NVDA',
+          side: 'buy',
+          qty: '3',
+          filled_qty: '0',
+          type: 'market',
+          time_in_force: 'day',
+          status: 'accepted',
+          created_at: '2024-05-01T14:30:00Z',
+        });
+      return json(200, { cash: '1000', equity: '1000', buying_power: '1000' });
+    });
+    const b = new AlpacaBroker({
+      baseUrl: 'https://paper-api.alpaca.markets/',
+      keyId: 'k',
+      secretKey: 's',
+      logger: silent,
+      fetch: f.fn,
+      rateLimitPerMinute,
+      reconnectInitialMs: 60_000,
+    });
+    return { b, calls: f.calls };
+  }
+
+  it('a POST answered 429 three times is re-sent after each reset and then placed once; the bucket paused meanwhile', async () => {
+    vi.useFakeTimers({ now: NOW });
+    const { b, calls } = timedBroker([429, 429, 429], 2, 0, 'POST');
+    let placed: unknown;
+    const p = b.submitOrder(req).then((o) => (placed = o));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(1);
+    // While paused, other callers wait too: a read issued now does not reach the broker.
+    const read = b.getAccount();
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect(calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(10_000);
+    await p;
+    await read;
+    expect(placed).toMatchObject({ brokerOrderId: 'b-1', clientOrderId: 'cid-1' });
+    expect(calls.filter((c) => c.method === 'POST')).toHaveLength(4);
+    expect(calls.filter((c) => c.method === 'GET')).toHaveLength(1);
+    // Every POST carried the same client_order_id: a re-POST can never create a second order.
+    expect(
+      new Set(
+        calls.filter((c) => c.method === 'POST').map((c) => (c.body as { client_order_id: string }).client_order_id),
+      ).size,
+    ).toBe(1);
+    expect(b.rateLimitedResponses).toBe(3);
+    expect(b.budget.pauses).toBe(3);
+    await b.close();
+  });
+
+  it('a cancelled caller stops waiting with BrokerRateLimitedError; nothing more is sent for it', async () => {
+    vi.useFakeTimers({ now: NOW });
+    const { b, calls } = timedBroker([429, 429, 429, 429], 30);
+    const ctl = new AbortController();
+    const p = failure(b.getAccount({ signal: ctl.signal }));
+    await vi.advanceTimersByTimeAsync(5_000);
+    ctl.abort();
+    const err = await p;
+    expect(err).toBeInstanceOf(BrokerRateLimitedError);
+    expect((err as BrokerRateLimitedError).retryAfterMs).toBeGreaterThan(20_000);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(calls).toHaveLength(1);
+    await b.close();
+  });
+
+  it('the configured limit covers every call: 50 reads at 60/min reach the broker 6 at once, then ~1/s', async () => {
+    vi.useFakeTimers({ now: NOW });
+    const { b, calls } = timedBroker([], 1, 60);
+    const all = Promise.all(Array.from({ length: 50 }, () => b.getAccount()));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(6);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(calls.length).toBeGreaterThanOrEqual(6 + 8);
+    expect(calls.length).toBeLessThanOrEqual(6 + 10);
+    await vi.advanceTimersByTimeAsync(60_000);
+    await all;
+    expect(calls).toHaveLength(50);
+    await b.close();
   });
 });

@@ -1,12 +1,15 @@
 import type { BrokerOrder, OrderRequest, OrderStatus, OrderUpdate, Side } from '../../contracts/order';
 
 /**
- * Per-call options every broker method accepts. `signal` bounds how long a call may wait for the
- * process's request budget or out a broker 429 (an activity passes its cancellation signal); when it
- * fires while waiting on a rate limit the call fails with BrokerRateLimitedError.
+ * Per-call options every broker method accepts. A call waits for the process's request budget and
+ * waits out broker 429s (never counted as failures); these bound that wait. When `signal` fires, or a
+ * wait would end after `deadlineMs`, the call fails with BrokerRateLimitedError(retryAfterMs) instead.
+ * An activity passes its cancellation signal and a deadline a little before its start-to-close timeout.
  */
 export interface BrokerCallOptions {
   signal?: AbortSignal;
+  /** Epoch ms. */
+  deadlineMs?: number;
 }
 
 /**

@@ -1,9 +1,11 @@
 import type { Config } from '../../config';
 import type { Logger } from '../../logging';
 import { AlpacaBroker, type AlpacaBrokerOptions } from './alpaca';
+import { RequestBudget } from './request-budget';
 
 export * from './broker';
 export { AlpacaBroker, type AlpacaBrokerOptions } from './alpaca';
+export { RequestBudget, type BrokerCallPriority } from './request-budget';
 
 /**
  * Key pair the trade worker presents to the local simulated venue. The venue process accepts any key
@@ -27,6 +29,10 @@ export function simulatedVenueUrl(port: number, host = '127.0.0.1'): string {
  *   (SimulatedBroker behind the Alpaca-compatible server), so a worker crash cannot lose its order
  *   book, and paper trading exercises exactly the code path live trading uses.
  *
+ * Every broker call of the process (submits, cancels, lookups, the poller, reconciliation reads) draws from
+ * one RequestBudget of `config.brokerRateLimitPerMin` (BROKER_RATE_LIMIT_PER_MIN for Alpaca,
+ * SIM_RATE_LIMIT_PER_MIN — unlimited by default — for the local venue).
+ *
  * `overrides` are for tests and tuning (poll intervals, injected fetch); they win over config.
  */
 export function createBroker(
@@ -35,7 +41,11 @@ export function createBroker(
   overrides: Partial<AlpacaBrokerOptions> = {},
 ): AlpacaBroker {
   const e = config.env;
-  const common = { logger, httpTimeoutMs: e.BROKER_HTTP_TIMEOUT_MS };
+  const common = {
+    logger,
+    httpTimeoutMs: e.BROKER_HTTP_TIMEOUT_MS,
+    budget: new RequestBudget({ limitPerMinute: config.brokerRateLimitPerMin, now: overrides.now }),
+  };
   if (config.broker === 'alpaca') {
     if (!e.BROKER_API_KEY || !e.BROKER_API_SECRET) {
       // parseEnv already refuses this; kept so a hand-built Config cannot start keyless.

@@ -6,11 +6,13 @@ import {
   BrokerUnavailableError,
   type Broker,
   type BrokerAccount,
+  type BrokerCallOptions,
   type BrokerExecution,
   type BrokerPosition,
   type ListExecutionsOptions,
 } from '../broker';
 import { OrderUpdateReconciler, type StreamFill } from './reconciler';
+import { RequestBudget, type BrokerCallPriority } from '../request-budget';
 import { AlpacaRestClient } from './rest';
 import { streamUrlFor, TradeUpdatesStream, type StreamState } from './stream';
 import {
@@ -58,6 +60,13 @@ export interface AlpacaBrokerOptions {
   reconnectMaxMs?: number;
   streamHandshakeTimeoutMs?: number;
   heartbeatMs?: number;
+  /**
+   * The process's broker request budget (shared by every call of this adapter, including its poller).
+   * Default: a budget of `rateLimitPerMinute`.
+   */
+  budget?: RequestBudget;
+  /** Requests per minute when no `budget` is given (BROKER_RATE_LIMIT_PER_MIN). 0 = unlimited. Default 0. */
+  rateLimitPerMinute?: number;
   /** Injected for tests. */
   fetch?: typeof fetch;
   now?: () => number;
@@ -105,6 +114,8 @@ export class AlpacaBroker implements Broker {
   private polling: Promise<void> | undefined;
   private pollBackoffUntil = 0;
   private closed = false;
+  /** Aborts the poller's budget waits on close (a 429 pause can last a minute). */
+  private readonly closing = new AbortController();
   private readonly streamWaiters = new Set<(ok: boolean) => void>();
 
   constructor(opts: AlpacaBrokerOptions) {
@@ -119,6 +130,7 @@ export class AlpacaBroker implements Broker {
       logger: this.log,
       fetch: opts.fetch,
       now: this.now,
+      budget: opts.budget ?? new RequestBudget({ limitPerMinute: opts.rateLimitPerMinute ?? 0, now: this.now }),
     });
     this.pollIntervalMs = opts.pollIntervalMs ?? 2_000;
     this.safetyPollIntervalMs = opts.safetyPollIntervalMs ?? 30_000;
@@ -141,7 +153,8 @@ export class AlpacaBroker implements Broker {
   // -------------------------------------------------------------------------------------------
   // orders
 
-  async submitOrder(req: OrderRequest, opts: { isRetry?: boolean } = {}): Promise<BrokerOrder> {
+  async submitOrder(req: OrderRequest, opts: { isRetry?: boolean } & BrokerCallOptions = {}): Promise<BrokerOrder> {
+    const call = { signal: opts.signal, deadlineMs: opts.deadlineMs };
     if (!req.clientOrderId || req.clientOrderId.length > MAX_CLIENT_ORDER_ID_LENGTH) {
       // Without a valid idempotency key the order could not be retried safely: refuse before sending.
       throw new BrokerRejectedError(
@@ -151,7 +164,7 @@ export class AlpacaBroker implements Broker {
     }
     if (opts.isRetry) {
       // A previous attempt may have landed (its response was lost). Find it before placing anything.
-      const existing = await this.getOrderByClientOrderId(req.clientOrderId);
+      const existing = await this.lookup(req.clientOrderId, 'trade', call);
       // A rejected order is not "placed": let the venue answer the POST again (same request, same answer).
       if (existing && existing.status !== 'rejected') {
         this.log.info(
@@ -164,7 +177,7 @@ export class AlpacaBroker implements Broker {
     }
     const path = '/v2/orders';
     // Exactly one POST. Any failure after this point is the caller's to retry (with isRetry).
-    const res = await this.rest.send('POST', path, { body: orderRequestToAlpaca(req) });
+    const res = await this.rest.request('POST', path, { body: orderRequestToAlpaca(req), priority: 'trade', ...call });
     if (res.status >= 200 && res.status < 300) {
       const order = this.parseOrder(res.body);
       this.follow(order);
@@ -173,7 +186,7 @@ export class AlpacaBroker implements Broker {
     const body = (res.body ?? {}) as AlpacaErrorBody;
     if (res.status >= 400 && res.status < 500 && res.status !== 429 && isDuplicateClientOrderIdMessage(body.message)) {
       // Alpaca: the id is taken, i.e. this order already exists (an earlier attempt landed). Idempotent success.
-      const existing = await this.getOrderByClientOrderId(req.clientOrderId);
+      const existing = await this.lookup(req.clientOrderId, 'trade', call);
       if (existing?.status === 'rejected') {
         // The id is spent on an order the venue refused: that is this request's answer.
         throw new BrokerRejectedError(
@@ -208,31 +221,46 @@ export class AlpacaBroker implements Broker {
     throw this.rest.errorFor('POST', path, res);
   }
 
-  async getOrderByClientOrderId(clientOrderId: string): Promise<BrokerOrder | null> {
+  async getOrderByClientOrderId(clientOrderId: string, opts: BrokerCallOptions = {}): Promise<BrokerOrder | null> {
+    return this.lookup(clientOrderId, 'read', opts);
+  }
+
+  /** GET by client order id at a given priority (trade: resolving a submit or cancel; poll: the poller). */
+  private async lookup(
+    clientOrderId: string,
+    priority: BrokerCallPriority,
+    opts: BrokerCallOptions,
+  ): Promise<BrokerOrder | null> {
     const path = '/v2/orders:by_client_order_id';
-    const res = await this.rest.send('GET', path, { query: { client_order_id: clientOrderId, nested: 'true' } });
+    const res = await this.rest.request('GET', path, {
+      query: { client_order_id: clientOrderId, nested: 'true' },
+      priority,
+      signal: opts.signal,
+      deadlineMs: opts.deadlineMs,
+    });
     if (res.status === 404) return null;
     if (res.status >= 200 && res.status < 300) return this.parseOrder(res.body);
     throw this.rest.errorFor('GET', path, res);
   }
 
-  async cancelOrder(clientOrderId: string): Promise<BrokerOrder | null> {
-    const order = await this.getOrderByClientOrderId(clientOrderId);
+  async cancelOrder(clientOrderId: string, opts: BrokerCallOptions = {}): Promise<BrokerOrder | null> {
+    const call = { signal: opts.signal, deadlineMs: opts.deadlineMs };
+    const order = await this.lookup(clientOrderId, 'trade', call);
     if (!order) return null;
     // Cancelling a finished order is a no-op by contract (a fill may have raced the cancel).
     if (isTerminal(order.status)) return order;
     const path = `/v2/orders/${encodeURIComponent(order.brokerOrderId)}`;
-    const res = await this.rest.send('DELETE', path);
+    const res = await this.rest.request('DELETE', path, { priority: 'trade', ...call });
     // 204: accepted. 404/422: already gone or not cancelable (filled/canceled meanwhile) → report current state.
     if (!(res.status >= 200 && res.status < 300) && res.status !== 404 && res.status !== 422) {
       throw this.rest.errorFor('DELETE', path, res);
     }
     // Alpaca cancels asynchronously (pending_cancel → canceled); wait briefly for the final state.
     const deadline = this.now() + this.cancelSettleMs;
-    let current = (await this.getOrderByClientOrderId(clientOrderId)) ?? order;
+    let current = (await this.lookup(clientOrderId, 'trade', call)) ?? order;
     while (!isTerminal(current.status) && this.now() < deadline) {
       await sleep(Math.min(200, Math.max(10, deadline - this.now())));
-      current = (await this.getOrderByClientOrderId(clientOrderId)) ?? current;
+      current = (await this.lookup(clientOrderId, 'trade', call)) ?? current;
     }
     return current;
   }
@@ -246,10 +274,11 @@ export class AlpacaBroker implements Broker {
    * partial fills in no particular order (Alpaca-API#170).
    */
   async listExecutions(brokerOrderId: string, opts: ListExecutionsOptions = {}): Promise<BrokerExecution[]> {
+    const call = { signal: opts.signal, deadlineMs: opts.deadlineMs };
     let since = opts.orderCreatedAt;
     if (!since) {
       const path = `/v2/orders/${encodeURIComponent(brokerOrderId)}`;
-      const res = await this.rest.send('GET', path);
+      const res = await this.rest.request('GET', path, { priority: 'read', ...call });
       if (res.status === 404) return [];
       if (!(res.status >= 200 && res.status < 300)) throw this.rest.errorFor('GET', path, res);
       since = this.parseOrder(res.body).createdAt;
@@ -263,7 +292,7 @@ export class AlpacaBroker implements Broker {
     for (let page = 0; page < 1_000; page++) {
       const query: Record<string, string> = { after, direction: 'asc', page_size: '100' };
       if (pageToken) query.page_token = pageToken;
-      const res = await this.rest.send('GET', path, { query });
+      const res = await this.rest.request('GET', path, { query, priority: 'read', ...call });
       if (!(res.status >= 200 && res.status < 300)) throw this.rest.errorFor('GET', path, res);
       if (!Array.isArray(res.body)) throw new BrokerUnavailableError(`Alpaca GET ${path}: body is not an array`, false);
       const rows = res.body as unknown[];
@@ -283,10 +312,13 @@ export class AlpacaBroker implements Broker {
     return out.sort((a, b) => a.cumQty - b.cumQty);
   }
 
-  async listOpenOrders(): Promise<BrokerOrder[]> {
+  async listOpenOrders(opts: BrokerCallOptions = {}): Promise<BrokerOrder[]> {
     const path = '/v2/orders';
-    const res = await this.rest.send('GET', path, {
+    const res = await this.rest.request('GET', path, {
       query: { status: 'open', nested: 'true', limit: '500', direction: 'asc' },
+      priority: 'read',
+      signal: opts.signal,
+      deadlineMs: opts.deadlineMs,
     });
     if (res.status >= 200 && res.status < 300 && Array.isArray(res.body))
       return res.body.map((o) => this.parseOrder(o));
@@ -295,16 +327,16 @@ export class AlpacaBroker implements Broker {
     throw this.rest.errorFor('GET', path, res);
   }
 
-  async getAccount(): Promise<BrokerAccount> {
+  async getAccount(opts: BrokerCallOptions = {}): Promise<BrokerAccount> {
     const path = '/v2/account';
-    const res = await this.rest.send('GET', path);
+    const res = await this.rest.request('GET', path, { priority: 'read', ...opts });
     if (res.status >= 200 && res.status < 300) return this.parse(() => accountFromAlpaca(res.body), path);
     throw this.rest.errorFor('GET', path, res);
   }
 
-  async getPositions(): Promise<BrokerPosition[]> {
+  async getPositions(opts: BrokerCallOptions = {}): Promise<BrokerPosition[]> {
     const path = '/v2/positions';
-    const res = await this.rest.send('GET', path);
+    const res = await this.rest.request('GET', path, { priority: 'read', ...opts });
     if (res.status >= 200 && res.status < 300 && Array.isArray(res.body)) {
       const body = res.body as unknown[];
       return this.parse(() => body.map(positionFromAlpaca), path);
@@ -379,8 +411,19 @@ export class AlpacaBroker implements Broker {
     });
   }
 
+  /** The request budget every call of this adapter draws from. */
+  get budget(): RequestBudget {
+    return this.rest.budget;
+  }
+
+  /** 429 answers received (each waited out and resent, never a failure by itself). */
+  get rateLimitedResponses(): number {
+    return this.rest.rateLimitedResponses;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     if (this.pollTimer) clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
     this.listeners.clear();
@@ -520,7 +563,7 @@ export class AlpacaBroker implements Broker {
       if (this.closed) return;
       let order: BrokerOrder | null;
       try {
-        order = await this.getOrderByClientOrderId(clientOrderId);
+        order = await this.lookup(clientOrderId, 'poll', { signal: this.closing.signal });
       } catch (err) {
         if (err instanceof BrokerRateLimitedError) {
           this.pollBackoffUntil = this.now() + err.retryAfterMs;

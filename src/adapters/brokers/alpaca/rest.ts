@@ -1,5 +1,6 @@
 import type { Logger } from '../../../logging';
-import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError } from '../broker';
+import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError, type BrokerCallOptions } from '../broker';
+import { RequestBudget, type BrokerCallPriority } from '../request-budget';
 import type { AlpacaErrorBody } from './wire';
 import { brokerErrors, brokerOperation, brokerRequests } from '../../../metrics';
 
@@ -13,9 +14,11 @@ function errorKind(status: number): string {
 }
 
 /**
- * Thin REST transport for Alpaca v2: one attempt per call, never a retry. Retrying is the caller's
- * decision because only the caller knows whether a retry must first look the order up (POST /v2/orders
- * is not idempotent on the wire; a blind retry after a lost response is how duplicate orders happen).
+ * Thin REST transport for Alpaca v2. Every request first takes a token from the process's request
+ * budget (RequestBudget), by priority. The only retry it ever makes is of a request answered 429 (see
+ * `request`); anything else — timeouts, resets, 5xx — is the caller's decision, because only the
+ * caller knows whether a retry must first look the order up (POST /v2/orders is not idempotent on the
+ * wire; a blind retry after a lost response is how duplicate orders happen).
  */
 
 export type HttpMethod = 'GET' | 'POST' | 'DELETE';
@@ -34,6 +37,14 @@ export interface AlpacaRestOptions {
   logger: Logger;
   fetch?: typeof fetch;
   now?: () => number;
+  /** The process's request budget. Default: an unlimited one (429 pauses still apply). */
+  budget?: RequestBudget;
+}
+
+export interface RequestOptions extends BrokerCallOptions {
+  query?: Record<string, string>;
+  body?: unknown;
+  priority: BrokerCallPriority;
 }
 
 /** Bounds for a 429's wait: at least 1 s (reset is whole seconds), at most the 60 s rate window (clock skew). */
@@ -64,11 +75,47 @@ export class AlpacaRestClient {
   private readonly base: string;
   private readonly fetchImpl: typeof fetch;
   private readonly now: () => number;
+  readonly budget: RequestBudget;
+  /** 429 answers received and waited out (never counted as a failure). */
+  rateLimitedResponses = 0;
 
   constructor(private readonly opts: AlpacaRestOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
     this.fetchImpl = opts.fetch ?? fetch;
     this.now = opts.now ?? Date.now;
+    this.budget = opts.budget ?? new RequestBudget({ limitPerMinute: 0, now: this.now });
+  }
+
+  /**
+   * One logical request through the budget. A 429 is waited out and the same request sent again, as
+   * often as it takes: it never counts as a failed attempt. The whole budget pauses until the broker's
+   * reset, so other callers queue instead of drawing more 429s.
+   *
+   * Re-sending after a 429 is safe for every method, including POST /v2/orders: Alpaca's rate limiter
+   * answers before the request reaches order handling, so a 429'd POST placed nothing; and were that
+   * ever not so, the re-POST carries the same client_order_id, which Alpaca refuses to reuse ("client_order_id
+   * must be unique"), and submitOrder turns that answer into the existing order — never a second one.
+   *
+   * Bounded by the caller: when `signal` fires or the reset falls after `deadlineMs`, it throws
+   * BrokerRateLimitedError with the wait still needed (retryAfterMs) instead of waiting.
+   */
+  async request(method: HttpMethod, path: string, opts: RequestOptions): Promise<RestResponse> {
+    const acquire = { signal: opts.signal, deadlineMs: opts.deadlineMs };
+    for (;;) {
+      await this.budget.acquire(opts.priority, acquire);
+      const res = await this.send(method, path, opts);
+      if (res.status !== 429) return res;
+      this.rateLimitedResponses++;
+      const waitMs = this.retryAfterMs(res.headers);
+      this.budget.pauseUntil(this.now() + waitMs);
+      const giveUp =
+        opts.signal?.aborted === true || (opts.deadlineMs !== undefined && this.now() + waitMs > opts.deadlineMs);
+      this.opts.logger.warn(
+        { method, path, retryAfterMs: waitMs, priority: opts.priority, giveUp },
+        giveUp ? 'alpaca 429: past the caller deadline' : 'alpaca 429: budget paused until the reset; will resend',
+      );
+      if (giveUp) throw this.errorFor(method, path, res);
+    }
   }
 
   /**
