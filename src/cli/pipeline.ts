@@ -25,7 +25,7 @@ const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 const USAGE = `Usage: npm start -- [options]
 
 Runs the whole pipeline on the local stack: replayed market data (WATCHLIST, default NVDA and ORCL daily
-bars from ../shared/data, interleaved by time) → quant (SMA crossover) → signal intake → one Temporal trade
+bars from ../shared/data, interleaved by time) → quant (STRATEGY_TYPE, default SMA crossover) → signal intake → one Temporal trade
 workflow per signal → RiskOps → simulated exchange → ledger. Prints a summary when every trade has settled.
 
 Options:

@@ -1,8 +1,8 @@
 /**
- * Quant worker: consumes bars from `quant.bars`, runs a strategy per (symbol, interval), and publishes trade
- * signals to `trade.signals`.
+ * Quant worker: consumes bars from `quant.bars`, runs every configured strategy (STRATEGY_TYPE, a list; several
+ * side by side) per (symbol, interval), and publishes trade signals to `trade.signals`, each carrying its strategy.
  *
- *   npm exec tsx src/workers/quant.ts -- [--strategy sma-cross] [--fast 2] [--slow 5] [--prefetch 100]
+ *   npm exec tsx src/workers/quant.ts -- [--prefetch 100]        (strategies and parameters: see .env.example)
  *
  * No loss, no duplicates (see docs/messaging.md):
  *  - a bar is acked only after the signal it produced is confirmed by the broker (ack-after-publish); if the
@@ -29,7 +29,7 @@ import {
 } from '../adapters/rabbitmq';
 import { barsReceived, signalsPublished } from '../metrics';
 import { rabbitCheck, startOps } from './ops';
-import { SMA_CROSS, STRATEGY_NAMES, SignalEngine, strategyFactory, type StrategyFactory } from '../domain/strategies';
+import { STRATEGY_NAMES, SignalEngine, strategyFactories, type StrategyFactory } from '../domain/strategies';
 
 /**
  * Market data wants a deep prefetch (temporal-guide C.2/C.5: ≥100 reaches top single-queue throughput); every
@@ -51,7 +51,10 @@ export interface QuantStats {
 export interface QuantOptions {
   rabbit: RabbitConnection;
   publisher: ConfirmPublisher;
-  strategy: StrategyFactory;
+  /** The strategies to run side by side (each bar goes to each, in this order). */
+  strategies?: StrategyFactory[];
+  /** One strategy (kept for callers that run a single one); added to `strategies`. */
+  strategy?: StrategyFactory;
   logger?: Logger;
   /** Default `quant.bars`. */
   queue?: string;
@@ -67,7 +70,10 @@ export interface QuantOptions {
 export interface QuantHandle {
   readonly stats: Readonly<QuantStats>;
   readonly consumer: ConsumerHandle;
+  /** The first strategy's engine. */
   readonly engine: SignalEngine;
+  /** One engine per strategy. */
+  readonly engines: readonly SignalEngine[];
   /** Stop consuming and wait for in-flight bars (their signal confirms) to settle. */
   stop(): Promise<void>;
 }
@@ -77,7 +83,12 @@ export function startQuant(opts: QuantOptions): QuantHandle {
   const log = opts.logger ?? createLogger('quant');
   const queue = opts.queue ?? QUANT_BARS_QUEUE;
   const exchange = opts.signalsExchange ?? TRADE_SIGNALS_EXCHANGE;
-  const engine = new SignalEngine(opts.strategy);
+  const factories = [...(opts.strategy ? [opts.strategy] : []), ...(opts.strategies ?? [])];
+  if (factories.length === 0) throw new Error('startQuant: no strategy');
+  const engines = factories.map((f) => new SignalEngine(f));
+  const names = engines.map((e) => e.strategyName);
+  if (new Set(names).size !== names.length)
+    throw new Error(`startQuant: a strategy is listed twice (${names.join(', ')})`);
   const stats: QuantStats = { bars: 0, signals: 0, republished: 0, duplicates: 0, stale: 0, partial: 0, invalid: 0 };
 
   const consumer = consumeJson(
@@ -100,47 +111,54 @@ export function startQuant(opts: QuantOptions): QuantHandle {
       }
       const bar = parsed.data;
       barsReceived.inc({ symbol: bar.symbol });
-      // Synchronous, before any await: bars reach the strategy in delivery order.
-      const out = engine.process(bar);
+      // Synchronous, before any await: bars reach every strategy in delivery order.
+      const outs = engines.map((e) => e.process(bar));
       const blog = withCorrelation(log, bar.correlation_id, { symbol: bar.symbol, bar_ts: bar.timestamp });
-      switch (out.kind) {
-        case 'none':
-          return; // ack
-        case 'partial':
-          stats.partial++;
-          return;
-        case 'stale':
-          stats.stale++;
-          blog.debug('bar older than the remembered window; skipped');
-          return;
-        case 'invalid':
-          stats.invalid++;
-          await ctx.deadLetter(out.reason);
-          return;
-        case 'duplicate':
-          stats.duplicates++;
-          if (!out.signal) return;
-          // Re-publish the remembered signal: its first publish may not have been confirmed. Same signal_id.
-          await publishSignal(out.signal);
-          stats.republished++;
-          blog.info({ signal_id: out.signal.signal_id }, 'redelivered bar: signal re-published');
-          return;
-        case 'signal':
-          await publishSignal(out.signal);
-          stats.signals++;
-          signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
-          blog.info(
-            {
-              signal_id: out.signal.signal_id,
-              side: out.signal.side,
-              price: out.signal.price,
-              confidence: out.signal.confidence,
-              ...out.indicators,
-            },
-            `signal: ${out.reason}`,
-          );
-          return; // ack only now, after the confirm
+      const invalid = outs.find((o) => o.kind === 'invalid');
+      if (invalid?.kind === 'invalid') {
+        stats.invalid++;
+        await ctx.deadLetter(invalid.reason);
+        return;
       }
+      for (const out of outs) {
+        switch (out.kind) {
+          case 'none':
+          case 'invalid':
+            break;
+          case 'partial':
+            stats.partial++;
+            return; // the same for every strategy
+          case 'stale':
+            stats.stale++;
+            blog.debug('bar older than the remembered window; skipped');
+            break;
+          case 'duplicate':
+            stats.duplicates++;
+            if (!out.signal) break;
+            // Re-publish the remembered signal: its first publish may not have been confirmed. Same signal_id.
+            await publishSignal(out.signal);
+            stats.republished++;
+            blog.info({ signal_id: out.signal.signal_id }, 'redelivered bar: signal re-published');
+            break;
+          case 'signal':
+            await publishSignal(out.signal);
+            stats.signals++;
+            signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
+            blog.info(
+              {
+                signal_id: out.signal.signal_id,
+                strategy: out.signal.strategy,
+                side: out.signal.side,
+                price: out.signal.price,
+                confidence: out.signal.confidence,
+                ...out.indicators,
+              },
+              `signal: ${out.reason}`,
+            );
+            break;
+        }
+      }
+      return; // ack only now, after every signal of this bar is confirmed
       // If publishSignal throws, consumeJson requeues the bar (with backoff) — never acks it.
     },
   );
@@ -155,20 +173,23 @@ export function startQuant(opts: QuantOptions): QuantHandle {
   return {
     stats,
     consumer,
-    engine,
+    engine: engines[0]!,
+    engines,
     stop: () => consumer.cancel(),
   };
 }
 
 const USAGE = `Usage: tsx src/workers/quant.ts [options]
 
-Consumes bars from the RabbitMQ queue quant.bars, runs a strategy per symbol and publishes trade signals
-to the trade.signals exchange (routing key signal.<strategy>.<symbol>). Runs until SIGINT/SIGTERM.
+Consumes bars from the RabbitMQ queue quant.bars, runs every configured strategy per symbol and publishes
+trade signals to the trade.signals exchange (routing key signal.<strategy>.<symbol>). Runs until SIGINT/SIGTERM.
+
+Strategies come from the configuration (environment or .env; see .env.example and docs/quant.md):
+  STRATEGY_TYPE       comma-separated list of ${STRATEGY_NAMES.join(', ')}
+                      (or the original's SYMBOL, MRM, ML, AGGREGATED); default sma-cross
+  MA_SHORT, MA_LONG, USE_RSI_CONFIRMATION, RSI_*, MACD_*, BOLLINGER_*, MOMENTUM_*, MRM_*, ML_*: parameters
 
 Options:
-  --strategy <name>   strategy (${STRATEGY_NAMES.join(', ')}); default ${SMA_CROSS}
-  --fast <n>          sma-cross fast period; default 2
-  --slow <n>          sma-cross slow period; default 5
   --prefetch <n>      un-acked bars in flight; default ${DEFAULT_QUANT_PREFETCH}
   --stats-every <s>   log counters every s seconds (0 = never); default 30
   -h, --help          this help
@@ -186,9 +207,6 @@ function intArg(name: string, v: string | undefined, def: number, min: number): 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      strategy: { type: 'string' },
-      fast: { type: 'string' },
-      slow: { type: 'string' },
       prefetch: { type: 'string' },
       'stats-every': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -201,9 +219,7 @@ async function main(): Promise<void> {
   }
   const cfg = loadConfig();
   const log = createLogger('quant', { level: cfg.logLevel });
-  const factory = strategyFactory(values.strategy ?? SMA_CROSS, {
-    smaCross: { fast: intArg('fast', values.fast, 2, 1), slow: intArg('slow', values.slow, 5, 2) },
-  });
+  const factories = strategyFactories(cfg.strategy.types, cfg.strategy);
   const prefetch = intArg('prefetch', values.prefetch, DEFAULT_QUANT_PREFETCH, 1);
   const statsEvery = intArg('stats-every', values['stats-every'], 30, 0);
 
@@ -214,10 +230,10 @@ async function main(): Promise<void> {
     setup: assertTopologyOn,
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
-  const quant = startQuant({ rabbit, publisher, strategy: factory, logger: log, prefetch });
+  const quant = startQuant({ rabbit, publisher, strategies: factories, logger: log, prefetch });
   const ops = await startOps(cfg, 'quant', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
   await rabbit.start();
-  log.info({ strategy: quant.engine.strategyName, prefetch }, 'quant running');
+  log.info({ strategies: quant.engines.map((e) => e.strategyName), prefetch }, 'quant running');
 
   const timer =
     statsEvery > 0
