@@ -8,12 +8,23 @@
  *    re-published signal can never start a second trade (Temporal answers "already started");
  *  - the message is acked only after Temporal accepted the start or said it already exists (ack-after-start):
  *    if this process dies first, RabbitMQ redelivers and the start is simply repeated;
- *  - while Temporal is unreachable the start is retried in place with backoff, holding the message un-acked
- *    (prefetch bounds how many), so an outage delays signals but loses none;
+ *  - a failed start is sorted by its gRPC status (`classifyStartError`): a *transient* one (Temporal unreachable,
+ *    overloaded, timing out) is retried in place with backoff, holding the message un-acked (prefetch bounds
+ *    how many), so an outage delays signals but loses none; a *permanent* one (unknown namespace, unregistered
+ *    search attribute, payload over the size limit, no permission...) would fail the same way for ever, so the
+ *    message is dead-lettered with the reason and intake moves on: 32 such messages can no longer fill the
+ *    prefetch window and stop intake;
  *  - a malformed message is dead-lettered with its reason in `x-rejection-reason`, and intake keeps going.
  */
 import { parseArgs } from 'node:util';
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  NamespaceNotFoundError,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdReusePolicy,
+  isGrpcServiceError,
+} from '@temporalio/client';
 import { loadConfig } from '../config';
 import { parseTradeSignal, type TradeSignal } from '../contracts/signal';
 import { tradeWorkflowId } from '../contracts/trade-ids';
@@ -39,6 +50,8 @@ export interface IntakeStats {
   duplicates: number;
   deadLettered: number;
   startRetries: number;
+  /** Signals whose workflow start failed permanently (dead-lettered with the reason; part of deadLettered). */
+  startRejected: number;
 }
 
 export interface IntakeOptions {
@@ -51,6 +64,13 @@ export interface IntakeOptions {
   queue?: string;
   /** Called after each accepted start (benchmarks measure signal → start latency with it). */
   onStarted?: (signal: TradeSignal, workflowId: string) => void;
+  /**
+   * Adjust a signal's start options before the start (default: `tradeStartOptions` as is). Lets a deployment
+   * or a test add search attributes or memo fields; whatever the server refuses is sorted like any start error.
+   */
+  startOptions?: (signal: TradeSignal, taskQueue: string) => ReturnType<typeof tradeStartOptions>;
+  /** Cap of the transient-error backoff in ms (default 10 s). */
+  maxRetryDelayMs?: number;
 }
 
 export interface IntakeHandle {
@@ -80,8 +100,87 @@ export function tradeStartOptions(signal: TradeSignal, taskQueue: string) {
   };
 }
 
+/** gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html), by number as they arrive. */
+export const GRPC_STATUS: Readonly<Record<number, string>> = {
+  0: 'OK',
+  1: 'CANCELLED',
+  2: 'UNKNOWN',
+  3: 'INVALID_ARGUMENT',
+  4: 'DEADLINE_EXCEEDED',
+  5: 'NOT_FOUND',
+  6: 'ALREADY_EXISTS',
+  7: 'PERMISSION_DENIED',
+  8: 'RESOURCE_EXHAUSTED',
+  9: 'FAILED_PRECONDITION',
+  10: 'ABORTED',
+  11: 'OUT_OF_RANGE',
+  12: 'UNIMPLEMENTED',
+  13: 'INTERNAL',
+  14: 'UNAVAILABLE',
+  15: 'DATA_LOSS',
+  16: 'UNAUTHENTICATED',
+};
+
+/**
+ * Statuses that mean "this request will never succeed as sent": retrying holds the message (and a prefetch
+ * slot) for ever. Temporal answers with them for an unregistered search attribute or a blob/memo over the
+ * size limit (INVALID_ARGUMENT), a namespace it does not know (NOT_FOUND), a caller it does not allow
+ * (PERMISSION_DENIED), an API the server lacks (UNIMPLEMENTED).
+ */
+const PERMANENT_STATUSES = new Set([
+  'INVALID_ARGUMENT',
+  'NOT_FOUND',
+  'PERMISSION_DENIED',
+  'UNIMPLEMENTED',
+  'ALREADY_EXISTS',
+]);
+
+/**
+ * Everything else is transient: UNAVAILABLE and DEADLINE_EXCEEDED (server down, restarting, slow: the start
+ * is idempotent by workflow id, so repeating one that did land only finds "already started"),
+ * RESOURCE_EXHAUSTED (Temporal's rate limits), ABORTED, INTERNAL, UNKNOWN, CANCELLED, DATA_LOSS, OUT_OF_RANGE
+ * (the SDK's own gRPC retry treats these as retryable), FAILED_PRECONDITION (Temporal's NamespaceNotActive
+ * during a failover of a global namespace clears when the failover ends), UNAUTHENTICATED (an expired token
+ * is replaced) and errors without a gRPC status (a connection being re-established).
+ */
+export type StartErrorClass =
+  | { kind: 'duplicate' }
+  | { kind: 'permanent'; status: string; reason: string }
+  | { kind: 'transient'; status: string; reason: string };
+
+/** Sort a `client.workflow.start` error. Pure: unit-tested with the errors the SDK throws. */
+export function classifyStartError(err: unknown): StartErrorClass {
+  if (err instanceof WorkflowExecutionAlreadyStartedError) return { kind: 'duplicate' };
+  if (err instanceof NamespaceNotFoundError) {
+    return { kind: 'permanent', status: 'NOT_FOUND', reason: `namespace not found: ${err.namespace}` };
+  }
+  // The client wraps the gRPC error in a ServiceError ("Failed to start Workflow") with it as `cause`.
+  const grpc = isGrpcServiceError(err)
+    ? err
+    : isGrpcServiceError((err as { cause?: unknown } | null)?.cause)
+      ? ((err as { cause: unknown }).cause as { code: number; details?: string; message: string })
+      : undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  if (!grpc) return { kind: 'transient', status: 'NO_STATUS', reason: message };
+  const status = GRPC_STATUS[grpc.code] ?? `CODE_${grpc.code}`;
+  const detail = grpc.details || grpc.message;
+  const reason = `${status}: ${detail}`;
+  // The gRPC layer's own size check (4 MiB by default) answers RESOURCE_EXHAUSTED, which otherwise means a
+  // rate limit: the same message will always be too large.
+  if (status === 'RESOURCE_EXHAUSTED' && /larger than max/i.test(detail)) return { kind: 'permanent', status, reason };
+  if (PERMANENT_STATUSES.has(status)) return { kind: 'permanent', status, reason };
+  return { kind: 'transient', status, reason };
+}
+
 export function startIntake(opts: IntakeOptions): IntakeHandle {
-  const stats: IntakeStats = { received: 0, started: 0, duplicates: 0, deadLettered: 0, startRetries: 0 };
+  const stats: IntakeStats = {
+    received: 0,
+    started: 0,
+    duplicates: 0,
+    deadLettered: 0,
+    startRetries: 0,
+    startRejected: 0,
+  };
   const stopping = new AbortController();
   const consumer = consumeJson(
     opts.rabbit,
@@ -99,7 +198,7 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
       }
       const signal = parsed.value;
       const log = withCorrelation(opts.logger, signal.correlation_id, { signal_id: signal.signal_id });
-      const start = tradeStartOptions(signal, opts.taskQueue);
+      const start = opts.startOptions?.(signal, opts.taskQueue) ?? tradeStartOptions(signal, opts.taskQueue);
       for (let attempt = 0; ; attempt++) {
         try {
           await opts.client.workflow.start('tradeWorkflow', start);
@@ -112,18 +211,30 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
           opts.onStarted?.(signal, start.workflowId);
           return; // ack
         } catch (err) {
-          if (err instanceof WorkflowExecutionAlreadyStartedError) {
+          const verdict = classifyStartError(err);
+          if (verdict.kind === 'duplicate') {
             stats.duplicates++;
             signalsReceived.inc({ outcome: 'duplicate' });
             log.info({ workflow_id: start.workflowId }, 'signal already has its trade; duplicate delivery acked');
             return; // ack: the one trade for this signal exists
           }
+          if (verdict.kind === 'permanent') {
+            stats.startRejected++;
+            stats.deadLettered++;
+            log.error(
+              { workflow_id: start.workflowId, grpc_status: verdict.status, reason: verdict.reason },
+              'workflow start refused permanently; signal dead-lettered',
+            );
+            // Resolves after the broker confirmed the copy; only then is the original acked.
+            await ctx.deadLetter(`workflow start refused (${verdict.reason})`);
+            return;
+          }
           if (stopping.signal.aborted) throw err; // leave un-acked: redelivered after restart
           stats.startRetries++;
-          const delay = backoffDelay(attempt, 250, 10_000);
+          const delay = backoffDelay(attempt, 250, opts.maxRetryDelayMs ?? 10_000);
           log.warn(
-            { err, attempt: attempt + 1, retry_in_ms: delay },
-            'workflow start failed; retrying (message held un-acked)',
+            { err, grpc_status: verdict.status, attempt: attempt + 1, retry_in_ms: delay },
+            'workflow start failed (transient); retrying (message held un-acked)',
           );
           await sleep(delay, stopping.signal).catch(() => undefined);
         }
@@ -143,8 +254,11 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
 const USAGE = `Usage: tsx src/workers/signal-intake.ts [--prefetch N]
 
 Consumes trade signals from the RabbitMQ queue intake.signals and starts one tradeWorkflow per signal
-(workflow id trade-<signal_id>) on the Temporal task queue TEMPORAL_TASK_QUEUE. Malformed signals go to
-intake.signals.dlq with the reason in the x-rejection-reason header. Runs until SIGINT/SIGTERM.
+(workflow id trade-<signal_id>) on the Temporal task queue TEMPORAL_TASK_QUEUE. Malformed signals, and signals
+whose start Temporal refuses for good (unknown namespace, unregistered search attribute, payload too large,
+permission denied), go to intake.signals.dlq with the reason in the x-rejection-reason header; a start that
+fails for a passing reason (Temporal unavailable, overloaded, timing out) is retried with backoff.
+Runs until SIGINT/SIGTERM.
 
 Options:
   --prefetch N   un-acked signals (= workflow starts in flight); default SIGNAL_PREFETCH (32)
