@@ -123,6 +123,48 @@ const want = (cond: boolean, what: string) => (cond ? null : what);
 
 export const FIXTURES: Fixture[] = [
   {
+    name: 'filled-at-submit',
+    description: 'a fast broker fills the order before the submit returns: the submit books the fill, no follow',
+    signal: signal('filled-at-submit'),
+    scenario: () => ({ atSubmit: (o, b) => b.fill(o, 100, 100.25) }),
+    expect: ({ status, broker }) =>
+      want(
+        status.phase === 'FILLED' && broker.booked.reduce((s, f) => s + f.qty, 0) === 100,
+        'phase FILLED with 100 booked',
+      ),
+  },
+  {
+    name: 'rate-limited-submit',
+    description: 'submit answered 429 five times (reset honoured as the next retry delay), then placed and filled',
+    signal: signal('rate-limited-submit'),
+    scenario: () => ({ rateLimited: { attempts: 5, retryAfterMs: 60_000 }, script: [(o, b) => b.fill(o, 100, 99.5)] }),
+    expect: ({ status, broker }) =>
+      want(status.phase === 'FILLED' && broker.submitAttempts === 6, 'phase FILLED after 6 submit attempts'),
+  },
+  {
+    name: 'gave-up-failed',
+    description: 'following fails with an unexpected non-retryable error after 40 filled: settled, ends FAILED',
+    signal: signal('gave-up-failed', { order: { type: 'limit', limit_price: 100, time_in_force: 'gtc' } }),
+    scenario: () => ({
+      script: [
+        (o, b) => b.fill(o, 40, 100),
+        () => {
+          throw ApplicationFailure.create({ type: 'Unexpected', message: 'venue sent garbage', nonRetryable: true });
+        },
+      ],
+    }),
+    expect: ({ status }) => want(status.phase === 'FAILED' && status.filledQty === 40, 'phase FAILED, 40 filled'),
+  },
+  {
+    name: 'unresolved-submit',
+    description: 'the first submit lands and fills but its answer is lost; resolved by client order id at the deadline',
+    signal: signal('unresolved-submit'),
+    deadlineMs: 5 * 60_000,
+    scenario: () => ({ landsThenUnreachable: true }),
+    expect: ({ status, broker }) =>
+      want(status.phase === 'FILLED' && broker.submitted.length === 1, 'phase FILLED, one order'),
+  },
+  {
     name: 'filled-market',
     description: 'market buy approved by risk, filled in one fill, ledger finalised FILLED',
     signal: signal('filled-market'),

@@ -1,20 +1,22 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import type { BrokerOrder, OrderRequest, OrderStatus } from '../contracts/order';
-import { isTerminal } from '../contracts/order';
 import { BrokerRateLimitedError, BrokerRejectedError, type Broker } from '../adapters/brokers/broker';
 import type { OrderTracker } from '../adapters/brokers/order-tracker';
 import {
+  bookOrderProgress,
   finalizeTrade as finalizeTradeInLedger,
+  markOrderRejected,
   recordFills as recordFillsInLedger,
   recordOrderIntent,
   syncOrder,
   updateTradeStatus,
-  type LedgerFill,
+  type OrderContext,
   type OrderRecord,
-  type TradeOutcome,
   tradeAgeSeconds,
 } from '../adapters/postgres/ledger';
+import { fillsToBook, ordersOf, type LedgerFill } from '../domain/fills';
+import { workingPhaseOf, type TradeOutcome } from '../domain/trade-lifecycle';
 import { withCorrelation, type Logger } from '../logging';
 import { rateLimitWaitSeconds, rateLimitWaits, signalToOrderSeconds, tradesFinished } from '../metrics';
 
@@ -49,6 +51,8 @@ export interface KnownOrderState {
 }
 
 export interface FollowOrderInput {
+  /** Set by workflows that book where fills are learned; older histories omit it (they book with recordFills). */
+  workflowId?: string;
   clientOrderId: string;
   correlationId: string;
   known: Record<string, KnownOrderState>;
@@ -58,9 +62,14 @@ export interface FollowOrderInput {
 
 export interface OrderProgress {
   order: BrokerOrder;
-  /** Fills not yet known to the workflow, parent and legs, in execution order per order. */
+  /**
+   * With a workflowId: the fills this call booked. Without (older workflows): fills not yet known to the
+   * workflow, for its recordFills call.
+   */
   fills: LedgerFill[];
   changed: boolean;
+  /** True when the fills were booked by this activity. */
+  booked?: boolean;
 }
 
 export interface RecordFillsInput {
@@ -77,54 +86,6 @@ export interface FinalizeTradeInput {
   reasonCode?: string;
   filledQty: number;
   avgFillPrice: number | null;
-}
-
-/** Every order of a trade: the entry and, for a bracket, its take-profit and stop-loss legs. */
-export function ordersOf(order: BrokerOrder): BrokerOrder[] {
-  return [order, ...(order.legs ?? [])];
-}
-
-/**
- * Turn what the broker reports into ledger fills the workflow has not seen yet. Stream fills keep the
- * broker's execution id. Whatever the stream missed (it was down, or the fill streamed before anyone
- * listened) is inferred from the cumulative quantity and average price, with an execution id derived
- * from that cumulative quantity — the ledger's UNIQUE(client_order_id, cum_qty) stops a later stream
- * copy of the same fill from counting twice.
- */
-export function newFillsFor(
-  order: BrokerOrder,
-  known: KnownOrderState | undefined,
-  streamFills: LedgerFill[],
-): LedgerFill[] {
-  const knownCum = known?.cumQty ?? 0;
-  if (order.filledQty <= knownCum) return [];
-  const out: LedgerFill[] = [];
-  let cum = knownCum;
-  let value = knownCum * (known?.avgPrice ?? 0);
-  for (const f of streamFills) {
-    if (f.cumQty <= cum || f.cumQty > order.filledQty) continue;
-    out.push(f);
-    cum = f.cumQty;
-    value += f.qty * f.price;
-  }
-  if (cum < order.filledQty) {
-    const qty = order.filledQty - cum;
-    const totalValue = (order.filledAvgPrice ?? 0) * order.filledQty;
-    const inferred = totalValue > value ? (totalValue - value) / qty : (order.filledAvgPrice ?? 0);
-    out.push({
-      executionId: `${order.brokerOrderId}:cum:${order.filledQty}`,
-      clientOrderId: order.clientOrderId,
-      brokerOrderId: order.brokerOrderId,
-      symbol: order.symbol,
-      side: order.side,
-      qty,
-      price: Math.round(inferred * 1e6) / 1e6,
-      fee: 0,
-      cumQty: order.filledQty,
-      timestamp: order.updatedAt,
-    });
-  }
-  return out;
 }
 
 function hasChanged(order: BrokerOrder, known: Record<string, KnownOrderState>): boolean {
@@ -169,6 +130,60 @@ export function createExecutionActivities(deps: ExecutionDeps) {
     broker: broker.name,
     request,
   });
+  const context = (workflowId: string, correlationId: string): OrderContext => ({
+    workflowId,
+    correlationId,
+    accountId,
+    broker: broker.name,
+  });
+
+  /**
+   * Executions known for a trade's orders: the update stream's, and — when the stream did not cover
+   * every filled share (events lost, or the order filled before anyone listened) — the broker's own
+   * execution listing. What neither explains is inferred by the booking step.
+   */
+  async function executionsOf(order: BrokerOrder): Promise<LedgerFill[]> {
+    const out: LedgerFill[] = [];
+    for (const o of ordersOf(order)) {
+      const streamed = tracker.fillsAfter(o.clientOrderId, 0);
+      out.push(...streamed);
+      const covered = streamed.reduce((m, f) => Math.max(m, f.cumQty), 0);
+      if (covered < o.filledQty) {
+        try {
+          const listed = await broker.listExecutions(o.brokerOrderId, { orderCreatedAt: o.createdAt });
+          out.push(...listed.map((e) => ({ ...e, clientOrderId: o.clientOrderId })));
+        } catch (err) {
+          // Not fatal: the booking step infers the missing shares; their fee stays unknown (NULL).
+          deps.logger.warn({ err, client_order_id: o.clientOrderId }, 'execution listing failed; inferring fills');
+        }
+      }
+    }
+    return out;
+  }
+
+  /** The one booking step for every order snapshot an activity learns (ledger.bookOrderProgress). */
+  async function book(workflowId: string, correlationId: string, order: BrokerOrder): Promise<LedgerFill[]> {
+    const { booked } = await bookOrderProgress(
+      pool,
+      context(workflowId, correlationId),
+      order,
+      await executionsOf(order),
+      workingPhaseOf(order),
+    );
+    if (booked.length) {
+      withCorrelation(deps.logger, correlationId).info(
+        {
+          workflow_id: workflowId,
+          fills: booked.length,
+          qty: booked.reduce((s, f) => s + f.qty, 0),
+          filled_qty: order.filledQty,
+          status: order.status,
+        },
+        'fills booked',
+      );
+    }
+    return booked;
+  }
 
   return {
     /** Place the trade's order, idempotently by client order id. */
@@ -184,17 +199,16 @@ export function createExecutionActivities(deps: ExecutionDeps) {
         order = await broker.submitOrder(input.request, { isRetry, signal: ctx.cancellationSignal });
       } catch (err) {
         if (err instanceof BrokerRejectedError) {
-          await pool.query(`UPDATE orders SET status = 'rejected', updated_at = now() WHERE client_order_id = $1`, [
-            input.request.clientOrderId,
-          ]);
+          await markOrderRejected(pool, input.request.clientOrderId);
           log.warn({ code: err.code, reason: err.message }, 'broker rejected order');
         } else {
           log.warn({ err, attempt: ctx.info.attempt }, 'order submission failed; will retry');
         }
         throw toActivityError(err);
       }
-      await syncOrder(pool, rec, order);
-      await updateTradeStatus(pool, input.workflowId, 'SUBMITTED', order.filledQty, order.filledAvgPrice);
+      // A fast broker may have filled the order (wholly or partly) before this call returned, and a lookup
+      // after an ambiguous submit may find it filled: book whatever it reports, here, exactly once.
+      await book(input.workflowId, input.correlationId, order);
       const age = await tradeAgeSeconds(pool, input.workflowId);
       if (age !== null) signalToOrderSeconds.observe(age);
       log.info(
@@ -210,14 +224,20 @@ export function createExecutionActivities(deps: ExecutionDeps) {
     },
 
     /** Cancel the order's open remainder. Harmless on a terminal or unknown order. */
-    async cancelOrder(input: { clientOrderId: string; correlationId: string }): Promise<BrokerOrder | null> {
+    async cancelOrder(input: {
+      clientOrderId: string;
+      correlationId: string;
+      workflowId?: string;
+    }): Promise<BrokerOrder | null> {
       let order: BrokerOrder | null;
       try {
         order = await broker.cancelOrder(input.clientOrderId, { signal: Context.current().cancellationSignal });
       } catch (err) {
         throw toActivityError(err);
       }
-      if (order) await syncOrder(pool, null, order);
+      // The order may have filled while the cancel travelled: book that too.
+      if (order && input.workflowId) await book(input.workflowId, input.correlationId, order);
+      else if (order) await syncOrder(pool, null, order);
       withCorrelation(deps.logger, input.correlationId).info(
         { client_order_id: input.clientOrderId, status: order?.status ?? 'not_found' },
         'cancel requested',
@@ -257,14 +277,20 @@ export function createExecutionActivities(deps: ExecutionDeps) {
         }
         misses = 0;
         if (hasChanged(order, input.known) || Date.now() >= deadline) {
+          const changed = hasChanged(order, input.known);
+          if (input.workflowId) {
+            const fills = await book(input.workflowId, input.correlationId, order);
+            return { order, fills, changed, booked: true };
+          }
+          const known = input.known;
           const fills = ordersOf(order).flatMap((o) =>
-            newFillsFor(
+            legacyNewFills(
               o,
-              input.known[o.clientOrderId],
-              tracker.fillsAfter(o.clientOrderId, input.known[o.clientOrderId]?.cumQty ?? 0),
+              known[o.clientOrderId],
+              tracker.fillsAfter(o.clientOrderId, known[o.clientOrderId]?.cumQty ?? 0),
             ),
           );
-          return { order, fills, changed: hasChanged(order, input.known) };
+          return { order, fills, changed };
         }
         ctx.heartbeat({ filledQty: order.filledQty, status: order.status });
         const ids = ordersOf(order).map((o) => o.clientOrderId);
@@ -279,7 +305,10 @@ export function createExecutionActivities(deps: ExecutionDeps) {
       }
     },
 
-    /** Book fills in the ledger (idempotent by execution id) and mirror the order's state. */
+    /**
+     * Book fills in the ledger (idempotent by execution id) and mirror the order's state. Used by workflows
+     * started before fills were booked where they are learned; kept so they replay and finish.
+     */
     async recordFills(input: RecordFillsInput): Promise<{ inserted: number; duplicates: number }> {
       const res = await recordFillsInLedger(pool, accountId, input.correlationId, input.fills);
       await syncOrder(pool, record(input.workflowId, input.correlationId, orderAsRequest(input.order)), input.order);
@@ -307,6 +336,19 @@ export function createExecutionActivities(deps: ExecutionDeps) {
   };
 }
 
+/** The fills an older workflow's recordFills call expects: what its `known` state does not cover yet. */
+function legacyNewFills(
+  order: BrokerOrder,
+  known: KnownOrderState | undefined,
+  streamFills: LedgerFill[],
+): LedgerFill[] {
+  return fillsToBook(
+    order,
+    { cumQty: known?.cumQty ?? 0, notional: (known?.cumQty ?? 0) * (known?.avgPrice ?? 0) },
+    streamFills,
+  );
+}
+
 function orderAsRequest(o: BrokerOrder): OrderRequest {
   return {
     clientOrderId: o.clientOrderId,
@@ -320,5 +362,4 @@ function orderAsRequest(o: BrokerOrder): OrderRequest {
   };
 }
 
-export { isTerminal };
 export type ExecutionActivities = ReturnType<typeof createExecutionActivities>;

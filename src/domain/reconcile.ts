@@ -102,12 +102,14 @@ export interface ReconcileOptions {
   now: Date;
   /** A pending_submit row younger than this may be a submit in flight: it is left alone. Default 5 min. */
   pendingSubmitGraceMs?: number;
-  /** Cash difference tolerated before a cash_drift flag: max(abs, pct × |broker cash|). Default $1 / 0.1%. */
+  /** Cash difference tolerated before a cash_drift flag: max(abs, pct × |broker cash|). Default: half a cent. */
   cashTolerance?: { abs: number; pct: number };
 }
 
 export const DEFAULT_PENDING_SUBMIT_GRACE_MS = 5 * 60_000;
-export const DEFAULT_CASH_TOLERANCE = { abs: 1, pct: 0.001 } as const;
+// Money reconciles to the cent: prices are on the tick and fees in whole cents, so anything beyond half a
+// cent is a real difference (an unbooked fee, a deposit outside this system), never rounding.
+export const DEFAULT_CASH_TOLERANCE = { abs: 0.005, pct: 0 } as const;
 /** Quantities are NUMERIC(20,6) in the ledger: anything smaller is rounding, not a discrepancy. */
 const QTY_EPSILON = 1e-6;
 
@@ -137,7 +139,11 @@ export type FlagKind =
   /** The broker lookup was not made or failed: the order's state is unknown. */
   | 'order_unverified'
   | 'position_mismatch'
-  | 'cash_drift';
+  | 'cash_drift'
+  /** The ledger disagrees with itself: cash ≠ Σ cash movements, or a position ≠ Σ its fills (a bookkeeping bug). */
+  | 'ledger_invariant'
+  /** Fills booked without a fee from the broker (inferred from cumulative quantities): cash may be off by their fees. */
+  | 'fee_unknown';
 
 export type FindingKind = AdoptionKind | FlagKind;
 export type Severity = 'critical' | 'warning' | 'info';
@@ -486,4 +492,53 @@ export function reconcile(ledger: LedgerState, broker: BrokerState, opts: Reconc
   }
 
   return { adoptions, flags, deferred };
+}
+
+/** What the ledger's own double-entry checks found (adapters/postgres/ledger.ts ledgerInvariants). */
+export interface LedgerInvariants {
+  /** account cash − Σ cash movements (the opening balance is the first movement): exactly 0. */
+  cashMinusMovements: number;
+  /** Positions whose quantity ≠ Σ signed fill quantities. */
+  positionBreaks: Array<{ symbol: string; positionQty: number; fillsQty: number }>;
+  /** Fills booked with fee NULL (inferred; the broker has not reported their fee). */
+  unknownFeeFills: number;
+}
+
+/** Flags for broken ledger invariants: money to the cent, position = Σ fills, no silently-free fills. */
+export function invariantFlags(inv: LedgerInvariants): ReconcileFlag[] {
+  const out: ReconcileFlag[] = [];
+  if (Math.abs(inv.cashMinusMovements) >= 0.005) {
+    out.push({
+      symbol: null,
+      clientOrderId: null,
+      kind: 'ledger_invariant',
+      action: 'FLAGGED',
+      severity: 'critical',
+      message: `ledger cash differs from the sum of its cash movements by ${inv.cashMinusMovements.toFixed(6)}`,
+      detail: { cashMinusMovements: inv.cashMinusMovements },
+    });
+  }
+  for (const p of inv.positionBreaks) {
+    out.push({
+      symbol: p.symbol,
+      clientOrderId: null,
+      kind: 'ledger_invariant',
+      action: 'FLAGGED',
+      severity: 'critical',
+      message: `${p.symbol}: position ${p.positionQty} but its fills sum to ${p.fillsQty}`,
+      detail: p,
+    });
+  }
+  if (inv.unknownFeeFills > 0) {
+    out.push({
+      symbol: null,
+      clientOrderId: null,
+      kind: 'fee_unknown',
+      action: 'FLAGGED',
+      severity: 'warning',
+      message: `${inv.unknownFeeFills} fill(s) booked without a fee from the broker (inferred from cumulative quantities)`,
+      detail: { unknownFeeFills: inv.unknownFeeFills },
+    });
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { BrokerRateLimitedError, type Broker } from '../adapters/brokers/broker';
-import { withTransaction } from '../adapters/postgres/ledger';
+import { ledgerInvariants, withTransaction } from '../adapters/postgres/ledger';
 import { toNumber } from '../adapters/postgres/pool';
 import type { BrokerOrder, Side } from '../contracts/order';
 import {
@@ -16,6 +16,7 @@ import {
   type ReconcileFinding,
   type ReconcileFlag,
   type ReconcileOptions,
+  invariantFlags,
 } from '../domain/reconcile';
 import type { Logger } from '../logging';
 import { rateLimitWaitSeconds, rateLimitWaits, reconciliationFlags } from '../metrics';
@@ -352,6 +353,8 @@ export async function reconcileWithBroker(
     ...(opts.pendingSubmitGraceMs !== undefined ? { pendingSubmitGraceMs: opts.pendingSubmitGraceMs } : {}),
     ...(opts.cashTolerance ? { cashTolerance: opts.cashTolerance } : {}),
   });
+  // The ledger must also agree with itself, to the cent.
+  diff.flags.push(...invariantFlags(await ledgerInvariants(pool, accountId)));
 
   let adopted = diff.adoptions;
   const skipped: ReconcileAdoption[] = [];

@@ -1,4 +1,5 @@
 import { defineSearchAttributeKey } from '@temporalio/common';
+import type { TradePhase } from '../domain/trade-lifecycle';
 
 /**
  * Search attributes the trade workflow keeps current, so Web UI users can filter trades, e.g.
@@ -15,23 +16,8 @@ export const SEARCH_ATTRIBUTES = {
   TradeStatus: 'KEYWORD',
 } as const;
 
-/** Where a trade is in its life; also the TradeStatus search attribute. */
-export type TradePhase =
-  | 'RECEIVED'
-  | 'EVALUATING'
-  | 'REJECTED'
-  | 'SUBMITTING'
-  | 'WORKING'
-  | 'PARTIALLY_FILLED'
-  | 'BRACKET_ACTIVE'
-  | 'FILLED'
-  | 'EXPIRING'
-  | 'EXPIRED'
-  | 'EXPIRED_PARTIAL'
-  | 'CANCELLING'
-  | 'CANCELLED'
-  | 'BROKER_REJECTED'
-  | 'ORDER_LOST';
+/** Where a trade is in its life; also the TradeStatus search attribute (one lifecycle: domain/trade-lifecycle.ts). */
+export type { TradePhase };
 
 export interface LegStatus {
   clientOrderId: string;

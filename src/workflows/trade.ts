@@ -21,7 +21,8 @@ import type { RiskDecision } from '../domain/risk';
 import { clientOrderIdFor } from '../contracts/trade-ids';
 import { SA_SIDE, SA_STRATEGY, SA_SYMBOL, SA_TRADE_STATUS, type TradePhase, type TradeStatus } from './shared';
 import type { KnownOrderState, OrderProgress } from '../activities/execution';
-import type { TradeOutcome } from '../adapters/postgres/ledger';
+import { tradeEnd, workingPhaseOf, type EndCause } from '../domain/trade-lifecycle';
+import { conservativeTick } from '../domain/money';
 import { orderDeadlineMs } from './deadlines';
 
 export interface TradeWorkflowInput {
@@ -45,14 +46,16 @@ export const ACTIVITY_OPTIONS = {
     retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '10 seconds' },
   },
   // Broker submission. Each retry re-sends the same client order id and looks it up first, so retrying
-  // an ambiguous timeout cannot create a second order. A broker's "no" is final.
+  // an ambiguous timeout cannot create a second order. A broker's "no" is final. There is no attempt cap:
+  // while the order may exist at the broker the submit is never abandoned (429s and outages are waited
+  // out, a 429's reset time arriving as the retry's next delay); the workflow bounds it by the
+  // time-in-force deadline instead (scheduleToCloseTimeout per call), then resolves the order by id.
   submit: {
     startToCloseTimeout: '30 seconds',
     retry: {
       initialInterval: '1 second',
       backoffCoefficient: 2,
       maximumInterval: '30 seconds',
-      maximumAttempts: 12,
       nonRetryableErrorTypes: ['BrokerRejected'],
     },
   },
@@ -82,6 +85,10 @@ export const ACTIVITY_OPTIONS = {
 
 /** Follow returns at least this often, so the history shows the order is alive. */
 const FOLLOW_WAIT_MS = 30_000;
+/** One submit attempt's start-to-close: after it, no attempt can still be talking to the broker. */
+const SUBMIT_ATTEMPT_MS = 30_000;
+/** A submit always gets at least this long, even for an order whose deadline is very close. */
+const SUBMIT_MIN_WINDOW_MS = 60_000;
 
 function call<K extends keyof Activities>(
   name: K,
@@ -93,6 +100,18 @@ function call<K extends keyof Activities>(
     executeWithOptions(o: ActivityOptions, a: unknown[]): Promise<Awaited<ReturnType<Activities[K]>>>;
   };
   return fn.executeWithOptions({ ...ACTIVITY_OPTIONS[optionSet], summary }, args);
+}
+
+function callWith<K extends keyof Activities>(
+  name: K,
+  options: ActivityOptions,
+  summary: string,
+  ...args: Parameters<Activities[K]>
+): Promise<Awaited<ReturnType<Activities[K]>>> {
+  const fn = activities[name] as unknown as {
+    executeWithOptions(o: ActivityOptions, a: unknown[]): Promise<Awaited<ReturnType<Activities[K]>>>;
+  };
+  return fn.executeWithOptions({ ...options, summary }, args);
 }
 
 /**
@@ -142,33 +161,44 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
   // Mutating steps run non-cancellable: a cancel that lands mid-call must not leave a reservation or an
   // order the workflow never learned about. Cancellation is observed between steps.
   setPhase('EVALUATING');
-  const decision: RiskDecision = await CancellationScope.nonCancellable(() =>
-    call('evaluateRisk', 'risk', `risk check: ${signal.side} ${signal.symbol} @ ${signal.price}`, {
-      workflowId,
-      signal,
-    }),
-  );
+  let decision: RiskDecision;
+  try {
+    decision = await CancellationScope.nonCancellable(() =>
+      call('evaluateRisk', 'risk', `risk check: ${signal.side} ${signal.symbol} @ ${signal.price}`, {
+        workflowId,
+        signal,
+      }),
+    );
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
+    // Risk could not be evaluated in time (the ledger was unreachable): the signal is stale. Nothing was
+    // sent to the broker; finalising releases a reservation a lost completion may have left.
+    return end(null, { kind: 'gave_up', reasonCode: 'risk_unavailable' }, failureMessage(err));
+  }
   if (decision.decision === 'REJECTED') {
     status.reasonCode = decision.reasonCode;
     status.reason = rejectionReason(decision);
     setPhase('REJECTED', `REJECTED by risk: ${decision.reasonCode}`);
-    log.info('trade rejected by risk', { reasonCode: decision.reasonCode, correlationId: signal.correlation_id });
+    log.info('trade rejected by risk', { reasonCode: decision.reasonCode, correlation_id: signal.correlation_id });
     return status;
   }
   status.requestedQty = decision.qty;
 
   let order: BrokerOrder | null = null;
   const known: Record<string, KnownOrderState> = {};
+  const request = buildOrderRequest(signal, decision.qty, clientOrderId);
+  // The time-in-force deadline, fixed once: it bounds the submit and the following alike.
+  const deadlineMs = input.deadlineMs ?? orderDeadlineMs(request.timeInForce, Date.now());
+  const deadlineAt = Date.now() + deadlineMs;
   try {
     await throwIfCancelled();
     setPhase('SUBMITTING');
-    const request = buildOrderRequest(signal, decision.qty, clientOrderId);
     let current: BrokerOrder;
     try {
       current = await CancellationScope.nonCancellable(() =>
-        call(
+        callWith(
           'submitOrder',
-          'submit',
+          { ...ACTIVITY_OPTIONS.submit, scheduleToCloseTimeout: Math.max(deadlineMs, SUBMIT_MIN_WINDOW_MS) },
           `submit ${request.type} ${request.side} ${request.qty} ${request.symbol} as ${clientOrderId}`,
           {
             workflowId,
@@ -179,25 +209,26 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
       );
     } catch (err) {
       const rejection = brokerRejection(err);
-      if (!rejection) throw err;
-      status.reasonCode = 'broker_rejected';
-      status.reason = rejection;
-      setPhase('BROKER_REJECTED', `BROKER_REJECTED: ${rejection}`);
-      await finalize('BROKER_REJECTED', 'broker_rejected');
-      return status;
+      if (rejection) {
+        status.reason = rejection;
+        return end(null, { kind: 'broker_rejected' }, rejection);
+      }
+      if (!(err instanceof ActivityFailure)) throw err;
+      // The submit could not be confirmed before the deadline: the order may or may not exist.
+      return await resolveUnconfirmedSubmit(failureMessage(err));
     }
     order = current;
-    absorb(current, []);
-    setPhase(phaseOf(current));
+    absorb(current);
+    setPhase(workingPhaseOf(current));
 
     // The time-in-force deadline is a durable timer: it survives worker restarts and fires on time even
     // if no worker is running, after which the remainder is cancelled and partial fills are kept.
     // Each follow is bounded by the time left, so the loop notices the deadline without cancelling an
     // activity that may be completing at that very moment.
-    const deadlineMs = input.deadlineMs ?? orderDeadlineMs(request.timeInForce, Date.now());
-    const deadlineAt = Date.now() + deadlineMs;
     let deadlineReached = false;
-    const deadlineTimer = sleep(deadlineMs, { summary: `time-in-force deadline (${request.timeInForce})` }).then(
+    const deadlineTimer = sleep(Math.max(0, deadlineAt - Date.now()), {
+      summary: `time-in-force deadline (${request.timeInForce})`,
+    }).then(
       () => {
         deadlineReached = true;
       },
@@ -217,12 +248,7 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
         'followOrder',
         'follow',
         `follow ${clientOrderId} (${status.filledQty}/${status.requestedQty} filled)`,
-        {
-          clientOrderId,
-          correlationId: signal.correlation_id,
-          known: { ...known },
-          maxWaitMs: Math.min(FOLLOW_WAIT_MS, remaining),
-        },
+        followInput(Math.min(FOLLOW_WAIT_MS, remaining)),
       );
       await book(progress);
       current = order = progress.order;
@@ -234,52 +260,33 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
         `deadline reached with ${status.filledQty}/${status.requestedQty} filled: cancelling remainder`,
       );
       current = order = await cancelAndSettle(current);
-      const outcome = status.filledQty > 0 ? 'PARTIALLY_FILLED' : 'EXPIRED';
-      status.reasonCode = 'time_in_force_expired';
-      setPhase(outcome === 'PARTIALLY_FILLED' ? 'EXPIRED_PARTIAL' : 'EXPIRED');
-      await finalize(outcome, 'time_in_force_expired');
-      return status;
+      return await end(current, { kind: 'deadline' });
     }
-
-    const final = finalPhaseOf(current);
-    setPhase(final);
-    await finalize(
-      final === 'FILLED'
-        ? 'FILLED'
-        : final === 'EXPIRED'
-          ? 'EXPIRED'
-          : status.filledQty > 0
-            ? 'PARTIALLY_FILLED'
-            : 'CANCELLED',
-      current.reason,
-    );
-    return status;
+    return await end(current, { kind: 'broker_final' });
   } catch (err) {
     if (activityFailureType(err) === 'OrderNotFound') {
       // The broker no longer knows the order (e.g. the simulated venue was restarted). Nothing more can
       // fill; close the trade with what was booked and leave the rest to reconciliation, which flags it.
-      status.reasonCode = 'order_not_found_at_broker';
-      status.reason = (err as ActivityFailure).cause?.message ?? 'order not found at broker';
-      setPhase('ORDER_LOST', `ORDER_LOST: ${status.reason}`);
-      await finalize('FAILED', 'order_not_found_at_broker');
-      return status;
+      return await end(order, { kind: 'order_lost' }, (err as ActivityFailure).cause?.message);
     }
-    if (!isCancellation(err)) throw err;
-    // Cancelled from the CLI/UI: cancel at the broker, book whatever filled meanwhile, record CANCELLED,
-    // then let the workflow end as cancelled. None of this may itself be cancelled.
-    await CancellationScope.nonCancellable(async () => {
-      setPhase('CANCELLING', 'cancel requested: cancelling the open broker order');
-      const settled = order ? await cancelAndSettle(order) : null;
-      const fullyFilled = settled !== null && finalPhaseOf(settled) === 'FILLED';
-      status.reasonCode = 'cancelled_by_user';
-      setPhase(
-        fullyFilled ? 'FILLED' : 'CANCELLED',
-        `cancel requested with ${status.filledQty}/${status.requestedQty} filled`,
-      );
-      // If the order filled completely before the cancel reached the broker, the ledger records the truth.
-      await finalize(fullyFilled ? 'FILLED' : 'CANCELLED', 'cancelled_by_user');
-    });
-    throw err;
+    if (isCancellation(err)) {
+      // Cancelled from the CLI/UI: cancel at the broker, book whatever filled meanwhile, record CANCELLED,
+      // then let the workflow end as cancelled. None of this may itself be cancelled.
+      await CancellationScope.nonCancellable(async () => {
+        setPhase('CANCELLING', 'cancel requested: cancelling the open broker order');
+        const settled = order ? await cancelAndSettle(order) : null;
+        await end(
+          settled,
+          { kind: 'user_cancel' },
+          `cancel requested with ${status.filledQty}/${status.requestedQty} filled`,
+        );
+      });
+      throw err;
+    }
+    if (!(err instanceof ActivityFailure)) throw err;
+    // A step failed for good (a non-retryable error nobody expected). The workflow never ends on an
+    // activity failure: settle what the broker has, book it, release the reservation, and say so loudly.
+    return await giveUp(failureMessage(err));
   }
 
   async function throwIfCancelled(): Promise<void> {
@@ -287,7 +294,7 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
     if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
   }
 
-  function absorb(o: BrokerOrder, _fills: unknown[]): void {
+  function absorb(o: BrokerOrder): void {
     for (const x of [o, ...(o.legs ?? [])]) {
       known[x.clientOrderId] = { cumQty: x.filledQty, avgPrice: x.filledAvgPrice, status: x.status };
     }
@@ -304,23 +311,49 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
     }));
   }
 
+  function followInput(maxWaitMs: number) {
+    return { workflowId, clientOrderId, correlationId: signal.correlation_id, known: { ...known }, maxWaitMs };
+  }
+
+  /**
+   * Take in what a follow learned. The activity books fills where it learns them; histories recorded
+   * before that (no `booked` flag in the result) booked through a recordFills activity, which their
+   * replay must still schedule.
+   */
   async function book(p: OrderProgress): Promise<void> {
     if (p.fills.length > 0 || p.changed) {
-      absorb(p.order, p.fills);
-      const phase = phaseOf(p.order);
-      await call(
-        'recordFills',
-        'bookkeeping',
-        `ledger: book ${p.fills.length} fill(s), ${p.order.filledQty}/${p.order.qty} filled`,
-        {
-          workflowId,
-          correlationId: signal.correlation_id,
-          order: p.order,
-          fills: p.fills,
-          tradeStatus: phase,
-        },
-      );
+      absorb(p.order);
+      const phase = workingPhaseOf(p.order);
+      if (!p.booked) {
+        await call(
+          'recordFills',
+          'bookkeeping',
+          `ledger: book ${p.fills.length} fill(s), ${p.order.filledQty}/${p.order.qty} filled`,
+          {
+            workflowId,
+            correlationId: signal.correlation_id,
+            order: p.order,
+            fills: p.fills,
+            tradeStatus: phase,
+          },
+        );
+      }
       setPhase(phase);
+    }
+  }
+
+  async function cancelAtBroker(summary: string): Promise<void> {
+    try {
+      const after = await call('cancelOrder', 'bookkeeping', summary, {
+        workflowId,
+        clientOrderId,
+        correlationId: signal.correlation_id,
+      });
+      if (after) absorb(after);
+    } catch (err) {
+      // "Already filled" / "not cancelable" is the broker telling us the order's final state is near:
+      // the follow that comes next reads it. Anything else is not expected here.
+      if (!brokerRejection(err)) throw err;
     }
   }
 
@@ -329,12 +362,7 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
     let current = o;
     const follow = async (summary: string, maxWaitMs: number): Promise<boolean> => {
       try {
-        const p = await call('followOrder', 'follow', summary, {
-          clientOrderId,
-          correlationId: signal.correlation_id,
-          known: { ...known },
-          maxWaitMs,
-        });
+        const p = await call('followOrder', 'follow', summary, followInput(maxWaitMs));
         await book(p);
         current = p.order;
         return true;
@@ -344,20 +372,12 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
         throw err;
       }
     };
-    if (!isTradeComplete(current)) {
-      await call('cancelOrder', 'bookkeeping', `cancel open remainder of ${clientOrderId}`, {
-        clientOrderId,
-        correlationId: signal.correlation_id,
-      });
-    }
+    if (!isTradeComplete(current)) await cancelAtBroker(`cancel open remainder of ${clientOrderId}`);
     for (let i = 0; i < 20 && !isTradeComplete(current); i++) {
       if (!(await follow(`await cancel confirmation for ${clientOrderId}`, 5_000))) return current;
       if (i === 9 && !isTradeComplete(current)) {
         // A bracket leg that became active after the first cancel needs its own cancel.
-        await call('cancelOrder', 'bookkeeping', `cancel legs of ${clientOrderId}`, {
-          clientOrderId,
-          correlationId: signal.correlation_id,
-        });
+        await cancelAtBroker(`cancel legs of ${clientOrderId}`);
       }
     }
     // Book anything that filled between the last change and the cancel.
@@ -365,40 +385,107 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
     return current;
   }
 
-  async function finalize(outcome: TradeOutcome, reasonCode?: string | null) {
+  /**
+   * The submit could not be confirmed before the time-in-force deadline. Wait out any attempt still in
+   * flight (one attempt's start-to-close), then cancel by client order id: the answer says whether the
+   * order exists; if it does, book what filled and settle it; if not, nothing can fill any more.
+   */
+  async function resolveUnconfirmedSubmit(why: string): Promise<TradeStatus> {
+    setPhase('EXPIRING', `submit unconfirmed at the deadline (${why}): resolving ${clientOrderId} at the broker`);
+    await sleep(SUBMIT_ATTEMPT_MS, { summary: 'let any in-flight submit attempt time out' });
+    let found: BrokerOrder | null;
+    try {
+      found = await call('cancelOrder', 'bookkeeping', `resolve ${clientOrderId}: cancel by client order id`, {
+        workflowId,
+        clientOrderId,
+        correlationId: signal.correlation_id,
+      });
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      return end(null, { kind: 'unresolved', reasonCode: 'submit_unresolved' }, failureMessage(err));
+    }
+    if (!found) return end(null, { kind: 'gave_up', reasonCode: 'submit_unconfirmed' }, why);
+    order = found;
+    absorb(found);
+    const settled = await cancelAndSettle(found);
+    return end(settled, { kind: 'deadline' });
+  }
+
+  /** Give up after an unexpected failure, leaving the ledger consistent and the broker settled. */
+  async function giveUp(why: string): Promise<TradeStatus> {
+    return CancellationScope.nonCancellable(async () => {
+      if (!order) return end(null, { kind: 'gave_up', reasonCode: 'execution_failed' }, why);
+      try {
+        const settled = await cancelAndSettle(order);
+        return await end(settled, { kind: 'gave_up', reasonCode: 'execution_failed' }, why);
+      } catch (err) {
+        if (!(err instanceof ActivityFailure)) throw err;
+        return end(order, { kind: 'unresolved', reasonCode: 'broker_state_unknown' }, `${why}; ${failureMessage(err)}`);
+      }
+    });
+  }
+
+  /**
+   * Every way a trade ends comes through here: one lifecycle mapping (domain/trade-lifecycle.ts), the
+   * outcome written to the ledger with the reservation released, and an alert when the system gave up.
+   */
+  async function end(o: BrokerOrder | null, cause: EndCause, reason?: string): Promise<TradeStatus> {
+    if (o) absorb(o);
+    const { phase, outcome, reasonCode } = tradeEnd(o, cause);
+    status.reasonCode = reasonCode;
+    if (reason) status.reason = reason;
+    setPhase(phase, reason ? `${phase}: ${reason}` : undefined);
+    if (outcome === 'FAILED' || outcome === 'NEEDS_REVIEW') {
+      log.error('ALERT: trade gave up', {
+        correlation_id: signal.correlation_id,
+        outcome,
+        reasonCode: status.reasonCode,
+        reason: status.reason,
+        filledQty: status.filledQty,
+      });
+    }
     await CancellationScope.nonCancellable(() =>
       call('finalizeTrade', 'bookkeeping', `ledger: trade ${outcome}, risk reservation released`, {
         workflowId,
         outcome,
-        ...(reasonCode ? { reasonCode } : {}),
+        ...(status.reasonCode ? { reasonCode: status.reasonCode } : {}),
         filledQty: status.filledQty,
         avgFillPrice: status.avgFillPrice,
       }),
     );
+    return status;
   }
 }
 
-/** The order the signal asks for, sized by risk. */
+/**
+ * The order the signal asks for, sized by risk. Limit and stop prices go to the broker on the tick
+ * ($0.01 at or above $1: brokers reject sub-penny prices), rounded so the order is never more aggressive
+ * than the signal asked; bracket legs are orders on the opposite side.
+ */
 export function buildOrderRequest(signal: TradeSignal, qty: number, clientOrderId: string): OrderRequest {
   const spec = signal.order;
+  const side = signal.side;
+  const exitSide = side === 'buy' ? 'sell' : 'buy';
   const req: OrderRequest = {
     clientOrderId,
     symbol: signal.symbol,
-    side: signal.side,
+    side,
     qty,
     type: spec?.type ?? 'market',
     timeInForce: spec?.time_in_force ?? 'day',
   };
-  if (spec?.limit_price !== undefined) req.limitPrice = spec.limit_price;
-  if (spec?.stop_price !== undefined) req.stopPrice = spec.stop_price;
+  if (spec?.limit_price !== undefined) req.limitPrice = conservativeTick(spec.limit_price, side, 'limit');
+  if (spec?.stop_price !== undefined) req.stopPrice = conservativeTick(spec.stop_price, side, 'stop');
   if (spec?.trail_price !== undefined) req.trailPrice = spec.trail_price;
   if (spec?.trail_percent !== undefined) req.trailPercent = spec.trail_percent;
   if (spec?.take_profit && spec.stop_loss) {
     req.orderClass = 'bracket';
-    req.takeProfit = { limitPrice: spec.take_profit.limit_price };
+    req.takeProfit = { limitPrice: conservativeTick(spec.take_profit.limit_price, exitSide, 'limit') };
     req.stopLoss = {
-      stopPrice: spec.stop_loss.stop_price,
-      ...(spec.stop_loss.limit_price !== undefined ? { limitPrice: spec.stop_loss.limit_price } : {}),
+      stopPrice: conservativeTick(spec.stop_loss.stop_price, exitSide, 'stop'),
+      ...(spec.stop_loss.limit_price !== undefined
+        ? { limitPrice: conservativeTick(spec.stop_loss.limit_price, exitSide, 'limit') }
+        : {}),
     };
   }
   return req;
@@ -414,26 +501,6 @@ export function isTradeComplete(o: BrokerOrder): boolean {
   if (!TERMINAL.has(o.status)) return false;
   if (!o.legs?.length || o.filledQty === 0) return true;
   return o.legs.every((l) => TERMINAL.has(l.status));
-}
-
-function phaseOf(o: BrokerOrder): TradePhase {
-  if (o.status === 'filled' && o.legs?.length && !isTradeComplete(o)) return 'BRACKET_ACTIVE';
-  if (o.status === 'filled') return 'FILLED';
-  if (o.filledQty > 0) return 'PARTIALLY_FILLED';
-  return 'WORKING';
-}
-
-function finalPhaseOf(o: BrokerOrder): TradePhase {
-  switch (o.status) {
-    case 'filled':
-      return 'FILLED';
-    case 'expired':
-      return o.filledQty > 0 ? 'EXPIRED_PARTIAL' : 'EXPIRED';
-    case 'rejected':
-      return 'BROKER_REJECTED';
-    default:
-      return 'CANCELLED';
-  }
 }
 
 function rejectionReason(d: RiskDecision): string {
@@ -465,6 +532,11 @@ function invalidSignal(raw: unknown, reason: string): TradeStatus {
     reason,
     legs: [],
   };
+}
+
+function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure) return err.cause?.message ?? err.message;
+  return err instanceof Error ? err.message : String(err);
 }
 
 function activityFailureType(err: unknown): string | undefined {

@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Activities } from '../../src/activities';
-import { newFillsFor, ordersOf, type FollowOrderInput, type OrderProgress } from '../../src/activities/execution';
-import type { LedgerFill } from '../../src/adapters/postgres/ledger';
+import type { FollowOrderInput, OrderProgress } from '../../src/activities/execution';
+import { fillsToBook, ordersOf, type LedgerFill } from '../../src/domain/fills';
 import type { BrokerOrder, OrderRequest } from '../../src/contracts/order';
 import type { RiskDecision } from '../../src/domain/risk';
 
@@ -21,6 +21,16 @@ export interface Scenario {
   script?: Step[];
   /** The venue forgets the order after it was accepted (e.g. it was restarted). */
   orderLost?: boolean;
+  /** What the broker does to the order before the submit response returns (a fast broker fills it). */
+  atSubmit?: Step;
+  /** The first submit attempts are rate limited (429), each asking to wait this long. */
+  rateLimited?: { attempts: number; retryAfterMs: number };
+  /** Risk never answers (the ledger is unreachable). */
+  riskUnavailable?: boolean;
+  /** The first submit lands (and fills) but its response is lost; later submits never reach the broker. */
+  landsThenUnreachable?: boolean;
+  /** Fills whose stream events were lost: booking must infer them from the cumulative quantity. */
+  dropExecutions?: boolean;
 }
 
 export class ScriptedBroker {
@@ -29,6 +39,8 @@ export class ScriptedBroker {
   submitted: OrderRequest[] = [];
   cancels: string[] = [];
   booked: LedgerFill[] = [];
+  /** The mock ledger's booked cumulative quantity and notional per order, as bookOrderProgress reads them. */
+  private ledger = new Map<string, { cumQty: number; notional: number }>();
   finalized: Array<{ outcome: string; filledQty: number; reasonCode?: string }> = [];
   private seq = 0;
   private fills = new Map<string, LedgerFill[]>();
@@ -40,6 +52,7 @@ export class ScriptedBroker {
     o.filledQty += qty;
     o.filledAvgPrice = value / o.filledQty;
     o.status = o.filledQty >= o.qty ? 'filled' : 'partially_filled';
+    if (this.scenario.dropExecutions) return;
     const list = this.fills.get(o.clientOrderId) ?? [];
     list.push({
       executionId: `exec-${++this.seq}`,
@@ -56,6 +69,48 @@ export class ScriptedBroker {
     this.fills.set(o.clientOrderId, list);
   }
 
+  /** The broker accepts the order. */
+  place(request: OrderRequest): BrokerOrder {
+    this.submitted.push(request);
+    const now = new Date().toISOString();
+    const order: BrokerOrder = {
+      brokerOrderId: `b-${this.orders.size + 1}`,
+      clientOrderId: request.clientOrderId,
+      symbol: request.symbol,
+      side: request.side,
+      qty: request.qty,
+      type: request.type,
+      timeInForce: request.timeInForce,
+      status: 'new',
+      filledQty: 0,
+      filledAvgPrice: null,
+      createdAt: now,
+      updatedAt: now,
+      ...(request.orderClass === 'bracket'
+        ? { legs: [leg(request, 'tp', 'limit', 'held'), leg(request, 'sl', 'stop', 'held')] }
+        : {}),
+    };
+    this.orders.set(order.clientOrderId, order);
+    return order;
+  }
+
+  /** The booking step, as the real activities do it: whatever the order reports beyond the ledger, once. */
+  book(order: BrokerOrder): LedgerFill[] {
+    const out: LedgerFill[] = [];
+    for (const o of ordersOf(order)) {
+      const progress = this.ledger.get(o.clientOrderId) ?? { cumQty: 0, notional: 0 };
+      const fills = fillsToBook(o, progress, this.fills.get(o.clientOrderId) ?? []);
+      for (const f of fills) {
+        progress.cumQty = f.cumQty;
+        progress.notional += f.qty * f.price;
+      }
+      this.ledger.set(o.clientOrderId, progress);
+      out.push(...fills);
+    }
+    this.booked.push(...out);
+    return out;
+  }
+
   activities(): Activities {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the mock activities close over the scripted broker
     const self = this;
@@ -69,37 +124,37 @@ export class ScriptedBroker {
     } as RiskDecision;
     const mock = {
       async evaluateRisk() {
+        if (self.scenario.riskUnavailable) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
         return decision;
       },
       async releaseRisk() {},
       async submitOrder({ request }: { request: OrderRequest }) {
         self.submitAttempts++;
-        const err = self.scenario.submitErrors?.[self.submitAttempts - 1];
+        const limited = self.scenario.rateLimited;
+        if (limited && self.submitAttempts <= limited.attempts) {
+          throw ApplicationFailure.create({
+            type: 'BrokerRateLimited',
+            message: '429 too many requests',
+            nextRetryDelay: limited.retryAfterMs,
+          });
+        }
+        if (self.scenario.landsThenUnreachable) {
+          if (self.submitAttempts === 1) {
+            const landed = self.place(request);
+            self.fill(landed, landed.qty, 100);
+          }
+          throw new Error('ETIMEDOUT: no response from the broker');
+        }
+        const err = self.scenario.submitErrors?.[self.submitAttempts - 1 - (limited?.attempts ?? 0)];
         if (err) throw err();
         const existing = self.orders.get(request.clientOrderId);
-        if (existing) return structuredClone(existing);
-        self.submitted.push(request);
-        const now = new Date().toISOString();
-        const order: BrokerOrder = {
-          brokerOrderId: `b-${self.orders.size + 1}`,
-          clientOrderId: request.clientOrderId,
-          symbol: request.symbol,
-          side: request.side,
-          qty: request.qty,
-          type: request.type,
-          timeInForce: request.timeInForce,
-          status: 'new',
-          filledQty: 0,
-          filledAvgPrice: null,
-          createdAt: now,
-          updatedAt: now,
-          ...(request.orderClass === 'bracket'
-            ? {
-                legs: [leg(request, 'tp', 'limit', 'held'), leg(request, 'sl', 'stop', 'held')],
-              }
-            : {}),
-        };
-        self.orders.set(order.clientOrderId, order);
+        if (existing) {
+          self.book(existing);
+          return structuredClone(existing);
+        }
+        const order = self.place(request);
+        self.scenario.atSubmit?.(order, self);
+        self.book(order);
         return structuredClone(order);
       },
       async cancelOrder({ clientOrderId }: { clientOrderId: string }) {
@@ -109,6 +164,7 @@ export class ScriptedBroker {
         for (const x of ordersOf(o)) {
           if (!['filled', 'canceled', 'expired', 'rejected'].includes(x.status)) x.status = 'canceled';
         }
+        self.book(o);
         return structuredClone(o);
       },
       async followOrder(input: FollowOrderInput): Promise<OrderProgress> {
@@ -128,14 +184,11 @@ export class ScriptedBroker {
           await Promise.race([new Promise((r) => setTimeout(r, 100)), Context.current().cancelled]);
         }
         const snapshot = structuredClone(o);
-        const fills = ordersOf(snapshot).flatMap((x) =>
-          newFillsFor(x, input.known[x.clientOrderId], self.fills.get(x.clientOrderId) ?? []),
-        );
         const changed = ordersOf(snapshot).some((x) => {
           const k = input.known[x.clientOrderId];
           return !k || k.status !== x.status || x.filledQty > k.cumQty;
         });
-        return { order: snapshot, fills, changed };
+        return { order: snapshot, fills: self.book(o), changed, booked: true };
       },
       async recordFills({ fills }: { fills: LedgerFill[] }) {
         self.booked.push(...fills);

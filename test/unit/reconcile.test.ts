@@ -69,7 +69,7 @@ describe('reconcile: consistent state', () => {
       broker({
         openOrders: [bo({ clientOrderId: 'a', status: 'partially_filled', filledQty: 4, filledAvgPrice: 100 })],
         positions: [{ symbol: 'NVDA', qty: 54 }],
-        account: { cash: 94_600.4, equity: 100_000 },
+        account: { cash: 94_600.004, equity: 100_000 },
       }),
     );
     expect(r).toEqual({ adoptions: [], flags: [], deferred: [] });
@@ -337,7 +337,7 @@ describe('reconcile: (4) positions and (5) cash', () => {
     ]);
   });
 
-  it('flags cash drift beyond the tolerance as informational, and only with both sides known', () => {
+  it('flags cash drift beyond half a cent as informational, and only with both sides known', () => {
     const b = broker({ account: { cash: 99_000, equity: 99_500 } });
     const drift = run(ledger({ cash: 100_000, equity: 100_000 }), b);
     expect(drift.flags).toHaveLength(1);
@@ -346,9 +346,10 @@ describe('reconcile: (4) positions and (5) cash', () => {
       ledgerCash: 100_000,
       brokerCash: 99_000,
       diff: -1000,
-      tolerance: 99,
+      tolerance: 0.005,
     });
-    expect(run(ledger({ cash: 99_050 }), b).flags).toEqual([]); // within 0.1 %
+    expect(run(ledger({ cash: 99_000.01 }), b).flags).toHaveLength(1); // a cent is a real difference
+    expect(run(ledger({ cash: 99_000.004 }), b).flags).toEqual([]); // below half a cent: representation only
     expect(run(ledger(), b).flags).toEqual([]); // no ledger account
     expect(reconcile(ledger({ cash: 100_000 }), b, { now: NOW, cashTolerance: { abs: 2_000, pct: 0 } }).flags).toEqual(
       [],

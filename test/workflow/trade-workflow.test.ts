@@ -257,4 +257,79 @@ describe('tradeWorkflow (time-skipping)', () => {
     expect(status.reason).toMatch(/strategy|price/);
     expect(broker.submitAttempts).toBe(0);
   });
+
+  it('books an order the broker filled before the submit returned (a fast broker), exactly once', async () => {
+    const { status, broker } = await run({ atSubmit: (o, b) => b.fill(o, 100, 100.25) });
+    expect(status.phase).toBe('FILLED');
+    expect(broker.booked.map((f) => [f.qty, f.price])).toEqual([[100, 100.25]]);
+    expect(broker.finalized).toEqual([{ outcome: 'FILLED', filledQty: 100, reasonCode: undefined }]);
+  });
+
+  it('books the first partial fill seen at submit, then the rest from following: Σ booked = broker filled', async () => {
+    const { status, broker } = await run({
+      atSubmit: (o, b) => b.fill(o, 1, 100),
+      script: [(o, b) => b.fill(o, 99, 101)],
+      dropExecutions: true, // no stream events at all: everything is inferred from cumulative quantities
+    });
+    expect(status.phase).toBe('FILLED');
+    expect(broker.booked.map((f) => [f.qty, f.cumQty, f.fee])).toEqual([
+      [1, 1, null],
+      [99, 100, null],
+    ]);
+    expect(broker.booked.reduce((s, f) => s + f.qty * f.price, 0)).toBeCloseTo(100 * status.avgFillPrice!, 6);
+  });
+
+  it('waits out ten minutes of 429s on submit (no attempt cap) and then trades', async () => {
+    const { status, broker, error } = await run({
+      rateLimited: { attempts: 10, retryAfterMs: 60_000 },
+      script: [(o, b) => b.fill(o, 100, 99.5)],
+    });
+    expect(error).toBeNull();
+    expect(broker.submitAttempts).toBe(11);
+    expect(broker.submitted).toHaveLength(1);
+    expect(status.phase).toBe('FILLED');
+    expect(broker.booked.reduce((s, f) => s + f.qty, 0)).toBe(100);
+  });
+
+  it('never ends on an activity failure: an unexpected non-retryable follow error settles the order and ends FAILED', async () => {
+    const { status, error, broker } = await run(
+      {
+        script: [
+          (o, b) => b.fill(o, 40, 100),
+          () => {
+            throw ApplicationFailure.create({ type: 'Unexpected', message: 'venue sent garbage', nonRetryable: true });
+          },
+        ],
+      },
+      signal({ order: { type: 'limit', limit_price: 100, time_in_force: 'gtc' } }),
+    );
+    expect(error).toBeNull();
+    expect(status.phase).toBe('FAILED');
+    expect(status.reasonCode).toBe('execution_failed');
+    expect(status.reason).toContain('venue sent garbage');
+    expect(broker.booked.reduce((s, f) => s + f.qty, 0)).toBe(40);
+    expect(broker.finalized.at(-1)).toMatchObject({ outcome: 'FAILED', filledQty: 40, reasonCode: 'execution_failed' });
+  });
+
+  it('ends FAILED/risk_unavailable (reservation released) when risk cannot be evaluated in time', async () => {
+    const { status, error, broker } = await run({ riskUnavailable: true });
+    expect(error).toBeNull();
+    expect(status.phase).toBe('FAILED');
+    expect(status.reasonCode).toBe('risk_unavailable');
+    expect(broker.submitAttempts).toBe(0);
+    expect(broker.finalized).toEqual([{ outcome: 'FAILED', filledQty: 0, reasonCode: 'risk_unavailable' }]);
+  });
+
+  it('resolves a submit still unconfirmed at the deadline by client order id, and books what filled', async () => {
+    // The first attempt lands and fills at the broker but its response is lost; the broker then stays
+    // unreachable for submits until the deadline. The order must be found, booked and the trade settled.
+    const { status, broker, error } = await run({ landsThenUnreachable: true }, signal(), { deadlineMs: 5 * 60_000 });
+    expect(error).toBeNull();
+    expect(broker.submitted).toHaveLength(1);
+    expect(broker.submitAttempts).toBeGreaterThan(3);
+    expect(broker.cancels.length).toBeGreaterThan(0);
+    expect(status.phase).toBe('FILLED');
+    expect(broker.booked.reduce((s, f) => s + f.qty, 0)).toBe(100);
+    expect(broker.finalized.at(-1)).toMatchObject({ outcome: 'FILLED', filledQty: 100 });
+  });
 });

@@ -1,9 +1,9 @@
 import type { Broker } from './broker';
 import type { BrokerOrder, OrderUpdate } from '../../contracts/order';
-import type { LedgerFill } from '../postgres/ledger';
+import { isInferredExecution, type LedgerFill } from '../../domain/fills';
 
 /** A fill as seen on the update stream, with the order's cumulative filled quantity after it. */
-export type TrackedFill = LedgerFill;
+export type TrackedFill = LedgerFill & { fee: number };
 
 /**
  * Keeps the broker's order-update stream in memory for the worker, so an activity that starts following
@@ -33,7 +33,9 @@ export class OrderTracker {
     }
     const prev = this.latest.get(id);
     if (!prev || u.order.filledQty >= prev.filledQty) this.latest.set(id, u.order);
-    if (u.fill && !this.seenExecutions.has(u.fill.executionId)) {
+    // A fill the adapter synthesised from a snapshot's cumulative quantity carries nothing the booking step
+    // (domain/fills.ts) does not infer itself, and no fee: only real executions are kept.
+    if (u.fill && !isInferredExecution(u.fill.executionId) && !this.seenExecutions.has(u.fill.executionId)) {
       this.seenExecutions.add(u.fill.executionId);
       const list = this.fills.get(id) ?? [];
       list.push({ ...u.fill, cumQty: u.order.filledQty });

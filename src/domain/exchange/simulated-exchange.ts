@@ -12,6 +12,7 @@ import {
   type TimeInForce,
 } from '../../contracts/order';
 import { SeededRandom } from '../random';
+import { roundToTick, toCents } from '../money';
 import {
   barCapacity,
   commission,
@@ -536,8 +537,12 @@ export class SimulatedExchange {
     return { qty: wanted };
   }
 
-  private fill(o: WorkingOrder, qty: number, price: number, bar: OhlcvBar): void {
-    const fee = commission(qty, price, this.options.feePerShare, this.options.feeBps);
+  private fill(o: WorkingOrder, qty: number, rawPrice: number, bar: OhlcvBar): void {
+    const ticks = this.options.tickPrices;
+    const price = ticks ? onTick(o, rawPrice) : rawPrice;
+    const commissionDue = commission(qty, price, this.options.feePerShare, this.options.feeBps);
+    // Brokers charge whole cents: the commission is rounded to the cent, so cash moves in cents.
+    const fee = ticks ? toCents(commissionDue) / 100 : commissionDue;
     o.filledQty += qty;
     o.filledNotional += qty * price;
     o.fees += fee;
@@ -1011,4 +1016,17 @@ function validateBar(bar: OhlcvBar): void {
     bar.high >= Math.max(bar.open, bar.close, bar.low) &&
     bar.low <= Math.min(bar.open, bar.close);
   if (!ok) throw new RangeError(`invalid bar: ${JSON.stringify(bar)}`);
+}
+
+/**
+ * Executions print on the tick ($0.01 at or above $1, $0.0001 below). Bar prices of adjusted historical
+ * data carry more decimals, and slippage arithmetic adds binary noise (16.088039999999996): round against
+ * the trader (a buyer pays up, a seller receives less), but never beyond the order's own limit, which is
+ * on the tick itself.
+ */
+function onTick(o: WorkingOrder, price: number): number {
+  const p = roundToTick(price, o.side === 'buy' ? 'up' : 'down');
+  const limit = o.limitPrice;
+  if (limit === undefined) return p;
+  return o.side === 'buy' ? Math.min(p, roundToTick(limit, 'down')) : Math.max(p, roundToTick(limit, 'up'));
 }

@@ -61,6 +61,12 @@ export interface SimulatedExchangeOptions {
   allowShort?: boolean;
   /** See BarPeriod. Default 'daily'. */
   barPeriod?: BarPeriod;
+  /**
+   * Print executions on the US equity tick ($0.01 at or above $1, $0.0001 below), rounded against the
+   * trader and never beyond a limit; commissions in whole cents. Default true. Off only to study the raw
+   * bar-level fill arithmetic.
+   */
+  tickPrices?: boolean;
   /** Prefix of broker order ids (`<prefix>-000001`). Execution ids are `<brokerOrderId>-<n>`. Default 'SIM'. */
   orderIdPrefix?: string;
 }
@@ -70,6 +76,7 @@ export type ResolvedExchangeOptions = Required<Omit<SimulatedExchangeOptions, 's
 };
 
 export const DEFAULT_EXCHANGE_OPTIONS: ResolvedExchangeOptions = {
+  tickPrices: true,
   startingCash: 100_000,
   slippageBps: 5,
   slippageJitterBps: 0,

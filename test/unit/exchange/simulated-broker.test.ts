@@ -38,17 +38,17 @@ describe('SimulatedBroker', () => {
     expect(updates[1]!.fill).toMatchObject({
       executionId: `${o.brokerOrderId}-1`,
       qty: 100,
-      price: expect.closeTo(19.919955, 10),
+      price: 19.92, // 19.91 open + 5 bps = 19.919955, printed on the cent against the buyer
     });
     expect(await broker.getOrderByClientOrderId('wf-1')).toMatchObject({ status: 'filled', filledQty: 100 });
     expect(await broker.getPositions()).toEqual([
-      { symbol: 'NVDA', qty: 100, avgEntryPrice: expect.closeTo(19.919955, 10), marketValue: expect.closeTo(1935, 9) },
+      { symbol: 'NVDA', qty: 100, avgEntryPrice: expect.closeTo(19.92, 10), marketValue: expect.closeTo(1935, 9) },
     ]);
     const a = await broker.getAccount();
     expect(a).toEqual({
-      cash: expect.closeTo(100_000 - 1991.9955 - 0.5, 9),
-      equity: expect.closeTo(98_007.5045 + 1935, 9),
-      buyingPower: expect.closeTo(98_007.5045, 9),
+      cash: expect.closeTo(100_000 - 1992 - 0.5, 9),
+      equity: expect.closeTo(98_007.5 + 1935, 9),
+      buyingPower: expect.closeTo(98_007.5, 9),
       tradingBlocked: false,
     });
     expect(await broker.listOpenOrders()).toEqual([]);
@@ -139,7 +139,7 @@ describe('SimulatedBroker', () => {
     expect(b).toEqual(a);
     expect(a.createdAt).toBe('2008-06-23T00:00:00.000Z');
     const [u] = broker.feedBar(on(bars, '2008-06-24'));
-    expect(u!.fill!.price).toBeCloseTo(19.24962, 10); // the 06-24 open, not 06-23's
+    expect(u!.fill!.price).toBe(19.25); // the 06-24 open (19.24962 + slippage, on the cent), not 06-23's
   });
 
   it('close: no more submits or cancels, listeners dropped, reads still work', async () => {
@@ -182,8 +182,8 @@ describe('SimulatedBroker', () => {
     const o = await broker.submitOrder(req());
     expect(o.brokerOrderId).toBe('T-000001');
     const [u] = broker.feedBar(on(bars, '2008-06-23'));
-    expect(u!.fill!.price).toBeCloseTo(19.91 * 1.001, 10);
-    expect(u!.fill!.fee).toBeCloseTo(100 * 0.01 + (100 * 19.91 * 1.001 * 2) / 10_000, 10);
+    expect(u!.fill!.price).toBe(19.93); // 19.91 × 1.001 = 19.92991, on the cent against the buyer
+    expect(u!.fill!.fee).toBe(1.4); // 100 × $0.01 + 2 bps of $1,993 = $1.3986, charged in whole cents
     expect(() => SimulatedBroker.fromEnv({ SIM_MAX_VOLUME_PCT: '2' })).toThrow();
     expect(SimulatedBroker.fromEnv({}).exchange.options.orderIdPrefix).toMatch(/^SIM-[0-9A-Z]+$/);
   });

@@ -33,7 +33,9 @@ export class Harness {
     readonly bars: OhlcvBar[],
     opts: SimulatedExchangeOptions = {},
   ) {
-    this.ex = new SimulatedExchange(opts);
+    // These tests pin the bar-level fill arithmetic to the model's exact prices; tick rounding (the
+    // venue's default) is pinned by simulated-broker.test.ts and determinism.test.ts.
+    this.ex = new SimulatedExchange({ tickPrices: false, ...opts });
     this.ex.onUpdate((u) => this.events.push(u));
   }
 
