@@ -138,17 +138,23 @@ describe('trade worker killed -9 mid-trade (real Temporal, RabbitMQ, PostgreSQL,
     expect((await ledgerOf(h, workflowId)).fills, 'nothing can be booked while no worker runs').toHaveLength(0);
 
     // Restart #1. The dead follow is noticed by its heartbeat timeout (10 s) and retried here; it finds the
-    // order filled and books the fill. Crash again in the middle of that booking: recordFills commits the
-    // fill, then updates the trade row, which the test holds locked, so the kill lands after the fill is in
-    // the ledger and before Temporal hears that recordFills completed. Its retry must not book it twice.
+    // order filled and books it in one transaction (fill, position, cash, order and trade rows). The test
+    // holds the trade row locked, so that transaction waits, and the worker is killed in the middle of it:
+    // nothing may be half-booked (no fill without its position and cash), and the retry books it once.
     const lock = await h.db.pool.connect();
     try {
       await lock.query('BEGIN');
       await lock.query(`SELECT 1 FROM trades WHERE workflow_id = $1 FOR UPDATE`, [workflowId]);
       await h.start('trade-worker');
       await waitUntil(
-        'the fill to be booked',
-        async () => (await ledgerOf(h, workflowId)).fills.length > 0,
+        'the booking transaction to wait on the trade row',
+        async () => {
+          const r = await h.db.pool.query<{ n: string }>(
+            `SELECT count(*)::text AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+              WHERE d.datname = current_database() AND NOT l.granted`,
+          );
+          return Number(r.rows[0]!.n) > 0;
+        },
         FOLLOW_RESUME_BOUND_MS,
         50,
       );
@@ -159,8 +165,21 @@ describe('trade worker killed -9 mid-trade (real Temporal, RabbitMQ, PostgreSQL,
     }
     // Resumed through the heartbeat timeout, not after the follow's 90 s startToClose.
     expect(Date.now() - killedAt, 'the dead follow was noticed by its heartbeat').toBeLessThan(FOLLOW_RESUME_BOUND_MS);
+    // The killed transaction is rolled back whole: no fill, no position, no cash movement.
+    await waitUntil(
+      'the killed booking to be rolled back',
+      async () => {
+        const r = await h.db.pool.query<{ n: string }>(
+          `SELECT count(*)::text AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+            WHERE d.datname = current_database() AND NOT l.granted`,
+        );
+        return Number(r.rows[0]!.n) === 0;
+      },
+      10_000,
+    );
+    expect((await ledgerOf(h, workflowId)).fills, 'no half-booked fill').toHaveLength(0);
 
-    // Restart #2: the interrupted recordFills times out (startToClose 30 s) and runs again here.
+    // Restart #2: the interrupted follow times out (heartbeat) and runs again here; it books the fill once.
     await h.start('trade-worker');
     const result = await resultWithin(h, workflowId, 90_000);
     expect(result.phase).toBe('FILLED');
@@ -169,11 +188,9 @@ describe('trade worker killed -9 mid-trade (real Temporal, RabbitMQ, PostgreSQL,
     await expectLedgerMatchesVenue(workflowId, result);
 
     const attempts = await activityAttempts(h, workflowId);
-    expect(Math.max(...(attempts.followOrder ?? [0])), 'the follow resumed on a new worker').toBeGreaterThanOrEqual(2);
-    expect(Math.max(...(attempts.recordFills ?? [0])), 'the booking was retried').toBeGreaterThanOrEqual(2);
-    // The retry re-sent the same fill and the ledger recognised it (execution id / cumulative quantity).
-    expect(logEvents(h, 'trade-worker', 'fills recorded')).toContainEqual(
-      expect.objectContaining({ workflow_id: workflowId, inserted: 0, duplicates: 1 }),
+    expect(Math.max(...(attempts.followOrder ?? [0])), 'the follow resumed on a new worker').toBeGreaterThanOrEqual(3);
+    expect(logEvents(h, 'trade-worker', 'fills booked')).toContainEqual(
+      expect.objectContaining({ workflow_id: workflowId, fills: 1 }),
     );
   });
 });

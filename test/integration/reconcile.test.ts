@@ -264,6 +264,8 @@ describe('reconciliation against PostgreSQL and a fake Alpaca', () => {
       ['position_mismatch', 'AMD', null],
       ['position_mismatch', 'TSLA', null],
       ['cash_drift', null, null],
+      // The TSLA position has no fills behind it: the ledger disagrees with itself too.
+      ['ledger_invariant', 'TSLA', null],
     ]);
     const byKind = Object.fromEntries(report.flagged.map((f) => [`${f.kind}:${f.symbol}`, f]));
     expect(byKind['unbooked_fills_trade_closed:AMD']!.detail).toMatchObject({
@@ -289,6 +291,7 @@ describe('reconciliation against PostgreSQL and a fake Alpaca', () => {
       ['FLAGGED', 'position_mismatch', 'AMD', null],
       ['FLAGGED', 'position_mismatch', 'TSLA', null],
       ['FLAGGED', 'cash_drift', null, null],
+      ['FLAGGED', 'ledger_invariant', 'TSLA', null],
     ]);
     expect(rows[5]!.detail).toMatchObject({ ledgerQty: 7, brokerQty: 0, severity: 'critical' });
 
@@ -313,7 +316,7 @@ describe('reconciliation against PostgreSQL and a fake Alpaca', () => {
     const report = await run({ dryRun: true });
     expect(report.dryRun).toBe(true);
     expect(report.adopted.map((a) => a.clientOrderId)).toEqual([cid('rec-filled'), cid('rec-stale')]);
-    expect(report.flagged).toHaveLength(5);
+    expect(report.flagged).toHaveLength(6);
     expect(report.summary).toMatch(/\(dry run\): 2 would be adopted/);
     expect(await orderRow(cid('rec-filled'))).toMatchObject({ status: 'new' });
     expect(await orderRow(cid('rec-stale'))).toMatchObject({ status: 'pending_submit' });
@@ -433,16 +436,17 @@ describe('npm run reconcile (CLI as a child process, BROKER=alpaca against the f
       'position_mismatch',
       'position_mismatch',
       'cash_drift',
+      'ledger_invariant',
     ]);
-    expect((await issues(report.runId)).length).toBe(7);
+    expect((await issues(report.runId)).length).toBe(8);
     // Flags at error level on stderr (one JSON line each, plus the summary); keys never logged.
     const errorLines = r.stderr
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as { level: string; message: string })
       .filter((l) => l.level === 'error');
-    expect(errorLines.filter((l) => l.message.startsWith('RECONCILIATION FLAGGED:'))).toHaveLength(5);
-    expect(errorLines.some((l) => /5 FLAGGED .*NEEDS A HUMAN/.test(l.message))).toBe(true);
+    expect(errorLines.filter((l) => l.message.startsWith('RECONCILIATION FLAGGED:'))).toHaveLength(6);
+    expect(errorLines.some((l) => /6 FLAGGED .*NEEDS A HUMAN/.test(l.message))).toBe(true);
     expect(r.stderr).not.toContain(SECRET);
 
     // Table mode: the readable table and the summary; still exit 3 (flags persist), nothing left to adopt.
