@@ -279,7 +279,7 @@ describe('reconciliation against PostgreSQL and a fake Alpaca', () => {
     });
     expect(byKind['position_mismatch:TSLA']!.detail).toMatchObject({ ledgerQty: 7, brokerQty: 0, diff: -7 });
     expect(byKind['cash_drift:null']!.detail).toMatchObject({ ledgerCash: 99_500, brokerCash: 99_350, diff: -150 });
-    expect(report.summary).toMatch(/2 adopted, 5 FLAGGED .* NEEDS A HUMAN/);
+    expect(report.summary).toMatch(/2 adopted, 6 FLAGGED .* NEEDS A HUMAN/);
 
     // Every finding is recorded under the run id, with both quantities where relevant.
     const rows = await issues(report.runId);
@@ -455,7 +455,7 @@ describe('npm run reconcile (CLI as a child process, BROKER=alpaca against the f
     expect(t.stdout).toMatch(/ACTION\s+SEVERITY\s+KIND\s+SYMBOL\s+CLIENT ORDER ID\s+WHAT/);
     expect(t.stdout).toMatch(new RegExp(`FLAGGED\\s+critical\\s+external_order\\s+AAPL\\s+${cid('manual-1')}`));
     expect(t.stdout).toMatch(/FLAGGED\s+critical\s+position_mismatch\s+TSLA\s+-\s+TSLA: ledger 7, broker 0/);
-    expect(t.stdout).toMatch(/reconciliation rec-\S+: 0 adopted, 5 FLAGGED .* NEEDS A HUMAN\n$/);
+    expect(t.stdout).toMatch(/reconciliation rec-\S+: 0 adopted, 6 FLAGGED .* NEEDS A HUMAN\n$/);
   });
 
   it('exits 0 for a consistent ledger, and 2 on bad usage', async () => {

@@ -1,4 +1,5 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -254,6 +255,26 @@ export async function activityAttempts(h: PipelineHarness, workflowId: string): 
       const type = typeBySchedule.get(String(started.scheduledEventId)) ?? '?';
       (out[type] ??= []).push(started.attempt ?? 1);
     }
+  }
+  return out;
+}
+
+/**
+ * For each retried attempt of an activity type, the kind of timeout that ended the attempt before it (from
+ * the started event's lastFailure): shows whether a dead worker was noticed by heartbeat or start-to-close.
+ */
+export async function retryTimeoutTypes(h: PipelineHarness, workflowId: string, activity: string): Promise<string[]> {
+  const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
+  const typeBySchedule = new Map<string, string>();
+  const out: string[] = [];
+  for (const e of history.events ?? []) {
+    if (e.activityTaskScheduledEventAttributes) {
+      typeBySchedule.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
+    }
+    const started = e.activityTaskStartedEventAttributes;
+    if (!started || typeBySchedule.get(String(started.scheduledEventId)) !== activity) continue;
+    const t = started.lastFailure?.timeoutFailureInfo?.timeoutType;
+    if (t !== undefined && t !== null) out.push(String(temporal.api.enums.v1.TimeoutType[t as number] ?? t));
   }
   return out;
 }
