@@ -19,4 +19,5 @@ fi
 t=$(now_ms)
 node_modules/.bin/tsx src/cli/build-workflow-bundle.ts
 log "workflow bundle built in $(elapsed_s "$t" "$(now_ms)")s; $(elapsed_s "$T0" "$(now_ms)")s since npm start, now the pipeline"
-exec node_modules/.bin/tsx src/cli/pipeline.ts "$@"
+# Node with tsx's hooks rather than the tsx CLI: one process receives Ctrl-C and stops the services in order.
+exec node --require tsx/preflight --import tsx src/cli/pipeline.ts "$@"

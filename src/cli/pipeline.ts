@@ -9,209 +9,465 @@
  *   quant          bars → strategy → trade_signals
  *   dataflow       watchlist replay (NVDA+ORCL) → market.bars   (runs last; its end ends the replay)
  *
- * When the replay has been published and every trade has settled it prints a summary from the ledger and
- * stops the processes (the stack stays up; `--keep-running` leaves the services running for more signals).
+ * Every run trades a fresh paper account (`paper-<time>-<pid>`, unless `--account` names one): the venue starts empty, and
+ * signal ids are scoped to the account (signalIdFor), so a second run trades the same bars again instead of
+ * finding every signal already taken by the first run's workflows.
+ *
+ * Ending, normally or on Ctrl-C, loses nothing: the producers stop first and each consumer is stopped only once
+ * its queue is empty (every bar became a signal or not, every signal a workflow), then trades that can no longer
+ * fill (the replay is over) are cancelled through their workflows, so the ledger and the venue agree before the
+ * venue, whose order book lives in memory, goes away. A second Ctrl-C stops at once (workflows stay in Temporal).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { loadConfig } from '../config';
+import { loadConfig, parseEnv } from '../config';
 import { createPool } from '../adapters/postgres/pool';
+import { accountSummary } from '../adapters/postgres/run-summary';
+import {
+  INTAKE_SIGNALS_QUEUE,
+  QUANT_BARS_QUEUE,
+  RabbitConnection,
+  STORE_BARS_QUEUE,
+  withChannel,
+} from '../adapters/rabbitmq';
+import { STRATEGY_NAMES, SMA_CROSS } from '../domain/strategies';
+import { createLogger } from '../logging';
+import { scrapeMetrics, sumOf, type Sample } from '../metrics/scrape';
+import { EXCHANGE_BARS_QUEUE } from '../workers/exchange-sim';
 
 const ROOT = path.resolve(__dirname, '../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 
 const USAGE = `Usage: npm start -- [options]
 
 Runs the whole pipeline on the local stack: replayed market data (WATCHLIST, default NVDA and ORCL daily
 bars from ../shared/data, interleaved by time) → quant (STRATEGY_TYPE, default SMA crossover) → signal intake → one Temporal trade
-workflow per signal → RiskOps → simulated exchange → ledger. Prints a summary when every trade has settled.
+workflow per signal → RiskOps → simulated exchange → ledger. Prints a progress line while it runs and a
+summary when every trade has settled. Each run trades a fresh paper account, so every run trades.
 
 Options:
+  --symbols <A,B>     tickers to replay (default WATCHLIST=NVDA,ORCL; data: REPLAY_DATA_DIR/<ticker>-*.csv)
+  --strategy <a,b>    quant strategies, comma-separated (${STRATEGY_NAMES.join(', ')});
+                      default STRATEGY_TYPE (${SMA_CROSS})
   --bars <n>          bars to replay per symbol (default REPLAY_BARS=300)
   --from <date>       first bar date (default 2012-12-19: 2013-2014)
-  --interval-ms <ms>  pause between bars (default REPLAY_INTERVAL_MS=50)
+  --speed <x>         replay speed against market time (86400 = one daily bar per second; 0 = as fast as
+                      possible); default: a fixed pause of --interval-ms between bars
+  --interval-ms <ms>  pause between bars when --speed is not given (default REPLAY_INTERVAL_MS=50)
+  --account <id>      trade this ledger account instead of a fresh paper-<time> one (a second run on the
+                      same account finds its signals already traded: the summary says so)
   --keep-running      leave the services running after the summary (Ctrl-C stops them)
+  --verbose           print every service's log lines (default: warnings and errors; all lines are in
+                      .data/logs/<account>/<service>.log)
   -h, --help          this help
+
+Environment: every variable is in .env.example (ACCOUNT_ID is replaced by the run's account).
+Ctrl-C: stops the replay, lets every published bar and signal through, cancels trades that can no longer fill,
+prints the summary. A second Ctrl-C stops at once (trade workflows stay in Temporal and resume with a worker).
 
 Watch trades live in the Temporal Web UI: http://localhost:8233  (filter: TradeStatus="FILLED")
 `;
 
+type Role = 'exchange-sim' | 'trade-worker' | 'signal-intake' | 'bar-store' | 'quant' | 'dataflow';
+
 interface Service {
-  name: string;
+  name: Role;
   child: ChildProcess;
   exited: Promise<number>;
+  opsUrl?: string;
+  /** Last /metrics scrape (kept after the process exits). */
+  metrics: Sample[];
+  /** Plain (non-JSON) output lines, e.g. dataflow's summary. */
+  plain: string[];
 }
 
-function startService(name: string, script: string, args: string[], env: NodeJS.ProcessEnv): Service {
-  const child = spawn(TSX, [path.join(ROOT, script), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+const say = (msg: string) => process.stdout.write(`pipeline      | ${msg}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const WARN_LEVELS = new Set(['warn', 'error', 'fatal']);
+
+function startService(name: Role, args: string[], env: NodeJS.ProcessEnv, logDir: string, verbose: boolean): Service {
+  // Node itself with tsx's hooks (not the tsx CLI, which runs the script in a grandchild that a SIGKILL would
+  // orphan), in its own process group: a terminal Ctrl-C reaches only this job, which stops the services in
+  // order instead of all at once.
+  const child = spawn(
+    process.execPath,
+    ['--require', 'tsx/preflight', '--import', 'tsx', path.join(ROOT, 'src/workers', `${name}.ts`), ...args],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  const svc: Service = {
+    name,
+    child,
+    metrics: [],
+    plain: [],
+    exited: new Promise<number>((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 : 1)))),
+  };
+  const log = fs.createWriteStream(path.join(logDir, `${name}.log`), { flags: 'a' });
+  child.on('close', () => log.end());
   const prefix = `${name.padEnd(13)}|`;
-  const forward = (stream: NodeJS.ReadableStream, out: NodeJS.WriteStream) => {
+  const onLine = (line: string, isErr: boolean) => {
+    log.write(`${line}\n`);
+    let show = verbose || isErr;
+    try {
+      const entry = JSON.parse(line) as { level?: string; message?: string; url?: string };
+      if (entry.message === 'ops endpoint listening' && entry.url) svc.opsUrl = entry.url;
+      show ||= WARN_LEVELS.has(entry.level ?? '');
+    } catch {
+      svc.plain.push(line);
+      show ||= line.startsWith('summary:');
+    }
+    if (show) (isErr ? process.stderr : process.stdout).write(`${prefix} ${line}\n`);
+  };
+  for (const [stream, isErr] of [
+    [child.stdout!, false],
+    [child.stderr!, true],
+  ] as const) {
     let buf = '';
     stream.on('data', (d: Buffer) => {
       buf += d.toString();
       let i;
       while ((i = buf.indexOf('\n')) >= 0) {
-        out.write(`${prefix} ${buf.slice(0, i)}\n`);
+        onLine(buf.slice(0, i), isErr);
         buf = buf.slice(i + 1);
       }
     });
-  };
-  forward(child.stdout!, process.stdout);
-  forward(child.stderr!, process.stderr);
-  const exited = new Promise<number>((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 : 1))));
-  return { name, child, exited };
+  }
+  return svc;
 }
 
-async function stopService(s: Service): Promise<void> {
-  if (s.child.exitCode !== null) return;
+const running = (s: Service) => s.child.exitCode === null && s.child.signalCode === null;
+
+async function refreshMetrics(s: Service): Promise<void> {
+  if (!s.opsUrl || !running(s)) return;
+  try {
+    s.metrics = await scrapeMetrics(s.opsUrl);
+  } catch {
+    // between start and listen, or stopping: keep the last scrape
+  }
+}
+
+/** SIGTERM (each service finishes what it holds), SIGKILL only if it does not exit within the grace period. */
+async function stopService(s: Service, graceMs = 30_000): Promise<void> {
+  if (!running(s)) return;
+  await refreshMetrics(s);
   s.child.kill('SIGTERM');
-  const timeout = new Promise<number>((r) => setTimeout(() => r(-1), 15_000).unref());
-  if ((await Promise.race([s.exited, timeout])) === -1) s.child.kill('SIGKILL');
+  const timeout = new Promise<number>((r) => setTimeout(() => r(-1), graceMs).unref());
+  if ((await Promise.race([s.exited, timeout])) === -1) {
+    say(`${s.name} did not stop within ${graceMs / 1000} s; killing it`);
+    s.child.kill('SIGKILL');
+    await s.exited;
+  }
 }
 
-async function main(): Promise<void> {
+/** Ready = its /readyz answers 200 (its real connections work). */
+async function waitReady(services: Service[], timeoutMs = 120_000): Promise<void> {
+  const t0 = Date.now();
+  const pending = new Set(services);
+  while (pending.size) {
+    for (const s of [...pending]) {
+      if (!running(s)) throw new Error(`${s.name} exited with code ${s.child.exitCode} during start-up`);
+      if (!s.opsUrl) continue;
+      const ok = await fetch(`${s.opsUrl}/readyz`, { signal: AbortSignal.timeout(5000) })
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (ok) pending.delete(s);
+    }
+    if (!pending.size) return;
+    if (Date.now() - t0 > timeoutMs) {
+      throw new Error(`not ready after ${timeoutMs / 1000} s: ${[...pending].map((s) => s.name).join(', ')}`);
+    }
+    await sleep(300);
+  }
+}
+
+async function queueDepth(rabbit: RabbitConnection, queue: string): Promise<number> {
+  const conn = await rabbit.waitForConnection();
+  return withChannel(conn, async (ch) => (await ch.checkQueue(queue)).messageCount);
+}
+
+/**
+ * Stop a consumer once its queue is empty: the messages still queued are processed first, and the consumer's own
+ * shutdown waits for the ones it holds un-acked. Its producers must already be stopped.
+ */
+async function drainAndStop(s: Service, rabbit: RabbitConnection, queue: string, abort: AbortSignal): Promise<void> {
+  let empty = 0;
+  while (running(s) && empty < 2 && !abort.aborted) {
+    const depth = await queueDepth(rabbit, queue).catch(() => 0);
+    empty = depth === 0 ? empty + 1 : 0;
+    if (empty < 2) await sleep(300);
+  }
+  await stopService(s);
+}
+
+interface Progress {
+  t: number;
+  bars: number;
+}
+
+function progressLine(svc: Map<Role, Service>, runningTrades: number, prev: Progress): [string, Progress] {
+  const m = (r: Role) => svc.get(r)?.metrics ?? [];
+  // The dataflow exits when its replay is published; the quant has seen every bar by then.
+  const bars = Math.max(sumOf(m('dataflow'), 'sat_bars_published_total'), sumOf(m('quant'), 'sat_bars_received_total'));
+  const now = Date.now();
+  const rate = now > prev.t ? ((bars - prev.bars) / (now - prev.t)) * 1000 : 0;
+  const signals = sumOf(m('quant'), 'sat_signals_published_total');
+  const started = sumOf(m('signal-intake'), 'sat_signals_received_total', { outcome: 'started' });
+  const dups = sumOf(m('signal-intake'), 'sat_signals_received_total', { outcome: 'duplicate' });
+  const byStatus = new Map<string, number>();
+  for (const s of m('trade-worker')) {
+    if (s.name !== 'sat_trades_finished_total') continue;
+    const k = s.labels.status ?? '?';
+    byStatus.set(k, (byStatus.get(k) ?? 0) + s.value);
+  }
+  const trades = [...byStatus].map(([k, v]) => `${v} ${k}`).join(', ');
+  const line =
+    `progress: ${bars} bars (${rate.toFixed(0)}/s) · ${signals} signals · ${started} trades started` +
+    `${dups ? ` (${dups} duplicate signals)` : ''} · ${runningTrades} running${trades ? ` · ${trades}` : ''}`;
+  return [line, { t: now, bars }];
+}
+
+async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
+      symbols: { type: 'string' },
+      account: { type: 'string' },
+      strategy: { type: 'string' },
       bars: { type: 'string' },
       from: { type: 'string', default: '2012-12-19' },
+      speed: { type: 'string' },
       'interval-ms': { type: 'string' },
       'keep-running': { type: 'boolean', default: false },
+      verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
+    strict: true,
   });
   if (values.help) {
     process.stdout.write(USAGE);
-    return;
+    return 0;
+  }
+  if (values.speed !== undefined && !(Number(values.speed) >= 0)) {
+    throw new Error(`--speed must be a number >= 0 (got "${values.speed}")`);
   }
   const cfg = loadConfig();
+  // --strategy is the quant's STRATEGY_TYPE: checked here by the same rules, so a typo fails before anything starts.
+  if (values.strategy !== undefined) {
+    try {
+      parseEnv({ ...process.env, STRATEGY_TYPE: values.strategy });
+    } catch (err) {
+      throw new Error(`--strategy: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   // The simulated venue starts empty on every run, so each run trades a fresh paper account in the ledger
-  // (earlier runs' accounts stay there for inspection). Set ACCOUNT_ID to keep trading one account.
-  const accountId = process.env.ACCOUNT_ID || `paper-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`;
-  const childEnv = { ACCOUNT_ID: accountId };
+  // (earlier runs' accounts stay there for inspection). ACCOUNT_ID (often set from .env) is not used here on
+  // purpose: it would make every run after the first find its signals already traded. --account asks for that.
+  const accountId =
+    values.account ?? `paper-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${process.pid}`;
+  const logDir = path.join(ROOT, '.data/logs', accountId);
+  fs.mkdirSync(logDir, { recursive: true });
+  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ACCOUNT_ID: accountId };
   const pool = createPool(cfg.databaseUrl, 2);
   const connection = await Connection.connect({ address: cfg.temporal.address });
   const client = new Client({ connection, namespace: cfg.temporal.namespace });
+  const rabbit = new RabbitConnection({
+    url: cfg.rabbitmq.url,
+    name: `pipeline-${process.pid}`,
+    logger: createLogger('pipeline', { level: 'warn' }),
+  });
+  await rabbit.start();
   const t0 = Date.now();
   const startedAt = new Date(t0).toISOString();
+  const thisRun = `WorkflowType="tradeWorkflow" AND TaskQueue="${cfg.temporal.taskQueue}" AND StartTime >= "${startedAt}"`;
+  const openQuery = `${thisRun} AND ExecutionStatus="Running"`;
 
-  const say = (msg: string) => process.stdout.write(`pipeline      | ${msg}\n`);
-  say(`starting services for paper account ${accountId} (Web UI: http://localhost:${cfg.temporal.uiPort})`);
-  const services = [
-    startService('exchange-sim', 'src/workers/exchange-sim.ts', [], childEnv),
-    startService('trade-worker', 'src/workers/trade-worker.ts', [], childEnv),
-    startService('signal-intake', 'src/workers/signal-intake.ts', [], childEnv),
-    startService('bar-store', 'src/workers/bar-store.ts', [], childEnv),
-    startService('quant', 'src/workers/quant.ts', [], childEnv),
-  ];
-  const stopAll = async () => {
-    for (const s of [...services].reverse()) await stopService(s);
+  // First Ctrl-C: stop the replay and finish in order. Second: stop everything now.
+  const interrupt = new AbortController();
+  const hardStop = new AbortController();
+  const services = new Map<Role, Service>();
+  let firstInterruptAt = 0;
+  const onInterrupt = () => {
+    // npm and the terminal can both deliver one Ctrl-C: a repeat within a second is the same keypress.
+    if (interrupt.signal.aborted && Date.now() - firstInterruptAt < 1000) return;
+    if (!interrupt.signal.aborted) {
+      firstInterruptAt = Date.now();
+      say('Ctrl-C: stopping the replay; every published bar and signal is still processed (Ctrl-C again: stop now)');
+      interrupt.abort();
+      const df = services.get('dataflow');
+      if (df && running(df)) df.child.kill('SIGTERM');
+    } else if (!hardStop.signal.aborted) {
+      say('second Ctrl-C: stopping every service now; open trades stay in Temporal and resume with a worker');
+      hardStop.abort();
+      for (const s of services.values()) if (running(s)) s.child.kill('SIGTERM');
+    }
   };
-  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
-  process.once('SIGTERM', () => void stopAll().then(() => process.exit(143)));
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onInterrupt);
+  // Whatever happens to this job, its services do not outlive it.
+  process.on('exit', () => {
+    for (const s of services.values()) if (running(s)) s.child.kill('SIGTERM');
+  });
 
-  // Give the consumers time to subscribe before bars flow (queues are durable, so nothing would be lost
-  // either way; this only keeps the first trades' latency honest).
-  await new Promise((r) => setTimeout(r, 4000));
-  for (const s of services) {
-    if (s.child.exitCode !== null) throw new Error(`${s.name} exited with code ${s.child.exitCode} during start-up`);
+  say(`paper account ${accountId}; logs in ${path.relative(process.cwd(), logDir) || logDir}`);
+  say(`Web UI: http://localhost:${cfg.temporal.uiPort}   (filter: TradeStatus="FILLED")`);
+  for (const name of ['exchange-sim', 'trade-worker', 'signal-intake', 'bar-store'] as const) {
+    services.set(name, startService(name, [], env, logDir, values.verbose));
   }
-  const dfArgs = ['--from', values.from!];
-  if (values.bars) dfArgs.push('--bars', values.bars);
-  if (values['interval-ms']) dfArgs.push('--interval-ms', values['interval-ms']);
-  const dataflow = startService('dataflow', 'src/workers/dataflow.ts', dfArgs, childEnv);
-  const dfCode = await dataflow.exited;
-  if (dfCode !== 0) {
-    await stopAll();
-    throw new Error(`dataflow exited with code ${dfCode}`);
-  }
-  say('replay published; waiting for every trade to settle');
+  const quantEnv = values.strategy ? { ...env, STRATEGY_TYPE: values.strategy } : env;
+  services.set('quant', startService('quant', [], quantEnv, logDir, values.verbose));
+  const progress = { prev: { t: Date.now(), bars: 0 } as Progress, last: '' };
+  const tick = async (force = false) => {
+    await Promise.all([...services.values()].map(refreshMetrics));
+    const open = await client.workflow
+      .count(openQuery)
+      .then((r) => r.count)
+      .catch(() => 0);
+    const [line, next] = progressLine(services, open, progress.prev);
+    progress.prev = next;
+    if (force || line.replace(/\(\d+\/s\)/, '') !== progress.last.replace(/\(\d+\/s\)/, '')) say(line);
+    progress.last = line;
+  };
+  let ticking = false;
+  const timer = setInterval(() => {
+    if (ticking) return;
+    ticking = true;
+    void tick().finally(() => (ticking = false));
+  }, 2000);
 
-  // Settled = no trade workflow started during this run is still running. An order submitted after the last
-  // replayed bar has nothing left to fill against: it rests at the venue until its time-in-force deadline, so
-  // stop waiting once nothing has changed for a while and say which trades are still open.
-  const query = `WorkflowType="tradeWorkflow" AND ExecutionStatus="Running" AND TaskQueue="${cfg.temporal.taskQueue}" AND StartTime >= "${startedAt}"`;
-  let last = -1;
-  let unchanged = 0;
-  for (let i = 0; i < 300; i++) {
-    await new Promise((r) => setTimeout(r, 1000));
-    const { count } = await client.workflow.count(query);
-    if (count === 0) break;
-    unchanged = count === last ? unchanged + 1 : 0;
-    last = count;
-    if (unchanged >= 20) break;
-    if (i % 5 === 4) say(`${count} trade(s) still running`);
+  let exitCode = 0;
+  try {
+    await waitReady([...services.values()]);
+    say('services ready: replaying');
+    if (!interrupt.signal.aborted) {
+      const dfArgs = ['--from', values.from!];
+      if (values.symbols) dfArgs.push('--symbols', values.symbols);
+      if (values.bars) dfArgs.push('--bars', values.bars);
+      if (values.speed !== undefined) dfArgs.push('--speed', values.speed);
+      if (values['interval-ms']) dfArgs.push('--interval-ms', values['interval-ms']);
+      const dataflow = startService('dataflow', dfArgs, env, logDir, values.verbose);
+      services.set('dataflow', dataflow);
+      const code = await dataflow.exited;
+      if (code !== 0 && !interrupt.signal.aborted) throw new Error(`dataflow exited with code ${code}`);
+    }
+    if (values['keep-running'] && !interrupt.signal.aborted) {
+      await settle(client, openQuery, services, rabbit, interrupt.signal);
+      await tick(true);
+      await printSummary();
+      say('services keep running (Ctrl-C to stop them in order)');
+      await new Promise<void>((resolve) => interrupt.signal.addEventListener('abort', () => resolve()));
+    }
+    await finish();
+    if (interrupt.signal.aborted) exitCode = 130;
+  } catch (err) {
+    say(`failed: ${err instanceof Error ? err.message : String(err)}`);
+    exitCode = 1;
+  } finally {
+    clearInterval(timer);
+    for (const s of [...services.values()].reverse()) await stopService(s, 15_000);
+    await rabbit.close();
+    await pool.end();
+    await connection.close();
   }
-  const open: string[] = [];
-  for await (const wf of client.workflow.list({ query })) open.push(wf.workflowId);
-  if (open.length) {
-    say(`${open.length} order(s) still resting at the venue (no later bar to fill against); they end at their`);
-    say('time-in-force deadline, or cancel one by hand:');
-    for (const id of open.slice(0, 5)) say(`  temporal workflow cancel --workflow-id ${id}`);
-    say('(a cancel is carried out by a running worker: use `npm start -- --keep-running`, or run');
-    say(' `npm run exchange-sim` and `npm run worker` beside it)');
+  return exitCode;
+
+  /** Stop in order, cancel what can no longer fill, summarise. */
+  async function finish(): Promise<void> {
+    const stop = hardStop.signal;
+    say('replay over: letting queued bars and signals through');
+    const get = (r: Role) => services.get(r)!;
+    await drainAndStop(get('quant'), rabbit, QUANT_BARS_QUEUE, stop);
+    await drainAndStop(get('signal-intake'), rabbit, INTAKE_SIGNALS_QUEUE, stop);
+    await drainAndStop(get('bar-store'), rabbit, STORE_BARS_QUEUE, stop);
+    if (!interrupt.signal.aborted) await settle(client, openQuery, services, rabbit, stop);
+    if (!stop.aborted) await cancelOpen();
+    await tick(true);
+    await printSummary();
+    for (const r of ['trade-worker', 'exchange-sim'] as const) await stopService(get(r));
   }
 
-  const trades = await pool.query<{ status: string; reason_code: string | null; n: string }>(
-    `SELECT status, reason_code, count(*) AS n FROM trades WHERE account_id = $1 GROUP BY 1, 2 ORDER BY 3 DESC`,
-    [accountId],
-  );
-  const positions = await pool.query<{
-    symbol: string;
-    qty: string;
-    avg_cost: string;
-    realized_pnl: string;
-    last_price: string | null;
-  }>(`SELECT symbol, qty, avg_cost, realized_pnl, last_price FROM positions WHERE account_id = $1 ORDER BY symbol`, [
-    accountId,
-  ]);
-  const account = await pool.query<{ cash: string; starting_cash: string }>(
-    `SELECT cash, starting_cash FROM accounts WHERE account_id = $1`,
-    [accountId],
-  );
-  const fills = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM fills WHERE account_id = $1`, [accountId]);
+  /** Trades still open when the replay is over have no later bar to fill against: cancel them, book what filled. */
+  async function cancelOpen(): Promise<void> {
+    const open: string[] = [];
+    for await (const wf of client.workflow.list({ query: openQuery })) open.push(wf.workflowId);
+    if (!open.length) return;
+    say(`${open.length} trade(s) still open with no later bar to fill against: cancelling them`);
+    for (const id of open) await client.workflow.getHandle(id).cancel();
+    for (let i = 0; i < 120 && !hardStop.signal.aborted; i++) {
+      if ((await client.workflow.count(openQuery)).count === 0) return;
+      await sleep(500);
+    }
+    say('some trades did not close within 60 s; they stay in Temporal: temporal workflow list --query ' + openQuery);
+  }
 
-  say(`summary after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  say('trades this run (ledger):');
-  if (trades.rows.length === 0) say('  (none: the strategy produced no signal in this window)');
-  for (const r of trades.rows) say(`  ${r.status.padEnd(18)} ${(r.reason_code ?? '').padEnd(24)} ${r.n}`);
-  say(`fills booked this run: ${fills.rows[0]?.n ?? 0}`);
-  let marked = 0;
-  for (const p of positions.rows) {
-    const qty = Number(p.qty);
-    marked += qty * Number(p.last_price ?? p.avg_cost);
+  async function printSummary(): Promise<void> {
+    const m = (r: Role) => services.get(r)?.metrics ?? [];
+    const dfSummary = services.get('dataflow')?.plain.filter((l) => l.startsWith('summary:')) ?? [];
+    const barsIn = sumOf(m('quant'), 'sat_bars_received_total');
+    const signals = sumOf(m('quant'), 'sat_signals_published_total');
+    const started = sumOf(m('signal-intake'), 'sat_signals_received_total', { outcome: 'started' });
+    const dups = sumOf(m('signal-intake'), 'sat_signals_received_total', { outcome: 'duplicate' });
+    const s = await accountSummary(pool, accountId, new Date(t0));
+    say(`summary after ${((Date.now() - t0) / 1000).toFixed(1)} s (paper account ${accountId})`);
+    for (const l of dfSummary) say(`  dataflow ${l}`);
+    say(`  quant: ${barsIn} bars in, ${signals} signals; intake: ${started} trades started, ${dups} duplicates`);
+    say('trades this run (ledger):');
+    if (s.trades.length === 0) {
+      if (dups > 0) {
+        say(`  (none new: all ${dups} signals were duplicates of an earlier run on account ${accountId};`);
+        say('   their trades exist already. Run without --account to trade a fresh paper account.)');
+      } else if (!services.has('dataflow')) {
+        say('  (none: stopped before the replay started)');
+      } else if (signals === 0) {
+        say('  (none: the strategy produced no signal on these bars; try more --bars or another --from)');
+      } else {
+        say(`  (none recorded, though ${signals} signals were published: see ${logDir})`);
+      }
+    }
+    for (const r of s.trades) say(`  ${r.status.padEnd(18)} ${(r.reasonCode ?? '').padEnd(26)} ${r.count}`);
+    say(`fills booked this run: ${s.fills}`);
+    let marked = 0;
+    for (const p of s.positions) {
+      marked += p.qty * (p.lastPrice ?? p.avgCost);
+      say(`  position ${p.symbol}: ${p.qty} @ avg ${p.avgCost.toFixed(4)}, realised P&L ${p.realizedPnl.toFixed(2)}`);
+    }
     say(
-      `  position ${p.symbol}: ${qty} @ avg ${Number(p.avg_cost).toFixed(4)}, realised P&L ${Number(p.realized_pnl).toFixed(2)}`,
+      `cash ${s.cash.toFixed(2)}, equity (marked at last fill) ${(s.cash + marked).toFixed(2)}, started with ${s.startingCash.toFixed(2)}`,
     );
+    say(`inspect: temporal workflow list --query '${thisRun}'   or http://localhost:${cfg.temporal.uiPort}`);
   }
-  const cash = Number(account.rows[0]?.cash ?? 0);
-  say(
-    `cash ${cash.toFixed(2)}, equity (marked at last fill) ${(cash + marked).toFixed(2)}, started with ${Number(account.rows[0]?.starting_cash ?? 0).toFixed(2)}`,
-  );
-  say(
-    `inspect trades: temporal workflow list --query 'WorkflowType="tradeWorkflow"'   or http://localhost:${cfg.temporal.uiPort}`,
-  );
-
-  await pool.end();
-  await connection.close();
-  if (values['keep-running']) {
-    say('services keep running (Ctrl-C to stop)');
-    await Promise.race(services.map((s) => s.exited));
-    await stopAll();
-    return;
-  }
-  await stopAll();
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`pipeline: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  },
-);
+/**
+ * Settled = no trade of this run is running, or the venue has consumed every bar and nothing changed for a few
+ * seconds (an order after the last bar rests with nothing to fill against; `finish` cancels it).
+ */
+async function settle(
+  client: Client,
+  openQuery: string,
+  services: Map<Role, Service>,
+  rabbit: RabbitConnection,
+  stop: AbortSignal,
+): Promise<void> {
+  let last = -1;
+  let unchanged = 0;
+  for (let i = 0; i < 600 && !stop.aborted; i++) {
+    const { count } = await client.workflow.count(openQuery);
+    if (count === 0) return;
+    const venueIdle = (await queueDepth(rabbit, EXCHANGE_BARS_QUEUE).catch(() => 0)) === 0;
+    unchanged = count === last && venueIdle ? unchanged + 1 : 0;
+    last = count;
+    if (unchanged >= 8) return;
+    if (!services.get('trade-worker') || !running(services.get('trade-worker')!)) return;
+    await sleep(1000);
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`pipeline: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -140,6 +140,7 @@ export const envSchema = z.object({
   INTAKE_METRICS_PORT: int(9463, 0, 65535),
   WORKER_METRICS_PORT: int(9464, 0, 65535),
   EXCHANGE_SIM_METRICS_PORT: int(9465, 0, 65535),
+  BAR_STORE_METRICS_PORT: int(9467, 0, 65535),
   /** Temporal SDK (Core) Prometheus exporter of the trade worker; 0 = off. */
   WORKER_SDK_METRICS_PORT: int(9466, 0, 65535),
 
@@ -289,11 +290,12 @@ export const EPHEMERAL_OPS_ENV: Readonly<Record<string, string>> = {
   INTAKE_METRICS_PORT: '0',
   WORKER_METRICS_PORT: '0',
   EXCHANGE_SIM_METRICS_PORT: '0',
+  BAR_STORE_METRICS_PORT: '0',
   WORKER_SDK_METRICS_PORT: '0',
 };
 
 /** The pipeline's processes, each with its own operations port. */
-export type OpsRole = 'dataflow' | 'quant' | 'signal-intake' | 'trade-worker' | 'exchange-sim';
+export type OpsRole = 'dataflow' | 'quant' | 'signal-intake' | 'trade-worker' | 'exchange-sim' | 'bar-store';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -363,6 +365,7 @@ export function parseEnv(source: NodeJS.ProcessEnv): Config {
         'signal-intake': e.INTAKE_METRICS_PORT,
         'trade-worker': e.WORKER_METRICS_PORT,
         'exchange-sim': e.EXCHANGE_SIM_METRICS_PORT,
+        'bar-store': e.BAR_STORE_METRICS_PORT,
       },
       sdkMetricsAddress:
         e.WORKER_SDK_METRICS_PORT === 0

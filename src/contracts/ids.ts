@@ -15,9 +15,16 @@ export function barMessageId(source: string, symbol: string, interval: string, b
   return `bar-${shortHash(source, symbol, interval, barStartIso)}`;
 }
 
-/** Deterministic signal id: strategy + symbol + bar timestamp. A replayed bar cannot create a second signal. */
-export function signalIdFor(strategy: string, symbol: string, barTimestampIso: string): string {
-  return `sig-${shortHash(strategy, symbol, barTimestampIso)}`;
+/**
+ * Deterministic signal id: strategy + symbol + bar timestamp, within a scope (the account the signal trades for).
+ * A replayed or redelivered bar cannot create a second signal in its scope, while a fresh paper account (a new
+ * `npm start` run) trades the same bars again under new ids: a trade is "this strategy's signal on this bar, for
+ * this account". Unscoped ids (no scope) are the original ones.
+ */
+export function signalIdFor(strategy: string, symbol: string, barTimestampIso: string, scope?: string): string {
+  return scope === undefined
+    ? `sig-${shortHash(strategy, symbol, barTimestampIso)}`
+    : `sig-${shortHash(scope, strategy, symbol, barTimestampIso)}`;
 }
 
 // Trade ids are pure so workflow code can use them too.

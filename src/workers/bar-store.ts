@@ -29,6 +29,8 @@ import {
   consumeJson,
   type ConsumerHandle,
 } from '../adapters/rabbitmq';
+import { barsReceived } from '../metrics';
+import { postgresCheck, rabbitCheck, startOps } from './ops';
 
 export interface BarStoreStats {
   /** Bars written (upserted) to market_bars, including re-deliveries. */
@@ -126,6 +128,10 @@ export function startBarStore(opts: BarStoreOptions): BarStoreHandle {
         return;
       }
       if (m.batched) stats.batches++;
+      for (const b of m.bars) {
+        barsReceived.inc({ symbol: b.symbol });
+        log.debug({ correlation_id: b.correlation_id, symbol: b.symbol, bar_ts: b.timestamp }, 'bar received');
+      }
       // Throws on a database error → consumeJson requeues with backoff; acked only after the commit.
       await writer.write(m.bars);
     },
@@ -190,6 +196,9 @@ async function main(): Promise<void> {
     batchBars: intArg('batch', values.batch, 500, 1),
     flushMs: intArg('flush-ms', values['flush-ms'], 20, 0),
   });
+  const ops = await startOps(cfg, 'bar-store', log, {
+    ready: { rabbitmq: rabbitCheck(rabbit), postgres: postgresCheck(pool) },
+  });
   await rabbit.start();
   await store.consumer.ready();
   log.info({ queue: STORE_BARS_QUEUE }, 'bar store running');
@@ -211,6 +220,7 @@ async function main(): Promise<void> {
   await publisher.close();
   await rabbit.close();
   await pool.end();
+  await ops.close();
   log.info({ ...store.stats, consumer: store.consumer.stats }, 'bar store stopped');
 }
 

@@ -113,7 +113,12 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
     const ok = firstFail === -1 ? batch.length : firstFail;
     for (let k = 0; k < ok; k++) {
       published++;
-      barsPublished.inc({ source: batch[k]!.source, symbol: batch[k]!.symbol });
+      const bar = batch[k]!;
+      barsPublished.inc({ source: bar.source, symbol: bar.symbol });
+      opts.logger?.debug(
+        { correlation_id: bar.correlation_id, symbol: bar.symbol, bar_ts: bar.timestamp },
+        'bar published',
+      );
       opts.onProgress?.(published, batch[k]!);
     }
     i += ok;

@@ -93,6 +93,7 @@ async function main(): Promise<void> {
     });
     bars++;
     barsReceived.inc({ symbol: b.symbol });
+    log.debug({ correlation_id: b.correlation_id, symbol: b.symbol, bar_ts: b.timestamp }, 'bar fed to the book');
     for (const u of updates) {
       if (u.fill)
         log.info(

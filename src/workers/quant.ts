@@ -55,6 +55,8 @@ export interface QuantOptions {
   strategies?: StrategyFactory[];
   /** One strategy (kept for callers that run a single one); added to `strategies`. */
   strategy?: StrategyFactory;
+  /** Scope of the signal ids: the account the signals trade for (signalIdFor). Default: unscoped. */
+  signalScope?: string;
   logger?: Logger;
   /** Default `quant.bars`. */
   queue?: string;
@@ -85,7 +87,9 @@ export function startQuant(opts: QuantOptions): QuantHandle {
   const exchange = opts.signalsExchange ?? TRADE_SIGNALS_EXCHANGE;
   const factories = [...(opts.strategy ? [opts.strategy] : []), ...(opts.strategies ?? [])];
   if (factories.length === 0) throw new Error('startQuant: no strategy');
-  const engines = factories.map((f) => new SignalEngine(f));
+  const engines = factories.map(
+    (f) => new SignalEngine(f, opts.signalScope === undefined ? {} : { signalScope: opts.signalScope }),
+  );
   const names = engines.map((e) => e.strategyName);
   if (new Set(names).size !== names.length)
     throw new Error(`startQuant: a strategy is listed twice (${names.join(', ')})`);
@@ -230,10 +234,21 @@ async function main(): Promise<void> {
     setup: assertTopologyOn,
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
-  const quant = startQuant({ rabbit, publisher, strategies: factories, logger: log, prefetch });
+  // Signals trade for ACCOUNT_ID: their ids are scoped to it, so a fresh paper account trades the same bars again.
+  const quant = startQuant({
+    rabbit,
+    publisher,
+    strategies: factories,
+    logger: log,
+    prefetch,
+    signalScope: cfg.accountId,
+  });
   const ops = await startOps(cfg, 'quant', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
   await rabbit.start();
-  log.info({ strategies: quant.engines.map((e) => e.strategyName), prefetch }, 'quant running');
+  log.info(
+    { strategies: quant.engines.map((e) => e.strategyName), prefetch, account_id: cfg.accountId },
+    'quant running',
+  );
 
   const timer =
     statsEvery > 0

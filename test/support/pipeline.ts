@@ -229,7 +229,7 @@ export class PipelineHarness {
  * another test run, a benchmark or `npm start` on the same broker: they would otherwise consume each other's
  * signals and bars. Created through the management API; without it, the configured (shared) vhost is used.
  */
-async function createPrivateVhost(taskQueue: string): Promise<Record<string, string>> {
+export async function createPrivateVhost(taskQueue: string): Promise<Record<string, string>> {
   const vhost = `sat-test-${taskQueue}`;
   const cfg = parseEnv(process.env);
   const ok =
@@ -243,6 +243,10 @@ async function createPrivateVhost(taskQueue: string): Promise<Record<string, str
 }
 
 const vhostPath = (vhost: string) => `/api/vhosts/${encodeURIComponent(vhost)}`;
+
+export async function dropPrivateVhost(vhost: string): Promise<void> {
+  await managementRequest('DELETE', vhostPath(vhost));
+}
 
 async function managementRequest(method: string, apiPath: string, body?: unknown): Promise<boolean> {
   const cfg = parseEnv(process.env);

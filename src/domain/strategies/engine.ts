@@ -29,6 +29,8 @@ export type EngineOutcome =
 export interface SignalEngineOptions {
   /** How many bar outcomes to remember for redeliveries (across all series). Default 10 000. */
   outcomeCacheSize?: number;
+  /** Scope of the signal ids (the account the signals trade for; see signalIdFor). Default: unscoped. */
+  signalScope?: string;
 }
 
 interface Series {
@@ -41,6 +43,7 @@ export class SignalEngine {
   private readonly series = new Map<string, Series>();
   private readonly outcomes = new Map<string, TradeSignal | null>();
   private readonly cacheSize: number;
+  private readonly signalScope: string | undefined;
 
   constructor(
     private readonly factory: StrategyFactory,
@@ -48,6 +51,7 @@ export class SignalEngine {
   ) {
     this.strategyName = factory().name;
     this.cacheSize = opts.outcomeCacheSize ?? 10_000;
+    this.signalScope = opts.signalScope;
   }
 
   /** Number of (symbol, interval) series seen. */
@@ -78,7 +82,7 @@ export class SignalEngine {
       this.remember(outcomeKey, null);
       return { kind: 'none' };
     }
-    const r = toTradeSignal(this.strategyName, bar, intent);
+    const r = toTradeSignal(this.strategyName, bar, intent, this.signalScope);
     if (!r.ok) {
       this.remember(outcomeKey, null);
       return { kind: 'invalid', reason: r.reason };

@@ -11,7 +11,7 @@ import type { SignalIntent } from './types';
 
 /**
  * Bar + intent → the `trade.signals` message. Pure and deterministic:
- *  - signal_id = signalIdFor(strategy, symbol, bar.timestamp): the same bar (replayed, redelivered, or
+ *  - signal_id = signalIdFor(strategy, symbol, bar.timestamp, scope): the same bar (replayed, redelivered, or
  *    re-processed after a crash) always yields the same id, so it can never start a second trade;
  *  - correlation_id is carried from the bar (born with the bar, see architecture.md);
  *  - price = the bar close; created_at = the bar timestamp normalised to ISO-8601 UTC (not the wall clock, which
@@ -19,12 +19,17 @@ import type { SignalIntent } from './types';
  * Validated against the shared contract; an error means the bar cannot yield a valid signal (e.g. a lower-case
  * symbol), which the quant dead-letters with the reason.
  */
-export function toTradeSignal(strategy: string, bar: Bar, intent: SignalIntent): ParseResult<TradeSignal> {
+export function toTradeSignal(
+  strategy: string,
+  bar: Bar,
+  intent: SignalIntent,
+  scope?: string,
+): ParseResult<TradeSignal> {
   const ms = Date.parse(bar.timestamp);
   if (Number.isNaN(ms)) return { ok: false, reason: `bar timestamp "${bar.timestamp}" is not ISO-8601` };
   const r = TradeSignalSchema.safeParse({
     schema_version: SIGNAL_SCHEMA_VERSION,
-    signal_id: signalIdFor(strategy, bar.symbol, bar.timestamp),
+    signal_id: signalIdFor(strategy, bar.symbol, bar.timestamp, scope),
     correlation_id: bar.correlation_id,
     symbol: bar.symbol,
     side: intent.side,
