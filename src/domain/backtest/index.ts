@@ -1,0 +1,3 @@
+export * from './engine';
+export * from './metrics';
+export * from './walk-forward';
