@@ -4,6 +4,7 @@ import type { Fill, Side } from '../../contracts/order';
 import { SimulatedExchange, fillModel, type SimulatedExchangeOptions } from '../exchange';
 import { evaluate, barsNeeded, DEFAULT_RISK_LIMITS, signalKey, type PortfolioSnapshot, type RiskLimits } from '../risk';
 import type { Strategy, StrategyFactory } from '../strategies/types';
+import { roundToTick } from '../money';
 import { computeMetrics, type BacktestMetrics } from './metrics';
 
 /**
@@ -112,6 +113,7 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
   const limits = opts.limits ?? DEFAULT_RISK_LIMITS;
   const audit = opts.audit ?? true;
   const slippageBps = opts.exchange?.slippageBps ?? 5;
+  const tickPrices = opts.exchange?.tickPrices ?? true;
   const symbols = [...new Set(bars.map((b) => b.symbol))];
   const exchange = new SimulatedExchange({
     ...opts.exchange,
@@ -172,10 +174,12 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
       const slip = f.qty * Math.abs(f.price - bar.open);
       slippageTotal += slip;
       if (audit) {
-        const expected = fillModel.slipped(f.side, bar.open, slippageBps, bar);
+        // The venue prints on the tick, rounded against the trader (SimulatedExchange tickPrices, on by default).
+        const raw = fillModel.slipped(f.side, bar.open, slippageBps, bar);
+        const expected = tickPrices ? roundToTick(raw, f.side === 'buy' ? 'up' : 'down') : raw;
         if (Math.abs(f.price - expected) > 1e-9 * expected) {
           throw new AccountingError(
-            `${bar.timestamp} ${f.symbol}: fill at ${f.price}, expected open ${bar.open} slipped once = ${expected}`,
+            `${bar.timestamp} ${f.symbol}: fill at ${f.price}, expected the open ${bar.open} slipped once = ${expected}`,
           );
         }
       }

@@ -61,9 +61,12 @@ describe('backtest accounting', () => {
     for (const f of r.trades) {
       const b = open.get(`${f.symbol}|${f.timestamp}`)!;
       // Slippage once: 5 bps off the open, clamped to the bar (never twice: open·(1 ± s)²).
-      const expected = Math.min(b.high, Math.max(b.low, b.open * (f.side === 'buy' ? 1.0005 : 0.9995)));
-      expect(f.price).toBeCloseTo(expected, 10);
-      expect(f.fee).toBeCloseTo(f.qty * 0.005, 10); // SIM_FEE_PER_SHARE, charged once per fill
+      // Then printed on the tick against the trader (a buyer pays up, a seller receives less).
+      const raw = Math.min(b.high, Math.max(b.low, b.open * (f.side === 'buy' ? 1.0005 : 0.9995)));
+      const tick = raw >= 1 ? 100 : 10_000;
+      const onTick = (f.side === 'buy' ? Math.ceil(raw * tick - 1e-6) : Math.floor(raw * tick + 1e-6)) / tick;
+      expect(f.price).toBeCloseTo(onTick, 10);
+      expect(f.fee).toBe(Math.round(f.qty * 0.005 * 100 + 1e-9) / 100); // SIM_FEE_PER_SHARE in whole cents, once per fill
       fees += f.fee;
     }
     expect(cents(r.final.feesPaid)).toBe(cents(fees));
@@ -88,7 +91,7 @@ describe('backtest accounting', () => {
     for (const f of r.trades.filter((t) => t.symbol === 'NVDA')) {
       const s = r.signals.find((x) => x.signalId === f.signalId)!;
       expect(index.get(f.timestamp)! - index.get(s.timestamp)!).toBeGreaterThanOrEqual(3);
-      expect(f.fee).toBeCloseTo((f.qty * f.price * 10) / 10_000, 10);
+      expect(f.fee).toBe(Math.round(((f.qty * f.price * 10) / 10_000) * 100 + 1e-9) / 100);
     }
   });
 
