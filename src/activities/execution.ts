@@ -147,7 +147,11 @@ export function createExecutionActivities(deps: ExecutionDeps) {
     for (const o of ordersOf(order)) {
       const streamed = tracker.fillsAfter(o.clientOrderId, 0);
       out.push(...streamed);
-      const covered = streamed.reduce((m, f) => Math.max(m, f.cumQty), 0);
+      // Covered = the streamed executions' own quantities (distinct by execution id), not the highest
+      // cumulative quantity seen: a later event that arrived while an earlier one was lost or is still in
+      // flight (reordered) leaves a gap, and only the broker's listing fills it with the real execution and
+      // its fee. Measured by the max, such a gap was booked as one inferred fill with an unknown (NULL) fee.
+      const covered = streamed.reduce((s, f) => s + f.qty, 0);
       if (covered < o.filledQty) {
         try {
           const listed = await broker.listExecutions(o.brokerOrderId, { orderCreatedAt: o.createdAt });

@@ -101,7 +101,7 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
   private seq = 0;
   private execSeq = 0;
   private readonly executionLog: BrokerExecution[] = [];
-  private marketFillMode: MarketFillMode | undefined;
+  private marketFillMode: MarketFillMode | ((order: BrokerOrder) => MarketFillMode | undefined) | undefined;
   private fillNextAcceptedAfterMs: number | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   tradingBlocked = false;
@@ -214,7 +214,7 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
     }
     this.emit('new', order);
     const accepted = this.snapshot(order);
-    const mode = this.marketFillMode;
+    const mode = typeof this.marketFillMode === 'function' ? this.marketFillMode(accepted) : this.marketFillMode;
     if (this.fillNextAcceptedAfterMs !== undefined) {
       const ms = this.fillNextAcceptedAfterMs;
       this.fillNextAcceptedAfterMs = undefined;
@@ -229,9 +229,17 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
     return accepted;
   }
 
-  /** Market orders fill by themselves from now on (undefined: off, the default). */
-  marketFills(mode: MarketFillMode | undefined): void {
+  /**
+   * Market orders fill by themselves from now on (undefined: off, the default). A function chooses the mode
+   * per accepted order (undefined: that order does not fill by itself), e.g. a seeded mix in the chaos test.
+   */
+  marketFills(mode: MarketFillMode | ((order: BrokerOrder) => MarketFillMode | undefined) | undefined): void {
     this.marketFillMode = mode;
+  }
+
+  /** Every top-level order the engine holds (open and closed; bracket legs are inside their parent). */
+  allOrders(): BrokerOrder[] {
+    return [...this.orders.values()].filter((o) => !this.parentOf.has(o.clientOrderId)).map((o) => this.snapshot(o));
   }
 
   /** The next accepted order (any type) fills in full `ms` after acceptance. */
@@ -561,8 +569,8 @@ export class FakeAlpaca {
     this.engine.fillNextAccepted(fillAfterMs);
     this.delayNextResponse(hangMs, { method: 'POST', path: '/v2/orders' });
   }
-  /** Market orders fill by themselves (see MarketFillMode); undefined turns it off. */
-  marketFills(mode: MarketFillMode | undefined): void {
+  /** Market orders fill by themselves (see MarketFillMode; a function picks per order); undefined turns it off. */
+  marketFills(mode: MarketFillMode | ((order: BrokerOrder) => MarketFillMode | undefined) | undefined): void {
     this.engine.marketFills(mode);
   }
   /** A 429 storm: every request for the next `ms` gets 429 with X-Ratelimit-Reset at the storm's end. */
