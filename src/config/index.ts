@@ -118,7 +118,30 @@ export const envSchema = z.object({
   DATA_INTERVAL: str('1d').pipe(BarIntervalSchema),
   POLYGON_API_KEY: optStr,
   POLYGON_BASE_URL: url('https://api.polygon.io', ['http:', 'https:']),
-  MARKET_DATA_SOURCE: z.enum(['replay', 'polygon']).default('replay'),
+  POLYGON_WS_URL: url('wss://delayed.polygon.io/stocks', ['ws:', 'wss:']),
+  POLYGON_REQUESTS_PER_MINUTE: int(5, 0),
+  POLYGON_ADJUSTED: bool(true),
+  POLYGON_POLL_MS: int(60_000, 100),
+  POLYGON_FROM: optStr.pipe(
+    z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}$/, 'a date YYYY-MM-DD')
+      .optional(),
+  ),
+  MARKET_DATA_SOURCE: z.enum(['replay', 'polygon', 'synthetic']).default('replay'),
+  MARKET_DATA_FALLBACK: str('websocket,rest,replay').pipe(
+    z
+      .string()
+      .transform((s) => s.split(',').map((t) => t.trim()))
+      .pipe(z.array(z.enum(['websocket', 'rest', 'replay'])).min(1)),
+  ),
+  DATAFLOW_BREAKER_FAILURES: int(3, 1, 1000),
+  DATAFLOW_BREAKER_PROBE_MS: int(60_000, 0),
+  BAR_BATCH_SIZE: int(1, 1, 10_000),
+  SYNTHETIC_SEED: int(42),
+  SYNTHETIC_START_PRICE: num(100, (s) => s.positive()),
+  SYNTHETIC_DRIFT: num(0.05),
+  SYNTHETIC_VOLATILITY: num(0.3, (s) => s.min(0).max(10)),
   REPLAY_DATA_DIR: str('../shared/data'),
   REPLAY_FROM: optStr.pipe(
     z
@@ -277,7 +300,21 @@ export interface DataflowConfig {
     /** Speed factor against market time (1 = real time, 0 = as fast as confirms allow); unset = `intervalMs`. */
     speed: number | undefined;
   };
-  polygon: { apiKey: string | undefined; baseUrl: string };
+  polygon: {
+    apiKey: string | undefined;
+    baseUrl: string;
+    wsUrl: string;
+    requestsPerMinute: number;
+    adjusted: boolean;
+    pollMs: number;
+    from: string | undefined;
+  };
+  /** The live chain when source = polygon, in order of preference. */
+  fallback: Array<'websocket' | 'rest' | 'replay'>;
+  breaker: { failures: number; probeAfterMs: number };
+  /** Bars of one symbol per message for replay and backfill (1 = one bar per message). */
+  batchSize: number;
+  synthetic: { seed: number; startPrice: number; drift: number; volatility: number };
 }
 
 /**
@@ -318,6 +355,9 @@ export function parseEnv(source: NodeJS.ProcessEnv): Config {
       'Invalid configuration: BROKER_API_KEY and BROKER_API_SECRET are required when BROKER=alpaca',
     );
   }
+  if (e.MARKET_DATA_SOURCE === 'polygon' && !e.POLYGON_API_KEY) {
+    throw new ConfigError('Invalid configuration: POLYGON_API_KEY is required when MARKET_DATA_SOURCE=polygon');
+  }
   const rabbitUrl = `amqp://${encodeURIComponent(e.RABBITMQ_USER)}:${encodeURIComponent(e.RABBITMQ_PASS)}@${e.RABBITMQ_HOST}:${e.RABBITMQ_PORT}/${encodeURIComponent(e.RABBITMQ_VHOST)}`;
   return {
     env: e,
@@ -355,7 +395,24 @@ export function parseEnv(source: NodeJS.ProcessEnv): Config {
         intervalMs: e.REPLAY_INTERVAL_MS,
         speed: e.REPLAY_SPEED,
       },
-      polygon: { apiKey: e.POLYGON_API_KEY, baseUrl: e.POLYGON_BASE_URL },
+      polygon: {
+        apiKey: e.POLYGON_API_KEY,
+        baseUrl: e.POLYGON_BASE_URL,
+        wsUrl: e.POLYGON_WS_URL,
+        requestsPerMinute: e.POLYGON_REQUESTS_PER_MINUTE,
+        adjusted: e.POLYGON_ADJUSTED,
+        pollMs: e.POLYGON_POLL_MS,
+        from: e.POLYGON_FROM,
+      },
+      fallback: e.MARKET_DATA_FALLBACK,
+      breaker: { failures: e.DATAFLOW_BREAKER_FAILURES, probeAfterMs: e.DATAFLOW_BREAKER_PROBE_MS },
+      batchSize: e.BAR_BATCH_SIZE,
+      synthetic: {
+        seed: e.SYNTHETIC_SEED,
+        startPrice: e.SYNTHETIC_START_PRICE,
+        drift: e.SYNTHETIC_DRIFT,
+        volatility: e.SYNTHETIC_VOLATILITY,
+      },
     },
     ops: {
       host: e.METRICS_HOST,

@@ -11,7 +11,8 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Bar } from '../contracts/bar';
+import type { Bar, BarBatch } from '../contracts/bar';
+import { shortHash } from '../contracts/ids';
 import { TickerSchema } from '../contracts/bar';
 import { loadConfig } from '../config';
 import { createLogger, type Logger } from '../logging';
@@ -62,8 +63,10 @@ export interface ReplayOptions {
   intervalMs?: number;
   /** Replay speed factor against market time (1 = real time); overrides intervalMs. 0 = as fast as possible. */
   speed?: number;
-  /** Bars per batch (confirms in flight) when intervalMs is 0. Default 64. */
+  /** Messages in flight (unconfirmed) when not paced. Default 64. */
   window?: number;
+  /** Bars of one symbol per message when not paced (BarBatch). Default 1. */
+  batchSize?: number;
   /** Consecutive failed attempts before giving up. Default 10. */
   maxAttempts?: number;
   logger?: Logger;
@@ -80,7 +83,72 @@ export interface ReplaySummary {
   last?: string;
 }
 
-/** Publish bars in order, each confirmed; on a failure resumes from the first unconfirmed bar (same ids). */
+/** One RabbitMQ message: a single bar, or a batch of bars of one series (contracts/bar.ts BarBatchSchema). */
+export interface BarUnit {
+  bars: Bar[];
+  body: Bar | BarBatch;
+  messageId: string;
+  correlationId: string;
+  routingKey: string;
+}
+
+/**
+ * Group bars into messages of up to `batchSize` bars of ONE symbol, preserving each symbol's order. Bars are
+ * taken in windows of `batchSize × symbols` from the (time-interleaved) stream, so symbols stay roughly in
+ * step with each other. batchSize 1 = one message per bar.
+ */
+export function toBarUnits(bars: readonly Bar[], batchSize = 1): BarUnit[] {
+  const single = (bar: Bar): BarUnit => ({
+    bars: [bar],
+    body: bar,
+    messageId: bar.message_id,
+    correlationId: bar.correlation_id,
+    routingKey: barRoutingKey(bar.interval, bar.symbol),
+  });
+  if (batchSize <= 1) return bars.map(single);
+  const symbols = new Set(bars.map((b) => b.symbol)).size || 1;
+  const span = batchSize * symbols;
+  const out: BarUnit[] = [];
+  for (let i = 0; i < bars.length; i += span) {
+    const groups = new Map<string, Bar[]>();
+    for (const bar of bars.slice(i, i + span)) {
+      const k = `${bar.symbol}|${bar.interval}`;
+      const g = groups.get(k) ?? [];
+      g.push(bar);
+      groups.set(k, g);
+    }
+    for (const g of groups.values()) {
+      for (let j = 0; j < g.length; j += batchSize) {
+        const chunk = g.slice(j, j + batchSize);
+        if (chunk.length === 1) {
+          out.push(single(chunk[0]!));
+          continue;
+        }
+        const first = chunk[0]!;
+        const messageId = `batch-${shortHash(first.message_id, chunk[chunk.length - 1]!.message_id, chunk.length)}`;
+        const body: BarBatch = {
+          schema_version: 1,
+          kind: 'bar_batch',
+          message_id: messageId,
+          symbol: first.symbol,
+          interval: first.interval,
+          correlation_id: `corr-${messageId}`,
+          bars: chunk,
+        };
+        out.push({
+          bars: chunk,
+          body,
+          messageId,
+          correlationId: body.correlation_id,
+          routingKey: barRoutingKey(first.interval, first.symbol),
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** Publish bars in order, each confirmed; on a failure resumes from the first unconfirmed message (same ids). */
 export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
   const exchange = opts.exchange ?? MARKET_BARS_EXCHANGE;
   const maxAttempts = opts.maxAttempts ?? 10;
@@ -89,43 +157,46 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
   const t0 = Date.now();
   let published = 0;
   let retries = 0;
+  const paced = opts.speed !== undefined ? opts.speed > 0 : intervalMs > 0;
+  const units = toBarUnits(opts.bars, paced ? 1 : (opts.batchSize ?? 1));
 
-  const send = (bar: Bar) =>
-    opts.publisher.publishJson(exchange, barRoutingKey(bar.interval, bar.symbol), bar, {
-      messageId: bar.message_id,
-      correlationId: bar.correlation_id,
+  const send = (u: BarUnit) =>
+    opts.publisher.publishJson(exchange, u.routingKey, u.body, {
+      messageId: u.messageId,
+      correlationId: u.correlationId,
     });
 
   // Bars must reach the quant in time order (a bar older than one it has seen is treated as a duplicate), so a
-  // failure never lets later bars overtake: send a batch in order, and on a failure resume — after a backoff —
-  // from the FIRST unconfirmed bar, re-sending anything after it too (duplicates of confirmed bars are harmless,
-  // same message ids; a gap or a reordering is not). intervalMs > 0 paces a batch of one, like a live feed.
-  const paced = opts.speed !== undefined ? opts.speed > 0 : intervalMs > 0;
-  const batchSize = paced ? 1 : window;
+  // failure never lets later bars overtake: send a window in order, and on a failure resume — after a backoff —
+  // from the FIRST unconfirmed message, re-sending anything after it too (duplicates of confirmed bars are
+  // harmless, same message ids; a gap or a reordering is not). Pacing sends a window of one, like a live feed.
+  const windowSize = paced ? 1 : window;
   let i = 0;
   let failures = 0;
-  while (i < opts.bars.length && !opts.signal?.aborted) {
-    const batch = opts.bars.slice(i, i + batchSize);
-    // publishJson writes to the channel synchronously in call order, so a batch leaves in file order and its
+  while (i < units.length && !opts.signal?.aborted) {
+    const batch = units.slice(i, i + windowSize);
+    // publishJson writes to the channel synchronously in call order, so a window leaves in order and its
     // confirms stream back while the next ones are written (temporal-guide C.2/C.3: streaming confirms).
     const results = await Promise.allSettled(batch.map(send));
     const firstFail = results.findIndex((r) => r.status === 'rejected');
     const ok = firstFail === -1 ? batch.length : firstFail;
     for (let k = 0; k < ok; k++) {
-      published++;
-      const bar = batch[k]!;
-      barsPublished.inc({ source: bar.source, symbol: bar.symbol });
-      opts.logger?.debug(
-        { correlation_id: bar.correlation_id, symbol: bar.symbol, bar_ts: bar.timestamp },
-        'bar published',
-      );
-      opts.onProgress?.(published, batch[k]!);
+      for (const bar of batch[k]!.bars) {
+        published++;
+        barsPublished.inc({ source: bar.source, symbol: bar.symbol });
+        opts.logger?.debug(
+          { correlation_id: bar.correlation_id, symbol: bar.symbol, bar_ts: bar.timestamp },
+          'bar published',
+        );
+        opts.onProgress?.(published, bar);
+      }
     }
     i += ok;
     if (firstFail === -1) {
       failures = 0;
-      if (paced && i < opts.bars.length) {
-        const wait = opts.speed !== undefined ? speedDelayMs(opts.bars[i - 1], opts.bars[i]!, opts.speed) : intervalMs;
+      if (paced && i < units.length) {
+        const wait =
+          opts.speed !== undefined ? speedDelayMs(units[i - 1]!.bars[0], units[i]!.bars[0]!, opts.speed) : intervalMs;
         if (wait > 0) await sleep(wait, opts.signal);
       }
       continue;
@@ -136,7 +207,7 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
     retries++;
     const delay = backoffDelay(failures - 1, 200, 5000);
     opts.logger?.warn(
-      { err, attempt: failures, message_id: opts.bars[i]?.message_id, retry_in_ms: delay },
+      { err, attempt: failures, message_id: units[i]?.messageId, retry_in_ms: delay },
       'bar publish not confirmed; resuming from it',
     );
     await sleep(delay, opts.signal);

@@ -65,6 +65,10 @@ export class FakePolygon {
   rateLimitViolations = 0;
   url = '';
   wsUrl = '';
+  /** While true, every stream connection is dropped as soon as it opens (the feed is down). */
+  streamsDown = false;
+  /** Live mode per ticker: only bars before this index have "happened" (REST serves no later ones). */
+  private readonly cursor = new Map<string, number>();
 
   constructor(private readonly opts: FakePolygonOptions) {
     for (const [ticker, file] of Object.entries(opts.files)) {
@@ -126,6 +130,23 @@ export class FakePolygon {
       }
     }
     return sent;
+  }
+
+  /** Live mode: the first `index` bars of `ticker` have happened; REST serves no later ones. */
+  startLive(ticker: string, index: number): void {
+    this.cursor.set(ticker, index);
+  }
+
+  /**
+   * The next `n` bars of a live ticker happen: REST serves them from now on, and subscribed stream clients get
+   * them as aggregates (`AM` for minute data). Returns them.
+   */
+  advance(ticker: string, n: number, ev: 'AM' | 'A' = 'AM'): OhlcvBar[] {
+    const from = this.cursor.get(ticker) ?? 0;
+    const bars = this.bars(ticker).slice(from, from + n);
+    this.cursor.set(ticker, from + bars.length);
+    for (const b of bars) this.pushAggregates(ev, ticker, [b], ev === 'AM' ? 60_000 : 1000);
+    return bars;
   }
 
   /** Kill every stream connection abruptly (no close frame). */
@@ -275,7 +296,9 @@ export class FakePolygon {
     const from = toMs(fromRaw, false);
     const to = toMs(toRaw, true);
     const tOf = (b: OhlcvBar) => this.startMs.get(b)!;
-    const all = this.bars(ticker).filter((b) => {
+    const live = this.cursor.get(ticker);
+    const happened = live === undefined ? this.bars(ticker) : this.bars(ticker).slice(0, live);
+    const all = happened.filter((b) => {
       const t = tOf(b);
       return t >= from && t <= to;
     });
@@ -314,6 +337,10 @@ export class FakePolygon {
   }
 
   private onStream(ws: WebSocket): void {
+    if (this.streamsDown) {
+      ws.terminate();
+      return;
+    }
     const client = { ws, authed: false, subs: new Set<string>() };
     this.clients.add(client);
     ws.on('close', () => this.clients.delete(client));

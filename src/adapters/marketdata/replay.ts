@@ -11,10 +11,20 @@ import { detectLayout, parseBarsCsv } from './csv';
 
 export const REPLAY_SOURCE = 'replay';
 
-/** OHLCV row → the `market.bars` message. Pure and deterministic (same row, same message id). */
-export function toBarMessage(b: OhlcvBar, interval: string, source = REPLAY_SOURCE, vwap?: number): Bar {
+/**
+ * OHLCV row → the `market.bars` message. Pure and deterministic (same row, same message id). `provider` names
+ * the data in the id (default: the source), so one bar from two transports of one provider (Polygon REST and
+ * WebSocket) has one id.
+ */
+export function toBarMessage(
+  b: OhlcvBar,
+  interval: string,
+  source = REPLAY_SOURCE,
+  vwap?: number,
+  provider = source,
+): Bar {
   const timestamp = new Date(Date.parse(b.timestamp)).toISOString();
-  const message_id = barMessageId(source, b.symbol, interval, timestamp);
+  const message_id = barMessageId(provider, b.symbol, interval, timestamp);
   return BarSchema.parse({
     schema_version: 1,
     message_id,
