@@ -20,16 +20,20 @@ export function websocketSource(opts: PolygonStreamOptions): FeedSource {
           failed ??= err;
         });
       };
+      let streamErr: unknown;
       try {
         await stream.run(
           (bar: StreamBar) => push(() => (failed ? Promise.resolve() : ctx.emit([bar], POLYGON_WS_SOURCE))),
           ctx.signal,
           () => push(() => ctx.ready()),
         );
-      } finally {
-        await chain;
-        if (failed) throw failed as Error;
+      } catch (err) {
+        streamErr = err;
       }
+      // Bars received before a drop are still published, in order, before the feed moves on.
+      await chain;
+      if (failed) throw failed as Error;
+      if (streamErr) throw streamErr as Error;
     },
     async probe(signal: AbortSignal) {
       const ac = new AbortController();

@@ -17,7 +17,19 @@ import { TickerSchema } from '../contracts/bar';
 import { loadConfig } from '../config';
 import { createLogger, type Logger } from '../logging';
 import { BarValidator } from '../domain/marketdata/validation';
-import { loadReplay, loadWatchlistReplay, speedDelayMs, type WatchlistReplay } from '../adapters/marketdata/replay';
+import {
+  loadReplay,
+  loadWatchlistReplay,
+  mergeByTime,
+  speedDelayMs,
+  toBarMessage,
+  type WatchlistReplay,
+} from '../adapters/marketdata/replay';
+import { gbmBars, intervalMs } from '../domain/marketdata/synthetic';
+import { PolygonRestClient } from '../adapters/marketdata/polygon/rest';
+import { MarketFeed, type FeedSource } from '../services/market-feed';
+import { replaySource, restPollingSource, websocketSource } from '../services/market-sources';
+import type { Config } from '../config';
 import {
   ConfirmPublisher,
   MARKET_BARS_EXCHANGE,
@@ -236,11 +248,14 @@ Options (defaults from the environment):
   --interval-ms <ms>     pause between bars; default REPLAY_INTERVAL_MS (50); 0 = as fast as confirms allow
   --speed <x>            speed factor against market time (1 = real time, 0 = as fast as possible);
                          default REPLAY_SPEED; overrides --interval-ms
+  --batch <n>            bars of one symbol per message when not paced; default BAR_BATCH_SIZE (1)
   --progress-every <n>   progress line every n bars; default 50
   --follow               when done, start over (same message ids: downstream dedupes); until SIGINT
   -h, --help             this help
 
-MARKET_DATA_SOURCE must be 'replay' for this command.
+MARKET_DATA_SOURCE selects the source: replay (recorded bars), synthetic (seeded geometric Brownian motion,
+SYNTHETIC_*; --bars per symbol from --from) or polygon: the live feed, MARKET_DATA_FALLBACK chain
+(websocket → rest → replay) with backoff, circuit breakers, probing and REST gap fills; runs until SIGINT.
 Connection: RABBITMQ_HOST, RABBITMQ_PORT, RABBITMQ_USER, RABBITMQ_PASS, RABBITMQ_VHOST.
 `;
 
@@ -275,6 +290,7 @@ async function main(): Promise<number> {
       'interval-ms': { type: 'string' },
       speed: { type: 'string' },
       'progress-every': { type: 'string' },
+      batch: { type: 'string' },
       follow: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -286,11 +302,7 @@ async function main(): Promise<number> {
   }
   const cfg = loadConfig();
   const df = cfg.dataflow;
-  if (df.source !== 'replay') {
-    throw new Error(
-      `MARKET_DATA_SOURCE=${df.source}: this command replays recorded bars; use MARKET_DATA_SOURCE=replay`,
-    );
-  }
+  if (df.source === 'polygon') return runLive(cfg, createLogger('dataflow', { level: cfg.logLevel }), values);
   const log = createLogger('dataflow', { level: cfg.logLevel });
   const symbols = symbolsArg(values.symbols ?? values.symbol ?? df.watchlist.join(','));
   const count = intArg('bars', values.bars, df.replay.barsPerSymbol);
@@ -298,7 +310,8 @@ async function main(): Promise<number> {
   const from = values.from ?? df.replay.from;
   if (from !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(from))
     throw new Error(`--from must be YYYY-MM-DD, got "${from}"`);
-  const intervalMs = intArg('interval-ms', values['interval-ms'], df.replay.intervalMs);
+  const pauseMs = intArg('interval-ms', values['interval-ms'], df.replay.intervalMs);
+  const batchSize = intArg('batch', values.batch, df.batchSize, 1);
   const speedRaw = values.speed ?? (df.replay.speed === undefined ? undefined : String(df.replay.speed));
   const speed = speedRaw === undefined ? undefined : Number(speedRaw);
   if (speed !== undefined && !(Number.isFinite(speed) && speed >= 0)) {
@@ -308,7 +321,28 @@ async function main(): Promise<number> {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(REPO_ROOT, p));
 
   let replay: WatchlistReplay;
-  if (values.file !== undefined) {
+  if (df.source === 'synthetic') {
+    const n = count === 0 ? 300 : count;
+    const startMs = Date.parse(`${from ?? '2024-01-02'}T00:00:00Z`);
+    const series = symbols.map((symbol, k) =>
+      gbmBars({
+        symbol,
+        seed: df.synthetic.seed + k,
+        startPrice: df.synthetic.startPrice,
+        drift: df.synthetic.drift,
+        volatility: df.synthetic.volatility,
+        startMs,
+        stepMs: intervalMs(df.interval),
+        count: n,
+      }).map((b) => toBarMessage(b, df.interval, 'synthetic')),
+    );
+    replay = {
+      bars: mergeByTime(series),
+      interval: df.interval,
+      files: {},
+      perSymbol: Object.fromEntries(symbols.map((sy) => [sy, n])),
+    };
+  } else if (values.file !== undefined) {
     if (symbols.length !== 1) throw new Error('--file replays one symbol: pass --symbols with exactly one ticker');
     const file = abs(values.file);
     const r = await loadReplay(file, symbols[0]!, {
@@ -344,8 +378,10 @@ async function main(): Promise<number> {
       bars: bars.length,
       skipped_invalid: validator.rejected,
       from,
-      interval_ms: intervalMs,
+      interval_ms: pauseMs,
       speed,
+      batch: batchSize,
+      source: df.source,
     },
     'replay loaded',
   );
@@ -376,7 +412,8 @@ async function main(): Promise<number> {
       const summary = await replayBars({
         publisher,
         bars,
-        intervalMs,
+        intervalMs: pauseMs,
+        batchSize,
         ...(speed !== undefined ? { speed } : {}),
         logger: log,
         signal: stop.signal,
@@ -405,6 +442,85 @@ async function main(): Promise<number> {
     await ops.close();
   }
   if (interrupted) process.stdout.write(`interrupted: ${total} bars published and confirmed\n`);
+  return 0;
+}
+
+/** MARKET_DATA_SOURCE=polygon: the live feed with its fallback chain, until SIGINT/SIGTERM. */
+async function runLive(cfg: Config, log: Logger, values: { symbols?: string; from?: string }): Promise<number> {
+  const df = cfg.dataflow;
+  const p = df.polygon;
+  const symbols = symbolsArg(values.symbols ?? df.watchlist.join(','));
+  const fromDate = values.from ?? p.from;
+  const startFromMs = fromDate ? Date.parse(`${fromDate}T00:00:00Z`) : Date.now() - 3 * 86_400_000;
+  const rest = new PolygonRestClient({
+    baseUrl: p.baseUrl,
+    apiKey: p.apiKey ?? '',
+    requestsPerWindow: p.requestsPerMinute,
+    windowMs: 60_000,
+    logger: log,
+  });
+  const sources: FeedSource[] = [];
+  for (const kind of df.fallback) {
+    if (kind === 'websocket') {
+      sources.push(
+        websocketSource({ url: p.wsUrl, apiKey: p.apiKey ?? '', symbols, interval: df.interval, logger: log }),
+      );
+    } else if (kind === 'rest') {
+      sources.push(restPollingSource({ client: rest, pollMs: p.pollMs, startFromMs, adjusted: p.adjusted }));
+    } else {
+      const r = await loadWatchlistReplay(resolve(REPO_ROOT, df.replay.dataDir), symbols, { barsPerSymbol: 0 });
+      sources.push(replaySource({ bars: r.bars, intervalMs: df.replay.intervalMs }));
+    }
+  }
+  const rabbit = new RabbitConnection({
+    url: cfg.rabbitmq.url,
+    name: `dataflow-${process.pid}`,
+    logger: log,
+    setup: assertTopologyOn,
+  });
+  const publisher = new ConfirmPublisher(rabbit, { logger: log });
+  const ops = await startOps(cfg, 'dataflow', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
+  const feed = new MarketFeed({
+    sources,
+    symbols,
+    interval: df.interval,
+    // Confirmed publishes, resumed from the first unconfirmed bar on failure (same ids); effectively unbounded
+    // retries: a bar that cannot be published must hold the feed, never be skipped.
+    publish: async (bars) => {
+      await replayBars({ publisher, bars, logger: log, maxAttempts: 1_000_000 });
+    },
+    backfill: (symbol, since, signal) =>
+      rest.aggregates({
+        ticker: symbol,
+        interval: df.interval,
+        from: since + 1,
+        to: Date.now(),
+        adjusted: p.adjusted,
+        signal,
+      }),
+    startFromMs,
+    failureThreshold: df.breaker.failures,
+    probeAfterMs: df.breaker.probeAfterMs,
+    logger: log,
+  });
+  const stop = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort());
+  const timer = setInterval(() => log.info({ ...feed.stats, rest: rest.stats }, 'dataflow live stats'), 30_000);
+  timer.unref();
+  try {
+    await rabbit.start();
+    log.info({ symbols, interval: df.interval, chain: sources.map((x) => x.name) }, 'dataflow live feed running');
+    await feed.run(stop.signal);
+  } finally {
+    clearInterval(timer);
+    await publisher.close();
+    await rabbit.close();
+    await ops.close();
+  }
+  process.stdout.write(
+    `summary: ${feed.stats.published} bars published (${feed.stats.backfilled} from gap fills), ${feed.stats.duplicates} duplicates skipped, ` +
+      `${Object.values(feed.stats.rejected).reduce((a, b) => a + (b ?? 0), 0)} impossible bars skipped, ${feed.stats.switches.length} source switches\n`,
+  );
   return 0;
 }
 

@@ -10,7 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config';
-import { BarSchema } from '../contracts/bar';
+import { barsOfMessage } from '../contracts/bar';
 import { formatZodError } from '../contracts/signal';
 import { createLogger } from '../logging';
 import {
@@ -76,30 +76,32 @@ async function main(): Promise<void> {
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
   let bars = 0;
   const consumer = consumeJson(rabbit, EXCHANGE_BARS_QUEUE, { prefetch: 100, publisher, logger: log }, async (ctx) => {
-    const parsed = BarSchema.safeParse(ctx.body);
-    if (!parsed.success) {
-      await ctx.deadLetter(`invalid bar: ${formatZodError(parsed.error)}`);
+    // One bar or a batch of one symbol's bars (contracts/bar.ts): the venue matches against each in order.
+    const m = barsOfMessage(ctx.body);
+    if (!m.ok) {
+      await ctx.deadLetter(`invalid bar: ${formatZodError(m.error)}`);
       return;
     }
-    const b = parsed.data;
-    const updates = broker.feedBar({
-      symbol: b.symbol,
-      timestamp: b.timestamp,
-      open: b.open,
-      high: b.high,
-      low: b.low,
-      close: b.close,
-      volume: b.volume,
-    });
-    bars++;
-    barsReceived.inc({ symbol: b.symbol });
-    log.debug({ correlation_id: b.correlation_id, symbol: b.symbol, bar_ts: b.timestamp }, 'bar fed to the book');
-    for (const u of updates) {
-      if (u.fill)
-        log.info(
-          { client_order_id: u.order.clientOrderId, qty: u.fill.qty, price: u.fill.price, bar: b.timestamp },
-          'fill',
-        );
+    for (const b of m.bars) {
+      const updates = broker.feedBar({
+        symbol: b.symbol,
+        timestamp: b.timestamp,
+        open: b.open,
+        high: b.high,
+        low: b.low,
+        close: b.close,
+        volume: b.volume,
+      });
+      bars++;
+      barsReceived.inc({ symbol: b.symbol });
+      log.debug({ correlation_id: b.correlation_id, symbol: b.symbol, bar_ts: b.timestamp }, 'bar fed to the book');
+      for (const u of updates) {
+        if (u.fill)
+          log.info(
+            { client_order_id: u.order.clientOrderId, qty: u.fill.qty, price: u.fill.price, bar: b.timestamp },
+            'fill',
+          );
+      }
     }
   });
   const ops = await startOps(cfg, 'exchange-sim', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });

@@ -13,7 +13,7 @@
  *  - a malformed bar is dead-lettered to `quant.bars.dlq` with the reason in `x-rejection-reason`, then acked.
  */
 import { parseArgs } from 'node:util';
-import { BarSchema } from '../contracts/bar';
+import { barsOfMessage } from '../contracts/bar';
 import { formatZodError, type TradeSignal } from '../contracts/signal';
 import { loadConfig } from '../config';
 import { createLogger, withCorrelation, type Logger } from '../logging';
@@ -106,60 +106,63 @@ export function startQuant(opts: QuantOptions): QuantHandle {
       retryDelayMs: opts.retryDelayMs ?? 500,
     },
     async (ctx) => {
-      stats.bars++;
-      const parsed = BarSchema.safeParse(ctx.body);
-      if (!parsed.success) {
+      // A message is one bar or a batch of one symbol's bars (contracts/bar.ts); both are handled bar by bar.
+      const m = barsOfMessage(ctx.body);
+      if (!m.ok) {
+        stats.bars++;
         stats.invalid++;
-        await ctx.deadLetter(`invalid bar: ${formatZodError(parsed.error)}`);
+        await ctx.deadLetter(`invalid bar: ${formatZodError(m.error)}`);
         return;
       }
-      const bar = parsed.data;
-      barsReceived.inc({ symbol: bar.symbol });
-      // Synchronous, before any await: bars reach every strategy in delivery order.
-      const outs = engines.map((e) => e.process(bar));
-      const blog = withCorrelation(log, bar.correlation_id, { symbol: bar.symbol, bar_ts: bar.timestamp });
-      const invalid = outs.find((o) => o.kind === 'invalid');
+      // Synchronous, before any await: bars reach every strategy in delivery order (a batch's too).
+      const processed = m.bars.map((bar) => ({ bar, outs: engines.map((e) => e.process(bar)) }));
+      for (const { bar } of processed) barsReceived.inc({ symbol: bar.symbol });
+      stats.bars += processed.length;
+      const invalid = processed.flatMap((p) => p.outs).find((o) => o.kind === 'invalid');
       if (invalid?.kind === 'invalid') {
         stats.invalid++;
         await ctx.deadLetter(invalid.reason);
         return;
       }
-      for (const out of outs) {
-        switch (out.kind) {
-          case 'none':
-          case 'invalid':
-            break;
-          case 'partial':
-            stats.partial++;
-            return; // the same for every strategy
-          case 'stale':
-            stats.stale++;
-            blog.debug('bar older than the remembered window; skipped');
-            break;
-          case 'duplicate':
-            stats.duplicates++;
-            if (!out.signal) break;
-            // Re-publish the remembered signal: its first publish may not have been confirmed. Same signal_id.
-            await publishSignal(out.signal);
-            stats.republished++;
-            blog.info({ signal_id: out.signal.signal_id }, 'redelivered bar: signal re-published');
-            break;
-          case 'signal':
-            await publishSignal(out.signal);
-            stats.signals++;
-            signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
-            blog.info(
-              {
-                signal_id: out.signal.signal_id,
-                strategy: out.signal.strategy,
-                side: out.signal.side,
-                price: out.signal.price,
-                confidence: out.signal.confidence,
-                ...out.indicators,
-              },
-              `signal: ${out.reason}`,
-            );
-            break;
+      for (const { bar, outs } of processed) {
+        const blog = withCorrelation(log, bar.correlation_id, { symbol: bar.symbol, bar_ts: bar.timestamp });
+        barLoop: for (const out of outs) {
+          switch (out.kind) {
+            case 'none':
+            case 'invalid':
+              break;
+            case 'partial':
+              stats.partial++;
+              break barLoop; // the same for every strategy
+            case 'stale':
+              stats.stale++;
+              blog.debug('bar older than the remembered window; skipped');
+              break;
+            case 'duplicate':
+              stats.duplicates++;
+              if (!out.signal) break;
+              // Re-publish the remembered signal: its first publish may not have been confirmed. Same signal_id.
+              await publishSignal(out.signal);
+              stats.republished++;
+              blog.info({ signal_id: out.signal.signal_id }, 'redelivered bar: signal re-published');
+              break;
+            case 'signal':
+              await publishSignal(out.signal);
+              stats.signals++;
+              signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
+              blog.info(
+                {
+                  signal_id: out.signal.signal_id,
+                  strategy: out.signal.strategy,
+                  side: out.signal.side,
+                  price: out.signal.price,
+                  confidence: out.signal.confidence,
+                  ...out.indicators,
+                },
+                `signal: ${out.reason}`,
+              );
+              break;
+          }
         }
       }
       return; // ack only now, after every signal of this bar is confirmed

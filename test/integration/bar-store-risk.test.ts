@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBars } from '../../src/adapters/postgres/bars';
-import { loadWatchlistReplay } from '../../src/adapters/marketdata/replay';
+import { findReplayFile, loadReplay, mergeByTime } from '../../src/adapters/marketdata/replay';
 import { parseEnv } from '../../src/config';
 import { atr } from '../../src/domain/indicators/atr';
 import { realizedVolatility } from '../../src/domain/indicators/realized-volatility';
@@ -34,13 +35,28 @@ describe('bar store → RiskOps (real RabbitMQ, PostgreSQL, Temporal; quant and 
   });
 
   it('stores every replayed bar once, and a trade is sized by ATR from the store with its ATR and volatility recorded', async () => {
-    const replay = await loadWatchlistReplay(DATA, ['NVDA', 'ORCL'], {
-      from: '2012-12-19',
-      barsPerSymbol: BARS_PER_SYMBOL,
-    });
-    // Paced like npm start, so the venue sees later bars to fill against; the first half twice (a replay
+    // The recorded NVDA and ORCL series under tickers of this run: trade workflow ids derive from symbol and bar
+    // time, and the shared Temporal server remembers earlier runs' (a repeated id is a duplicate, not a trade).
+    const run = randomBytes(3)
+      .toString('hex')
+      .toUpperCase()
+      .replace(/[0-9]/g, (d) => 'GHIJKLMNOP'[Number(d)]!);
+    const alias: Record<string, string> = { NVDA: `N${run}`, ORCL: `O${run}` };
+    const series = await Promise.all(
+      Object.entries(alias).map(async ([real, symbol]) => {
+        const r = await loadReplay(await findReplayFile(DATA, real), symbol, {
+          from: '2012-12-19',
+          count: BARS_PER_SYMBOL,
+        });
+        return r.bars;
+      }),
+    );
+    const replay = { bars: mergeByTime(series) };
+    // Paced like npm start, so the venue sees later bars to fill against; the first 40 bars twice (a replay
     // that starts over: the store must still hold each bar once).
-    await replayBars({ publisher: h.publisher, bars: replay.bars.slice(0, 40), intervalMs: 0 });
+    // The first pass batched (8 bars of one symbol per message), the second one bar per message: every
+    // consumer (bar store, quant, venue) takes both forms and de-duplicates bar by bar.
+    await replayBars({ publisher: h.publisher, bars: replay.bars.slice(0, 40), intervalMs: 0, batchSize: 8 });
     await replayBars({ publisher: h.publisher, bars: replay.bars, intervalMs: 20 });
 
     // Every bar lands exactly once, with the file's values.
@@ -50,7 +66,7 @@ describe('bar store → RiskOps (real RabbitMQ, PostgreSQL, Temporal; quant and 
       if (Number(rows[0]!.n) >= replay.bars.length || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    for (const symbol of ['NVDA', 'ORCL']) {
+    for (const symbol of Object.values(alias)) {
       const stored = await loadBars(h.db.pool, symbol, '1d');
       const want = replay.bars.filter((b) => b.symbol === symbol);
       expect(stored.map((b) => [b.timestamp, b.open, b.high, b.low, b.close, b.volume, b.source])).toEqual(
@@ -72,7 +88,8 @@ describe('bar store → RiskOps (real RabbitMQ, PostgreSQL, Temporal; quant and 
     while (!decision && Date.now() < until) {
       const { rows } = await h.db.pool.query<Row>(
         `SELECT workflow_id, symbol, signal_at, result, checks FROM risk_decisions
-          WHERE result->'sizing'->>'method' = 'atr' ORDER BY signal_at LIMIT 1`,
+          WHERE result->'sizing'->>'method' = 'atr' AND symbol = ANY($1) ORDER BY signal_at LIMIT 1`,
+        [Object.values(alias)],
       );
       decision = rows[0];
       if (!decision) await new Promise((r) => setTimeout(r, 500));

@@ -45,6 +45,7 @@ const client = (f: FakePolygon, over: Partial<ConstructorParameters<typeof Polyg
     backoffBaseMs: 10,
     backoffMaxMs: 50,
     timeoutMs: 2000,
+    logger: createLogger('polygon-test', { level: 'silent' }),
     ...over,
   });
 
