@@ -66,7 +66,7 @@ up() {
       --namespace "$NAMESPACE"
       --db-filename "$DB_DIR/temporal.sqlite"
       --sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=NORMAL
-      --log-level warn
+      --log-level warn --metrics-port 8000 # server metrics for Prometheus (docs/monitoring.md)
       # Same dynamic config the SDK's test harness uses; version check off (it phones home).
       --dynamic-config-value frontend.enableServerVersionCheck=false
       --dynamic-config-value frontend.enableUpdateWorkflowExecution=true

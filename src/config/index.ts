@@ -334,6 +334,9 @@ export const EPHEMERAL_OPS_ENV: Readonly<Record<string, string>> = {
 /** The pipeline's processes, each with its own operations port. */
 export type OpsRole = 'dataflow' | 'quant' | 'signal-intake' | 'trade-worker' | 'exchange-sim' | 'bar-store';
 
+/** Settings whose defaults are local development credentials: NODE_ENV=production refuses to default them. */
+export const PRODUCTION_REQUIRED = ['RABBITMQ_USER', 'RABBITMQ_PASS', 'DATABASE_URL'] as const;
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -350,6 +353,14 @@ export function parseEnv(source: NodeJS.ProcessEnv): Config {
     throw new ConfigError(`Invalid configuration: ${name} must be ${expectation(issue)}${shown}`);
   }
   const e = r.data;
+  // The defaults are the local stack's development credentials: a production process must be given its own.
+  if (e.NODE_ENV === 'production') {
+    for (const name of PRODUCTION_REQUIRED) {
+      if (source[name] === undefined || source[name] === '') {
+        throw new ConfigError(`Invalid configuration: ${name} must be set when NODE_ENV=production (no local default)`);
+      }
+    }
+  }
   if (e.BROKER === 'alpaca' && (!e.BROKER_API_KEY || !e.BROKER_API_SECRET)) {
     throw new ConfigError(
       'Invalid configuration: BROKER_API_KEY and BROKER_API_SECRET are required when BROKER=alpaca',

@@ -1,4 +1,8 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registry } from '../../src/metrics';
+import { parsePrometheusText } from '../../src/metrics/scrape';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { PipelineHarness, freePort, testSignal } from '../support/pipeline';
 
@@ -130,6 +134,50 @@ describe('operations endpoints of the real processes', () => {
     const names = [...sdk.keys()].map((k) => k.replace(/\{.*$/, ''));
     expect(names).toContain('temporal_workflow_completed_total');
     expect(names).toContain('temporal_activity_execution_latency_seconds_bucket');
+  });
+
+  it('has a Grafana dashboard that parses and uses only metrics the processes really export', async () => {
+    const file = path.resolve(__dirname, '../../deploy/grafana/dashboards/stockautotrader.json');
+    const dashboard = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+      uid: string;
+      panels: Array<{ type: string; title: string; targets?: Array<{ expr: string; datasource: { uid: string } }> }>;
+    };
+    expect(dashboard.uid).toBe('stockautotrader');
+    const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, ...t })));
+    expect(exprs.length).toBeGreaterThan(10);
+    for (const t of exprs) expect(t.datasource.uid, t.panel).toBe('prometheus'); // deploy/grafana/provisioning
+
+    // Every metric name the processes serve: sample names, and the families their TYPE lines declare.
+    const exported = new Set<string>();
+    const urls = [
+      ...(['exchange-sim', 'trade-worker', 'signal-intake'] as const).map((n) => `${h.opsUrl(n)}/metrics`),
+      `http://127.0.0.1:${sdkPort}/metrics`,
+    ];
+    for (const url of urls) {
+      const text = await (await fetch(url)).text();
+      for (const s of parsePrometheusText(text)) exported.add(s.name);
+      for (const m of text.matchAll(/^# TYPE (\S+) (\S+)/gm)) {
+        exported.add(m[1]!);
+        if (m[2] === 'histogram') for (const sfx of ['_bucket', '_sum', '_count']) exported.add(m[1]! + sfx);
+      }
+    }
+    // `up` is Prometheus's own per-target series, not a process metric.
+    const PROMETHEUS_SYNTHETIC = new Set(['up']);
+    const used = new Set<string>();
+    for (const t of exprs) {
+      for (const m of t.expr.matchAll(/\b(sat_\w+|temporal_\w+|process_\w+|nodejs_\w+|up)\b(?!\s*\()/g))
+        used.add(m[1]!);
+    }
+    const missing = [...used].filter((n) => !exported.has(n) && !PROMETHEUS_SYNTHETIC.has(n));
+    expect(missing, `not exported by any process: ${missing.join(', ')}`).toEqual([]);
+    // And the other way round: every pipeline metric has a panel.
+    const ours = (await registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('sat_'));
+    for (const name of ours) {
+      expect(
+        [...used].some((u) => u === name || u.startsWith(`${name}_`)),
+        `no panel shows ${name}`,
+      ).toBe(true);
+    }
   });
 
   it('is live and ready while its connections answer; not ready (naming why) while the venue is down', async () => {
