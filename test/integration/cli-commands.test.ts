@@ -388,7 +388,7 @@ describe('docs/temporal-cli.md command lines (real temporal CLI, dev server, ven
     expect(history.events.at(-1)!.eventType).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
     const activities = history.events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType.name ?? []);
     expect(activities).toEqual(
-      expect.arrayContaining(['evaluateRisk', 'submitOrder', 'followOrder', 'recordFills', 'finalizeTrade']),
+      expect.arrayContaining(['evaluateRisk', 'submitOrder', 'followOrder', 'finalizeTrade']),
     );
 
     // list / count by search attributes: visibility is eventually consistent, so poll.
