@@ -69,6 +69,8 @@ export const envSchema = z.object({
   RABBITMQ_MANAGEMENT_PORT: int(15672, 1, 65535),
   /** Un-acked signals = workflow starts in flight. */
   SIGNAL_PREFETCH: int(32, 1, 10_000),
+  /** x-delivery-limit of the quorum consumer queues: returns before the broker dead-letters a message. */
+  RABBITMQ_DELIVERY_LIMIT: int(20, 1, 1000),
 
   // PostgreSQL
   DATABASE_URL: url('postgres://stockautotrader:stockautotrader-local@127.0.0.1:5432/stockautotrader', [
@@ -218,6 +220,7 @@ export interface Config {
     vhost: string;
     managementPort: number;
     signalPrefetch: number;
+    deliveryLimit: number;
   };
   databaseUrl: string;
   accountId: string;
@@ -388,6 +391,7 @@ export function parseEnv(source: NodeJS.ProcessEnv): Config {
       vhost: e.RABBITMQ_VHOST,
       managementPort: e.RABBITMQ_MANAGEMENT_PORT,
       signalPrefetch: e.SIGNAL_PREFETCH,
+      deliveryLimit: e.RABBITMQ_DELIVERY_LIMIT,
     },
     databaseUrl: e.DATABASE_URL,
     accountId: e.ACCOUNT_ID,

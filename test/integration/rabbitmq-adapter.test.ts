@@ -23,6 +23,7 @@ import {
   sleep,
   withChannel,
 } from '../../src/adapters/rabbitmq';
+import { createPrivateVhost, type PrivateVhost } from '../support/vhost';
 
 /**
  * The adapter against the real broker (scripts/test.sh exports RABBITMQ_*; defaults are the local stack).
@@ -31,13 +32,13 @@ import {
  */
 const cfg = parseEnv(process.env);
 const log = createLogger('test-rabbitmq', { level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-const mgmt = new RabbitManagement({
+const mgmtOptions = {
   host: cfg.rabbitmq.host,
   port: cfg.rabbitmq.managementPort,
   user: cfg.rabbitmq.user,
   pass: cfg.env.RABBITMQ_PASS,
   vhost: cfg.rabbitmq.vhost,
-});
+};
 const suffix = randomBytes(4).toString('hex');
 const EX = `test.adapter.${suffix}`;
 
@@ -104,28 +105,44 @@ afterAll(async () => {
 });
 
 describe('topology', () => {
+  // The production queue names in a vhost of this file's own: the shared vhost may hold classic queues of the
+  // same names declared by older code (which this version refuses; see rabbitmq-quorum.test.ts).
+  let vh: PrivateVhost;
+  let vhRabbit: RabbitConnection;
+  let vhMgmt: RabbitManagement;
+  beforeAll(async () => {
+    vh = await createPrivateVhost('sat-adapter');
+    vhRabbit = new RabbitConnection({ url: vh.url, name: `test-adapter-topology-${suffix}`, logger: log });
+    await vhRabbit.start();
+    vhMgmt = new RabbitManagement({ ...mgmtOptions, vhost: vh.vhost });
+  });
+  afterAll(async () => {
+    await vhRabbit?.close();
+    await vh?.drop();
+  });
+
   it('assertTopology is idempotent and declares durable queues with dead-letter arguments', async () => {
-    await withChannel(rabbit.connection!, assertTopology);
-    await withChannel(rabbit.connection!, assertTopology); // again: no 406, no change
+    await withChannel(vhRabbit.connection!, assertTopology);
+    await withChannel(vhRabbit.connection!, assertTopology); // again: no 406, no change
     for (const { queue } of CONSUMER_QUEUES) {
-      const q = await mgmt.queue(queue);
+      const q = await vhMgmt.queue(queue);
       expect(q?.durable).toBe(true);
       expect(q?.arguments).toMatchObject(consumerQueueArguments(queue));
       expect(q?.arguments).toMatchObject({
         'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE,
         'x-dead-letter-routing-key': queue,
       });
-      expect((await mgmt.queue(dlqName(queue)))?.durable).toBe(true);
+      expect((await vhMgmt.queue(dlqName(queue)))?.durable).toBe(true);
     }
     expect([QUANT_BARS_QUEUE, STORE_BARS_QUEUE, INTAKE_SIGNALS_QUEUE]).toEqual(CONSUMER_QUEUES.map((c) => c.queue));
   });
 
   it('a declaration with different arguments is refused (406), which is why all go through consumerQueueArguments', async () => {
     await expect(
-      withChannel(rabbit.connection!, (ch) => ch.assertQueue(QUANT_BARS_QUEUE, { durable: true })),
+      withChannel(vhRabbit.connection!, (ch) => ch.assertQueue(QUANT_BARS_QUEUE, { durable: true })),
     ).rejects.toThrow(/PRECONDITION_FAILED/);
     // The shared connection is unaffected by the channel error.
-    expect(rabbit.state).toBe('connected');
+    expect(vhRabbit.state).toBe('connected');
   });
 });
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import amqp, { type ChannelModel } from 'amqplib';
+import { QueueDeclarationError } from './topology';
 import { createLogger, type Logger } from '../../logging';
 
 /**
@@ -234,6 +235,10 @@ export class RabbitConnection extends EventEmitter {
         }
         if (this.isClosing) return;
         attempt += 1;
+        // A queue that exists with other arguments (a classic queue left by an older version) will be refused
+        // on every attempt: fail start() with the error that says what to do, instead of retrying for ever.
+        // After a first successful start it is logged and retried (someone re-declared it under a running system).
+        if (!this.everConnected && err instanceof QueueDeclarationError) throw err;
         if (!this.everConnected && attempt >= this.opts.maxInitialAttempts) {
           throw new Error(`RabbitMQ: could not connect after ${attempt} attempts: ${(err as Error).message}`);
         }

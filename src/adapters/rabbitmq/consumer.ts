@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { createLogger, withCorrelation, type Logger } from '../../logging';
 import { backoffDelay, settleWithin, sleep, type RabbitConnection } from './connection';
 import { deadLetter } from './dead-letter';
 import { deadLetters, reasonKind } from '../../metrics';
 import { ConfirmPublisher } from './publisher';
+import { DELIVERY_COUNT_HEADER } from './topology';
 
 /**
  * A manual-ack JSON consumer on its own channel that re-subscribes after every reconnect.
@@ -15,7 +15,12 @@ import { ConfirmPublisher } from './publisher';
  *
  * Poison messages never loop forever: invalid JSON is dead-lettered at once with the parse error as reason; a
  * handler that throws (or calls `retry`) gets the message back up to `maxAttempts` times, with backoff, and then
- * it is dead-lettered with the last error as reason.
+ * it is dead-lettered with the last error as reason. Attempts are counted by the broker, not in this process:
+ * a quorum queue stamps every delivery with `x-delivery-count` (returns so far), so the count survives consumer
+ * restarts and crashes. A message that comes back `maxAttempts` times without any recorded failure (its
+ * consumer crashed or lost its connection while handling it, each time) is dead-lettered before the handler
+ * sees it again; the queue's own `x-delivery-limit` is the last safety net (broker-side dead-lettering,
+ * `x-first-death-reason: delivery_limit`).
  *
  * Ordering: the handler is called synchronously from the delivery callback, so everything a handler does before
  * its first `await` runs in delivery order (the quant relies on this to feed bars to its strategies in order
@@ -26,7 +31,7 @@ export interface ConsumeContext {
   msg: ConsumeMessage;
   /** The parsed JSON body. */
   body: unknown;
-  /** 1 on the first try in this process; counts requeues by `retry` / handler errors. */
+  /** 1 on the first delivery; the broker's `x-delivery-count` + 1 after (any consumer, any process). */
   attempt: number;
   /** The broker's redelivered flag (a previous delivery was not acked, e.g. a consumer died). */
   redelivered: boolean;
@@ -56,7 +61,11 @@ export interface ConsumeJsonOptions {
   /** Used for dead-lettering. If omitted the consumer opens its own ConfirmPublisher on the same connection. */
   publisher?: ConfirmPublisher;
   logger?: Logger;
-  /** Attempts before a failing message is dead-lettered. Default 5. */
+  /**
+   * Deliveries before a failing message is dead-lettered with its reason. Default 5. Keep it at or below the
+   * queue's `x-delivery-limit` (RABBITMQ_DELIVERY_LIMIT, default 20), or the broker dead-letters first, without
+   * the reason. Counted by the broker: needs a quorum queue (a classic queue has no `x-delivery-count`).
+   */
   maxAttempts?: number;
   /** Base of the requeue backoff. Default 500 ms (doubling, capped at 10 s, jittered). */
   retryDelayMs?: number;
@@ -88,8 +97,6 @@ export interface ConsumerHandle {
   cancel(timeoutMs?: number): Promise<void>;
 }
 
-const MAX_TRACKED_ATTEMPTS = 10_000;
-
 export function consumeJson(
   rabbit: RabbitConnection,
   queue: string,
@@ -114,7 +121,6 @@ class JsonConsumer implements ConsumerHandle {
   private readonly ownsPublisher: boolean;
   private readonly maxAttempts: number;
   private readonly retryDelayMs: number;
-  private readonly attempts = new Map<string, number>();
   readonly stats: ConsumerStats = { delivered: 0, acked: 0, deadLettered: 0, requeued: 0 };
   private readonly running = new Set<Promise<void>>();
   private sub: Sub | undefined;
@@ -257,14 +263,8 @@ class JsonConsumer implements ConsumerHandle {
     p.then(forget, forget);
   }
 
-  private attemptKey(msg: ConsumeMessage): string {
-    const id = msg.properties.messageId as string | undefined;
-    return id ? `id:${id}` : `sha:${createHash('sha256').update(msg.content).digest('hex')}`;
-  }
-
   private handle(sub: Sub, msg: ConsumeMessage): Promise<void> {
-    const key = this.attemptKey(msg);
-    const attempt = (this.attempts.get(key) ?? 0) + 1;
+    const attempt = deliveryCount(msg) + 1;
     const log = withCorrelation(this.log, msg.properties.correlationId as string | undefined, {
       message_id: msg.properties.messageId as string | undefined,
     });
@@ -284,7 +284,6 @@ class JsonConsumer implements ConsumerHandle {
       }
     };
     const ack = () => {
-      this.attempts.delete(key);
       settle('ack', () => {
         sub.ch.ack(msg);
         this.stats.acked++;
@@ -318,7 +317,6 @@ class JsonConsumer implements ConsumerHandle {
         await doDeadLetter(`failed after ${attempt} attempts: ${reason}`);
         return;
       }
-      this.trackAttempt(key, attempt);
       const delay = backoffDelay(attempt - 1, this.retryDelayMs, 10_000);
       log.warn({ reason, attempt, retry_in_ms: delay }, 'handler failed; requeueing');
       await sleep(delay, this.stop.signal);
@@ -330,6 +328,15 @@ class JsonConsumer implements ConsumerHandle {
       body = JSON.parse(msg.content.toString('utf8'));
     } catch (err) {
       return doDeadLetter(`invalid JSON: ${(err as Error).message}`);
+    }
+    if (attempt > this.maxAttempts) {
+      // Every earlier delivery ended without a settle: the consumer holding it died or lost its connection
+      // (a handler failure would have been counted and dead-lettered at maxAttempts). Likely a message that
+      // crashes its consumer: do not hand it to the handler again.
+      return doDeadLetter(
+        `delivered ${attempt} times without being settled: each consumer holding it crashed or lost its ` +
+          `connection (poison message?)`,
+      );
     }
     const ctx: ConsumeContext = {
       msg,
@@ -359,15 +366,13 @@ class JsonConsumer implements ConsumerHandle {
       (err: unknown) => retry(errorMessage(err)),
     );
   }
+}
 
-  private trackAttempt(key: string, attempt: number): void {
-    this.attempts.delete(key);
-    this.attempts.set(key, attempt);
-    if (this.attempts.size > MAX_TRACKED_ATTEMPTS) {
-      const oldest = this.attempts.keys().next().value;
-      if (oldest !== undefined) this.attempts.delete(oldest);
-    }
-  }
+/** Returns of this message before this delivery, as the quorum queue counts them (0 when absent). */
+export function deliveryCount(msg: ConsumeMessage): number {
+  const v = (msg.properties.headers as Record<string, unknown> | undefined)?.[DELIVERY_COUNT_HEADER];
+  const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : 0;
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
 }
 
 function errorMessage(err: unknown): string {

@@ -1,4 +1,5 @@
 import type { Channel, ChannelModel } from 'amqplib';
+import { loadConfig } from '../../config';
 import { assertTopology } from './topology';
 
 /**
@@ -10,6 +11,7 @@ export * from './connection';
 export * from './publisher';
 export * from './dead-letter';
 export * from './consumer';
+export * from './migrate-queues';
 export type { ChannelModel, ConsumeMessage } from 'amqplib';
 
 /** Run `fn` on a short-lived channel, then close it (for declarations in a RabbitConnection setup). */
@@ -24,8 +26,12 @@ export async function withChannel<T>(conn: ChannelModel, fn: (ch: Channel) => Pr
   }
 }
 
-/** A setup callback for RabbitConnection: declare the whole topology on every (re)connect. */
+/**
+ * A setup callback for RabbitConnection: declare the whole topology on every (re)connect, with the process's
+ * configured delivery limit (RABBITMQ_DELIVERY_LIMIT).
+ */
 export function assertTopologyOn(conn: ChannelModel): Promise<void> {
-  return withChannel(conn, assertTopology);
+  const { deliveryLimit } = loadConfig().rabbitmq;
+  return withChannel(conn, (ch) => assertTopology(ch, { deliveryLimit }));
 }
 export * from './management';
