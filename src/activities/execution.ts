@@ -2,7 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import type { BrokerOrder, OrderRequest, OrderStatus } from '../contracts/order';
 import { BrokerRateLimitedError, BrokerRejectedError, type Broker } from '../adapters/brokers/broker';
-import type { OrderTracker } from '../adapters/brokers/order-tracker';
+import { fresher, type OrderTracker } from '../adapters/brokers/order-tracker';
 import {
   bookOrderProgress,
   finalizeTrade as finalizeTradeInLedger,
@@ -33,7 +33,10 @@ export interface ExecutionDeps {
   tracker: OrderTracker;
   accountId: string;
   logger: Logger;
-  /** How often followOrder re-reads the order when the stream is quiet. */
+  /**
+   * How often followOrder re-checks the tracker and heartbeats while no update comes (no broker request:
+   * the broker's own poller covers a stream outage).
+   */
   pollIntervalMs?: number;
 }
 
@@ -86,6 +89,20 @@ export interface FinalizeTradeInput {
   reasonCode?: string;
   filledQty: number;
   avgFillPrice: number | null;
+}
+
+/** The fresher of two states of the same order, leg by leg. */
+function freshestWithLegs(a: BrokerOrder, b: BrokerOrder): BrokerOrder {
+  const top = fresher(a, b);
+  const other = top === a ? b : a;
+  if (!top.legs && !other.legs) return top;
+  const legs = (top.legs ?? other.legs ?? []).map((l) =>
+    fresher(
+      other.legs?.find((x) => x.clientOrderId === l.clientOrderId),
+      l,
+    ),
+  );
+  return { ...top, legs };
 }
 
 function hasChanged(order: BrokerOrder, known: Record<string, KnownOrderState>): boolean {
@@ -252,17 +269,29 @@ export function createExecutionActivities(deps: ExecutionDeps) {
     /**
      * Follow an order until it changes (a fill, a status move) or `maxWaitMs` passes. Heartbeats while
      * waiting, so a dead worker is noticed within the heartbeat timeout and a cancel reaches it.
+     *
+     * It does not poll the broker. It reads the order once when the tracker knows nothing of it yet (a
+     * restart, or no update so far) and then waits for updates: from the stream while it is healthy,
+     * else from the broker's single poller, which re-reads every watched order within the process's
+     * request budget. So N orders followed cost the budget about one request per poll round, not N.
      */
     async followOrder(input: FollowOrderInput): Promise<OrderProgress> {
       const ctx = Context.current();
+      const signal = ctx.cancellationSignal;
       const deadline = Date.now() + input.maxWaitMs;
+      broker.watchOrder(input.clientOrderId);
+      let order: BrokerOrder | null = null;
       let misses = 0;
       for (;;) {
-        let order: BrokerOrder | null;
-        try {
-          order = await broker.getOrderByClientOrderId(input.clientOrderId);
-        } catch (err) {
-          throw toActivityError(err);
+        const tracked = tracker.latestWithLegs(input.clientOrderId);
+        if (tracked) order = order ? freshestWithLegs(order, tracked) : tracked;
+        if (!order) {
+          try {
+            order = await broker.getOrderByClientOrderId(input.clientOrderId, { signal });
+          } catch (err) {
+            throw toActivityError(err);
+          }
+          if (order) tracker.noteSnapshot(order);
         }
         if (!order) {
           // Right after a submit a venue may not list the order yet; an order that stays unknown is lost
@@ -296,14 +325,11 @@ export function createExecutionActivities(deps: ExecutionDeps) {
           );
           return { order, fills, changed };
         }
-        ctx.heartbeat({ filledQty: order.filledQty, status: order.status });
+        ctx.heartbeat({ filledQty: order.filledQty, status: order.status, streamHealthy: broker.streamHealthy() });
         const ids = ordersOf(order).map((o) => o.clientOrderId);
+        // Wake on the next update for the order or its legs; else re-check (no request) and heartbeat.
         await Promise.race([
-          tracker.waitForUpdate(
-            ids,
-            Math.min(pollIntervalMs, Math.max(0, deadline - Date.now())),
-            ctx.cancellationSignal,
-          ),
+          tracker.waitForUpdate(ids, Math.min(pollIntervalMs, Math.max(0, deadline - Date.now())), signal),
           ctx.cancelled,
         ]);
       }

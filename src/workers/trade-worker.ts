@@ -105,8 +105,8 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: 
         startingCash: cfg.startingCash,
         limits: limitsFromEnv(cfg.env),
         logger: log,
-        // Between stream updates followOrder re-reads the order over HTTP. The local venue is free to ask;
-        // Alpaca allows 200 requests/minute per account, so there a quiet order is re-read every 5 s.
+        // How often a waiting followOrder re-checks the tracker and heartbeats (no HTTP: the broker's own
+        // poller covers stream outages within the request budget). Well inside the 10 s heartbeat timeout.
         pollIntervalMs: cfg.broker === 'alpaca' ? 5000 : 250,
       }),
       shutdownGraceTime: cfg.temporal.shutdownGraceMs,

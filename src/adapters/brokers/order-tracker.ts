@@ -1,5 +1,5 @@
 import type { Broker } from './broker';
-import type { BrokerOrder, OrderUpdate } from '../../contracts/order';
+import { isTerminal, type BrokerOrder, type OrderUpdate } from '../../contracts/order';
 import { isInferredExecution, type LedgerFill } from '../../domain/fills';
 
 /** A fill as seen on the update stream, with the order's cumulative filled quantity after it. */
@@ -61,6 +61,33 @@ export class OrderTracker {
     return this.latest.get(clientOrderId);
   }
 
+  /**
+   * The latest known state of an order with each bracket leg replaced by the leg's own latest state (leg
+   * events arrive under the leg's id; the parent's copy of its legs is only as fresh as the parent's
+   * last event).
+   */
+  latestWithLegs(clientOrderId: string): BrokerOrder | undefined {
+    const o = this.latest.get(clientOrderId);
+    if (!o?.legs) return o;
+    return { ...o, legs: o.legs.map((l) => fresher(this.latest.get(l.clientOrderId), l)) };
+  }
+
+  /**
+   * Remember an order state read over REST (followOrder's first read of an order the stream has not
+   * mentioned yet), so that later follows of a quiet order start from it instead of reading it again.
+   * Never replaces a fresher state; wakes no one (it is not news).
+   */
+  noteSnapshot(order: BrokerOrder): void {
+    const id = order.clientOrderId;
+    const prev = this.latest.get(id);
+    if (prev && fresher(prev, order) === prev) return;
+    if (!prev) {
+      this.order.push(id);
+      if (this.order.length > this.capacity) this.forget(this.order.shift()!);
+    }
+    this.latest.set(id, order);
+  }
+
   /** Resolve on the next update for any of the ids, or after `ms`. */
   waitForUpdate(ids: string[], ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
@@ -82,4 +109,12 @@ export class OrderTracker {
     this.unsubscribe();
     for (const w of this.waiters) w.wake();
   }
+}
+
+/** The more advanced of two states of one order: more filled, then terminal, then later update. */
+export function fresher(a: BrokerOrder | undefined, b: BrokerOrder): BrokerOrder {
+  if (!a) return b;
+  if (a.filledQty !== b.filledQty) return a.filledQty > b.filledQty ? a : b;
+  if (isTerminal(a.status) !== isTerminal(b.status)) return isTerminal(a.status) ? a : b;
+  return a.updatedAt >= b.updatedAt ? a : b;
 }

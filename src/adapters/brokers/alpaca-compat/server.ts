@@ -308,6 +308,18 @@ export async function startAlpacaCompatServer(opts: AlpacaCompatServerOptions): 
         throw new HttpError(422, { code: ALPACA_CODES.VALIDATION, message: `invalid status "${status}"` });
       }
       orders.forEach(remember);
+      // Alpaca: `after` / `until` bound the submission time (exclusive).
+      for (const [name, keep] of [
+        ['after', (t: number, b: number) => t > b],
+        ['until', (t: number, b: number) => t < b],
+      ] as const) {
+        const v = query.get(name);
+        if (!v) continue;
+        const bound = Date.parse(v);
+        if (!Number.isFinite(bound))
+          throw new HttpError(422, { code: ALPACA_CODES.VALIDATION, message: `invalid ${name}: ${v}` });
+        orders = orders.filter((o) => keep(Date.parse(o.createdAt), bound));
+      }
       orders.sort((a, b) => (query.get('direction') === 'asc' ? 1 : -1) * a.createdAt.localeCompare(b.createdAt));
       const lim = Math.min(500, Math.max(1, Number(query.get('limit') ?? 50) || 50));
       orders = orders.slice(0, lim);

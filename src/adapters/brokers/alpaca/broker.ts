@@ -28,7 +28,6 @@ import {
   positionFromAlpaca,
   type AlpacaErrorBody,
 } from './wire';
-import { rateLimitWaitSeconds, rateLimitWaits } from '../../../metrics';
 
 export interface AlpacaBrokerOptions {
   /** REST base URL, e.g. https://paper-api.alpaca.markets (ALPACA_BASE_URL). */
@@ -49,8 +48,9 @@ export interface AlpacaBrokerOptions {
   /** Poll period while the stream IS listening (catches events Alpaca never sent). 0 = off. Default 30 000. */
   safetyPollIntervalMs?: number;
   /**
-   * Minimum spacing per followed order within one poll round, so polling many orders stays inside
-   * Alpaca's 200 requests/minute: a round over N orders waits at least N × this. Default 600 (≈100/min).
+   * Minimum spacing per request of the last poll round before the next one starts. A round is one
+   * `GET /v2/orders?status=all&after=…` for every followed order (plus a lookup per order it did not
+   * cover), so this rarely matters; the request budget is what bounds the rate. Default 600.
    */
   minPollSpacingMs?: number;
   /** How long cancelOrder waits for pending_cancel to become terminal. Default 2 000. */
@@ -100,8 +100,13 @@ export class AlpacaBroker implements Broker {
   private readonly log: Logger;
   private readonly listeners = new Set<Listener>();
   private readonly reconciler = new OrderUpdateReconciler();
-  /** Followed orders (clientOrderId) — polled while the stream is down. */
-  private readonly followed = new Set<string>();
+  /**
+   * Followed orders: client order id → creation time when known (bounds the one-request poll listing).
+   * The adapter's single poller re-reads them while the stream is down (and at the safety period while
+   * it is up); followers elsewhere (the followOrder activity) never poll, they wait for its updates.
+   */
+  private readonly followed = new Map<string, string | undefined>();
+  private lastRoundRequests = 1;
   private readonly stream: TradeUpdatesStream;
   private readonly pollIntervalMs: number;
   private readonly safetyPollIntervalMs: number;
@@ -369,7 +374,7 @@ export class AlpacaBroker implements Broker {
   watchOrder(clientOrderId: string, baseline: { filledQty?: number; filledNotional?: number } = {}): void {
     this.reconciler.seed(clientOrderId, baseline);
     if (this.reconciler.isTerminal(clientOrderId)) return;
-    this.followed.add(clientOrderId);
+    if (!this.followed.has(clientOrderId)) this.followed.set(clientOrderId, undefined);
     this.scheduleNextPoll();
   }
 
@@ -380,7 +385,7 @@ export class AlpacaBroker implements Broker {
 
   /** Orders currently followed by the poller. */
   watchedOrders(): string[] {
-    return [...this.followed];
+    return [...this.followed.keys()];
   }
 
   get streamState(): StreamState {
@@ -441,6 +446,7 @@ export class AlpacaBroker implements Broker {
    */
   private follow(order: BrokerOrder): void {
     this.watchOrder(order.clientOrderId);
+    if (this.followed.has(order.clientOrderId)) this.followed.set(order.clientOrderId, order.createdAt);
   }
 
   private parse<T>(fn: () => T, what: string): T {
@@ -459,7 +465,7 @@ export class AlpacaBroker implements Broker {
 
   private emit(updates: OrderUpdate[]): void {
     for (const u of updates) {
-      if (isTerminal(u.order.status)) this.followed.delete(u.order.clientOrderId);
+      if (isTerminal(u.order.status)) this.unfollowFinished(u.order);
       for (const l of [...this.listeners]) {
         try {
           l(u);
@@ -552,35 +558,101 @@ export class AlpacaBroker implements Broker {
   private scheduleNextPoll(): void {
     const base = this.stream.state === 'listening' ? this.safetyPollIntervalMs : this.pollIntervalMs;
     if (base <= 0) return;
-    // Stay well inside Alpaca's 200 requests/minute however many orders are followed.
-    const spacing = this.followed.size * this.minPollSpacingMs;
+    // The budget bounds the rate; this only keeps a round that needed many lookups from repeating at once.
+    const spacing = this.lastRoundRequests * this.minPollSpacingMs;
     this.ensurePoll(Math.max(base, spacing, this.pollBackoffUntil - this.now()));
   }
 
-  /** One pass over followed orders: GET each by client order id and reconcile. */
+  /**
+   * A finished order is no longer polled, but its bracket legs that are still working are: they are
+   * orders of the same trade whose fills must still arrive when the stream is down.
+   */
+  private unfollowFinished(order: BrokerOrder): void {
+    this.followed.delete(order.clientOrderId);
+    for (const leg of order.legs ?? []) {
+      if (!isTerminal(leg.status) && !this.reconciler.isTerminal(leg.clientOrderId))
+        this.followed.set(leg.clientOrderId, leg.createdAt);
+    }
+  }
+
+  /**
+   * One pass over followed orders, at the lowest budget priority. Every followed order whose creation
+   * time is known is read with ONE request (`GET /v2/orders?status=all&after=<oldest>&nested=true`, up to
+   * 500 orders); only orders that listing did not cover are looked up one by one. So following N orders
+   * costs about one request per round, not N.
+   */
   private async pollRound(): Promise<void> {
-    for (const clientOrderId of [...this.followed]) {
-      if (this.closed) return;
-      let order: BrokerOrder | null;
-      try {
-        order = await this.lookup(clientOrderId, 'poll', { signal: this.closing.signal });
-      } catch (err) {
-        if (err instanceof BrokerRateLimitedError) {
-          this.pollBackoffUntil = this.now() + err.retryAfterMs;
-          rateLimitWaits.inc({ where: 'order_poll' });
-          rateLimitWaitSeconds.inc({ where: 'order_poll' }, err.retryAfterMs / 1000);
-          this.log.warn({ retryAfterMs: err.retryAfterMs }, 'order poll rate limited');
-          return;
-        }
-        this.log.warn(
-          { err: { name: (err as Error).name, message: (err as Error).message }, clientOrderId },
-          'order poll failed',
-        );
+    const signal = this.closing.signal;
+    const ids = [...this.followed.keys()];
+    const snapshots = new Map<string, BrokerOrder>();
+    let requests = 0;
+    const onError = (err: unknown, clientOrderId?: string): void => {
+      if (err instanceof BrokerRateLimitedError) {
+        // Only when closing (the budget otherwise waits a 429 out): nothing to reschedule around.
+        this.pollBackoffUntil = this.now() + err.retryAfterMs;
         return;
       }
-      if (!order) continue; // not (yet) known at the broker
-      this.emit(this.reconciler.fromSnapshot(order, new Date(this.now()).toISOString()));
-      if (isTerminal(order.status)) this.followed.delete(clientOrderId);
+      this.log.warn(
+        { err: { name: (err as Error).name, message: (err as Error).message }, clientOrderId },
+        'order poll failed',
+      );
+    };
+    const since = ids
+      .map((id) => this.followed.get(id))
+      .filter((t): t is string => typeof t === 'string' && Number.isFinite(Date.parse(t)))
+      .sort()[0];
+    if (since && ids.length > 1) {
+      try {
+        requests++;
+        for (const o of await this.listOrdersSince(since, signal)) {
+          snapshots.set(o.clientOrderId, o);
+          for (const leg of o.legs ?? []) snapshots.set(leg.clientOrderId, leg);
+        }
+      } catch (err) {
+        onError(err);
+        return;
+      }
     }
+    const at = new Date(this.now()).toISOString();
+    for (const clientOrderId of ids) {
+      if (this.closed) return;
+      if (!this.followed.has(clientOrderId)) continue; // finished meanwhile (a stream event)
+      let order = snapshots.get(clientOrderId) ?? null;
+      if (!order) {
+        try {
+          requests++;
+          order = await this.lookup(clientOrderId, 'poll', { signal });
+        } catch (err) {
+          onError(err, clientOrderId);
+          break;
+        }
+      }
+      if (!order) continue; // not (yet) known at the broker
+      if (this.followed.has(clientOrderId)) this.followed.set(clientOrderId, order.createdAt);
+      this.emit(this.reconciler.fromSnapshot(order, at));
+      // Legs report their own fills (the parent's snapshot carries them nested).
+      for (const leg of order.legs ?? []) {
+        if (this.reconciler.has(leg.clientOrderId) || leg.filledQty > 0 || leg.status !== 'held')
+          this.emit(this.reconciler.fromSnapshot(leg, at));
+      }
+      if (isTerminal(order.status)) this.unfollowFinished(order);
+    }
+    this.lastRoundRequests = Math.max(1, requests);
+  }
+
+  /** Orders created after `sinceIso` (minus a margin for clock skew), parents with legs nested. */
+  private async listOrdersSince(sinceIso: string, signal: AbortSignal): Promise<BrokerOrder[]> {
+    const path = '/v2/orders';
+    const after = new Date(Date.parse(sinceIso) - 60_000).toISOString();
+    const res = await this.rest.request('GET', path, {
+      query: { status: 'all', after, direction: 'asc', limit: '500', nested: 'true' },
+      priority: 'poll',
+      signal,
+    });
+    if (res.status >= 200 && res.status < 300 && Array.isArray(res.body))
+      return (res.body as unknown[]).map((o) => this.parseOrder(o));
+    if (res.status >= 200 && res.status < 300)
+      throw new BrokerUnavailableError('Alpaca GET /v2/orders: body is not an array', false);
+    throw this.rest.errorFor('GET', path, res);
   }
 }

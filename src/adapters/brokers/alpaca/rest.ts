@@ -2,7 +2,7 @@ import type { Logger } from '../../../logging';
 import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError, type BrokerCallOptions } from '../broker';
 import { RequestBudget, type BrokerCallPriority } from '../request-budget';
 import type { AlpacaErrorBody } from './wire';
-import { brokerErrors, brokerOperation, brokerRequests } from '../../../metrics';
+import { brokerErrors, brokerOperation, brokerRequests, rateLimitWaitSeconds, rateLimitWaits } from '../../../metrics';
 
 /** Error kind of a non-2xx answer, for sat_broker_errors_total. */
 function errorKind(status: number): string {
@@ -107,6 +107,9 @@ export class AlpacaRestClient {
       if (res.status !== 429) return res;
       this.rateLimitedResponses++;
       const waitMs = this.retryAfterMs(res.headers);
+      const where = opts.priority === 'poll' ? 'order_poll' : `broker_${opts.priority}`;
+      rateLimitWaits.inc({ where });
+      rateLimitWaitSeconds.inc({ where }, waitMs / 1000);
       this.budget.pauseUntil(this.now() + waitMs);
       const giveUp =
         opts.signal?.aborted === true || (opts.deadlineMs !== undefined && this.now() + waitMs > opts.deadlineMs);
