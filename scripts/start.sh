@@ -10,14 +10,17 @@ cd "$ROOT"
 T0=$(now_ms)
 # npm ci, the temporal CLI and the stack's missing apt packages, in parallel, each step timed.
 bash scripts/provision.sh npm cli apt >/dev/null
+# The worker loads a prebuilt workflow bundle instead of running webpack at every start; it is built while the
+# stack starts (both only need node_modules).
+node_modules/.bin/tsx src/cli/build-workflow-bundle.ts >"$LOGS/workflow-bundle.log" 2>&1 &
+bundle_job=$!
 bash scripts/stack-up.sh
 stack_env
-if [[ ! -f src/cli/pipeline.ts ]]; then
-  die "src/cli/pipeline.ts does not exist yet: the stack is up, but there is no pipeline entry point to run"
-fi
-# The worker loads this prebuilt bundle instead of running webpack at every start.
-t=$(now_ms)
-node_modules/.bin/tsx src/cli/build-workflow-bundle.ts
-log "workflow bundle built in $(elapsed_s "$t" "$(now_ms)")s; $(elapsed_s "$T0" "$(now_ms)")s since npm start, now the pipeline"
+wait "$bundle_job" || {
+  cat "$LOGS/workflow-bundle.log" >&2
+  die "building the workflow bundle failed (log $LOGS/workflow-bundle.log)"
+}
+log "workflow bundle: $(tail -1 "$LOGS/workflow-bundle.log")"
+log "ready $(elapsed_s "$T0" "$(now_ms)")s after npm start; starting the pipeline"
 # Node with tsx's hooks rather than the tsx CLI: one process receives Ctrl-C and stops the services in order.
 exec node --require tsx/preflight --import tsx src/cli/pipeline.ts "$@"

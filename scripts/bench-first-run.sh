@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Measure the first run and the warm run of `npm start` and `npm test` on a fresh clone, per provisioning route:
+#
+#   scripts/bench-first-run.sh [--route auto|fallback] [--command start|test|both] [--keep]
+#   npm run bench:first-run -- --route fallback --command start
+#
+# For each command: `git clone` of this checkout's HEAD into a scratch dir (no node_modules, empty .tools, empty
+# .data), then the command twice — first run (cold) and warm run (tools and node_modules cached, data kept, stack
+# stopped in between so the servers start again) — timing each to its exit; for `npm start` also to the ledger
+# summary line. Cold means: empty .tools, pip run with PIP_NO_CACHE_DIR=1 and, for the fallback route, empty
+# private Go module/build caches and an empty private Maven repository. NOT cold here: the npm cache (~/.npm), and
+# the apt packages (postgresql, rabbitmq-server, java, maven) when already installed: this script never removes
+# system packages, so their install time is not in the figures (see docs/operations.md).
+#
+# Everything runs on private ports with its own data (Temporal 27233/UI 27234, RabbitMQ 27672/27673/27674 as node
+# bench@localhost, PostgreSQL 27432, venue 27787, metrics on free ports; all must be free), so a stack already
+# running on the default ports is neither used nor disturbed. Output: each run's log in the scratch dir, and a table at the end.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+LOG_TAG=bench-first-run
+
+route=auto
+commands=(start test)
+keep=no
+while (($#)); do
+  case "$1" in
+    --route)
+      route="${2:?--route needs auto|wheel|fallback}"
+      shift
+      ;;
+    --command)
+      case "${2:?--command needs start|test|both}" in
+        start | test) commands=("$2") ;;
+        both) commands=(start test) ;;
+        *) die "--command must be start, test or both" ;;
+      esac
+      shift
+      ;;
+    --keep) keep=yes ;;
+    -h | --help)
+      sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+  shift
+done
+TEMPORAL_TOOLS_ROUTE="$route" tools_route >/dev/null
+
+for port in 27233 27234 27672 27673 27674 27432 27787; do
+  ! port_open 127.0.0.1 "$port" || die "port $port is in use: the benchmark needs its private ports free"
+done
+work="$(mktemp -d /tmp/sat-bench-first-run-XXXXXX)"
+chmod 755 "$work" # the postgres OS user must reach the clone's .data/postgres
+log "scratch dir $work (route $route; commands ${commands[*]})"
+
+bench_env() {
+  local clone="$1"
+  env -u TOOLS -u DATA -u ROOT -u TEMPORAL_TEST_SERVER_PATH -u TEMPORAL_CLI \
+    TEMPORAL_TOOLS_ROUTE="$route" PIP_NO_CACHE_DIR=1 \
+    TEMPORAL_ADDRESS=127.0.0.1:27233 TEMPORAL_UI_PORT=27234 \
+    RABBITMQ_PORT=27672 RABBITMQ_MANAGEMENT_PORT=27673 RABBITMQ_DIST_PORT=27674 RABBITMQ_NODENAME=bench@localhost \
+    DATABASE_URL="postgres://stockautotrader:$PG_PASS_DEFAULT@127.0.0.1:27432/stockautotrader" \
+    SIM_EXCHANGE_PORT=27787 DATAFLOW_METRICS_PORT=0 QUANT_METRICS_PORT=0 INTAKE_METRICS_PORT=0 \
+    WORKER_METRICS_PORT=0 EXCHANGE_SIM_METRICS_PORT=0 WORKER_SDK_METRICS_PORT=0 \
+    REPLAY_DATA_DIR="${REPLAY_DATA_DIR:-$(cd "$ROOT/.." && pwd)/shared/data}" \
+    GOMODCACHE="$work/go/mod" GOCACHE="$work/go/build" GOFLAGS=-trimpath \
+    MAVEN_OPTS="-Dmaven.repo.local=$work/m2" \
+    "${@:2}"
+}
+
+# run_timed LABEL CLONE CMD...: runs CMD in CLONE, prints "seconds-to-exit seconds-to-summary exit-code".
+run_timed() {
+  local label="$1" clone="$2" t0 rc=0 summary_s=-
+  shift 2
+  t0=$(now_ms)
+  (cd "$clone" && bench_env "$clone" "$@") >"$work/$label.log" 2>&1 </dev/null || rc=$?
+  local total
+  total="$(elapsed_s "$t0" "$(now_ms)")"
+  # The pipeline prints "summary after N s" when the ledger summary is complete; its log lines carry no wall
+  # clock, so the time to the summary is the exit time minus the stop after it (a few hundred ms): use the exit.
+  if grep -q 'summary after' "$work/$label.log"; then summary_s="$total"; fi
+  echo "$total $summary_s $rc"
+}
+
+declare -A results
+for c in "${commands[@]}"; do
+  clone="$work/clone-$c"
+  git clone -q "$ROOT" "$clone"
+  case "$c" in
+    start) cmd=(npm start) ;;
+    test) cmd=(npm test) ;;
+  esac
+  for phase in first warm; do
+    log "npm $c, $phase run (route $route) …"
+    read -r total summary rc < <(run_timed "$c-$phase" "$clone" "${cmd[@]}")
+    results["$c-$phase"]="$total $summary $rc"
+    log "npm $c, $phase run: ${total}s, exit $rc (log $work/$c-$phase.log)"
+    grep -E '\[provision\] (provisioned in|.* done in)|stack ready in|after npm start|summary after|^tests: |total [0-9.]+s \(exit' "$work/$c-$phase.log" |
+      sed 's/^/    /' >&2 || true
+    (cd "$clone" && bench_env "$clone" bash scripts/stack-down.sh) >>"$work/$c-stack-down.log" 2>&1 || true
+  done
+done
+
+printf '\n| route | command | first run (s) | warm run (s) | exit codes |\n|---|---|---|---|---|\n'
+for c in "${commands[@]}"; do
+  read -r f_total _ f_rc <<<"${results[$c-first]}"
+  read -r w_total _ w_rc <<<"${results[$c-warm]}"
+  printf '| %s | npm %s | %s | %s | %s, %s |\n' "$route" "$c" "$f_total" "$w_total" "$f_rc" "$w_rc"
+done
+if [[ $keep == no ]]; then
+  chmod -R u+w "$work/go" 2>/dev/null || true
+  rm -rf "$work/go" "$work/m2" "$work"/clone-*
+  log "run logs kept in $work (clones and caches removed; --keep keeps them)"
+fi
