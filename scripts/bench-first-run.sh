@@ -8,7 +8,8 @@
 # .data), then the command twice — first run (cold) and warm run (tools and node_modules cached, data kept, stack
 # stopped in between so the servers start again) — timing each to its exit; for `npm start` also to the ledger
 # summary line. Cold means: empty .tools, pip run with PIP_NO_CACHE_DIR=1 and, for the fallback route, empty
-# private Go module/build caches and an empty private Maven repository. NOT cold here: the npm cache (~/.npm), and
+# private Go module/build caches and an empty private Maven repository (one set per command, so the second
+# command's first run is as cold as the first's). NOT cold here: the npm cache (~/.npm), and
 # the apt packages (postgresql, rabbitmq-server, java, maven) when already installed: this script never removes
 # system packages, so their install time is not in the figures (see docs/operations.md).
 #
@@ -64,8 +65,8 @@ bench_env() {
     SIM_EXCHANGE_PORT=27787 DATAFLOW_METRICS_PORT=0 QUANT_METRICS_PORT=0 INTAKE_METRICS_PORT=0 \
     WORKER_METRICS_PORT=0 EXCHANGE_SIM_METRICS_PORT=0 WORKER_SDK_METRICS_PORT=0 \
     REPLAY_DATA_DIR="${REPLAY_DATA_DIR:-$(cd "$ROOT/.." && pwd)/shared/data}" \
-    GOMODCACHE="$work/go/mod" GOCACHE="$work/go/build" GOFLAGS=-trimpath \
-    MAVEN_OPTS="-Dmaven.repo.local=$work/m2" \
+    GOMODCACHE="$clone.cache/go/mod" GOCACHE="$clone.cache/go/build" GOFLAGS=-trimpath \
+    MAVEN_OPTS="-Dmaven.repo.local=$clone.cache/m2" \
     "${@:2}"
 }
 
@@ -109,7 +110,7 @@ for c in "${commands[@]}"; do
   printf '| %s | npm %s | %s | %s | %s, %s |\n' "$route" "$c" "$f_total" "$w_total" "$f_rc" "$w_rc"
 done
 if [[ $keep == no ]]; then
-  chmod -R u+w "$work/go" 2>/dev/null || true
-  rm -rf "$work/go" "$work/m2" "$work"/clone-*
+  chmod -R u+w "$work"/clone-*.cache 2>/dev/null || true
+  rm -rf "$work"/clone-*
   log "run logs kept in $work (clones and caches removed; --keep keeps them)"
 fi
