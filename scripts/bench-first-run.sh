@@ -53,6 +53,10 @@ for port in 27233 27234 27672 27673 27674 27432 27787; do
 done
 work="$(mktemp -d /tmp/sat-bench-first-run-XXXXXX)"
 chmod 755 "$work" # the postgres OS user must reach the clone's .data/postgres
+# Like CI, the clones get shared/ beside them (replay data, reference docs): SHARED_DIR, default ../shared.
+shared="${SHARED_DIR:-$ROOT/../shared}"
+[[ -d "$shared" ]] || die "no shared/ directory at $shared (set SHARED_DIR)"
+ln -s "$(cd "$shared" && pwd)" "$work/shared"
 log "scratch dir $work (route $route; commands ${commands[*]})"
 
 bench_env() {
@@ -64,7 +68,6 @@ bench_env() {
     DATABASE_URL="postgres://stockautotrader:$PG_PASS_DEFAULT@127.0.0.1:27432/stockautotrader" \
     SIM_EXCHANGE_PORT=27787 DATAFLOW_METRICS_PORT=0 QUANT_METRICS_PORT=0 INTAKE_METRICS_PORT=0 \
     WORKER_METRICS_PORT=0 EXCHANGE_SIM_METRICS_PORT=0 WORKER_SDK_METRICS_PORT=0 \
-    REPLAY_DATA_DIR="${REPLAY_DATA_DIR:-$(cd "$ROOT/.." && pwd)/shared/data}" \
     GOMODCACHE="$clone.cache/go/mod" GOCACHE="$clone.cache/go/build" GOFLAGS=-trimpath \
     MAVEN_OPTS="-Dmaven.repo.local=$clone.cache/m2" \
     "${@:2}"
