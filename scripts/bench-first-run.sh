@@ -13,9 +13,9 @@
 # the apt packages (postgresql, rabbitmq-server, java, maven) when already installed: this script never removes
 # system packages, so their install time is not in the figures (see docs/operations.md).
 #
-# Everything runs on private ports with its own data (Temporal 27233/UI 27234, RabbitMQ 27672/27673/27674 as node
-# bench@localhost, PostgreSQL 27432, venue 27787, metrics on free ports; all must be free), so a stack already
-# running on the default ports is neither used nor disturbed. Output: each run's log in the scratch dir, and a table at the end.
+# Everything runs on private ports with its own data (BENCH_PORT_BASE, default 27000, plus: Temporal 233/UI 234,
+# RabbitMQ 672/673/674 as node bench<base>@localhost, PostgreSQL 432, venue 787; metrics on free ports; all must
+# be free), so a stack already running on the default ports is neither used nor disturbed. Output: each run's log in the scratch dir, and a table at the end.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 LOG_TAG=bench-first-run
@@ -48,7 +48,8 @@ while (($#)); do
 done
 TEMPORAL_TOOLS_ROUTE="$route" tools_route >/dev/null
 
-for port in 27233 27234 27672 27673 27674 27432 27787; do
+B="${BENCH_PORT_BASE:-27000}"
+for port in $((B + 233)) $((B + 234)) $((B + 672)) $((B + 673)) $((B + 674)) $((B + 432)) $((B + 787)); do
   ! port_open 127.0.0.1 "$port" || die "port $port is in use: the benchmark needs its private ports free"
 done
 work="$(mktemp -d /tmp/sat-bench-first-run-XXXXXX)"
@@ -63,10 +64,10 @@ bench_env() {
   local clone="$1"
   env -u TOOLS -u DATA -u ROOT -u TEMPORAL_TEST_SERVER_PATH -u TEMPORAL_CLI \
     TEMPORAL_TOOLS_ROUTE="$route" PIP_NO_CACHE_DIR=1 \
-    TEMPORAL_ADDRESS=127.0.0.1:27233 TEMPORAL_UI_PORT=27234 \
-    RABBITMQ_PORT=27672 RABBITMQ_MANAGEMENT_PORT=27673 RABBITMQ_DIST_PORT=27674 RABBITMQ_NODENAME=bench@localhost \
-    DATABASE_URL="postgres://stockautotrader:$PG_PASS_DEFAULT@127.0.0.1:27432/stockautotrader" \
-    SIM_EXCHANGE_PORT=27787 DATAFLOW_METRICS_PORT=0 QUANT_METRICS_PORT=0 INTAKE_METRICS_PORT=0 \
+    TEMPORAL_ADDRESS=127.0.0.1:$((B + 233)) TEMPORAL_UI_PORT=$((B + 234)) \
+    RABBITMQ_PORT=$((B + 672)) RABBITMQ_MANAGEMENT_PORT=$((B + 673)) RABBITMQ_DIST_PORT=$((B + 674)) RABBITMQ_NODENAME=bench$B@localhost \
+    DATABASE_URL="postgres://stockautotrader:$PG_PASS_DEFAULT@127.0.0.1:$((B + 432))/stockautotrader" \
+    SIM_EXCHANGE_PORT=$((B + 787)) DATAFLOW_METRICS_PORT=0 QUANT_METRICS_PORT=0 INTAKE_METRICS_PORT=0 \
     WORKER_METRICS_PORT=0 EXCHANGE_SIM_METRICS_PORT=0 WORKER_SDK_METRICS_PORT=0 \
     GOMODCACHE="$clone.cache/go/mod" GOCACHE="$clone.cache/go/build" GOFLAGS=-trimpath \
     MAVEN_OPTS="-Dmaven.repo.local=$clone.cache/m2" \
