@@ -183,17 +183,31 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
   // from the FIRST unconfirmed message, re-sending anything after it too (duplicates of confirmed bars are
   // harmless, same message ids; a gap or a reordering is not). Pacing sends a window of one, like a live feed.
   const windowSize = paced ? 1 : window;
-  let i = 0;
+  let i = 0; // first unconfirmed message
   let failures = 0;
   while (i < units.length && !opts.signal?.aborted) {
-    const batch = units.slice(i, i + windowSize);
-    // publishJson writes to the channel synchronously in call order, so a window leaves in order and its
-    // confirms stream back while the next ones are written (temporal-guide C.2/C.3: streaming confirms).
-    const results = await Promise.allSettled(batch.map(send));
-    const firstFail = results.findIndex((r) => r.status === 'rejected');
-    const ok = firstFail === -1 ? batch.length : firstFail;
-    for (let k = 0; k < ok; k++) {
-      for (const bar of batch[k]!.bars) {
+    // A sliding window: up to windowSize messages in flight, topped up as the oldest confirms. publishJson
+    // writes to the channel synchronously in call order, so messages leave in order and their confirms stream
+    // back while later ones are written (temporal-guide C.2/C.3: streaming confirms).
+    const inflight: Array<Promise<unknown>> = [];
+    let next = i;
+    let err: unknown;
+    while (i < units.length && !opts.signal?.aborted) {
+      while (next < units.length && next - i < windowSize) {
+        inflight.push(
+          send(units[next]!).then(
+            () => undefined,
+            (e: unknown) => e ?? new Error('publish failed'),
+          ),
+        );
+        next++;
+      }
+      const outcome = await inflight.shift()!;
+      if (outcome !== undefined) {
+        err = outcome;
+        break;
+      }
+      for (const bar of units[i]!.bars) {
         published++;
         barsPublished.inc({ source: bar.source, symbol: bar.symbol });
         opts.logger?.debug(
@@ -202,18 +216,17 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
         );
         opts.onProgress?.(published, bar);
       }
-    }
-    i += ok;
-    if (firstFail === -1) {
+      i++;
       failures = 0;
       if (paced && i < units.length) {
         const wait =
           opts.speed !== undefined ? speedDelayMs(units[i - 1]!.bars[0], units[i]!.bars[0]!, opts.speed) : intervalMs;
         if (wait > 0) await sleep(wait, opts.signal);
       }
-      continue;
     }
-    const err = (results[firstFail] as PromiseRejectedResult).reason as unknown;
+    // Let everything after the failure settle before resending from it: nothing may overtake it.
+    await Promise.allSettled(inflight);
+    if (err === undefined) break;
     failures++;
     if (!(err instanceof PublishError) || err.reason === 'closed' || failures >= maxAttempts) throw err;
     retries++;

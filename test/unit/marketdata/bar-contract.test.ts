@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BarSchema } from '../../../src/contracts/bar';
+import fc from 'fast-check';
+import { BarSchema, _fastPathAccepts, barsOfMessage } from '../../../src/contracts/bar';
 import { parseEnv } from '../../../src/config';
 
 const good = {
@@ -81,5 +82,62 @@ describe('dataflow config', () => {
     } catch (e) {
       expect((e as Error).message).not.toContain('sekrit-key');
     }
+  });
+});
+
+describe("the consumers' fast validation path agrees with BarSchema", () => {
+  const field = fc.constantFrom(
+    'schema_version',
+    'message_id',
+    'symbol',
+    'interval',
+    'timestamp',
+    'open',
+    'high',
+    'low',
+    'close',
+    'volume',
+    'vwap',
+    'source',
+    'is_partial',
+    'correlation_id',
+    'extra',
+  );
+  const value = fc.oneof(
+    fc.constant(undefined),
+    fc.constant(null),
+    fc.constant(''),
+    fc.constant(0),
+    fc.constant(-1),
+    fc.constant(1e9),
+    fc.constant(Number.NaN),
+    fc.constant(2),
+    fc.constant(true),
+    fc.constant('nvda'),
+    fc.constant('BRK.B'),
+    fc.constant('1m'),
+    fc.constant('2013-02-30T00:00:00Z'),
+    fc.constant('2013-05-01T00:00:00+01:00'),
+    fc.constant('2013-05-01T09:30:00.5Z'),
+    fc.double(),
+    fc.string(),
+  );
+  it('never accepts what BarSchema refuses, and accepts the valid bars', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(field, value), { maxLength: 4 }), (edits) => {
+        const body: Record<string, unknown> = { ...good };
+        for (const [k, v] of edits) {
+          if (v === undefined) delete body[k];
+          else body[k] = v;
+        }
+        const zodOk = BarSchema.safeParse(body).success;
+        const fastOk = _fastPathAccepts(body);
+        if (fastOk) expect(zodOk).toBe(true);
+        if (edits.length === 0) expect(fastOk).toBe(true);
+        const viaConsumer = barsOfMessage(structuredClone(body));
+        expect(viaConsumer.ok).toBe(zodOk);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

@@ -1,0 +1,230 @@
+/**
+ * `npm run bench:ingest`: market-data ingest throughput on the real RabbitMQ, in one run:
+ *
+ *   bare amqplib   persistent publishes on a confirm channel (a window of confirms in flight), a manual-ack
+ *                  consumer that only counts: the ceiling of this broker, machine and client library;
+ *   per-message    the Dataflow path (replayBars → ConfirmPublisher, one bar per message, every bar confirmed)
+ *                  consumed by a validating, de-duplicating consumer (consumeJson → barsOfMessage → seen-set);
+ *   batched        the same with BAR_BATCH_SIZE bars of one symbol per message.
+ *
+ * Each mode runs on a private durable queue bound to a private exchange (deleted afterwards), with the same
+ * synthetic bars (seeded GBM), and counts bars/s from the first publish until the consumer has every bar. The
+ * consumer also checks the count and uniqueness, so a figure is never printed for a run that lost or doubled a
+ * bar. The last two lines are machine-readable:
+ *
+ *   per-message: <N> bars/s (<R>x bare amqplib <M> msg/s)
+ *   batched: <N> bars/s
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import amqp from 'amqplib';
+import { barsOfMessage, type Bar } from '../contracts/bar';
+import { loadConfig } from '../config';
+import { createLogger } from '../logging';
+import { gbmBars } from '../domain/marketdata/synthetic';
+import { mergeByTime, toBarMessage } from '../adapters/marketdata/replay';
+import { ConfirmPublisher, RabbitConnection, consumeJson, withChannel } from '../adapters/rabbitmq';
+import { replayBars } from '../workers/dataflow';
+
+const USAGE = `Usage: npm run bench:ingest -- [options]
+
+Measures bars/s published with confirms and consumed by a validating, de-duplicating consumer, one bar per
+message and batched, beside a bare amqplib publish/consume loop (persistent, confirms, manual acks), on the
+local RabbitMQ (RABBITMQ_*). Uses private queues; prints progress and a summary.
+
+Options:
+  --bars <n>       bars per mode (default 30000)
+  --batch <n>      bars per message in the batched mode (default 100)
+  --window <n>     unconfirmed messages in flight (default 256)
+  --prefetch <n>   consumer prefetch (default 1000)
+  -h, --help       this help
+`;
+
+interface Result {
+  messages: number;
+  bars: number;
+  seconds: number;
+}
+
+function syntheticBars(n: number): Bar[] {
+  const symbols = ['SYNA', 'SYNB', 'SYNC', 'SYND'];
+  const per = Math.ceil(n / symbols.length);
+  const series = symbols.map((symbol, k) =>
+    gbmBars({
+      symbol,
+      seed: 1000 + k,
+      startPrice: 50 + 10 * k,
+      drift: 0.05,
+      volatility: 0.3,
+      startMs: Date.parse('2020-01-01T00:00:00Z'),
+      stepMs: 60_000,
+      count: per,
+    }).map((b) => toBarMessage(b, '1m', 'synthetic')),
+  );
+  return mergeByTime(series).slice(0, n);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      bars: { type: 'string', default: '30000' },
+      batch: { type: 'string', default: '100' },
+      window: { type: 'string', default: '256' },
+      prefetch: { type: 'string', default: '1000' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const n = Number(values.bars);
+  const batch = Number(values.batch);
+  const window = Number(values.window);
+  const prefetch = Number(values.prefetch);
+  for (const [k, v] of Object.entries({ bars: n, batch, window, prefetch })) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be an integer >= 1`);
+  }
+  const cfg = loadConfig();
+  const log = createLogger('bench-ingest', { level: 'warn' });
+  const id = randomBytes(4).toString('hex');
+  const exchange = `bench.ingest.${id}`;
+  const bars = syntheticBars(n);
+  const say = (s: string) => process.stdout.write(`${s}\n`);
+  say(
+    `bench:ingest: ${n} synthetic bars (4 symbols, 1m) per mode, window ${window}, prefetch ${prefetch}, batch ${batch}`,
+  );
+  say(`RabbitMQ ${cfg.rabbitmq.host}:${cfg.rabbitmq.port} vhost ${cfg.rabbitmq.vhost}; private exchange ${exchange}`);
+
+  // ── bare amqplib ────────────────────────────────────────────────────────────────────────────────────────
+  const bare = async (): Promise<Result> => {
+    const queue = `${exchange}.bare`;
+    const conn = await amqp.connect(cfg.rabbitmq.url);
+    const pubCh = await conn.createConfirmChannel();
+    const subCh = await conn.createChannel();
+    await pubCh.assertExchange(exchange, 'topic', { durable: false, autoDelete: false });
+    await pubCh.assertQueue(queue, { durable: true, arguments: { 'x-queue-version': 2 } });
+    await pubCh.bindQueue(queue, exchange, 'bars.#');
+    const payloads = bars.map((b) => Buffer.from(JSON.stringify(b)));
+    await subCh.prefetch(prefetch);
+    let received = 0;
+    let done!: () => void;
+    const all = new Promise<void>((r) => (done = r));
+    await subCh.consume(queue, (msg) => {
+      if (!msg) return;
+      subCh.ack(msg);
+      if (++received === n) done();
+    });
+    const t0 = performance.now();
+    let inFlight = 0;
+    let wake: (() => void) | undefined;
+    for (let i = 0; i < n; i++) {
+      while (inFlight >= window) await new Promise<void>((r) => (wake = r));
+      inFlight++;
+      const ok = pubCh.publish(
+        exchange,
+        `bars.1m.${bars[i]!.symbol}`,
+        payloads[i]!,
+        { persistent: true, messageId: bars[i]!.message_id, contentType: 'application/json' },
+        (err) => {
+          if (err) throw err;
+          inFlight--;
+          wake?.();
+        },
+      );
+      if (!ok) await new Promise<void>((r) => pubCh.once('drain', () => r()));
+    }
+    await pubCh.waitForConfirms();
+    await all;
+    const seconds = (performance.now() - t0) / 1000;
+    await subCh.close();
+    await pubCh.deleteQueue(queue);
+    await pubCh.close();
+    await conn.close();
+    return { messages: n, bars: n, seconds };
+  };
+
+  // ── the Dataflow path ───────────────────────────────────────────────────────────────────────────────────
+  const dataflow = async (batchSize: number, tag: string): Promise<Result> => {
+    const queue = `${exchange}.${tag}`;
+    const rabbit = new RabbitConnection({ url: cfg.rabbitmq.url, name: `bench-ingest-${tag}`, logger: log });
+    const publisher = new ConfirmPublisher(rabbit, { logger: log });
+    await rabbit.start();
+    await withChannel(rabbit.connection!, async (ch) => {
+      await ch.assertExchange(exchange, 'topic', { durable: false, autoDelete: false });
+      await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-version': 2 } });
+      await ch.bindQueue(queue, exchange, 'bars.#');
+    });
+    const seen = new Set<string>();
+    let messages = 0;
+    let duplicates = 0;
+    let invalid = 0;
+    let done!: () => void;
+    const all = new Promise<void>((r) => (done = r));
+    const consumer = consumeJson(rabbit, queue, { prefetch, publisher, logger: log }, (ctx) => {
+      messages++;
+      const m = barsOfMessage(ctx.body);
+      if (!m.ok) {
+        invalid++;
+        return;
+      }
+      for (const b of m.bars) {
+        if (seen.has(b.message_id)) duplicates++;
+        else seen.add(b.message_id);
+      }
+      if (seen.size === n) done();
+    });
+    await consumer.ready();
+    const t0 = performance.now();
+    await replayBars({ publisher, bars, exchange, window, batchSize, logger: log });
+    await all;
+    const seconds = (performance.now() - t0) / 1000;
+    await consumer.cancel();
+    await withChannel(rabbit.connection!, (ch) => ch.deleteQueue(queue).then(() => undefined));
+    await publisher.close();
+    await rabbit.close();
+    if (invalid || duplicates || seen.size !== n) {
+      throw new Error(`${tag}: ${seen.size}/${n} bars, ${duplicates} duplicates, ${invalid} invalid messages`);
+    }
+    return { messages, bars: n, seconds };
+  };
+
+  const rate = (r: Result) => r.bars / r.seconds;
+  const line = (name: string, r: Result) =>
+    say(
+      `  ${name.padEnd(12)} ${r.bars} bars in ${r.messages} messages, ${r.seconds.toFixed(2)} s: ${Math.round(rate(r))} bars/s, ${Math.round(r.messages / r.seconds)} msg/s`,
+    );
+  try {
+    say('warm-up …');
+    await bare();
+    const b1 = await bare();
+    line('bare amqplib', b1);
+    const pm = await dataflow(1, 'per-message');
+    line('per-message', pm);
+    const bt = await dataflow(batch, 'batched');
+    line('batched', bt);
+    const b2 = await bare();
+    line('bare amqplib', b2);
+    const bareRate = (rate(b1) + rate(b2)) / 2;
+    say(`bare amqplib: mean of the runs before and after: ${Math.round(bareRate)} msg/s`);
+    say(
+      `per-message: ${Math.round(rate(pm))} bars/s (${(rate(pm) / bareRate).toFixed(2)}x bare amqplib ${Math.round(bareRate)} msg/s)`,
+    );
+    say(`batched: ${Math.round(rate(bt))} bars/s`);
+  } finally {
+    const conn = await amqp.connect(cfg.rabbitmq.url).catch(() => undefined);
+    if (conn) {
+      const ch = await conn.createChannel();
+      await ch.deleteExchange(exchange).catch(() => undefined);
+      await conn.close().catch(() => undefined);
+    }
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench:ingest: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
