@@ -77,8 +77,9 @@ describe('PostgreSQL restarted under the running pipeline (private server; real 
     await waitUntil(
       'the wave to reach the ledger',
       async () =>
-        (await pg.database.pool.query(`SELECT 1 FROM risk_decisions WHERE workflow_id = ANY($1) LIMIT 1`, [ids]))
-          .rowCount,
+        // waitUntil takes any value but null/undefined/false as done: a bare rowCount of 0 would pass.
+        ((await pg.database.pool.query(`SELECT 1 FROM risk_decisions WHERE workflow_id = ANY($1) LIMIT 1`, [ids]))
+          .rowCount ?? 0) > 0,
       60_000,
       20,
     );

@@ -27,8 +27,10 @@ export function createPool(databaseUrl: string, max = 10, opts: PoolOptions = {}
     connectionString: databaseUrl,
     max,
     application_name: opts.applicationName ?? 'stockautotrader',
-    // Notice a half-open connection (server host gone without a FIN) instead of waiting on it for ever.
+    // Notice a half-open connection (server host gone without a FIN) instead of waiting on it for ever: TCP
+    // keepalive probes start after 10 s idle (the OS default would wait two hours).
     keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     // A server that accepts TCP but never answers (starting up, overloaded) fails the connect instead of hanging it.
     connectionTimeoutMillis: 10_000,
   });
