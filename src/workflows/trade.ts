@@ -6,13 +6,17 @@ import {
   defineQuery,
   isCancellation,
   log,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   sleep,
+  TemporalFailure,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
+  type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BrokerOrder, OrderRequest } from '../contracts/order';
@@ -83,6 +87,35 @@ export const ACTIVITY_OPTIONS = {
   },
 } satisfies Record<string, ActivityOptions>;
 
+/**
+ * Patch ids (docs/workflow-versioning.md): a trade started before a patch replays its old command sequence.
+ *
+ * trade-path-lean (issue 12, docs/benchmarks.md): the order reaches the broker from the first workflow task.
+ * Risk runs as a local activity inside that task (same retries, same two-minute staleness bound), so
+ * submitOrder is scheduled by the very task that started the trade; the search attributes the starter set
+ * (Symbol/Side/Strategy, TradeStatus=RECEIVED) are not upserted again; TradeStatus is upserted only when it
+ * changes.
+ */
+export const LEAN_TRADE_PATH = 'trade-path-lean';
+
+/**
+ * Risk as a local activity: the worker that runs the workflow task runs the check and retries it by this
+ * policy, with no activity task, no matching and no extra workflow task. The decision is still recorded
+ * (a marker in the history) before anything is sent to the broker.
+ */
+const LOCAL_RISK_OPTIONS: LocalActivityOptions = {
+  startToCloseTimeout: ACTIVITY_OPTIONS.risk.startToCloseTimeout,
+  scheduleToCloseTimeout: ACTIVITY_OPTIONS.risk.scheduleToCloseTimeout,
+  // The same backoff, plus an attempt cap: the worker measures a local activity's schedule-to-close by its
+  // own clock, the cap bounds the retries in workflow time too (backoffs 0.5, 1, 2, 4, 8, then 10 s: the
+  // 17th attempt starts about two minutes after the first).
+  retry: { ...ACTIVITY_OPTIONS.risk.retry, maximumAttempts: 17 },
+  // Retries after a short backoff run in the worker; a longer backoff (the ledger is down) waits on a durable
+  // timer instead, so an outage costs a few timers rather than a workflow task held open.
+  localRetryThreshold: '1 second',
+};
+const localActivities = proxyLocalActivities<Activities>(LOCAL_RISK_OPTIONS);
+
 /** Follow returns at least this often, so the history shows the order is alive. */
 const FOLLOW_WAIT_MS = 30_000;
 /** One submit attempt's start-to-close: after it, no attempt can still be talking to the broker. */
@@ -147,30 +180,50 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
   };
   setHandler(statusQuery, () => status);
 
-  const setPhase = (phase: TradePhase, details?: string) => {
+  const lean = patched(LEAN_TRADE_PATH);
+  // What the TradeStatus search attribute holds (the lean path skips upserting an unchanged value).
+  const preset = workflowInfo().typedSearchAttributes;
+  let searchablePhase = lean ? preset.get(SA_TRADE_STATUS) : undefined;
+  const showPhase = (phase: TradePhase, details?: string) => {
     status.phase = phase;
-    upsertSearchAttributes([{ key: SA_TRADE_STATUS, value: phase }]);
     setCurrentDetails(details ?? `${phase}: ${signal.side} ${signal.symbol} (${status.filledQty} filled)`);
   };
-  upsertSearchAttributes([
-    { key: SA_SYMBOL, value: signal.symbol },
-    { key: SA_SIDE, value: signal.side },
-    { key: SA_STRATEGY, value: signal.strategy },
-  ]);
+  const setPhase = (phase: TradePhase, details?: string) => {
+    if (phase !== searchablePhase || !lean) upsertSearchAttributes([{ key: SA_TRADE_STATUS, value: phase }]);
+    searchablePhase = phase;
+    showPhase(phase, details);
+  };
+  // Signal intake sets these on the start request; a trade started by hand may lack them.
+  if (!lean || !preset.get(SA_SYMBOL) || !preset.get(SA_SIDE) || !preset.get(SA_STRATEGY)) {
+    upsertSearchAttributes([
+      { key: SA_SYMBOL, value: signal.symbol },
+      { key: SA_SIDE, value: signal.side },
+      { key: SA_STRATEGY, value: signal.strategy },
+    ]);
+  }
 
   // Mutating steps run non-cancellable: a cancel that lands mid-call must not leave a reservation or an
   // order the workflow never learned about. Cancellation is observed between steps.
-  setPhase('EVALUATING');
+  // On the lean path the check runs inside this workflow task, whose commands are committed together: an
+  // EVALUATING upsert would never be seen by a search, so only the status query shows it.
+  if (lean) showPhase('EVALUATING');
+  else setPhase('EVALUATING');
   let decision: RiskDecision;
   try {
+    const riskSummary = `risk check: ${signal.side} ${signal.symbol} @ ${signal.price}`;
     decision = await CancellationScope.nonCancellable(() =>
-      call('evaluateRisk', 'risk', `risk check: ${signal.side} ${signal.symbol} @ ${signal.price}`, {
-        workflowId,
-        signal,
-      }),
+      lean
+        ? localActivities.evaluateRisk.executeWithOptions({ ...LOCAL_RISK_OPTIONS, summary: riskSummary }, [
+            { workflowId, signal },
+          ])
+        : call('evaluateRisk', 'risk', riskSummary, { workflowId, signal }),
     );
   } catch (err) {
-    if (!(err instanceof ActivityFailure)) throw err;
+    // A local activity that used up its retries may surface as its last failure itself, not wrapped in an
+    // ActivityFailure: any failure from the check (never a cancellation) means the same here.
+    const riskFailed =
+      err instanceof ActivityFailure || (lean && err instanceof TemporalFailure && !isCancellation(err));
+    if (!riskFailed) throw err;
     // Risk could not be evaluated in time (the ledger was unreachable): the signal is stale. Nothing was
     // sent to the broker; finalising releases a reservation a lost completion may have left.
     return end(null, { kind: 'gave_up', reasonCode: 'risk_unavailable' }, failureMessage(err));

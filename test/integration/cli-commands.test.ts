@@ -387,9 +387,9 @@ describe('docs/temporal-cli.md command lines (real temporal CLI, dev server, ven
     }>(COMMANDS.show(market));
     expect(history.events.at(-1)!.eventType).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
     const activities = history.events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType.name ?? []);
-    expect(activities).toEqual(
-      expect.arrayContaining(['evaluateRisk', 'submitOrder', 'followOrder', 'finalizeTrade']),
-    );
+    // Risk runs as a local activity (a marker in the history); fills are booked by the activities that learn them.
+    expect(activities).toEqual(expect.arrayContaining(['submitOrder', 'followOrder', 'finalizeTrade']));
+    expect(activities).not.toContain('evaluateRisk');
 
     // list / count by search attributes: visibility is eventually consistent, so poll.
     const listParams = { ...market, query: DOC_FILLED_QUERY };

@@ -87,15 +87,47 @@ describe('tradeWorkflow replays every recorded history (determinism guard)', () 
     expect(failures, failures.join('\n')).toEqual([]);
   });
 
-  it('detects a mismatch: a history whose first activity is not evaluateRisk fails with DeterminismViolationError', async () => {
+  it('covers the old command sequence: the pre-trade-path-lean histories are kept under archive/', () => {
+    const archived = loadFixtures().filter((f) => f.file.startsWith('archive/pre-trade-path-lean/'));
+    expect(archived.map((f) => path.basename(f.file)).sort()).toEqual(expect.arrayContaining(['filled-market.json']));
+  });
+
+  it('trade-path-lean: the order is scheduled by the first workflow task, with risk as a local activity', () => {
+    const { events } = readJson('filled-market.json') as {
+      events: Array<{
+        eventType: string;
+        activityTaskScheduledEventAttributes?: { activityType: { name: string } };
+        markerRecordedEventAttributes?: { markerName: string };
+        upsertWorkflowSearchAttributesEventAttributes?: {
+          searchAttributes: { indexedFields: Record<string, unknown> };
+        };
+      }>;
+    };
+    const submitAt = events.findIndex(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType.name === 'submitOrder',
+    );
+    const before = events.slice(0, submitAt);
+    expect(before.filter((e) => e.eventType.endsWith('WORKFLOW_TASK_COMPLETED'))).toHaveLength(1);
+    expect(before.filter((e) => e.activityTaskScheduledEventAttributes)).toHaveLength(0);
+    expect(before.some((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toBe(true);
+    // Symbol/Side/Strategy come from the start request; TradeStatus is upserted only when it changes.
+    const upserted = events.flatMap((e) =>
+      Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes.indexedFields ?? {}),
+    );
+    expect(upserted).not.toContain('Symbol');
+    expect(upserted.filter((k) => k === 'TradeStatus')).toHaveLength(3); // SUBMITTING, WORKING, FILLED
+  });
+
+  it('detects a mismatch: a history whose first activity is not submitOrder fails with DeterminismViolationError', async () => {
     // The guard itself must be able to fail: simulate code that no longer matches the history by editing the
-    // history instead (the first scheduled activity becomes submitOrder, as if risk and submit were swapped).
+    // history instead (the first scheduled activity becomes followOrder, as if the submit were skipped). Since
+    // trade-path-lean, risk is a local activity (a marker), so submitOrder is the first scheduled activity.
     const json = readJson('filled-market.json') as {
       events: Array<{ activityTaskScheduledEventAttributes?: { activityType: { name: string } } }>;
     };
     const scheduled = json.events.find((e) => e.activityTaskScheduledEventAttributes)!;
-    expect(scheduled.activityTaskScheduledEventAttributes!.activityType.name).toBe('evaluateRisk');
-    scheduled.activityTaskScheduledEventAttributes!.activityType.name = 'submitOrder';
+    expect(scheduled.activityTaskScheduledEventAttributes!.activityType.name).toBe('submitOrder');
+    scheduled.activityTaskScheduledEventAttributes!.activityType.name = 'followOrder';
     const history = historyFromFixtureJson(json);
     const [result] = await replayAll(bundle, [{ workflowId: tradeWorkflowIdOf(history)!, history }]);
     expect(result!.error).toBeInstanceOf(DeterminismViolationError);
