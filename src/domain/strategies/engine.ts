@@ -27,21 +27,61 @@ export type EngineOutcome =
   | { kind: 'invalid'; reason: string };
 
 export interface SignalEngineOptions {
-  /** How many bar outcomes to remember for redeliveries (across all series). Default 10 000. */
+  /** How many bar outcomes to remember for redeliveries, per (symbol, interval) series. Default 10 000. */
   outcomeCacheSize?: number;
   /** Scope of the signal ids (the account the signals trade for; see signalIdFor). Default: unscoped. */
   signalScope?: string;
 }
 
+/**
+ * The last `cap` outcomes of one series, as a ring ordered by bar time (bars of a series are processed in
+ * increasing time): remembering is O(1), finding a redelivered bar's outcome a binary search. (A Map keyed by
+ * strings across all series cost ~3 µs a bar in hashing and rehashing: most of the budget.)
+ */
+class OutcomeRing {
+  private readonly times: Float64Array;
+  private readonly outs: Array<TradeSignal | null>;
+  private head = 0; // next write
+  private size = 0;
+
+  constructor(private readonly cap: number) {
+    this.times = new Float64Array(cap);
+    this.outs = new Array<TradeSignal | null>(cap).fill(null);
+  }
+
+  push(ms: number, outcome: TradeSignal | null): void {
+    this.times[this.head] = ms;
+    this.outs[this.head] = outcome;
+    this.head = (this.head + 1) % this.cap;
+    if (this.size < this.cap) this.size++;
+  }
+
+  /** The remembered outcome of the bar at `ms`, or undefined when it is not (or no longer) remembered. */
+  find(ms: number): TradeSignal | null | undefined {
+    let lo = 0;
+    let hi = this.size - 1;
+    const base = (this.head - this.size + this.cap) % this.cap;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const i = (base + mid) % this.cap;
+      const t = this.times[i]!;
+      if (t === ms) return this.outs[i]!;
+      if (t < ms) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+}
+
 interface Series {
   strategy: Strategy;
   lastMs: number;
+  outcomes: OutcomeRing;
 }
 
 export class SignalEngine {
   readonly strategyName: string;
   private readonly series = new Map<string, Series>();
-  private readonly outcomes = new Map<string, TradeSignal | null>();
   private readonly cacheSize: number;
   private readonly signalScope: string | undefined;
 
@@ -51,6 +91,7 @@ export class SignalEngine {
   ) {
     this.strategyName = factory().name;
     this.cacheSize = opts.outcomeCacheSize ?? 10_000;
+    if (!Number.isInteger(this.cacheSize) || this.cacheSize < 1) throw new RangeError('outcomeCacheSize must be >= 1');
     this.signalScope = opts.signalScope;
   }
 
@@ -65,37 +106,27 @@ export class SignalEngine {
     const ms = Date.parse(bar.timestamp);
     if (Number.isNaN(ms)) return { kind: 'invalid', reason: `bar timestamp "${bar.timestamp}" is not ISO-8601` };
     const seriesKey = `${bar.symbol}|${bar.interval}`;
-    const outcomeKey = `${seriesKey}|${ms}`;
     let s = this.series.get(seriesKey);
     if (s && ms <= s.lastMs) {
-      return this.outcomes.has(outcomeKey)
-        ? { kind: 'duplicate', signal: this.outcomes.get(outcomeKey) ?? null }
-        : { kind: 'stale' };
+      const remembered = s.outcomes.find(ms);
+      return remembered !== undefined ? { kind: 'duplicate', signal: remembered } : { kind: 'stale' };
     }
     if (!s) {
-      s = { strategy: this.factory(), lastMs: Number.NEGATIVE_INFINITY };
+      s = { strategy: this.factory(), lastMs: Number.NEGATIVE_INFINITY, outcomes: new OutcomeRing(this.cacheSize) };
       this.series.set(seriesKey, s);
     }
     s.lastMs = ms;
     const intent = s.strategy.onBar(bar);
     if (!intent) {
-      this.remember(outcomeKey, null);
+      s.outcomes.push(ms, null);
       return { kind: 'none' };
     }
     const r = toTradeSignal(this.strategyName, bar, intent, this.signalScope);
     if (!r.ok) {
-      this.remember(outcomeKey, null);
+      s.outcomes.push(ms, null);
       return { kind: 'invalid', reason: r.reason };
     }
-    this.remember(outcomeKey, r.value);
+    s.outcomes.push(ms, r.value);
     return { kind: 'signal', signal: r.value, reason: intent.reason, indicators: intent.indicators };
-  }
-
-  private remember(key: string, outcome: TradeSignal | null): void {
-    this.outcomes.set(key, outcome);
-    if (this.outcomes.size > this.cacheSize) {
-      const oldest = this.outcomes.keys().next().value;
-      if (oldest !== undefined) this.outcomes.delete(oldest);
-    }
   }
 }

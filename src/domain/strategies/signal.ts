@@ -17,7 +17,9 @@ import type { SignalIntent } from './types';
  *  - price = the bar close; created_at = the bar timestamp normalised to ISO-8601 UTC (not the wall clock, which
  *    would make the message differ between a run and its replay).
  * Validated against the shared contract; an error means the bar cannot yield a valid signal (e.g. a lower-case
- * symbol), which the quant dead-letters with the reason.
+ * symbol), which the quant dead-letters with the reason. The contract's constraints on the fields built here are
+ * checked directly first (zod costs ~50 µs a signal, the whole budget of a bar with every strategy on); only a
+ * candidate that fails them goes through the schema, for its exact reason. A unit test keeps the two in step.
  */
 export function toTradeSignal(
   strategy: string,
@@ -27,7 +29,7 @@ export function toTradeSignal(
 ): ParseResult<TradeSignal> {
   const ms = Date.parse(bar.timestamp);
   if (Number.isNaN(ms)) return { ok: false, reason: `bar timestamp "${bar.timestamp}" is not ISO-8601` };
-  const r = TradeSignalSchema.safeParse({
+  const candidate: TradeSignal = {
     schema_version: SIGNAL_SCHEMA_VERSION,
     signal_id: signalIdFor(strategy, bar.symbol, bar.timestamp, scope),
     correlation_id: bar.correlation_id,
@@ -38,8 +40,33 @@ export function toTradeSignal(
     strategy,
     created_at: new Date(ms).toISOString(),
     asset_class: 'equity',
-  });
+  };
+  if (meetsContract(candidate)) return { ok: true, value: candidate };
+  const r = TradeSignalSchema.safeParse(candidate);
   return r.success
     ? { ok: true, value: r.data }
     : { ok: false, reason: `signal would be invalid: ${formatZodError(r.error)}` };
+}
+
+const SIGNAL_ID = /^[A-Za-z0-9._-]{1,39}$/;
+const TICKER = /^[A-Z][A-Z0-9.]*$/;
+
+/** TradeSignalSchema's constraints on the fields toTradeSignal sets (created_at comes from toISOString). */
+function meetsContract(s: TradeSignal): boolean {
+  return (
+    SIGNAL_ID.test(s.signal_id) &&
+    s.correlation_id.length >= 1 &&
+    s.correlation_id.length <= 128 &&
+    s.symbol.length >= 1 &&
+    s.symbol.length <= 12 &&
+    TICKER.test(s.symbol) &&
+    (s.side === 'buy' || s.side === 'sell') &&
+    Number.isFinite(s.price) &&
+    s.price > 0 &&
+    Number.isFinite(s.confidence) &&
+    s.confidence >= 0 &&
+    s.confidence <= 1 &&
+    s.strategy.length >= 1 &&
+    s.strategy.length <= 64
+  );
 }
