@@ -125,10 +125,14 @@ export class PipelineHarness {
     const { script, ready } = SCRIPTS[name];
     // Node itself with tsx's hooks, not the tsx CLI: the CLI runs the script in a grandchild process, so a
     // SIGKILL of the CLI (which cannot relay it) would leave the real service running as an orphan.
+    // Its own process group (detached), so stop() can signal the whole tree: a crash test's SIGKILL must take
+    // down anything the service started too, never leave a child running on (issue 8: a `tsx` wrapper's
+    // child survives a kill of the wrapper).
     const child = spawn(process.execPath, ['--require', 'tsx/preflight', '--import', 'tsx', path.join(ROOT, script)], {
       cwd: ROOT,
       env: this.env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     let out = '';
     const logFile = fs.createWriteStream(path.join(LOG_DIR, `${this.taskQueue}-${name}.log`), { flags: 'a' });
@@ -169,12 +173,17 @@ export class PipelineHarness {
     return url;
   }
 
-  /** kill -9 (crash) or SIGTERM (graceful), and wait for the exit. */
+  /**
+   * kill -9 (crash) or SIGTERM (graceful), and wait for the exit. The signal goes to the service's whole
+   * process group (`kill -SIG -pgid`): with SIGKILL nothing of the service survives, whatever it spawned.
+   */
   async stop(name: ServiceName, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const svc = this.services.get(name);
     if (!svc || svc.child.exitCode !== null || svc.child.signalCode !== null) return;
-    svc.child.kill(signal);
+    killGroup(svc.child, signal);
     await svc.exited;
+    // A graceful stop lets the leader exit first; whatever it left behind in its group goes now.
+    if (signal !== 'SIGKILL') killGroup(svc.child, 'SIGKILL');
   }
 
   async publishSignal(signal: TradeSignalInput): Promise<void> {
@@ -221,6 +230,16 @@ export class PipelineHarness {
     await this.connection.close().catch(() => undefined);
     await this.db.drop().catch(() => undefined);
     if (this.env.SAT_TEST_PRIVATE_VHOST) await managementRequest('DELETE', vhostPath(this.env.SAT_TEST_PRIVATE_VHOST));
+  }
+}
+
+/** Signal a detached child's process group (its pid is the group id); no-op when the group is gone. */
+export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
 }
 
