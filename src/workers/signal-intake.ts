@@ -71,6 +71,11 @@ export interface IntakeOptions {
   startOptions?: (signal: TradeSignal, taskQueue: string) => ReturnType<typeof tradeStartOptions>;
   /** Cap of the transient-error backoff in ms (default 10 s). */
   maxRetryDelayMs?: number;
+  /**
+   * Deliveries of a message whose handling keeps failing before it is dead-lettered with the reason (default
+   * 20 = the default RABBITMQ_DELIVERY_LIMIT; keep it at or below the queue's limit).
+   */
+  maxAttempts?: number;
 }
 
 export interface IntakeHandle {
@@ -185,7 +190,7 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
   const consumer = consumeJson(
     opts.rabbit,
     opts.queue ?? INTAKE_SIGNALS_QUEUE,
-    { prefetch: opts.prefetch, publisher: opts.publisher, logger: opts.logger, maxAttempts: 20 },
+    { prefetch: opts.prefetch, publisher: opts.publisher, logger: opts.logger, maxAttempts: opts.maxAttempts ?? 20 },
     async (ctx) => {
       stats.received++;
       const parsed = parseTradeSignal(ctx.body);
@@ -285,7 +290,16 @@ async function main(): Promise<void> {
     setup: assertTopologyOn,
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
-  const intake = startIntake({ rabbit, publisher, client, taskQueue: cfg.temporal.taskQueue, logger: log, prefetch });
+  const intake = startIntake({
+    rabbit,
+    publisher,
+    client,
+    taskQueue: cfg.temporal.taskQueue,
+    logger: log,
+    prefetch,
+    // The consumer dead-letters with the reason no later than the broker would without one.
+    maxAttempts: Math.min(20, cfg.rabbitmq.deliveryLimit),
+  });
   const ops = await startOps(cfg, 'signal-intake', log, {
     ready: { rabbitmq: rabbitCheck(rabbit), temporal: temporalCheck(connection) },
   });
