@@ -69,8 +69,8 @@ describe('npm start: the whole chain, run again and again, stopped with Ctrl-C',
   let client: Client;
   const runs: Run[] = [];
 
-  /** Run the pipeline; `interruptAfterReadyMs` sends one SIGINT that long after the services are ready. */
-  function runPipeline(args: string[], interruptAfterReadyMs?: number): Promise<Run> {
+  /** Run the pipeline; `interruptWhen` sends one SIGINT as soon as the output matches it. */
+  function runPipeline(args: string[], interruptWhen?: RegExp): Promise<Run> {
     return new Promise((resolve, reject) => {
       const child = spawn(
         process.execPath,
@@ -81,9 +81,9 @@ describe('npm start: the whole chain, run again and again, stopped with Ctrl-C',
       let interrupted = false;
       const onData = (d: Buffer) => {
         out += d.toString();
-        if (interruptAfterReadyMs !== undefined && !interrupted && out.includes('services ready')) {
+        if (interruptWhen && !interrupted && interruptWhen.test(out)) {
           interrupted = true;
-          setTimeout(() => child.kill('SIGINT'), interruptAfterReadyMs);
+          child.kill('SIGINT');
         }
       };
       child.stdout.on('data', onData);
@@ -263,7 +263,11 @@ describe('npm start: the whole chain, run again and again, stopped with Ctrl-C',
   });
 
   it('Ctrl-C stops everything cleanly and loses nothing: every published bar and signal is processed', async () => {
-    const run = await runPipeline(['--symbols', 'NVDA', '--bars', '300', '--interval-ms', '40'], 2500);
+    // Interrupted mid-replay: as soon as the progress line shows bars flowing.
+    const run = await runPipeline(
+      ['--symbols', 'NVDA', '--bars', '300', '--interval-ms', '40'],
+      /progress: [1-9]\d* bars/,
+    );
     expect(run.code, run.out.slice(-3000)).toBe(130);
     expect(run.out).toContain('Ctrl-C: stopping the replay');
     // Stopped part-way: some bars, not all.
