@@ -58,6 +58,7 @@ run_step() {
       else
         LOG_TAG=npm log "npm ci"
         (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) >&2 || rc=$?
+        echo "npm ci" >"$out/$s.note"
       fi
       ;;
     cli)
