@@ -25,6 +25,7 @@ import {
  *                its response (which shows the order filled, or as accepted before the fill);
  *                marketFills({ ..., parts: [1, 1] }) — partial fills (1 + 1 of 2);
  *                fill(cid, qty, price) — manual (partial) fill of any open order.
+ *  - cancels:    engine.cancelsTakeMs(ms) — DELETE leaves the order pending_cancel for `ms` (as Alpaca does).
  *  - submits:    failNextPostAfterAccept('destroy' | '504' | '500' | 'hang') — the order exists, the response fails;
  *                hangNextPostThenFill(ms) — the POST response is held `ms` while the order exists and fills;
  *                delayNextResponse(ms, match) — any response late; rejectNext({status, code, message}).
@@ -52,7 +53,8 @@ interface Pos {
   avgEntryPrice: number;
 }
 
-const OPEN_FOR_FILLS = new Set(['new', 'accepted', 'partially_filled', 'pending_new']);
+// pending_cancel: a fill can still race the cancel, as at Alpaca.
+const OPEN_FOR_FILLS = new Set(['new', 'accepted', 'partially_filled', 'pending_new', 'pending_cancel']);
 
 export interface FakeEngineOptions {
   startingCash?: number;
@@ -104,6 +106,7 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
   private marketFillMode: MarketFillMode | ((order: BrokerOrder) => MarketFillMode | undefined) | undefined;
   private fillNextAcceptedAfterMs: number | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
+  private pendingCancelMs = 0;
   tradingBlocked = false;
 
   constructor(private readonly opts: FakeEngineOptions = {}) {
@@ -280,13 +283,32 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
     const o = this.orders.get(clientOrderId);
     if (!o) return null;
     if (isTerminal(o.status)) return this.snapshot(o);
+    if (this.pendingCancelMs > 0 && o.status !== 'pending_cancel') {
+      // Alpaca: DELETE is accepted (204) and the order goes pending_cancel → canceled asynchronously.
+      o.status = 'pending_cancel';
+      o.updatedAt = new Date().toISOString();
+      this.emit('pending_cancel', o);
+      this.later(this.pendingCancelMs, async () => {
+        if (!isTerminal(o.status)) this.cancelNow(clientOrderId, o);
+      });
+      return this.snapshot(o);
+    }
+    this.cancelNow(clientOrderId, o);
+    return this.snapshot(o);
+  }
+
+  /** DELETE leaves orders pending_cancel for `ms` before they are canceled (0: at once, the default). */
+  cancelsTakeMs(ms: number): void {
+    this.pendingCancelMs = ms;
+  }
+
+  private cancelNow(clientOrderId: string, o: BrokerOrder): void {
     this.finish(o, 'canceled');
     // Cancelling a bracket parent cancels its legs.
     for (const legId of this.legIds.get(clientOrderId) ?? []) {
       const leg = this.orders.get(legId)!;
       if (!isTerminal(leg.status)) this.finish(leg, 'canceled');
     }
-    return this.snapshot(o);
   }
 
   /** Terminal transition without a fill (canceled / expired / rejected). */

@@ -213,6 +213,38 @@ describe('rate limits', () => {
   });
 });
 
+describe('cancels', () => {
+  it('pending_cancel, then canceled: with the stream up the adapter waits for the event, not a 200 ms re-read loop', async () => {
+    const { fake, broker, updates } = await setup({ cancelSettleMs: 5_000 });
+    expect(await broker.waitForStream(5_000)).toBe(true);
+    const cid = uniqueClientOrderId('cancel-pending');
+    await broker.submitOrder(order(cid, 3));
+    fake.engine.cancelsTakeMs(1_500);
+    const before = fake.requests.length;
+    const done = await broker.cancelOrder(cid);
+    expect(done?.status).toBe('canceled');
+    // lookup, DELETE, lookup (pending_cancel), then one lookup after the stream's `canceled` event.
+    expect(fake.requests.slice(before).map((r) => r.method)).toEqual(['GET', 'DELETE', 'GET', 'GET']);
+    expect(updates.some((u) => u.order.clientOrderId === cid && u.event === 'canceled')).toBe(true);
+  });
+
+  it('a fill racing a pending cancel is reported, and the cancel ends with the remainder cancelled', async () => {
+    const { fake, broker, updates } = await setup({ cancelSettleMs: 3_000 });
+    expect(await broker.waitForStream(5_000)).toBe(true);
+    const cid = uniqueClientOrderId('cancel-race');
+    await broker.submitOrder(order(cid, 3));
+    fake.engine.cancelsTakeMs(400);
+    const cancelling = broker.cancelOrder(cid);
+    await waitFor(
+      () => updates.some((u) => u.order.clientOrderId === cid && u.event === 'pending_cancel') || undefined,
+    );
+    await fake.fill(cid, 1, 100);
+    const done = await cancelling;
+    expect(done).toMatchObject({ status: 'canceled', filledQty: 1 });
+    await waitFor(() => updates.find((u) => u.order.clientOrderId === cid && u.fill), 3_000, 'the racing fill');
+  });
+});
+
 describe('one request budget per process', () => {
   it('20 followed orders with the stream down stay within the budget; a submit goes before the polls', async () => {
     // A budget on a clock we move by hand: the fake then sees exactly what the budget granted.
