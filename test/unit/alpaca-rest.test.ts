@@ -249,6 +249,19 @@ describe('createBroker', () => {
     expect(f.calls[0]!.url).toBe('http://127.0.0.1:9911/v2/positions');
     expect(f.calls[0]!.headers['APCA-API-KEY-ID']).toBe(SIM_PLACEHOLDER_KEY);
   });
+
+  it("the broker's request budget comes from config: 200/min for Alpaca, unlimited for the local venue", async () => {
+    const alpaca = createBroker(
+      parseEnv({ BROKER: 'alpaca', BROKER_API_KEY: 'k', BROKER_API_SECRET: 's', BROKER_RATE_LIMIT_PER_MIN: '120' }),
+      silent,
+    );
+    expect(alpaca.budget.limitPerMinute).toBe(120);
+    expect(alpaca.budget.burst).toBe(12);
+    const sim = createBroker(parseEnv({}), silent);
+    expect(sim.budget.unlimited).toBe(true);
+    await alpaca.close();
+    await sim.close();
+  });
 });
 
 describe('429s are waited out, never counted as failures (fake clock)', () => {

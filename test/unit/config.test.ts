@@ -18,8 +18,19 @@ describe('config', () => {
     ['DATABASE_URL', 'mysql://x'],
     ['BROKER', 'ibkr'],
     ['RISK_ALLOW_SHORT', 'maybe'],
+    ['BROKER_RATE_LIMIT_PER_MIN', '0'],
+    ['BROKER_RATE_LIMIT_PER_MIN', '2.5'],
+    ['SIM_RATE_LIMIT_PER_MIN', '-1'],
   ])('rejects %s=%s with a message naming the variable', (name, value) => {
     expect(() => parseEnv({ [name]: value })).toThrow(new RegExp(`^Invalid configuration: ${name} must be`));
+  });
+
+  it('broker request budget: 200/min for Alpaca, unlimited for the local venue, each configurable', () => {
+    const alpaca = { BROKER: 'alpaca', BROKER_API_KEY: 'k', BROKER_API_SECRET: 's' };
+    expect(parseEnv(alpaca).brokerRateLimitPerMin).toBe(200);
+    expect(parseEnv({ ...alpaca, BROKER_RATE_LIMIT_PER_MIN: '1000' }).brokerRateLimitPerMin).toBe(1000);
+    expect(parseEnv({}).brokerRateLimitPerMin).toBe(0);
+    expect(parseEnv({ SIM_RATE_LIMIT_PER_MIN: '600' }).brokerRateLimitPerMin).toBe(600);
   });
 
   it('requires broker credentials for alpaca and never echoes secrets', () => {
