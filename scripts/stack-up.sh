@@ -34,6 +34,12 @@ if [[ $keep_auto == no ]]; then
   for s in "${servers[@]}"; do rm -f "$RUN/auto-$s"; done
 fi
 
+# Missing Debian packages of these servers in one apt-get transaction, before the servers start in parallel (each
+# server script would otherwise install its own, one after the other behind the dpkg lock).
+if [[ " ${servers[*]} " == *" postgres "* || " ${servers[*]} " == *" rabbitmq "* ]]; then
+  bash "$ROOT/scripts/provision.sh" apt >/dev/null || die "could not install the stack's packages"
+fi
+
 # Start the servers in parallel (RabbitMQ's Erlang boot is the slow one); each logs with its own tag.
 declare -A pids
 for s in "${servers[@]}"; do
