@@ -80,7 +80,10 @@ Options:
   --bar-interval-ms MS  a market bar every MS ms while a phase runs, so orders fill and trades settle (default 500)
   --drain-timeout S     give up waiting for a phase to settle after S seconds (default 120)
   --prefetch N          SIGNAL_PREFETCH of the intake = workflow starts in flight (default: env or 32)
-  --intakes N           signal-intake processes (default 1)
+  --intake worker|process
+                        signal intake inside the trade worker(s), starting trades eagerly on the worker's
+                        connection, or as separate signal-intake processes (default: INTAKE_IN_WORKER, false)
+  --intakes N           signal-intake processes with --intake process (default 1)
   --workers N           trade-worker processes (default 1)
   --worker-tuning K=V,… run the worker(s) with these Worker.create options overridden, e.g.
                         maxConcurrentWorkflowTaskPollers=20,maxCachedWorkflows=2000 (default: product settings)
@@ -112,6 +115,8 @@ export interface BenchOptions {
   drainTimeoutS: number;
   prefetch?: number;
   intakes: number;
+  /** Where signal intake runs: inside the trade worker (eager start) or as signal-intake processes. */
+  intake?: 'worker' | 'process';
   workers: number;
   workerTuning: Record<string, number | boolean | string>;
   logLevel: string;
@@ -188,6 +193,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
         o.workerTuning[k] =
           raw === 'true' ? true : raw === 'false' ? false : Number.isFinite(Number(raw)) ? Number(raw) : raw;
       }
+    } else if (a === '--intake') {
+      const v = value();
+      if (v !== 'worker' && v !== 'process') return { error: '--intake needs worker|process' };
+      o.intake = v;
     } else if (a === '--log-level') {
       const v = value();
       if (!v || !['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(v))
@@ -264,6 +273,7 @@ export function rates(times: readonly number[], t0: number): { overall: number; 
 
 const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '–');
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
+const mean = (v: readonly number[]) => dist(v).mean;
 
 function table(head: string[], rows: string[][], alignLeft = 1): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -748,6 +758,7 @@ const EV = {
   ACT_SCHEDULED: 10,
   ACT_STARTED: 11,
   ACT_COMPLETED: 12,
+  MARKER_RECORDED: 25,
 } as const;
 
 interface TsLike {
@@ -776,7 +787,22 @@ export interface TradeTimes {
   submitCompleted: number;
   wfCompleted: number;
   events: number;
+  /** Workflow tasks completed over the whole trade. */
+  wfts: number;
+  /** Workflow tasks completed up to the one that scheduled submitOrder (inclusive). */
+  wftsToOrder: number;
+  /**
+   * Tasks (workflow and activity) dispatched through matching up to submitOrder's start (inclusive). A task
+   * handed over eagerly (eager workflow start, eager activity execution) starts in the same server request
+   * that scheduled it; one dispatched through matching waits for a poll: schedule-to-start ≥ 1 ms.
+   */
+  dispatchesToOrder: number;
+  /** Risk ran as a local activity (a marker in the first workflow task), not as an activity task. */
+  riskLocal: boolean;
 }
+
+/** Below this schedule-to-start a task was handed over eagerly, not through matching (see dispatchesToOrder). */
+const EAGER_MAX_MS = 1;
 
 interface HistoryEventLike {
   eventId?: number | { toNumber(): number } | null;
@@ -785,6 +811,7 @@ interface HistoryEventLike {
   activityTaskScheduledEventAttributes?: { activityType?: { name?: string | null } | null } | null;
   activityTaskStartedEventAttributes?: { scheduledEventId?: number | { toNumber(): number } | null } | null;
   activityTaskCompletedEventAttributes?: { scheduledEventId?: number | { toNumber(): number } | null } | null;
+  markerRecordedEventAttributes?: { markerName?: string | null } | null;
 }
 
 const idNum = (v: number | { toNumber(): number } | null | undefined): number =>
@@ -805,13 +832,23 @@ export function tradeTimes(events: readonly HistoryEventLike[]): TradeTimes {
     submitCompleted: NaN,
     wfCompleted: NaN,
     events: events.length,
+    wfts: 0,
+    wftsToOrder: NaN,
+    dispatchesToOrder: 0,
+    riskLocal: false,
   };
   const activityOf = new Map<number, string>();
+  const scheduledAt = new Map<number, number>();
   let wftStarts = 0;
   let wftCompletes = 0;
+  let wftScheduledAt = NaN;
+  let orderStarted = false;
   for (const e of events) {
     const at = tsMs(e.eventTime);
     switch (e.eventType) {
+      case EV.WFT_SCHEDULED:
+        wftScheduledAt = at;
+        break;
       case EV.WF_STARTED:
         t.wfStarted = at;
         break;
@@ -819,11 +856,13 @@ export function tradeTimes(events: readonly HistoryEventLike[]): TradeTimes {
         t.wfCompleted = at;
         break;
       case EV.WFT_STARTED:
+        if (!orderStarted && !(at - wftScheduledAt < EAGER_MAX_MS)) t.dispatchesToOrder++;
         wftStarts++;
         if (wftStarts === 1) t.wft1Started = at;
         if (wftStarts === 2) t.wft2Started = at;
         break;
       case EV.WFT_COMPLETED:
+        t.wfts++;
         wftCompletes++;
         if (wftCompletes === 1) t.wft1Completed = at;
         if (wftCompletes === 2) t.wft2Completed = at;
@@ -831,12 +870,20 @@ export function tradeTimes(events: readonly HistoryEventLike[]): TradeTimes {
       case EV.ACT_SCHEDULED: {
         const name = e.activityTaskScheduledEventAttributes?.activityType?.name ?? '';
         activityOf.set(idNum(e.eventId), name);
+        scheduledAt.set(idNum(e.eventId), at);
         if (name === 'evaluateRisk' && Number.isNaN(t.riskScheduled)) t.riskScheduled = at;
-        if (name === 'submitOrder' && Number.isNaN(t.submitScheduled)) t.submitScheduled = at;
+        if (name === 'submitOrder' && Number.isNaN(t.submitScheduled)) {
+          t.submitScheduled = at;
+          t.wftsToOrder = wftCompletes;
+        }
         break;
       }
       case EV.ACT_STARTED: {
-        const name = activityOf.get(idNum(e.activityTaskStartedEventAttributes?.scheduledEventId));
+        const sched = idNum(e.activityTaskStartedEventAttributes?.scheduledEventId);
+        const name = activityOf.get(sched);
+        // Activity started events are written at completion, so they are counted here up to the order's own.
+        if (!orderStarted && !(at - (scheduledAt.get(sched) ?? NaN) < EAGER_MAX_MS)) t.dispatchesToOrder++;
+        if (name === 'submitOrder') orderStarted = true;
         if (name === 'evaluateRisk' && Number.isNaN(t.riskStarted)) t.riskStarted = at;
         if (name === 'submitOrder' && Number.isNaN(t.submitStarted)) t.submitStarted = at;
         break;
@@ -847,8 +894,17 @@ export function tradeTimes(events: readonly HistoryEventLike[]): TradeTimes {
         if (name === 'submitOrder') t.submitCompleted = at;
         break;
       }
+      case EV.MARKER_RECORDED:
+        if (e.markerRecordedEventAttributes?.markerName === 'core_local_activity' && wftCompletes <= 1) {
+          t.riskLocal = true;
+        }
+        break;
       default:
     }
+  }
+  if (t.riskLocal && Number.isNaN(t.riskScheduled)) {
+    // Risk ran inside workflow task 1 (its run is in that stage): the activity stages are empty.
+    t.riskScheduled = t.riskStarted = t.riskCompleted = t.wft1Completed;
   }
   return t;
 }
@@ -861,7 +917,11 @@ export const STAGES: Array<{ key: string; label: string; of: (pub: number, t: Tr
     of: (p, t) => t.wfStarted - p,
   },
   { key: 'wft1Queue', label: 'workflow task 1 schedule-to-start', of: (_p, t) => t.wft1Started - t.wfStarted },
-  { key: 'wft1Run', label: 'workflow task 1 run + respond', of: (_p, t) => t.wft1Completed - t.wft1Started },
+  {
+    key: 'wft1Run',
+    label: 'workflow task 1 run + respond (with risk if local)',
+    of: (_p, t) => t.wft1Completed - t.wft1Started,
+  },
   { key: 'riskQueue', label: 'evaluateRisk schedule-to-start', of: (_p, t) => t.riskStarted - t.riskScheduled },
   { key: 'riskRun', label: 'evaluateRisk run (PostgreSQL)', of: (_p, t) => t.riskCompleted - t.riskStarted },
   {
@@ -1225,6 +1285,26 @@ interface PhaseReport {
   persistence: PersistenceReport | undefined;
   wallS: number;
   progress: ProgressRow[];
+  /** Machine-independent counts per trade, means over the phase's trades (histories and server metrics). */
+  perTrade: PerTradeCounts;
+}
+
+export interface PerTradeCounts {
+  workflowTasks: number;
+  workflowTasksToOrder: number;
+  matchingDispatchesToOrder: number;
+  historyEvents: number;
+  persistenceCalls: number;
+  /** Pipeline and stack CPU (Temporal, worker, intake, venue, PostgreSQL, RabbitMQ; not the bench). */
+  cpuMs: number;
+}
+
+/** The `per trade:` line (issue 12). */
+export function perTradeLine(c: PerTradeCounts): string {
+  return (
+    `per trade: ${f1(c.workflowTasks)} workflow tasks, ${f1(c.matchingDispatchesToOrder)} matching dispatches before ` +
+    `the order, ${f1(c.historyEvents)} history events, ${f1(c.persistenceCalls)} persistence calls, ${f0(c.cpuMs)} ms CPU`
+  );
 }
 
 function analysePhase(res: PhaseResult, recs: SignalRecord[], withRates: boolean): PhaseReport {
@@ -1251,7 +1331,16 @@ function analysePhase(res: PhaseResult, recs: SignalRecord[], withRates: boolean
     persistence: res.persistence,
     wallS: res.wallS,
     progress: res.progress,
+    perTrade: {
+      workflowTasks: mean(ok.map((r) => r.times!.wfts)),
+      workflowTasksToOrder: mean(ok.map((r) => r.times!.wftsToOrder)),
+      matchingDispatchesToOrder: mean(ok.map((r) => r.times!.dispatchesToOrder)),
+      historyEvents: mean(ok.map((r) => r.times!.events)),
+      persistenceCalls: res.persistence?.callsPerTrade ?? NaN,
+      cpuMs: 0,
+    },
   };
+  report.perTrade.cpuMs = Object.entries(report.cpuMsPerTrade).reduce((a, [k, v]) => a + (k === 'bench' ? 0 : v), 0);
   if (withRates) {
     const t0 = res.firstPublish;
     const started = rates(recs.map((r) => r.times?.wfStarted ?? NaN).filter(Number.isFinite), t0);
@@ -1425,7 +1514,9 @@ function formatReport(j: BenchJson): string {
       `task queue ${j.setup.taskQueue}`,
   );
   out.push(
-    `services: ${j.setup.workers} trade-worker, ${j.setup.intakes} signal-intake (prefetch ${j.setup.prefetch}), exchange-sim; ` +
+    `services: ${j.setup.workers} trade-worker, ${
+      j.setup.intakeInWorker ? 'intake inside the worker (eager start)' : `${j.setup.intakes} signal-intake`
+    } (prefetch ${j.setup.prefetch}), exchange-sim; ` +
       `LOG_LEVEL ${j.setup.logLevel}; bar every ${j.setup.barIntervalMs} ms; worker tuning: ${
         Object.keys(j.setup.workerTuning).length ? JSON.stringify(j.setup.workerTuning) : 'product defaults'
       }`,
@@ -1461,6 +1552,17 @@ function formatReport(j: BenchJson): string {
   ]);
   out.push(table(['figure', 'result', 'target', ''], headline));
   out.push('');
+  // Counts that do not depend on the machine: the saturation phase's (steadier CPU), else the latency phase's.
+  const counted = sat ?? lat;
+  if (counted) {
+    out.push(perTradeLine(counted.perTrade));
+    out.push(
+      `  (${counted.name} phase; order scheduled by workflow task ${f1(counted.perTrade.workflowTasksToOrder)}` +
+        (sat && lat ? `; latency phase: ${perTradeLine(lat.perTrade).replace('per trade: ', '')}` : '') +
+        ')',
+    );
+    out.push('');
+  }
 
   for (const p of j.phases) {
     if (p.name === 'warmup') continue;
@@ -1601,6 +1703,7 @@ interface BenchJson {
     taskQueue: string;
     prefetch: number;
     intakes: number;
+    intakeInWorker?: boolean;
     workers: number;
     workerTuning: Record<string, unknown>;
     logLevel: string;
@@ -1812,6 +1915,8 @@ async function main(argv: readonly string[]): Promise<number> {
 
     const simPort = await freePort();
     const prefetch = opts.prefetch ?? cfg.rabbitmq.signalPrefetch;
+    const intakeInWorker = (opts.intake ?? (cfg.rabbitmq.intakeInWorker ? 'worker' : 'process')) === 'worker';
+    const intakes = intakeInWorker ? 0 : opts.intakes;
     // Generous risk limits so every signal is approved: the benchmark measures the path, not the limits.
     const childOverrides: Record<string, string> = {
       DATABASE_URL: db.url,
@@ -1820,6 +1925,7 @@ async function main(argv: readonly string[]): Promise<number> {
       RABBITMQ_VHOST: vhost.name,
       SIM_EXCHANGE_PORT: String(simPort),
       SIGNAL_PREFETCH: String(prefetch),
+      INTAKE_IN_WORKER: String(intakeInWorker),
       LOG_LEVEL: opts.logLevel,
       WORKER_SHUTDOWN_GRACE_MS: '2000',
       BROKER: 'simulated',
@@ -1910,11 +2016,13 @@ async function main(argv: readonly string[]): Promise<number> {
       record.addService(svc.child.pid); // now with the node process tsx started
     };
     say(
-      `starting exchange-sim (port ${simPort}), ${opts.workers} trade-worker, ${opts.intakes} signal-intake; logs in ${path.relative(process.cwd(), logDir)}`,
+      `starting exchange-sim (port ${simPort}), ${opts.workers} trade-worker${
+        intakeInWorker ? ' with intake inside (eager start)' : `, ${intakes} signal-intake`
+      }; logs in ${path.relative(process.cwd(), logDir)}`,
     );
     await start('exchange-sim', 0);
     for (let i = 0; i < opts.workers; i++) await start('trade-worker', i);
-    for (let i = 0; i < opts.intakes; i++) await start('signal-intake', i);
+    for (let i = 0; i < intakes; i++) await start('signal-intake', i);
     const rabbit = new RabbitConnection({
       url: childCfg.rabbitmq.url,
       name: `bench-trades-${process.pid}`,
@@ -1984,7 +2092,8 @@ async function main(argv: readonly string[]): Promise<number> {
         database: db.name,
         taskQueue,
         prefetch,
-        intakes: opts.intakes,
+        intakes,
+        intakeInWorker,
         workers: opts.workers,
         workerTuning: opts.workerTuning,
         logLevel: opts.logLevel,

@@ -71,6 +71,8 @@ export const envSchema = z.object({
   SIGNAL_PREFETCH: int(32, 1, 10_000),
   /** x-delivery-limit of the quorum consumer queues: returns before the broker dead-letters a message. */
   RABBITMQ_DELIVERY_LIMIT: int(20, 1, 1000),
+  /** The trade worker also runs signal intake, starting trades eagerly on its own connection. */
+  INTAKE_IN_WORKER: bool(false),
 
   // PostgreSQL
   DATABASE_URL: url('postgres://stockautotrader:stockautotrader-local@127.0.0.1:5432/stockautotrader', [
@@ -221,6 +223,8 @@ export interface Config {
     managementPort: number;
     signalPrefetch: number;
     deliveryLimit: number;
+    /** Signal intake runs inside the trade worker (eager workflow start); else as its own process. */
+    intakeInWorker: boolean;
   };
   databaseUrl: string;
   accountId: string;
@@ -392,6 +396,7 @@ export function parseEnv(source: NodeJS.ProcessEnv): Config {
       managementPort: e.RABBITMQ_MANAGEMENT_PORT,
       signalPrefetch: e.SIGNAL_PREFETCH,
       deliveryLimit: e.RABBITMQ_DELIVERY_LIMIT,
+      intakeInWorker: e.INTAKE_IN_WORKER,
     },
     databaseUrl: e.DATABASE_URL,
     accountId: e.ACCOUNT_ID,

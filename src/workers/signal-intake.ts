@@ -25,7 +25,7 @@ import {
   WorkflowIdReusePolicy,
   isGrpcServiceError,
 } from '@temporalio/client';
-import { loadConfig } from '../config';
+import { loadConfig, type Config } from '../config';
 import { parseTradeSignal, type TradeSignal } from '../contracts/signal';
 import { tradeWorkflowId } from '../contracts/trade-ids';
 import { createLogger, withCorrelation, type Logger } from '../logging';
@@ -50,6 +50,8 @@ export interface IntakeStats {
   duplicates: number;
   deadLettered: number;
   startRetries: number;
+  /** Starts the server answered with the first workflow task for a worker in this process (eager start). */
+  eagerStarts: number;
   /** Signals whose workflow start failed permanently (dead-lettered with the reason; part of deadLettered). */
   startRejected: number;
 }
@@ -68,7 +70,7 @@ export interface IntakeOptions {
    * Adjust a signal's start options before the start (default: `tradeStartOptions` as is). Lets a deployment
    * or a test add search attributes or memo fields; whatever the server refuses is sorted like any start error.
    */
-  startOptions?: (signal: TradeSignal, taskQueue: string) => ReturnType<typeof tradeStartOptions>;
+  startOptions?: (signal: TradeSignal, taskQueue: string) => TradeStartOptions;
   /** Cap of the transient-error backoff in ms (default 10 s). */
   maxRetryDelayMs?: number;
   /**
@@ -83,6 +85,8 @@ export interface IntakeHandle {
   readonly consumer: ConsumerHandle;
   stop(): Promise<void>;
 }
+
+export type TradeStartOptions = ReturnType<typeof tradeStartOptions> & { requestEagerStart?: boolean };
 
 /** Start options for a signal's trade. Shared with tools that start trades by hand. */
 export function tradeStartOptions(signal: TradeSignal, taskQueue: string) {
@@ -103,6 +107,14 @@ export function tradeStartOptions(signal: TradeSignal, taskQueue: string) {
     staticSummary: `${signal.side.toUpperCase()} ${signal.symbol} @ ${signal.price} (${signal.strategy}, confidence ${signal.confidence})`,
     staticDetails: `signal \`${signal.signal_id}\`, correlation \`${signal.correlation_id}\`, created ${signal.created_at}`,
   };
+}
+
+/**
+ * The same start, asking the server to return the first workflow task in the start response (eager workflow
+ * start). Only a Client over the worker's NativeConnection can take it; the SDK refuses it otherwise.
+ */
+export function eagerTradeStartOptions(signal: TradeSignal, taskQueue: string): TradeStartOptions {
+  return { ...tradeStartOptions(signal, taskQueue), requestEagerStart: true };
 }
 
 /** gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html), by number as they arrive. */
@@ -184,6 +196,7 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
     duplicates: 0,
     deadLettered: 0,
     startRetries: 0,
+    eagerStarts: 0,
     startRejected: 0,
   };
   const stopping = new AbortController();
@@ -206,8 +219,9 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
       const start = opts.startOptions?.(signal, opts.taskQueue) ?? tradeStartOptions(signal, opts.taskQueue);
       for (let attempt = 0; ; attempt++) {
         try {
-          await opts.client.workflow.start('tradeWorkflow', start);
+          const handle = await opts.client.workflow.start('tradeWorkflow', start);
           stats.started++;
+          if (handle.eagerlyStarted) stats.eagerStarts++;
           signalsReceived.inc({ outcome: 'started' });
           log.info(
             { workflow_id: start.workflowId, symbol: signal.symbol, side: signal.side },
@@ -256,6 +270,61 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
   };
 }
 
+export interface RunningIntake {
+  intake: IntakeHandle;
+  rabbit: RabbitConnection;
+  /** Connect to RabbitMQ and begin consuming (after the caller's health endpoints are up). */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Intake on its own RabbitMQ connection, starting trades through `client`. The standalone process passes a
+ * client over a gRPC Connection; the trade worker (INTAKE_IN_WORKER) passes one over its NativeConnection
+ * with `eagerStart`, so the server hands the new trade's first workflow task straight back in the start
+ * response to the worker in this process: no matching, no poll round trip. Same ids, same policies, same
+ * ack-after-start: a start that cannot be eager (no free workflow-task slot) is an ordinary start.
+ */
+export function openIntake(
+  cfg: Config,
+  log: Logger,
+  client: Client,
+  opts: { prefetch?: number; eagerStart?: boolean } = {},
+): RunningIntake {
+  const rabbit = new RabbitConnection({
+    url: cfg.rabbitmq.url,
+    name: `signal-intake-${process.pid}`,
+    logger: log,
+    setup: assertTopologyOn,
+  });
+  const publisher = new ConfirmPublisher(rabbit, { logger: log });
+  let closing: Promise<void> | undefined;
+  const intake = startIntake({
+    rabbit,
+    publisher,
+    client,
+    taskQueue: cfg.temporal.taskQueue,
+    logger: log,
+    prefetch: opts.prefetch ?? cfg.rabbitmq.signalPrefetch,
+    // The consumer dead-letters with the reason no later than the broker would without one.
+    maxAttempts: Math.min(20, cfg.rabbitmq.deliveryLimit),
+    ...(opts.eagerStart ? { startOptions: eagerTradeStartOptions } : {}),
+  });
+  return {
+    intake,
+    rabbit,
+    start: () => rabbit.start(),
+    close() {
+      closing ??= (async () => {
+        await intake.stop();
+        await publisher.close();
+        await rabbit.close();
+      })();
+      return closing;
+    },
+  };
+}
+
 const USAGE = `Usage: tsx src/workers/signal-intake.ts [--prefetch N]
 
 Consumes trade signals from the RabbitMQ queue intake.signals and starts one tradeWorkflow per signal
@@ -283,27 +352,12 @@ async function main(): Promise<void> {
 
   const connection = await Connection.connect({ address: cfg.temporal.address });
   const client = new Client({ connection, namespace: cfg.temporal.namespace });
-  const rabbit = new RabbitConnection({
-    url: cfg.rabbitmq.url,
-    name: `signal-intake-${process.pid}`,
-    logger: log,
-    setup: assertTopologyOn,
-  });
-  const publisher = new ConfirmPublisher(rabbit, { logger: log });
-  const intake = startIntake({
-    rabbit,
-    publisher,
-    client,
-    taskQueue: cfg.temporal.taskQueue,
-    logger: log,
-    prefetch,
-    // The consumer dead-letters with the reason no later than the broker would without one.
-    maxAttempts: Math.min(20, cfg.rabbitmq.deliveryLimit),
-  });
+  const running = openIntake(cfg, log, client, { prefetch });
+  const intake = running.intake;
   const ops = await startOps(cfg, 'signal-intake', log, {
-    ready: { rabbitmq: rabbitCheck(rabbit), temporal: temporalCheck(connection) },
+    ready: { rabbitmq: rabbitCheck(running.rabbit), temporal: temporalCheck(connection) },
   });
-  await rabbit.start();
+  await running.start();
   log.info({ prefetch, task_queue: cfg.temporal.taskQueue }, 'signal intake running');
 
   await new Promise<void>((resolve) => {
@@ -314,9 +368,7 @@ async function main(): Promise<void> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
-  await intake.stop();
-  await publisher.close();
-  await rabbit.close();
+  await running.close();
   await connection.close();
   await ops.close();
 }

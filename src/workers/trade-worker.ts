@@ -8,6 +8,10 @@
  *   newer than the workflow sources, otherwise bundles once at start.
  * - Reconciles the ledger with the broker before polling for work, so a restart after a crash starts from a
  *   known state (docs/reconciliation.md).
+ * - With INTAKE_IN_WORKER=true it also consumes the signals and starts each trade itself, on the
+ *   worker's own NativeConnection with eager workflow start: the server returns the trade's first workflow
+ *   task in the start response to this worker, so the order can leave within that one task (risk is a local
+ *   activity, the submit is dispatched eagerly). A separate signal-intake process remains possible.
  * - On SIGINT/SIGTERM stops polling and gives in-flight activities WORKER_SHUTDOWN_GRACE_MS to finish, so a
  *   broker call in progress completes and is recorded rather than being cut off mid-flight.
  */
@@ -24,7 +28,9 @@ import { ensureAccount } from '../adapters/postgres/risk-store';
 import { limitsFromEnv } from '../domain/risk';
 import { installTemporalRuntime } from './temporal-runtime';
 import { reconcileWithBroker, summaryLine } from '../services/reconciliation';
-import { postgresCheck, startOps, temporalCheck } from './ops';
+import { postgresCheck, rabbitCheck, startOps, temporalCheck } from './ops';
+import { Client } from '@temporalio/client';
+import { openIntake, type RunningIntake } from './signal-intake';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 export const PREBUILT_BUNDLE = path.resolve(__dirname, '../../dist/workflow-bundle.js');
@@ -61,7 +67,7 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: 
   const pool = createPool(cfg.databaseUrl, 20, { logger: log });
   const broker = createBroker(cfg, log.child({ component: 'broker' }));
   // Filled in as start-up proceeds; the health checks read them.
-  const started: { connection?: NativeConnection; worker?: Worker } = {};
+  const started: { connection?: NativeConnection; worker?: Worker; intake?: RunningIntake } = {};
   // Ready = polling Temporal with the ledger and the venue answering; live = the worker has not failed (a
   // failed worker no longer polls: restarting the process is the fix). Up before start-up reconciliation,
   // which can take a minute while the venue starts.
@@ -79,6 +85,14 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: 
         const state = started.worker?.getState();
         if (state !== 'RUNNING') throw new Error(`worker ${state ?? 'starting'}`);
       },
+      ...(cfg.rabbitmq.intakeInWorker
+        ? {
+            rabbitmq: async () => {
+              if (!started.intake) throw new Error('intake not started yet');
+              await rabbitCheck(started.intake.rabbit)();
+            },
+          }
+        : {}),
     },
     live: {
       worker: () => {
@@ -115,13 +129,38 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: 
     });
     started.worker = worker;
     opts.signal?.addEventListener('abort', () => worker.shutdown());
+    const running = worker.run();
+    if (cfg.rabbitmq.intakeInWorker) {
+      // Eager start needs the client on the worker's NativeConnection (a gRPC Connection cannot hand the
+      // workflow task to a worker). Intake stops consuming as soon as the worker begins shutting down.
+      const client = new Client({ connection, namespace: cfg.temporal.namespace });
+      const intake = openIntake(cfg, log.child({ component: 'signal-intake' }), client, { eagerStart: true });
+      started.intake = intake;
+      // Un-acked signals go back to the queue and are started by whoever consumes next (ids are per signal).
+      const stopIntake = () => void intake.close().catch(() => undefined);
+      opts.signal?.addEventListener('abort', stopIntake);
+      process.once('SIGINT', stopIntake);
+      process.once('SIGTERM', stopIntake);
+      try {
+        await intake.start();
+      } catch (err) {
+        // Closed by a shutdown before RabbitMQ answered: nothing to report. Otherwise stop the worker too.
+        if (worker.getState() === 'RUNNING') {
+          worker.shutdown();
+          await running;
+          throw err;
+        }
+      }
+      log.info({ prefetch: cfg.rabbitmq.signalPrefetch }, 'signal intake running in the trade worker (eager start)');
+    }
     log.info(
       { task_queue: cfg.temporal.taskQueue, broker: broker.name, address: cfg.temporal.address },
       'trade worker running',
     );
-    await worker.run();
+    await running;
     log.info('trade worker stopped');
   } finally {
+    await started.intake?.close().catch((err: unknown) => log.warn({ err }, 'closing intake failed'));
     tracker.close();
     await broker.close();
     await connection.close();

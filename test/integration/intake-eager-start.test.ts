@@ -1,0 +1,121 @@
+import path from 'node:path';
+import { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ConfirmPublisher,
+  RabbitConnection,
+  TRADE_SIGNALS_EXCHANGE,
+  assertTopologyOn,
+  signalRoutingKey,
+} from '../../src/adapters/rabbitmq';
+import { parseTradeSignal } from '../../src/contracts/signal';
+import { createLogger } from '../../src/logging';
+import { eagerTradeStartOptions, startIntake } from '../../src/workers/signal-intake';
+import type { TradeStatus } from '../../src/workflows/shared';
+import { testSignal } from '../support/pipeline';
+import { ScriptedBroker } from '../support/scripted-broker';
+import {
+  connectDevServer,
+  quietTemporalRuntime,
+  uniqueTaskQueue,
+  workflowBundle,
+  type DevServer,
+} from '../support/temporal';
+import { createPrivateVhost, type PrivateVhost } from '../support/vhost';
+
+/**
+ * Intake inside the trade worker (INTAKE_IN_WORKER, issue 12): a Client over the worker's NativeConnection
+ * starts each trade with `requestEagerStart`, and the real dev server answers the start with the trade's first
+ * workflow task, which the worker in this process runs: no matching before the first task. Real RabbitMQ
+ * (private vhost) and the real Temporal dev server (private task queue); the broker side is the scripted one of
+ * the workflow tests (it fills at submit), since what is under test is the start, not the broker.
+ */
+const log = createLogger('test-intake-eager', { level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const WORKFLOWS = path.resolve(__dirname, '../../src/workflows/index.ts');
+
+let vh: PrivateVhost;
+let rabbit: RabbitConnection;
+let publisher: ConfirmPublisher;
+let temporal: DevServer;
+
+beforeAll(async () => {
+  quietTemporalRuntime();
+  vh = await createPrivateVhost('sat-eager');
+  temporal = await connectDevServer();
+  rabbit = new RabbitConnection({ url: vh.url, name: 'test-intake-eager', logger: log, setup: assertTopologyOn });
+  publisher = new ConfirmPublisher(rabbit, { logger: log });
+  await rabbit.start();
+});
+
+afterAll(async () => {
+  await publisher?.close();
+  await rabbit?.close();
+  await temporal?.close();
+  await vh?.drop();
+});
+
+describe('signal intake in the trade worker: eager workflow start', () => {
+  it('starts every trade eagerly on the worker connection, and each one trades to the end', async () => {
+    const taskQueue = uniqueTaskQueue('intake-eager');
+    const broker = new ScriptedBroker({ atSubmit: (o, b) => b.fill(o, o.qty, 20) });
+    const worker = await Worker.create({
+      connection: temporal.nativeConnection,
+      namespace: temporal.namespace,
+      taskQueue,
+      workflowBundle: await workflowBundle(WORKFLOWS),
+      activities: broker.activities(),
+    });
+    // The client shares the worker's NativeConnection: only then can the SDK hand the eager task to the worker.
+    const client = new Client({ connection: temporal.nativeConnection, namespace: temporal.namespace });
+    const signals = [testSignal(), testSignal({ side: 'sell' }), testSignal()];
+    const results = await worker.runUntil(async () => {
+      const intake = startIntake({
+        rabbit,
+        publisher,
+        client,
+        taskQueue,
+        logger: log,
+        prefetch: 4,
+        startOptions: eagerTradeStartOptions,
+      });
+      try {
+        for (const s of signals) {
+          await publisher.publishJson(TRADE_SIGNALS_EXCHANGE, signalRoutingKey(s.strategy, s.symbol), s, {
+            messageId: s.signal_id,
+            correlationId: s.correlation_id,
+          });
+        }
+        const out = await Promise.all(
+          signals.map(async (s) => {
+            const id = `trade-${s.signal_id}`;
+            for (let i = 0; ; i++) {
+              try {
+                return await client.workflow.getHandle(id).result();
+              } catch (err) {
+                if (i > 300 || (err as Error).name !== 'WorkflowNotFoundError') throw err;
+                await new Promise((r) => setTimeout(r, 100)); // intake has not started it yet
+              }
+            }
+          }),
+        );
+        return { out: out as TradeStatus[], stats: { ...intake.stats } };
+      } finally {
+        await intake.stop();
+      }
+    });
+    expect(results.out.map((s) => s.phase)).toEqual(['FILLED', 'FILLED', 'FILLED']);
+    expect(results.stats.started).toBe(3);
+    // The server's own answer: the start response carried the first workflow task (eagerWorkflowTask).
+    expect(results.stats.eagerStarts).toBe(3);
+  });
+
+  it('the SDK refuses an eager start over a plain gRPC Connection, so intake cannot silently lose it', async () => {
+    const parsed = parseTradeSignal(testSignal());
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const s = parsed.value;
+    await expect(
+      temporal.client.workflow.start('tradeWorkflow', eagerTradeStartOptions(s, uniqueTaskQueue('x'))),
+    ).rejects.toThrow(/NativeConnection/);
+  });
+});
