@@ -92,7 +92,10 @@ for _ in 1 2 3; do
   a=$(now_ms)
   "$WRAPPER" "$port" >"$LOGS/test-server-check.log" 2>&1 &
   pid=$!
-  wait_for_port 127.0.0.1 "$port" 30 "$pid" || die "wrapper did not start; see $LOGS/test-server-check.log"
+  if ! wait_for_port 127.0.0.1 "$port" 30 "$pid"; then
+    kill -KILL "$pid" 2>/dev/null || true # no JVM left behind
+    die "wrapper did not start; see $LOGS/test-server-check.log"
+  fi
   b=$(now_ms)
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
