@@ -25,6 +25,8 @@ export interface Scenario {
   atSubmit?: Step;
   /** The first submit attempts are rate limited (429), each asking to wait this long. */
   rateLimited?: { attempts: number; retryAfterMs: number };
+  /** After this many follows, every follow fails with a non-retryable error nobody expected. */
+  followFailsAfter?: number;
   /** Risk never answers (the ledger is unreachable). */
   riskUnavailable?: boolean;
   /** The first submit lands (and fills) but its response is lost; later submits never reach the broker. */
@@ -36,6 +38,7 @@ export interface Scenario {
 export class ScriptedBroker {
   orders = new Map<string, BrokerOrder>();
   submitAttempts = 0;
+  follows = 0;
   submitted: OrderRequest[] = [];
   cancels: string[] = [];
   booked: LedgerFill[] = [];
@@ -176,6 +179,9 @@ export class ScriptedBroker {
           });
         }
         const o = self.orders.get(input.clientOrderId)!;
+        if (self.scenario.followFailsAfter !== undefined && ++self.follows > self.scenario.followFailsAfter) {
+          throw ApplicationFailure.create({ type: 'Unexpected', message: 'venue answers garbage', nonRetryable: true });
+        }
         const step = self.scenario.script?.shift();
         if (step) step(o, self);
         else if (input.maxWaitMs > 0) {

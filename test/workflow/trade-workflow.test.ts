@@ -332,4 +332,37 @@ describe('tradeWorkflow (time-skipping)', () => {
     expect(broker.booked.reduce((s, f) => s + f.qty, 0)).toBe(100);
     expect(broker.finalized.at(-1)).toMatchObject({ outcome: 'FILLED', filledQty: 100 });
   });
+
+  it('ends EXPIRED with nothing filled when the deadline passes on a resting order: remainder cancelled, nothing booked', async () => {
+    const { status, broker, workflowId, error } = await run(
+      {},
+      signal({ order: { type: 'limit', limit_price: 90, time_in_force: 'day' } }),
+      { deadlineMs: 2_000 },
+    );
+    expect(error).toBeNull();
+    expect(status.phase).toBe('EXPIRED');
+    expect(broker.cancels).toContain(workflowId);
+    expect(broker.booked).toEqual([]);
+    expect(broker.finalized.at(-1)).toMatchObject({
+      outcome: 'EXPIRED',
+      filledQty: 0,
+      reasonCode: 'time_in_force_expired',
+    });
+  });
+
+  it('ends NEEDS_REVIEW (alert, reservation released) when the order cannot even be settled after a failure', async () => {
+    const { status, broker, error } = await run(
+      { script: [(o, b) => b.fill(o, 25, 100)], followFailsAfter: 1 },
+      signal({ order: { type: 'limit', limit_price: 100, time_in_force: 'gtc' } }),
+    );
+    expect(error).toBeNull();
+    expect(status.phase).toBe('NEEDS_REVIEW');
+    expect(status.reasonCode).toBe('broker_state_unknown');
+    expect(broker.booked.reduce((s, f) => s + f.qty, 0)).toBe(25);
+    expect(broker.finalized.at(-1)).toMatchObject({
+      outcome: 'NEEDS_REVIEW',
+      filledQty: 25,
+      reasonCode: 'broker_state_unknown',
+    });
+  });
 });
