@@ -60,8 +60,14 @@ FLAGS=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xms64m -Xmx512m -XX:-UsePerfDat
 
 # Training run: start once with -XX:ArchiveClassesAtExit, wait until it listens, then SIGTERM (a normal JVM
 # exit, so the archive is written). Classes from pre-Java-6 jars are skipped with warnings: harmless.
-port=$(((RANDOM % 20000) + 30000))
-while port_open 127.0.0.1 "$port"; do port=$((port + 1)); done
+# Ports below Linux's ephemeral range (32768+): a port picked there can be taken as the local port of some outgoing
+# connection before the JVM binds it, and then TestServer's main thread dies while a non-daemon timer thread keeps
+# the JVM alive, not listening (seen under heavy load). A fresh port for every start, for the same reason.
+pick_port() {
+  port=$(((RANDOM % 10000) + 20000))
+  while port_open 127.0.0.1 "$port"; do port=$((port + 1)); done
+}
+pick_port
 "$JAVA_BIN" "${FLAGS[@]}" -XX:ArchiveClassesAtExit="$JSA" -Xlog:cds=off -Xlog:cds+dynamic=off \
   -cp "$LIB/*" io.temporal.testserver.TestServer "$port" >"$LOGS/test-server-training.log" 2>&1 &
 pid=$!
@@ -89,6 +95,7 @@ mv -f "$WRAPPER.tmp.$$" "$WRAPPER"
 # Measure the wrapper the way the SDK uses it: spawn, poll the port, SIGKILL.
 times=""
 for _ in 1 2 3; do
+  pick_port
   a=$(now_ms)
   "$WRAPPER" "$port" >"$LOGS/test-server-check.log" 2>&1 &
   pid=$!
