@@ -40,7 +40,9 @@ import {
  *                connection dies just before that event (lost with everything until reconnection);
  *                replayMissedEvents(on).
  *  - activities: GET /v2/account/activities/FILL serves real-shaped FILL activities of every fill
- *                (executions()); FakeAlpacaOptions.feePerFill charges a fee per fill (see that option).
+ *                (executions()); FakeAlpacaOptions.feePerFill charges a fee per fill (not Alpaca's way, see
+ *                that option); FakeAlpacaOptions.regulatoryFees + engine.endOfDay() charge Alpaca's real
+ *                SEC/TAF fees on sells as FEE activities (GET /v2/account/activities/FEE).
  * Counters for assertions: requests, count(method, path), postsReceived, ordersCreated,
  * rateLimitedResponses, sentEvents.
  */
@@ -68,7 +70,33 @@ export interface FakeEngineOptions {
    * trade_updates fill event and of the FILL activity. Default: none (0), which is Alpaca's behaviour.
    */
   feePerFill?: number | ((fill: { side: 'buy' | 'sell'; qty: number; price: number }) => number);
+  /**
+   * Alpaca's real regulatory fees on sells: SEC (REG) $27.80 per $1,000,000 of principal and FINRA TAF
+   * $0.000166 per share (at most $8.30 a trade). They are not per-fill amounts: they accrue during the day
+   * and are charged at end of day, each rounded up to the cent, as FEE activities
+   * (`GET /v2/account/activities/FEE`). Here `endOfDay()` charges what accrued (cash and FEE activities).
+   * CAT fees (both sides, rate revised from time to time) are not modelled. Default false.
+   */
+  regulatoryFees?: boolean;
 }
+
+/** A FEE (non-trade) account activity as Alpaca lists it. */
+export interface FeeActivityJson {
+  id: string;
+  activity_type: 'FEE';
+  date: string;
+  net_amount: string;
+  description: string;
+  symbol: string;
+  qty: string;
+  per_share_amount: null;
+  status: 'executed';
+}
+
+const SEC_FEE_PER_DOLLAR = 27.8 / 1_000_000;
+const TAF_PER_SHARE = 0.000166;
+const TAF_MAX_PER_TRADE = 8.3;
+const ceilCent = (x: number) => Math.ceil(Math.round(x * 1e6) / 1e4) / 100;
 
 /** How market orders fill by themselves (FakeAlpacaEngine.marketFills). */
 export interface MarketFillMode {
@@ -107,6 +135,9 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
   private fillNextAcceptedAfterMs: number | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   private pendingCancelMs = 0;
+  private readonly accruedFees = new Map<string, { reg: number; taf: number; qty: number }>();
+  /** FEE activities charged so far (regulatoryFees), oldest first. */
+  readonly feeActivities: FeeActivityJson[] = [];
   tradingBlocked = false;
 
   constructor(private readonly opts: FakeEngineOptions = {}) {
@@ -233,6 +264,38 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
   }
 
   /**
+   * Close the trading day (regulatoryFees): charge each symbol's accrued REG and TAF, rounded up to the
+   * cent, from cash and list them as FEE activities. Returns the total charged.
+   */
+  endOfDay(date = new Date().toISOString().slice(0, 10)): number {
+    let total = 0;
+    for (const [symbol, acc] of this.accruedFees) {
+      for (const [kind, amount] of [
+        ['REG', acc.reg],
+        ['TAF', acc.taf],
+      ] as const) {
+        const charged = ceilCent(amount);
+        if (charged <= 0) continue;
+        total += charged;
+        this.cash -= charged;
+        this.feeActivities.push({
+          id: `${date.replace(/-/g, '')}000000000::fee-${String(this.feeActivities.length + 1).padStart(8, '0')}`,
+          activity_type: 'FEE',
+          date,
+          net_amount: (-charged).toFixed(2),
+          description: `${kind} fee`,
+          symbol,
+          qty: String(acc.qty),
+          per_share_amount: null,
+          status: 'executed',
+        });
+      }
+    }
+    this.accruedFees.clear();
+    return Math.round(total * 100) / 100;
+  }
+
+  /**
    * Market orders fill by themselves from now on (undefined: off, the default). A function chooses the mode
    * per accepted order (undefined: that order does not fill by itself), e.g. a seeded mix in the chaos test.
    */
@@ -340,6 +403,13 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
     const fee = typeof f === 'function' ? f({ side: o.side, qty, price }) : (f ?? 0);
     this.applyToBook(o.symbol, o.side, qty, price);
     this.cash -= fee;
+    if (this.opts.regulatoryFees && o.side === 'sell') {
+      const acc = this.accruedFees.get(o.symbol) ?? { reg: 0, taf: 0, qty: 0 };
+      acc.reg += qty * price * SEC_FEE_PER_DOLLAR;
+      acc.taf += Math.min(TAF_MAX_PER_TRADE, qty * TAF_PER_SHARE);
+      acc.qty += qty;
+      this.accruedFees.set(o.symbol, acc);
+    }
     const fill = {
       executionId: `exec-${String(++this.execSeq).padStart(6, '0')}`,
       clientOrderId: o.clientOrderId,
@@ -680,6 +750,11 @@ export class FakeAlpaca {
 
   private onRequest(method: string, path: string, res: ServerResponse): boolean {
     this.requests.push({ method, path });
+    if (method === 'GET' && path === '/v2/account/activities/FEE') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify([...this.engine.feeActivities].reverse())); // Alpaca's default direction: desc
+      return true;
+    }
     const isPost = method === 'POST' && path === '/v2/orders';
     if (isPost) this.postsReceived++;
     const now = Date.now();

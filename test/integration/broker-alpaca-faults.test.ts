@@ -542,6 +542,33 @@ describe('fast fills (market orders)', () => {
   });
 });
 
+describe("Alpaca's real fees", () => {
+  it('no per-fill fee; SEC and TAF on sells accrue and are charged at end of day as FEE activities, to the cent', async () => {
+    const { fake, broker } = await setup({}, { regulatoryFees: true });
+    const buy = uniqueClientOrderId('reg-buy');
+    await broker.submitOrder(order(buy, 500));
+    await fake.fill(buy, 500, 100);
+    const sell = uniqueClientOrderId('reg-sell');
+    const placed = await broker.submitOrder({ ...order(sell, 500), side: 'sell' });
+    await fake.fill(sell, 200, 100);
+    await fake.fill(sell, 300, 100);
+    // FILL activities carry no fee (commission-free).
+    expect((await broker.listExecutions(placed.brokerOrderId)).map((e) => e.fee)).toEqual([0, 0]);
+    expect((await broker.getAccount()).cash).toBeCloseTo(100_000, 9);
+    // SEC: 50 000 × 27.80 / 1 000 000 = 1.39; TAF: 500 × 0.000166 = 0.083 → 0.09 (rounded up).
+    expect(fake.engine.endOfDay('2026-11-27')).toBe(1.48);
+    const res = await fetch(`${fake.url}/v2/account/activities/FEE`, {
+      headers: { 'APCA-API-KEY-ID': 'k', 'APCA-API-SECRET-KEY': 's' },
+    });
+    const fees = (await res.json()) as Array<Record<string, unknown>>;
+    expect(fees.map((f) => [f.activity_type, f.description, f.net_amount, f.symbol, f.date])).toEqual([
+      ['FEE', 'TAF fee', '-0.09', 'NVDA', '2026-11-27'],
+      ['FEE', 'REG fee', '-1.39', 'NVDA', '2026-11-27'],
+    ]);
+    expect((await broker.getAccount()).cash).toBeCloseTo(100_000 - 1.48, 9);
+  });
+});
+
 describe('adversarial stream', () => {
   it('reordered partial fills (second before first) are reported once each, cumulative quantities in order', async () => {
     const { fake, broker, updates } = await setup();
