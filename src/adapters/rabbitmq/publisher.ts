@@ -86,6 +86,9 @@ export class ConfirmPublisher {
   private closed = false;
   private readonly unregister: () => void;
   private readonly stop = new AbortController();
+  /** Set while the broker has blocked the connection (resource alarm): new publishes wait on it. */
+  private blockedGate: { promise: Promise<void>; release: () => void; reason: string } | undefined;
+  private readonly offBlocked: () => void;
 
   constructor(
     private readonly rabbit: RabbitConnection,
@@ -96,7 +99,41 @@ export class ConfirmPublisher {
     this.confirmTimeoutMs = options.confirmTimeoutMs ?? 30_000;
     this.channelWaitMs = options.channelWaitMs ?? 30_000;
     // On every (re)connect: a fresh confirm channel. Throwing here recycles the connection (see RabbitConnection).
-    this.unregister = rabbit.onConnect((conn) => this.openChannel(conn));
+    this.unregister = rabbit.onConnect((conn) => {
+      this.releaseBlocked(); // a fresh connection starts unblocked
+      return this.openChannel(conn);
+    });
+    // Flow control as backpressure: while the broker blocks the connection (memory or disk alarm) nothing it
+    // receives is processed, so a write would only sit in buffers and run its confirm timeout down. New
+    // publishes wait for 'unblocked' instead (the caller's await is the backpressure).
+    const onBlocked = (reason: string) => {
+      if (this.blockedGate) return;
+      let release!: () => void;
+      const promise = new Promise<void>((r) => (release = r));
+      this.blockedGate = { promise, release, reason };
+      this.log.warn({ reason }, 'publishing paused: the broker blocked the connection');
+    };
+    const onUnblocked = () => {
+      if (this.blockedGate) this.log.info('publishing resumed: the broker unblocked the connection');
+      this.releaseBlocked();
+    };
+    rabbit.on('blocked', onBlocked);
+    rabbit.on('unblocked', onUnblocked);
+    this.offBlocked = () => {
+      rabbit.off('blocked', onBlocked);
+      rabbit.off('unblocked', onUnblocked);
+    };
+  }
+
+  /** The broker's flow-control state: true while it blocks publishing on this connection. */
+  get blocked(): boolean {
+    return this.blockedGate !== undefined;
+  }
+
+  private releaseBlocked(): void {
+    const g = this.blockedGate;
+    this.blockedGate = undefined;
+    g?.release();
   }
 
   /** True when a confirm channel is open right now. */
@@ -130,6 +167,8 @@ export class ConfirmPublisher {
     if (this.closed) return;
     this.closed = true;
     this.unregister();
+    this.offBlocked();
+    this.releaseBlocked();
     this.stop.abort();
     for (const w of [...this.waiters]) w();
     await settleWithin(Promise.allSettled([...this.inFlight]), timeoutMs);
@@ -144,6 +183,8 @@ export class ConfirmPublisher {
     content: Buffer,
     opts: PublishRawOptions,
   ): Promise<void> {
+    if (this.closed) throw new PublishError('closed', 'publisher is closed');
+    while (this.blockedGate && !this.closed) await this.blockedGate.promise;
     if (this.closed) throw new PublishError('closed', 'publisher is closed');
     const st = await this.channel();
     if (st.drain) await st.drain;
