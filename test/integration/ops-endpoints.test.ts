@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registry } from '../../src/metrics';
 import { parsePrometheusText } from '../../src/metrics/scrape';
+import { parse as parseYaml } from 'yaml';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { PipelineHarness, freePort, testSignal } from '../support/pipeline';
 
@@ -136,7 +137,7 @@ describe('operations endpoints of the real processes', () => {
     expect(names).toContain('temporal_activity_execution_latency_seconds_bucket');
   });
 
-  it('has a Grafana dashboard that parses and uses only metrics the processes really export', async () => {
+  it('has a Grafana dashboard and alert rules that parse and use only metrics the processes really export', async () => {
     const file = path.resolve(__dirname, '../../deploy/grafana/dashboards/stockautotrader.json');
     const dashboard = JSON.parse(fs.readFileSync(file, 'utf8')) as {
       uid: string;
@@ -167,6 +168,15 @@ describe('operations endpoints of the real processes', () => {
     for (const t of exprs) {
       for (const m of t.expr.matchAll(/\b(sat_\w+|temporal_\w+|process_\w+|nodejs_\w+|up)\b(?!\s*\()/g))
         used.add(m[1]!);
+    }
+    // The alert rules too (deploy/prometheus/alerts.yml).
+    const rules = parseYaml(fs.readFileSync(path.resolve(__dirname, '../../deploy/prometheus/alerts.yml'), 'utf8')) as {
+      groups: Array<{ rules: Array<{ alert: string; expr: string }> }>;
+    };
+    const alertExprs = rules.groups.flatMap((g) => g.rules.map((r) => r.expr));
+    expect(alertExprs.length).toBeGreaterThan(3);
+    for (const e of alertExprs) {
+      for (const m of e.matchAll(/\b(sat_\w+|temporal_\w+|process_\w+|nodejs_\w+|up)\b(?!\s*\()/g)) used.add(m[1]!);
     }
     const missing = [...used].filter((n) => !exported.has(n) && !PROMETHEUS_SYNTHETIC.has(n));
     expect(missing, `not exported by any process: ${missing.join(', ')}`).toEqual([]);
