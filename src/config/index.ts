@@ -206,6 +206,7 @@ export const envSchema = z.object({
   MRM_THRESHOLD: num(0.01, (s) => s.min(0).lt(1)),
   ML_WINDOW: int(50, 10, 100_000),
   ML_RETRAIN_EVERY: int(50, 1, 100_000),
+  QUANT_WARMUP: bool(true),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -13,7 +13,11 @@
  *  - a malformed bar is dead-lettered to `quant.bars.dlq` with the reason in `x-rejection-reason`, then acked.
  */
 import { parseArgs } from 'node:util';
-import { barsOfMessage } from '../contracts/bar';
+import { barsOfMessage, type Bar } from '../contracts/bar';
+import { findReplayFile, loadReplay, toBarMessage } from '../adapters/marketdata/replay';
+import { loadBars } from '../adapters/postgres/bars';
+import { createPool } from '../adapters/postgres/pool';
+import type { Config } from '../config';
 import { formatZodError, type TradeSignal } from '../contracts/signal';
 import { loadConfig } from '../config';
 import { createLogger, withCorrelation, type Logger } from '../logging';
@@ -46,7 +50,16 @@ export interface QuantStats {
   partial: number;
   /** Bars that failed the Bar schema or could not make a valid signal (dead-lettered; see consumer.stats for all). */
   invalid: number;
+  /** Stored bars replayed into the strategies on start (warm-up; nothing is published for them). */
+  warmed: number;
 }
+
+/**
+ * The recorded history of one series, oldest first, as bar messages: at least every bar a previous quant process
+ * may have processed (acked) before the first bar this process received at `firstDelivered`. It may run past that
+ * bar: a warmed bar that is delivered later is a duplicate, and its remembered signal is published then.
+ */
+export type WarmupSource = (symbol: string, interval: string, firstDelivered: string) => Promise<Bar[]>;
 
 export interface QuantOptions {
   rabbit: RabbitConnection;
@@ -67,6 +80,12 @@ export interface QuantOptions {
   maxAttempts?: number;
   /** Base requeue backoff. Default 500 ms. */
   retryDelayMs?: number;
+  /**
+   * State that survives a restart: on the first bar of each series this process sees, the series' earlier bars
+   * are fed to every strategy first (outcomes remembered, nothing published), so the strategies are exactly
+   * where an uninterrupted run would be and the signals that follow are the same, with the same ids.
+   */
+  warmup?: WarmupSource;
 }
 
 export interface QuantHandle {
@@ -93,7 +112,44 @@ export function startQuant(opts: QuantOptions): QuantHandle {
   const names = engines.map((e) => e.strategyName);
   if (new Set(names).size !== names.length)
     throw new Error(`startQuant: a strategy is listed twice (${names.join(', ')})`);
-  const stats: QuantStats = { bars: 0, signals: 0, republished: 0, duplicates: 0, stale: 0, partial: 0, invalid: 0 };
+  const stats: QuantStats = {
+    bars: 0,
+    signals: 0,
+    republished: 0,
+    duplicates: 0,
+    stale: 0,
+    partial: 0,
+    invalid: 0,
+    warmed: 0,
+  };
+  const warming = new Map<string, Promise<void>>();
+  /** Signal ids this process has published (bounded): tells a re-publication from a warmed bar's first one. */
+  const publishedHere = new Set<string>();
+  const remember = (id: string) => {
+    if (publishedHere.size >= 200_000) publishedHere.clear();
+    publishedHere.add(id);
+  };
+
+  /** Warm one series up, once per process; retried until it works (its bars wait un-acked meanwhile). */
+  async function warmSeries(source: WarmupSource, symbol: string, interval: string, before: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const history = await source(symbol, interval, before);
+        let n = 0;
+        for (const h of history) {
+          for (const e of engines) e.process(h);
+          n++;
+        }
+        stats.warmed += n;
+        log.info({ symbol, interval, bars: n, before }, 'series warmed up from history');
+        return;
+      } catch (err) {
+        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+        log.warn({ err, symbol, interval, attempt, retry_in_ms: delay }, 'warm-up failed; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
 
   const consumer = consumeJson(
     opts.rabbit,
@@ -114,7 +170,15 @@ export function startQuant(opts: QuantOptions): QuantHandle {
         await ctx.deadLetter(`invalid bar: ${formatZodError(m.error)}`);
         return;
       }
-      // Synchronous, before any await: bars reach every strategy in delivery order (a batch's too).
+      if (opts.warmup && m.bars[0]) {
+        // Every bar of a series awaits the same promise, so they resume in delivery order (FIFO reactions).
+        const first = m.bars[0];
+        const key = `${first.symbol}|${first.interval}`;
+        let w = warming.get(key);
+        if (!w) warming.set(key, (w = warmSeries(opts.warmup, first.symbol, first.interval, first.timestamp)));
+        await w;
+      }
+      // Synchronous from here: bars reach every strategy in delivery order (a batch's too).
       const processed = m.bars.map((bar) => ({ bar, outs: engines.map((e) => e.process(bar)) }));
       for (const { bar } of processed) barsReceived.inc({ symbol: bar.symbol });
       stats.bars += processed.length;
@@ -143,11 +207,23 @@ export function startQuant(opts: QuantOptions): QuantHandle {
               if (!out.signal) break;
               // Re-publish the remembered signal: its first publish may not have been confirmed. Same signal_id.
               await publishSignal(out.signal);
-              stats.republished++;
-              blog.info({ signal_id: out.signal.signal_id }, 'redelivered bar: signal re-published');
+              if (publishedHere.has(out.signal.signal_id)) {
+                stats.republished++;
+                blog.info({ signal_id: out.signal.signal_id }, 'redelivered bar: signal re-published');
+              } else {
+                // A bar warmed up from history before it was delivered: this is its first publication here.
+                remember(out.signal.signal_id);
+                stats.signals++;
+                signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
+                blog.info(
+                  { signal_id: out.signal.signal_id, strategy: out.signal.strategy },
+                  'signal (bar known from warm-up)',
+                );
+              }
               break;
             case 'signal':
               await publishSignal(out.signal);
+              remember(out.signal.signal_id);
               stats.signals++;
               signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
               blog.info(
@@ -204,6 +280,34 @@ Options:
 Connection: RABBITMQ_HOST, RABBITMQ_PORT, RABBITMQ_USER, RABBITMQ_PASS, RABBITMQ_VHOST (see .env.example).
 `;
 
+/**
+ * Where a restarted quant finds what it saw before: the bar store (market_bars, written by the bar-store worker from
+ * the same bars), from REPLAY_FROM on when replaying (what an uninterrupted run of this replay saw); if the store
+ * has none of the series (no bar store running), the replay source's bars before the first delivered one (the
+ * best it can do: bars acked out of order after that one are not known then).
+ */
+export function historySource(cfg: Config, pool: ReturnType<typeof createPool>, log: Logger): WarmupSource {
+  const from = cfg.dataflow.source === 'replay' ? cfg.dataflow.replay.from : undefined;
+  return async (symbol, interval, before) => {
+    // Every stored bar, not only those before the first delivery: acks are not in bar order (a bar waiting for its
+    // signal's confirm is acked after the next one), so a crashed quant may have acked bars after the first one
+    // redelivered now. Those must be warmed too, or the strategies would miss them.
+    const stored = await loadBars(pool, symbol, interval, from ? { from } : {});
+    const bars = stored.map((b) => toBarMessage(b, interval, b.source));
+    if (bars.length > 0 || cfg.dataflow.source !== 'replay') return bars;
+    let file: string;
+    try {
+      file = await findReplayFile(cfg.dataflow.replay.dataDir, symbol);
+    } catch {
+      return []; // not a replayed symbol: nothing before this bar
+    }
+    const r = await loadReplay(file, symbol, from ? { from } : {});
+    if (r.interval !== interval) return [];
+    log.info({ symbol, file }, 'bar store has no history of the series: warming up from the replay source');
+    return r.bars.filter((b) => b.timestamp < before);
+  };
+}
+
 function intArg(name: string, v: string | undefined, def: number, min: number): number {
   if (v === undefined) return def;
   const n = Number(v);
@@ -237,8 +341,10 @@ async function main(): Promise<void> {
     setup: assertTopologyOn,
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
+  const pool = cfg.env.QUANT_WARMUP ? createPool(cfg.databaseUrl, 2) : undefined;
   // Signals trade for ACCOUNT_ID: their ids are scoped to it, so a fresh paper account trades the same bars again.
   const quant = startQuant({
+    ...(pool ? { warmup: historySource(cfg, pool, log) } : {}),
     rabbit,
     publisher,
     strategies: factories,
@@ -273,6 +379,7 @@ async function main(): Promise<void> {
     log.info({ signal: sig }, 'shutting down: cancelling the consumer, waiting for in-flight confirms');
     if (timer) clearInterval(timer);
     await quant.stop();
+    await pool?.end().catch(() => undefined);
     await publisher.close();
     await rabbit.close();
     await ops.close();
