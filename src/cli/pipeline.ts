@@ -266,7 +266,14 @@ async function main(): Promise<number> {
     values.account ?? `paper-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${process.pid}`;
   const logDir = path.join(ROOT, '.data/logs', accountId);
   fs.mkdirSync(logDir, { recursive: true });
-  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ACCOUNT_ID: accountId };
+  // Each run is a fresh start on bars the shared bar store already holds from earlier runs: its quant starts cold
+  // (a warm-up would feed it those runs' bars). Warm-up is for restarting a long-running quant (docs/quant.md).
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+    ACCOUNT_ID: accountId,
+    QUANT_WARMUP: 'false',
+  };
   const pool = createPool(cfg.databaseUrl, 2);
   const connection = await Connection.connect({ address: cfg.temporal.address });
   const client = new Client({ connection, namespace: cfg.temporal.namespace });
