@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PolygonRestClient } from '../../../src/adapters/marketdata/polygon/rest';
 import type { Bar } from '../../../src/contracts/bar';
@@ -26,7 +27,8 @@ afterEach(async () => {
   fake = undefined;
 });
 
-function setup(f: FakePolygon, extra: { replay?: Bar[] } = {}) {
+function setup(f: FakePolygon, extra: { replay?: Bar[]; logger?: typeof quiet } = {}) {
+  const quiet_ = extra.logger ?? quiet;
   const published: Bar[] = [];
   const rest = new PolygonRestClient({
     baseUrl: f.url,
@@ -35,7 +37,7 @@ function setup(f: FakePolygon, extra: { replay?: Bar[] } = {}) {
     backoffBaseMs: 10,
     backoffMaxMs: 40,
     maxAttempts: 2,
-    logger: quiet,
+    logger: quiet_,
   });
   const first = Date.parse(f.bars('ES')[0]!.timestamp);
   const feed = new MarketFeed({
@@ -47,7 +49,7 @@ function setup(f: FakePolygon, extra: { replay?: Bar[] } = {}) {
         apiKey: KEY,
         symbols: ['ES'],
         interval: '1m',
-        logger: quiet,
+        logger: quiet_,
         connectTimeoutMs: 2000,
       }),
       restPollingSource({ client: rest, pollMs: 50, startFromMs: first }),
@@ -64,7 +66,7 @@ function setup(f: FakePolygon, extra: { replay?: Bar[] } = {}) {
     probeEveryMs: 50,
     backoffBaseMs: 10,
     backoffMaxMs: 40,
-    logger: quiet,
+    logger: quiet_,
   });
   return { feed, published };
 }
@@ -176,8 +178,22 @@ describe('live feed: WebSocket → REST polling → replay, against the fake Pol
       .bars('ES')
       .slice(0, 5)
       .map((b) => ({ ...b, interval: '1m' }) as unknown as Bar);
-    const { feed, published } = setup(fake, { replay });
+    const lines: string[] = [];
+    const logger = createLogger('feed-test', {
+      level: 'debug',
+      destination: new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          lines.push(chunk.toString());
+          cb();
+        },
+      }),
+    });
+    const { feed, published } = setup(fake, { replay, logger });
     await feed.run(new AbortController().signal);
+    // Auth failures, switches and the REST 401 are all logged; the key (sent in the auth frame and the
+    // Authorization header) is in none of them.
+    expect(lines.join('\n')).toMatch(/market data source switched/);
+    expect(lines.join('\n')).not.toContain(KEY);
     expect(feed.stats.switches.map((s) => s.to)).toEqual(['polygon-rest', 'replay']);
     expect(feed.stats.failures).toEqual({ 'polygon-ws': 1, 'polygon-rest': 1 });
     expect(published).toHaveLength(5);
