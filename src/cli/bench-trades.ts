@@ -92,6 +92,10 @@ Options:
                         run this benchmark against a private \`temporal server start-dev\` (in-memory SQLite
                         unless FLAGS has --db-filename) with FLAGS added, e.g.
                         "--db-filename /tmp/t.sqlite --sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=OFF"
+  --floor N             engine floor on the same server afterwards: N one-activity workflows in a burst, then
+                        --signals of them at --rate (default 300; 0 skips)
+  --services-from DIR   run the services (trade-worker, signal-intake, exchange-sim) from another checkout,
+                        e.g. a git worktree of a baseline commit, measured by this benchmark the same way
   --label TEXT          a name for this run in the report and the JSON file
   --out DIR             where to write the JSON (default bench-results)
   --keep-db             keep the database and the RabbitMQ vhost afterwards (printed) for inspection
@@ -121,6 +125,10 @@ export interface BenchOptions {
   workerTuning: Record<string, number | boolean | string>;
   logLevel: string;
   privateTemporal?: string;
+  /** One-activity workflows for the engine floor, in a burst (0 skips the floor). */
+  floor: number;
+  /** A checkout whose services run instead of this one's (e.g. the baseline commit); the bench itself stays. */
+  servicesFrom?: string;
   label?: string;
   out: string;
   keepDb: boolean;
@@ -136,6 +144,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
     barIntervalMs: 500,
     drainTimeoutS: 120,
     intakes: 1,
+    floor: 300,
     workers: 1,
     workerTuning: {},
     logLevel: 'info',
@@ -170,6 +179,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
       '--drain-timeout': ['drainTimeoutS', 1],
       '--prefetch': ['prefetch', 1],
       '--intakes': ['intakes', 1],
+      '--floor': ['floor', 0],
       '--workers': ['workers', 1],
     };
     const spec = numeric[a];
@@ -193,6 +203,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
         o.workerTuning[k] =
           raw === 'true' ? true : raw === 'false' ? false : Number.isFinite(Number(raw)) ? Number(raw) : raw;
       }
+    } else if (a === '--services-from') {
+      const v = value();
+      if (!v || !fs.existsSync(path.join(v, 'src/workers/trade-worker.ts')))
+        return { error: '--services-from needs a checkout of this repository (with src/workers/trade-worker.ts)' };
+      o.servicesFrom = path.resolve(v);
     } else if (a === '--intake') {
       const v = value();
       if (v !== 'worker' && v !== 'process') return { error: '--intake needs worker|process' };
@@ -405,7 +420,7 @@ function spawnLogged(
   env: NodeJS.ProcessEnv,
   logDir: string,
 ): Service {
-  const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, { cwd: env.BENCH_SERVICES_ROOT ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = fs.createWriteStream(path.join(logDir, `${name}.log`), { flags: 'a' });
   log.on('error', () => undefined); // a log file problem must not take the benchmark down
   let tail = '';
@@ -1552,6 +1567,19 @@ function formatReport(j: BenchJson): string {
   ]);
   out.push(table(['figure', 'result', 'target', ''], headline));
   out.push('');
+  if (j.floor) {
+    const f = j.floor;
+    const tradesPerS = sat?.rates?.ordersSubmitted.sustained ?? NaN;
+    out.push(
+      `engine floor (same server, one-activity workflow): ${f1(f.burst.perS)}/s in a burst of ${f.burst.n}; ` +
+        `start → activity completed at ${f1(f.atRate.rate)}/s p50 ${f0(f.atRate.latencyMs.p50)} ms, p99 ${f0(f.atRate.latencyMs.p99)} ms`,
+    );
+    out.push(
+      `floor ratio: trades/s ${(tradesPerS / f.burst.perS).toFixed(2)}x one-activity workflows/s, ` +
+        `p99 ${((lat?.latencyMs.p99 ?? NaN) / f.atRate.latencyMs.p99).toFixed(1)}x one-activity p99`,
+    );
+    out.push('');
+  }
   // Counts that do not depend on the machine: the saturation phase's (steadier CPU), else the latency phase's.
   const counted = sat ?? lat;
   if (counted) {
@@ -1712,8 +1740,74 @@ interface BenchJson {
   };
   phases: PhaseReport[];
   loss: LossReport;
+  floor?: FloorReport;
   barsPublished: number;
   totalS: number;
+}
+
+/** The engine floor: a one-activity workflow on the same server, started by a client, run by a TS worker. */
+interface FloorReport {
+  burst: { n: number; perS: number };
+  /** Start request → the activity's ActivityTaskCompleted (server time), like signal → order submitted. */
+  atRate: { n: number; rate: number; latencyMs: Dist };
+}
+
+/**
+ * Run the floor: a Worker in this process on a private task queue, N workflows started as fast as the client
+ * can (window 200) and timed to their results, then workflows at the latency phase's rate.
+ */
+async function measureFloor(client: Client, address: string, runId: string, opts: BenchOptions): Promise<FloorReport> {
+  const { NativeConnection, Worker } = await import('@temporalio/worker');
+  const connection = await NativeConnection.connect({ address });
+  const taskQueue = `bench-floor-${runId}`;
+  try {
+    const worker = await Worker.create({
+      connection,
+      taskQueue,
+      workflowsPath: require.resolve('./bench-floor-workflow'),
+      activities: { floorStep: async (n: number) => n },
+    });
+    return await worker.runUntil(async () => {
+      const start = (id: string) =>
+        client.workflow.start('oneActivityWorkflow', { taskQueue, workflowId: id, args: [1] });
+      // Warm-up (bundle caches, sticky queues), excluded.
+      await Promise.all(Array.from({ length: 10 }, (_, i) => start(`floor-${runId}-w${i}`).then((h) => h.result())));
+      let next = 0;
+      const t0 = Date.now();
+      let last = t0;
+      await Promise.all(
+        Array.from({ length: 200 }, async () => {
+          while (next < opts.floor) {
+            const h = await start(`floor-${runId}-b${next++}`);
+            await h.result();
+            last = Math.max(last, Date.now());
+          }
+        }),
+      );
+      const burst = { n: opts.floor, perS: opts.floor / Math.max(0.001, (last - t0) / 1000) };
+      const n = opts.signals;
+      const startedAt: number[] = [];
+      const handles: Array<Promise<string>> = [];
+      const tr = Date.now();
+      for (let i = 0; i < n; i++) {
+        const due = tr + (i * 1000) / opts.rate;
+        if (due > Date.now()) await sleep(due - Date.now());
+        startedAt[i] = Date.now();
+        handles.push(start(`floor-${runId}-r${i}`).then(async (h) => (await h.result(), h.workflowId)));
+      }
+      const ids = await Promise.all(handles);
+      const latencies = await Promise.all(
+        ids.map(async (id, i) => {
+          const h = await client.workflow.getHandle(id).fetchHistory();
+          const done = (h.events ?? []).find((e) => e.eventType === EV.ACT_COMPLETED);
+          return done ? tsMs(done.eventTime as TsLike) - startedAt[i]! : NaN;
+        }),
+      );
+      return { burst, atRate: { n, rate: opts.rate, latencyMs: dist(latencies) } };
+    });
+  } finally {
+    await connection.close();
+  }
 }
 
 // ------------------------------------------------------------------------------------------------ interrupted runs
@@ -1934,6 +2028,7 @@ async function main(argv: readonly string[]): Promise<number> {
       RISK_ALLOW_SHORT: 'true',
       RISK_MAX_POSITION_SHARES: '1000000',
       ...EPHEMERAL_OPS_ENV,
+      ...(opts.servicesFrom ? { BENCH_SERVICES_ROOT: opts.servicesFrom } : {}),
     };
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...childOverrides };
     const childCfg = parseEnv(childEnv);
@@ -2006,7 +2101,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const start = async (kind: Exclude<ServiceKind, 'temporal-dev'>, index: number) => {
       const name = index > 0 ? `${kind}-${index + 1}` : kind;
       const tuned = kind === 'trade-worker' && Object.keys(opts.workerTuning).length > 0;
-      const args = tuned ? [SELF, '--internal-worker'] : [path.join(ROOT, SCRIPTS[kind].script)];
+      const args = tuned ? [SELF, '--internal-worker'] : [path.join(opts.servicesFrom ?? ROOT, SCRIPTS[kind].script)];
       const env = tuned ? { ...childEnv, BENCH_WORKER_TUNING: JSON.stringify(opts.workerTuning) } : childEnv;
       const svc = spawnLogged(name, kind, TSX, args, env, logDir);
       services.push(svc);
@@ -2027,7 +2122,8 @@ async function main(argv: readonly string[]): Promise<number> {
       url: childCfg.rabbitmq.url,
       name: `bench-trades-${process.pid}`,
       logger: createLogger('bench', { level: 'warn' }),
-      setup: assertTopologyOn,
+      // Services from another checkout declared their own topology (possibly older queue types): leave it.
+      ...(opts.servicesFrom ? {} : { setup: assertTopologyOn }),
     });
     const publisher = new ConfirmPublisher(rabbit, { logger: createLogger('bench', { level: 'warn' }) });
     await rabbit.start();
@@ -2062,6 +2158,14 @@ async function main(argv: readonly string[]): Promise<number> {
     );
     say('checking zero loss: Temporal, ledger, venue, queues');
     const loss = await verifyZeroLoss(bench, client, taskQueue, childEnv, vhost, historiesMissing);
+    let floor: FloorReport | undefined;
+    if (opts.floor > 0) {
+      say(`engine floor: ${opts.floor} one-activity workflows in a burst, then ${opts.signals} at ${opts.rate}/s`);
+      floor = await measureFloor(client, temporalAddress, runId, opts).catch((err: unknown) => {
+        say(`engine floor failed: ${err instanceof Error ? err.message : String(err)}`);
+        return undefined;
+      });
+    }
 
     const reports = phases.map((p) =>
       analysePhase(
@@ -2074,7 +2178,9 @@ async function main(argv: readonly string[]): Promise<number> {
     const json: BenchJson = {
       ...(opts.label ? { label: opts.label } : {}),
       startedAt,
-      git: gitRevision(),
+      git: opts.servicesFrom
+        ? `services ${gitRevision(opts.servicesFrom)} (${opts.servicesFrom}), bench ${gitRevision()}`
+        : gitRevision(),
       command: `npm run bench:trades${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
       jsonPath,
       options: opts,
@@ -2102,6 +2208,7 @@ async function main(argv: readonly string[]): Promise<number> {
       },
       phases: reports,
       loss,
+      ...(floor ? { floor } : {}),
       barsPublished: bench.barsPublished,
       totalS: (Date.now() - tStart) / 1000,
     };
@@ -2116,10 +2223,10 @@ async function main(argv: readonly string[]): Promise<number> {
   return exitCode;
 }
 
-function gitRevision(): string {
+function gitRevision(dir = ROOT): string {
   try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT })
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: dir })
       .toString()
       .trim();
     return dirty ? `${head} + uncommitted changes` : head;
