@@ -24,6 +24,8 @@ import { rateLimitWaitSeconds, rateLimitWaits, signalToOrderSeconds, tradesFinis
 export const BROKER_REJECTED = 'BrokerRejected';
 export const BROKER_RATE_LIMITED = 'BrokerRateLimited';
 export const ORDER_NOT_FOUND = 'OrderNotFound';
+/** How long before an attempt's start-to-close a submit stops waiting out a 429. */
+const SUBMIT_DEADLINE_MARGIN_MS = 3_000;
 /** Consecutive "no such order" answers (a second apart) before an order counts as lost. */
 const NOT_FOUND_LIMIT = 15;
 
@@ -159,7 +161,7 @@ export function createExecutionActivities(deps: ExecutionDeps) {
    * every filled share (events lost, or the order filled before anyone listened) — the broker's own
    * execution listing. What neither explains is inferred by the booking step.
    */
-  async function executionsOf(order: BrokerOrder): Promise<LedgerFill[]> {
+  async function executionsOf(order: BrokerOrder, signal?: AbortSignal): Promise<LedgerFill[]> {
     const out: LedgerFill[] = [];
     for (const o of ordersOf(order)) {
       const streamed = tracker.fillsAfter(o.clientOrderId, 0);
@@ -171,7 +173,10 @@ export function createExecutionActivities(deps: ExecutionDeps) {
       const covered = streamed.reduce((s, f) => s + f.qty, 0);
       if (covered < o.filledQty) {
         try {
-          const listed = await broker.listExecutions(o.brokerOrderId, { orderCreatedAt: o.createdAt });
+          const listed = await broker.listExecutions(o.brokerOrderId, {
+            orderCreatedAt: o.createdAt,
+            ...(signal ? { signal } : {}),
+          });
           out.push(...listed.map((e) => ({ ...e, clientOrderId: o.clientOrderId })));
         } catch (err) {
           // Not fatal: the booking step infers the missing shares; their fee stays unknown (NULL).
@@ -188,7 +193,7 @@ export function createExecutionActivities(deps: ExecutionDeps) {
       pool,
       context(workflowId, correlationId),
       order,
-      await executionsOf(order),
+      await executionsOf(order, Context.current().cancellationSignal),
       workingPhaseOf(order),
     );
     if (booked.length) {
@@ -217,7 +222,16 @@ export function createExecutionActivities(deps: ExecutionDeps) {
       let order: BrokerOrder;
       try {
         // The signal ends a wait on the request budget or on a 429 reset when the attempt times out or is cancelled.
-        order = await broker.submitOrder(input.request, { isRetry, signal: ctx.cancellationSignal });
+        // Give up waiting out a 429 a few seconds before this attempt's start-to-close, so the rate limit
+        // surfaces as BrokerRateLimited and its reset becomes the next retry's delay (a timed-out attempt
+        // would tell Temporal nothing about when to come back).
+        const attemptEndsAt =
+          ctx.info.currentAttemptScheduledTimestampMs + ctx.info.startToCloseTimeoutMs - SUBMIT_DEADLINE_MARGIN_MS;
+        order = await broker.submitOrder(input.request, {
+          isRetry,
+          signal: ctx.cancellationSignal,
+          deadlineMs: attemptEndsAt,
+        });
       } catch (err) {
         if (err instanceof BrokerRejectedError) {
           await markOrderRejected(pool, input.request.clientOrderId);
