@@ -31,6 +31,7 @@ import {
 } from '../adapters/rabbitmq';
 import { barsReceived } from '../metrics';
 import { postgresCheck, rabbitCheck, startOps } from './ops';
+import { intArg } from '../config/cli-args';
 
 export interface BarStoreStats {
   /** Bars written (upserted) to market_bars, including re-deliveries. */
@@ -154,13 +155,6 @@ Options:
 
 Connection: DATABASE_URL, RABBITMQ_HOST, RABBITMQ_PORT, RABBITMQ_USER, RABBITMQ_PASS, RABBITMQ_VHOST.
 `;
-
-function intArg(name: string, v: string | undefined, def: number, min: number): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${v}"`);
-  return n;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -42,6 +42,7 @@ import {
 } from '../adapters/rabbitmq';
 import { barsPublished } from '../metrics';
 import { rabbitCheck, startOps } from './ops';
+import { intArg } from '../config/cli-args';
 
 export { REPLAY_SOURCE, toBarMessage, loadReplay, type LoadedReplay } from '../adapters/marketdata/replay';
 
@@ -271,13 +272,6 @@ SYNTHETIC_*; --bars per symbol from --from) or polygon: the live feed, MARKET_DA
 (websocket → rest → replay) with backoff, circuit breakers, probing and REST gap fills; runs until SIGINT.
 Connection: RABBITMQ_HOST, RABBITMQ_PORT, RABBITMQ_USER, RABBITMQ_PASS, RABBITMQ_VHOST.
 `;
-
-function intArg(name: string, v: string | undefined, def: number, min = 0): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${v}"`);
-  return n;
-}
 
 function symbolsArg(v: string): string[] {
   const out = v

@@ -34,6 +34,7 @@ import {
 import { barsReceived, signalsPublished } from '../metrics';
 import { rabbitCheck, startOps } from './ops';
 import { STRATEGY_NAMES, SignalEngine, strategyFactories, type StrategyFactory } from '../domain/strategies';
+import { intArg } from '../config/cli-args';
 
 /**
  * Market data wants a deep prefetch (temporal-guide C.2/C.5: ≥100 reaches top single-queue throughput); every
@@ -306,13 +307,6 @@ export function historySource(cfg: Config, pool: ReturnType<typeof createPool>, 
     log.info({ symbol, file }, 'bar store has no history of the series: warming up from the replay source');
     return r.bars.filter((b) => b.timestamp < before);
   };
-}
-
-function intArg(name: string, v: string | undefined, def: number, min: number): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${v}"`);
-  return n;
 }
 
 async function main(): Promise<void> {
