@@ -3,24 +3,14 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PolygonRestClient } from '../../src/adapters/marketdata/polygon/rest';
 import { loadBars, upsertBars } from '../../src/adapters/postgres/bars';
 import { toBarMessage } from '../../src/adapters/marketdata/replay';
-import {
-  ConfirmPublisher,
-  RabbitConnection,
-  assertTopologyOn,
-  consumeJson,
-  withChannel,
-} from '../../src/adapters/rabbitmq';
+import { ConfirmPublisher, RabbitConnection, assertTopologyOn, withChannel } from '../../src/adapters/rabbitmq';
 import { assertConsumerQueue, MARKET_BARS_EXCHANGE } from '../../src/adapters/rabbitmq/topology';
 import { parseEnv } from '../../src/config';
-import { barsOfMessage, type Bar } from '../../src/contracts/bar';
 import { createLogger } from '../../src/logging';
-import { MarketFeed } from '../../src/services/market-feed';
-import { restPollingSource, websocketSource } from '../../src/services/market-sources';
-import { replayBars } from '../../src/workers/dataflow';
 import { startBarStore } from '../../src/workers/bar-store';
+import { collectBars, liveFeed } from '../support/bar-feed';
 import { FakePolygon, sharedDataFile } from '../fakes/fake-polygon';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
 
@@ -115,53 +105,11 @@ describe('Dataflow with the fake Polygon and real RabbitMQ / PostgreSQL', () => 
     await withChannel(rabbit.connection!, (ch) =>
       assertConsumerQueue(ch, { queue, exchange: MARKET_BARS_EXCHANGE, bindingKeys: ['bars.1m.#'] }),
     );
-    const got: Bar[] = [];
-    const seen = new Set<string>();
-    let duplicates = 0;
-    const consumer = consumeJson(rabbit, queue, { prefetch: 100, publisher, logger: quiet }, (ctx) => {
-      const m = barsOfMessage(ctx.body);
-      if (!m.ok) throw new Error('invalid bar');
-      for (const b of m.bars) {
-        if (seen.has(b.message_id)) duplicates++;
-        else {
-          seen.add(b.message_id);
-          got.push(b);
-        }
-      }
-    });
+    const { got, duplicates, consumer } = collectBars(rabbit, queue, { prefetch: 100, publisher, logger: quiet });
     await consumer.ready();
 
     fake.startLive('ES', 12);
-    const rest = new PolygonRestClient({
-      baseUrl: fake.url,
-      apiKey: KEY,
-      requestsPerWindow: 0,
-      backoffBaseMs: 10,
-      backoffMaxMs: 50,
-      maxAttempts: 2,
-      logger: quiet,
-    });
-    const first = Date.parse(fake.bars('ES')[0]!.timestamp);
-    const feed = new MarketFeed({
-      symbols: ['ES'],
-      interval: '1m',
-      sources: [
-        websocketSource({ url: fake.wsUrl, apiKey: KEY, symbols: ['ES'], interval: '1m', logger: quiet }),
-        restPollingSource({ client: rest, pollMs: 50, startFromMs: first }),
-      ],
-      publish: async (bars) => {
-        await replayBars({ publisher, bars, logger: quiet, maxAttempts: 1000 });
-      },
-      backfill: (symbol, since, signal) =>
-        rest.aggregates({ ticker: symbol, interval: '1m', from: since + 1, to: Date.now(), signal }),
-      startFromMs: first,
-      failureThreshold: 2,
-      probeAfterMs: 300,
-      probeEveryMs: 100,
-      backoffBaseMs: 10,
-      backoffMaxMs: 50,
-      logger: quiet,
-    });
+    const feed = liveFeed({ fake, apiKey: KEY, publisher, logger: quiet, pollMs: 50, publishAttempts: 1000 });
     const stop = new AbortController();
     const running = feed.run(stop.signal);
     await until(() => feed.stats.readies === 1, 'stream live');
@@ -189,7 +137,7 @@ describe('Dataflow with the fake Polygon and real RabbitMQ / PostgreSQL', () => 
       'polygon-rest→polygon-ws',
     ]);
     expect(new Set(got.map((b) => b.source))).toEqual(new Set(['polygon-ws', 'polygon-rest']));
-    expect(duplicates).toBe(0);
+    expect(duplicates()).toBe(0);
   }, 120_000);
 
   it('npm run backfill publishes only the bars the store lacks; the bar store then holds the whole range once', async () => {

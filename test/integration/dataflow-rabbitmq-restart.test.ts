@@ -4,22 +4,13 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PolygonRestClient } from '../../src/adapters/marketdata/polygon/rest';
-import {
-  ConfirmPublisher,
-  RabbitConnection,
-  assertTopologyOn,
-  consumeJson,
-  withChannel,
-} from '../../src/adapters/rabbitmq';
+import { ConfirmPublisher, RabbitConnection, assertTopologyOn, withChannel } from '../../src/adapters/rabbitmq';
 import { assertConsumerQueue, MARKET_BARS_EXCHANGE } from '../../src/adapters/rabbitmq/topology';
 import { parseEnv } from '../../src/config';
-import { barsOfMessage, type Bar } from '../../src/contracts/bar';
 import { createLogger } from '../../src/logging';
-import { MarketFeed } from '../../src/services/market-feed';
-import { restPollingSource, websocketSource } from '../../src/services/market-sources';
 import { replayBars } from '../../src/workers/dataflow';
 import { freePort } from '../support/pipeline';
+import { collectBars, liveFeed } from '../support/bar-feed';
 import { FakePolygon } from '../fakes/fake-polygon';
 
 /**
@@ -105,53 +96,11 @@ describe('Dataflow across a RabbitMQ restart (private node) and a WebSocket drop
     await withChannel(rabbit.connection!, (ch) =>
       assertConsumerQueue(ch, { queue, exchange: MARKET_BARS_EXCHANGE, bindingKeys: ['bars.1m.#'] }),
     );
-    const got: Bar[] = [];
-    const seen = new Set<string>();
-    let duplicates = 0;
-    const consumer = consumeJson(rabbit, queue, { prefetch: 50, publisher, logger: quiet }, (ctx) => {
-      const m = barsOfMessage(ctx.body);
-      if (!m.ok) throw new Error('invalid bar');
-      for (const b of m.bars) {
-        if (seen.has(b.message_id)) duplicates++;
-        else {
-          seen.add(b.message_id);
-          got.push(b);
-        }
-      }
-    });
+    const { got, duplicates, consumer } = collectBars(rabbit, queue, { prefetch: 50, publisher, logger: quiet });
     await consumer.ready();
 
     fake.startLive('ES', 10);
-    const rest = new PolygonRestClient({
-      baseUrl: fake.url,
-      apiKey: KEY,
-      requestsPerWindow: 0,
-      backoffBaseMs: 10,
-      backoffMaxMs: 50,
-      maxAttempts: 2,
-      logger: quiet,
-    });
-    const first = Date.parse(fake.bars('ES')[0]!.timestamp);
-    const feed = new MarketFeed({
-      symbols: ['ES'],
-      interval: '1m',
-      sources: [
-        websocketSource({ url: fake.wsUrl, apiKey: KEY, symbols: ['ES'], interval: '1m', logger: quiet }),
-        restPollingSource({ client: rest, pollMs: 100, startFromMs: first }),
-      ],
-      publish: async (bars) => {
-        await replayBars({ publisher, bars, logger: quiet, maxAttempts: 1_000_000 });
-      },
-      backfill: (symbol, since, signal) =>
-        rest.aggregates({ ticker: symbol, interval: '1m', from: since + 1, to: Date.now(), signal }),
-      startFromMs: first,
-      failureThreshold: 2,
-      probeAfterMs: 300,
-      probeEveryMs: 100,
-      backoffBaseMs: 10,
-      backoffMaxMs: 50,
-      logger: quiet,
-    });
+    const feed = liveFeed({ fake, apiKey: KEY, publisher, logger: quiet, pollMs: 100, publishAttempts: 1_000_000 });
     const stop = new AbortController();
     const running = feed.run(stop.signal);
     await until(() => feed.stats.readies === 1, 'stream live');
@@ -190,7 +139,7 @@ describe('Dataflow across a RabbitMQ restart (private node) and a WebSocket drop
     ]);
     // Duplicates at the wire are allowed (a confirm lost with the connection means a re-publish); the consumer's
     // de-duplication by message id makes them harmless. Nothing may be missing or out of order (checked above).
-    expect(duplicates).toBeGreaterThanOrEqual(0);
+    expect(duplicates()).toBeGreaterThanOrEqual(0);
   }, 300_000);
 
   it("the broker's flow control holds publishing back until it unblocks; nothing fails or is lost", async () => {
