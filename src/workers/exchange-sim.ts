@@ -22,9 +22,8 @@ import {
   consumeJson,
   withChannel,
 } from '../adapters/rabbitmq';
-import { SimulatedBroker } from '../adapters/brokers/simulated';
 import { SIM_PLACEHOLDER_KEY, SIM_PLACEHOLDER_SECRET } from '../adapters/brokers';
-import { startAlpacaCompatServer } from '../adapters/brokers/alpaca-compat/server';
+import { SimulatedBroker, startAlpacaCompatServer } from '../venue';
 import { barsReceived } from '../metrics';
 import { rabbitCheck, startOps } from './ops';
 

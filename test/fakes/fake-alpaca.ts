@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { isTerminal, type BrokerOrder, type OrderRequest, type OrderUpdate } from '../../src/contracts/order';
 import { createLogger, type Logger } from '../../src/logging';
-import { startAlpacaCompatServer, type AlpacaCompatServer } from '../../src/adapters/brokers/alpaca-compat/server';
+import { startAlpacaCompatServer, type AlpacaCompatServer } from '../../src/venue/alpaca-compat';
 import type { AlpacaTradeUpdateMessage } from '../../src/adapters/brokers/alpaca/wire';
 import { activityIdFor } from '../../src/adapters/brokers/alpaca/wire';
 import {
@@ -15,7 +15,7 @@ import {
 
 /**
  * A faithful fake of Alpaca's Trading API v2 for tests: the production Alpaca-compatible server
- * (src/adapters/brokers/alpaca-compat) in front of a small deterministic in-memory engine, plus
+ * (src/venue/alpaca-compat) in front of a small deterministic in-memory engine, plus
  * fault injection. By default nothing fills by itself: tests call `fill()`. `marketFills(...)` makes
  * market orders fill on their own the way Alpaca's do in market hours (see MarketFillMode).
  *

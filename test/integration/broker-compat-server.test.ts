@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startAlpacaCompatServer, type AlpacaCompatServer } from '../../src/adapters/brokers/alpaca-compat';
+import { startAlpacaCompatServer, type AlpacaCompatServer } from '../../src/venue/alpaca-compat';
 import { createLogger } from '../../src/logging';
 import { FakeAlpacaEngine } from '../fakes/fake-alpaca';
 

@@ -1,6 +1,6 @@
 import { AlpacaBroker } from '../../src/adapters/brokers/alpaca';
-import { startAlpacaCompatServer } from '../../src/adapters/brokers/alpaca-compat';
-import { SimulatedBroker } from '../../src/adapters/brokers/simulated';
+import { startAlpacaCompatServer } from '../../src/venue/alpaca-compat';
+import { SimulatedBroker } from '../../src/venue/simulated';
 import type { OhlcvBar } from '../../src/contracts/bar';
 import { createLogger } from '../../src/logging';
 import { brokerContractSuite, type BrokerHarness } from './broker-contract';

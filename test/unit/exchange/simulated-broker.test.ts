@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BrokerRejectedError, BrokerUnavailableError } from '../../../src/adapters/brokers/broker';
-import { SimulatedBroker } from '../../../src/adapters/brokers/simulated';
+import { SimulatedBroker } from '../../../src/venue/simulated';
 import type { OrderRequest, OrderUpdate } from '../../../src/contracts/order';
 import { nvda2008, on } from './support';
 

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { isTerminal, type BrokerOrder, type OrderUpdate } from '../../../contracts/order';
-import { createLogger, type Logger } from '../../../logging';
+import { isTerminal, type BrokerOrder, type OrderUpdate } from '../../contracts/order';
+import { createLogger, type Logger } from '../../logging';
 import {
   BrokerRateLimitedError,
   BrokerRejectedError,
@@ -10,7 +10,7 @@ import {
   hasExecutionLog,
   type Broker,
   type BrokerExecution,
-} from '../broker';
+} from '../../adapters/brokers/broker';
 import {
   ALPACA_CODES,
   AlpacaWireError,
@@ -23,7 +23,7 @@ import {
   positionToAlpaca,
   toWireNumber,
   type AlpacaTradeUpdateMessage,
-} from '../alpaca/wire';
+} from '../../adapters/brokers/alpaca/wire';
 
 /**
  * An Alpaca Trading API v2 compatible server in front of any `Broker`: the REST endpoints the

@@ -1,12 +1,12 @@
-import type { OhlcvBar } from '../../../contracts/bar';
-import type { BrokerOrder, Fill, OrderRequest, OrderUpdate } from '../../../contracts/order';
-import { envSchema } from '../../../config';
+import type { OhlcvBar } from '../../contracts/bar';
+import type { BrokerOrder, Fill, OrderRequest, OrderUpdate } from '../../contracts/order';
+import { envSchema } from '../../config';
 import {
   SimulatedExchange,
   type OrderRejection,
   type RejectCode,
   type SimulatedExchangeOptions,
-} from '../../../domain/exchange';
+} from '../../domain/exchange';
 import {
   BrokerRejectedError,
   BrokerUnavailableError,
@@ -15,8 +15,8 @@ import {
   type BrokerExecution,
   type BrokerPosition,
   type ExecutionLog,
-} from '../broker';
-import { activityIdFor } from '../alpaca/wire';
+} from '../../adapters/brokers/broker';
+import { activityIdFor } from '../../adapters/brokers/alpaca/wire';
 
 /**
  * SimulatedBroker: the Broker interface over an in-process SimulatedExchange (the paper venue).
