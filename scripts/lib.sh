@@ -27,7 +27,7 @@ tools_route() {
   esac
 }
 
-# Defaults shared with src/config/index.ts (keep in step with .env.example).
+# Defaults shared with src/config/ (the section files) (keep in step with .env.example).
 RABBITMQ_PASS_DEFAULT="stockautotrader-local"
 PG_PASS_DEFAULT="stockautotrader-local"
 
@@ -146,7 +146,7 @@ split_hostport() {
 # The stack: three servers, each with scripts/provision/<name>.sh [up|down|status].
 STACK_SERVERS=(postgres rabbitmq temporal-dev)
 
-# Export the connection settings the app and tests read (same defaults as src/config/index.ts; env wins).
+# Export the connection settings the app and tests read (same defaults as src/config/; env wins).
 stack_env() {
   export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
   export TEMPORAL_NAMESPACE="${TEMPORAL_NAMESPACE:-default}"

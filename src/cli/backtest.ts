@@ -20,7 +20,7 @@ import {
   type Objective,
   type WalkForwardResult,
 } from '../domain/backtest';
-import { limitsFromEnv } from '../domain/risk';
+import { riskLimits } from '../domain/risk';
 import { STRATEGY_NAMES, strategyFactory, type StrategyOptions } from '../domain/strategies';
 import { renderReport } from './backtest-report';
 import { symbolFromPath } from './indicators';
@@ -185,15 +185,16 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Ba
   const params: Record<string, number | boolean> = {};
   for (const [k, v] of kv(values.param, 'param')) params[k] = parseValue(v);
   const baseOpts = applyParams(name, cfg.strategy as unknown as StrategyOptions, params);
-  const e = cfg.env;
+  // The backtest's venue defaults to the paper venue's fill model (the sim section), flags override.
+  const venue = cfg.sim.venue;
   const exchange = {
-    feePerShare: num('fee-per-share', values['fee-per-share'], e.SIM_FEE_PER_SHARE, (n) => n >= 0),
-    feeBps: num('fee-bps', values['fee-bps'], e.SIM_FEE_BPS, (n) => n >= 0),
-    slippageBps: num('slippage-bps', values['slippage-bps'], e.SIM_SLIPPAGE_BPS, (n) => n >= 0),
-    maxVolumePct: num('max-volume-pct', values['max-volume-pct'], e.SIM_MAX_VOLUME_PCT, (n) => n > 0 && n <= 1),
+    feePerShare: num('fee-per-share', values['fee-per-share'], venue.feePerShare, (n) => n >= 0),
+    feeBps: num('fee-bps', values['fee-bps'], venue.feeBps, (n) => n >= 0),
+    slippageBps: num('slippage-bps', values['slippage-bps'], venue.slippageBps, (n) => n >= 0),
+    maxVolumePct: num('max-volume-pct', values['max-volume-pct'], venue.maxVolumePct, (n) => n > 0 && n <= 1),
     latencyBars: num('latency-bars', values['latency-bars'], 1, (n) => Number.isInteger(n) && n >= 1),
-    seed: e.SIM_SEED,
-    allowShort: e.RISK_ALLOW_SHORT,
+    seed: venue.seed,
+    allowShort: cfg.risk.allowShort,
   };
   const startingCash = num('cash', values.cash, cfg.startingCash, (n) => n > 0);
   const intraday = bars.length > 1 && bars[0]!.timestamp.slice(0, 10) === bars[1]!.timestamp.slice(0, 10);
@@ -201,7 +202,7 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Ba
     startingCash,
     exchange,
     barPeriod: intraday ? 'intraday' : 'daily',
-    limits: limitsFromEnv(e),
+    limits: riskLimits(cfg.risk),
   };
 
   const wantProgress = values['no-progress'] ? false : (values.progress ?? Boolean(process.stderr.isTTY));

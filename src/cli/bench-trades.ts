@@ -1438,7 +1438,7 @@ async function verifyZeroLoss(
   const pos = await pool.query(`SELECT coalesce(sum(qty), 0) AS q FROM positions WHERE symbol = $1`, [SYMBOL]);
 
   // The venue: every signal's order, by its client order id (the venue refuses a second order with the same id).
-  const broker = createBroker(parseEnv(venueEnv), createLogger('bench-venue-check', { level: 'warn' }));
+  const broker = createBroker(parseEnv(venueEnv).broker, createLogger('bench-venue-check', { level: 'warn' }));
   let found = 0;
   let filled = 0;
   const missing: string[] = [];

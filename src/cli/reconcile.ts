@@ -117,7 +117,7 @@ async function main(): Promise<number> {
   // Logs on stderr, so stdout carries only the table or the JSON report.
   const logger = createLogger('reconcile', { level: config.logLevel, destination: pino.destination(2) });
   const pool = createPool(config.databaseUrl, 2, { logger });
-  const broker = createBroker(config, logger.child({ component: 'broker' }));
+  const broker = createBroker(config.broker, logger.child({ component: 'broker' }));
   try {
     const report = await reconcileWithBroker(
       { pool, broker, accountId: config.accountId, logger },

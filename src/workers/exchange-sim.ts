@@ -50,8 +50,8 @@ async function main(): Promise<void> {
   const broker = SimulatedBroker.fromEnv(process.env);
   const server = await startAlpacaCompatServer({
     broker,
-    port: cfg.env.SIM_EXCHANGE_PORT,
-    host: cfg.env.SIM_EXCHANGE_BIND,
+    port: cfg.sim.listen.port,
+    host: cfg.sim.listen.host,
     apiKey: SIM_PLACEHOLDER_KEY,
     apiSecret: SIM_PLACEHOLDER_SECRET,
     logger: log,

@@ -335,7 +335,7 @@ async function main(): Promise<void> {
     setup: assertTopologyOn,
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
-  const pool = cfg.env.QUANT_WARMUP ? createPool(cfg.databaseUrl, 2) : undefined;
+  const pool = cfg.quant.warmup ? createPool(cfg.databaseUrl, 2) : undefined;
   // Signals trade for ACCOUNT_ID: their ids are scoped to it, so a fresh paper account trades the same bars again.
   const quant = startQuant({
     ...(pool ? { warmup: historySource(cfg, pool, log) } : {}),

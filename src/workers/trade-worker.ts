@@ -25,7 +25,7 @@ import { createBroker } from '../adapters/brokers';
 import { OrderTracker } from '../adapters/brokers/order-tracker';
 import { createPool } from '../adapters/postgres/pool';
 import { ensureAccount } from '../adapters/postgres/risk-store';
-import { limitsFromEnv } from '../domain/risk';
+import { riskLimits } from '../domain/risk';
 import { installTemporalRuntime } from './temporal-runtime';
 import { reconcileWithBroker, summaryLine } from '../services/reconciliation';
 import { postgresCheck, rabbitCheck, startOps, temporalCheck } from './ops';
@@ -65,7 +65,7 @@ function listSources(dir: string): string[] {
 
 export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: AbortSignal } = {}): Promise<void> {
   const pool = createPool(cfg.databaseUrl, 20, { logger: log });
-  const broker = createBroker(cfg, log.child({ component: 'broker' }));
+  const broker = createBroker(cfg.broker, log.child({ component: 'broker' }));
   // Filled in as start-up proceeds; the health checks read them.
   const started: { connection?: NativeConnection; worker?: Worker; intake?: RunningIntake } = {};
   // Ready = polling Temporal with the ledger and the venue answering; live = the worker has not failed (a
@@ -117,11 +117,11 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: 
         tracker,
         accountId: cfg.accountId,
         startingCash: cfg.startingCash,
-        limits: limitsFromEnv(cfg.env),
+        limits: riskLimits(cfg.risk),
         logger: log,
         // How often a waiting followOrder re-checks the tracker and heartbeats (no HTTP: the broker's own
         // poller covers stream outages within the request budget). Well inside the 10 s heartbeat timeout.
-        pollIntervalMs: cfg.broker === 'alpaca' ? 5000 : 250,
+        pollIntervalMs: cfg.broker.kind === 'alpaca' ? 5000 : 250,
       }),
       shutdownGraceTime: cfg.temporal.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: 200,

@@ -6,7 +6,7 @@ import { findReplayFile, loadReplay, mergeByTime } from '../../src/adapters/mark
 import { parseEnv } from '../../src/config';
 import { atr } from '../../src/domain/indicators/atr';
 import { realizedVolatility } from '../../src/domain/indicators/realized-volatility';
-import { barsNeeded, limitsFromEnv } from '../../src/domain/risk';
+import { barsNeeded, riskLimits } from '../../src/domain/risk';
 import { replayBars } from '../../src/workers/dataflow';
 import { PipelineHarness } from '../support/pipeline';
 
@@ -98,7 +98,7 @@ describe('bar store → RiskOps (real RabbitMQ, PostgreSQL, Temporal; quant and 
     const d = decision!;
 
     // Recompute from the file what RiskOps should have seen: the last barsNeeded bars up to the signal.
-    const limits = limitsFromEnv(parseEnv(h.env).env);
+    const limits = riskLimits(parseEnv(h.env).risk);
     const upTo = replay.bars
       .filter((b) => b.symbol === d.symbol && Date.parse(b.timestamp) <= d.signal_at.getTime())
       .slice(-barsNeeded(limits));

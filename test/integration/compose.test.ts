@@ -215,7 +215,7 @@ describe('docker-compose.yml', () => {
         want(name, cfg.rabbitmq.host, cfg.rabbitmq.managementPort, 'RABBITMQ_HOST:RABBITMQ_MANAGEMENT_PORT');
         const db = new URL(cfg.databaseUrl);
         want(name, db.hostname, Number(db.port || 5432), 'DATABASE_URL');
-        if (cfg.broker === 'simulated')
+        if (cfg.broker.kind === 'simulated')
           want(name, cfg.env.SIM_EXCHANGE_HOST, cfg.env.SIM_EXCHANGE_PORT, 'SIM_EXCHANGE_HOST');
       }
       if (env.TEMPORAL_ADDRESS && s.build === undefined) {

@@ -50,7 +50,7 @@ async function freshWorld(): Promise<void> {
     BROKER_API_SECRET: SECRET,
     DATABASE_URL: db.url,
   });
-  broker = createBroker(config, logger);
+  broker = createBroker(config.broker, logger);
   accountId = `acct-rec-${++seq}`;
   await ensureAccount(db.pool, accountId, 100_000);
 }

@@ -8,7 +8,7 @@ import type { AlpacaBroker } from '../../src/adapters/brokers/alpaca';
 import { OrderTracker } from '../../src/adapters/brokers/order-tracker';
 import { EPHEMERAL_OPS_ENV, parseEnv, type Config } from '../../src/config';
 import type { OrderSpec, TradeSignal } from '../../src/contracts/signal';
-import { limitsFromEnv } from '../../src/domain/risk';
+import { riskLimits } from '../../src/domain/risk';
 import { createLogger } from '../../src/logging';
 import { tradeStartOptions } from '../../src/workers/signal-intake';
 import type { tradeWorkflow } from '../../src/workflows';
@@ -175,7 +175,7 @@ describe('trade worker against an adversarial Alpaca (real workflow, activities,
     });
     const log = createLogger('adversarial-worker', { level: process.env.TEST_LOG_LEVEL ?? 'silent' });
     // Exactly what src/workers/trade-worker.ts builds for BROKER=alpaca.
-    broker = createBroker(cfg, log.child({ component: 'broker' }));
+    broker = createBroker(cfg.broker, log.child({ component: 'broker' }));
     tracker = new OrderTracker(broker);
     dev = await connectDevServer();
     client = dev.client;
@@ -191,7 +191,7 @@ describe('trade worker against an adversarial Alpaca (real workflow, activities,
         tracker,
         accountId: cfg.accountId,
         startingCash: cfg.startingCash,
-        limits: limitsFromEnv(cfg.env),
+        limits: riskLimits(cfg.risk),
         logger: log,
         pollIntervalMs: 5000, // the trade worker's setting for BROKER=alpaca
       }),

@@ -232,7 +232,7 @@ describe('createBroker', () => {
       ALPACA_BASE_URL: 'https://api.alpaca.markets',
     });
     const f = fakeFetch(() => json(200, { cash: '1', equity: '1', buying_power: '1' }));
-    const b = createBroker(cfg, silent, { fetch: f.fn });
+    const b = createBroker(cfg.broker, silent, { fetch: f.fn });
     expect(b.name).toBe('alpaca');
     await b.getAccount();
     expect(f.calls[0]!.url).toBe('https://api.alpaca.markets/v2/account');
@@ -242,7 +242,7 @@ describe('createBroker', () => {
   it('BROKER=simulated → the same adapter pointed at the local venue with placeholder keys', async () => {
     const cfg = parseEnv({ BROKER: 'simulated', SIM_EXCHANGE_PORT: '9911' });
     const f = fakeFetch(() => json(200, []));
-    const b = createBroker(cfg, silent, { fetch: f.fn });
+    const b = createBroker(cfg.broker, silent, { fetch: f.fn });
     expect(b).toBeInstanceOf(AlpacaBroker);
     expect(b.name).toBe('simulated');
     await b.getPositions();
@@ -252,12 +252,13 @@ describe('createBroker', () => {
 
   it("the broker's request budget comes from config: 200/min for Alpaca, unlimited for the local venue", async () => {
     const alpaca = createBroker(
-      parseEnv({ BROKER: 'alpaca', BROKER_API_KEY: 'k', BROKER_API_SECRET: 's', BROKER_RATE_LIMIT_PER_MIN: '120' }),
+      parseEnv({ BROKER: 'alpaca', BROKER_API_KEY: 'k', BROKER_API_SECRET: 's', BROKER_RATE_LIMIT_PER_MIN: '120' })
+        .broker,
       silent,
     );
     expect(alpaca.budget.limitPerMinute).toBe(120);
     expect(alpaca.budget.burst).toBe(12);
-    const sim = createBroker(parseEnv({}), silent);
+    const sim = createBroker(parseEnv({}).broker, silent);
     expect(sim.budget.unlimited).toBe(true);
     await alpaca.close();
     await sim.close();

@@ -7,7 +7,7 @@ describe('config', () => {
     expect(c.temporal.address).toBe('127.0.0.1:7233');
     expect(c.temporal.taskQueue).toBe('trades');
     expect(c.env.CONFIDENCE_THRESH).toBe(0.75);
-    expect(c.broker).toBe('simulated');
+    expect(c.broker.kind).toBe('simulated');
   });
 
   it.each([
@@ -27,10 +27,10 @@ describe('config', () => {
 
   it('broker request budget: 200/min for Alpaca, unlimited for the local venue, each configurable', () => {
     const alpaca = { BROKER: 'alpaca', BROKER_API_KEY: 'k', BROKER_API_SECRET: 's' };
-    expect(parseEnv(alpaca).brokerRateLimitPerMin).toBe(200);
-    expect(parseEnv({ ...alpaca, BROKER_RATE_LIMIT_PER_MIN: '1000' }).brokerRateLimitPerMin).toBe(1000);
-    expect(parseEnv({}).brokerRateLimitPerMin).toBe(0);
-    expect(parseEnv({ SIM_RATE_LIMIT_PER_MIN: '600' }).brokerRateLimitPerMin).toBe(600);
+    expect(parseEnv(alpaca).broker.rateLimitPerMin).toBe(200);
+    expect(parseEnv({ ...alpaca, BROKER_RATE_LIMIT_PER_MIN: '1000' }).broker.rateLimitPerMin).toBe(1000);
+    expect(parseEnv({}).broker.rateLimitPerMin).toBe(0);
+    expect(parseEnv({ SIM_RATE_LIMIT_PER_MIN: '600' }).broker.rateLimitPerMin).toBe(600);
   });
 
   it('requires broker credentials for alpaca and never echoes secrets', () => {

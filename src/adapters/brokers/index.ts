@@ -1,4 +1,4 @@
-import type { Config } from '../../config';
+import type { BrokerConfig } from '../../config';
 import type { Logger } from '../../logging';
 import { AlpacaBroker, type AlpacaBrokerOptions } from './alpaca';
 import { RequestBudget } from './request-budget';
@@ -14,57 +14,52 @@ export { RequestBudget, type BrokerCallPriority } from './request-budget';
 export const SIM_PLACEHOLDER_KEY = 'simulated-venue-key';
 export const SIM_PLACEHOLDER_SECRET = 'simulated-venue-secret';
 
-/** Where the simulated venue (src/workers/exchange-sim.ts) is reached: SIM_EXCHANGE_HOST:SIM_EXCHANGE_PORT. */
+/** Where the simulated venue (src/workers/exchange-sim.ts) is reached: the sim section's `connect` host and port. */
 export function simulatedVenueUrl(port: number, host = '127.0.0.1'): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /**
- * The broker for this process, from configuration. Both settings use the same production adapter:
+ * The broker for this process, from its `broker` config section. Both kinds use the same production adapter:
  *
- * - BROKER=alpaca: Alpaca Trading API v2 at ALPACA_BASE_URL with BROKER_API_KEY / BROKER_API_SECRET;
- *   trade_updates at ALPACA_STREAM_URL (default: derived from the base URL).
- * - BROKER=simulated: the same AlpacaBroker pointed at the local simulated venue
- *   (`http://${SIM_EXCHANGE_HOST}:${SIM_EXCHANGE_PORT}`, placeholder keys). The venue runs as its own process
- *   (SimulatedBroker behind the Alpaca-compatible server), so a worker crash cannot lose its order
- *   book, and paper trading exercises exactly the code path live trading uses.
+ * - alpaca: Alpaca Trading API v2 at the configured base URL with the account's key pair; trade_updates at the
+ *   configured stream URL (default: derived from the base URL).
+ * - simulated: the same AlpacaBroker pointed at the local simulated venue (the sim section's host and port,
+ *   placeholder keys). The venue runs as its own process (SimulatedBroker behind the Alpaca-compatible server),
+ *   so a worker crash cannot lose its order book, and paper trading exercises exactly the code path live
+ *   trading uses.
  *
  * Every broker call of the process (submits, cancels, lookups, the poller, reconciliation reads) draws from
- * one RequestBudget of `config.brokerRateLimitPerMin` (BROKER_RATE_LIMIT_PER_MIN for Alpaca,
- * SIM_RATE_LIMIT_PER_MIN — unlimited by default — for the local venue).
+ * one RequestBudget of `broker.rateLimitPerMin` (200/min for Alpaca by default; unlimited for the local venue).
  *
  * `overrides` are for tests and tuning (poll intervals, injected fetch); they win over config.
  */
 export function createBroker(
-  config: Config,
+  broker: BrokerConfig,
   logger: Logger,
   overrides: Partial<AlpacaBrokerOptions> = {},
 ): AlpacaBroker {
-  const e = config.env;
   const common = {
     logger,
-    httpTimeoutMs: e.BROKER_HTTP_TIMEOUT_MS,
-    budget: new RequestBudget({ limitPerMinute: config.brokerRateLimitPerMin, now: overrides.now }),
+    httpTimeoutMs: broker.httpTimeoutMs,
+    budget: new RequestBudget({ limitPerMinute: broker.rateLimitPerMin, now: overrides.now }),
   };
-  if (config.broker === 'alpaca') {
-    if (!e.BROKER_API_KEY || !e.BROKER_API_SECRET) {
-      // parseEnv already refuses this; kept so a hand-built Config cannot start keyless.
-      throw new Error('BROKER=alpaca needs BROKER_API_KEY and BROKER_API_SECRET');
-    }
+  if (broker.kind === 'alpaca') {
+    const a = broker.alpaca;
     return new AlpacaBroker({
       ...common,
       name: 'alpaca',
-      baseUrl: e.ALPACA_BASE_URL,
-      keyId: e.BROKER_API_KEY,
-      secretKey: e.BROKER_API_SECRET,
-      ...(e.ALPACA_STREAM_URL ? { streamUrl: e.ALPACA_STREAM_URL } : {}),
+      baseUrl: a.baseUrl,
+      keyId: a.keyId,
+      secretKey: a.secretKey,
+      ...(a.streamUrl ? { streamUrl: a.streamUrl } : {}),
       ...overrides,
     });
   }
   return new AlpacaBroker({
     ...common,
     name: 'simulated',
-    baseUrl: simulatedVenueUrl(e.SIM_EXCHANGE_PORT, e.SIM_EXCHANGE_HOST),
+    baseUrl: simulatedVenueUrl(broker.venue.port, broker.venue.host),
     keyId: SIM_PLACEHOLDER_KEY,
     secretKey: SIM_PLACEHOLDER_SECRET,
     // The venue is local: a short stream-down poll period costs nothing and keeps paper fills prompt.

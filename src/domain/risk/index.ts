@@ -3,8 +3,8 @@
  * `import type` from here, the backtester imports the functions.
  */
 export { evaluate } from './engine';
-export { ASSET_CLASS_LIMITS, DEFAULT_RISK_LIMITS, barsNeeded, limitsFromEnv } from './limits';
-export type { AssetClassLimits, RiskEnv, RiskLimits } from './limits';
+export { ASSET_CLASS_LIMITS, DEFAULT_RISK_LIMITS, barsNeeded, riskLimits } from './limits';
+export type { AssetClassLimits, RiskLimits } from './limits';
 export { exposureModel, portfolioEquity, symbolExposures, unrealizedPnl, worstCaseShares } from './exposure';
 export type { ExposureModel, SymbolExposure } from './exposure';
 export { MAX_PROPOSED_QTY, proposeSize } from './sizing';

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { parseEnv } from '../../../src/config';
-import { ASSET_CLASS_LIMITS, DEFAULT_RISK_LIMITS, barsNeeded, limitsFromEnv } from '../../../src/domain/risk';
+import { ASSET_CLASS_LIMITS, DEFAULT_RISK_LIMITS, barsNeeded, riskLimits } from '../../../src/domain/risk';
 
-describe('limitsFromEnv', () => {
+describe('riskLimits', () => {
   it('an empty environment gives the documented defaults', () => {
-    expect(limitsFromEnv(parseEnv({}).env)).toEqual(DEFAULT_RISK_LIMITS);
+    expect(riskLimits(parseEnv({}).risk)).toEqual(DEFAULT_RISK_LIMITS);
   });
 
   it('maps every RISK_* variable and CONFIDENCE_THRESH', () => {
-    const env = parseEnv({
+    const risk = parseEnv({
       CONFIDENCE_THRESH: '0.6',
       RISK_MAX_VIX: '40',
       RISK_MAX_REALIZED_VOL: '2',
@@ -23,8 +23,8 @@ describe('limitsFromEnv', () => {
       RISK_ATR_STOP_MULTIPLE: '3',
       RISK_DUPLICATE_COOLDOWN_SEC: '0',
       RISK_ALLOW_SHORT: 'true',
-    }).env;
-    expect(limitsFromEnv(env)).toEqual({
+    }).risk;
+    expect(riskLimits(risk)).toEqual({
       ...DEFAULT_RISK_LIMITS,
       confidenceThreshold: 0.6,
       maxVix: 40,

@@ -1,0 +1,45 @@
+import { bool, int, str, type Parsed } from './fields';
+
+/** The `rabbitmq` section (original variable names kept). */
+export const rabbitmqVars = {
+  RABBITMQ_HOST: str('127.0.0.1'),
+  RABBITMQ_PORT: int(5672, 1, 65535),
+  RABBITMQ_USER: str('stockautotrader'),
+  RABBITMQ_PASS: str('stockautotrader-local'),
+  RABBITMQ_VHOST: str('stockautotrader'),
+  RABBITMQ_MANAGEMENT_PORT: int(15672, 1, 65535),
+  /** Un-acked signals = workflow starts in flight. */
+  SIGNAL_PREFETCH: int(32, 1, 10_000),
+  /** x-delivery-limit of the quorum consumer queues: returns before the broker dead-letters a message. */
+  RABBITMQ_DELIVERY_LIMIT: int(20, 1, 1000),
+  /** The trade worker also runs signal intake, starting trades eagerly on its own connection. */
+  INTAKE_IN_WORKER: bool(false),
+};
+
+export interface RabbitmqConfig {
+  /** amqp:// URL with the credentials; loggers scrub it (src/logging). */
+  url: string;
+  host: string;
+  port: number;
+  user: string;
+  vhost: string;
+  managementPort: number;
+  signalPrefetch: number;
+  deliveryLimit: number;
+  /** Signal intake runs inside the trade worker (eager workflow start); else as its own process. */
+  intakeInWorker: boolean;
+}
+
+export function rabbitmqSection(e: Parsed<typeof rabbitmqVars>): RabbitmqConfig {
+  return {
+    url: `amqp://${encodeURIComponent(e.RABBITMQ_USER)}:${encodeURIComponent(e.RABBITMQ_PASS)}@${e.RABBITMQ_HOST}:${e.RABBITMQ_PORT}/${encodeURIComponent(e.RABBITMQ_VHOST)}`,
+    host: e.RABBITMQ_HOST,
+    port: e.RABBITMQ_PORT,
+    user: e.RABBITMQ_USER,
+    vhost: e.RABBITMQ_VHOST,
+    managementPort: e.RABBITMQ_MANAGEMENT_PORT,
+    signalPrefetch: e.SIGNAL_PREFETCH,
+    deliveryLimit: e.RABBITMQ_DELIVERY_LIMIT,
+    intakeInWorker: e.INTAKE_IN_WORKER,
+  };
+}
