@@ -3,7 +3,7 @@ import { isTerminal, type BrokerOrder, type OrderRequest, type OrderUpdate } fro
 import { createLogger, type Logger } from '../../src/logging';
 import { startAlpacaCompatServer, type AlpacaCompatServer } from '../../src/venue/alpaca-compat';
 import type { AlpacaTradeUpdateMessage } from '../../src/adapters/brokers/alpaca/wire';
-import { activityIdFor } from '../../src/adapters/brokers/alpaca/wire';
+import { activityIdFor } from '../../src/venue/alpaca-compat/wire';
 import {
   BrokerRejectedError,
   type Broker,

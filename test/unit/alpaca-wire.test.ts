@@ -3,20 +3,22 @@ import {
   accountFromAlpaca,
   AlpacaWireError,
   eventFromAlpaca,
-  eventToAlpaca,
-  activityIdFor,
   executionFromAlpacaActivity,
-  fillActivityToAlpaca,
   isDuplicateClientOrderIdMessage,
   orderFromAlpaca,
-  orderRequestFromAlpaca,
   orderRequestToAlpaca,
-  orderToAlpaca,
   positionFromAlpaca,
-  positionToAlpaca,
   statusFromAlpaca,
   toWireNumber,
 } from '../../src/adapters/brokers/alpaca/wire';
+import {
+  activityIdFor,
+  eventToAlpaca,
+  fillActivityToAlpaca,
+  orderRequestFromAlpaca,
+  orderToAlpaca,
+  positionToAlpaca,
+} from '../../src/venue/alpaca-compat/wire';
 import type { BrokerOrder, OrderRequest } from '../../src/contracts/order';
 
 /** An order as Alpaca sends it (shape from docs.alpaca.markets/reference/orders): every number a string. */

@@ -1,8 +1,3 @@
-export {
-  startAlpacaCompatServer,
-  type AlpacaCompatHooks,
-  type AlpacaCompatServer,
-  type AlpacaCompatServerOptions,
-  type CompatRequestContext,
-  type CompatResponseContext,
-} from './server';
+export { startAlpacaCompatServer, type AlpacaCompatServer, type AlpacaCompatServerOptions } from './server';
+export type { AlpacaCompatHooks, CompatRequestContext, CompatResponseContext } from './hooks';
+export { activityIdFor } from './wire';

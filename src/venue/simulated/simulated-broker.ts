@@ -16,7 +16,7 @@ import {
   type BrokerPosition,
   type ExecutionLog,
 } from '../../adapters/brokers/broker';
-import { activityIdFor } from '../../adapters/brokers/alpaca/wire';
+import { activityIdFor } from '../alpaca-compat/wire';
 
 /**
  * SimulatedBroker: the Broker interface over an in-process SimulatedExchange (the paper venue).

@@ -1,4 +1,3 @@
-import { createHash, randomUUID } from 'node:crypto';
 import type {
   BrokerOrder,
   OrderEventType,
@@ -12,9 +11,11 @@ import { OrderStatusSchema } from '../../../contracts/order';
 import type { BrokerAccount, BrokerExecution, BrokerPosition } from '../broker';
 
 /**
- * Alpaca Trading API v2 wire format, shared by the client adapter (AlpacaBroker) and the
- * Alpaca-compatible server (alpaca-compat). Keeping both directions in one module is what makes the
- * simulated venue exercise exactly the parsing the live adapter depends on.
+ * Alpaca Trading API v2 wire format, client side: what the AlpacaBroker adapter sends (order requests) and
+ * parses (orders, account, positions, FILL activities, trade_updates), plus the vocabulary both ends of the
+ * wire share (JSON shapes, error codes, wire numbers, AlpacaWireError). The server side — the mirror-image
+ * mappings the Alpaca-compatible venue answers with — is src/venue/alpaca-compat/wire.ts; it builds on this
+ * module, so the simulated venue speaks exactly the dialect the live adapter parses.
  *
  * Alpaca sends every number as a string ("qty": "10", "filled_avg_price": "101.23"); we parse them
  * leniently (string or number) and always send strings.
@@ -146,7 +147,8 @@ export function fromWireNumber(v: unknown): number | null {
   return Number.isFinite(n) ? n : null;
 }
 
-function req(v: unknown, field: string): number {
+/** A wire number that must be present; AlpacaWireError naming the field otherwise. */
+export function requiredWireNumber(v: unknown, field: string): number {
   const n = fromWireNumber(v);
   if (n === null) throw new AlpacaWireError(`${field} is not a number: ${JSON.stringify(v)}`);
   return n;
@@ -210,22 +212,24 @@ export function eventFromAlpaca(event: string): OrderEventType | null {
   }
 }
 
-/** Our event → Alpaca event name (compat server). `accepted` has no Alpaca event; `pending_new` is the twin. */
-export function eventToAlpaca(event: OrderEventType): string {
-  return event === 'accepted' ? 'pending_new' : event;
-}
-
-const ORDER_TYPES: ReadonlySet<string> = new Set<OrderType>(['market', 'limit', 'stop', 'stop_limit', 'trailing_stop']);
-const TIFS: ReadonlySet<string> = new Set<TimeInForce>(['day', 'gtc', 'ioc', 'fok']);
+/** The order types and times in force we place and accept (the venue validates requests against the same sets). */
+export const ALPACA_ORDER_TYPES: ReadonlySet<string> = new Set<OrderType>([
+  'market',
+  'limit',
+  'stop',
+  'stop_limit',
+  'trailing_stop',
+]);
+export const ALPACA_TIMES_IN_FORCE: ReadonlySet<string> = new Set<TimeInForce>(['day', 'gtc', 'ioc', 'fok']);
 
 function orderTypeFromAlpaca(t: string): OrderType {
-  if (ORDER_TYPES.has(t)) return t as OrderType;
+  if (ALPACA_ORDER_TYPES.has(t)) return t as OrderType;
   throw new AlpacaWireError(`unsupported order type "${t}"`);
 }
 
 /** opg/cls (auction orders, never sent by us but possibly placed by hand) are single-session like `day`. */
 function tifFromAlpaca(t: string): TimeInForce {
-  if (TIFS.has(t)) return t as TimeInForce;
+  if (ALPACA_TIMES_IN_FORCE.has(t)) return t as TimeInForce;
   if (t === 'opg' || t === 'cls') return 'day';
   throw new AlpacaWireError(`unsupported time_in_force "${t}"`);
 }
@@ -238,7 +242,7 @@ function sideFromAlpaca(s: string): Side {
 // ---------------------------------------------------------------------------------------------
 // orders
 
-function isRecord(v: unknown): v is Record<string, unknown> {
+export function isWireObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -249,7 +253,7 @@ function str(v: unknown, field: string): string {
 
 /** Alpaca order JSON (any source: REST body or stream `order`) → BrokerOrder. Throws AlpacaWireError if malformed. */
 export function orderFromAlpaca(json: unknown): BrokerOrder {
-  if (!isRecord(json)) throw new AlpacaWireError('order is not an object');
+  if (!isWireObject(json)) throw new AlpacaWireError('order is not an object');
   const filledQty = fromWireNumber(json.filled_qty) ?? 0;
   const order: BrokerOrder = {
     brokerOrderId: str(json.id, 'id'),
@@ -274,57 +278,6 @@ export function orderFromAlpaca(json: unknown): BrokerOrder {
   // Not an Alpaca field; the compat server passes the venue's reason through when it has one.
   if (typeof json.reason === 'string' && json.reason) order.reason = json.reason;
   return order;
-}
-
-/** Deterministic pseudo asset id (a UUID-shaped hash of the symbol) for the compat server. */
-export function assetIdFor(symbol: string): string {
-  const h = createHash('sha256').update(`asset:${symbol}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
-}
-
-function optNum(n: number | undefined | null): string | null {
-  return n === undefined || n === null ? null : toWireNumber(n);
-}
-
-/** BrokerOrder → Alpaca order JSON (compat server). */
-export function orderToAlpaca(o: BrokerOrder): AlpacaOrderJson & { reason?: string } {
-  const at = (s: OrderStatus) => (o.status === s ? o.updatedAt : null);
-  const json: AlpacaOrderJson & { reason?: string } = {
-    id: o.brokerOrderId,
-    client_order_id: o.clientOrderId,
-    created_at: o.createdAt,
-    updated_at: o.updatedAt,
-    submitted_at: o.createdAt,
-    filled_at: at('filled'),
-    expired_at: at('expired'),
-    canceled_at: at('canceled'),
-    failed_at: at('rejected'),
-    replaced_at: at('replaced'),
-    replaced_by: null,
-    replaces: null,
-    asset_id: assetIdFor(o.symbol),
-    symbol: o.symbol,
-    asset_class: 'us_equity',
-    notional: null,
-    qty: toWireNumber(o.qty),
-    filled_qty: toWireNumber(o.filledQty),
-    filled_avg_price: optNum(o.filledAvgPrice),
-    order_class: o.legs && o.legs.length > 0 ? 'bracket' : 'simple',
-    order_type: o.type,
-    type: o.type,
-    side: o.side,
-    time_in_force: o.timeInForce,
-    limit_price: optNum(o.limitPrice),
-    stop_price: optNum(o.stopPrice),
-    status: o.status,
-    extended_hours: false,
-    legs: o.legs && o.legs.length > 0 ? o.legs.map((l) => orderToAlpaca(l)) : null,
-    trail_percent: null,
-    trail_price: null,
-    hwm: null,
-  };
-  if (o.reason) json.reason = o.reason;
-  return json;
 }
 
 /** OrderRequest → POST /v2/orders body. */
@@ -352,150 +305,29 @@ export function orderRequestToAlpaca(r: OrderRequest): AlpacaOrderRequestJson {
   return body;
 }
 
-/**
- * POST /v2/orders body → OrderRequest (compat server). Throws AlpacaWireError with an Alpaca-style
- * validation message; the server answers 422 / 40010001 with it.
- */
-export function orderRequestFromAlpaca(json: unknown): OrderRequest {
-  if (!isRecord(json)) throw new AlpacaWireError('request body must be a JSON object');
-  if (json.notional !== undefined && json.notional !== null)
-    throw new AlpacaWireError('notional orders are not supported');
-  if (typeof json.symbol !== 'string' || !json.symbol) throw new AlpacaWireError('symbol is required');
-  const qty = fromWireNumber(json.qty);
-  if (qty === null) throw new AlpacaWireError('qty is required');
-  if (!(qty > 0)) throw new AlpacaWireError('qty must be > 0');
-  const side = json.side;
-  if (side !== 'buy' && side !== 'sell') throw new AlpacaWireError('side must be buy or sell');
-  const type = typeof json.type === 'string' ? json.type : undefined;
-  if (!type || !ORDER_TYPES.has(type)) throw new AlpacaWireError(`invalid order type "${String(json.type)}"`);
-  const tif = typeof json.time_in_force === 'string' ? json.time_in_force : undefined;
-  if (!tif || !TIFS.has(tif)) throw new AlpacaWireError(`invalid time_in_force "${String(json.time_in_force)}"`);
-  let clientOrderId: string;
-  if (json.client_order_id === undefined || json.client_order_id === null || json.client_order_id === '') {
-    clientOrderId = randomUUID();
-  } else if (typeof json.client_order_id !== 'string') {
-    throw new AlpacaWireError('client_order_id must be a string');
-  } else {
-    clientOrderId = json.client_order_id;
-  }
-  if (clientOrderId.length > MAX_CLIENT_ORDER_ID_LENGTH) {
-    throw new AlpacaWireError(`client_order_id must be no more than ${MAX_CLIENT_ORDER_ID_LENGTH} characters`);
-  }
-  const r: OrderRequest = {
-    clientOrderId,
-    symbol: json.symbol,
-    side,
-    qty,
-    type: type as OrderType,
-    timeInForce: tif as TimeInForce,
-  };
-  const price = (field: string): number | undefined => {
-    const v = json[field];
-    if (v === undefined || v === null) return undefined;
-    const n = fromWireNumber(v);
-    if (n === null || !(n > 0)) throw new AlpacaWireError(`${field} must be a positive number`);
-    return n;
-  };
-  const limit = price('limit_price');
-  const stop = price('stop_price');
-  const trailPrice = price('trail_price');
-  const trailPercent = price('trail_percent');
-  if (limit !== undefined) r.limitPrice = limit;
-  if (stop !== undefined) r.stopPrice = stop;
-  if (trailPrice !== undefined) r.trailPrice = trailPrice;
-  if (trailPercent !== undefined) r.trailPercent = trailPercent;
-  if ((type === 'limit' || type === 'stop_limit') && limit === undefined)
-    throw new AlpacaWireError('limit_price is required');
-  if ((type === 'stop' || type === 'stop_limit') && stop === undefined)
-    throw new AlpacaWireError('stop_price is required');
-  if (type === 'trailing_stop' && trailPrice === undefined && trailPercent === undefined) {
-    throw new AlpacaWireError('trail_price or trail_percent is required');
-  }
-  const cls = json.order_class;
-  if (cls === 'bracket') {
-    r.orderClass = 'bracket';
-    const tp = json.take_profit;
-    const sl = json.stop_loss;
-    if (!isRecord(tp) || !isRecord(sl)) throw new AlpacaWireError('bracket orders require take_profit and stop_loss');
-    r.takeProfit = { limitPrice: req(tp.limit_price, 'take_profit.limit_price') };
-    r.stopLoss = { stopPrice: req(sl.stop_price, 'stop_loss.stop_price') };
-    const slLimit = fromWireNumber(sl.limit_price);
-    if (slLimit !== null) r.stopLoss.limitPrice = slLimit;
-  } else if (cls !== undefined && cls !== null && cls !== '' && cls !== 'simple') {
-    throw new AlpacaWireError(`order_class "${String(cls)}" is not supported`);
-  }
-  return r;
-}
-
 // ---------------------------------------------------------------------------------------------
 // account and positions
 
 export function accountFromAlpaca(json: unknown): BrokerAccount {
-  if (!isRecord(json)) throw new AlpacaWireError('account is not an object');
+  if (!isWireObject(json)) throw new AlpacaWireError('account is not an object');
   return {
-    cash: req(json.cash, 'cash'),
-    equity: req(json.equity ?? json.portfolio_value, 'equity'),
-    buyingPower: req(json.buying_power, 'buying_power'),
+    cash: requiredWireNumber(json.cash, 'cash'),
+    equity: requiredWireNumber(json.equity ?? json.portfolio_value, 'equity'),
+    buyingPower: requiredWireNumber(json.buying_power, 'buying_power'),
     tradingBlocked: json.trading_blocked === true || json.account_blocked === true,
   };
 }
 
-export function accountToAlpaca(a: BrokerAccount, id = 'compat-account'): Record<string, unknown> {
-  return {
-    id,
-    account_number: id,
-    status: 'ACTIVE',
-    currency: 'USD',
-    cash: toWireNumber(a.cash),
-    equity: toWireNumber(a.equity),
-    portfolio_value: toWireNumber(a.equity),
-    last_equity: toWireNumber(a.equity),
-    buying_power: toWireNumber(a.buyingPower),
-    regt_buying_power: toWireNumber(a.buyingPower),
-    daytrading_buying_power: '0',
-    non_marginable_buying_power: toWireNumber(a.buyingPower),
-    multiplier: '1',
-    pattern_day_trader: false,
-    trading_blocked: a.tradingBlocked,
-    transfers_blocked: false,
-    account_blocked: false,
-    trade_suspended_by_user: false,
-    shorting_enabled: false,
-    daytrade_count: 0,
-    created_at: '1970-01-01T00:00:00Z',
-  };
-}
-
 export function positionFromAlpaca(json: unknown): BrokerPosition {
-  if (!isRecord(json)) throw new AlpacaWireError('position is not an object');
-  let qty = req(json.qty, 'qty');
+  if (!isWireObject(json)) throw new AlpacaWireError('position is not an object');
+  let qty = requiredWireNumber(json.qty, 'qty');
   // Alpaca reports short qty as negative; normalise in case a source sends side + positive qty.
   if (json.side === 'short' && qty > 0) qty = -qty;
   return {
     symbol: str(json.symbol, 'symbol'),
     qty,
-    avgEntryPrice: req(json.avg_entry_price, 'avg_entry_price'),
-    marketValue: req(json.market_value, 'market_value'),
-  };
-}
-
-export function positionToAlpaca(p: BrokerPosition): Record<string, unknown> {
-  const currentPrice = p.qty !== 0 ? p.marketValue / p.qty : p.avgEntryPrice;
-  const costBasis = p.qty * p.avgEntryPrice;
-  return {
-    asset_id: assetIdFor(p.symbol),
-    symbol: p.symbol,
-    exchange: 'SIM',
-    asset_class: 'us_equity',
-    asset_marginable: false,
-    qty: toWireNumber(p.qty),
-    qty_available: toWireNumber(p.qty),
-    avg_entry_price: toWireNumber(p.avgEntryPrice),
-    side: p.qty < 0 ? 'short' : 'long',
-    market_value: toWireNumber(p.marketValue),
-    cost_basis: toWireNumber(costBasis),
-    unrealized_pl: toWireNumber(p.marketValue - costBasis),
-    current_price: toWireNumber(currentPrice),
+    avgEntryPrice: requiredWireNumber(json.avg_entry_price, 'avg_entry_price'),
+    marketValue: requiredWireNumber(json.market_value, 'market_value'),
   };
 }
 
@@ -525,38 +357,13 @@ export interface AlpacaFillActivityJson {
   fee?: string;
 }
 
-/** Activity id the way Alpaca forms it: `<yyyymmddhhmmssmmm>::<uuid>` (also the page_token for paging). */
-export function activityIdFor(timestamp: string, uuid: string): string {
-  const digits = new Date(timestamp).toISOString().replace(/[-:TZ.]/g, '');
-  return `${digits}::${uuid}`;
-}
-
-export function fillActivityToAlpaca(e: BrokerExecution): AlpacaFillActivityJson {
-  const json: AlpacaFillActivityJson = {
-    id: e.executionId,
-    activity_type: 'FILL',
-    transaction_time: e.timestamp,
-    type: e.leavesQty > 0 ? 'partial_fill' : 'fill',
-    price: toWireNumber(e.price),
-    qty: toWireNumber(e.qty),
-    side: e.side,
-    symbol: e.symbol,
-    leaves_qty: toWireNumber(e.leavesQty),
-    order_id: e.brokerOrderId,
-    cum_qty: toWireNumber(e.cumQty),
-    order_status: e.orderStatus ?? (e.leavesQty > 0 ? 'partially_filled' : 'filled'),
-  };
-  if (e.fee !== 0) json.fee = toWireNumber(e.fee);
-  return json;
-}
-
 /** A FILL activity → BrokerExecution. Non-FILL activities are a caller error (they carry no execution). */
 export function executionFromAlpacaActivity(json: unknown): BrokerExecution {
-  if (!isRecord(json)) throw new AlpacaWireError('activity is not an object');
+  if (!isWireObject(json)) throw new AlpacaWireError('activity is not an object');
   if (json.activity_type !== 'FILL')
     throw new AlpacaWireError(`activity_type ${String(json.activity_type)} is not FILL`);
-  const qty = req(json.qty, 'qty');
-  const cumQty = req(json.cum_qty, 'cum_qty');
+  const qty = requiredWireNumber(json.qty, 'qty');
+  const cumQty = requiredWireNumber(json.cum_qty, 'cum_qty');
   const leavesQty = fromWireNumber(json.leaves_qty) ?? 0;
   const status = typeof json.order_status === 'string' ? json.order_status : null;
   return {
@@ -565,7 +372,7 @@ export function executionFromAlpacaActivity(json: unknown): BrokerExecution {
     symbol: str(json.symbol, 'symbol'),
     side: sideFromAlpaca(str(json.side, 'side')),
     qty,
-    price: req(json.price, 'price'),
+    price: requiredWireNumber(json.price, 'price'),
     cumQty,
     leavesQty,
     orderStatus: status === null ? null : statusFromAlpaca(status, cumQty),
