@@ -173,6 +173,17 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
   const paced = opts.speed !== undefined ? opts.speed > 0 : intervalMs > 0;
   const units = toBarUnits(opts.bars, paced ? 1 : (opts.batchSize ?? 1));
 
+  // Per-bar bookkeeping stays off the hot path: the labelled counter is looked up once per (source, symbol)
+  // and the debug line is only built when debug is on.
+  const counters = new Map<string, ReturnType<typeof barsPublished.labels>>();
+  const publishedCounter = (bar: Bar) => {
+    const key = `${bar.source}\u0000${bar.symbol}`;
+    let c = counters.get(key);
+    if (!c) counters.set(key, (c = barsPublished.labels({ source: bar.source, symbol: bar.symbol })));
+    return c;
+  };
+  const debug = opts.logger?.isLevelEnabled('debug') ?? false;
+
   const send = (u: BarUnit) =>
     opts.publisher.publishJson(exchange, u.routingKey, u.body, {
       messageId: u.messageId,
@@ -210,11 +221,13 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
       }
       for (const bar of units[i]!.bars) {
         published++;
-        barsPublished.inc({ source: bar.source, symbol: bar.symbol });
-        opts.logger?.debug(
-          { correlation_id: bar.correlation_id, symbol: bar.symbol, bar_ts: bar.timestamp },
-          'bar published',
-        );
+        publishedCounter(bar).inc();
+        if (debug) {
+          opts.logger?.debug(
+            { correlation_id: bar.correlation_id, symbol: bar.symbol, bar_ts: bar.timestamp },
+            'bar published',
+          );
+        }
         opts.onProgress?.(published, bar);
       }
       i++;

@@ -265,22 +265,27 @@ class JsonConsumer implements ConsumerHandle {
 
   private handle(sub: Sub, msg: ConsumeMessage): Promise<void> {
     const attempt = deliveryCount(msg) + 1;
-    const log = withCorrelation(this.log, msg.properties.correlationId as string | undefined, {
-      message_id: msg.properties.messageId as string | undefined,
-    });
+    // The per-message logger (a pino child carrying correlation and message ids) is built on first use: most
+    // deliveries are acked without a log line, and building a child costs more than the rest of the
+    // consumer's own bookkeeping on the market-data path (bench:ingest).
+    let childLog: Logger | undefined;
+    const logger = (): Logger =>
+      (childLog ??= withCorrelation(this.log, msg.properties.correlationId as string | undefined, {
+        message_id: msg.properties.messageId as string | undefined,
+      }));
     let settled = false;
     const settle = (what: string, fn: () => void): void => {
       if (settled) return;
       settled = true;
       if (!sub.open) {
         // Delivery tags are per channel: never settle on a different channel. The broker redelivers it.
-        log.debug({ what }, 'channel closed before settle; message will be redelivered');
+        logger().debug({ what }, 'channel closed before settle; message will be redelivered');
         return;
       }
       try {
         fn();
       } catch (err) {
-        log.debug({ err, what }, 'settle failed (channel closing); message will be redelivered');
+        logger().debug({ err, what }, 'settle failed (channel closing); message will be redelivered');
       }
     };
     const ack = () => {
@@ -301,12 +306,12 @@ class JsonConsumer implements ConsumerHandle {
       } catch (err) {
         // Could not store the copy with its reason. Do not ack (that would lose it) and do not nack without
         // requeue (if the DLQ is unroutable the broker would drop it). Requeue after a pause and try again.
-        log.error({ err, reason }, 'dead-lettering failed; requeueing the message');
+        logger().error({ err, reason }, 'dead-lettering failed; requeueing the message');
         await sleep(backoffDelay(attempt, this.retryDelayMs, 10_000), this.stop.signal);
         nack(true);
         return;
       }
-      log.warn({ reason, routing_key: msg.fields.routingKey }, 'message dead-lettered');
+      logger().warn({ reason, routing_key: msg.fields.routingKey }, 'message dead-lettered');
       this.stats.deadLettered++;
       deadLetters.inc({ queue: this.queue, reason: reasonKind(reason) });
       ack();
@@ -318,7 +323,7 @@ class JsonConsumer implements ConsumerHandle {
         return;
       }
       const delay = backoffDelay(attempt - 1, this.retryDelayMs, 10_000);
-      log.warn({ reason, attempt, retry_in_ms: delay }, 'handler failed; requeueing');
+      logger().warn({ reason, attempt, retry_in_ms: delay }, 'handler failed; requeueing');
       await sleep(delay, this.stop.signal);
       nack(true);
     };
@@ -343,7 +348,9 @@ class JsonConsumer implements ConsumerHandle {
       body,
       attempt,
       redelivered: msg.fields.redelivered,
-      log,
+      get log() {
+        return logger();
+      },
       ack,
       deadLetter: doDeadLetter,
       retry,

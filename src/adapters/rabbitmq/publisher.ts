@@ -71,6 +71,14 @@ interface ChannelState {
   resolveDrain: (() => void) | undefined;
 }
 
+interface Unconfirmed {
+  /** Date.now() after which the publish rejects with 'timeout'. */
+  deadline: number;
+  exchange: string;
+  routingKey: string;
+  fail(err: PublishError): void;
+}
+
 function returnKey(exchange: string, routingKey: string, messageId: string | undefined): string {
   return `${exchange}|${routingKey}|${messageId ?? ''}`;
 }
@@ -82,7 +90,15 @@ export class ConfirmPublisher {
   private readonly channelWaitMs: number;
   private state: ChannelState | undefined;
   private readonly waiters = new Set<() => void>();
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Publishes still waiting for a channel, for drain or for the broker to unblock (the slow path). */
+  private readonly waiting = new Set<Promise<void>>();
+  /**
+   * Publishes written to the channel whose confirm has not arrived, oldest first. One sweep timer enforces the
+   * confirm timeout for all of them: a timer per publish costs more than the publish itself at market-data rates.
+   */
+  private readonly unconfirmed = new Set<Unconfirmed>();
+  private sweep: NodeJS.Timeout | undefined;
+  private idleWaiters: Array<() => void> = [];
   private closed = false;
   private readonly unregister: () => void;
   private readonly stop = new AbortController();
@@ -155,9 +171,15 @@ export class ConfirmPublisher {
 
   /** Publish raw bytes (persistent). Resolves on the broker's confirm; rejects with a PublishError otherwise. */
   publish(exchange: string, routingKey: string, content: Buffer, opts: PublishRawOptions = {}): Promise<void> {
-    const p = this.doPublish(exchange, routingKey, content, opts);
-    this.inFlight.add(p);
-    const forget = () => this.inFlight.delete(p);
+    // Fast path, synchronous up to the write: an open channel, no drain pending, not blocked. Writing in the
+    // caller's turn also keeps messages in call order, which replay relies on.
+    const st = this.state;
+    if (!this.closed && this.blockedGate === undefined && st?.open === true && st.drain === undefined) {
+      return this.send(st, exchange, routingKey, content, opts);
+    }
+    const p = this.publishWhenReady(exchange, routingKey, content, opts);
+    this.waiting.add(p);
+    const forget = () => this.waiting.delete(p);
     p.then(forget, forget);
     return p;
   }
@@ -171,13 +193,16 @@ export class ConfirmPublisher {
     this.releaseBlocked();
     this.stop.abort();
     for (const w of [...this.waiters]) w();
-    await settleWithin(Promise.allSettled([...this.inFlight]), timeoutMs);
+    await settleWithin(Promise.allSettled([...this.waiting, this.allConfirmed()]), timeoutMs);
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = undefined;
     const st = this.state;
     this.state = undefined;
     if (st?.open) await st.ch.close().catch(() => undefined);
   }
 
-  private async doPublish(
+  /** The slow path: wait out a block, a reconnect or a drain, then send. */
+  private async publishWhenReady(
     exchange: string,
     routingKey: string,
     content: Buffer,
@@ -189,6 +214,16 @@ export class ConfirmPublisher {
     const st = await this.channel();
     if (st.drain) await st.drain;
     if (!st.open) throw new PublishError('channel-closed', 'channel closed while waiting for drain; retry');
+    return this.send(st, exchange, routingKey, content, opts);
+  }
+
+  private send(
+    st: ChannelState,
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    opts: PublishRawOptions,
+  ): Promise<void> {
     const mandatory = opts.mandatory ?? this.mandatory;
     const props: Options.Publish = {
       persistent: true, // delivery_mode 2: survives a broker restart once confirmed
@@ -200,21 +235,23 @@ export class ConfirmPublisher {
       timestamp: opts.timestamp ?? Math.floor(Date.now() / 1000),
       headers: opts.headers,
     };
-    const key = returnKey(exchange, routingKey, opts.messageId);
     return new Promise<void>((resolve, reject) => {
       let settled = false;
-      const timer = setTimeout(() => {
-        finish(
-          new PublishError('timeout', `no confirm within ${this.confirmTimeoutMs} ms for ${exchange}/${routingKey}`),
-        );
-      }, this.confirmTimeoutMs);
       const finish = (err?: Error) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        this.unconfirmed.delete(entry);
+        if (this.unconfirmed.size === 0) this.onAllConfirmed();
         if (err) reject(err);
         else resolve();
       };
+      const entry: Unconfirmed = {
+        deadline: Date.now() + this.confirmTimeoutMs,
+        exchange,
+        routingKey,
+        fail: finish,
+      };
+      this.unconfirmed.add(entry);
       let ok: boolean;
       try {
         ok = st.ch.publish(exchange, routingKey, content, props, (err: unknown) => {
@@ -228,7 +265,12 @@ export class ConfirmPublisher {
             );
             return;
           }
-          if (mandatory && this.takeReturn(st, key)) {
+          // A mandatory message that no queue took comes back as basic.return just before its confirm.
+          if (
+            mandatory &&
+            st.returned.size > 0 &&
+            this.takeReturn(st, returnKey(exchange, routingKey, opts.messageId))
+          ) {
             finish(new PublishError('unroutable', `no queue bound for ${exchange}/${routingKey}; message returned`));
             return;
           }
@@ -243,8 +285,44 @@ export class ConfirmPublisher {
         );
         return;
       }
+      this.ensureSweep();
       if (!ok) this.startDrain(st);
     });
+  }
+
+  /** Rejects, oldest first, every publish whose confirm is overdue; stops itself when nothing is outstanding. */
+  private ensureSweep(): void {
+    if (this.sweep) return;
+    const every = Math.max(5, Math.min(1000, Math.floor(this.confirmTimeoutMs / 10)));
+    this.sweep = setInterval(() => {
+      const now = Date.now();
+      // Deadlines grow in insertion order (one timeout for all), so the first live entry ends the sweep.
+      for (const u of this.unconfirmed) {
+        if (u.deadline > now) break;
+        u.fail(
+          new PublishError(
+            'timeout',
+            `no confirm within ${this.confirmTimeoutMs} ms for ${u.exchange}/${u.routingKey}`,
+          ),
+        );
+      }
+      if (this.unconfirmed.size === 0 && this.sweep) {
+        clearInterval(this.sweep);
+        this.sweep = undefined;
+      }
+    }, every);
+  }
+
+  private allConfirmed(): Promise<void> {
+    if (this.unconfirmed.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private onAllConfirmed(): void {
+    if (this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Backpressure: the socket buffer is full. The message is buffered; later publishes wait for 'drain'. */
