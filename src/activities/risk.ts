@@ -1,7 +1,8 @@
 import type { Pool } from 'pg';
 import type { OhlcvBar } from '../contracts/bar';
 import type { TradeSignal } from '../contracts/signal';
-import { ensureAccount, evaluateAndReserve, loadRecentBars, releaseReservation } from '../adapters/postgres/risk-store';
+import { releaseReservation } from '../adapters/postgres/ledger';
+import { ensureAccount, evaluateAndReserve, loadRecentBars } from '../adapters/postgres/risk-store';
 import { barsNeeded, type RiskDecision, type RiskLimits } from '../domain/risk';
 import { withCorrelation, type Logger } from '../logging';
 import { tradesFinished } from '../metrics';

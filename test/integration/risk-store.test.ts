@@ -11,9 +11,9 @@ import {
   getTradingState,
   loadPortfolio,
   loadRecentBars,
-  releaseReservation,
   setTradingState,
 } from '../../src/adapters/postgres/risk-store';
+import { releaseReservation } from '../../src/adapters/postgres/ledger';
 import { DEFAULT_RISK_LIMITS, evaluate, type RiskLimits } from '../../src/domain/risk';
 import { createLogger } from '../../src/logging';
 import { createTestDatabase, type TestDatabase } from '../support/pg';

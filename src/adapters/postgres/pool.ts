@@ -73,6 +73,9 @@ export function toNumber(v: string | number | null | undefined): number {
 
 export { types };
 
+/** Where a statement can run: the pool (its own implicit transaction) or a client inside a caller's transaction. */
+export type Queryable = Pool | PoolClient;
+
 /** Run `fn` in one transaction on a dedicated connection; roll back on any error. */
 export async function withTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();

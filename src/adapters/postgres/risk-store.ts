@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import type { OhlcvBar } from '../../contracts/bar';
 import {
   evaluate,
@@ -16,52 +16,26 @@ import {
   type RiskLimits,
   type TradingState,
 } from '../../domain/risk';
-import { toNumber, withTransaction } from './pool';
+import { accountExists, holdReservation, openAccount, openTrade, rollDayStart, withAccountLock } from './ledger';
+import { toNumber, withTransaction, type Queryable } from './pool';
 
 /**
- * The risk engine's view of the ledger, and its writes: decisions, reservations, the kill switch.
+ * The risk engine's view of the ledger, and its own records: decisions (risk_decisions) and the kill switch
+ * (trading_state and its history). Ledger tables (accounts, trades, reservations, ...) are written only
+ * through the ledger module; risk composes those writes into its transactions.
  *
- * Concurrency: every evaluation runs in ONE transaction that first takes a transaction-scoped advisory
- * lock keyed on the account. Evaluations of one account are therefore serialised: each sees the
- * reservations of every evaluation committed before it, so N concurrent approvals can never together
- * spend more of a limit than one could. The lock is released by COMMIT/ROLLBACK (or a dropped connection),
- * never leaked. Other accounts are not blocked. The kill switch takes the same lock, so once it returns
- * no evaluation that read the old state can still commit.
+ * Concurrency: every evaluation runs inside the ledger's `withAccountLock` (one transaction holding the
+ * account's advisory lock), so evaluations of one account are serialised and each sees the reservations of
+ * every evaluation committed before it. The kill switch takes the same lock.
  */
 
-const ACCOUNT_LOCK_PREFIX = 'stockautotrader.risk-account:';
-
-type Queryable = Pool | PoolClient;
-
-const inTransaction = withTransaction;
-
-/** Serialise risk work on one account until the end of the current transaction. */
-async function lockAccount(c: PoolClient, accountId: string): Promise<void> {
-  await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [ACCOUNT_LOCK_PREFIX + accountId]);
-}
-
-/** The UTC calendar date of `now`: the trading day boundary of the circuit breaker. */
-export function tradingDay(now: Date): string {
-  return now.toISOString().slice(0, 10);
-}
-
 /**
- * Create the account with its ACTIVE trading state and opening deposit, once. Idempotent and safe to race:
- * the deposit is written only by the call whose INSERT created the account.
+ * Create the account (the ledger's opening deposit) with its ACTIVE trading state, once, in one transaction.
+ * Idempotent and safe to race: the deposit is written only by the call whose INSERT created the account.
  */
 export async function ensureAccount(pool: Pool, accountId: string, startingCash: number): Promise<void> {
-  await inTransaction(pool, async (c) => {
-    const created = await c.query(
-      `INSERT INTO accounts (account_id, starting_cash, cash, day_start_equity)
-       VALUES ($1, $2, $2, $2) ON CONFLICT (account_id) DO NOTHING RETURNING account_id`,
-      [accountId, startingCash],
-    );
-    if (created.rowCount) {
-      await c.query(
-        `INSERT INTO cash_movements (account_id, kind, amount, note) VALUES ($1, 'deposit', $2, 'opening balance')`,
-        [accountId, startingCash],
-      );
-    }
+  await withTransaction(pool, async (c) => {
+    await openAccount(c, accountId, startingCash);
     const state = await c.query(
       `INSERT INTO trading_state (account_id, state, changed_by, reason) VALUES ($1, 'ACTIVE', 'system', 'account created')
        ON CONFLICT (account_id) DO NOTHING RETURNING account_id`,
@@ -74,23 +48,6 @@ export async function ensureAccount(pool: Pool, accountId: string, startingCash:
       );
     }
   });
-}
-
-/**
- * New trading day: day-start equity := current equity (positions at their last price), so the circuit
- * breaker measures today's drawdown, not a stale one. No-op when already rolled today.
- */
-export async function rollDayStart(c: Queryable, accountId: string, now: Date): Promise<boolean> {
-  const r = await c.query(
-    `UPDATE accounts a
-        SET day_start_equity = a.cash + COALESCE(
-              (SELECT SUM(p.qty * COALESCE(p.last_price, p.avg_cost)) FROM positions p WHERE p.account_id = a.account_id), 0),
-            day_start_date = $2::date,
-            updated_at = now()
-      WHERE a.account_id = $1 AND a.day_start_date < $2::date`,
-    [accountId, tradingDay(now)],
-  );
-  return (r.rowCount ?? 0) > 0;
 }
 
 /** The ledger portfolio: the engine's snapshot plus reporting figures. */
@@ -251,9 +208,7 @@ export async function evaluateAndReserve(
   >;
   const valid = validateRiskSignal(input.signal);
 
-  return inTransaction(pool, async (c) => {
-    await lockAccount(c, accountId);
-
+  return withAccountLock(pool, accountId, async (c) => {
     const existing = await getRiskDecision(c, workflowId);
     if (existing) return { decision: existing, replayed: true };
 
@@ -305,29 +260,29 @@ export async function evaluateAndReserve(
 
     // The trade row needs a real side and strategy (CHECK constraints); a malformed signal has only its decision.
     if (valid.ok) {
-      await c.query(
-        `INSERT INTO trades (workflow_id, signal_id, correlation_id, account_id, symbol, side, strategy, status, reason_code)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-        [
-          workflowId,
-          signalId,
-          correlationId,
-          accountId,
-          symbol,
-          side,
-          valid.signal.strategy,
-          decision.decision,
-          decision.reasonCode,
-        ],
-      );
+      await openTrade(c, {
+        workflowId,
+        signalId,
+        correlationId,
+        accountId,
+        symbol,
+        side,
+        strategy: valid.signal.strategy,
+        status: decision.decision,
+        reasonCode: decision.reasonCode,
+      });
     }
 
     if (decision.decision === 'APPROVED' && valid.ok) {
-      await c.query(
-        `INSERT INTO reservations (workflow_id, account_id, symbol, side, qty, notional, status, asset_class)
-         VALUES ($1, $2, $3, $4, $5, $6, 'HELD', $7) ON CONFLICT (workflow_id) DO NOTHING`,
-        [workflowId, accountId, symbol, side, decision.qty, decision.notional, assetClass],
-      );
+      await holdReservation(c, {
+        workflowId,
+        accountId,
+        symbol,
+        side,
+        qty: decision.qty,
+        notional: decision.notional,
+        assetClass,
+      });
     }
     return { decision, replayed: false };
   });
@@ -359,15 +314,6 @@ export async function getRiskDecision(c: Queryable, workflowId: string): Promise
   };
 }
 
-/** Release a trade's HELD reservation. Idempotent: true only for the call that released it. */
-export async function releaseReservation(c: Queryable, workflowId: string): Promise<boolean> {
-  const r = await c.query(
-    `UPDATE reservations SET status = 'RELEASED', released_at = now() WHERE workflow_id = $1 AND status = 'HELD'`,
-    [workflowId],
-  );
-  return (r.rowCount ?? 0) > 0;
-}
-
 export interface TradingStateChange {
   accountId: string;
   previous: TradingState | null;
@@ -389,10 +335,8 @@ export async function setTradingState(
   reason: string | null = null,
 ): Promise<TradingStateChange> {
   if (!TRADING_STATES.includes(state)) throw new Error(`unknown trading state "${String(state)}"`);
-  return inTransaction(pool, async (c) => {
-    await lockAccount(c, accountId);
-    const account = await c.query(`SELECT 1 FROM accounts WHERE account_id = $1`, [accountId]);
-    if (!account.rowCount) throw new Error(`account "${accountId}" does not exist`);
+  return withAccountLock(pool, accountId, async (c) => {
+    if (!(await accountExists(c, accountId))) throw new Error(`account "${accountId}" does not exist`);
     const before = await c.query<{ state: TradingState }>(`SELECT state FROM trading_state WHERE account_id = $1`, [
       accountId,
     ]);

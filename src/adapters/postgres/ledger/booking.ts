@@ -1,0 +1,138 @@
+import type { Pool, PoolClient } from 'pg';
+import type { BrokerOrder } from '../../../contracts/order';
+import { fillsToBook, ordersOf, type LedgerFill } from '../../../domain/fills';
+import { toNumber, withTransaction } from '../pool';
+import { lockOrder, raiseOrderFilledQty, syncOrder, type OrderContext } from './orders';
+import { advanceTradeStatus } from './trades';
+
+/**
+ * Fills, and what each fill moves: the position, the cash and its movements, the order's filled quantity.
+ * Every fill is keyed by its execution id, so a retried activity leaves exactly one trace.
+ */
+
+/**
+ * Book what the broker reports filled for a trade's orders (the entry and any bracket legs), exactly once.
+ *
+ * This is the one booking step: the order returned by a submit, by a lookup after an ambiguous submit,
+ * by a cancel and by following all come through here. Under a row lock on each order it reads what the
+ * ledger already holds (the highest booked cumulative quantity) and books the difference to the broker's
+ * cumulative filled quantity (domain/fills.ts), so a retried activity, a zombie attempt of a killed
+ * worker, a duplicated stream event or a poll that raced the stream can never book a share twice, and an
+ * order that was already filled when the workflow first saw it is booked all the same.
+ * It also mirrors the broker's view of the orders and, when given, moves the trade's running status.
+ */
+export async function bookOrderProgress(
+  pool: Pool,
+  ctx: OrderContext,
+  order: BrokerOrder,
+  executions: LedgerFill[],
+  tradeStatus: string | null,
+): Promise<{ booked: LedgerFill[] }> {
+  return withTransaction(pool, async (c) => {
+    await syncOrder(c, ctx, order);
+    const booked: LedgerFill[] = [];
+    for (const o of ordersOf(order)) {
+      // Serialises every booker of this order (retries, zombie attempts, reconciliation).
+      await lockOrder(c, o.clientOrderId);
+      const r = await c.query<{ cum: string; notional: string }>(
+        `SELECT COALESCE(max(cum_qty), 0)::text AS cum, COALESCE(sum(qty * price), 0)::text AS notional
+           FROM fills WHERE client_order_id = $1`,
+        [o.clientOrderId],
+      );
+      const progress = { cumQty: toNumber(r.rows[0]!.cum), notional: toNumber(r.rows[0]!.notional) };
+      const mine = executions.filter((e) => e.clientOrderId === o.clientOrderId);
+      for (const f of fillsToBook(o, progress, mine)) {
+        if (await insertFill(c, ctx.accountId, ctx.correlationId, f)) booked.push(f);
+      }
+    }
+    // A running status never overwrites a final one (a late attempt of a killed worker may book after
+    // the trade was finalised; its shares are booked, its status is not).
+    if (tradeStatus) await advanceTradeStatus(c, ctx.workflowId, tradeStatus, order.filledQty, order.filledAvgPrice);
+    return { booked };
+  });
+}
+
+/**
+ * Book fills given one by one (the recordFills activity of workflows started before bookOrderProgress;
+ * kept so their histories replay and in-flight ones finish). Same idempotent insert.
+ */
+export async function recordFills(
+  pool: Pool,
+  accountId: string,
+  correlationId: string,
+  fills: LedgerFill[],
+): Promise<{ inserted: number; duplicates: number }> {
+  let inserted = 0;
+  for (const f of fills) {
+    if (await withTransaction(pool, (c) => insertFill(c, accountId, correlationId, f))) inserted++;
+  }
+  return { inserted, duplicates: fills.length - inserted };
+}
+
+/**
+ * Insert one fill and, only when the insert happened, move the position and the cash in the same
+ * transaction. All arithmetic is PostgreSQL NUMERIC: quantities, prices, fees and cash never pass through
+ * floating point, so account cash = starting cash + Σ cash movements holds to the cent.
+ */
+async function insertFill(c: PoolClient, accountId: string, correlationId: string, f: LedgerFill): Promise<boolean> {
+  const r = await c.query(
+    `INSERT INTO fills (execution_id, client_order_id, broker_order_id, account_id, symbol, side, qty, price, fee,
+                        cum_qty, executed_at, correlation_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+     ON CONFLICT DO NOTHING RETURNING execution_id`,
+    [
+      f.executionId,
+      f.clientOrderId,
+      f.brokerOrderId,
+      accountId,
+      f.symbol,
+      f.side,
+      f.qty,
+      f.price,
+      f.fee,
+      f.cumQty,
+      f.timestamp,
+      correlationId,
+    ],
+  );
+  if (!r.rowCount) return false;
+  const signed = f.side === 'buy' ? 1 : -1;
+  // Average-cost accounting in one UPDATE (every expression reads the row as it was): adding to a position
+  // moves the average; reducing it realises P&L against the average; crossing through zero closes the
+  // old side and opens the new one at the fill price.
+  await c.query(
+    `INSERT INTO positions (account_id, symbol) VALUES ($1, $2) ON CONFLICT (account_id, symbol) DO NOTHING`,
+    [accountId, f.symbol],
+  );
+  await c.query(
+    `WITH f AS (SELECT $3::numeric * $4::numeric AS s, $5::numeric AS p)
+     UPDATE positions SET
+       realized_pnl = realized_pnl + CASE WHEN qty <> 0 AND sign(qty) <> sign(f.s)
+                                          THEN (f.p - avg_cost) * LEAST(abs(qty), abs(f.s)) * sign(qty) ELSE 0 END,
+       avg_cost = CASE WHEN qty = 0 OR sign(qty) = sign(f.s) THEN (abs(qty) * avg_cost + abs(f.s) * f.p) / abs(qty + f.s)
+                       WHEN qty + f.s = 0 THEN 0
+                       WHEN sign(qty + f.s) = sign(qty) THEN avg_cost
+                       ELSE f.p END,
+       qty = qty + f.s, last_price = f.p, updated_at = now()
+     FROM f WHERE account_id = $1 AND symbol = $2`,
+    [accountId, f.symbol, signed, f.qty, f.price],
+  );
+  await c.query(
+    `INSERT INTO cash_movements (account_id, kind, amount, execution_id)
+     VALUES ($1, 'fill', -($2::numeric * $3::numeric * $4::numeric), $5)`,
+    [accountId, signed, f.qty, f.price, f.executionId],
+  );
+  if (f.fee !== null && f.fee > 0) {
+    await c.query(
+      `INSERT INTO cash_movements (account_id, kind, amount, execution_id) VALUES ($1, 'fee', -($2::numeric), $3)`,
+      [accountId, f.fee, f.executionId],
+    );
+  }
+  await c.query(
+    `UPDATE accounts SET cash = cash - ($2::numeric * $3::numeric * $4::numeric) - $5::numeric, updated_at = now()
+      WHERE account_id = $1`,
+    [accountId, signed, f.qty, f.price, f.fee ?? 0],
+  );
+  await raiseOrderFilledQty(c, f.clientOrderId, f.cumQty);
+  return true;
+}

@@ -1,0 +1,44 @@
+/**
+ * The ledger: the one module that writes the money tables.
+ *
+ * | table            | written by                                                                     |
+ * |------------------|--------------------------------------------------------------------------------|
+ * | accounts         | accounts.ts (opening, day roll); booking.ts (cash moved by a fill)              |
+ * | cash_movements   | accounts.ts (opening deposit); booking.ts (fill, fee)                           |
+ * | positions, fills | booking.ts                                                                     |
+ * | orders           | orders.ts                                                                      |
+ * | trades           | trades.ts                                                                      |
+ * | reservations     | reservations.ts                                                                |
+ *
+ * Other tables have their own single owner: risk_decisions and trading_state(_history) the risk store
+ * (`../risk-store.ts`), reconciliation_issues the reconciliation store (`../reconciliation.ts`), market_bars
+ * `../bars.ts`. They compose ledger writes into their own transactions by passing their client (risk's
+ * lock → evaluate → reserve runs inside `withAccountLock`).
+ *
+ * Every write is keyed by a deterministic id (client order id, execution id, workflow id), so an activity
+ * that is retried after a crash leaves exactly one trace. All money arithmetic is PostgreSQL NUMERIC.
+ */
+export { withTransaction } from '../pool';
+export type { LedgerFill } from '../../../domain/fills';
+export { accountExists, ledgerInvariants, openAccount, rollDayStart, tradingDay, withAccountLock } from './accounts';
+export { bookOrderProgress, recordFills } from './booking';
+export {
+  adoptBrokerOrderState,
+  markOrderRejected,
+  recordOrderIntent,
+  syncOrder,
+  type OrderContext,
+  type OrderRecord,
+} from './orders';
+export { holdReservation, releaseReservation, type ReservationHold } from './reservations';
+export {
+  advanceTradeStatus,
+  finalizeTrade,
+  getTrade,
+  openTrade,
+  tradeAgeSeconds,
+  updateTradeStatus,
+  type TradeOpening,
+  type TradeOutcome,
+  type TradeRow,
+} from './trades';

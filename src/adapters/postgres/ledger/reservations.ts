@@ -1,0 +1,35 @@
+import type { Queryable } from '../pool';
+
+/**
+ * Risk reservations: the exposure an approved trade may still add, HELD from approval until the trade is
+ * final (its filled part then lives in positions; its unfilled part no longer needs reserving). Risk sees
+ * every HELD reservation of the account when it evaluates, so concurrent trades cannot together exceed a limit.
+ */
+
+export interface ReservationHold {
+  workflowId: string;
+  accountId: string;
+  symbol: string;
+  side: string;
+  qty: number;
+  notional: number;
+  assetClass: string | null;
+}
+
+/** Hold an approved trade's exposure. Idempotent on workflow id. Call under withAccountLock. */
+export async function holdReservation(c: Queryable, r: ReservationHold): Promise<void> {
+  await c.query(
+    `INSERT INTO reservations (workflow_id, account_id, symbol, side, qty, notional, status, asset_class)
+     VALUES ($1, $2, $3, $4, $5, $6, 'HELD', $7) ON CONFLICT (workflow_id) DO NOTHING`,
+    [r.workflowId, r.accountId, r.symbol, r.side, r.qty, r.notional, r.assetClass],
+  );
+}
+
+/** Release a trade's HELD reservation. Idempotent: true only for the call that released it. */
+export async function releaseReservation(c: Queryable, workflowId: string): Promise<boolean> {
+  const r = await c.query(
+    `UPDATE reservations SET status = 'RELEASED', released_at = now() WHERE workflow_id = $1 AND status = 'HELD'`,
+    [workflowId],
+  );
+  return (r.rowCount ?? 0) > 0;
+}

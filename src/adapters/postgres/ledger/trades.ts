@@ -1,0 +1,120 @@
+import type { Pool } from 'pg';
+import type { TradeOutcome } from '../../../domain/trade-lifecycle';
+import { toNumber, withTransaction, type Queryable } from '../pool';
+import { releaseReservation } from './reservations';
+
+/**
+ * The `trades` row: one per workflow, opened with the risk decision, moved while the order works, closed with
+ * the trade's outcome.
+ */
+
+export type { TradeOutcome };
+
+export interface TradeOpening {
+  workflowId: string;
+  signalId: string;
+  correlationId: string;
+  accountId: string;
+  symbol: string;
+  side: string;
+  strategy: string;
+  /** The risk decision (APPROVED / REJECTED) and its reason. */
+  status: string;
+  reasonCode: string | null;
+}
+
+/** Open the trade row with its risk decision. Idempotent on workflow id. */
+export async function openTrade(c: Queryable, t: TradeOpening): Promise<void> {
+  await c.query(
+    `INSERT INTO trades (workflow_id, signal_id, correlation_id, account_id, symbol, side, strategy, status, reason_code)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+    [t.workflowId, t.signalId, t.correlationId, t.accountId, t.symbol, t.side, t.strategy, t.status, t.reasonCode],
+  );
+}
+
+/**
+ * Move a running trade's status (SUBMITTED, WORKING, PARTIALLY_FILLED) as part of booking. A running status
+ * never overwrites a final one (a late attempt of a killed worker may book after the trade was finalised; its
+ * shares are booked, its status is not): a released reservation means finalizeTrade has run.
+ */
+export async function advanceTradeStatus(
+  c: Queryable,
+  workflowId: string,
+  status: string,
+  filledQty: number,
+  avgFillPrice: number | null,
+): Promise<void> {
+  await c.query(
+    `UPDATE trades SET status = $2, filled_qty = $3, avg_fill_price = $4, updated_at = now()
+      WHERE workflow_id = $1
+        AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.workflow_id = $1 AND r.status = 'RELEASED')`,
+    [workflowId, status, filledQty, avgFillPrice],
+  );
+}
+
+/**
+ * Move the trade's status while it runs, unguarded: the recordFills path of workflows started before
+ * bookOrderProgress (kept so their histories replay and in-flight ones finish exactly as they did).
+ */
+export async function updateTradeStatus(
+  pool: Queryable,
+  workflowId: string,
+  status: string,
+  filledQty: number,
+  avgFillPrice: number | null,
+): Promise<void> {
+  await pool.query(
+    `UPDATE trades SET status = $2, filled_qty = $3, avg_fill_price = $4, updated_at = now() WHERE workflow_id = $1`,
+    [workflowId, status, filledQty, avgFillPrice],
+  );
+}
+
+/**
+ * Close the trade in the ledger: outcome, filled quantity, and release of the risk reservation (the
+ * filled part now lives in positions; the unfilled part no longer needs reserving). Idempotent.
+ */
+export async function finalizeTrade(
+  pool: Pool,
+  t: { workflowId: string; outcome: TradeOutcome; reasonCode?: string; filledQty: number; avgFillPrice: number | null },
+): Promise<void> {
+  await withTransaction(pool, async (c) => {
+    await c.query(
+      `UPDATE trades SET status = $2, reason_code = COALESCE($3, reason_code), filled_qty = $4, avg_fill_price = $5, updated_at = now()
+       WHERE workflow_id = $1`,
+      [t.workflowId, t.outcome, t.reasonCode ?? null, t.filledQty, t.avgFillPrice],
+    );
+    await releaseReservation(c, t.workflowId);
+  });
+}
+
+/** Seconds since the trade entered the ledger, by the database's clock (one clock for every worker host). */
+export async function tradeAgeSeconds(pool: Queryable, workflowId: string): Promise<number | null> {
+  const r = await pool.query<{ age: string }>(
+    `SELECT extract(epoch FROM clock_timestamp() - created_at) AS age FROM trades WHERE workflow_id = $1`,
+    [workflowId],
+  );
+  return r.rows[0] ? Number(r.rows[0].age) : null;
+}
+
+export interface TradeRow {
+  workflowId: string;
+  signalId: string;
+  status: string;
+  reasonCode: string | null;
+  filledQty: number;
+  avgFillPrice: number | null;
+}
+
+export async function getTrade(pool: Queryable, workflowId: string): Promise<TradeRow | null> {
+  const r = await pool.query(`SELECT * FROM trades WHERE workflow_id = $1`, [workflowId]);
+  const row = r.rows[0] as Record<string, string | null> | undefined;
+  if (!row) return null;
+  return {
+    workflowId: row.workflow_id!,
+    signalId: row.signal_id!,
+    status: row.status!,
+    reasonCode: row.reason_code ?? null,
+    filledQty: toNumber(row.filled_qty),
+    avgFillPrice: row.avg_fill_price === null || row.avg_fill_price === undefined ? null : toNumber(row.avg_fill_price),
+  };
+}
