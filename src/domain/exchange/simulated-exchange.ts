@@ -2,17 +2,14 @@ import type { OhlcvBar } from '../../contracts/bar';
 import {
   isTerminal,
   type Fill,
-  type OrderClass,
   type OrderEventType,
   type OrderRequest,
-  type OrderStatus,
-  type OrderType,
   type OrderUpdate,
   type Side,
-  type TimeInForce,
 } from '../../contracts/order';
 import { SeededRandom } from '../random';
 import { roundToTick, toCents } from '../money';
+import { TradingAccount } from './account';
 import {
   barCapacity,
   commission,
@@ -23,17 +20,18 @@ import {
   trailingStopLevel,
   withinLimit,
 } from './fill-model';
-import {
-  DEFAULT_EXCHANGE_OPTIONS,
-  type ExchangeAccount,
-  type ExchangePosition,
-  type OrderRejection,
-  type RejectCode,
-  type ResolvedExchangeOptions,
-  type SimulatedExchangeOptions,
-  type SimulatedOrder,
-  type SubmitResult,
+import type {
+  ExchangeAccount,
+  ExchangePosition,
+  OrderRejection,
+  RejectCode,
+  ResolvedExchangeOptions,
+  SimulatedExchangeOptions,
+  SimulatedOrder,
+  SubmitResult,
 } from './types';
+import { resolveExchangeOptions, validateBar, validateRequest } from './validation';
+import { detachedRejection, legClientOrderId, snapshotOf, type WorkingOrder } from './working-order';
 
 /**
  * SimulatedExchange: a pure, bar-driven matching engine with a cash account (the paper venue).
@@ -52,67 +50,11 @@ import {
  * - Terminal orders (filled, canceled, expired, rejected) never change again.
  * - State is consistent before any listener is called; events are delivered in the order they happened.
  *
- * The fill rules are documented in docs/fill-model.md; the price arithmetic lives in fill-model.ts.
+ * The fill rules are documented in docs/fill-model.md; the price arithmetic lives in fill-model.ts, the money
+ * (cash, positions, buying power) in account.ts, input validation in validation.ts.
  */
 
 export type OrderUpdateListener = (update: OrderUpdate) => void;
-
-type LegRole = 'take_profit' | 'stop_loss';
-
-/** Mutable engine-side order. Never handed out: callers get SimulatedOrder snapshots. */
-interface WorkingOrder {
-  /** Time priority: creation sequence. Bracket legs: entry n, stop-loss n+1, take-profit n+2. */
-  seq: number;
-  brokerOrderId: string;
-  clientOrderId: string;
-  symbol: string;
-  side: Side;
-  qty: number;
-  type: OrderType;
-  timeInForce: TimeInForce;
-  orderClass: OrderClass;
-  limitPrice?: number;
-  stopPrice?: number;
-  trailPrice?: number;
-  trailPercent?: number;
-  /** Trailing stops: high-water mark (sell) / low-water mark (buy). */
-  hwm?: number;
-  status: OrderStatus;
-  filledQty: number;
-  /** Σ fill qty × price, for the average price. */
-  filledNotional: number;
-  fees: number;
-  createdAt: string;
-  updatedAt: string;
-  reason?: string;
-  rejection?: OrderRejection;
-  /** First bar number (per symbol, 1-based) this order may be matched against. */
-  eligibleFromBar: number;
-  /** Day orders: the trading day they work for, fixed at their first eligible bar. */
-  tradingDay?: string;
-  /** Stop, stop-limit and trailing-stop orders: the stop has been triggered. */
-  triggered: boolean;
-  /** Fills so far (the n of the next execution id). */
-  executions: number;
-  /** Part of a sell that opens a short (needs buying power); 0 for ordinary sells. */
-  shortQty: number;
-  /** Bracket entry: its legs. */
-  legs?: { takeProfit: WorkingOrder; stopLoss: WorkingOrder };
-  /** Bracket leg: its entry and role. */
-  parent?: WorkingOrder;
-  legRole?: LegRole;
-}
-
-interface PositionState {
-  qty: number;
-  avgEntryPrice: number;
-  realizedPnl: number;
-}
-
-const ORDER_TYPES: ReadonlySet<string> = new Set(['market', 'limit', 'stop', 'stop_limit', 'trailing_stop']);
-const TIFS: ReadonlySet<string> = new Set(['day', 'gtc', 'ioc', 'fok']);
-/** Alpaca's client_order_id limit. */
-export const MAX_CLIENT_ORDER_ID_LENGTH = 48;
 
 export class SimulatedExchange {
   readonly options: ResolvedExchangeOptions;
@@ -127,37 +69,20 @@ export class SimulatedExchange {
   private readonly halted = new Set<string>();
   private readonly lastBars = new Map<string, OhlcvBar>();
   private readonly barCounts = new Map<string, number>();
-  private readonly positionStates = new Map<string, PositionState>();
   private readonly fillLog: Fill[] = [];
-  private cash: number;
-  private realizedPnl = 0;
-  private feesPaid = 0;
+  private readonly tradingAccount: TradingAccount;
   private nextOrderNo = 1;
   private nextSeq = 1;
   private pending: OrderUpdate[] = [];
 
   constructor(options: SimulatedExchangeOptions = {}) {
-    const o: ResolvedExchangeOptions = { ...DEFAULT_EXCHANGE_OPTIONS };
-    for (const [k, v] of Object.entries(options)) if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
-    assertOption(o.startingCash >= 0 && Number.isFinite(o.startingCash), 'startingCash must be a finite number >= 0');
-    assertOption(o.slippageBps >= 0 && o.slippageBps <= 1000, 'slippageBps must be in [0, 1000]');
-    assertOption(o.slippageJitterBps >= 0 && o.slippageJitterBps <= 1000, 'slippageJitterBps must be in [0, 1000]');
-    assertOption(o.feePerShare >= 0 && Number.isFinite(o.feePerShare), 'feePerShare must be >= 0');
-    assertOption(o.feeBps >= 0 && o.feeBps <= 1000, 'feeBps must be in [0, 1000]');
-    assertOption(o.maxVolumePct > 0 && o.maxVolumePct <= 1, 'maxVolumePct must be in (0, 1]');
-    assertOption(Number.isInteger(o.latencyBars) && o.latencyBars >= 1, 'latencyBars must be an integer >= 1');
-    assertOption(
-      o.limitTouchFillProbability >= 0 && o.limitTouchFillProbability <= 1,
-      'limitTouchFillProbability must be in [0, 1]',
-    );
-    assertOption(o.marketOrderBufferPct >= 0 && o.marketOrderBufferPct < 1, 'marketOrderBufferPct must be in [0, 1)');
-    assertOption(o.barPeriod === 'daily' || o.barPeriod === 'intraday', "barPeriod must be 'daily' or 'intraday'");
-    assertOption(o.orderIdPrefix.length > 0, 'orderIdPrefix must not be empty');
-    o.symbols = [...o.symbols];
-    this.options = Object.freeze(o);
-    this.rng = new SeededRandom(o.seed);
-    this.cash = o.startingCash;
-    for (const s of o.symbols) this.universe.add(s);
+    this.options = resolveExchangeOptions(options);
+    this.rng = new SeededRandom(this.options.seed);
+    this.tradingAccount = new TradingAccount(this.options, {
+      lastClose: (symbol) => this.lastBars.get(symbol)?.close,
+      openOrders: () => this.open.values(),
+    });
+    for (const s of this.options.symbols) this.universe.add(s);
   }
 
   // ------------------------------------------------------------------ events
@@ -180,7 +105,7 @@ export class SimulatedExchange {
     if (typeof clientOrderId === 'string') {
       const existing = this.byClientId.get(clientOrderId);
       if (existing) {
-        const r: SubmitResult = { order: this.snapshot(existing), duplicate: true };
+        const r: SubmitResult = { order: snapshotOf(existing), duplicate: true };
         if (existing.rejection) r.rejection = { ...existing.rejection };
         return r;
       }
@@ -189,7 +114,7 @@ export class SimulatedExchange {
     if (shapeError !== null && (typeof clientOrderId !== 'string' || clientOrderId === '')) {
       // Without a usable client order id the order cannot be stored or looked up: refuse without a record.
       return {
-        order: this.detachedRejection(req, now, shapeError),
+        order: detachedRejection(req, now, shapeError),
         duplicate: false,
         rejection: { code: 'invalid_order', message: shapeError },
       };
@@ -203,13 +128,13 @@ export class SimulatedExchange {
       o.rejection = rejection;
       this.emit('rejected', o, now);
       this.flush();
-      return { order: this.snapshot(o), duplicate: false, rejection: { ...rejection } };
+      return { order: snapshotOf(o), duplicate: false, rejection: { ...rejection } };
     }
     this.open.set(o.brokerOrderId, o);
     if (o.orderClass === 'bracket') this.createLegs(o, req, now);
     this.emit('new', o, now);
     this.flush();
-    return { order: this.snapshot(o), duplicate: false };
+    return { order: snapshotOf(o), duplicate: false };
   }
 
   /**
@@ -230,7 +155,7 @@ export class SimulatedExchange {
       this.finish(o, 'canceled', 'canceled by client', now);
     }
     this.flush();
-    return this.snapshot(o);
+    return snapshotOf(o);
   }
 
   /** Expire every working day order whose trading day is `tradingDay` or earlier (an explicit session close). */
@@ -250,12 +175,12 @@ export class SimulatedExchange {
 
   getOrder(clientOrderId: string): SimulatedOrder | null {
     const o = this.byClientId.get(clientOrderId);
-    return o ? this.snapshot(o) : null;
+    return o ? snapshotOf(o) : null;
   }
 
   getOrderByBrokerId(brokerOrderId: string): SimulatedOrder | null {
     const o = this.orders.get(brokerOrderId);
-    return o ? this.snapshot(o) : null;
+    return o ? snapshotOf(o) : null;
   }
 
   /** Orders in creation order. Bracket legs are listed on their own too (and nested under their entry). */
@@ -266,7 +191,7 @@ export class SimulatedExchange {
       if (filter.symbol !== undefined && o.symbol !== filter.symbol) continue;
       const term = isTerminal(o.status);
       if ((status === 'open' && term) || (status === 'closed' && !term)) continue;
-      out.push(this.snapshot(o));
+      out.push(snapshotOf(o));
     }
     return out;
   }
@@ -305,41 +230,18 @@ export class SimulatedExchange {
 
   // ------------------------------------------------------------------ account
 
+  /** Cash, equity, buying power, P&L (account.ts: the money rules). */
   account(): ExchangeAccount {
-    let longMarketValue = 0;
-    let shortMarketValue = 0;
-    for (const [symbol, p] of this.positionStates) {
-      const mv = p.qty * this.markPrice(symbol, p);
-      if (p.qty > 0) longMarketValue += mv;
-      else shortMarketValue += mv;
-    }
-    const reservedCash = this.reservedCash();
-    return {
-      cash: this.cash,
-      equity: this.cash + longMarketValue + shortMarketValue,
-      buyingPower: Math.max(0, this.cash + shortMarketValue - reservedCash),
-      reservedCash,
-      longMarketValue,
-      shortMarketValue,
-      realizedPnl: this.realizedPnl,
-      feesPaid: this.feesPaid,
-      tradingBlocked: false,
-    };
+    return this.tradingAccount.snapshot();
   }
 
   /** Open positions (non-zero qty), sorted by symbol. */
   positions(): ExchangePosition[] {
-    const out: ExchangePosition[] = [];
-    for (const symbol of [...this.positionStates.keys()].sort()) {
-      const p = this.positionStates.get(symbol)!;
-      if (p.qty !== 0) out.push(this.positionView(symbol, p));
-    }
-    return out;
+    return this.tradingAccount.positions();
   }
 
   position(symbol: string): ExchangePosition | null {
-    const p = this.positionStates.get(symbol);
-    return p && p.qty !== 0 ? this.positionView(symbol, p) : null;
+    return this.tradingAccount.position(symbol);
   }
 
   // ------------------------------------------------------------------ market data
@@ -412,7 +314,7 @@ export class SimulatedExchange {
       const price = this.executablePrice(o, bar);
       let filledNow = 0;
       if (price !== null && capacity > 0) {
-        const guard = this.fillGuard(o, Math.min(remaining, capacity), price);
+        const guard = this.tradingAccount.fillGuard(o, Math.min(remaining, capacity), price);
         if (o.timeInForce === 'fok' && guard.qty < remaining) {
           const why =
             guard.qty < Math.min(remaining, capacity)
@@ -513,30 +415,6 @@ export class SimulatedExchange {
     }
   }
 
-  /**
-   * Cash-account guards at fill time: a buy never spends more cash than the account holds; a sell never goes
-   * short unless shorting is allowed. `reason` is set when the guard cut the fill (the remainder is cancelled).
-   */
-  private fillGuard(o: WorkingOrder, wanted: number, price: number): { qty: number; reason?: string } {
-    if (o.side === 'buy') {
-      const perShare = price + commission(1, price, this.options.feePerShare, this.options.feeBps);
-      const affordable = Math.max(0, Math.floor(this.cash / perShare + 1e-9));
-      if (affordable < wanted) {
-        return {
-          qty: affordable,
-          reason: `insufficient buying power at fill time: cash $${this.cash.toFixed(2)} buys ${affordable} shares at ${price}`,
-        };
-      }
-      return { qty: wanted };
-    }
-    if (!this.options.allowShort) {
-      const held = Math.max(0, this.positionStates.get(o.symbol)?.qty ?? 0);
-      if (held < wanted)
-        return { qty: held, reason: `insufficient qty at fill time: ${held} shares held, shorting disabled` };
-    }
-    return { qty: wanted };
-  }
-
   private fill(o: WorkingOrder, qty: number, rawPrice: number, bar: OhlcvBar): void {
     const ticks = this.options.tickPrices;
     const price = ticks ? onTick(o, rawPrice) : rawPrice;
@@ -549,7 +427,7 @@ export class SimulatedExchange {
     o.executions += 1;
     o.updatedAt = bar.timestamp;
     o.status = o.filledQty === o.qty ? 'filled' : 'partially_filled';
-    this.applyToAccount(o.symbol, o.side, qty, price, fee);
+    this.tradingAccount.applyFill(o.symbol, o.side, qty, price, fee);
     const fill: Fill = {
       executionId: `${o.brokerOrderId}-${o.executions}`,
       clientOrderId: o.clientOrderId,
@@ -616,92 +494,6 @@ export class SimulatedExchange {
         ? o.seq - 1.5
         : o.seq;
     return list.sort((a, b) => key(a) - key(b));
-  }
-
-  // ================================================================== internals: account
-
-  private applyToAccount(symbol: string, side: Side, qty: number, price: number, fee: number): void {
-    const signed = side === 'buy' ? qty : -qty;
-    this.cash -= signed * price + fee;
-    this.feesPaid += fee;
-    const p = this.positionStates.get(symbol) ?? { qty: 0, avgEntryPrice: 0, realizedPnl: 0 };
-    if (p.qty === 0 || Math.sign(p.qty) === Math.sign(signed)) {
-      // Opening or adding: volume-weighted average entry.
-      p.avgEntryPrice = (Math.abs(p.qty) * p.avgEntryPrice + qty * price) / (Math.abs(p.qty) + qty);
-      p.qty += signed;
-    } else {
-      // Reducing, closing or flipping: realise P&L on the closed part at the average entry.
-      const closing = Math.min(qty, Math.abs(p.qty));
-      const pnl = closing * (price - p.avgEntryPrice) * Math.sign(p.qty);
-      p.realizedPnl += pnl;
-      this.realizedPnl += pnl;
-      p.qty += signed;
-      if (p.qty === 0) p.avgEntryPrice = 0;
-      else if (Math.sign(p.qty) === Math.sign(signed)) p.avgEntryPrice = price; // flipped: the rest opened here
-    }
-    this.positionStates.set(symbol, p);
-  }
-
-  private markPrice(symbol: string, p: PositionState): number {
-    return this.lastBars.get(symbol)?.close ?? p.avgEntryPrice;
-  }
-
-  private positionView(symbol: string, p: PositionState): ExchangePosition {
-    const lastPrice = this.markPrice(symbol, p);
-    return {
-      symbol,
-      qty: p.qty,
-      avgEntryPrice: p.avgEntryPrice,
-      lastPrice,
-      marketValue: p.qty * lastPrice,
-      unrealizedPnl: p.qty * (lastPrice - p.avgEntryPrice),
-      realizedPnl: p.realizedPnl,
-    };
-  }
-
-  private reservedCash(): number {
-    let sum = 0;
-    for (const o of this.open.values()) sum += this.reservation(o);
-    return sum;
-  }
-
-  /**
-   * Cash an open order holds back from buying power: remaining opening shares × reference price (+ the market
-   * buffer when no limit caps the price) + estimated commission. Exits (bracket legs) and ordinary sells hold none.
-   */
-  private reservation(o: WorkingOrder): number {
-    if (o.status === 'held' || isTerminal(o.status) || o.parent) return 0;
-    const remaining = o.qty - o.filledQty;
-    const shares = o.side === 'buy' ? remaining : Math.min(remaining, o.shortQty);
-    if (shares <= 0) return 0;
-    const ref = this.referencePrice(o);
-    if (ref === null) return 0;
-    return shares * ref + commission(shares, ref, this.options.feePerShare, this.options.feeBps);
-  }
-
-  /**
-   * Price used to value an order for buying power; null if nothing is known. Limit-capped orders: the limit.
-   * Otherwise the worse of last close and stop (a stop buys at or above its stop), plus the market buffer.
-   * A short sale is valued like a buy: the reservation covers buying the shares back.
-   */
-  private referencePrice(o: WorkingOrder): number | null {
-    if (o.type === 'limit' || o.type === 'stop_limit') return o.limitPrice!;
-    const last = this.lastBars.get(o.symbol)?.close;
-    const stop = o.type === 'stop' || o.type === 'trailing_stop' ? o.stopPrice : undefined;
-    const candidates = [last, stop].filter((x): x is number => x !== undefined);
-    if (candidates.length === 0) return null;
-    return Math.max(...candidates) * (1 + this.options.marketOrderBufferPct);
-  }
-
-  /** Shares of `symbol` already committed to open sells (an active OCO pair counts once; held legs not at all). */
-  private committedSellQty(symbol: string): number {
-    let sum = 0;
-    for (const o of this.open.values()) {
-      if (o.symbol !== symbol || o.side !== 'sell' || o.status === 'held') continue;
-      if (o.legRole === 'take_profit' && o.parent && !isTerminal(o.parent.legs!.stopLoss.status)) continue;
-      sum += o.qty - o.filledQty;
-    }
-    return sum;
   }
 
   // ================================================================== internals: submit
@@ -793,7 +585,7 @@ export class SimulatedExchange {
     }
   }
 
-  /** Symbol, halt, market-data and funds checks (the request shape is already valid). */
+  /** Symbol, halt, market-data and (account.ts) funds checks (the request shape is already valid). */
   private venueChecks(o: WorkingOrder, req: OrderRequest): OrderRejection | null {
     const reject = (code: RejectCode, message: string): OrderRejection => ({ code, message });
     if (!this.universe.has(o.symbol)) return reject('unknown_symbol', `unknown symbol: ${o.symbol}`);
@@ -822,51 +614,7 @@ export class SimulatedExchange {
       }
     }
 
-    if (o.side === 'sell') {
-      const held = Math.max(0, this.positionStates.get(o.symbol)?.qty ?? 0);
-      const available = Math.max(0, held - this.committedSellQty(o.symbol));
-      if (o.qty > available) {
-        if (!this.options.allowShort) {
-          return reject(
-            'insufficient_qty',
-            `insufficient qty available for order (requested: ${o.qty}, available: ${available})`,
-          );
-        }
-        o.shortQty = o.qty - available;
-      }
-    }
-    const need = this.reservation(o);
-    if (need > 0) {
-      const bp = this.account().buyingPower;
-      if (need > bp + 1e-9) {
-        return reject(
-          'insufficient_buying_power',
-          `insufficient buying power: order needs $${need.toFixed(2)}, buying power is $${bp.toFixed(2)}`,
-        );
-      }
-    }
-    return null;
-  }
-
-  private detachedRejection(req: OrderRequest, now: string, message: string): SimulatedOrder {
-    const r = (req ?? {}) as Partial<OrderRequest>;
-    return {
-      brokerOrderId: '',
-      clientOrderId: typeof r.clientOrderId === 'string' ? r.clientOrderId : '',
-      symbol: String(r.symbol ?? ''),
-      side: r.side ?? 'buy',
-      qty: typeof r.qty === 'number' ? r.qty : 0,
-      type: r.type ?? 'market',
-      timeInForce: r.timeInForce ?? 'day',
-      status: 'rejected',
-      filledQty: 0,
-      filledAvgPrice: null,
-      createdAt: now,
-      updatedAt: now,
-      orderClass: r.orderClass ?? 'simple',
-      feesPaid: 0,
-      reason: message,
-    };
+    return this.tradingAccount.fundsCheck(o);
   }
 
   private nextBrokerOrderId(): string {
@@ -875,37 +623,8 @@ export class SimulatedExchange {
 
   // ================================================================== internals: snapshots and events
 
-  private snapshot(o: WorkingOrder): SimulatedOrder {
-    const s: SimulatedOrder = {
-      brokerOrderId: o.brokerOrderId,
-      clientOrderId: o.clientOrderId,
-      symbol: o.symbol,
-      side: o.side,
-      qty: o.qty,
-      type: o.type,
-      timeInForce: o.timeInForce,
-      status: o.status,
-      filledQty: o.filledQty,
-      filledAvgPrice: o.filledQty > 0 ? o.filledNotional / o.filledQty : null,
-      createdAt: o.createdAt,
-      updatedAt: o.updatedAt,
-      orderClass: o.orderClass,
-      feesPaid: o.fees,
-    };
-    if (o.limitPrice !== undefined) s.limitPrice = o.limitPrice;
-    if (o.stopPrice !== undefined) s.stopPrice = o.stopPrice;
-    if (o.trailPrice !== undefined) s.trailPrice = o.trailPrice;
-    if (o.trailPercent !== undefined) s.trailPercent = o.trailPercent;
-    if (o.hwm !== undefined) s.hwm = o.hwm;
-    if (o.reason !== undefined) s.reason = o.reason;
-    if (o.parent) s.parentClientOrderId = o.parent.clientOrderId;
-    if (o.legRole) s.legRole = o.legRole;
-    if (o.legs) s.legs = [this.snapshot(o.legs.takeProfit), this.snapshot(o.legs.stopLoss)];
-    return s;
-  }
-
   private emit(event: OrderEventType, o: WorkingOrder, timestamp: string, fill?: Fill): void {
-    const update: OrderUpdate = { event, order: this.snapshot(o), timestamp };
+    const update: OrderUpdate = { event, order: snapshotOf(o), timestamp };
     if (fill) update.fill = { ...fill };
     this.pending.push(update);
   }
@@ -937,86 +656,6 @@ export class SimulatedExchange {
 }
 
 // ==================================================================== helpers
-
-/** Client order id of a bracket leg: `<entry id>-tp` / `<entry id>-sl`. */
-export function legClientOrderId(entryClientOrderId: string, role: LegRole): string {
-  return `${entryClientOrderId}-${role === 'take_profit' ? 'tp' : 'sl'}`;
-}
-
-function assertOption(ok: boolean, message: string): void {
-  if (!ok) throw new RangeError(`SimulatedExchange: ${message}`);
-}
-
-const isPositivePrice = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x > 0;
-
-/** Shape validation of an order request (runtime-safe for requests parsed from JSON). null when valid. */
-export function validateRequest(req: OrderRequest): string | null {
-  if (req === null || typeof req !== 'object') return 'order request must be an object';
-  if (typeof req.clientOrderId !== 'string' || req.clientOrderId === '') return 'client_order_id is required';
-  if (req.clientOrderId.length > MAX_CLIENT_ORDER_ID_LENGTH) {
-    return `client_order_id must be at most ${MAX_CLIENT_ORDER_ID_LENGTH} characters`;
-  }
-  if (typeof req.symbol !== 'string' || req.symbol === '') return 'symbol is required';
-  if (req.side !== 'buy' && req.side !== 'sell') return `side must be buy or sell, got ${String(req.side)}`;
-  if (!ORDER_TYPES.has(req.type)) return `unsupported order type ${String(req.type)}`;
-  if (!TIFS.has(req.timeInForce)) return `unsupported time_in_force ${String(req.timeInForce)}`;
-  if (typeof req.qty !== 'number' || !Number.isInteger(req.qty) || req.qty <= 0) {
-    return `qty must be a positive whole number of shares, got ${String(req.qty)}`;
-  }
-  if ((req.type === 'limit' || req.type === 'stop_limit') && !isPositivePrice(req.limitPrice)) {
-    return `limit_price is required for ${req.type} orders and must be > 0`;
-  }
-  if ((req.type === 'stop' || req.type === 'stop_limit') && !isPositivePrice(req.stopPrice)) {
-    return `stop_price is required for ${req.type} orders and must be > 0`;
-  }
-  if (req.type === 'trailing_stop') {
-    const hasPrice = req.trailPrice !== undefined;
-    const hasPct = req.trailPercent !== undefined;
-    if (hasPrice === hasPct) return 'trailing_stop needs exactly one of trail_price or trail_percent';
-    if (hasPrice && !isPositivePrice(req.trailPrice)) return 'trail_price must be > 0';
-    if (hasPct && !(isPositivePrice(req.trailPercent) && req.trailPercent < 100))
-      return 'trail_percent must be in (0, 100)';
-  }
-  if ((req.timeInForce === 'ioc' || req.timeInForce === 'fok') && req.type !== 'market' && req.type !== 'limit') {
-    return `time_in_force ${req.timeInForce} is only accepted for market and limit orders`;
-  }
-  const orderClass = req.orderClass ?? 'simple';
-  if (orderClass !== 'simple' && orderClass !== 'bracket') return `unsupported order_class ${String(orderClass)}`;
-  if (orderClass === 'simple') {
-    if (req.takeProfit !== undefined || req.stopLoss !== undefined)
-      return 'take_profit/stop_loss require order_class bracket';
-    return null;
-  }
-  if (req.timeInForce !== 'day' && req.timeInForce !== 'gtc') return 'bracket orders must be day or gtc';
-  if (req.type === 'trailing_stop') return 'a bracket entry cannot be a trailing_stop';
-  if (!req.takeProfit || !isPositivePrice(req.takeProfit.limitPrice))
-    return 'bracket requires take_profit.limit_price > 0';
-  if (!req.stopLoss || !isPositivePrice(req.stopLoss.stopPrice)) return 'bracket requires stop_loss.stop_price > 0';
-  if (req.stopLoss.limitPrice !== undefined && !isPositivePrice(req.stopLoss.limitPrice))
-    return 'stop_loss.limit_price must be > 0';
-  const tp = req.takeProfit.limitPrice;
-  const sl = req.stopLoss.stopPrice;
-  if (req.side === 'buy' ? tp <= sl : tp >= sl) {
-    return `bracket ${req.side}: take_profit.limit_price ${tp} must be ${req.side === 'buy' ? 'above' : 'below'} stop_loss.stop_price ${sl}`;
-  }
-  return null;
-}
-
-function validateBar(bar: OhlcvBar): void {
-  const ok =
-    bar !== null &&
-    typeof bar === 'object' &&
-    typeof bar.symbol === 'string' &&
-    bar.symbol !== '' &&
-    typeof bar.timestamp === 'string' &&
-    [bar.open, bar.high, bar.low, bar.close].every(isPositivePrice) &&
-    typeof bar.volume === 'number' &&
-    Number.isFinite(bar.volume) &&
-    bar.volume >= 0 &&
-    bar.high >= Math.max(bar.open, bar.close, bar.low) &&
-    bar.low <= Math.min(bar.open, bar.close);
-  if (!ok) throw new RangeError(`invalid bar: ${JSON.stringify(bar)}`);
-}
 
 /**
  * Executions print on the tick ($0.01 at or above $1, $0.0001 below). Bar prices of adjusted historical
