@@ -1,7 +1,6 @@
 import type { Pool } from 'pg';
 import type { OhlcvBar } from '../contracts/bar';
 import type { TradeSignal } from '../contracts/signal';
-import { releaseReservation } from '../adapters/postgres/ledger';
 import { ensureAccount, evaluateAndReserve, loadRecentBars } from '../adapters/postgres/risk-store';
 import { barsNeeded, type RiskDecision, type RiskLimits } from '../domain/risk';
 import { withCorrelation, type Logger } from '../logging';
@@ -92,12 +91,6 @@ export function createRiskActivities(deps: RiskActivityDeps) {
         tradesFinished.inc({ status: 'REJECTED', reason_code: decision.reasonCode ?? 'none' });
       }
       return decision;
-    },
-
-    /** Release the trade's reservation (idempotent; a no-op if already released). */
-    async releaseRisk(workflowId: string): Promise<void> {
-      const released = await releaseReservation(pool, workflowId);
-      logger.debug({ workflow_id: workflowId, released }, 'risk reservation release');
     },
   };
 }

@@ -23,9 +23,9 @@ import {
   assertConsumerQueue,
   barRoutingKey,
   dlqName,
-  sleep,
   withChannel,
 } from '../adapters/rabbitmq';
+import { sleep } from '../lib/sleep';
 import { parseEnv } from '../config';
 import { BarSchema, type Bar, type OhlcvBar } from '../contracts/bar';
 import { barMessageId } from '../contracts/ids';

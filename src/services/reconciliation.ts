@@ -17,6 +17,7 @@ import {
   invariantFlags,
 } from '../domain/reconcile';
 import type { Logger } from '../logging';
+import { sleep } from '../lib/sleep';
 import { rateLimitWaitSeconds, rateLimitWaits, reconciliationFlags } from '../metrics';
 
 /**
@@ -78,8 +79,6 @@ export interface ReconciliationReport {
   /** One line: counts and flagged kinds. */
   summary: string;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * The broker side. Open orders, positions and account must all be readable (else throw: no partial diff).

@@ -36,10 +36,10 @@ import {
   PublishError,
   RabbitConnection,
   assertTopologyOn,
-  backoffDelay,
   barRoutingKey,
-  sleep,
 } from '../adapters/rabbitmq';
+import { backoffDelay } from '../lib/backoff';
+import { sleep } from '../lib/sleep';
 import { barsPublished } from '../metrics';
 import { rabbitCheck, startOps } from './ops';
 import { intArg } from '../config/cli-args';

@@ -34,11 +34,11 @@ import {
   INTAKE_SIGNALS_QUEUE,
   RabbitConnection,
   assertTopologyOn,
-  backoffDelay,
   consumeJson,
-  sleep,
   type ConsumerHandle,
 } from '../adapters/rabbitmq';
+import { backoffDelay } from '../lib/backoff';
+import { sleep } from '../lib/sleep';
 import { SA_SIDE, SA_STRATEGY, SA_SYMBOL, SA_TRADE_STATUS } from '../workflows/shared';
 import type { tradeWorkflow } from '../workflows/trade';
 import { signalsReceived } from '../metrics';

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { isTerminal, type BrokerOrder, type OrderRequest, type OrderUpdate } from '../../src/contracts/order';
 import { createLogger, type Logger } from '../../src/logging';
+import { sleep } from '../../src/lib/sleep';
 import { startAlpacaCompatServer, type AlpacaCompatServer } from '../../src/venue/alpaca-compat';
 import type { AlpacaTradeUpdateMessage } from '../../src/adapters/brokers/alpaca/wire';
 import { activityIdFor } from '../../src/venue/alpaca-compat/wire';
@@ -560,8 +561,6 @@ export interface RejectSpec {
 }
 
 export type PostFailureMode = 'destroy' | '504' | '500' | 'hang';
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class FakeAlpaca {
   /** Every request that reached the server, in order. */

@@ -5,6 +5,7 @@ import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError } f
 import { RequestBudget } from '../../src/adapters/brokers/request-budget';
 import type { OrderRequest, OrderUpdate } from '../../src/contracts/order';
 import { createLogger } from '../../src/logging';
+import { sleep } from '../../src/lib/sleep';
 import { startFakeAlpaca, type FakeAlpacaOptions } from '../fakes/fake-alpaca';
 import { uniqueClientOrderId, waitFor } from './broker-contract';
 
@@ -61,8 +62,6 @@ async function failure(p: Promise<unknown>): Promise<unknown> {
     (e: unknown) => e,
   );
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('ambiguous submits: the POST fails after the order was placed', () => {
   it.each(['hang', 'destroy', '504', '500'] as const)(

@@ -4,13 +4,8 @@ import { readBarsCsvSync } from '../../src/adapters/marketdata/csv';
 import { mergeByTime, toBarMessage } from '../../src/adapters/marketdata/replay';
 import { loadBars } from '../../src/adapters/postgres/bars';
 import { createPool } from '../../src/adapters/postgres/pool';
-import {
-  INTAKE_SIGNALS_QUEUE,
-  MARKET_BARS_EXCHANGE,
-  barRoutingKey,
-  sleep,
-  withChannel,
-} from '../../src/adapters/rabbitmq';
+import { INTAKE_SIGNALS_QUEUE, MARKET_BARS_EXCHANGE, barRoutingKey, withChannel } from '../../src/adapters/rabbitmq';
+import { sleep } from '../../src/lib/sleep';
 import type { Bar } from '../../src/contracts/bar';
 import { TradeSignalSchema, type TradeSignal } from '../../src/contracts/signal';
 import { SignalEngine, strategyFactories } from '../../src/domain/strategies';

@@ -20,9 +20,9 @@ import {
   consumerQueueArguments,
   deadLetter,
   dlqName,
-  sleep,
   withChannel,
 } from '../../src/adapters/rabbitmq';
+import { sleep } from '../../src/lib/sleep';
 import { createPrivateVhost, type PrivateVhost } from '../support/vhost';
 
 /**

@@ -12,10 +12,10 @@ import {
   REJECTION_REASON_HEADER,
   assertConsumerQueue,
   dlqName,
-  sleep,
   withChannel,
   type ChannelModel,
 } from '../../src/adapters/rabbitmq';
+import { sleep } from '../../src/lib/sleep';
 import { SMA_CROSS, strategyFactory } from '../../src/domain/strategies';
 import { loadReplay, replayBars } from '../../src/workers/dataflow';
 import { startQuant, type QuantHandle } from '../../src/workers/quant';

@@ -10,11 +10,11 @@ import {
   assertConsumerQueue,
   consumeJson,
   dlqName,
-  sleep,
   withChannel,
   type ChannelModel,
   type RabbitState,
 } from '../../src/adapters/rabbitmq';
+import { sleep } from '../../src/lib/sleep';
 
 /**
  * Recovery on the real broker: the connections are force-closed through the management API (what an operator or

@@ -1,9 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createReconcileActivities, type ReconcileActivityResult } from '../../src/activities/reconcile';
 import { createBroker, type AlpacaBroker, type Broker } from '../../src/adapters/brokers';
 import { ensureAccount } from '../../src/adapters/postgres/risk-store';
 import { recordFills, recordOrderIntent, syncOrder, type OrderRecord } from '../../src/adapters/postgres/ledger';
@@ -366,31 +364,6 @@ describe('reconciliation against PostgreSQL and a fake Alpaca', () => {
     await expect(run({}, down)).rejects.toThrow('503 from broker');
     const after = await db.pool.query(`SELECT count(*)::int AS n FROM reconciliation_issues`);
     expect(after.rows[0].n).toBe(before.rows[0].n);
-  });
-
-  it('runs as a Temporal activity (heartbeating) and returns a compact summary', async () => {
-    await freshWorld();
-    await ledgerIntent(limitBuy(cid('rec-activity'), 'NVDA', 1), { createdMinutesAgo: 30 });
-    await fake.engine.submitOrder(limitBuy(cid('manual-act'), 'AAPL', 1, 150));
-    const env = new MockActivityEnvironment();
-    const heartbeats: unknown[] = [];
-    env.on('heartbeat', (d: unknown) => heartbeats.push(d));
-    const acts = createReconcileActivities({ pool: db.pool, broker, accountId, logger });
-    const res: ReconcileActivityResult = await env.run(acts.reconcileWithBroker);
-    expect(res).toMatchObject({ adopted: 1, flagged: 1, skipped: 0, deferred: 0 });
-    expect(res.flags).toEqual([
-      {
-        kind: 'external_order',
-        severity: 'critical',
-        symbol: 'AAPL',
-        clientOrderId: cid('manual-act'),
-        message: expect.stringContaining('not cancelled automatically'),
-      },
-    ]);
-    expect(heartbeats).toEqual([`lookup ${cid('rec-activity')}`]);
-    expect((await issues(res.runId)).map((r) => r.action)).toEqual(['ADOPTED', 'FLAGGED']);
-    // Outside an activity context (worker start-up) it works too, without heartbeats.
-    expect((await acts.reconcileWithBroker()).adopted).toBe(0);
   });
 });
 

@@ -336,8 +336,8 @@ describe('loadRecentBars and the risk activity', () => {
       .find((l) => l.message === 'risk approved');
     expect(logged).toMatchObject({ correlation_id: sig.correlation_id, reason_code: 'approved', qty: 10 });
 
-    await acts.releaseRisk(`trade-${sig.signal_id}`);
-    await acts.releaseRisk(`trade-${sig.signal_id}`);
+    await releaseReservation(db.pool, `trade-${sig.signal_id}`);
+    await releaseReservation(db.pool, `trade-${sig.signal_id}`);
     expect((await heldReservations(accountId)).count).toBe(0);
   });
 });

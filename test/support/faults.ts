@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { SIM_PLACEHOLDER_KEY, SIM_PLACEHOLDER_SECRET } from '../../src/adapters/brokers';
 import type { TradeStatus } from '../../src/workflows/shared';
 import type { PipelineHarness, ServiceName } from './pipeline';
+import { sleep } from '../../src/lib/sleep';
 
 /**
  * Helpers for the fault-injection tests (test/integration/faults-*.test.ts): what the venue says (its own
@@ -16,7 +17,7 @@ import type { PipelineHarness, ServiceName } from './pipeline';
 const ROOT = path.resolve(__dirname, '../..');
 const run = promisify(execFile);
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep };
 
 // ------------------------------------------------------------------------------------------------ venue
 

@@ -130,7 +130,6 @@ export class ScriptedBroker {
         if (self.scenario.riskUnavailable) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
         return decision;
       },
-      async releaseRisk() {},
       async submitOrder({ request }: { request: OrderRequest }) {
         self.submitAttempts++;
         const limited = self.scenario.rateLimited;

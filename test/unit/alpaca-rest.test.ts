@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AlpacaBroker } from '../../src/adapters/brokers/alpaca';
-import { backoffDelay, streamUrlFor } from '../../src/adapters/brokers/alpaca/stream';
+import { streamUrlFor } from '../../src/adapters/brokers/alpaca/stream';
+import { backoffDelay } from '../../src/lib/backoff';
 import { BrokerRateLimitedError, BrokerRejectedError, BrokerUnavailableError } from '../../src/adapters/brokers/broker';
 import { createBroker, SIM_PLACEHOLDER_KEY } from '../../src/adapters/brokers';
 import { parseEnv } from '../../src/config';

@@ -2,6 +2,8 @@ import { EventEmitter } from 'node:events';
 import amqp, { type ChannelModel } from 'amqplib';
 import { QueueDeclarationError } from './topology';
 import { createLogger, type Logger } from '../../logging';
+import { backoffDelay } from '../../lib/backoff';
+import { sleep } from '../../lib/sleep';
 
 /**
  * A managed AMQP connection. amqplib 0.10 has no recovery of its own: when the broker restarts or an operator
@@ -46,17 +48,6 @@ export class RabbitConnectionClosedError extends Error {
   constructor(message = 'RabbitConnection is closed') {
     super(message);
   }
-}
-
-/** Exponential backoff with "equal jitter": half fixed, half random, so restarted clients do not stampede. */
-export function backoffDelay(
-  attempt: number,
-  initialMs: number,
-  maxMs: number,
-  random: () => number = Math.random,
-): number {
-  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
 
 export class RabbitConnection extends EventEmitter {
@@ -282,20 +273,6 @@ export class RabbitConnection extends EventEmitter {
       this.ensureLoop();
     });
   }
-}
-
-/** Sleep that ends early (resolving) when the signal aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** Wait for `p` but at most `ms`; the timer is cleared either way so it never keeps the process alive. */

@@ -1,6 +1,8 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { createLogger, withCorrelation, type Logger } from '../../logging';
-import { backoffDelay, settleWithin, sleep, type RabbitConnection } from './connection';
+import { backoffDelay } from '../../lib/backoff';
+import { sleep } from '../../lib/sleep';
+import { settleWithin, type RabbitConnection } from './connection';
 import { deadLetter } from './dead-letter';
 import { deadLetters, reasonKind } from '../../metrics';
 import { ConfirmPublisher } from './publisher';

@@ -1,6 +1,8 @@
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import { createLogger, type Logger } from '../../logging';
-import { backoffDelay, settleWithin, sleep, type RabbitConnection } from './connection';
+import { backoffDelay } from '../../lib/backoff';
+import { sleep } from '../../lib/sleep';
+import { settleWithin, type RabbitConnection } from './connection';
 
 /**
  * Publishing with publisher confirms: a publish resolves only when the broker has taken responsibility for the

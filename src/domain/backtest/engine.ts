@@ -1,6 +1,6 @@
 import type { OhlcvBar } from '../../contracts/bar';
 import { signalIdFor } from '../../contracts/ids';
-import type { Fill, Side } from '../../contracts/order';
+import { isTerminal, type Fill, type Side } from '../../contracts/order';
 import { SimulatedExchange, fillModel, type SimulatedExchangeOptions } from '../exchange';
 import { evaluate, barsNeeded, DEFAULT_RISK_LIMITS, signalKey, type PortfolioSnapshot, type RiskLimits } from '../risk';
 import type { Strategy, StrategyFactory } from '../strategies/types';
@@ -91,7 +91,6 @@ export class AccountingError extends Error {
 }
 
 const CENT = 0.005;
-const TERMINAL = new Set(['filled', 'canceled', 'expired', 'rejected', 'replaced']);
 
 /** Merge per-symbol series into one time-ordered stream (ties: the order of `series`). */
 export function mergeSeries(series: readonly (readonly OhlcvBar[])[]): OhlcvBar[] {
@@ -164,7 +163,7 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
     }
     // 1. Orders submitted on earlier bars fill against this bar.
     for (const u of exchange.onBar(bar)) {
-      if (TERMINAL.has(u.order.status)) openOrders.delete(u.order.clientOrderId);
+      if (isTerminal(u.order.status)) openOrders.delete(u.order.clientOrderId);
       if (!u.fill) continue;
       const f: Fill = u.fill;
       const notional = f.qty * f.price;
@@ -257,7 +256,7 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
             record.reason = `venue: ${r.rejection.code}`;
           } else {
             orderSignal.set(clientOrderId, signalId);
-            if (!TERMINAL.has(r.order.status)) openOrders.add(clientOrderId);
+            if (!isTerminal(r.order.status)) openOrders.add(clientOrderId);
           }
         }
       }
@@ -341,7 +340,7 @@ function snapshot(
   const reservations: PortfolioSnapshot['reservations'][number][] = [];
   for (const id of openOrders) {
     const o = exchange.getOrder(id);
-    if (!o || TERMINAL.has(o.status)) continue;
+    if (!o || isTerminal(o.status)) continue;
     const remaining = o.qty - o.filledQty;
     reservations.push({
       symbol: o.symbol,

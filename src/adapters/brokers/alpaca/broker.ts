@@ -1,5 +1,6 @@
 import { isTerminal, type BrokerOrder, type OrderRequest, type OrderUpdate } from '../../../contracts/order';
 import type { Logger } from '../../../logging';
+import { sleep } from '../../../lib/sleep';
 import {
   BrokerRateLimitedError,
   BrokerRejectedError,
@@ -11,7 +12,7 @@ import {
   type BrokerPosition,
   type ListExecutionsOptions,
 } from '../broker';
-import { OrderUpdateReconciler, type StreamFill } from './reconciler';
+import { OrderUpdateMerger, type StreamFill } from './update-merge';
 import { RequestBudget, type BrokerCallPriority } from '../request-budget';
 import { AlpacaRestClient } from './rest';
 import { streamUrlFor, TradeUpdatesStream, type StreamState } from './stream';
@@ -74,11 +75,6 @@ export interface AlpacaBrokerOptions {
 
 type Listener = (u: OrderUpdate) => void;
 
-const sleep = (ms: number) =>
-  new Promise<void>((r) => {
-    setTimeout(r, ms).unref();
-  });
-
 /**
  * Alpaca Trading API v2 as a `Broker`. See docs/brokers.md for the full contract; the money rules:
  *
@@ -99,7 +95,7 @@ export class AlpacaBroker implements Broker {
   private readonly rest: AlpacaRestClient;
   private readonly log: Logger;
   private readonly listeners = new Set<Listener>();
-  private readonly reconciler = new OrderUpdateReconciler();
+  private readonly merger = new OrderUpdateMerger();
   /**
    * Followed orders: client order id → creation time when known (bounds the one-request poll listing).
    * The adapter's single poller re-reads them while the stream is down (and at the safety period while
@@ -377,8 +373,8 @@ export class AlpacaBroker implements Broker {
    * (cumulative filled qty and notional), so only shares beyond it are emitted.
    */
   watchOrder(clientOrderId: string, baseline: { filledQty?: number; filledNotional?: number } = {}): void {
-    this.reconciler.seed(clientOrderId, baseline);
-    if (this.reconciler.isTerminal(clientOrderId)) return;
+    this.merger.seed(clientOrderId, baseline);
+    if (this.merger.isTerminal(clientOrderId)) return;
     if (!this.followed.has(clientOrderId)) this.followed.set(clientOrderId, undefined);
     this.scheduleNextPoll();
   }
@@ -529,9 +525,9 @@ export class AlpacaBroker implements Broker {
         fill = { executionId, qty, price, fee: fromWireNumber(d.fee) ?? 0, timestamp };
       }
     }
-    // An unreadable fill is passed as "no event": the reconciler then reports the shares from filled_qty.
+    // An unreadable fill is passed as "no event": the merger then reports the shares from filled_qty.
     const isFill = event === 'fill' || event === 'partial_fill';
-    this.emit(this.reconciler.fromStream(isFill && !fill ? null : event, order, fill, timestamp));
+    this.emit(this.merger.fromStream(isFill && !fill ? null : event, order, fill, timestamp));
   }
 
   private onStreamState(s: StreamState): void {
@@ -592,7 +588,7 @@ export class AlpacaBroker implements Broker {
   private unfollowFinished(order: BrokerOrder): void {
     this.followed.delete(order.clientOrderId);
     for (const leg of order.legs ?? []) {
-      if (!isTerminal(leg.status) && !this.reconciler.isTerminal(leg.clientOrderId))
+      if (!isTerminal(leg.status) && !this.merger.isTerminal(leg.clientOrderId))
         this.followed.set(leg.clientOrderId, leg.createdAt);
     }
   }
@@ -651,11 +647,11 @@ export class AlpacaBroker implements Broker {
       }
       if (!order) continue; // not (yet) known at the broker
       if (this.followed.has(clientOrderId)) this.followed.set(clientOrderId, order.createdAt);
-      this.emit(this.reconciler.fromSnapshot(order, at));
+      this.emit(this.merger.fromSnapshot(order, at));
       // Legs report their own fills (the parent's snapshot carries them nested).
       for (const leg of order.legs ?? []) {
-        if (this.reconciler.has(leg.clientOrderId) || leg.filledQty > 0 || leg.status !== 'held')
-          this.emit(this.reconciler.fromSnapshot(leg, at));
+        if (this.merger.has(leg.clientOrderId) || leg.filledQty > 0 || leg.status !== 'held')
+          this.emit(this.merger.fromSnapshot(leg, at));
       }
       if (isTerminal(order.status)) this.unfollowFinished(order);
     }

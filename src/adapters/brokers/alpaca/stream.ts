@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import type { Logger } from '../../../logging';
+import { backoffDelay } from '../../../lib/backoff';
 
 /**
  * Alpaca trade_updates WebSocket: connect → {"action":"auth"} → authorized → {"action":"listen"} →
@@ -35,17 +36,6 @@ export function streamUrlFor(baseUrl: string): string {
   u.pathname = `${u.pathname.replace(/\/+$/, '')}/stream`;
   u.search = '';
   return u.toString();
-}
-
-/** Exponential backoff with "equal jitter": half fixed, half random, capped. */
-export function backoffDelay(
-  attempt: number,
-  initialMs: number,
-  maxMs: number,
-  random: () => number = Math.random,
-): number {
-  const exp = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(exp / 2 + (random() * exp) / 2);
 }
 
 export class TradeUpdatesStream {

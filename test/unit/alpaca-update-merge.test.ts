@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OrderUpdateReconciler } from '../../src/adapters/brokers/alpaca/reconciler';
+import { OrderUpdateMerger } from '../../src/adapters/brokers/alpaca/update-merge';
 import type { BrokerOrder, OrderStatus } from '../../src/contracts/order';
 
 /** The exactly-once rules for fills coming from a lossy, duplicating stream plus REST polling. */
@@ -24,9 +24,9 @@ function order(filledQty: number, avg: number | null, status: OrderStatus, qty =
 }
 const f = (executionId: string, qty: number, price: number) => ({ executionId, qty, price, fee: 0, timestamp: T });
 
-describe('OrderUpdateReconciler', () => {
+describe('OrderUpdateMerger', () => {
   it('drops a replayed execution id and anything after the terminal fill', () => {
-    const r = new OrderUpdateReconciler();
+    const r = new OrderUpdateMerger();
     r.seed('C1');
     expect(r.fromStream('new', order(0, null, 'new'), undefined, T)).toHaveLength(1);
     expect(r.fromStream('new', order(0, null, 'new'), undefined, T)).toHaveLength(0);
@@ -41,7 +41,7 @@ describe('OrderUpdateReconciler', () => {
   });
 
   it('a poll that got there first makes the later stream event for the same shares a no-op', () => {
-    const r = new OrderUpdateReconciler();
+    const r = new OrderUpdateMerger();
     r.seed('C1');
     const polled = r.fromSnapshot(order(40, 100, 'partially_filled'), T);
     expect(polled).toHaveLength(1);
@@ -56,7 +56,7 @@ describe('OrderUpdateReconciler', () => {
   });
 
   it('a lost stream event is reported as a synthetic gap fill before the next real one', () => {
-    const r = new OrderUpdateReconciler();
+    const r = new OrderUpdateMerger();
     r.seed('C1');
     // E1 (30 @ 100) was lost; E2 (20 @ 103) arrives with cumulative 50, avg (3000 + 2060) / 50 = 101.2.
     const out = r.fromStream('partial_fill', order(50, 101.2, 'partially_filled'), f('E2', 20, 103), T);
@@ -70,7 +70,7 @@ describe('OrderUpdateReconciler', () => {
   });
 
   it('a terminal event that reveals unreported shares reports them first', () => {
-    const r = new OrderUpdateReconciler();
+    const r = new OrderUpdateMerger();
     r.seed('C1');
     const out = r.fromStream('canceled', order(25, 99, 'canceled'), undefined, T);
     expect(out.map((u) => [u.event, u.fill?.qty])).toEqual([
@@ -81,7 +81,7 @@ describe('OrderUpdateReconciler', () => {
   });
 
   it('polling reports a cumulative jump as one fill and the terminal state once', () => {
-    const r = new OrderUpdateReconciler();
+    const r = new OrderUpdateMerger();
     r.seed('C1');
     expect(r.fromSnapshot(order(0, null, 'new'), T).map((u) => u.event)).toEqual(['new']);
     expect(r.fromSnapshot(order(0, null, 'new'), T)).toHaveLength(0);
@@ -92,7 +92,7 @@ describe('OrderUpdateReconciler', () => {
   });
 
   it('a baseline from the ledger is not reported again', () => {
-    const r = new OrderUpdateReconciler();
+    const r = new OrderUpdateMerger();
     r.seed('C1', { filledQty: 40, filledNotional: 4000 });
     const out = r.fromSnapshot(order(70, 101, 'partially_filled'), T);
     expect(out).toHaveLength(1);
@@ -101,7 +101,7 @@ describe('OrderUpdateReconciler', () => {
   });
 
   it('every emitted fill has a distinct cumulative quantity (ledger UNIQUE(client_order_id, cum_qty))', () => {
-    const r = new OrderUpdateReconciler();
+    const r = new OrderUpdateMerger();
     r.seed('C1');
     const all = [
       ...r.fromSnapshot(order(10, 100, 'partially_filled'), T),
@@ -116,13 +116,13 @@ describe('OrderUpdateReconciler', () => {
   });
 
   it('an order first seen on the stream (not placed here) trusts what came before', () => {
-    const r = new OrderUpdateReconciler();
+    const r = new OrderUpdateMerger();
     const out = r.fromStream('partial_fill', order(50, 100, 'partially_filled'), f('E7', 20, 100), T);
     expect(out.map((u) => u.fill?.qty)).toEqual([20]);
   });
 
   it('forgets the oldest finished orders beyond its capacity, never open ones', () => {
-    const r = new OrderUpdateReconciler(2);
+    const r = new OrderUpdateMerger(2);
     r.seed('open');
     for (const id of ['a', 'b', 'c']) {
       r.fromSnapshot({ ...order(100, 100, 'filled'), clientOrderId: id }, T);

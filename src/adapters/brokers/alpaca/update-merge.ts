@@ -24,6 +24,9 @@ import {
  *
  * After an order reaches a terminal state nothing more is emitted for it (late duplicates of `fill`
  * after `filled` are the common case on Alpaca).
+ *
+ * (A merge of two feeds of the same broker's order state; comparing the ledger with the broker is
+ * reconciliation, src/services/reconciliation.ts.)
  */
 
 interface OrderTrack {
@@ -71,7 +74,7 @@ function eventForStatus(o: BrokerOrder): OrderEventType | null {
 
 const TERMINAL_EVENTS: ReadonlySet<OrderEventType> = new Set(['fill', 'canceled', 'expired', 'rejected', 'replaced']);
 
-export class OrderUpdateReconciler {
+export class OrderUpdateMerger {
   private readonly orders = new Map<string, OrderTrack>();
 
   constructor(private readonly maxEntries = 10_000) {}
