@@ -18,8 +18,6 @@
  * fill (the replay is over) are cancelled through their workflows, so the ledger and the venue agree before the
  * venue, whose order book lives in memory, goes away. A second Ctrl-C stops at once (workflows stay in Temporal).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
@@ -37,6 +35,7 @@ import { STRATEGY_NAMES, SMA_CROSS } from '../domain/strategies';
 import { createLogger } from '../logging';
 import { scrapeMetrics, sumOf, type Sample } from '../metrics/scrape';
 import { EXCHANGE_BARS_QUEUE } from '../workers/exchange-sim';
+import { ServiceRunner, type ServiceProcess } from './service-runner';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -72,14 +71,11 @@ Watch trades live in the Temporal Web UI: http://localhost:8233  (filter: TradeS
 
 type Role = 'exchange-sim' | 'trade-worker' | 'signal-intake' | 'bar-store' | 'quant' | 'dataflow';
 
+/** A running service, its last /metrics scrape (kept after the process exits) and its plain (non-JSON) lines. */
 interface Service {
   name: Role;
-  child: ChildProcess;
-  exited: Promise<number>;
-  opsUrl?: string;
-  /** Last /metrics scrape (kept after the process exits). */
+  proc: ServiceProcess<Role>;
   metrics: Sample[];
-  /** Plain (non-JSON) output lines, e.g. dataflow's summary. */
   plain: string[];
 }
 
@@ -87,61 +83,42 @@ const say = (msg: string) => process.stdout.write(`pipeline      | ${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const WARN_LEVELS = new Set(['warn', 'error', 'fatal']);
 
-function startService(name: Role, args: string[], env: NodeJS.ProcessEnv, logDir: string, verbose: boolean): Service {
-  // Node itself with tsx's hooks (not the tsx CLI, which runs the script in a grandchild that a SIGKILL would
-  // orphan), in its own process group: a terminal Ctrl-C reaches only this job, which stops the services in
-  // order instead of all at once.
-  const child = spawn(
-    process.execPath,
-    ['--require', 'tsx/preflight', '--import', 'tsx', path.join(ROOT, 'src/workers', `${name}.ts`), ...args],
-    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-  );
-  const svc: Service = {
-    name,
-    child,
-    metrics: [],
-    plain: [],
-    exited: new Promise<number>((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 : 1)))),
-  };
-  const log = fs.createWriteStream(path.join(logDir, `${name}.log`), { flags: 'a' });
-  child.on('close', () => log.end());
+/** Start a service; its log lines go to its log file, and warnings, errors and summaries to this terminal. */
+function startService(
+  runner: ServiceRunner<Role>,
+  name: Role,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  verbose: boolean,
+): Service {
+  const svc: Service = { name, metrics: [], plain: [], proc: undefined as unknown as ServiceProcess<Role> };
   const prefix = `${name.padEnd(13)}|`;
-  const onLine = (line: string, isErr: boolean) => {
-    log.write(`${line}\n`);
-    let show = verbose || isErr;
-    try {
-      const entry = JSON.parse(line) as { level?: string; message?: string; url?: string };
-      if (entry.message === 'ops endpoint listening' && entry.url) svc.opsUrl = entry.url;
-      show ||= WARN_LEVELS.has(entry.level ?? '');
-    } catch {
-      svc.plain.push(line);
-      show ||= line.startsWith('summary:');
-    }
-    if (show) (isErr ? process.stderr : process.stdout).write(`${prefix} ${line}\n`);
-  };
-  for (const [stream, isErr] of [
-    [child.stdout!, false],
-    [child.stderr!, true],
-  ] as const) {
-    let buf = '';
-    stream.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        onLine(buf.slice(0, i), isErr);
-        buf = buf.slice(i + 1);
+  svc.proc = runner.start(name, {
+    script: path.join(ROOT, 'src/workers', `${name}.ts`),
+    args,
+    env,
+    onLine: (line, isErr) => {
+      let show = verbose || isErr;
+      try {
+        const entry = JSON.parse(line) as { level?: string };
+        show ||= WARN_LEVELS.has(entry.level ?? '');
+      } catch {
+        svc.plain.push(line);
+        show ||= line.startsWith('summary:');
       }
-    });
-  }
+      if (show) (isErr ? process.stderr : process.stdout).write(`${prefix} ${line}\n`);
+    },
+  });
   return svc;
 }
 
-const running = (s: Service) => s.child.exitCode === null && s.child.signalCode === null;
+const running = (s: Service) => s.proc.running;
 
 async function refreshMetrics(s: Service): Promise<void> {
-  if (!s.opsUrl || !running(s)) return;
+  const url = s.proc.opsUrl();
+  if (!url || !running(s)) return;
   try {
-    s.metrics = await scrapeMetrics(s.opsUrl);
+    s.metrics = await scrapeMetrics(url);
   } catch {
     // between start and listen, or stopping: keep the last scrape
   }
@@ -151,34 +128,24 @@ async function refreshMetrics(s: Service): Promise<void> {
 async function stopService(s: Service, graceMs = 30_000): Promise<void> {
   if (!running(s)) return;
   await refreshMetrics(s);
-  s.child.kill('SIGTERM');
-  const timeout = new Promise<number>((r) => setTimeout(() => r(-1), graceMs).unref());
-  if ((await Promise.race([s.exited, timeout])) === -1) {
-    say(`${s.name} did not stop within ${graceMs / 1000} s; killing it`);
-    s.child.kill('SIGKILL');
-    await s.exited;
-  }
+  await s.proc.stop({
+    graceMs,
+    onKill: () => say(`${s.name} did not stop within ${graceMs / 1000} s; killing it`),
+  });
 }
 
 /** Ready = its /readyz answers 200 (its real connections work). */
 async function waitReady(services: Service[], timeoutMs = 120_000): Promise<void> {
-  const t0 = Date.now();
-  const pending = new Set(services);
-  while (pending.size) {
-    for (const s of [...pending]) {
-      if (!running(s)) throw new Error(`${s.name} exited with code ${s.child.exitCode} during start-up`);
-      if (!s.opsUrl) continue;
-      const ok = await fetch(`${s.opsUrl}/readyz`, { signal: AbortSignal.timeout(5000) })
-        .then((r) => r.ok)
-        .catch(() => false);
-      if (ok) pending.delete(s);
-    }
-    if (!pending.size) return;
-    if (Date.now() - t0 > timeoutMs) {
-      throw new Error(`not ready after ${timeoutMs / 1000} s: ${[...pending].map((s) => s.name).join(', ')}`);
-    }
-    await sleep(300);
-  }
+  await Promise.all(
+    services.map((s) =>
+      s.proc.waitReady({ probe: () => s.proc.readyz(), timeoutMs, intervalMs: 300 }).catch((err: unknown) => {
+        throw new Error(
+          running(s) ? `not ready after ${timeoutMs / 1000} s: ${s.name}` : `${s.name} exited during start-up`,
+          { cause: err },
+        );
+      }),
+    ),
+  );
 }
 
 async function queueDepth(rabbit: RabbitConnection, queue: string): Promise<number> {
@@ -191,12 +158,7 @@ async function queueDepth(rabbit: RabbitConnection, queue: string): Promise<numb
  * shutdown waits for the ones it holds un-acked. Its producers must already be stopped.
  */
 async function drainAndStop(s: Service, rabbit: RabbitConnection, queue: string, abort: AbortSignal): Promise<void> {
-  let empty = 0;
-  while (running(s) && empty < 2 && !abort.aborted) {
-    const depth = await queueDepth(rabbit, queue).catch(() => 0);
-    empty = depth === 0 ? empty + 1 : 0;
-    if (empty < 2) await sleep(300);
-  }
+  await s.proc.waitDrained(async () => (await queueDepth(rabbit, queue)) === 0, abort);
   await stopService(s);
 }
 
@@ -265,7 +227,7 @@ async function main(): Promise<number> {
   const accountId =
     values.account ?? `paper-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${process.pid}`;
   const logDir = path.join(ROOT, '.data/logs', accountId);
-  fs.mkdirSync(logDir, { recursive: true });
+  const runner = new ServiceRunner<Role>({ logDir, cwd: ROOT });
   // Each run is a fresh start on bars the shared bar store already holds from earlier runs: its quant starts cold
   // (a warm-up would feed it those runs' bars). Warm-up is for restarting a long-running quant (docs/quant.md).
   const env: NodeJS.ProcessEnv = {
@@ -301,27 +263,27 @@ async function main(): Promise<number> {
       say('Ctrl-C: stopping the replay; every published bar and signal is still processed (Ctrl-C again: stop now)');
       interrupt.abort();
       const df = services.get('dataflow');
-      if (df && running(df)) df.child.kill('SIGTERM');
+      df?.proc.signal('SIGTERM');
     } else if (!hardStop.signal.aborted) {
       say('second Ctrl-C: stopping every service now; open trades stay in Temporal and resume with a worker');
       hardStop.abort();
-      for (const s of services.values()) if (running(s)) s.child.kill('SIGTERM');
+      for (const s of services.values()) s.proc.signal('SIGTERM');
     }
   };
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
   // Whatever happens to this job, its services do not outlive it.
   process.on('exit', () => {
-    for (const s of services.values()) if (running(s)) s.child.kill('SIGTERM');
+    for (const s of services.values()) s.proc.signal('SIGTERM');
   });
 
   say(`paper account ${accountId}; logs in ${path.relative(process.cwd(), logDir) || logDir}`);
   say(`Web UI: http://localhost:${cfg.temporal.uiPort}   (filter: TradeStatus="FILLED")`);
   for (const name of ['exchange-sim', 'trade-worker', 'signal-intake', 'bar-store'] as const) {
-    services.set(name, startService(name, [], env, logDir, values.verbose));
+    services.set(name, startService(runner, name, [], env, values.verbose));
   }
   const quantEnv = values.strategy ? { ...env, STRATEGY_TYPE: values.strategy } : env;
-  services.set('quant', startService('quant', [], quantEnv, logDir, values.verbose));
+  services.set('quant', startService(runner, 'quant', [], quantEnv, values.verbose));
   const progress = { prev: { t: Date.now(), bars: 0 } as Progress, last: '' };
   const tick = async (force = false) => {
     await Promise.all([...services.values()].map(refreshMetrics));
@@ -351,9 +313,10 @@ async function main(): Promise<number> {
       if (values.bars) dfArgs.push('--bars', values.bars);
       if (values.speed !== undefined) dfArgs.push('--speed', values.speed);
       if (values['interval-ms']) dfArgs.push('--interval-ms', values['interval-ms']);
-      const dataflow = startService('dataflow', dfArgs, env, logDir, values.verbose);
+      const dataflow = startService(runner, 'dataflow', dfArgs, env, values.verbose);
       services.set('dataflow', dataflow);
-      const code = await dataflow.exited;
+      // A signal (null) ended it: as a shell reports it, ≥ 128.
+      const code = (await dataflow.proc.exited) ?? 128;
       if (code !== 0 && !interrupt.signal.aborted) throw new Error(`dataflow exited with code ${code}`);
     }
     if (values['keep-running'] && !interrupt.signal.aborted) {

@@ -1,5 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -10,6 +8,7 @@ import {
   RabbitConnection,
   TRADE_SIGNALS_EXCHANGE,
   assertConsumerQueue,
+  RabbitManagement,
   assertTopologyOn,
   barRoutingKey,
   signalRoutingKey,
@@ -20,6 +19,7 @@ import type { Bar } from '../../src/contracts/bar';
 import { barMessageId } from '../../src/contracts/ids';
 import type { TradeSignalInput } from '../../src/contracts/signal';
 import { createLogger } from '../../src/logging';
+import { ServiceRunner, type ServiceProcess } from '../../src/cli/service-runner';
 import { EXCHANGE_BARS_QUEUE } from '../../src/workers/exchange-sim';
 import { createTestDatabase, type TestDatabase } from './pg';
 import { devServerAddress, uniqueTaskQueue } from './temporal';
@@ -43,12 +43,7 @@ const SCRIPTS: Record<ServiceName, { script: string; ready: RegExp }> = {
   'bar-store': { script: 'src/workers/bar-store.ts', ready: /bar store running/ },
 };
 
-export interface RunningService {
-  name: ServiceName;
-  child: ChildProcess;
-  exited: Promise<number | null>;
-  output(): string;
-}
+export type RunningService = ServiceProcess<ServiceName>;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -62,7 +57,9 @@ export async function freePort(): Promise<number> {
 }
 
 export class PipelineHarness {
-  readonly services = new Map<ServiceName, RunningService>();
+  /** The services by name; a restart replaces the entry with the new process. */
+  readonly services: Map<ServiceName, RunningService>;
+  private readonly runner: ServiceRunner<ServiceName>;
   private constructor(
     readonly db: TestDatabase,
     readonly taskQueue: string,
@@ -72,7 +69,16 @@ export class PipelineHarness {
     readonly client: Client,
     readonly rabbit: RabbitConnection,
     readonly publisher: ConfirmPublisher,
-  ) {}
+  ) {
+    // Logs survive the test: <LOG_DIR>/<task queue>-<service>.log, appended across restarts.
+    this.runner = new ServiceRunner<ServiceName>({
+      logDir: LOG_DIR,
+      logName: (name) => `${taskQueue}-${name}.log`,
+      env,
+      cwd: ROOT,
+    });
+    this.services = this.runner.services;
+  }
 
   /** `opts.db`: a database of the caller's (e.g. on a private server the test restarts); default a fresh one. */
   static async create(
@@ -116,74 +122,31 @@ export class PipelineHarness {
       });
       for (const q of [INTAKE_SIGNALS_QUEUE, EXCHANGE_BARS_QUEUE]) await ch.purgeQueue(q).catch(() => undefined);
     });
-    fs.mkdirSync(LOG_DIR, { recursive: true });
     return new PipelineHarness(db, taskQueue, simPort, env, connection, client, rabbit, publisher);
   }
 
-  /** Start a service and wait until it says it is ready. */
+  /** Start a service (a new process of the real entry point) and wait until it says it is ready. */
   async start(name: ServiceName, timeoutMs = 90_000): Promise<RunningService> {
     const { script, ready } = SCRIPTS[name];
-    // Node itself with tsx's hooks, not the tsx CLI: the CLI runs the script in a grandchild process, so a
-    // SIGKILL of the CLI (which cannot relay it) would leave the real service running as an orphan.
-    // Its own process group (detached), so stop() can signal the whole tree: a crash test's SIGKILL must take
-    // down anything the service started too, never leave a child running on (issue 8: a `tsx` wrapper's
-    // child survives a kill of the wrapper).
-    const child = spawn(process.execPath, ['--require', 'tsx/preflight', '--import', 'tsx', path.join(ROOT, script)], {
-      cwd: ROOT,
-      env: this.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    let out = '';
-    const logFile = fs.createWriteStream(path.join(LOG_DIR, `${this.taskQueue}-${name}.log`), { flags: 'a' });
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      logFile.write(d);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    // The log closes with the child's pipes ('close' comes after the last output), not at 'exit'.
-    child.on('close', () => logFile.end());
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const svc: RunningService = { name, child, exited, output: () => out };
-    this.services.set(name, svc);
-    const t0 = Date.now();
-    while (!ready.test(out)) {
-      if (child.exitCode !== null)
-        throw new Error(`${name} exited (${child.exitCode}) before ready:\n${out.slice(-3000)}`);
-      if (Date.now() - t0 > timeoutMs) throw new Error(`${name} not ready after ${timeoutMs} ms:\n${out.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const svc = this.runner.start(name, { script: path.join(ROOT, script) });
+    await svc.waitReady({ line: ready, timeoutMs });
     return svc;
   }
 
   /** Base URL of a running service's /metrics, /healthz, /readyz endpoint (a free port, from its log). */
   opsUrl(name: ServiceName): string {
-    const out = this.services.get(name)?.output() ?? '';
-    let url: string | undefined;
-    for (const line of out.split('\n')) {
-      if (!line.includes('ops endpoint listening')) continue;
-      try {
-        url = (JSON.parse(line) as { url?: string }).url ?? url;
-      } catch {
-        // not a log line
-      }
-    }
+    const url = this.services.get(name)?.opsUrl();
     if (!url) throw new Error(`${name} has not logged its ops endpoint`);
     return url;
   }
 
   /**
    * kill -9 (crash) or SIGTERM (graceful), and wait for the exit. The signal goes to the service's whole
-   * process group (`kill -SIG -pgid`): with SIGKILL nothing of the service survives, whatever it spawned.
+   * process group (`kill -SIG -pgid`): with SIGKILL nothing of the service survives, whatever it spawned
+   * (issue 8: a `tsx` wrapper's child survived a kill of the wrapper).
    */
   async stop(name: ServiceName, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const svc = this.services.get(name);
-    if (!svc || svc.child.exitCode !== null || svc.child.signalCode !== null) return;
-    killGroup(svc.child, signal);
-    await svc.exited;
-    // A graceful stop lets the leader exit first; whatever it left behind in its group goes now.
-    if (signal !== 'SIGKILL') killGroup(svc.child, 'SIGKILL');
+    await this.services.get(name)?.stop({ signal });
   }
 
   async publishSignal(signal: TradeSignalInput): Promise<void> {
@@ -229,17 +192,7 @@ export class PipelineHarness {
     await this.rabbit.close().catch(() => undefined);
     await this.connection.close().catch(() => undefined);
     await this.db.drop().catch(() => undefined);
-    if (this.env.SAT_TEST_PRIVATE_VHOST) await managementRequest('DELETE', vhostPath(this.env.SAT_TEST_PRIVATE_VHOST));
-  }
-}
-
-/** Signal a detached child's process group (its pid is the group id); no-op when the group is gone. */
-export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    if (this.env.SAT_TEST_PRIVATE_VHOST) await dropPrivateVhost(this.env.SAT_TEST_PRIVATE_VHOST);
   }
 }
 
@@ -250,37 +203,18 @@ export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
  */
 export async function createPrivateVhost(taskQueue: string): Promise<Record<string, string>> {
   const vhost = `sat-test-${taskQueue}`;
-  const cfg = parseEnv(process.env);
-  const ok =
-    (await managementRequest('PUT', vhostPath(vhost))) &&
-    (await managementRequest(
-      'PUT',
-      `/api/permissions/${encodeURIComponent(vhost)}/${encodeURIComponent(cfg.rabbitmq.user)}`,
-      { configure: '.*', write: '.*', read: '.*' },
-    ));
-  return ok ? { RABBITMQ_VHOST: vhost, SAT_TEST_PRIVATE_VHOST: vhost } : {};
+  try {
+    await RabbitManagement.fromConfig(parseEnv(process.env)).createVhost(vhost, 'test (temporary)');
+    return { RABBITMQ_VHOST: vhost, SAT_TEST_PRIVATE_VHOST: vhost };
+  } catch {
+    return {};
+  }
 }
-
-const vhostPath = (vhost: string) => `/api/vhosts/${encodeURIComponent(vhost)}`;
 
 export async function dropPrivateVhost(vhost: string): Promise<void> {
-  await managementRequest('DELETE', vhostPath(vhost));
-}
-
-async function managementRequest(method: string, apiPath: string, body?: unknown): Promise<boolean> {
-  const cfg = parseEnv(process.env);
-  const auth = Buffer.from(`${cfg.rabbitmq.user}:${cfg.env.RABBITMQ_PASS}`).toString('base64');
-  try {
-    const res = await fetch(`http://${cfg.rabbitmq.host}:${cfg.rabbitmq.managementPort}${apiPath}`, {
-      method,
-      headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    });
-    return res.ok;
-  } catch {
-    return false;
-  }
+  await RabbitManagement.fromConfig(parseEnv(process.env))
+    .deleteVhost(vhost)
+    .catch(() => undefined);
 }
 
 let seq = 0;

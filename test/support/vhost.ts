@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { RabbitManagement } from '../../src/adapters/rabbitmq';
 import { parseEnv, type Config } from '../../src/config';
 
 /**
@@ -18,31 +19,15 @@ export interface PrivateVhost {
 export async function createPrivateVhost(prefix = 'sat-test'): Promise<PrivateVhost> {
   const base = parseEnv(process.env);
   const vhost = `${prefix}-${randomBytes(5).toString('hex')}`;
-  await management(base, 'PUT', `/api/vhosts/${encodeURIComponent(vhost)}`);
-  await management(
-    base,
-    'PUT',
-    `/api/permissions/${encodeURIComponent(vhost)}/${encodeURIComponent(base.rabbitmq.user)}`,
-    { configure: '.*', write: '.*', read: '.*' },
-  );
+  const management = RabbitManagement.fromConfig(base);
+  await management.createVhost(vhost, 'test (temporary)');
   const config = parseEnv({ ...process.env, RABBITMQ_VHOST: vhost });
   return {
     vhost,
     url: config.rabbitmq.url,
     config,
     async drop() {
-      await management(base, 'DELETE', `/api/vhosts/${encodeURIComponent(vhost)}`).catch(() => undefined);
+      await management.deleteVhost(vhost).catch(() => undefined);
     },
   };
-}
-
-async function management(cfg: Config, method: string, apiPath: string, body?: unknown): Promise<void> {
-  const auth = Buffer.from(`${cfg.rabbitmq.user}:${cfg.env.RABBITMQ_PASS}`).toString('base64');
-  const res = await fetch(`http://${cfg.rabbitmq.host}:${cfg.rabbitmq.managementPort}${apiPath}`, {
-    method,
-    headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (!res.ok) throw new Error(`management API ${method} ${apiPath}: HTTP ${res.status} ${await res.text()}`);
 }

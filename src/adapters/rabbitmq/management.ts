@@ -1,8 +1,11 @@
+import type { Config } from '../../config';
+
 /**
- * A small client for the RabbitMQ management HTTP API (port 15672 by default): queue inspection for health
- * checks and tests, and force-closing connections (what an operator or a broker restart does to us), used by
- * the reconnect tests. Uses the project user (needs the `administrator` or `management` tag; with `management`
- * only its own connections are visible and closable).
+ * The one client for the RabbitMQ management HTTP API (port 15672 by default): queue inspection for health
+ * checks, the benchmark and tests; force-closing connections (what an operator or a broker restart does to us),
+ * used by the reconnect tests; and private vhosts, so a benchmark or a test has queues no one else consumes.
+ * Uses the project user (needs the `administrator` or `management` tag; with `management` only its own
+ * connections are visible and closable, and creating vhosts needs `administrator`).
  */
 
 export interface ManagementOptions {
@@ -38,10 +41,40 @@ export class RabbitManagement {
     this.auth = `Basic ${Buffer.from(`${opts.user}:${opts.pass}`).toString('base64')}`;
   }
 
-  private async request(method: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
+  /** The project user on the configured broker; `vhost` overrides the configured vhost for queue lookups. */
+  static fromConfig(cfg: Config, vhost = cfg.rabbitmq.vhost): RabbitManagement {
+    return new RabbitManagement({
+      host: cfg.rabbitmq.host,
+      port: cfg.rabbitmq.managementPort,
+      user: cfg.rabbitmq.user,
+      pass: cfg.env.RABBITMQ_PASS,
+      vhost,
+    });
+  }
+
+  /** The same user and broker, looking at another vhost. */
+  forVhost(vhost: string): RabbitManagement {
+    return new RabbitManagement({ ...this.opts, vhost });
+  }
+
+  get vhost(): string {
+    return this.opts.vhost;
+  }
+
+  private async request(
+    method: string,
+    path: string,
+    headers: Record<string, string> = {},
+    body?: unknown,
+  ): Promise<Response> {
     const res = await fetch(`${this.base}${path}`, {
       method,
-      headers: { authorization: this.auth, ...headers },
+      headers: {
+        authorization: this.auth,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
     });
     if (!res.ok && res.status !== 404)
@@ -84,5 +117,29 @@ export class RabbitManagement {
     const res = await this.request('GET', `/queues/${encodeURIComponent(this.opts.vhost)}/${encodeURIComponent(name)}`);
     if (res.status === 404) return undefined;
     return (await res.json()) as QueueInfo;
+  }
+
+  /**
+   * Create a vhost (idempotent) and give the project user full permissions on it. Its queues cannot collide
+   * with queues anybody else (or older code) declared in the shared vhost.
+   */
+  async createVhost(name: string, description = ''): Promise<void> {
+    const v = encodeURIComponent(name);
+    await this.mustSucceed('PUT', `/vhosts/${v}`, { description });
+    await this.mustSucceed('PUT', `/permissions/${v}/${encodeURIComponent(this.opts.user)}`, {
+      configure: '.*',
+      write: '.*',
+      read: '.*',
+    });
+  }
+
+  /** Delete a vhost with everything in it; a vhost that is already gone is fine. */
+  async deleteVhost(name: string): Promise<void> {
+    await this.request('DELETE', `/vhosts/${encodeURIComponent(name)}`);
+  }
+
+  private async mustSucceed(method: string, path: string, body: unknown): Promise<void> {
+    const res = await this.request(method, path, {}, body);
+    if (!res.ok) throw new Error(`management API ${method} ${path}: HTTP ${res.status}`);
   }
 }
