@@ -2,7 +2,7 @@ import pino from 'pino';
 import { loadConfig } from '../config';
 import { createBroker } from '../adapters/brokers';
 import { createPool } from '../adapters/postgres/pool';
-import type { ReconcileFinding } from '../domain/reconcile';
+import type { ReconcileFinding } from '../domain/reconciliation';
 import { createLogger, scrubSecrets } from '../logging';
 import { reconcileWithBroker, type ReconciliationReport } from '../services/reconciliation';
 

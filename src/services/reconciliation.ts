@@ -15,7 +15,7 @@ import {
   type ReconcileFlag,
   type ReconcileOptions,
   invariantFlags,
-} from '../domain/reconcile';
+} from '../domain/reconciliation';
 import type { Logger } from '../logging';
 import { sleep } from '../lib/sleep';
 import { rateLimitWaitSeconds, rateLimitWaits, reconciliationFlags } from '../metrics';

@@ -6,7 +6,7 @@ import {
   type LedgerState,
   type ReconcileAdoption,
   type ReconcileFinding,
-} from '../../domain/reconcile';
+} from '../../domain/reconciliation';
 import { adoptBrokerOrderState } from './ledger';
 import { toNumber, withTransaction, type Queryable } from './pool';
 

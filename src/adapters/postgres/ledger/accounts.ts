@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
-import type { LedgerInvariants } from '../../../domain/reconcile';
+import type { LedgerInvariants } from '../../../domain/reconciliation';
 import { toNumber, withTransaction, type Queryable } from '../pool';
 
 /**

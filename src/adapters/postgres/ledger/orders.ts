@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { BrokerOrder, OrderRequest } from '../../../contracts/order';
-import type { OrderAdoptionUpdate } from '../../../domain/reconcile';
+import type { OrderAdoptionUpdate } from '../../../domain/reconciliation';
 import type { Queryable } from '../pool';
 
 /**

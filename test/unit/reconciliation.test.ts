@@ -6,7 +6,7 @@ import {
   type BrokerState,
   type LedgerOrder,
   type LedgerState,
-} from '../../src/domain/reconcile';
+} from '../../src/domain/reconciliation';
 import { exitCodeFor, formatReport, parseArgs } from '../../src/cli/reconcile';
 import { summaryLine, type ReconciliationReport } from '../../src/services/reconciliation';
 
