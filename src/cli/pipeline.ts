@@ -395,13 +395,11 @@ async function main(): Promise<number> {
     }
     for (const r of s.trades) say(`  ${r.status.padEnd(18)} ${(r.reasonCode ?? '').padEnd(26)} ${r.count}`);
     say(`fills booked this run: ${s.fills}`);
-    let marked = 0;
     for (const p of s.positions) {
-      marked += p.qty * (p.lastPrice ?? p.avgCost);
       say(`  position ${p.symbol}: ${p.qty} @ avg ${p.avgCost.toFixed(4)}, realised P&L ${p.realizedPnl.toFixed(2)}`);
     }
     say(
-      `cash ${s.cash.toFixed(2)}, equity (marked at last fill) ${(s.cash + marked).toFixed(2)}, started with ${s.startingCash.toFixed(2)}`,
+      `cash ${s.cash.toFixed(2)}, equity (marked at last fill) ${s.equity.toFixed(2)}, started with ${s.startingCash.toFixed(2)}`,
     );
     say(`inspect: temporal workflow list --query '${thisRun}'   or http://localhost:${cfg.temporal.uiPort}`);
   }

@@ -2,10 +2,8 @@ import type { Pool } from 'pg';
 import type { OhlcvBar } from '../../contracts/bar';
 import {
   evaluate,
-  portfolioEquity,
   signalKey,
   TRADING_STATES,
-  unrealizedPnl,
   validateRiskSignal,
   type AssetClass,
   type MarketContext,
@@ -16,6 +14,7 @@ import {
   type RiskLimits,
   type TradingState,
 } from '../../domain/risk';
+import { portfolioEquity, unrealizedPnl } from '../../domain/portfolio';
 import { accountExists, holdReservation, openAccount, openTrade, rollDayStart, withAccountLock } from './ledger';
 import { toNumber, withTransaction, type Queryable } from './pool';
 

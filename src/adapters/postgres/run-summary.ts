@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { portfolioEquity, type BookedPosition } from '../../domain/portfolio';
 
 /**
  * What one account's ledger says, for the end-of-run summary of `npm start` (read-only): trades and fills
@@ -7,8 +8,10 @@ import type { Pool } from 'pg';
 export interface AccountSummary {
   trades: Array<{ status: string; reasonCode: string | null; count: number }>;
   fills: number;
-  positions: Array<{ symbol: string; qty: number; avgCost: number; realizedPnl: number; lastPrice: number | null }>;
+  positions: BookedPosition[];
   cash: number;
+  /** Cash + positions marked at their last fill (domain/portfolio.ts). */
+  equity: number;
   startingCash: number;
 }
 
@@ -35,17 +38,20 @@ export async function accountSummary(pool: Pool, accountId: string, since: Date)
     `SELECT count(*) AS n FROM fills WHERE account_id = $1 AND recorded_at >= $2`,
     [accountId, since],
   );
+  const booked: BookedPosition[] = positions.rows.map((p) => ({
+    symbol: p.symbol,
+    qty: Number(p.qty),
+    avgCost: Number(p.avg_cost),
+    realizedPnl: Number(p.realized_pnl),
+    lastPrice: p.last_price === null ? null : Number(p.last_price),
+  }));
+  const cash = Number(account.rows[0]?.cash ?? 0);
   return {
     trades: trades.rows.map((r) => ({ status: r.status, reasonCode: r.reason_code, count: Number(r.n) })),
     fills: Number(fills.rows[0]?.n ?? 0),
-    positions: positions.rows.map((p) => ({
-      symbol: p.symbol,
-      qty: Number(p.qty),
-      avgCost: Number(p.avg_cost),
-      realizedPnl: Number(p.realized_pnl),
-      lastPrice: p.last_price === null ? null : Number(p.last_price),
-    })),
-    cash: Number(account.rows[0]?.cash ?? 0),
+    positions: booked,
+    cash,
+    equity: portfolioEquity({ cash, positions: Object.fromEntries(booked.map((p) => [p.symbol, p])) }),
     startingCash: Number(account.rows[0]?.starting_cash ?? 0),
   };
 }

@@ -1,12 +1,14 @@
 import type { Side } from '../../contracts/order';
 import type { RiskLimits } from './limits';
+import { portfolioEquity } from '../portfolio';
 import type { AssetClass, PortfolioSnapshot } from './types';
 
 /**
  * The exposure model: equity, worst-case positions, gross exposure and margin. Pure.
  *
  * Money invariants:
- * - Equity = cash + Σ signed qty × mark. Shorts carry negative qty (their sale proceeds sit in cash).
+ * - Equity = cash + Σ signed qty × mark (domain/portfolio.ts). Shorts carry negative qty (their sale proceeds
+ *   sit in cash).
  * - Marks: the signal's symbol is marked at the signal price (the freshest price we have); every other
  *   symbol at its last price, else its average cost.
  * - In-flight trades (HELD reservations) may or may not fill, so a symbol's position is a range:
@@ -31,34 +33,6 @@ export interface SymbolExposure {
 /** max(|held + reserved buys|, |held − reserved sells|): the largest position the symbol can reach. */
 export function worstCaseShares(held: number, reservedBuy: number, reservedSell: number): number {
   return Math.max(Math.abs(held + reservedBuy), Math.abs(held - reservedSell));
-}
-
-/** Equity with every position marked (the `markSymbol` at `markPrice` when given). */
-export function portfolioEquity(
-  portfolio: Pick<PortfolioSnapshot, 'cash' | 'positions'>,
-  markSymbol?: string,
-  markPrice?: number,
-): number {
-  let equity = portfolio.cash;
-  for (const [symbol, p] of Object.entries(portfolio.positions)) {
-    const mark = symbol === markSymbol && markPrice !== undefined ? markPrice : (p.lastPrice ?? p.avgCost);
-    equity += p.qty * mark;
-  }
-  return equity;
-}
-
-/** Unrealised P&L of every position at the same marks as portfolioEquity. */
-export function unrealizedPnl(
-  portfolio: Pick<PortfolioSnapshot, 'positions'>,
-  markSymbol?: string,
-  markPrice?: number,
-): number {
-  let pnl = 0;
-  for (const [symbol, p] of Object.entries(portfolio.positions)) {
-    const mark = symbol === markSymbol && markPrice !== undefined ? markPrice : (p.lastPrice ?? p.avgCost);
-    pnl += p.qty * (mark - p.avgCost);
-  }
-  return pnl;
 }
 
 /** Every symbol with a position or a reservation, with its marks and class. */

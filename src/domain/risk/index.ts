@@ -5,7 +5,9 @@
 export { evaluate } from './engine';
 export { ASSET_CLASS_LIMITS, DEFAULT_RISK_LIMITS, barsNeeded, riskLimits } from './limits';
 export type { AssetClassLimits, RiskLimits } from './limits';
-export { exposureModel, portfolioEquity, symbolExposures, unrealizedPnl, worstCaseShares } from './exposure';
+export { exposureModel, symbolExposures, worstCaseShares } from './exposure';
+// Equity and unrealised P&L are portfolio accounting, shared with the ledger's reports.
+export { portfolioEquity, unrealizedPnl } from '../portfolio';
 export type { ExposureModel, SymbolExposure } from './exposure';
 export { MAX_PROPOSED_QTY, proposeSize } from './sizing';
 export type { SizingProposal } from './sizing';

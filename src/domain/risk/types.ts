@@ -1,5 +1,6 @@
 import type { OhlcvBar } from '../../contracts/bar';
 import type { Side } from '../../contracts/order';
+import type { MarkedPosition } from '../portfolio';
 
 /**
  * Vocabulary of the pre-trade risk engine. Everything here is plain data (JSON-serialisable), so a
@@ -103,12 +104,8 @@ export interface RiskDecision {
   metrics?: RiskMetrics;
 }
 
-export interface PositionSnapshot {
-  /** Signed shares: negative is short. */
-  qty: number;
-  avgCost: number;
-  /** Last known price; null when never marked (avg cost is used then). */
-  lastPrice?: number | null;
+/** A position as the engine sees it: signed qty, avg cost and last price (domain/portfolio.ts), and its class. */
+export interface PositionSnapshot extends MarkedPosition {
   assetClass?: AssetClass;
   realizedPnl?: number;
 }
