@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { Config, OpsRole } from '../config';
 import type { Logger } from '../logging';
+import { pingDatabase } from '../adapters/postgres/pool';
 import type { RabbitConnection } from '../adapters/rabbitmq';
 import { initMetrics } from '../metrics';
 import { startOpsServer, type HealthCheck, type OpsServer } from '../metrics/server';
@@ -20,10 +21,10 @@ export function rabbitCheck(rabbit: RabbitConnection): HealthCheck {
   };
 }
 
-/** PostgreSQL: a pooled connection answers SELECT 1. */
+/** PostgreSQL: a pooled connection answers a round trip. */
 export function postgresCheck(pool: Pool): HealthCheck {
   return async () => {
-    await pool.query('SELECT 1');
+    await pingDatabase(pool);
   };
 }
 

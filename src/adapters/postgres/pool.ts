@@ -65,6 +65,11 @@ export function pgErrorSummary(err: unknown): { message: string; code?: string }
   };
 }
 
+/** One round trip on a pooled connection: PostgreSQL answers (readiness checks). */
+export async function pingDatabase(pool: Pool): Promise<void> {
+  await pool.query('SELECT 1');
+}
+
 /** Parse a NUMERIC column. */
 export function toNumber(v: string | number | null | undefined): number {
   if (v === null || v === undefined) return 0;
