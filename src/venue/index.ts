@@ -2,12 +2,17 @@
  * The venue: the simulated exchange as a service (SimulatedBroker over domain/exchange) and its Alpaca-compatible
  * HTTP + trade_updates stream server. It is the far side of the broker wire, not a piece of our pipeline.
  *
- * Where it sits in the layers — a peer of `services`, reached only from the top:
- *   cli/workers (workers/exchange-sim.ts) and tests  →  venue  →  adapters/brokers (the `Broker` port it implements
- *   and serves, and the Alpaca wire vocabulary shared with the client)  →  domain/exchange  →  contracts/config/logging.
- * Rules: adapters, domain, services, activities and workflows never import the venue (the trading pipeline
- * reaches the venue only over the wire, through the AlpacaBroker adapter, exactly as it reaches Alpaca); the
- * venue imports no workflow, activity or service code, and no other adapter than `adapters/brokers`.
+ * Where it sits in the layers: just below `workers`, beside the pipeline (workflows → activities → services)
+ * rather than inside it, and above `adapters`:
+ *   workers/exchange-sim.ts, tests  →  venue  →  adapters/brokers/broker.ts (the `Broker` port it implements and
+ *   serves) + adapters/brokers/alpaca/wire.ts (the wire vocabulary it shares with the client)  →  domain/exchange
+ *   →  contracts / config / logging.
+ * Rules (for the import-graph check):
+ *  - only src/workers/exchange-sim.ts and test code import src/venue; adapters, domain, services, activities,
+ *    workflows and cli never do — the pipeline reaches the venue over the wire, through the AlpacaBroker
+ *    adapter, exactly as it reaches Alpaca;
+ *  - src/venue imports nothing from workers, cli, workflows, activities or services, and from adapters only
+ *    those two modules.
  */
 export { SimulatedBroker, toBrokerRejectedError, type SimulatedBrokerOptions } from './simulated';
 export {
