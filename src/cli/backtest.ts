@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
 import { readBarsCsvSync } from '../adapters/marketdata/csv';
-import { parseEnv } from '../config';
+import { loadConfig, parseEnv } from '../config';
 import type { OhlcvBar } from '../contracts/bar';
 import { resolveStrategyName, type StrategyName } from '../contracts/strategies';
 import {
@@ -126,7 +126,8 @@ export interface BacktestCliResult {
   reportPath?: string;
 }
 
-export function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): BacktestCliResult | null {
+/** `env`: the settings to use instead of this process's configuration (environment and .env), for tests. */
+export function runCli(argv: string[], env?: NodeJS.ProcessEnv): BacktestCliResult | null {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -162,7 +163,7 @@ export function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Ba
     return null;
   }
   if (!values.data) throw new UsageError('--data <csv>[,<csv>…] is required (see --help)');
-  const cfg = parseEnv(env);
+  const cfg = env === undefined ? loadConfig() : parseEnv(env);
   const files = values.data
     .split(',')
     .map((f) => f.trim())

@@ -26,7 +26,7 @@ import {
   withChannel,
 } from '../adapters/rabbitmq';
 import { sleep } from '../lib/sleep';
-import { parseEnv } from '../config';
+import { loadConfig } from '../config';
 import { BarSchema, type Bar, type OhlcvBar } from '../contracts/bar';
 import { barMessageId } from '../contracts/ids';
 import { STRATEGY_NAMES } from '../contracts/strategies';
@@ -87,7 +87,7 @@ function backtest(bars: OhlcvBar[]): { ms: number; trades: number } {
 }
 
 async function live(bars: Bar[]): Promise<{ barsPerSec: number; signals: number }> {
-  const cfg = parseEnv(process.env);
+  const cfg = loadConfig();
   const log = createLogger('bench-quant', { level: 'warn' });
   const id = randomBytes(4).toString('hex');
   const BARS_EX = `bench.bars.${id}`;

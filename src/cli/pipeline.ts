@@ -21,7 +21,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { loadConfig, parseEnv } from '../config';
+import { childEnv, loadConfig, strategyTypes } from '../config';
 import { createPool } from '../adapters/postgres/pool';
 import { accountSummary } from '../adapters/postgres/run-summary';
 import {
@@ -216,7 +216,7 @@ async function main(): Promise<number> {
   // --strategy is the quant's STRATEGY_TYPE: checked here by the same rules, so a typo fails before anything starts.
   if (values.strategy !== undefined) {
     try {
-      parseEnv({ ...process.env, STRATEGY_TYPE: values.strategy });
+      strategyTypes(values.strategy);
     } catch (err) {
       throw new Error(`--strategy: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -230,12 +230,7 @@ async function main(): Promise<number> {
   const runner = new ServiceRunner<Role>({ logDir, cwd: ROOT });
   // Each run is a fresh start on bars the shared bar store already holds from earlier runs: its quant starts cold
   // (a warm-up would feed it those runs' bars). Warm-up is for restarting a long-running quant (docs/quant.md).
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-    ACCOUNT_ID: accountId,
-    QUANT_WARMUP: 'false',
-  };
+  const env = childEnv({ logLevel: cfg.logLevel, accountId, quantWarmup: false });
   const pool = createPool(cfg.databaseUrl, 2);
   const connection = await Connection.connect({ address: cfg.temporal.address });
   const client = new Client({ connection, namespace: cfg.temporal.namespace });
@@ -282,7 +277,7 @@ async function main(): Promise<number> {
   for (const name of ['exchange-sim', 'trade-worker', 'signal-intake', 'bar-store'] as const) {
     services.set(name, startService(runner, name, [], env, values.verbose));
   }
-  const quantEnv = values.strategy ? { ...env, STRATEGY_TYPE: values.strategy } : env;
+  const quantEnv = values.strategy ? childEnv({ strategyTypes: values.strategy }, env) : env;
   services.set('quant', startService(runner, 'quant', [], quantEnv, values.verbose));
   const progress = { prev: { t: Date.now(), bars: 0 } as Progress, last: '' };
   const tick = async (force = false) => {

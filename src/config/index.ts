@@ -1,5 +1,6 @@
 import { config as loadDotenv } from 'dotenv';
 import { z } from 'zod';
+import { setDefaultLogLevel } from '../logging';
 import { brokerSection, brokerVars, type BrokerConfig } from './broker';
 import { dataflowSection, dataflowVars, type DataflowConfig } from './dataflow';
 import { ConfigError } from './fields';
@@ -24,6 +25,7 @@ import { temporalSection, temporalVars, type TemporalConfig } from './temporal';
  */
 
 export { ConfigError } from './fields';
+export { childEnv, type ChildSettings } from './child-env';
 export type { BrokerConfig, BrokerKind, AlpacaConnection } from './broker';
 export type { DataflowConfig, MarketDataSource } from './dataflow';
 export type { LogLevel } from './general';
@@ -145,12 +147,16 @@ function expectation(issue: z.ZodIssue): string {
 
 let cached: Config | undefined;
 
-/** Load .env (if present; real environment wins) and validate. On error: one line on stderr, exit 1. */
+/**
+ * Load .env (if present; real environment wins) and validate. On error: one line on stderr, exit 1.
+ * LOG_LEVEL becomes the level of every logger the process creates without one.
+ */
 export function loadConfig(): Config {
   if (cached) return cached;
   loadDotenv({ quiet: true } as never);
   try {
     cached = parseEnv(process.env);
+    setDefaultLogLevel(cached.logLevel);
     return cached;
   } catch (err) {
     if (err instanceof ConfigError) {

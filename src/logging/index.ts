@@ -50,13 +50,23 @@ export function scrubSecrets(text: string): string {
     .replace(/([?&](?:apiKey|api_key|token)=)[^&\s]+/gi, '$1[Redacted]');
 }
 
+/**
+ * The level of loggers created without one (the default loggers of adapters given none): the process's LOG_LEVEL,
+ * set by src/config's loadConfig() when the process loads its configuration; 'info' until then.
+ */
+let defaultLevel = 'info';
+
+export function setDefaultLogLevel(level: string): void {
+  defaultLevel = level;
+}
+
 export function createLogger(
   service: string,
   opts: { level?: string; destination?: pino.DestinationStream } = {},
 ): Logger {
   return pino(
     {
-      level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
+      level: opts.level ?? defaultLevel,
       base: { service },
       messageKey: 'message',
       errorKey: 'err',
@@ -83,6 +93,10 @@ export function createLogger(
 }
 
 /** A child logger that stamps every line with the trade's correlation id. */
-export function withCorrelation(logger: Logger, correlationId: string | undefined, extra: Record<string, unknown> = {}): Logger {
+export function withCorrelation(
+  logger: Logger,
+  correlationId: string | undefined,
+  extra: Record<string, unknown> = {},
+): Logger {
   return correlationId ? logger.child({ correlation_id: correlationId, ...extra }) : logger.child(extra);
 }

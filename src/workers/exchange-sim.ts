@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   }
   const cfg = loadConfig();
   const log = createLogger('exchange-sim', { level: cfg.logLevel });
-  const broker = SimulatedBroker.fromEnv(process.env);
+  const broker = SimulatedBroker.fromConfig(cfg.sim.venue);
   const server = await startAlpacaCompatServer({
     broker,
     port: cfg.sim.listen.port,

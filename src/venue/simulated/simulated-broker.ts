@@ -1,6 +1,6 @@
 import type { OhlcvBar } from '../../contracts/bar';
 import type { BrokerOrder, Fill, OrderRequest, OrderUpdate } from '../../contracts/order';
-import { envSchema } from '../../config';
+import type { SimVenueConfig } from '../../config';
 import {
   SimulatedExchange,
   type OrderRejection,
@@ -86,33 +86,13 @@ export class SimulatedBroker implements Broker, ExecutionLog {
   }
 
   /**
-   * Build from SIM_* settings (validated with the same schema as src/config): SIM_SLIPPAGE_BPS, SIM_FEE_PER_SHARE,
-   * SIM_FEE_BPS, SIM_MAX_VOLUME_PCT, SIM_LATENCY_MS, SIM_SEED, plus STARTING_CASH and RISK_ALLOW_SHORT.
-   * Accepts raw `process.env` or an already parsed Env. Broker order ids get a per-process prefix so execution
-   * ids stay unique in the ledger across restarts (pass `orderIdPrefix` in overrides for reproducible ids).
+   * The paper venue of the `sim` config section (its fill model, plus the ledger's starting cash and RiskOps'
+   * short-selling rule, so venue and ledger agree). Broker order ids get a per-process prefix so execution ids
+   * stay unique in the ledger across restarts (pass `orderIdPrefix` in overrides for reproducible ids).
    */
-  static fromEnv(env: Record<string, unknown> = process.env, overrides: SimulatedBrokerOptions = {}): SimulatedBroker {
-    const e = envSchema
-      .pick({
-        STARTING_CASH: true,
-        SIM_SLIPPAGE_BPS: true,
-        SIM_FEE_PER_SHARE: true,
-        SIM_FEE_BPS: true,
-        SIM_MAX_VOLUME_PCT: true,
-        SIM_LATENCY_MS: true,
-        SIM_SEED: true,
-        RISK_ALLOW_SHORT: true,
-      })
-      .parse(env);
+  static fromConfig(venue: SimVenueConfig, overrides: SimulatedBrokerOptions = {}): SimulatedBroker {
     return new SimulatedBroker({
-      startingCash: e.STARTING_CASH,
-      slippageBps: e.SIM_SLIPPAGE_BPS,
-      feePerShare: e.SIM_FEE_PER_SHARE,
-      feeBps: e.SIM_FEE_BPS,
-      maxVolumePct: e.SIM_MAX_VOLUME_PCT,
-      latencyMs: e.SIM_LATENCY_MS,
-      seed: e.SIM_SEED,
-      allowShort: e.RISK_ALLOW_SHORT,
+      ...venue,
       orderIdPrefix: `SIM-${Date.now().toString(36).toUpperCase()}`,
       ...overrides,
     });

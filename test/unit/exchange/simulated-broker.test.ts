@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BrokerRejectedError, BrokerUnavailableError } from '../../../src/adapters/brokers/broker';
 import { SimulatedBroker } from '../../../src/venue/simulated';
+import { parseEnv } from '../../../src/config';
 import type { OrderRequest, OrderUpdate } from '../../../src/contracts/order';
 import { nvda2008, on } from './support';
 
@@ -156,16 +157,16 @@ describe('SimulatedBroker', () => {
     expect(await broker.getOrderByClientOrderId('wf-1')).toMatchObject({ status: 'filled' });
   });
 
-  it('fromEnv builds the venue from SIM_* settings', async () => {
-    const broker = SimulatedBroker.fromEnv(
-      {
+  it('fromConfig builds the venue from SIM_* settings', async () => {
+    const broker = SimulatedBroker.fromConfig(
+      parseEnv({
         SIM_SLIPPAGE_BPS: '10',
         SIM_FEE_PER_SHARE: '0.01',
         SIM_FEE_BPS: '2',
         SIM_MAX_VOLUME_PCT: '0.05',
         SIM_SEED: '7',
         STARTING_CASH: '50000',
-      },
+      }).sim.venue,
       { orderIdPrefix: 'T' },
     );
     expect(broker.exchange.options).toMatchObject({
@@ -184,7 +185,9 @@ describe('SimulatedBroker', () => {
     const [u] = broker.feedBar(on(bars, '2008-06-23'));
     expect(u!.fill!.price).toBe(19.93); // 19.91 × 1.001 = 19.92991, on the cent against the buyer
     expect(u!.fill!.fee).toBe(1.4); // 100 × $0.01 + 2 bps of $1,993 = $1.3986, charged in whole cents
-    expect(() => SimulatedBroker.fromEnv({ SIM_MAX_VOLUME_PCT: '2' })).toThrow();
-    expect(SimulatedBroker.fromEnv({}).exchange.options.orderIdPrefix).toMatch(/^SIM-[0-9A-Z]+$/);
+    expect(() => SimulatedBroker.fromConfig(parseEnv({ SIM_MAX_VOLUME_PCT: '2' }).sim.venue)).toThrow();
+    expect(SimulatedBroker.fromConfig(parseEnv({}).sim.venue).exchange.options.orderIdPrefix).toMatch(
+      /^SIM-[0-9A-Z]+$/,
+    );
   });
 });
