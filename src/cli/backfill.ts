@@ -17,7 +17,7 @@ import { toBarMessage } from '../adapters/marketdata/replay';
 import { createPool } from '../adapters/postgres/pool';
 import { storedBarTimes } from '../adapters/postgres/bars';
 import { ConfirmPublisher, RabbitConnection, assertTopologyOn } from '../adapters/rabbitmq';
-import { replayBars } from '../workers/dataflow';
+import { replayBars } from '../services/bar-publishing';
 
 const USAGE = `Usage: npm run backfill -- --symbols NVDA,ORCL --from YYYY-MM-DD --to YYYY-MM-DD [options]
 

@@ -24,7 +24,7 @@ import { createLogger } from '../logging';
 import { gbmBars } from '../domain/marketdata/synthetic';
 import { mergeByTime, toBarMessage } from '../adapters/marketdata/replay';
 import { ConfirmPublisher, RabbitConnection, consumeJson, withChannel } from '../adapters/rabbitmq';
-import { replayBars } from '../workers/dataflow';
+import { replayBars } from '../services/bar-publishing';
 
 const USAGE = `Usage: npm run bench:ingest -- [options]
 

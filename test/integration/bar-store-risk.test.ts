@@ -7,7 +7,7 @@ import { parseEnv } from '../../src/config';
 import { atr } from '../../src/domain/indicators/atr';
 import { realizedVolatility } from '../../src/domain/indicators/realized-volatility';
 import { barsNeeded, riskLimits } from '../../src/domain/risk';
-import { replayBars } from '../../src/workers/dataflow';
+import { replayBars } from '../../src/services/bar-publishing';
 import { PipelineHarness } from '../support/pipeline';
 
 /**

@@ -8,7 +8,7 @@ import { ConfirmPublisher, RabbitConnection, assertTopologyOn, withChannel } fro
 import { assertConsumerQueue, MARKET_BARS_EXCHANGE } from '../../src/adapters/rabbitmq/topology';
 import { parseEnv } from '../../src/config';
 import { createLogger } from '../../src/logging';
-import { replayBars } from '../../src/workers/dataflow';
+import { replayBars } from '../../src/services/bar-publishing';
 import { freePort } from '../support/pipeline';
 import { collectBars, liveFeed } from '../support/bar-feed';
 import { FakePolygon } from '../fakes/fake-polygon';

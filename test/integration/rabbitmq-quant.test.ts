@@ -17,7 +17,8 @@ import {
 } from '../../src/adapters/rabbitmq';
 import { sleep } from '../../src/lib/sleep';
 import { SMA_CROSS, strategyFactory } from '../../src/domain/strategies';
-import { loadReplay, replayBars } from '../../src/workers/dataflow';
+import { loadReplay } from '../../src/workers/dataflow';
+import { replayBars } from '../../src/services/bar-publishing';
 import { startQuant, type QuantHandle } from '../../src/workers/quant';
 
 /**

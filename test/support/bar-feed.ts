@@ -4,7 +4,7 @@ import { consumeJson, type ConfirmPublisher, type RabbitConnection } from '../..
 import { barsOfMessage, type Bar } from '../../src/contracts/bar';
 import { MarketFeed } from '../../src/services/market-feed';
 import { restPollingSource, websocketSource } from '../../src/services/market-sources';
-import { replayBars } from '../../src/workers/dataflow';
+import { replayBars } from '../../src/services/bar-publishing';
 import type { FakePolygon } from '../fakes/fake-polygon';
 
 /**

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BarBatchSchema, barsOfMessage } from '../../../src/contracts/bar';
 import { loadWatchlistReplay } from '../../../src/adapters/marketdata/replay';
-import { toBarUnits } from '../../../src/workers/dataflow';
+import { toBarUnits } from '../../../src/services/bar-publishing';
 
 const DATA = path.resolve(__dirname, '../../../../shared/data');
 
