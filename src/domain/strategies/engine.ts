@@ -1,6 +1,6 @@
 import type { Bar } from '../../contracts/bar';
 import type { TradeSignal } from '../../contracts/signal';
-import { toTradeSignal } from './signal';
+import { barTimeMs, toTradeSignal } from './signal';
 import type { Strategy, StrategyFactory } from './types';
 
 /**
@@ -52,7 +52,7 @@ class OutcomeRing {
   push(ms: number, outcome: TradeSignal | null): void {
     this.times[this.head] = ms;
     this.outs[this.head] = outcome;
-    this.head = (this.head + 1) % this.cap;
+    if (++this.head === this.cap) this.head = 0;
     if (this.size < this.cap) this.size++;
   }
 
@@ -74,14 +74,24 @@ class OutcomeRing {
 }
 
 interface Series {
+  symbol: string;
+  interval: string;
   strategy: Strategy;
   lastMs: number;
   outcomes: OutcomeRing;
 }
 
+// The outcomes without a payload are shared constants: most bars end in one of them, and one object per bar per
+// strategy was a good part of the quant's garbage. Frozen, so a caller cannot change them for everyone.
+const NONE: EngineOutcome = Object.freeze({ kind: 'none' });
+const STALE: EngineOutcome = Object.freeze({ kind: 'stale' });
+const PARTIAL: EngineOutcome = Object.freeze({ kind: 'partial' });
+
 export class SignalEngine {
   readonly strategyName: string;
   private readonly series = new Map<string, Series>();
+  /** The series of the previous bar: bars arrive in runs of one series, so most lookups end here. */
+  private current: Series | undefined;
   private readonly cacheSize: number;
   private readonly signalScope: string | undefined;
 
@@ -102,24 +112,34 @@ export class SignalEngine {
 
   /** Process one validated bar. Synchronous: call in delivery order. */
   process(bar: Bar): EngineOutcome {
-    if (bar.is_partial) return { kind: 'partial' };
-    const ms = Date.parse(bar.timestamp);
+    if (bar.is_partial) return PARTIAL;
+    const ms = barTimeMs(bar.timestamp);
     if (Number.isNaN(ms)) return { kind: 'invalid', reason: `bar timestamp "${bar.timestamp}" is not ISO-8601` };
-    const seriesKey = `${bar.symbol}|${bar.interval}`;
-    let s = this.series.get(seriesKey);
+    let s = this.current;
+    if (s === undefined || s.symbol !== bar.symbol || s.interval !== bar.interval) {
+      s = this.series.get(`${bar.symbol}|${bar.interval}`);
+      if (s) this.current = s;
+    }
     if (s && ms <= s.lastMs) {
       const remembered = s.outcomes.find(ms);
-      return remembered !== undefined ? { kind: 'duplicate', signal: remembered } : { kind: 'stale' };
+      return remembered !== undefined ? { kind: 'duplicate', signal: remembered } : STALE;
     }
     if (!s) {
-      s = { strategy: this.factory(), lastMs: Number.NEGATIVE_INFINITY, outcomes: new OutcomeRing(this.cacheSize) };
-      this.series.set(seriesKey, s);
+      s = {
+        symbol: bar.symbol,
+        interval: bar.interval,
+        strategy: this.factory(),
+        lastMs: Number.NEGATIVE_INFINITY,
+        outcomes: new OutcomeRing(this.cacheSize),
+      };
+      this.series.set(`${bar.symbol}|${bar.interval}`, s);
+      this.current = s;
     }
     s.lastMs = ms;
     const intent = s.strategy.onBar(bar);
     if (!intent) {
       s.outcomes.push(ms, null);
-      return { kind: 'none' };
+      return NONE;
     }
     const r = toTradeSignal(this.strategyName, bar, intent, this.signalScope);
     if (!r.ok) {

@@ -93,6 +93,8 @@ export class MaCrossStrategy implements Strategy {
   /** The side of the last real crossing (not the first reading): what the strategy wants. */
   private wanted: Side | undefined;
   private lastSignal: Side | undefined;
+  /** The reasons without RSI, built once (a signal is frequent: at the default 2/5, every few bars). */
+  private readonly reasons: Readonly<Record<Side, string>>;
   stance: Stance | null = null;
 
   constructor(
@@ -106,6 +108,12 @@ export class MaCrossStrategy implements Strategy {
     this.fast = average === 'sma' ? new Sma(p.fast) : new Ema(p.fast);
     this.slow = average === 'sma' ? new Sma(p.slow) : new Ema(p.slow);
     this.rsi = p.useRsi ? new Rsi(p.rsiPeriod) : undefined;
+    this.reasons = { buy: this.reason('buy', undefined), sell: this.reason('sell', undefined) };
+  }
+
+  private reason(want: Side, rsi: number | undefined): string {
+    const label = this.average.toUpperCase();
+    return `${label}${this.params.fast} ${want === 'buy' ? 'above' : 'below'} ${label}${this.params.slow}${rsi !== undefined ? ` (RSI ${rsi.toFixed(1)} confirms)` : ''}`;
   }
 
   onBar(bar: OhlcvBar): SignalIntent | null {
@@ -129,13 +137,14 @@ export class MaCrossStrategy implements Strategy {
       if (want === 'buy' ? !(rsi < this.params.rsiBuy) : !(rsi > this.params.rsiSell)) return null; // pending
     }
     this.lastSignal = want;
-    const label = this.average.toUpperCase();
-    const indicators: Record<string, number> = { [`${this.average}_fast`]: fast, [`${this.average}_slow`]: slow };
+    // Literal keys (not computed ones): the same object, built without a string concatenation and key lookup each.
+    const indicators: Record<string, number> =
+      this.average === 'sma' ? { sma_fast: fast, sma_slow: slow } : { ema_fast: fast, ema_slow: slow };
     if (rsi !== undefined) indicators.rsi = rsi;
     return {
       side: want,
       confidence,
-      reason: `${label}${this.params.fast} ${want === 'buy' ? 'above' : 'below'} ${label}${this.params.slow}${rsi !== undefined ? ` (RSI ${rsi.toFixed(1)} confirms)` : ''}`,
+      reason: rsi !== undefined ? this.reason(want, rsi) : this.reasons[want],
       indicators,
     };
   }
