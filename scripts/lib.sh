@@ -145,6 +145,20 @@ split_hostport() {
 # ---------------------------------------------------------------------------------------------------------
 # The stack: three servers, each with scripts/provision/<name>.sh [up|down|status].
 STACK_SERVERS=(postgres rabbitmq temporal-dev)
+# The cluster profile (STACK_PROFILE=cluster, `stack-up.sh --cluster`; docs/scaling.md): the same PostgreSQL, a
+# three-node RabbitMQ cluster and the Temporal server on PostgreSQL (addresses in scripts/cluster/env.sh).
+CLUSTER_PROFILE_SERVERS=(postgres rabbitmq-cluster temporal-server)
+# Every server of either profile (what stack-down.sh stops by default).
+ALL_STACK_SERVERS=(postgres rabbitmq temporal-dev rabbitmq-cluster temporal-server)
+
+# The servers of the profile in STACK_PROFILE (dev, the default, or cluster).
+profile_servers() {
+  case "${STACK_PROFILE:-dev}" in
+    dev) echo "${STACK_SERVERS[@]}" ;;
+    cluster) echo "${CLUSTER_PROFILE_SERVERS[@]}" ;;
+    *) die "STACK_PROFILE must be dev or cluster (got \"$STACK_PROFILE\")" ;;
+  esac
+}
 
 # Export the connection settings the app and tests read (same defaults as src/config/; env wins).
 stack_env() {
@@ -158,6 +172,30 @@ stack_env() {
   export RABBITMQ_VHOST="${RABBITMQ_VHOST:-stockautotrader}"
   export RABBITMQ_MANAGEMENT_PORT="${RABBITMQ_MANAGEMENT_PORT:-15672}"
   export DATABASE_URL="${DATABASE_URL:-postgres://stockautotrader:$PG_PASS_DEFAULT@127.0.0.1:5432/stockautotrader}"
+}
+
+# Name=Type pairs the trade workflows set (Symbol, Side, Strategy, TradeStatus): registered on every Temporal
+# server the stack runs (scripts/provision/temporal-dev.sh, scripts/provision/temporal-server.sh).
+TEMPORAL_SEARCH_ATTRIBUTES=(Symbol=Keyword Side=Keyword Strategy=Keyword TradeStatus=Keyword)
+
+# ensure_search_attributes CLI ADDRESS NAMESPACE: register the missing ones (idempotent).
+ensure_search_attributes() {
+  local cli="$1" address="$2" namespace="$3" existing sa name type missing=()
+  existing="$("$cli" operator search-attribute list --address "$address" --namespace "$namespace" -o json 2>/dev/null || true)"
+  for sa in "${TEMPORAL_SEARCH_ATTRIBUTES[@]}"; do
+    name="${sa%%=*}"
+    grep -q "\"$name\"" <<<"$existing" || missing+=("$sa")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  for sa in "${missing[@]}"; do
+    name="${sa%%=*}"
+    type="${sa##*=}"
+    log "registering search attribute $name ($type) on $address"
+    "$cli" operator search-attribute create --address "$address" --namespace "$namespace" \
+      --name "$name" --type "$type" >/dev/null 2>&1 ||
+      "$cli" operator search-attribute list --address "$address" --namespace "$namespace" | grep -qw "$name" ||
+      die "could not register search attribute $name on $address"
+  done
 }
 
 server_status() { bash "$ROOT/scripts/provision/$1.sh" status 2>/dev/null || true; }
@@ -182,7 +220,7 @@ _with_stack_lock() {
 _acquire() {
   local s
   mkdir -p "$LEASES"
-  for s in "${STACK_SERVERS[@]}"; do
+  for s in $(profile_servers); do
     if [[ "$(server_status "$s")" == *": stopped"* ]]; then touch "$RUN/auto-$s"; fi
   done
   echo "$1" >"$LEASES/$1"
@@ -200,7 +238,8 @@ _release() {
     log "stack still used by another run (leases: $(ls "$LEASES" | tr '\n' ' ')); leaving it up"
     return 0
   fi
-  for s in "${STACK_SERVERS[@]}"; do
+  # Both profiles' servers: a run may have taken the dev stack and then the cluster profile (scripts/test.sh).
+  for s in "${ALL_STACK_SERVERS[@]}"; do
     if [[ -f "$RUN/auto-$s" ]]; then
       bash "$ROOT/scripts/provision/$s.sh" down || true
       rm -f "$RUN/auto-$s"
@@ -208,7 +247,8 @@ _release() {
   done
 }
 
-# stack_acquire: bring the stack up for this process ($$); stack_release: give it back (idempotent).
+# stack_acquire: bring the stack (of STACK_PROFILE) up for this process ($$); stack_release: give it back
+# (idempotent). A process may acquire both profiles one after the other; its one release covers both.
 stack_acquire() { _with_stack_lock _acquire "$$"; }
 stack_release() {
   [[ -f "$LEASES/$$" ]] || return 0

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Start the local stack: PostgreSQL, RabbitMQ and the Temporal dev server (scripts/provision/*.sh).
-#   scripts/stack-up.sh [server...]     servers: postgres rabbitmq temporal-dev (default: all three)
+#   scripts/stack-up.sh [--cluster] [server...]
+#     servers: postgres rabbitmq temporal-dev (default: all three)
+#     --cluster (or STACK_PROFILE=cluster): the cluster profile instead (docs/scaling.md): PostgreSQL, a three-node
+#       RabbitMQ cluster (rabbitmq-cluster) and the Temporal server on PostgreSQL (temporal-server), on ports
+#       beside the dev stack's (scripts/cluster/env.sh), so both profiles can run at once.
 # Safe to run twice: running servers are left alone. Servers given by TEMPORAL_ADDRESS / RABBITMQ_HOST+PORT /
 # DATABASE_URL that already answer are used as they are (only migrations / search attributes are applied).
 # The servers keep running until scripts/stack-down.sh (or the end of the session).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$ROOT/scripts/cluster/env.sh"
 LOG_TAG=stack-up
 
 keep_auto=no
@@ -13,12 +18,14 @@ servers=()
 for a in "$@"; do
   case "$a" in
     --keep-auto) keep_auto=yes ;; # internal: used by stack_acquire (test.sh, with-stack.sh)
-    postgres | rabbitmq | temporal-dev) servers+=("$a") ;;
+    --cluster) export STACK_PROFILE=cluster ;;
+    postgres | rabbitmq | temporal-dev | rabbitmq-cluster | temporal-server) servers+=("$a") ;;
     temporal) servers+=(temporal-dev) ;;
-    *) die "unknown server '$a' (postgres, rabbitmq, temporal-dev)" ;;
+    *) die "unknown server '$a' (postgres, rabbitmq, temporal-dev, rabbitmq-cluster, temporal-server; or --cluster)" ;;
   esac
 done
-((${#servers[@]})) || servers=("${STACK_SERVERS[@]}")
+# shellcheck disable=SC2207
+((${#servers[@]})) || servers=($(profile_servers))
 
 t0=$(now_ms)
 stack_env
@@ -36,7 +43,7 @@ fi
 
 # Missing Debian packages of these servers in one apt-get transaction, before the servers start in parallel (each
 # server script would otherwise install its own, one after the other behind the dpkg lock).
-if [[ " ${servers[*]} " == *" postgres "* || " ${servers[*]} " == *" rabbitmq "* ]]; then
+if [[ " ${servers[*]} " =~ " "(postgres|rabbitmq|rabbitmq-cluster)" " ]]; then
   bash "$ROOT/scripts/provision.sh" apt >/dev/null || die "could not install the stack's packages"
 fi
 
@@ -55,9 +62,23 @@ if ((${#failed[@]})); then
 fi
 
 LOG_TAG=stack-up log "stack ready in $(elapsed_s "$t0" "$(now_ms)")s"
-cat >&2 <<MSG
+if [[ "${STACK_PROFILE:-dev}" == cluster ]]; then
+  (
+    cluster_env
+    cat >&2 <<MSG
+  Cluster profile (docs/scaling.md); run the pipeline's processes with these settings:
+    TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS  (Temporal server v$TEMPORAL_SERVER_VERSION on PostgreSQL, $CLUSTER_TEMPORAL_SHARDS shards)
+    RABBITMQ_NODES=$RABBITMQ_NODES  (3-node cluster; management http://localhost:$(cluster_rmq_mgmt_port 1) .. :$(cluster_rmq_mgmt_port 3))
+    RABBITMQ_PORT=$RABBITMQ_PORT RABBITMQ_MANAGEMENT_PORT=$RABBITMQ_MANAGEMENT_PORT
+  PostgreSQL  $(sed -E 's#(://[^:/@]+:)[^@]*@#\1***@#' <<<"$DATABASE_URL")
+  Temporal Web UI: $(if [[ "$(server_status temporal-server)" == *UI* ]]; then echo "http://localhost:$CLUSTER_TEMPORAL_UI_PORT"; else echo "not running (see the log above)"; fi)
+MSG
+  )
+else
+  cat >&2 <<MSG
   Temporal    $TEMPORAL_ADDRESS  (namespace $TEMPORAL_NAMESPACE)   CLI: temporal workflow list --address $TEMPORAL_ADDRESS
   RabbitMQ    amqp://$RABBITMQ_USER:***@$RABBITMQ_HOST:$RABBITMQ_PORT/$RABBITMQ_VHOST   management http://localhost:$RABBITMQ_MANAGEMENT_PORT
   PostgreSQL  $(sed -E 's#(://[^:/@]+:)[^@]*@#\1***@#' <<<"$DATABASE_URL")
   Temporal Web UI: http://localhost:$TEMPORAL_UI_PORT
 MSG
+fi

@@ -20,29 +20,9 @@ NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 UI_PORT="${TEMPORAL_UI_PORT:-8233}"
 PIDFILE="$RUN/temporal.pid"
 DB_DIR="$DATA/temporal"
-# Name=Type pairs the trade workflows set (Symbol, Side, Strategy, TradeStatus).
-SEARCH_ATTRIBUTES=(Symbol=Keyword Side=Keyword Strategy=Keyword TradeStatus=Keyword)
+SEARCH_ATTRIBUTES=("${TEMPORAL_SEARCH_ATTRIBUTES[@]}")
 
 ours_running() { pid_alive "$PIDFILE" start-dev; }
-
-ensure_search_attributes() {
-  local cli="$1" existing sa name type missing=()
-  existing="$("$cli" operator search-attribute list --address "$ADDRESS" --namespace "$NAMESPACE" -o json 2>/dev/null || true)"
-  for sa in "${SEARCH_ATTRIBUTES[@]}"; do
-    name="${sa%%=*}"
-    grep -q "\"$name\"" <<<"$existing" || missing+=("$sa")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  for sa in "${missing[@]}"; do
-    name="${sa%%=*}"
-    type="${sa##*=}"
-    log "registering search attribute $name ($type)"
-    "$cli" operator search-attribute create --address "$ADDRESS" --namespace "$NAMESPACE" \
-      --name "$name" --type "$type" >/dev/null 2>&1 ||
-      "$cli" operator search-attribute list --address "$ADDRESS" --namespace "$NAMESPACE" | grep -qw "$name" ||
-      die "could not register search attribute $name on $ADDRESS"
-  done
-}
 
 up() {
   local t0 cli
@@ -52,7 +32,7 @@ up() {
     log "using the Temporal server already listening on $ADDRESS (not started by this project)"
     "$cli" operator cluster health --address "$ADDRESS" --command-timeout 10s >/dev/null ||
       die "$ADDRESS accepts connections but is not a healthy Temporal frontend"
-    ensure_search_attributes "$cli"
+    ensure_search_attributes "$cli" "$ADDRESS" "$NAMESPACE"
     return 0
   fi
   case "$T_HOST" in 127.0.0.1 | localhost) ;; *) die "TEMPORAL_ADDRESS $ADDRESS does not answer" ;; esac
@@ -107,7 +87,7 @@ up() {
   else
     log "Temporal dev server already running (ours, $ADDRESS)"
   fi
-  ensure_search_attributes "$cli"
+  ensure_search_attributes "$cli" "$ADDRESS" "$NAMESPACE"
   log "Temporal ready in $(elapsed_s "$t0" "$(now_ms)")s ($([[ $started == yes ]] && echo started || echo already running)); Web UI http://localhost:$UI_PORT"
 }
 

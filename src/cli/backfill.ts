@@ -83,6 +83,7 @@ async function main(): Promise<number> {
   const pool = createPool(cfg.databaseUrl, 2);
   const rabbit = new RabbitConnection({
     url: cfg.rabbitmq.url,
+    urls: cfg.rabbitmq.urls,
     name: `backfill-${process.pid}`,
     logger: log,
     setup: assertTopologyOn,

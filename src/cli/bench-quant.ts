@@ -96,6 +96,7 @@ async function live(bars: Bar[]): Promise<{ barsPerSec: number; signals: number 
   const SIGNALS_Q = `bench.quant.signals.${id}`;
   const rabbit = new RabbitConnection({
     url: cfg.rabbitmq.url,
+    urls: cfg.rabbitmq.urls,
     name: `bench-quant-${id}`,
     logger: log,
     setup: (conn) =>

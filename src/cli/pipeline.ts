@@ -236,6 +236,7 @@ async function main(): Promise<number> {
   const client = new Client({ connection, namespace: cfg.temporal.namespace });
   const rabbit = new RabbitConnection({
     url: cfg.rabbitmq.url,
+    urls: cfg.rabbitmq.urls,
     name: `pipeline-${process.pid}`,
     logger: createLogger('pipeline', { level: 'warn' }),
   });

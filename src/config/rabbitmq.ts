@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { bool, int, str, type Parsed } from './fields';
 
 /** The `rabbitmq` section (original variable names kept). */
@@ -8,6 +9,23 @@ export const rabbitmqVars = {
   RABBITMQ_PASS: str('stockautotrader-local'),
   RABBITMQ_VHOST: str('stockautotrader'),
   RABBITMQ_MANAGEMENT_PORT: int(15672, 1, 65535),
+  /** Every node of a cluster (host:port, comma-separated); empty = the one node RABBITMQ_HOST:RABBITMQ_PORT. */
+  RABBITMQ_NODES: z.preprocess(
+    (v) => (v === undefined ? '' : v),
+    z
+      .string()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((n) => n.trim())
+          .filter((n) => n !== ''),
+      )
+      .pipe(
+        z.array(z.string().regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'host:port'), {
+          invalid_type_error: 'host:port list',
+        }),
+      ),
+  ),
   /** Un-acked signals = workflow starts in flight. */
   SIGNAL_PREFETCH: int(32, 1, 10_000),
   /** x-delivery-limit of the quorum consumer queues: returns before the broker dead-letters a message. */
@@ -17,8 +35,13 @@ export const rabbitmqVars = {
 };
 
 export interface RabbitmqConfig {
-  /** amqp:// URL with the credentials; loggers scrub it (src/logging). */
+  /**
+   * amqp:// URL with the credentials; loggers scrub it (src/logging). The first node's (RABBITMQ_HOST:RABBITMQ_PORT,
+   * or RABBITMQ_NODES' first).
+   */
   url: string;
+  /** One URL per cluster node (RABBITMQ_NODES), else just `url`: what RabbitConnection fails over between. */
+  urls: string[];
   host: string;
   port: number;
   user: string;
@@ -31,8 +54,13 @@ export interface RabbitmqConfig {
 }
 
 export function rabbitmqSection(e: Parsed<typeof rabbitmqVars>): RabbitmqConfig {
+  const amqpUrl = (hostPort: string) =>
+    `amqp://${encodeURIComponent(e.RABBITMQ_USER)}:${encodeURIComponent(e.RABBITMQ_PASS)}@${hostPort}/${encodeURIComponent(e.RABBITMQ_VHOST)}`;
+  const urls =
+    e.RABBITMQ_NODES.length > 0 ? e.RABBITMQ_NODES.map(amqpUrl) : [amqpUrl(`${e.RABBITMQ_HOST}:${e.RABBITMQ_PORT}`)];
   return {
-    url: `amqp://${encodeURIComponent(e.RABBITMQ_USER)}:${encodeURIComponent(e.RABBITMQ_PASS)}@${e.RABBITMQ_HOST}:${e.RABBITMQ_PORT}/${encodeURIComponent(e.RABBITMQ_VHOST)}`,
+    url: urls[0]!,
+    urls,
     host: e.RABBITMQ_HOST,
     port: e.RABBITMQ_PORT,
     user: e.RABBITMQ_USER,

@@ -176,6 +176,7 @@ async function main(): Promise<void> {
   const pool = createPool(cfg.databaseUrl, 4);
   const rabbit = new RabbitConnection({
     url: cfg.rabbitmq.url,
+    urls: cfg.rabbitmq.urls,
     name: `bar-store-${process.pid}`,
     logger: log,
     setup: assertTopologyOn,

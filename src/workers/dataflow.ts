@@ -185,6 +185,7 @@ async function main(): Promise<number> {
   const stop = new AbortController();
   const rabbit = new RabbitConnection({
     url: cfg.rabbitmq.url,
+    urls: cfg.rabbitmq.urls,
     name: `dataflow-${process.pid}`,
     logger: log,
     setup: assertTopologyOn,
@@ -270,6 +271,7 @@ async function runLive(cfg: Config, log: Logger, values: { symbols?: string; fro
   }
   const rabbit = new RabbitConnection({
     url: cfg.rabbitmq.url,
+    urls: cfg.rabbitmq.urls,
     name: `dataflow-${process.pid}`,
     logger: log,
     setup: assertTopologyOn,

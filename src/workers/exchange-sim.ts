@@ -59,6 +59,7 @@ async function main(): Promise<void> {
 
   const rabbit = new RabbitConnection({
     url: cfg.rabbitmq.url,
+    urls: cfg.rabbitmq.urls,
     name: `exchange-sim-${process.pid}`,
     logger: log,
     setup: async (conn) => {

@@ -330,6 +330,7 @@ async function main(): Promise<void> {
 
   const rabbit = new RabbitConnection({
     url: cfg.rabbitmq.url,
+    urls: cfg.rabbitmq.urls,
     name: `quant-${process.pid}`,
     logger: log,
     setup: assertTopologyOn,

@@ -293,6 +293,7 @@ export function openIntake(
 ): RunningIntake {
   const rabbit = new RabbitConnection({
     url: cfg.rabbitmq.url,
+    urls: cfg.rabbitmq.urls,
     name: `signal-intake-${process.pid}`,
     logger: log,
     setup: assertTopologyOn,

@@ -9,6 +9,10 @@ import { sleep } from '../../lib/sleep';
  * A managed AMQP connection. amqplib 0.10 has no recovery of its own: when the broker restarts or an operator
  * force-closes the connection, the ChannelModel and every channel on it are dead for good. This class
  *  - connects with exponential backoff and jitter (the broker may start after us),
+ *  - knows every node of a RabbitMQ cluster (`urls`): each attempt goes to the next node, and after a lost
+ *    connection the next node is tried first (the lost one is likely down); the backoff applies once a whole
+ *    round of nodes has failed. Any node serves any queue (a quorum queue's leader may be elsewhere: the node
+ *    proxies), so which node a client lands on changes nothing but the hop,
  *  - reconnects automatically whenever the connection closes for any reason other than our own `close()`,
  *  - runs every registered setup callback on each (re)connect, so publishers get a fresh confirm channel and
  *    consumers re-subscribe (un-acked deliveries of the dead connection are redelivered by the broker, so
@@ -26,6 +30,11 @@ export type SetupFn = (conn: ChannelModel) => Promise<void> | void;
 export interface RabbitConnectionOptions {
   /** amqp://user:pass@host:port/vhost (config.rabbitmq.url). */
   url: string;
+  /**
+   * Every node of a cluster, one URL each (config.rabbitmq.urls); when given, `url` is not used. Connections
+   * go to one node at a time, rotating on failure.
+   */
+  urls?: readonly string[];
   /** Shown in the management UI (`connection_name` client property) and in log lines. */
   name?: string;
   logger?: Logger;
@@ -53,7 +62,10 @@ export class RabbitConnectionClosedError extends Error {
 export class RabbitConnection extends EventEmitter {
   readonly name: string;
   private readonly log: Logger;
-  private readonly opts: Required<Omit<RabbitConnectionOptions, 'setup' | 'logger' | 'name'>>;
+  private readonly opts: Required<Omit<RabbitConnectionOptions, 'setup' | 'logger' | 'name' | 'urls'>>;
+  private readonly urls: readonly string[];
+  /** Index into `urls` of the node the next attempt goes to. */
+  private nextNode = 0;
   private readonly setups: SetupFn[] = [];
   private conn: ChannelModel | undefined;
   private _state: RabbitState = 'idle';
@@ -73,6 +85,7 @@ export class RabbitConnection extends EventEmitter {
       maxDelayMs: options.maxDelayMs ?? 10_000,
       maxInitialAttempts: options.maxInitialAttempts ?? Number.POSITIVE_INFINITY,
     };
+    this.urls = options.urls && options.urls.length > 0 ? [...options.urls] : [options.url];
     if (options.setup) this.setups.push(options.setup);
   }
 
@@ -187,8 +200,7 @@ export class RabbitConnection extends EventEmitter {
     this.loop.catch((err: unknown) => this.log.error({ err }, 'RabbitMQ connect loop gave up'));
   }
 
-  private urlWithHeartbeat(): string {
-    const u = this.opts.url;
+  private urlWithHeartbeat(u: string): string {
     if (/[?&]heartbeat=/.test(u)) return u;
     return `${u}${u.includes('?') ? '&' : '?'}heartbeat=${this.opts.heartbeatSec}`;
   }
@@ -198,8 +210,9 @@ export class RabbitConnection extends EventEmitter {
     while (!this.isClosing) {
       this.setState(this.everConnected ? 'reconnecting' : 'connecting');
       let conn: ChannelModel | undefined;
+      const url = this.urls[this.nextNode % this.urls.length]!;
       try {
-        conn = await amqp.connect(this.urlWithHeartbeat(), {
+        conn = await amqp.connect(this.urlWithHeartbeat(url), {
           timeout: this.opts.connectTimeoutMs,
           clientProperties: { connection_name: this.name },
         });
@@ -215,6 +228,7 @@ export class RabbitConnection extends EventEmitter {
         if (this.conn !== conn) throw new Error('connection closed during setup');
         this.everConnected = true;
         attempt = 0;
+        if (this.urls.length > 1) this.log.info({ node: nodeOf(url) }, 'RabbitMQ connected to cluster node');
         this.setState('connected');
         this.emit('connected', conn);
         return;
@@ -226,6 +240,7 @@ export class RabbitConnection extends EventEmitter {
         }
         if (this.isClosing) return;
         attempt += 1;
+        this.nextNode += 1;
         // A queue that exists with other arguments (a classic queue left by an older version) will be refused
         // on every attempt: fail start() with the error that says what to do, instead of retrying for ever.
         // After a first successful start it is logged and retried (someone re-declared it under a running system).
@@ -233,9 +248,12 @@ export class RabbitConnection extends EventEmitter {
         if (!this.everConnected && attempt >= this.opts.maxInitialAttempts) {
           throw new Error(`RabbitMQ: could not connect after ${attempt} attempts: ${(err as Error).message}`);
         }
-        const delay = backoffDelay(attempt - 1, this.opts.initialDelayMs, this.opts.maxDelayMs);
-        this.log.warn({ err, attempt, retry_in_ms: delay }, 'RabbitMQ connect failed; retrying');
-        await sleep(delay, this.stop.signal);
+        // With several nodes the next one is tried at once; the backoff starts when a whole round failed.
+        const round = Math.floor((attempt - 1) / this.urls.length);
+        const delay =
+          attempt % this.urls.length === 0 ? backoffDelay(round, this.opts.initialDelayMs, this.opts.maxDelayMs) : 0;
+        this.log.warn({ err, attempt, node: nodeOf(url), retry_in_ms: delay }, 'RabbitMQ connect failed; retrying');
+        if (delay > 0) await sleep(delay, this.stop.signal);
       }
     }
   }
@@ -267,11 +285,22 @@ export class RabbitConnection extends EventEmitter {
     conn.on('close', (err?: Error) => {
       if (this.conn !== conn) return; // a connection we already dropped or replaced
       this.conn = undefined;
+      // The node we lost is likely down: the reconnect starts with the next one.
+      this.nextNode += 1;
       this.emit('disconnected', err);
       if (this.isClosing) return;
       this.log.warn({ err }, 'RabbitMQ connection lost; reconnecting');
       this.ensureLoop();
     });
+  }
+}
+
+/** host:port of an AMQP URL, for log lines (never the credentials). */
+function nodeOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '(unparsable URL)';
   }
 }
 
