@@ -28,7 +28,6 @@ export {
   DEFAULT_PENDING_SUBMIT_GRACE_MS,
   LEDGER_OPEN_STATUSES,
   NOT_SUBMITTED,
-  isLedgerOpen,
   type AdoptionKind,
   type BrokerState,
   type DeferredOrder,

@@ -18,10 +18,6 @@ export const LEDGER_OPEN_STATUSES: readonly string[] = [
 /** Ledger-only terminal status: the order intent was recorded but the broker never received the order. */
 export const NOT_SUBMITTED = 'not_submitted';
 
-export function isLedgerOpen(status: string): boolean {
-  return LEDGER_OPEN_STATUSES.includes(status);
-}
-
 /** One ledger `orders` row as reconciliation sees it. */
 export interface LedgerOrder {
   clientOrderId: string;

@@ -18,9 +18,7 @@
  * Every write is keyed by a deterministic id (client order id, execution id, workflow id), so an activity
  * that is retried after a crash leaves exactly one trace. All money arithmetic is PostgreSQL NUMERIC.
  */
-export { withTransaction } from '../pool';
-export type { LedgerFill } from '../../../domain/fills';
-export { accountExists, ledgerInvariants, openAccount, rollDayStart, tradingDay, withAccountLock } from './accounts';
+export { accountExists, ledgerInvariants, openAccount, rollDayStart, withAccountLock } from './accounts';
 export { bookOrderProgress, recordFills } from './booking';
 export {
   adoptBrokerOrderState,
@@ -32,13 +30,10 @@ export {
 } from './orders';
 export { holdReservation, releaseReservation, type ReservationHold } from './reservations';
 export {
-  advanceTradeStatus,
   finalizeTrade,
-  getTrade,
   openTrade,
   tradeAgeSeconds,
   updateTradeStatus,
   type TradeOpening,
   type TradeOutcome,
-  type TradeRow,
 } from './trades';

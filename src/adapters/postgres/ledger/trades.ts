@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import type { TradeOutcome } from '../../../domain/trade-lifecycle';
-import { toNumber, withTransaction, type Queryable } from '../pool';
+import { withTransaction, type Queryable } from '../pool';
 import { releaseReservation } from './reservations';
 
 /**
@@ -94,27 +94,4 @@ export async function tradeAgeSeconds(pool: Queryable, workflowId: string): Prom
     [workflowId],
   );
   return r.rows[0] ? Number(r.rows[0].age) : null;
-}
-
-export interface TradeRow {
-  workflowId: string;
-  signalId: string;
-  status: string;
-  reasonCode: string | null;
-  filledQty: number;
-  avgFillPrice: number | null;
-}
-
-export async function getTrade(pool: Queryable, workflowId: string): Promise<TradeRow | null> {
-  const r = await pool.query(`SELECT * FROM trades WHERE workflow_id = $1`, [workflowId]);
-  const row = r.rows[0] as Record<string, string | null> | undefined;
-  if (!row) return null;
-  return {
-    workflowId: row.workflow_id!,
-    signalId: row.signal_id!,
-    status: row.status!,
-    reasonCode: row.reason_code ?? null,
-    filledQty: toNumber(row.filled_qty),
-    avgFillPrice: row.avg_fill_price === null || row.avg_fill_price === undefined ? null : toNumber(row.avg_fill_price),
-  };
 }
