@@ -33,6 +33,7 @@ import {
 } from '../adapters/rabbitmq';
 import { STRATEGY_NAMES, SMA_CROSS } from '../domain/strategies';
 import { createLogger } from '../logging';
+import { sleep } from '../lib/sleep';
 import { scrapeMetrics, sumOf, type Sample } from '../metrics/scrape';
 import { EXCHANGE_BARS_QUEUE } from '../workers/exchange-sim';
 import { ServiceRunner, type ServiceProcess } from './service-runner';
@@ -80,7 +81,6 @@ interface Service {
 }
 
 const say = (msg: string) => process.stdout.write(`pipeline      | ${msg}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const WARN_LEVELS = new Set(['warn', 'error', 'fatal']);
 
 /** Start a service; its log lines go to its log file, and warnings, errors and summaries to this terminal. */

@@ -14,7 +14,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
+import { sleep } from '../lib/sleep';
 
 /** How to start one service. */
 export interface ServiceSpec {
@@ -46,7 +48,17 @@ export interface StopOptions {
   onKill?: () => void;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+/** A TCP port free on 127.0.0.1 right now (for a service's listener: the venue, a private Temporal server). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
 
 /** `node --require tsx/preflight --import tsx <script> <args>` (tsx resolved from the child's cwd). */
 export function tsxCommand(script: string, args: readonly string[] = []): { command: string; args: string[] } {

@@ -17,7 +17,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption } from '@temporalio/worker';
+import {
+  NativeConnection,
+  Worker,
+  bundleWorkflowCode,
+  type WorkerOptions,
+  type WorkflowBundleOption,
+} from '@temporalio/worker';
 import { loadConfig, type Config } from '../config';
 import { createLogger, type Logger } from '../logging';
 import { createActivities } from '../activities';
@@ -63,7 +69,25 @@ function listSources(dir: string): string[] {
   return out;
 }
 
-export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: AbortSignal } = {}): Promise<void> {
+/**
+ * Worker.create options that override the product's settings (concurrency, pollers, cache size...), e.g. for
+ * the benchmark's --worker-tuning. What the worker runs and where (connection, task queue, code, activities)
+ * is not overridable.
+ */
+export type TradeWorkerTuning = Partial<
+  Omit<
+    WorkerOptions,
+    'connection' | 'namespace' | 'taskQueue' | 'workflowBundle' | 'workflowsPath' | 'activities' | 'sinks'
+  >
+>;
+
+export interface TradeWorkerOptions {
+  /** Stop polling and finish (as SIGTERM would). */
+  signal?: AbortSignal;
+  workerOptions?: TradeWorkerTuning;
+}
+
+export async function runTradeWorker(cfg: Config, log: Logger, opts: TradeWorkerOptions = {}): Promise<void> {
   const pool = createPool(cfg.databaseUrl, 20, { logger: log });
   const broker = createBroker(cfg.broker, log.child({ component: 'broker' }));
   // Filled in as start-up proceeds; the health checks read them.
@@ -126,6 +150,7 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: { signal?: 
       shutdownGraceTime: cfg.temporal.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: 200,
       maxConcurrentWorkflowTaskExecutions: 40,
+      ...opts.workerOptions,
     });
     started.worker = worker;
     opts.signal?.addEventListener('abort', () => worker.shutdown());

@@ -1,4 +1,3 @@
-import net from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import {
@@ -19,7 +18,7 @@ import type { Bar } from '../../src/contracts/bar';
 import { barMessageId } from '../../src/contracts/ids';
 import type { TradeSignalInput } from '../../src/contracts/signal';
 import { createLogger } from '../../src/logging';
-import { ServiceRunner, type ServiceProcess } from '../../src/cli/service-runner';
+import { ServiceRunner, freePort, type ServiceProcess } from '../../src/cli/service-runner';
 import { EXCHANGE_BARS_QUEUE } from '../../src/workers/exchange-sim';
 import { createTestDatabase, type TestDatabase } from './pg';
 import { devServerAddress, uniqueTaskQueue } from './temporal';
@@ -45,16 +44,7 @@ const SCRIPTS: Record<ServiceName, { script: string; ready: RegExp }> = {
 
 export type RunningService = ServiceProcess<ServiceName>;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
+export { freePort };
 
 export class PipelineHarness {
   /** The services by name; a restart replaces the entry with the new process. */

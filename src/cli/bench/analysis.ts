@@ -1,0 +1,124 @@
+/** From a phase's raw results and its trades' histories to the figures the report shows (pure). */
+import type { HotThread } from './cpu';
+import { STAGES } from './histories';
+import type { PgActivity, PhaseName, PhaseResult, ProgressRow, SignalRecord } from './load';
+import { dist, f0, f1, mean, rates, type Dist } from './stats';
+import type { PersistenceReport } from './temporal-metrics';
+
+export interface PhaseReport {
+  name: PhaseName;
+  signals: number;
+  publishErrors: number;
+  drained: boolean;
+  latencyMs: Dist;
+  publishConfirmMs: Dist;
+  stagesMs: Record<string, Dist>;
+  rates?: {
+    publishPerS: number;
+    intakeStarts: { overall: number; sustained: number };
+    ordersSubmitted: { overall: number; sustained: number; spanS: number };
+    tradesCompleted: { overall: number; sustained: number; spanS: number };
+  };
+  cpuCores: Record<string, number>;
+  /** CPU milliseconds per signal of this phase, per process group. */
+  cpuMsPerTrade: Record<string, number>;
+  hotThreads: Record<string, HotThread>;
+  hotThreadsPeak: Record<string, HotThread>;
+  pg: PgActivity;
+  persistence: PersistenceReport | undefined;
+  wallS: number;
+  progress: ProgressRow[];
+  /** Machine-independent counts per trade, means over the phase's trades (histories and server metrics). */
+  perTrade: PerTradeCounts;
+}
+
+export interface PerTradeCounts {
+  workflowTasks: number;
+  workflowTasksToOrder: number;
+  matchingDispatchesToOrder: number;
+  historyEvents: number;
+  persistenceCalls: number;
+  /** Pipeline and stack CPU (Temporal, worker, intake, venue, PostgreSQL, RabbitMQ; not the bench). */
+  cpuMs: number;
+}
+
+/** The `per trade:` line (issue 12). */
+export function perTradeLine(c: PerTradeCounts): string {
+  return (
+    `per trade: ${f1(c.workflowTasks)} workflow tasks, ${f1(c.matchingDispatchesToOrder)} matching dispatches before ` +
+    `the order, ${f1(c.historyEvents)} history events, ${f1(c.persistenceCalls)} persistence calls, ${f0(c.cpuMs)} ms CPU`
+  );
+}
+
+export function analysePhase(res: PhaseResult, recs: SignalRecord[], withRates: boolean): PhaseReport {
+  const ok = recs.filter((r) => r.times && Number.isFinite(r.times.submitCompleted));
+  const stagesMs: Record<string, Dist> = {};
+  for (const s of STAGES) stagesMs[s.key] = dist(ok.map((r) => s.of(r.pubAt, r.times!)));
+  const report: PhaseReport = {
+    name: res.name,
+    signals: res.signals,
+    publishErrors: res.publishErrors,
+    drained: res.drained,
+    latencyMs: dist(ok.map((r) => r.times!.submitCompleted - r.pubAt)),
+    publishConfirmMs: dist(recs.map((r) => (r.confirmedAt ?? NaN) - r.pubAt)),
+    stagesMs,
+    cpuCores: res.cpu,
+    cpuMsPerTrade: Object.fromEntries(
+      Object.entries(res.cpu)
+        .filter(([k]) => k !== 'machine' && k !== 'others')
+        .map(([k, v]) => [k, (v * res.wallS * 1000) / Math.max(1, res.signals)]),
+    ),
+    hotThreads: res.hotThreads,
+    hotThreadsPeak: res.hotThreadsPeak,
+    pg: res.pg,
+    persistence: res.persistence,
+    wallS: res.wallS,
+    progress: res.progress,
+    perTrade: {
+      workflowTasks: mean(ok.map((r) => r.times!.wfts)),
+      workflowTasksToOrder: mean(ok.map((r) => r.times!.wftsToOrder)),
+      matchingDispatchesToOrder: mean(ok.map((r) => r.times!.dispatchesToOrder)),
+      historyEvents: mean(ok.map((r) => r.times!.events)),
+      persistenceCalls: res.persistence?.callsPerTrade ?? NaN,
+      cpuMs: 0,
+    },
+  };
+  report.perTrade.cpuMs = Object.entries(report.cpuMsPerTrade).reduce((a, [k, v]) => a + (k === 'bench' ? 0 : v), 0);
+  if (withRates) {
+    const t0 = res.firstPublish;
+    const started = rates(recs.map((r) => r.times?.wfStarted ?? NaN).filter(Number.isFinite), t0);
+    report.rates = {
+      publishPerS: recs.length / Math.max(0.001, (res.lastConfirm - t0) / 1000),
+      intakeStarts: { overall: started.overall, sustained: started.sustained },
+      ordersSubmitted: rates(
+        ok.map((r) => r.times!.submitCompleted),
+        t0,
+      ),
+      tradesCompleted: rates(recs.map((r) => r.times?.wfCompleted ?? NaN).filter(Number.isFinite), t0),
+    };
+  }
+  return report;
+}
+
+/** Per-signal times for the JSON file (ms, relative to the signal's publish). */
+export function compactRecords(recs: SignalRecord[]): unknown[] {
+  return recs.map((r) => {
+    const rel = (v: number | undefined) =>
+      v === undefined || !Number.isFinite(v) ? null : Math.round((v - r.pubAt) * 10) / 10;
+    return {
+      id: r.signalId,
+      phase: r.phase,
+      pubAt: r.pubAt,
+      confirm: rel(r.confirmedAt),
+      ...(r.publishError ? { publishError: r.publishError } : {}),
+      ...(r.times
+        ? {
+            wfStarted: rel(r.times.wfStarted),
+            riskCompleted: rel(r.times.riskCompleted),
+            submitCompleted: rel(r.times.submitCompleted),
+            wfCompleted: rel(r.times.wfCompleted),
+          }
+        : {}),
+    };
+  });
+}

@@ -1,0 +1,149 @@
+/** CPU time per process tree from /proc during each phase: which process burns the machine's cores. */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+
+export interface CpuGroup {
+  name: string;
+  /** Also sample each thread (Node processes: is one thread — the JS main thread, the workflow thread — the limit?). */
+  threads?: boolean;
+  /** Root pids: the group is each root and all its descendants. */
+  roots: () => number[];
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+export function readPidFile(file: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').split('\n')[0]!.trim());
+    return Number.isInteger(pid) && pid > 0 && fs.existsSync(`/proc/${pid}`) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function findPidByCmdline(re: RegExp): number | undefined {
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (re.test(cmd)) return Number(d);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+export interface ProcSnapshot {
+  at: number;
+  /** busy / total jiffies of the whole machine. */
+  machineBusy: number;
+  machineTotal: number;
+  /** group name → jiffies (utime + stime of live members). */
+  groups: Record<string, number>;
+  /** `group|pid/tid|thread name` → jiffies, for groups with `threads`. */
+  threads: Record<string, number>;
+}
+
+export interface HotThread {
+  thread: string;
+  cores: number;
+}
+
+/** Per-process-group CPU time from /proc: which process burns the two cores during each phase. */
+export class CpuSampler {
+  constructor(private readonly groups: CpuGroup[]) {}
+
+  snapshot(): ProcSnapshot {
+    const ppid = new Map<number, number>();
+    const ticks = new Map<number, number>();
+    for (const d of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        // rest[0] = state (field 3); ppid field 4 → rest[1]; utime 14 → rest[11]; stime 15 → rest[12]
+        ppid.set(Number(d), Number(rest[1]));
+        ticks.set(Number(d), Number(rest[11]) + Number(rest[12]));
+      } catch {
+        // exited meanwhile
+      }
+    }
+    const children = new Map<number, number[]>();
+    for (const [pid, parent] of ppid) {
+      const l = children.get(parent) ?? [];
+      l.push(pid);
+      children.set(parent, l);
+    }
+    const groups: Record<string, number> = {};
+    const threads: Record<string, number> = {};
+    const claimed = new Set<number>();
+    for (const g of this.groups) {
+      let sum = 0;
+      const stack = g.roots().filter((p) => ppid.has(p));
+      while (stack.length) {
+        const p = stack.pop()!;
+        if (claimed.has(p)) continue;
+        claimed.add(p);
+        sum += ticks.get(p) ?? 0;
+        stack.push(...(children.get(p) ?? []));
+        if (g.threads) {
+          try {
+            for (const tid of fs.readdirSync(`/proc/${p}/task`)) {
+              const st = fs.readFileSync(`/proc/${p}/task/${tid}/stat`, 'utf8');
+              const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+              const rest = st.slice(st.lastIndexOf(')') + 2).split(' ');
+              threads[`${g.name}|${p}/${tid}|${comm}`] = Number(rest[11]) + Number(rest[12]);
+            }
+          } catch {
+            // exited meanwhile
+          }
+        }
+      }
+      groups[g.name] = sum;
+    }
+    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+    const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { at: Date.now(), machineBusy: total - idle, machineTotal: total, groups, threads };
+  }
+
+  /** The busiest thread of each sampled group between two snapshots (cores; 1.0 = one thread always running). */
+  static hottestThreads(a: ProcSnapshot, b: ProcSnapshot): Record<string, HotThread> {
+    const wall = (b.at - a.at) / 1000;
+    const out: Record<string, HotThread> = {};
+    if (wall <= 0) return out;
+    for (const [k, v] of Object.entries(b.threads)) {
+      const [group, , name] = k.split('|') as [string, string, string];
+      const cores = Math.max(0, v - (a.threads[k] ?? 0)) / CLK_TCK / wall;
+      if (!out[group] || cores > out[group].cores) out[group] = { thread: name, cores };
+    }
+    return out;
+  }
+
+  /** Cores used per group between two snapshots, plus `others` (everything not in a group) and the machine. */
+  static between(a: ProcSnapshot, b: ProcSnapshot): Record<string, number> {
+    const wall = (b.at - a.at) / 1000;
+    const out: Record<string, number> = {};
+    if (wall <= 0) return out;
+    let ours = 0;
+    for (const k of Object.keys(b.groups)) {
+      const d = Math.max(0, (b.groups[k] ?? 0) - (a.groups[k] ?? 0));
+      out[k] = d / CLK_TCK / wall;
+      ours += d;
+    }
+    const cores = os.cpus().length;
+    const machine = ((b.machineBusy - a.machineBusy) / Math.max(1, b.machineTotal - a.machineTotal)) * cores;
+    out.machine = machine;
+    out.others = Math.max(0, machine - ours / CLK_TCK / wall);
+    return out;
+  }
+}

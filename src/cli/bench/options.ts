@@ -1,0 +1,178 @@
+/** `npm run bench:trades` options: the usage text and the parser (exit code 2 on bad usage). */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './constants';
+
+export const USAGE = `Usage: npm run bench:trades [-- options]
+       scripts/with-stack.sh tsx src/cli/bench/trades.ts [options]
+
+Pushes trade signals through RabbitMQ → signal-intake → one Temporal workflow per signal → RiskOps
+(PostgreSQL) → the simulated venue (Alpaca v2 wire) → ledger, on the local stack, with the real processes
+(exchange-sim, trade-worker, signal-intake) started as children on a fresh database, a private RabbitMQ vhost,
+a private task queue and a private venue port. Prints a report and writes bench-results/trades-<time>.json.
+
+Latency = publish (just before basic.publish) → Temporal records submitOrder completed (order accepted by
+the venue and its broker id written to the ledger). Throughput = signals per second from the first publish,
+overall and sustained (between 10 % and 90 % of the signals done).
+
+Options:
+  --signals N           latency phase: signals at the fixed rate (default 200; 0 skips the phase)
+  --rate R              latency phase: signals per second (default 10)
+  --warmup N            signals before the latency phase, excluded from the figures (default 20)
+  --saturation N        saturation phase: a burst of N signals as fast as confirms allow (default 600; 0 skips)
+  --window N            saturation: publishes awaiting their confirm at most (default 200)
+  --bar-interval-ms MS  a market bar every MS ms while a phase runs, so orders fill and trades settle (default 500)
+  --drain-timeout S     give up waiting for a phase to settle after S seconds (default 120)
+  --prefetch N          SIGNAL_PREFETCH of the intake = workflow starts in flight (default: env or 32)
+  --intake worker|process
+                        signal intake inside the trade worker(s), starting trades eagerly on the worker's
+                        connection, or as separate signal-intake processes (default: INTAKE_IN_WORKER, false)
+  --intakes N           signal-intake processes with --intake process (default 1)
+  --workers N           trade-worker processes (default 1)
+  --worker-tuning K=V,… run the worker(s) with these Worker.create options overridden, e.g.
+                        maxConcurrentWorkflowTaskPollers=20,maxCachedWorkflows=2000 (default: product settings)
+  --log-level L         LOG_LEVEL of the services (default info, as in production)
+  --private-temporal "FLAGS"
+                        run this benchmark against a private \`temporal server start-dev\` (in-memory SQLite
+                        unless FLAGS has --db-filename) with FLAGS added, e.g.
+                        "--db-filename /tmp/t.sqlite --sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=OFF"
+  --floor N             engine floor on the same server afterwards: N one-activity workflows in a burst, then
+                        --signals of them at --rate (default 300; 0 skips)
+  --services-from DIR   run the services (trade-worker, signal-intake, exchange-sim) from another checkout,
+                        e.g. a git worktree of a baseline commit, measured by this benchmark the same way
+  --label TEXT          a name for this run in the report and the JSON file
+  --out DIR             where to write the JSON (default bench-results)
+  --keep-db             keep the database and the RabbitMQ vhost afterwards (printed) for inspection
+  -h, --help            this help
+
+Exit code: 0 when the run completed with zero loss (whatever the figures), 1 on loss or failure, 2 on bad usage.
+Absolute figures depend on what else the machine is doing: the report shows the CPU used by each process and
+by everything else during each phase, CPU ms per trade, and the Temporal server's SQLite calls per trade.
+Ctrl-C stops the services and removes what the run created; a run that was killed outright is cleaned up by the
+next one (bench-results/.runs/). Details and results: docs/benchmarks.md.`;
+
+export interface BenchOptions {
+  signals: number;
+  rate: number;
+  warmup: number;
+  saturation: number;
+  window: number;
+  barIntervalMs: number;
+  drainTimeoutS: number;
+  prefetch?: number;
+  intakes: number;
+  /** Where signal intake runs: inside the trade worker (eager start) or as signal-intake processes. */
+  intake?: 'worker' | 'process';
+  workers: number;
+  workerTuning: Record<string, number | boolean | string>;
+  logLevel: string;
+  privateTemporal?: string;
+  /** One-activity workflows for the engine floor, in a burst (0 skips the floor). */
+  floor: number;
+  /** A checkout whose services run instead of this one's (e.g. the baseline commit); the bench itself stays. */
+  servicesFrom?: string;
+  label?: string;
+  out: string;
+  keepDb: boolean;
+}
+
+export function parseOptions(argv: readonly string[]): BenchOptions | { help: true } | { error: string } {
+  const o: BenchOptions = {
+    signals: 200,
+    rate: 10,
+    warmup: 20,
+    saturation: 600,
+    window: 200,
+    barIntervalMs: 500,
+    drainTimeoutS: 120,
+    intakes: 1,
+    floor: 300,
+    workers: 1,
+    workerTuning: {},
+    logLevel: 'info',
+    out: path.join(ROOT, 'bench-results'),
+    keepDb: false,
+  };
+  const int = (name: string, v: string | undefined, min: number): number | { error: string } => {
+    const n = Number(v);
+    if (v === undefined || v === '' || !Number.isInteger(n) || n < min)
+      return { error: `${name} needs an integer ≥ ${min}` };
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i]!;
+    let inline: string | undefined;
+    if (a.startsWith('--') && a.includes('=')) {
+      inline = a.slice(a.indexOf('=') + 1);
+      a = a.slice(0, a.indexOf('='));
+    }
+    const value = () => inline ?? argv[++i];
+    if (a === '-h' || a === '--help') return { help: true };
+    if (a === '--keep-db') {
+      o.keepDb = true;
+      continue;
+    }
+    const numeric: Record<string, [keyof BenchOptions, number]> = {
+      '--signals': ['signals', 0],
+      '--warmup': ['warmup', 0],
+      '--saturation': ['saturation', 0],
+      '--window': ['window', 1],
+      '--bar-interval-ms': ['barIntervalMs', 20],
+      '--drain-timeout': ['drainTimeoutS', 1],
+      '--prefetch': ['prefetch', 1],
+      '--intakes': ['intakes', 1],
+      '--floor': ['floor', 0],
+      '--workers': ['workers', 1],
+    };
+    const spec = numeric[a];
+    if (spec) {
+      const n = int(a, value(), spec[1]);
+      if (typeof n !== 'number') return n;
+      (o as unknown as Record<string, number>)[spec[0]] = n;
+      continue;
+    }
+    if (a === '--rate') {
+      const v = value();
+      const n = Number(v);
+      if (!v || !Number.isFinite(n) || n <= 0 || n > 1000) return { error: '--rate needs a number in (0, 1000]' };
+      o.rate = n;
+    } else if (a === '--worker-tuning') {
+      const v = value();
+      if (!v) return { error: '--worker-tuning needs K=V[,K=V…]' };
+      for (const kv of v.split(',').filter(Boolean)) {
+        const [k, raw] = kv.split('=');
+        if (!k || raw === undefined || !/^[A-Za-z]+$/.test(k)) return { error: `--worker-tuning: bad entry "${kv}"` };
+        o.workerTuning[k] =
+          raw === 'true' ? true : raw === 'false' ? false : Number.isFinite(Number(raw)) ? Number(raw) : raw;
+      }
+    } else if (a === '--services-from') {
+      const v = value();
+      if (!v || !fs.existsSync(path.join(v, 'src/workers/trade-worker.ts')))
+        return { error: '--services-from needs a checkout of this repository (with src/workers/trade-worker.ts)' };
+      o.servicesFrom = path.resolve(v);
+    } else if (a === '--intake') {
+      const v = value();
+      if (v !== 'worker' && v !== 'process') return { error: '--intake needs worker|process' };
+      o.intake = v;
+    } else if (a === '--log-level') {
+      const v = value();
+      if (!v || !['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(v))
+        return { error: '--log-level needs trace|debug|info|warn|error|fatal|silent' };
+      o.logLevel = v;
+    } else if (a === '--private-temporal') {
+      const v = value();
+      if (v === undefined) return { error: '--private-temporal needs a (possibly empty) flag string' };
+      o.privateTemporal = v;
+    } else if (a === '--label') {
+      const v = value();
+      if (!v) return { error: '--label needs a value' };
+      o.label = v;
+    } else if (a === '--out') {
+      const v = value();
+      if (!v) return { error: '--out needs a directory' };
+      o.out = path.resolve(v);
+    } else return { error: `unknown argument ${a}` };
+  }
+  if (o.signals + o.saturation === 0) return { error: 'nothing to do: --signals and --saturation are both 0' };
+  return o;
+}

@@ -1,0 +1,98 @@
+/**
+ * The Temporal server's persistence work per trade, from its Prometheus endpoint: the dev server's SQLite calls
+ * (count and time per `service:operation`), scraped before and after each phase.
+ */
+import fs from 'node:fs';
+
+/**
+ * The dev server's Prometheus endpoint. start-dev serves it on a random port unless --metrics-port is given, so
+ * for the stack's server: probe the TCP ports the process listens on (from /proc) for one that answers /metrics.
+ */
+export async function findMetricsUrl(pid: number | undefined): Promise<string | undefined> {
+  if (!pid) return undefined;
+  const inodes = new Set<string>();
+  try {
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+      const link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: 'utf8' });
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m) inodes.add(m[1]!);
+    }
+  } catch {
+    return undefined;
+  }
+  const ports: number[] = [];
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const lines = fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').slice(1) : [];
+    for (const line of lines) {
+      const c = line.trim().split(/\s+/);
+      if (c[3] === '0A' && c[9] && inodes.has(c[9])) ports.push(parseInt(c[1]!.split(':')[1]!, 16));
+    }
+  }
+  for (const port of ports) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok && (await res.text()).includes('persistence_latency')) return `http://127.0.0.1:${port}/metrics`;
+    } catch {
+      // not it
+    }
+  }
+  return undefined;
+}
+
+/** `service:operation` → [count, seconds] of persistence calls (the SQLite work of the dev server). */
+export type PersistenceCounters = Map<string, [number, number]>;
+
+export async function scrapePersistence(url: string | undefined): Promise<PersistenceCounters | undefined> {
+  if (!url) return undefined;
+  try {
+    const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+    const out: PersistenceCounters = new Map();
+    const re = /^persistence_latency_(sum|count)\{([^}]*)\} (\S+)$/gm;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      const labels = m[2]!;
+      const op = /operation="([^"]*)"/.exec(labels)?.[1] ?? '?';
+      const svc = /service_name="([^"]*)"/.exec(labels)?.[1] ?? '?';
+      const key = `${svc}:${op}`;
+      const cur = out.get(key) ?? [0, 0];
+      if (m[1] === 'count') cur[0] += Number(m[3]);
+      else cur[1] += Number(m[3]);
+      out.set(key, cur);
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Persistence work of the Temporal server during a phase. */
+export interface PersistenceReport {
+  /** Σ call durations / wall time: SQLite work (and waits for its single connection) per second. */
+  busyPerSecond: number;
+  callsPerTrade: number;
+  msPerTrade: number;
+  top: Array<{ op: string; callsPerTrade: number; msPerTrade: number }>;
+}
+
+export function persistenceBetween(
+  a: PersistenceCounters | undefined,
+  b: PersistenceCounters | undefined,
+  wallS: number,
+  trades: number,
+): PersistenceReport | undefined {
+  if (!a || !b || wallS <= 0) return undefined;
+  const rows: Array<{ op: string; calls: number; s: number }> = [];
+  for (const [k, [c, sec]] of b) {
+    const [c0, s0] = a.get(k) ?? [0, 0];
+    if (c - c0 > 0) rows.push({ op: k, calls: c - c0, s: sec - s0 });
+  }
+  rows.sort((x, y) => y.s - x.s);
+  const calls = rows.reduce((t, r) => t + r.calls, 0);
+  const sec = rows.reduce((t, r) => t + r.s, 0);
+  const n = Math.max(1, trades);
+  return {
+    busyPerSecond: sec / wallS,
+    callsPerTrade: calls / n,
+    msPerTrade: (sec * 1000) / n,
+    top: rows.slice(0, 8).map((r) => ({ op: r.op, callsPerTrade: r.calls / n, msPerTrade: (r.s * 1000) / n })),
+  };
+}
