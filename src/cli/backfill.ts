@@ -16,7 +16,7 @@ import { POLYGON_PROVIDER, POLYGON_REST_SOURCE } from '../adapters/marketdata/po
 import { toBarMessage } from '../adapters/marketdata/replay';
 import { createPool } from '../adapters/postgres/pool';
 import { storedBarTimes } from '../adapters/postgres/bars';
-import { ConfirmPublisher, RabbitConnection, assertTopologyOn } from '../adapters/rabbitmq';
+import { ConfirmPublisher, RabbitConnection, topologySetup } from '../adapters/rabbitmq';
 import { replayBars } from '../services/bar-publishing';
 
 const USAGE = `Usage: npm run backfill -- --symbols NVDA,ORCL --from YYYY-MM-DD --to YYYY-MM-DD [options]
@@ -86,7 +86,7 @@ async function main(): Promise<number> {
     urls: cfg.rabbitmq.urls,
     name: `backfill-${process.pid}`,
     logger: log,
-    setup: assertTopologyOn,
+    setup: topologySetup(cfg.rabbitmq),
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
   const validator = new BarValidator();

@@ -25,7 +25,7 @@ import {
   ConfirmPublisher,
   RabbitConnection,
   STORE_BARS_QUEUE,
-  assertTopologyOn,
+  topologySetup,
   consumeJson,
   type ConsumerHandle,
 } from '../adapters/rabbitmq';
@@ -179,7 +179,7 @@ async function main(): Promise<void> {
     urls: cfg.rabbitmq.urls,
     name: `bar-store-${process.pid}`,
     logger: log,
-    setup: assertTopologyOn,
+    setup: topologySetup(cfg.rabbitmq),
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
   const store = startBarStore({

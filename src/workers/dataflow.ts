@@ -25,7 +25,7 @@ import {
   type WatchlistReplay,
 } from '../adapters/marketdata/replay';
 import { PolygonRestClient } from '../adapters/marketdata/polygon/rest';
-import { ConfirmPublisher, MARKET_BARS_EXCHANGE, RabbitConnection, assertTopologyOn } from '../adapters/rabbitmq';
+import { ConfirmPublisher, MARKET_BARS_EXCHANGE, RabbitConnection, topologySetup } from '../adapters/rabbitmq';
 import { dropInvalidBars, replayBars } from '../services/bar-publishing';
 import { MarketFeed, type FeedSource } from '../services/market-feed';
 import { replaySource, restPollingSource, websocketSource } from '../services/market-sources';
@@ -188,7 +188,7 @@ async function main(): Promise<number> {
     urls: cfg.rabbitmq.urls,
     name: `dataflow-${process.pid}`,
     logger: log,
-    setup: assertTopologyOn,
+    setup: topologySetup(cfg.rabbitmq),
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
   const ops = await startOps(cfg, 'dataflow', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
@@ -274,7 +274,7 @@ async function runLive(cfg: Config, log: Logger, values: { symbols?: string; fro
     urls: cfg.rabbitmq.urls,
     name: `dataflow-${process.pid}`,
     logger: log,
-    setup: assertTopologyOn,
+    setup: topologySetup(cfg.rabbitmq),
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
   const ops = await startOps(cfg, 'dataflow', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });

@@ -18,7 +18,7 @@ import {
   MARKET_BARS_EXCHANGE,
   RabbitConnection,
   assertConsumerQueue,
-  assertTopologyOn,
+  topologySetup,
   consumeJson,
   withChannel,
 } from '../adapters/rabbitmq';
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
     name: `exchange-sim-${process.pid}`,
     logger: log,
     setup: async (conn) => {
-      await assertTopologyOn(conn);
+      await topologySetup(cfg.rabbitmq)(conn);
       await withChannel(conn, (ch) =>
         assertConsumerQueue(ch, {
           queue: EXCHANGE_BARS_QUEUE,

@@ -26,7 +26,7 @@ import {
   QUANT_BARS_QUEUE,
   RabbitConnection,
   TRADE_SIGNALS_EXCHANGE,
-  assertTopologyOn,
+  topologySetup,
   consumeJson,
   signalRoutingKey,
   type ConsumerHandle,
@@ -333,7 +333,7 @@ async function main(): Promise<void> {
     urls: cfg.rabbitmq.urls,
     name: `quant-${process.pid}`,
     logger: log,
-    setup: assertTopologyOn,
+    setup: topologySetup(cfg.rabbitmq),
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
   const pool = cfg.quant.warmup ? createPool(cfg.databaseUrl, 2) : undefined;

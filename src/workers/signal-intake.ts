@@ -33,7 +33,7 @@ import {
   ConfirmPublisher,
   INTAKE_SIGNALS_QUEUE,
   RabbitConnection,
-  assertTopologyOn,
+  topologySetup,
   consumeJson,
   type ConsumerHandle,
 } from '../adapters/rabbitmq';
@@ -296,7 +296,7 @@ export function openIntake(
     urls: cfg.rabbitmq.urls,
     name: `signal-intake-${process.pid}`,
     logger: log,
-    setup: assertTopologyOn,
+    setup: topologySetup(cfg.rabbitmq),
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
   let closing: Promise<void> | undefined;

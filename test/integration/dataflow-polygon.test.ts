@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBars, upsertBars } from '../../src/adapters/postgres/bars';
 import { toBarMessage } from '../../src/adapters/marketdata/replay';
-import { ConfirmPublisher, RabbitConnection, assertTopologyOn, withChannel } from '../../src/adapters/rabbitmq';
+import { ConfirmPublisher, RabbitConnection, topologySetup, withChannel } from '../../src/adapters/rabbitmq';
 import { assertConsumerQueue, MARKET_BARS_EXCHANGE } from '../../src/adapters/rabbitmq/topology';
 import { parseEnv } from '../../src/config';
 import { createLogger } from '../../src/logging';
@@ -86,7 +86,7 @@ describe('Dataflow with the fake Polygon and real RabbitMQ / PostgreSQL', () => 
       url: cfg.rabbitmq.url,
       name: 'dataflow-it',
       logger: quiet,
-      setup: assertTopologyOn,
+      setup: topologySetup(cfg.rabbitmq),
     });
     publisher = new ConfirmPublisher(rabbit, { logger: quiet });
     await rabbit.start();

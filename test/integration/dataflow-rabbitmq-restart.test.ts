@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfirmPublisher, RabbitConnection, assertTopologyOn, withChannel } from '../../src/adapters/rabbitmq';
+import { ConfirmPublisher, RabbitConnection, topologySetup, withChannel } from '../../src/adapters/rabbitmq';
 import { assertConsumerQueue, MARKET_BARS_EXCHANGE } from '../../src/adapters/rabbitmq/topology';
 import { parseEnv } from '../../src/config';
 import { createLogger } from '../../src/logging';
@@ -71,7 +71,7 @@ describe('Dataflow across a RabbitMQ restart (private node) and a WebSocket drop
       url: cfg.rabbitmq.url,
       name: 'restart-it',
       logger: quiet,
-      setup: assertTopologyOn,
+      setup: topologySetup(cfg.rabbitmq),
     });
     publisher = new ConfirmPublisher(rabbit, { logger: quiet, channelWaitMs: 120_000 });
     await rabbit.start();

@@ -6,7 +6,7 @@ import {
   ConfirmPublisher,
   RabbitConnection,
   TRADE_SIGNALS_EXCHANGE,
-  assertTopologyOn,
+  topologySetup,
   signalRoutingKey,
 } from '../../src/adapters/rabbitmq';
 import { parseTradeSignal } from '../../src/contracts/signal';
@@ -43,7 +43,12 @@ beforeAll(async () => {
   quietTemporalRuntime();
   vh = await createPrivateVhost('sat-eager');
   temporal = await connectDevServer();
-  rabbit = new RabbitConnection({ url: vh.url, name: 'test-intake-eager', logger: log, setup: assertTopologyOn });
+  rabbit = new RabbitConnection({
+    url: vh.url,
+    name: 'test-intake-eager',
+    logger: log,
+    setup: topologySetup(vh.config.rabbitmq),
+  });
   publisher = new ConfirmPublisher(rabbit, { logger: log });
   await rabbit.start();
 });

@@ -9,7 +9,7 @@ import {
   RabbitConnection,
   REJECTION_REASON_HEADER,
   TRADE_SIGNALS_EXCHANGE,
-  assertTopologyOn,
+  topologySetup,
   dlqName,
   signalRoutingKey,
   withChannel,
@@ -44,7 +44,12 @@ const started: string[] = [];
 beforeAll(async () => {
   vh = await createPrivateVhost('sat-intake');
   temporal = await connectDevServer();
-  rabbit = new RabbitConnection({ url: vh.url, name: 'test-intake-errors', logger: log, setup: assertTopologyOn });
+  rabbit = new RabbitConnection({
+    url: vh.url,
+    name: 'test-intake-errors',
+    logger: log,
+    setup: topologySetup(vh.config.rabbitmq),
+  });
   publisher = new ConfirmPublisher(rabbit, { logger: log });
   await rabbit.start();
 });

@@ -8,7 +8,7 @@ import {
   TRADE_SIGNALS_EXCHANGE,
   assertConsumerQueue,
   RabbitManagement,
-  assertTopologyOn,
+  topologySetup,
   barRoutingKey,
   signalRoutingKey,
   withChannel,
@@ -98,7 +98,7 @@ export class PipelineHarness {
       url: cfg.rabbitmq.url,
       name: `test-harness-${process.pid}`,
       logger,
-      setup: assertTopologyOn,
+      setup: topologySetup(cfg.rabbitmq),
     });
     const publisher = new ConfirmPublisher(rabbit, { logger });
     await rabbit.start();

@@ -1,5 +1,5 @@
 import type { Channel, ChannelModel } from 'amqplib';
-import { loadConfig } from '../../config';
+import { loadConfig, type RabbitmqConfig } from '../../config';
 import { assertTopology } from './topology';
 
 /**
@@ -27,11 +27,20 @@ export async function withChannel<T>(conn: ChannelModel, fn: (ch: Channel) => Pr
 }
 
 /**
- * A setup callback for RabbitConnection: declare the whole topology on every (re)connect, with the process's
- * configured delivery limit (RABBITMQ_DELIVERY_LIMIT).
+ * A setup callback for RabbitConnection: declare the whole topology on every (re)connect, with the `rabbitmq`
+ * section's delivery limit (every process must declare the same x-delivery-limit, or RabbitMQ refuses the
+ * declaration).
+ */
+export function topologySetup(rabbitmq: Pick<RabbitmqConfig, 'deliveryLimit'>): (conn: ChannelModel) => Promise<void> {
+  const { deliveryLimit } = rabbitmq;
+  return (conn) => withChannel(conn, (ch) => assertTopology(ch, { deliveryLimit }));
+}
+
+/**
+ * @deprecated Loads the process configuration itself: use topologySetup(config.rabbitmq). Kept only until the
+ * trade benchmark (src/cli/bench-trades.ts, being split) moves over.
  */
 export function assertTopologyOn(conn: ChannelModel): Promise<void> {
-  const { deliveryLimit } = loadConfig().rabbitmq;
-  return withChannel(conn, (ch) => assertTopology(ch, { deliveryLimit }));
+  return topologySetup(loadConfig().rabbitmq)(conn);
 }
 export * from './management';
