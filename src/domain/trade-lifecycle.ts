@@ -1,4 +1,4 @@
-import type { BrokerOrder } from '../contracts/order';
+import { isTerminal, type BrokerOrder } from '../contracts/order';
 
 /**
  * One trade lifecycle, defined once and used by the workflow (phases, search attribute), the activities
@@ -54,8 +54,12 @@ export const LEDGER_RUNNING_STATUSES = [
 ] as const;
 export const LEDGER_TRADE_STATUSES: readonly string[] = [...new Set([...LEDGER_RUNNING_STATUSES, ...TRADE_OUTCOMES])];
 
-/** Why a trade stops following its order. */
+/** Why a trade ends. */
 export type EndCause =
+  /** The signal breaks the contract (a trade started by hand): nothing reached risk or the ledger. */
+  | { kind: 'invalid_signal' }
+  /** Risk refused the trade; its decision is in the ledger already and nothing was reserved. */
+  | { kind: 'risk_rejected'; reasonCode: string }
   /** The broker refused the order at submission: nothing was placed. */
   | { kind: 'broker_rejected' }
   /** The broker reports the order (and any bracket legs) final. */
@@ -77,6 +81,16 @@ export interface TradeEnd {
   reasonCode: string | null;
 }
 
+/**
+ * A simple order is complete when terminal. A bracket is complete when its entry is terminal and, if the
+ * entry filled, every leg is terminal too (one leg fills, the broker cancels the other).
+ */
+export function isTradeComplete(o: BrokerOrder): boolean {
+  if (!isTerminal(o.status)) return false;
+  if (!o.legs?.length || o.filledQty === 0) return true;
+  return o.legs.every((l) => isTerminal(l.status));
+}
+
 /** Phase of a live order (not yet complete). */
 export function workingPhaseOf(o: BrokerOrder): TradePhase {
   if (o.status === 'filled' && o.legs?.length && o.filledQty > 0) return 'BRACKET_ACTIVE';
@@ -90,11 +104,23 @@ export function ledgerStatusOf(phase: TradePhase): string {
   return (LEDGER_RUNNING_STATUSES as readonly string[]).includes(phase) || phase === 'FILLED' ? phase : 'SUBMITTED';
 }
 
+/**
+ * Whether the workflow still has to write the trade's end to the ledger (finalizeTrade: outcome, reservation
+ * released). Not for ends before a reservation: risk wrote its rejection itself, an invalid signal has no row.
+ */
+export function endNeedsLedger(cause: EndCause): boolean {
+  return cause.kind !== 'invalid_signal' && cause.kind !== 'risk_rejected';
+}
+
 /** The one mapping from how a trade ended to its final phase, ledger outcome and reason code. */
 export function tradeEnd(order: BrokerOrder | null, cause: EndCause): TradeEnd {
   const filled = order?.filledQty ?? 0;
   const fullyFilled = order !== null && order.status === 'filled';
   switch (cause.kind) {
+    case 'invalid_signal':
+      return { phase: 'REJECTED', outcome: 'REJECTED', reasonCode: 'invalid_signal' };
+    case 'risk_rejected':
+      return { phase: 'REJECTED', outcome: 'REJECTED', reasonCode: cause.reasonCode };
     case 'broker_rejected':
       return { phase: 'BROKER_REJECTED', outcome: 'BROKER_REJECTED', reasonCode: 'broker_rejected' };
     case 'broker_final': {
