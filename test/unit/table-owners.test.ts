@@ -4,8 +4,9 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * One writer per table (docs/architecture.md, "The ledger"): every INSERT / UPDATE / DELETE of a table in
- * src/ sits in that table's owner module, and all of them under src/adapters/postgres. The money tables are
- * pinned to the ledger module, so a second writer of a position, a fill or a reservation cannot creep in.
+ * src/ sits in that table's owner module, and all SQL (reads too) lives under src/adapters/postgres. The money
+ * tables are pinned to the ledger module, so a second writer of a position, a fill or a reservation cannot
+ * creep in.
  */
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -91,5 +92,12 @@ describe('table ownership', () => {
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  it('no module outside src/adapters/postgres runs a query (reads included)', () => {
+    const outside = sourceFiles('src')
+      .filter((f) => !f.startsWith('src/adapters/postgres/'))
+      .filter((f) => /\.query\s*[(<]/.test(fs.readFileSync(path.join(ROOT, f), 'utf8')));
+    expect(outside).toEqual([]);
   });
 });
