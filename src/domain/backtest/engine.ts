@@ -275,19 +275,16 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
       gross += Math.abs(q * px);
     }
     if (audit) {
-      const fail = (what: string) => {
-        throw new AccountingError(`${bar.timestamp}: ${what}`);
-      };
-      if (Math.abs(acct.cash - ledgerCash) > CENT) fail(`cash ${acct.cash} != ledger cash ${ledgerCash}`);
+      if (Math.abs(acct.cash - ledgerCash) > CENT) auditFailure(bar, `cash ${acct.cash} != ledger cash ${ledgerCash}`);
       if (Math.abs(acct.feesPaid - ledgerFees) > CENT)
-        fail(`fees charged ${acct.feesPaid} != Σ fill fees ${ledgerFees}`);
+        auditFailure(bar, `fees charged ${acct.feesPaid} != Σ fill fees ${ledgerFees}`);
       if (Math.abs(acct.cash + ledgerPositionValue - acct.equity) > CENT) {
-        fail(`cash ${acct.cash} + position value ${ledgerPositionValue} != equity ${acct.equity}`);
+        auditFailure(bar, `cash ${acct.cash} + position value ${ledgerPositionValue} != equity ${acct.equity}`);
       }
       for (const sym of symbols) {
         const held = exchange.position(sym)?.qty ?? 0;
         if (held !== (ledgerQty.get(sym) ?? 0))
-          fail(`${sym}: position ${held} without matching fills (${ledgerQty.get(sym) ?? 0})`);
+          auditFailure(bar, `${sym}: position ${held} without matching fills (${ledgerQty.get(sym) ?? 0})`);
       }
     }
     timestamps.push(bar.timestamp);
@@ -314,6 +311,11 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
     metrics: computeMetrics({ timestamps, equity, exposure, trades, startingCash }),
     final: { cash: acct.cash, equity: acct.equity, positions, feesPaid: acct.feesPaid, slippage: slippageTotal },
   };
+}
+
+/** The audit's verdict on a bar (a function, not a closure per timestamp: the audit runs on every one). */
+function auditFailure(bar: OhlcvBar, what: string): never {
+  throw new AccountingError(`${bar.timestamp}: ${what}`);
 }
 
 function countTimestamps(bars: readonly OhlcvBar[]): number {

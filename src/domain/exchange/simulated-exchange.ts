@@ -488,12 +488,9 @@ export class SimulatedExchange {
    * through the take-profit, which then is provably first.
    */
   private openInPriority(symbol?: string, bar?: OhlcvBar): WorkingOrder[] {
+    if (this.open.size === 0) return []; // the usual case on a bar: nothing working
     const list = [...this.open.values()].filter((o) => symbol === undefined || o.symbol === symbol);
-    const key = (o: WorkingOrder): number =>
-      bar && o.legRole === 'take_profit' && matchLimit(o.side, o.limitPrice!, bar).kind === 'open'
-        ? o.seq - 1.5
-        : o.seq;
-    return list.sort((a, b) => key(a) - key(b));
+    return list.sort((a, b) => priorityKey(a, bar) - priorityKey(b, bar));
   }
 
   // ================================================================== internals: submit
@@ -587,17 +584,19 @@ export class SimulatedExchange {
 
   /** Symbol, halt, market-data and (account.ts) funds checks (the request shape is already valid). */
   private venueChecks(o: WorkingOrder, req: OrderRequest): OrderRejection | null {
-    const reject = (code: RejectCode, message: string): OrderRejection => ({ code, message });
-    if (!this.universe.has(o.symbol)) return reject('unknown_symbol', `unknown symbol: ${o.symbol}`);
-    if (this.halted.has(o.symbol)) return reject('symbol_halted', `trading in ${o.symbol} is halted`);
+    if (!this.universe.has(o.symbol)) return rejection('unknown_symbol', `unknown symbol: ${o.symbol}`);
+    if (this.halted.has(o.symbol)) return rejection('symbol_halted', `trading in ${o.symbol} is halted`);
     const last = this.lastBars.get(o.symbol)?.close;
     const needsMarket = o.type === 'market' || o.type === 'trailing_stop';
-    if (needsMarket && last === undefined) return reject('no_market_data', `no market price for ${o.symbol} yet`);
+    if (needsMarket && last === undefined) return rejection('no_market_data', `no market price for ${o.symbol} yet`);
 
     if (o.orderClass === 'bracket') {
       for (const role of ['take_profit', 'stop_loss'] as const) {
         if (this.byClientId.has(legClientOrderId(o.clientOrderId, role))) {
-          return reject('invalid_order', `bracket leg id ${legClientOrderId(o.clientOrderId, role)} is already in use`);
+          return rejection(
+            'invalid_order',
+            `bracket leg id ${legClientOrderId(o.clientOrderId, role)} is already in use`,
+          );
         }
       }
       const basePrice = o.limitPrice ?? o.stopPrice ?? last;
@@ -606,7 +605,7 @@ export class SimulatedExchange {
       if (basePrice !== undefined) {
         const ok = o.side === 'buy' ? tp > basePrice && sl < basePrice : tp < basePrice && sl > basePrice;
         if (!ok) {
-          return reject(
+          return rejection(
             'invalid_order',
             `bracket ${o.side}: take_profit.limit_price ${tp} must be ${o.side === 'buy' ? 'above' : 'below'} and stop_loss.stop_price ${sl} ${o.side === 'buy' ? 'below' : 'above'} the base price ${basePrice}`,
           );
@@ -668,4 +667,15 @@ function onTick(o: WorkingOrder, price: number): number {
   const limit = o.limitPrice;
   if (limit === undefined) return p;
   return o.side === 'buy' ? Math.min(p, roundToTick(limit, 'down')) : Math.max(p, roundToTick(limit, 'up'));
+}
+
+/** A time-priority key: a take-profit the bar opens through goes before its stop-loss (see openInPriority). */
+function priorityKey(o: WorkingOrder, bar: OhlcvBar | undefined): number {
+  return bar && o.legRole === 'take_profit' && matchLimit(o.side, o.limitPrice!, bar).kind === 'open'
+    ? o.seq - 1.5
+    : o.seq;
+}
+
+function rejection(code: RejectCode, message: string): OrderRejection {
+  return { code, message };
 }

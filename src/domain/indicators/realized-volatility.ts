@@ -1,3 +1,5 @@
+import { instantMs } from '../instants';
+
 /**
  * Realised (historical) volatility: the sample standard deviation of log close-to-close returns,
  * annualised by √(bars per year). Pure; no I/O.
@@ -41,11 +43,14 @@ export function sampleStdDev(values: readonly number[]): number | null {
 
 /** Bars per year implied by the median spacing of the timestamps; `fallback` when it cannot be inferred. */
 export function barsPerYear(timestamps: readonly string[], session: SessionKind = 'equity', fallback = 252): number {
-  const times = timestamps.map((t) => Date.parse(t)).filter((t) => Number.isFinite(t));
+  // Gaps between consecutive parseable timestamps (an unparseable one is skipped, not a gap of its own).
   const gaps: number[] = [];
-  for (let i = 1; i < times.length; i++) {
-    const gap = times[i]! - times[i - 1]!;
-    if (gap > 0) gaps.push(gap);
+  let prev = Number.NaN;
+  for (const t of timestamps) {
+    const ms = instantMs(t);
+    if (!Number.isFinite(ms)) continue;
+    if (!Number.isNaN(prev) && ms - prev > 0) gaps.push(ms - prev);
+    prev = ms;
   }
   if (gaps.length === 0) return fallback;
   gaps.sort((a, b) => a - b);

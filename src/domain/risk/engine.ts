@@ -1,4 +1,5 @@
 import { realizedVolatility } from '../indicators/realized-volatility';
+import { instantMs } from '../instants';
 import { exposureModel, type ExposureModel } from './exposure';
 import type { RiskLimits } from './limits';
 import { validateRiskSignal, type RiskSignal } from './signal';
@@ -31,13 +32,22 @@ import {
  * only shrinks an existing position: blocking an exit makes the risk worse. They act as reduce-only caps.
  */
 
-/** A check as the engine runs it. Capping checks must pass at quantity 0 and fail monotonically as it grows. */
+/**
+ * A check as the engine runs it. Capping checks must pass at quantity 0 and fail monotonically as it grows.
+ *
+ * `passes` is the verdict alone; `check` is the recorded check (value, limit, rule, detail), whose `passed` is
+ * `passes` itself. The caps' binary search asks only `passes` (~15 quantities per cap per signal), so the
+ * detail strings are formatted once per check, on the final quantity. The rules are module constants over a
+ * per-decision context: building ~15 closures per decision (each named at run time under tsx) was most of the
+ * engine's cost in a backtest.
+ */
 interface Rule {
   name: string;
   code: RejectionCode;
   /** gate: independent of quantity. cap: passes for every quantity up to some maximum. */
   kind: 'gate' | 'cap';
-  evaluate(qty: number): Omit<RiskCheck, 'name' | 'code'>;
+  passes(c: RuleContext, qty: number): boolean;
+  check(c: RuleContext, qty: number): Omit<RiskCheck, 'name' | 'code'>;
 }
 
 /** Relative tolerance for comparisons of floating-point money: exactly-at-limit must pass (or trip) reliably. */
@@ -78,15 +88,15 @@ export function evaluate(
   const s = validation.signal;
   const model = exposureModel(portfolio, s, limits);
   const proposal = proposeSize(s, model.equity, market.recentBars, limits);
-  const rules = buildRules(s, portfolio, market, limits, model, proposal);
+  const ctx = ruleContext(s, portfolio, market, limits, model, proposal);
 
   // Cap: each capping check's largest passing quantity, measured independently against the proposal.
   const caps: Partial<Record<RejectionCode, number>> = {};
   let finalQty = proposal.proposedQty;
   let bindingLimit: RejectionCode | null = null;
-  for (const rule of rules) {
+  for (const rule of RULES) {
     if (rule.kind !== 'cap') continue;
-    const cap = largestPassingQty(rule, proposal.proposedQty);
+    const cap = largestPassingQty(rule, ctx, proposal.proposedQty);
     if (cap < proposal.proposedQty) caps[rule.code] = Math.min(cap, caps[rule.code] ?? cap); // two volatility checks share a code
     if (cap < finalQty) {
       finalQty = cap;
@@ -105,8 +115,8 @@ export function evaluate(
       limit: null,
       rule: 'signal is well-formed',
     },
-    ...rules.map((rule) => withoutEmptyDetail({ name: rule.name, code: rule.code, ...rule.evaluate(evalQty) })),
   ];
+  for (const rule of RULES) checks.push(recordedCheck(rule, rule.check(ctx, evalQty)));
   const failed = checks.find((c) => !c.passed);
   const approved = failed === undefined && finalQty >= 1;
   const qty = approved ? finalQty : 0;
@@ -123,21 +133,31 @@ export function evaluate(
   };
 }
 
-/** JSON drops undefined anyway; dropping empty details here keeps stored and returned decisions identical. */
-function withoutEmptyDetail(check: RiskCheck): RiskCheck {
-  if (check.detail !== undefined && check.detail !== '') return check;
-  const { detail: _detail, ...rest } = check;
-  return rest;
+/**
+ * The check as recorded: name and code first, then the rule's fields; JSON drops undefined anyway, and dropping
+ * empty details here keeps stored and returned decisions identical.
+ */
+function recordedCheck(rule: Rule, r: Omit<RiskCheck, 'name' | 'code'>): RiskCheck {
+  const check: RiskCheck = {
+    name: rule.name,
+    code: rule.code,
+    passed: r.passed,
+    value: r.value,
+    limit: r.limit,
+    rule: r.rule,
+  };
+  if (r.detail !== undefined && r.detail !== '') check.detail = r.detail;
+  return check;
 }
 
 /** Largest q in [0, max] for which the (monotone) rule passes. Binary search: O(log max) evaluations. */
-function largestPassingQty(rule: Rule, max: number): number {
-  if (max <= 0 || rule.evaluate(max).passed) return Math.max(0, max);
+function largestPassingQty(rule: Rule, c: RuleContext, max: number): number {
+  if (max <= 0 || rule.passes(c, max)) return Math.max(0, max);
   let lo = 0; // passes by contract
   let hi = max; // fails
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);
-    if (rule.evaluate(mid).passed) lo = mid;
+    if (rule.passes(c, mid)) lo = mid;
     else hi = mid;
   }
   return lo;
@@ -166,311 +186,392 @@ function drawdown(dayStartEquity: number, equity: number): number {
 
 function toEpochMs(t: string | number | null | undefined): number | null {
   if (t === null || t === undefined) return null;
-  const ms = typeof t === 'number' ? t : Date.parse(t);
+  const ms = typeof t === 'number' ? t : instantMs(t);
   return Number.isFinite(ms) ? ms : null;
 }
 
-function buildRules(
+/** Everything the rules measure, computed once per decision. */
+interface RuleContext {
+  s: RiskSignal;
+  portfolio: PortfolioSnapshot;
+  limits: RiskLimits;
+  m: ExposureModel;
+  proposal: SizingProposal;
+  cls: RiskLimits['assetClasses'][RiskSignal['assetClass']];
+  equity: number;
+  reducible: number;
+  worstBefore: number;
+  grossBefore: number;
+  availableMarginBefore: number;
+  marginBuffer: number;
+  nowMs: number | null;
+  sinceLast: number | null;
+  vix: unknown;
+  vixKnown: boolean;
+  vixValid: boolean;
+  vixOk: boolean;
+  vol: number | null;
+  volOk: boolean;
+  dd: number;
+  breakerTripped: boolean;
+  marginCalled: boolean;
+  maxPositionNotional: number;
+  buyingPower: number;
+  stressLimit: number;
+}
+
+function ruleContext(
   s: RiskSignal,
   portfolio: PortfolioSnapshot,
   market: MarketContext,
   limits: RiskLimits,
   m: ExposureModel,
   proposal: SizingProposal,
-): Rule[] {
-  const cls = limits.assetClasses[s.assetClass];
+): RuleContext {
   const equity = m.equity;
-  const reducible = m.reducibleQty;
-  /** Does trading `qty` only shrink an existing position? (qty 0 trivially does.) */
-  const reduces = (qty: number) => qty <= reducible;
-  const reducingNote = (qty: number, breached: boolean) =>
-    breached && qty > 0
-      ? `; allowed: the trade only reduces the ${m.symbol.held > 0 ? 'long' : 'short'} position (${reducible} shares reducible)`
-      : '';
-  const worstBefore = m.worstAfter(0);
-  const grossBefore = m.grossAfter(0);
   const availableMarginBefore = m.availableMarginAfter(0);
   const marginBuffer = limits.marginCallPct * equity;
-
-  const rules: Rule[] = [];
-
-  // --- Who may trade at all -------------------------------------------------------------------------
-  rules.push({
-    name: 'trading_halted',
-    code: 'trading_halted',
-    kind: 'gate',
-    evaluate: () => ({
-      passed: portfolio.tradingState !== 'HALTED',
-      value: portfolio.tradingState,
-      limit: 'HALTED',
-      rule: 'value != limit',
-      detail: portfolio.tradingState === 'HALTED' ? 'kill switch: trading is HALTED for this account' : undefined,
-    }),
-  });
-
-  rules.push({
-    name: 'reduce_only',
-    code: 'reduce_only',
-    kind: 'cap',
-    evaluate: (qty) => {
-      if (portfolio.tradingState !== 'REDUCING') {
-        return {
-          passed: true,
-          value: qty,
-          limit: null,
-          rule: 'value <= limit (only in REDUCING)',
-          detail: `trading state ${portfolio.tradingState}`,
-        };
-      }
-      return {
-        passed: reduces(qty),
-        value: qty,
-        limit: reducible,
-        rule: 'value <= limit (only in REDUCING)',
-        detail: `trading state REDUCING: only trades that shrink an existing position (held ${m.symbol.held}, ${reducible} shares reducible by a ${s.side})`,
-      };
-    },
-  });
-
   // The cooldown runs on market time: the signal's own timestamp (its bar), so a fast replay of daily bars is
   // not a burst of duplicates. The decision time is the fallback for a signal without one.
   const nowMs = toEpochMs(s.createdAt ?? portfolio.asOf);
   const lastMs = toEpochMs(portfolio.lastSignalAt[signalKey(s.symbol, s.strategy)]);
-  const sinceLast = nowMs !== null && lastMs !== null ? (nowMs - lastMs) / 1000 : null;
-  rules.push({
-    name: 'duplicate_signal',
-    code: 'duplicate_signal',
-    kind: 'gate',
-    evaluate: () => ({
-      passed: limits.duplicateCooldownSec <= 0 || sinceLast === null || sinceLast >= limits.duplicateCooldownSec,
-      value: sinceLast === null ? null : r6(sinceLast),
-      limit: limits.duplicateCooldownSec,
-      rule: 'value >= limit (seconds since the last approved signal of this symbol and strategy)',
-      detail:
-        sinceLast === null
-          ? nowMs === null
-            ? 'no signal or decision time known: cooldown not applied'
-            : 'no earlier approved signal'
-          : undefined,
-    }),
-  });
-
-  // --- Market conditions (reduce-only when breached) -------------------------------------------------
   const vix = market.vix;
   const vixKnown = vix !== undefined && vix !== null;
   const vixValid = vixKnown && typeof vix === 'number' && Number.isFinite(vix) && vix >= 0;
-  const vixOk = !vixKnown || (vixValid && leq(vix, limits.maxVix));
-  rules.push({
-    name: 'extreme_volatility.vix',
-    code: 'extreme_volatility',
-    kind: 'cap',
-    evaluate: (qty) => ({
-      passed: vixOk || reduces(qty),
-      value: vixKnown ? (vixValid ? vix : String(vix)) : null,
-      limit: limits.maxVix,
-      rule: 'value <= limit',
-      detail: !vixKnown
-        ? 'VIX unknown: not applied'
-        : !vixValid
-          ? 'VIX present but not a finite number >= 0: treated as extreme'
-          : reducingNote(qty, !vixOk),
-    }),
-  });
-
   const vol = realizedVolatility(
     (market.recentBars ?? []).filter((b) => b.symbol === undefined || b.symbol === s.symbol),
     limits.realizedVolWindow,
     { session: s.assetClass, minReturns: limits.realizedVolMinReturns },
   );
-  const volOk = vol === null || leq(vol, limits.maxRealizedVol);
-  rules.push({
+  const dd = drawdown(portfolio.dayStartEquity, equity);
+  const cls = limits.assetClasses[s.assetClass];
+  return {
+    s,
+    portfolio,
+    limits,
+    m,
+    proposal,
+    cls,
+    equity,
+    reducible: m.reducibleQty,
+    worstBefore: m.worstAfter(0),
+    grossBefore: m.grossAfter(0),
+    availableMarginBefore,
+    marginBuffer,
+    nowMs,
+    sinceLast: nowMs !== null && lastMs !== null ? (nowMs - lastMs) / 1000 : null,
+    vix,
+    vixKnown,
+    vixValid,
+    vixOk: !vixKnown || (vixValid && leq(vix, limits.maxVix)),
+    vol,
+    volOk: vol === null || leq(vol, limits.maxRealizedVol),
+    dd,
+    breakerTripped: geq(dd, limits.circuitBreakerPct),
+    marginCalled: !geq(availableMarginBefore, marginBuffer) || equity <= 0,
+    maxPositionNotional: Math.max(0, equity) * cls.maxExposurePct,
+    // Buying power: the margin the trade adds must leave available margin at or above the margin-call buffer.
+    buyingPower: Math.max(0, availableMarginBefore - marginBuffer) * cls.leverageLimit,
+    stressLimit: limits.stressThresholdPct * Math.max(0, equity),
+  };
+}
+
+/** Does trading `qty` only shrink an existing position? (qty 0 trivially does.) */
+const reduces = (c: RuleContext, qty: number) => qty <= c.reducible;
+const reducingNote = (c: RuleContext, qty: number, breached: boolean) =>
+  breached && qty > 0
+    ? `; allowed: the trade only reduces the ${c.m.symbol.held > 0 ? 'long' : 'short'} position (${c.reducible} shares reducible)`
+    : '';
+
+const RULES: readonly Rule[] = [
+  // --- Who may trade at all -------------------------------------------------------------------------
+  {
+    name: 'trading_halted',
+    code: 'trading_halted',
+    kind: 'gate',
+    passes: (c) => c.portfolio.tradingState !== 'HALTED',
+    check(c) {
+      return {
+        passed: this.passes(c, 0),
+        value: c.portfolio.tradingState,
+        limit: 'HALTED',
+        rule: 'value != limit',
+        detail: c.portfolio.tradingState === 'HALTED' ? 'kill switch: trading is HALTED for this account' : undefined,
+      };
+    },
+  },
+  {
+    name: 'reduce_only',
+    code: 'reduce_only',
+    kind: 'cap',
+    passes: (c, qty) => c.portfolio.tradingState !== 'REDUCING' || reduces(c, qty),
+    check(c, qty) {
+      if (c.portfolio.tradingState !== 'REDUCING') {
+        return {
+          passed: this.passes(c, qty),
+          value: qty,
+          limit: null,
+          rule: 'value <= limit (only in REDUCING)',
+          detail: `trading state ${c.portfolio.tradingState}`,
+        };
+      }
+      return {
+        passed: this.passes(c, qty),
+        value: qty,
+        limit: c.reducible,
+        rule: 'value <= limit (only in REDUCING)',
+        detail: `trading state REDUCING: only trades that shrink an existing position (held ${c.m.symbol.held}, ${c.reducible} shares reducible by a ${c.s.side})`,
+      };
+    },
+  },
+  {
+    name: 'duplicate_signal',
+    code: 'duplicate_signal',
+    kind: 'gate',
+    passes: (c) =>
+      c.limits.duplicateCooldownSec <= 0 || c.sinceLast === null || c.sinceLast >= c.limits.duplicateCooldownSec,
+    check(c) {
+      return {
+        passed: this.passes(c, 0),
+        value: c.sinceLast === null ? null : r6(c.sinceLast),
+        limit: c.limits.duplicateCooldownSec,
+        rule: 'value >= limit (seconds since the last approved signal of this symbol and strategy)',
+        detail:
+          c.sinceLast === null
+            ? c.nowMs === null
+              ? 'no signal or decision time known: cooldown not applied'
+              : 'no earlier approved signal'
+            : undefined,
+      };
+    },
+  },
+
+  // --- Market conditions (reduce-only when breached) -------------------------------------------------
+  {
+    name: 'extreme_volatility.vix',
+    code: 'extreme_volatility',
+    kind: 'cap',
+    passes: (c, qty) => c.vixOk || reduces(c, qty),
+    check(c, qty) {
+      return {
+        passed: this.passes(c, qty),
+        value: c.vixKnown ? (c.vixValid ? (c.vix as number) : String(c.vix)) : null,
+        limit: c.limits.maxVix,
+        rule: 'value <= limit',
+        detail: !c.vixKnown
+          ? 'VIX unknown: not applied'
+          : !c.vixValid
+            ? 'VIX present but not a finite number >= 0: treated as extreme'
+            : reducingNote(c, qty, !c.vixOk),
+      };
+    },
+  },
+  {
     name: 'extreme_volatility.realized',
     code: 'extreme_volatility',
     kind: 'cap',
-    evaluate: (qty) => ({
-      passed: volOk || reduces(qty),
-      value: vol === null ? null : r6(vol),
-      limit: limits.maxRealizedVol,
-      rule: 'value <= limit (annualised realised volatility)',
-      detail:
-        vol === null ? `fewer than ${limits.realizedVolMinReturns} returns: not applied` : reducingNote(qty, !volOk),
-    }),
-  });
+    passes: (c, qty) => c.volOk || reduces(c, qty),
+    check(c, qty) {
+      return {
+        passed: this.passes(c, qty),
+        value: c.vol === null ? null : r6(c.vol),
+        limit: c.limits.maxRealizedVol,
+        rule: 'value <= limit (annualised realised volatility)',
+        detail:
+          c.vol === null
+            ? `fewer than ${c.limits.realizedVolMinReturns} returns: not applied`
+            : reducingNote(c, qty, !c.volOk),
+      };
+    },
+  },
 
   // --- Signal quality ---------------------------------------------------------------------------------
-  rules.push({
+  {
     name: 'low_confidence',
     code: 'low_confidence',
     kind: 'gate',
-    evaluate: () => ({
-      passed: geq(s.confidence, limits.confidenceThreshold),
-      value: s.confidence,
-      limit: limits.confidenceThreshold,
-      rule: 'value >= limit',
-    }),
-  });
+    passes: (c) => geq(c.s.confidence, c.limits.confidenceThreshold),
+    check(c) {
+      return {
+        passed: this.passes(c, 0),
+        value: c.s.confidence,
+        limit: c.limits.confidenceThreshold,
+        rule: 'value >= limit',
+      };
+    },
+  },
 
   // --- Account health (reduce-only when breached) -----------------------------------------------------
-  const dd = drawdown(portfolio.dayStartEquity, equity);
-  const breakerTripped = geq(dd, limits.circuitBreakerPct);
-  rules.push({
+  {
     name: 'circuit_breaker',
     code: 'circuit_breaker',
     kind: 'cap',
-    evaluate: (qty) => ({
-      passed: !breakerTripped || reduces(qty),
-      value: r6(dd),
-      limit: limits.circuitBreakerPct,
-      rule: 'value < limit (daily drawdown vs day-start equity)',
-      detail: `equity ${usd(equity)} vs day start ${usd(portfolio.dayStartEquity)}${reducingNote(qty, breakerTripped)}`,
-    }),
-  });
-
-  const marginCalled = !geq(availableMarginBefore, marginBuffer) || equity <= 0;
-  rules.push({
+    passes: (c, qty) => !c.breakerTripped || reduces(c, qty),
+    check(c, qty) {
+      return {
+        passed: this.passes(c, qty),
+        value: r6(c.dd),
+        limit: c.limits.circuitBreakerPct,
+        rule: 'value < limit (daily drawdown vs day-start equity)',
+        detail: `equity ${usd(c.equity)} vs day start ${usd(c.portfolio.dayStartEquity)}${reducingNote(c, qty, c.breakerTripped)}`,
+      };
+    },
+  },
+  {
     name: 'under_margin_call',
     code: 'under_margin_call',
     kind: 'cap',
-    evaluate: (qty) => ({
-      passed: !marginCalled || reduces(qty),
-      value: r6(availableMarginBefore),
-      limit: r6(marginBuffer),
-      rule: 'value >= limit (available margin = equity − gross exposure / leverage limit, vs margin-call % of equity)',
-      detail: `equity ${usd(equity)}, margin used ${usd(m.marginUsedAfter(0))}${reducingNote(qty, marginCalled)}`,
-    }),
-  });
+    passes: (c, qty) => !c.marginCalled || reduces(c, qty),
+    check(c, qty) {
+      return {
+        passed: this.passes(c, qty),
+        value: r6(c.availableMarginBefore),
+        limit: r6(c.marginBuffer),
+        rule: 'value >= limit (available margin = equity − gross exposure / leverage limit, vs margin-call % of equity)',
+        detail: `equity ${usd(c.equity)}, margin used ${usd(c.m.marginUsedAfter(0))}${reducingNote(c, qty, c.marginCalled)}`,
+      };
+    },
+  },
 
   // --- Size --------------------------------------------------------------------------------------------
-  rules.push({
+  {
     name: 'position_sizing',
     code: 'risk_budget_too_small',
     kind: 'gate',
-    evaluate: () => ({
-      passed: proposal.proposedQty >= 1,
-      value: proposal.proposedQty,
-      limit: 1,
-      rule: 'value >= limit (shares the risk budget buys)',
-      detail: `risk budget ${usd(proposal.riskBudget)} / stop distance ${usd(proposal.stopDistance)} (${proposal.method})${proposal.hint !== null ? `, hint ${proposal.hint}` : ''}`,
-    }),
-  });
+    passes: (c) => c.proposal.proposedQty >= 1,
+    check(c) {
+      const p = c.proposal;
+      return {
+        passed: this.passes(c, 0),
+        value: p.proposedQty,
+        limit: 1,
+        rule: 'value >= limit (shares the risk budget buys)',
+        detail: `risk budget ${usd(p.riskBudget)} / stop distance ${usd(p.stopDistance)} (${p.method})${p.hint !== null ? `, hint ${p.hint}` : ''}`,
+      };
+    },
+  },
 
   // --- Limits (caps; a trade that does not increase the measure always passes) -------------------------
-  rules.push({
+  {
     name: 'short_not_allowed',
     code: 'short_not_allowed',
     kind: 'cap',
-    evaluate: (qty) => {
-      const lowest = m.lowestAfter(qty);
-      if (limits.allowShort)
+    passes: (c, qty) => c.limits.allowShort || qty === 0 || c.s.side === 'buy' || geq(c.m.lowestAfter(qty), 0),
+    check(c, qty) {
+      const lowest = c.m.lowestAfter(qty);
+      if (c.limits.allowShort)
         return {
-          passed: true,
+          passed: this.passes(c, qty),
           value: r6(lowest),
           limit: null,
           rule: 'shorting allowed',
           detail: 'RISK_ALLOW_SHORT=true',
         };
       return {
-        passed: qty === 0 || s.side === 'buy' || geq(lowest, 0),
+        passed: this.passes(c, qty),
         value: r6(lowest),
         limit: 0,
         rule: 'value >= limit (lowest position after every in-flight sell and this one)',
-        detail: `held ${m.symbol.held}, in-flight sells ${m.symbol.reservedSell}`,
+        detail: `held ${c.m.symbol.held}, in-flight sells ${c.m.symbol.reservedSell}`,
       };
     },
-  });
-
-  rules.push({
+  },
+  {
     name: 'over_position_limit',
     code: 'over_position_limit',
     kind: 'cap',
-    evaluate: (qty) => {
-      const after = m.worstAfter(qty);
+    passes: (c, qty) => {
+      const after = c.m.worstAfter(qty);
+      return leq(after, c.limits.maxPositionShares) || leq(after, c.worstBefore);
+    },
+    check(c, qty) {
       return {
-        passed: leq(after, limits.maxPositionShares) || leq(after, worstBefore),
-        value: r6(after),
-        limit: limits.maxPositionShares,
+        passed: this.passes(c, qty),
+        value: r6(c.m.worstAfter(qty)),
+        limit: c.limits.maxPositionShares,
         rule: 'value <= limit (worst-case |shares| after the trade, long or short)',
       };
     },
-  });
-
-  const maxPositionNotional = Math.max(0, equity) * cls.maxExposurePct;
-  rules.push({
+  },
+  {
     name: 'exposure_limit_breach',
     code: 'exposure_limit_breach',
     kind: 'cap',
-    evaluate: (qty) => {
-      const after = m.worstAfter(qty) * s.price;
+    passes: (c, qty) => {
+      const after = c.m.worstAfter(qty) * c.s.price;
+      return leq(after, c.maxPositionNotional) || leq(after, c.worstBefore * c.s.price);
+    },
+    check(c, qty) {
       return {
-        passed: leq(after, maxPositionNotional) || leq(after, worstBefore * s.price),
-        value: r6(after),
-        limit: r6(maxPositionNotional),
-        rule: `value <= limit (position notional vs ${pct(cls.maxExposurePct)} of equity for ${s.assetClass})`,
+        passed: this.passes(c, qty),
+        value: r6(c.m.worstAfter(qty) * c.s.price),
+        limit: r6(c.maxPositionNotional),
+        rule: `value <= limit (position notional vs ${pct(c.cls.maxExposurePct)} of equity for ${c.s.assetClass})`,
       };
     },
-  });
-
-  rules.push({
+  },
+  {
     name: 'leverage_limit_breach',
     code: 'leverage_limit_breach',
     kind: 'cap',
-    evaluate: (qty) => {
-      const gross = m.grossAfter(qty);
+    passes: (c, qty) => {
+      const gross = c.m.grossAfter(qty);
+      return leq(gross, c.cls.leverageLimit * Math.max(0, c.equity)) || leq(gross, c.grossBefore);
+    },
+    check(c, qty) {
+      const gross = c.m.grossAfter(qty);
       return {
-        passed: leq(gross, cls.leverageLimit * Math.max(0, equity)) || leq(gross, grossBefore),
-        value: equity > 0 ? r6(gross / equity) : null,
-        limit: cls.leverageLimit,
-        rule: `value <= limit (gross exposure / equity, ${s.assetClass} leverage limit)`,
-        detail: `gross exposure ${usd(gross)}, equity ${usd(equity)}`,
+        passed: this.passes(c, qty),
+        value: c.equity > 0 ? r6(gross / c.equity) : null,
+        limit: c.cls.leverageLimit,
+        rule: `value <= limit (gross exposure / equity, ${c.s.assetClass} leverage limit)`,
+        detail: `gross exposure ${usd(gross)}, equity ${usd(c.equity)}`,
       };
     },
-  });
-
-  // Buying power: the margin the trade adds must leave available margin at or above the margin-call buffer.
-  const buyingPower = Math.max(0, availableMarginBefore - marginBuffer) * cls.leverageLimit;
-  rules.push({
+  },
+  {
     name: 'insufficient_buying_power',
     code: 'insufficient_buying_power',
     kind: 'cap',
-    evaluate: (qty) => {
-      const added = (m.worstAfter(qty) - worstBefore) * s.price;
+    passes: (c, qty) => leq((c.m.worstAfter(qty) - c.worstBefore) * c.s.price, c.buyingPower),
+    check(c, qty) {
       return {
-        passed: leq(added, buyingPower),
-        value: r6(added),
-        limit: r6(buyingPower),
+        passed: this.passes(c, qty),
+        value: r6((c.m.worstAfter(qty) - c.worstBefore) * c.s.price),
+        limit: r6(c.buyingPower),
         rule: 'value <= limit (exposure the trade adds vs (available margin − margin-call buffer) × leverage)',
       };
     },
-  });
-
-  rules.push({
+  },
+  {
     name: 'max_order_notional',
     code: 'max_order_notional',
     kind: 'cap',
-    evaluate: (qty) => ({
-      passed: leq(qty * s.price, limits.maxOrderNotional),
-      value: r6(qty * s.price),
-      limit: limits.maxOrderNotional,
-      rule: 'value <= limit (qty × price)',
-    }),
-  });
-
-  const stressLimit = limits.stressThresholdPct * Math.max(0, equity);
-  rules.push({
+    passes: (c, qty) => leq(qty * c.s.price, c.limits.maxOrderNotional),
+    check(c, qty) {
+      return {
+        passed: this.passes(c, qty),
+        value: r6(qty * c.s.price),
+        limit: c.limits.maxOrderNotional,
+        rule: 'value <= limit (qty × price)',
+      };
+    },
+  },
+  {
     name: 'stress_test_fail',
     code: 'stress_test_fail',
     kind: 'cap',
-    evaluate: (qty) => {
-      const gross = m.grossAfter(qty);
-      const loss = limits.stressDropPct * gross;
+    passes: (c, qty) => {
+      const gross = c.m.grossAfter(qty);
+      return leq(c.limits.stressDropPct * gross, c.stressLimit) || leq(gross, c.grossBefore);
+    },
+    check(c, qty) {
       return {
-        passed: leq(loss, stressLimit) || leq(gross, grossBefore),
-        value: r6(loss),
-        limit: r6(stressLimit),
-        rule: `value <= limit (loss if every position moves ${pct(limits.stressDropPct)} against us vs ${pct(limits.stressThresholdPct)} of equity)`,
+        passed: this.passes(c, qty),
+        value: r6(c.limits.stressDropPct * c.m.grossAfter(qty)),
+        limit: r6(c.stressLimit),
+        rule: `value <= limit (loss if every position moves ${pct(c.limits.stressDropPct)} against us vs ${pct(c.limits.stressThresholdPct)} of equity)`,
       };
     },
-  });
-
-  return rules;
-}
+  },
+];

@@ -41,26 +41,10 @@ export function symbolExposures(
   signal: { symbol: string; price: number; assetClass: AssetClass },
 ): Map<string, SymbolExposure> {
   const out = new Map<string, SymbolExposure>();
-  const entry = (symbol: string): SymbolExposure => {
-    let e = out.get(symbol);
-    if (!e) {
-      const p = portfolio.positions[symbol];
-      e = {
-        symbol,
-        held: p?.qty ?? 0,
-        reservedBuy: 0,
-        reservedSell: 0,
-        mark: symbol === signal.symbol ? signal.price : (p?.lastPrice ?? p?.avgCost ?? 0),
-        assetClass: symbol === signal.symbol ? signal.assetClass : (p?.assetClass ?? 'equity'),
-      };
-      out.set(symbol, e);
-    }
-    return e;
-  };
-  for (const symbol of Object.keys(portfolio.positions)) entry(symbol);
-  entry(signal.symbol);
+  for (const symbol of Object.keys(portfolio.positions)) exposureEntry(out, portfolio, signal, symbol);
+  exposureEntry(out, portfolio, signal, signal.symbol);
   for (const r of portfolio.reservations) {
-    const e = entry(r.symbol);
+    const e = exposureEntry(out, portfolio, signal, r.symbol);
     if (r.side === 'buy') e.reservedBuy += r.qty;
     else e.reservedSell += r.qty;
     // A symbol known only through a reservation is marked at the reservation's own price.
@@ -68,6 +52,29 @@ export function symbolExposures(
     if (!portfolio.positions[r.symbol] && r.symbol !== signal.symbol && r.assetClass) e.assetClass = r.assetClass;
   }
   return out;
+}
+
+/** The symbol's entry in `out`, created from its position (if any) on first sight. */
+function exposureEntry(
+  out: Map<string, SymbolExposure>,
+  portfolio: Pick<PortfolioSnapshot, 'positions'>,
+  signal: { symbol: string; price: number; assetClass: AssetClass },
+  symbol: string,
+): SymbolExposure {
+  let e = out.get(symbol);
+  if (!e) {
+    const p = portfolio.positions[symbol];
+    e = {
+      symbol,
+      held: p?.qty ?? 0,
+      reservedBuy: 0,
+      reservedSell: 0,
+      mark: symbol === signal.symbol ? signal.price : (p?.lastPrice ?? p?.avgCost ?? 0),
+      assetClass: symbol === signal.symbol ? signal.assetClass : (p?.assetClass ?? 'equity'),
+    };
+    out.set(symbol, e);
+  }
+  return e;
 }
 
 /**
@@ -111,29 +118,59 @@ export function exposureModel(
     grossOthers += notional;
     marginOthers += notional / limits.assetClasses[e.assetClass].leverageLimit;
   }
-  const leverage = limits.assetClasses[sym.assetClass].leverageLimit;
-  const buy = signal.side === 'buy';
-  const worstAfter = (qty: number) =>
-    worstCaseShares(sym.held, sym.reservedBuy + (buy ? qty : 0), sym.reservedSell + (buy ? 0 : qty));
-  const grossAfter = (qty: number) => grossOthers + worstAfter(qty) * sym.mark;
-  const marginUsedAfter = (qty: number) => marginOthers + (worstAfter(qty) * sym.mark) / leverage;
-  const reducibleQty = buy
-    ? sym.held < 0
-      ? Math.max(0, Math.floor(-sym.held - sym.reservedBuy))
-      : 0
-    : sym.held > 0
-      ? Math.max(0, Math.floor(sym.held - sym.reservedSell))
-      : 0;
-  return {
+  return new TradeExposure(
     equity,
-    symbol: sym,
+    sym,
     grossOthers,
     marginOthers,
-    worstAfter,
-    lowestAfter: (qty) => sym.held - sym.reservedSell - (buy ? 0 : qty),
-    grossAfter,
-    marginUsedAfter,
-    availableMarginAfter: (qty) => equity - marginUsedAfter(qty),
-    reducibleQty,
-  };
+    limits.assetClasses[sym.assetClass].leverageLimit,
+    signal.side === 'buy',
+  );
+}
+
+/**
+ * The model as an object with methods rather than a record of closures: the risk engine builds one per decision
+ * and the caps' binary search calls it many times; closures cost an allocation each (and a run-time name under tsx).
+ */
+class TradeExposure implements ExposureModel {
+  readonly reducibleQty: number;
+
+  constructor(
+    readonly equity: number,
+    readonly symbol: SymbolExposure,
+    readonly grossOthers: number,
+    readonly marginOthers: number,
+    private readonly leverage: number,
+    private readonly buy: boolean,
+  ) {
+    const sym = symbol;
+    this.reducibleQty = buy
+      ? sym.held < 0
+        ? Math.max(0, Math.floor(-sym.held - sym.reservedBuy))
+        : 0
+      : sym.held > 0
+        ? Math.max(0, Math.floor(sym.held - sym.reservedSell))
+        : 0;
+  }
+
+  worstAfter(qty: number): number {
+    const sym = this.symbol;
+    return worstCaseShares(sym.held, sym.reservedBuy + (this.buy ? qty : 0), sym.reservedSell + (this.buy ? 0 : qty));
+  }
+
+  lowestAfter(qty: number): number {
+    return this.symbol.held - this.symbol.reservedSell - (this.buy ? 0 : qty);
+  }
+
+  grossAfter(qty: number): number {
+    return this.grossOthers + this.worstAfter(qty) * this.symbol.mark;
+  }
+
+  marginUsedAfter(qty: number): number {
+    return this.marginOthers + (this.worstAfter(qty) * this.symbol.mark) / this.leverage;
+  }
+
+  availableMarginAfter(qty: number): number {
+    return this.equity - this.marginUsedAfter(qty);
+  }
 }

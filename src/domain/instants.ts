@@ -1,0 +1,104 @@
+/**
+ * ISO-8601 UTC instants ⇄ epoch milliseconds, exactly as Date.parse and Date.prototype.toISOString, faster on the
+ * forms our bars and signals use. Hot paths convert on every bar and signal (the quant's engine, the risk engine's
+ * cooldown and volatility window): Date.parse costs ~0.17 µs and toISOString ~0.5 µs, calendar arithmetic a
+ * fraction of that. Anything outside the fast forms goes to the built-ins, so the results are always theirs; a unit
+ * test (test/unit/instants.test.ts) compares both ways on edge cases and a seeded sample.
+ */
+
+const DAY_MS = 86_400_000;
+const YEAR_10000_MS = 253_402_300_800_000;
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
+/** Two ASCII digits at i as a number, or -1. */
+function digits2(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 48;
+  const b = s.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/**
+ * Date.parse(s). Fast for `YYYY-MM-DDTHH:MM:SSZ` and `YYYY-MM-DDTHH:MM:SS.sssZ` from 1970 on with a day of month up
+ * to 28 (every such date exists, so no roll-over rule is involved); the built-in for everything else.
+ */
+export function instantMs(s: string): number {
+  const n = s.length;
+  if (
+    (n === 20 || n === 24) &&
+    s.charCodeAt(n - 1) === 90 && // Z
+    s.charCodeAt(4) === 45 && // -
+    s.charCodeAt(7) === 45 &&
+    s.charCodeAt(10) === 84 && // T
+    s.charCodeAt(13) === 58 && // :
+    s.charCodeAt(16) === 58 &&
+    (n === 20 || s.charCodeAt(19) === 46) // .
+  ) {
+    const c = digits2(s, 0);
+    const yy = digits2(s, 2);
+    const month = digits2(s, 5);
+    const day = digits2(s, 8);
+    const h = digits2(s, 11);
+    const m = digits2(s, 14);
+    const sec = digits2(s, 17);
+    const ms1 = n === 24 ? digits2(s, 20) : 0;
+    const ms2 = n === 24 ? s.charCodeAt(22) - 48 : 0;
+    const year = c * 100 + yy;
+    if (
+      c >= 0 &&
+      yy >= 0 &&
+      year >= 1970 &&
+      month >= 1 &&
+      month <= 12 &&
+      day >= 1 &&
+      day <= 28 &&
+      h >= 0 &&
+      h <= 23 &&
+      m >= 0 &&
+      m <= 59 &&
+      sec >= 0 &&
+      sec <= 59 &&
+      ms1 >= 0 &&
+      ms2 >= 0 &&
+      ms2 <= 9
+    ) {
+      return daysFromCivil(year, month, day) * DAY_MS + h * 3_600_000 + m * 60_000 + sec * 1000 + ms1 * 10 + ms2;
+    }
+  }
+  return Date.parse(s);
+}
+
+const two = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+
+/** new Date(ms).toISOString(). Fast for integer instants from 1970 to 9999; the built-in otherwise. */
+export function isoInstant(ms: number): string {
+  if (!(ms >= 0 && ms < YEAR_10000_MS) || !Number.isInteger(ms)) return new Date(ms).toISOString();
+  const days = Math.floor(ms / DAY_MS);
+  let rem = ms - days * DAY_MS;
+  // H. Hinnant's civil_from_days.
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const h = Math.floor(rem / 3_600_000);
+  rem -= h * 3_600_000;
+  const m = Math.floor(rem / 60_000);
+  rem -= m * 60_000;
+  const sec = Math.floor(rem / 1000);
+  const milli = rem - sec * 1000;
+  const fff = milli < 10 ? `00${milli}` : milli < 100 ? `0${milli}` : `${milli}`;
+  return `${year}-${two(month)}-${two(day)}T${two(h)}:${two(m)}:${two(sec)}.${fff}Z`;
+}
