@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { AlpacaBroker } from '../src/adapters/brokers/alpaca';
 import { createLogger } from '../src/logging';
 import { startFakeAlpaca } from '../test/fakes/fake-alpaca';
+import { sleep } from '../src/lib/sleep';
 
 const { values } = parseArgs({
   options: { orders: { type: 'string', default: '50' }, seconds: { type: 'string', default: '10' } },
@@ -49,7 +50,7 @@ async function run(streamUp: boolean): Promise<void> {
   }
   const before = fake.requests.length;
   process.stderr.write(`following ${N} orders for ${SECONDS} s, stream ${streamUp ? 'up' : 'down'}...\n`);
-  await new Promise((r) => setTimeout(r, SECONDS * 1_000));
+  await sleep(SECONDS * 1_000);
   const reqs = fake.requests.slice(before);
   const perOrder = Math.floor(SECONDS / 5) * N;
   console.log(

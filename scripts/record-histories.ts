@@ -39,6 +39,7 @@ import type { RiskDecision } from '../src/domain/risk';
 import type { tradeWorkflow } from '../src/workflows';
 import { tradeStartOptions } from '../src/workers/signal-intake';
 import { SEARCH_ATTRIBUTES, type TradeStatus } from '../src/workflows/shared';
+import { sleep } from '../src/lib/sleep';
 
 const ROOT = path.resolve(__dirname, '..');
 export const HISTORIES_DIR = path.join(ROOT, 'test/fixtures/histories');
@@ -313,7 +314,7 @@ async function recordFixture(bundle: WorkflowBundleWithSourceMap, f: Fixture, ti
           const s = await handle.query<TradeStatus>('status');
           if (f.cancelWhen(s)) break;
           if (i > 400) throw new Error(`${f.name}: never reached the cancel point (${JSON.stringify(s)})`);
-          await new Promise((r) => setTimeout(r, 25));
+          await sleep(25);
         }
         await handle.cancel(); // what `temporal workflow cancel` does
       }

@@ -35,6 +35,7 @@ import { barsReceived, signalsPublished } from '../metrics';
 import { rabbitCheck, startOps } from './ops';
 import { STRATEGY_NAMES, SignalEngine, strategyFactories, type StrategyFactory } from '../domain/strategies';
 import { intArg } from '../config/cli-args';
+import { sleep } from '../lib/sleep';
 
 /**
  * Market data wants a deep prefetch (temporal-guide C.2/C.5: ≥100 reaches top single-queue throughput); every
@@ -147,7 +148,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
       } catch (err) {
         const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
         log.warn({ err, symbol, interval, attempt, retry_in_ms: delay }, 'warm-up failed; retrying');
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(delay);
       }
     }
   }

@@ -33,6 +33,7 @@ import { createPool } from '../adapters/postgres/pool';
 import { ensureAccount } from '../adapters/postgres/risk-store';
 import { riskLimits } from '../domain/risk';
 import { installTemporalRuntime } from './temporal-runtime';
+import { sleep } from '../lib/sleep';
 import { reconcileWithBroker, summaryLine } from '../services/reconciliation';
 import { postgresCheck, rabbitCheck, startOps, temporalCheck } from './ops';
 import { Client } from '@temporalio/client';
@@ -219,7 +220,7 @@ async function reconcileAtStart(
         );
         return;
       }
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
     }
   }
 }

@@ -5,6 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { readBarsCsvSync } from '../../src/adapters/marketdata/csv';
 import { nyMidnightMs } from '../../src/adapters/marketdata/polygon/wire';
 import type { OhlcvBar } from '../../src/contracts/bar';
+import { sleep } from '../../src/lib/sleep';
 
 /**
  * A fake of Polygon.io (Massive) for tests, serving the real recorded bars (../shared/data CSVs) over the real
@@ -263,7 +264,7 @@ export class FakePolygon {
       case '503':
         return reply(Number(fault), { status: 'ERROR', request_id: requestId, error: 'Unexpected error' });
       case 'slow':
-        await new Promise((r) => setTimeout(r, this.opts.slowMs ?? 2000));
+        await sleep(this.opts.slowMs ?? 2000);
         break;
       default:
         break;

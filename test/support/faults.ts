@@ -160,7 +160,7 @@ export async function resultWithin(h: PipelineHarness, workflowId: string, timeo
         return (await handle.result()) as TradeStatus;
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError) || settled) throw err;
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
     }
   };

@@ -4,6 +4,7 @@ import type { FollowOrderInput, OrderProgress } from '../../src/activities/execu
 import { fillsToBook, ordersOf, type LedgerFill } from '../../src/domain/fills';
 import type { BrokerOrder, OrderRequest } from '../../src/contracts/order';
 import type { RiskDecision } from '../../src/domain/risk';
+import { sleep } from '../../src/lib/sleep';
 
 /**
  * A scripted in-memory broker behind mock activities, for driving tradeWorkflow on the time-skipping server:
@@ -186,7 +187,7 @@ export class ScriptedBroker {
         else if (input.maxWaitMs > 0) {
           // A quiet broker: nothing happens for a moment (real time), then "no change".
           Context.current().heartbeat();
-          await Promise.race([new Promise((r) => setTimeout(r, 100)), Context.current().cancelled]);
+          await Promise.race([sleep(100), Context.current().cancelled]);
         }
         const snapshot = structuredClone(o);
         const changed = ordersOf(snapshot).some((x) => {

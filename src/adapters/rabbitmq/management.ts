@@ -1,4 +1,5 @@
 import type { Config } from '../../config';
+import { sleep } from '../../lib/sleep';
 
 /**
  * The one client for the RabbitMQ management HTTP API (port 15672 by default): queue inspection for health
@@ -106,7 +107,7 @@ export class RabbitManagement {
     const deadline = Date.now() + waitMs;
     let found = await this.connectionsNamed(prefix);
     while (found.length < atLeast && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(250);
       found = await this.connectionsNamed(prefix);
     }
     for (const c of found) await this.closeConnection(c.name, `force-closed (${prefix})`);

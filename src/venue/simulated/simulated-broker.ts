@@ -17,6 +17,7 @@ import {
   type ExecutionLog,
 } from '../../adapters/brokers/broker';
 import { activityIdFor } from '../alpaca-compat/wire';
+import { sleep as realSleep } from '../../lib/sleep';
 
 /**
  * SimulatedBroker: the Broker interface over an in-process SimulatedExchange (the paper venue).
@@ -61,8 +62,6 @@ const HTTP_STATUS: Record<RejectCode, number> = {
 export function toBrokerRejectedError(rejection: OrderRejection): BrokerRejectedError {
   return new BrokerRejectedError(rejection.message, rejection.code, HTTP_STATUS[rejection.code]);
 }
-
-const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class SimulatedBroker implements Broker, ExecutionLog {
   readonly name = 'simulated' as const;
