@@ -9,7 +9,7 @@ import {
   INTAKE_SIGNALS_QUEUE,
   RabbitConnection,
   TRADE_SIGNALS_EXCHANGE,
-  assertTopologyOn,
+  topologySetup,
   dlqName,
   signalRoutingKey,
 } from '../../src/adapters/rabbitmq';
@@ -166,7 +166,7 @@ describe('cluster profile: signals through 2 intakes and 2 trade workers while a
       urls: cfg.rabbitmq.urls.map((u) => u.replace(/\/[^/]*$/, `/${encodeURIComponent(vhost)}`)),
       name: `cluster-test-${process.pid}`,
       logger,
-      setup: assertTopologyOn,
+      setup: topologySetup(cfg.rabbitmq),
     });
     publisher = new ConfirmPublisher(rabbit, { logger, confirmTimeoutMs: 10_000, channelWaitMs: 10_000 });
     await rabbit.start();
