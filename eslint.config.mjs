@@ -38,4 +38,30 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // src/config is the one reader of the environment (one file per section, each the owner of its variables);
+    // every other module receives its typed section, so a variable's meaning is decided in one place.
+    files: ['src/**/*.ts'],
+    ignores: ['src/config/**'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'process',
+          property: 'env',
+          message:
+            'Read settings from a typed config section (src/config); childEnv()/inheritedEnv() for child processes.',
+        },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            "MemberExpression[object.type='MemberExpression'][object.property.name='env'][property.name=/^[A-Z][A-Z0-9_]*$/]",
+          message:
+            'Environment variable names belong to src/config: take the typed section instead of config.env.NAME.',
+        },
+      ],
+    },
+  },
 );

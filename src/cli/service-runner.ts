@@ -257,7 +257,8 @@ export class ServiceRunner<N extends string = string> {
       : { command: spec.command!, args: [...(spec.args ?? [])] };
     const child = spawn(cmd.command, cmd.args, {
       cwd: spec.cwd ?? this.opts.cwd,
-      env: spec.env ?? this.opts.env ?? process.env,
+      // Unset: the child inherits this process's environment (spawn's default).
+      env: spec.env ?? this.opts.env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });

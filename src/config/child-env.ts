@@ -24,3 +24,8 @@ export function childEnv(settings: ChildSettings, base: NodeJS.ProcessEnv = proc
   if (settings.strategyTypes !== undefined) env.STRATEGY_TYPE = settings.strategyTypes;
   return env;
 }
+
+/** This process's own environment, as child processes inherit it (the base of childEnv). */
+export function inheritedEnv(): NodeJS.ProcessEnv {
+  return process.env;
+}

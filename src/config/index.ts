@@ -25,7 +25,7 @@ import { temporalSection, temporalVars, type TemporalConfig } from './temporal';
  */
 
 export { ConfigError } from './fields';
-export { childEnv, type ChildSettings } from './child-env';
+export { childEnv, inheritedEnv, type ChildSettings } from './child-env';
 export type { BrokerConfig, BrokerKind, AlpacaConnection } from './broker';
 export type { DataflowConfig, MarketDataSource } from './dataflow';
 export type { LogLevel } from './general';

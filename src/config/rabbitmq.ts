@@ -45,6 +45,8 @@ export interface RabbitmqConfig {
   host: string;
   port: number;
   user: string;
+  /** The user's password (loggers redact `pass` fields). */
+  pass: string;
   vhost: string;
   managementPort: number;
   signalPrefetch: number;
@@ -64,6 +66,7 @@ export function rabbitmqSection(e: Parsed<typeof rabbitmqVars>): RabbitmqConfig 
     host: e.RABBITMQ_HOST,
     port: e.RABBITMQ_PORT,
     user: e.RABBITMQ_USER,
+    pass: e.RABBITMQ_PASS,
     vhost: e.RABBITMQ_VHOST,
     managementPort: e.RABBITMQ_MANAGEMENT_PORT,
     signalPrefetch: e.SIGNAL_PREFETCH,

@@ -1,5 +1,5 @@
 import type { Channel, ChannelModel } from 'amqplib';
-import { loadConfig, type RabbitmqConfig } from '../../config';
+import type { RabbitmqConfig } from '../../config';
 import { assertTopology } from './topology';
 
 /**
@@ -36,11 +36,4 @@ export function topologySetup(rabbitmq: Pick<RabbitmqConfig, 'deliveryLimit'>): 
   return (conn) => withChannel(conn, (ch) => assertTopology(ch, { deliveryLimit }));
 }
 
-/**
- * @deprecated Loads the process configuration itself: use topologySetup(config.rabbitmq). Kept only until the
- * trade benchmark (src/cli/bench-trades.ts, being split) moves over.
- */
-export function assertTopologyOn(conn: ChannelModel): Promise<void> {
-  return topologySetup(loadConfig().rabbitmq)(conn);
-}
 export * from './management';

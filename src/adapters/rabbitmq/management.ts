@@ -48,7 +48,7 @@ export class RabbitManagement {
       host: cfg.rabbitmq.host,
       port: cfg.rabbitmq.managementPort,
       user: cfg.rabbitmq.user,
-      pass: cfg.env.RABBITMQ_PASS,
+      pass: cfg.rabbitmq.pass,
       vhost,
     });
   }

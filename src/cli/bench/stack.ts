@@ -14,7 +14,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createScratchDatabase, type ScratchDatabase } from '../../adapters/postgres/scratch-database';
 import { INTAKE_SIGNALS_QUEUE, RabbitManagement } from '../../adapters/rabbitmq';
-import { EPHEMERAL_OPS_ENV, parseEnv, type Config } from '../../config';
+import { EPHEMERAL_OPS_ENV, inheritedEnv, parseEnv, type Config } from '../../config';
 import { EXCHANGE_BARS_QUEUE } from '../../workers/exchange-sim';
 import { freePort, type ServiceProcess, type ServiceRunner } from '../service-runner';
 import { sleep } from '../../lib/sleep';
@@ -132,7 +132,7 @@ async function startPrivateTemporal(
     String(metricsPort),
     ...extra,
   ];
-  const svc = scope.runner.start('temporal-dev', { command: temporalCli(), args, cwd: ROOT, env: process.env });
+  const svc = scope.runner.start('temporal-dev', { command: temporalCli(), args, cwd: ROOT, env: inheritedEnv() });
   scope.kinds.set('temporal-dev', 'temporal-dev');
   const address = `127.0.0.1:${port}`;
   const t0 = Date.now();
@@ -231,7 +231,7 @@ export async function provisionRun(
     RISK_MAX_POSITION_SHARES: '1000000',
     ...EPHEMERAL_OPS_ENV,
   };
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...childOverrides };
+  const childEnv: NodeJS.ProcessEnv = { ...inheritedEnv(), ...childOverrides };
   return {
     runId,
     taskQueue,

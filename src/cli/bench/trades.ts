@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { ConfirmPublisher, RabbitConnection, RabbitManagement, assertTopologyOn } from '../../adapters/rabbitmq';
+import { ConfirmPublisher, RabbitConnection, RabbitManagement, topologySetup } from '../../adapters/rabbitmq';
 import { loadConfig } from '../../config';
 import { createLogger } from '../../logging';
 import { ServiceRunner } from '../service-runner';
@@ -112,7 +112,7 @@ async function main(argv: readonly string[]): Promise<number> {
       name: `bench-trades-${process.pid}`,
       logger: createLogger('bench', { level: 'warn' }),
       // Services from another checkout declared their own topology (possibly older queue types): leave it.
-      ...(opts.servicesFrom ? {} : { setup: assertTopologyOn }),
+      ...(opts.servicesFrom ? {} : { setup: topologySetup(run.childCfg.rabbitmq) }),
     });
     const publisher = new ConfirmPublisher(rabbit, { logger: createLogger('bench', { level: 'warn' }) });
     await rabbit.start();
