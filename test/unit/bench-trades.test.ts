@@ -1,0 +1,251 @@
+import { describe, expect, it } from 'vitest';
+import { analysePhase, perTradeLine } from '../../src/cli/bench/analysis';
+import { EV, tradeTimes, type HistoryEventLike } from '../../src/cli/bench/histories';
+import type { PhaseResult, SignalRecord } from '../../src/cli/bench/load';
+import { parseOptions, type BenchOptions } from '../../src/cli/bench/options';
+import { formatReport, type BenchJson } from '../../src/cli/bench/report';
+import { dist, percentile, rates } from '../../src/cli/bench/stats';
+import type { LossReport } from '../../src/cli/bench/zero-loss';
+
+/**
+ * The pure parts of `npm run bench:trades`: its flags (docs/benchmarks.md lists them), the statistics, a trade's
+ * stages from its history, and the report lines the docs quote (`per trade:`, `floor ratio:`, `Zero loss:`).
+ */
+
+const opts = (argv: string[]) => parseOptions(argv) as BenchOptions;
+
+describe('bench:trades options', () => {
+  it('defaults as documented in --help', () => {
+    expect(opts([])).toMatchObject({
+      signals: 200,
+      rate: 10,
+      warmup: 20,
+      saturation: 600,
+      window: 200,
+      barIntervalMs: 500,
+      drainTimeoutS: 120,
+      intakes: 1,
+      workers: 1,
+      floor: 300,
+      workerTuning: {},
+      logLevel: 'info',
+      keepDb: false,
+    });
+  });
+
+  it('reads every flag, as `--flag value` or `--flag=value`', () => {
+    const o = opts([
+      '--signals=10',
+      '--rate',
+      '2.5',
+      '--warmup',
+      '0',
+      '--saturation',
+      '30',
+      '--window=5',
+      '--bar-interval-ms',
+      '100',
+      '--drain-timeout',
+      '9',
+      '--prefetch',
+      '8',
+      '--intake',
+      'process',
+      '--intakes',
+      '2',
+      '--workers',
+      '3',
+      '--worker-tuning',
+      'maxCachedWorkflows=2000,enableNonLocalActivities=false,name=x',
+      '--log-level',
+      'warn',
+      '--private-temporal',
+      '',
+      '--floor',
+      '0',
+      '--label',
+      'quick',
+      '--keep-db',
+    ]);
+    expect(o).toMatchObject({
+      signals: 10,
+      rate: 2.5,
+      warmup: 0,
+      saturation: 30,
+      window: 5,
+      barIntervalMs: 100,
+      drainTimeoutS: 9,
+      prefetch: 8,
+      intake: 'process',
+      intakes: 2,
+      workers: 3,
+      workerTuning: { maxCachedWorkflows: 2000, enableNonLocalActivities: false, name: 'x' },
+      logLevel: 'warn',
+      privateTemporal: '',
+      floor: 0,
+      label: 'quick',
+      keepDb: true,
+    });
+  });
+
+  it('help, and bad usage named', () => {
+    expect(parseOptions(['-h'])).toEqual({ help: true });
+    expect(parseOptions(['--help'])).toEqual({ help: true });
+    expect(parseOptions(['--signals', '-1'])).toEqual({ error: '--signals needs an integer ≥ 0' });
+    expect(parseOptions(['--window', '0'])).toEqual({ error: '--window needs an integer ≥ 1' });
+    expect(parseOptions(['--rate', '0'])).toEqual({ error: '--rate needs a number in (0, 1000]' });
+    expect(parseOptions(['--intake', 'both'])).toEqual({ error: '--intake needs worker|process' });
+    expect(parseOptions(['--worker-tuning', 'a-b=1'])).toEqual({ error: '--worker-tuning: bad entry "a-b=1"' });
+    expect(parseOptions(['--services-from', '/nonexistent'])).toHaveProperty('error');
+    expect(parseOptions(['--signals', '0', '--saturation', '0'])).toEqual({
+      error: 'nothing to do: --signals and --saturation are both 0',
+    });
+    expect(parseOptions(['--frobnicate'])).toEqual({ error: 'unknown argument --frobnicate' });
+  });
+});
+
+describe('bench:trades statistics', () => {
+  it('nearest-rank percentiles; NaN-free distributions', () => {
+    const s = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    expect([percentile(s, 50), percentile(s, 95), percentile(s, 99), percentile(s, 100)]).toEqual([5, 10, 10, 10]);
+    expect(dist([3, NaN, 1, 2])).toEqual({ n: 3, min: 1, p50: 2, p95: 3, p99: 3, max: 3, mean: 2 });
+  });
+
+  it('rates: overall from t0, sustained between the 10th and 90th percentile of completions', () => {
+    // One completion every 100 ms from t0 + 100 ms: 10/s both ways.
+    const times = Array.from({ length: 100 }, (_, i) => 1000 + (i + 1) * 100);
+    const r = rates(times, 1000);
+    expect(r.spanS).toBe(10);
+    expect(r.overall).toBeCloseTo(10, 6);
+    expect(r.sustained).toBeCloseTo(10, 6);
+  });
+});
+
+/** A history event at `ms` past 1970 (the SDK's Long-like seconds are covered by the plain-number path). */
+const ev = (
+  eventId: number,
+  eventType: number,
+  ms: number,
+  extra: Partial<HistoryEventLike> = {},
+): HistoryEventLike => ({
+  eventId,
+  eventType,
+  eventTime: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 },
+  ...extra,
+});
+
+/** The shape of today's trade: eager start, risk as a local activity in task 1, submitOrder dispatched eagerly. */
+function tradeHistory(t0: number): HistoryEventLike[] {
+  return [
+    ev(1, EV.WF_STARTED, t0),
+    ev(2, EV.WFT_SCHEDULED, t0),
+    ev(3, EV.WFT_STARTED, t0), // eager: 0 ms schedule-to-start
+    ev(4, EV.WFT_COMPLETED, t0 + 20),
+    ev(5, EV.MARKER_RECORDED, t0 + 20, { markerRecordedEventAttributes: { markerName: 'core_local_activity' } }),
+    ev(6, EV.ACT_SCHEDULED, t0 + 20, {
+      activityTaskScheduledEventAttributes: { activityType: { name: 'submitOrder' } },
+    }),
+    ev(7, EV.ACT_STARTED, t0 + 20, { activityTaskStartedEventAttributes: { scheduledEventId: 6 } }),
+    ev(8, EV.ACT_COMPLETED, t0 + 70, { activityTaskCompletedEventAttributes: { scheduledEventId: 6 } }),
+    ev(9, EV.WFT_SCHEDULED, t0 + 70),
+    ev(10, EV.WFT_STARTED, t0 + 75), // through matching: 5 ms
+    ev(11, EV.WFT_COMPLETED, t0 + 80),
+    ev(12, EV.WF_COMPLETED, t0 + 80),
+  ];
+}
+
+describe('bench:trades histories', () => {
+  it("a trade's stages and counts from its history", () => {
+    const t = tradeTimes(tradeHistory(1_000_000));
+    expect(t).toMatchObject({
+      wfStarted: 1_000_000,
+      wft1Completed: 1_000_020,
+      submitScheduled: 1_000_020,
+      submitCompleted: 1_000_070,
+      wfCompleted: 1_000_080,
+      events: 12,
+      wfts: 2,
+      wftsToOrder: 1,
+      dispatchesToOrder: 0,
+      riskLocal: true,
+    });
+    // Risk ran inside workflow task 1: its activity stages are empty.
+    expect(t.riskCompleted - t.riskScheduled).toBe(0);
+  });
+});
+
+describe('bench:trades report', () => {
+  const records: SignalRecord[] = Array.from({ length: 4 }, (_, i) => ({
+    signalId: `bench-x-s${i}`,
+    workflowId: `trade-bench-x-s${i}`,
+    phase: 'saturation',
+    pubAt: 1_000_000 + i * 100 - 30,
+    confirmedAt: 1_000_000 + i * 100 - 25,
+    times: tradeTimes(tradeHistory(1_000_000 + i * 100)),
+  }));
+  const phase: PhaseResult = {
+    name: 'saturation',
+    signals: 4,
+    firstPublish: 999_970,
+    lastConfirm: 1_000_275,
+    settledAt: 1_001_000,
+    drained: true,
+    publishErrors: 0,
+    cpu: { temporal: 0.5, 'trade-worker': 0.25, bench: 0.1, machine: 1, others: 0.15 },
+    hotThreads: {},
+    hotThreadsPeak: {},
+    pg: { samples: 1, activeMean: 0, lockWaitMean: 0, lockWaitMax: 0 },
+    persistence: { busyPerSecond: 0.5, callsPerTrade: 30, msPerTrade: 100, top: [] },
+    wallS: 2,
+    progress: [],
+  };
+  const report = analysePhase(phase, records, true);
+
+  it('the `per trade:` line: machine-independent counts and the pipeline CPU without the bench', () => {
+    // CPU: (0.5 + 0.25) cores × 2 s / 4 trades = 375 ms (the bench's 0.1 core is left out).
+    expect(perTradeLine(report.perTrade)).toBe(
+      'per trade: 2.0 workflow tasks, 0.0 matching dispatches before the order, 12.0 history events, ' +
+        '30.0 persistence calls, 375 ms CPU',
+    );
+    expect(report.latencyMs).toMatchObject({ n: 4, p50: 100, max: 100 }); // publish → submitOrder completed
+  });
+
+  it('prints the lines docs/benchmarks.md quotes', () => {
+    const loss = { zeroLoss: true, published: 4, publishErrors: 0, ledgerNotFilled: {} } as unknown as LossReport;
+    const json: BenchJson = {
+      startedAt: '2026-11-29T00:00:00.000Z',
+      git: 'abc1234',
+      command: 'npm run bench:trades',
+      jsonPath: 'bench-results/trades-x.json',
+      options: opts(['--saturation', '4', '--signals', '4']),
+      machine: { cores: 2, cpuModel: 'cpu', loadBefore: [1, 1, 1], loadAfter: [1, 1, 1], node: 'v20', memMb: 1 },
+      setup: {
+        temporal: '127.0.0.1:7233',
+        vhost: 'v',
+        database: 'd',
+        taskQueue: 'q',
+        prefetch: 32,
+        intakes: 1,
+        workers: 1,
+        workerTuning: {},
+        logLevel: 'info',
+        barIntervalMs: 500,
+        childEnv: {},
+      },
+      phases: [analysePhase({ ...phase, name: 'latency' }, records, false), report],
+      loss,
+      floor: { burst: { n: 10, perS: 20 }, atRate: { n: 4, rate: 10, latencyMs: dist([40, 50]) } },
+      barsPublished: 3,
+      totalS: 5,
+    };
+    const text = formatReport(json);
+    expect(text).toContain('per trade: 2.0 workflow tasks,');
+    // Trades/s sustained over the floor's burst rate; the latency phase's p99 (100 ms) over the floor's (50 ms).
+    const sustained = report.rates!.ordersSubmitted.sustained;
+    expect(text).toContain(
+      `floor ratio: trades/s ${(sustained / 20).toFixed(2)}x one-activity workflows/s, p99 2.0x one-activity p99`,
+    );
+    expect(text).toMatch(/^Zero loss: YES — published 4 \(0 publish errors\)/m);
+    expect(text).toContain('Saturation phase: 4 signals in one burst');
+  });
+});
