@@ -194,7 +194,7 @@ export class PipelineHarness {
 export async function createPrivateVhost(taskQueue: string): Promise<Record<string, string>> {
   const vhost = `sat-test-${taskQueue}`;
   try {
-    await RabbitManagement.fromConfig(parseEnv(process.env)).createVhost(vhost, 'test (temporary)');
+    await RabbitManagement.fromConfig(parseEnv(process.env).rabbitmq).createVhost(vhost, 'test (temporary)');
     return { RABBITMQ_VHOST: vhost, SAT_TEST_PRIVATE_VHOST: vhost };
   } catch {
     return {};
@@ -202,7 +202,7 @@ export async function createPrivateVhost(taskQueue: string): Promise<Record<stri
 }
 
 export async function dropPrivateVhost(vhost: string): Promise<void> {
-  await RabbitManagement.fromConfig(parseEnv(process.env))
+  await RabbitManagement.fromConfig(parseEnv(process.env).rabbitmq)
     .deleteVhost(vhost)
     .catch(() => undefined);
 }

@@ -19,7 +19,7 @@ export interface PrivateVhost {
 export async function createPrivateVhost(prefix = 'sat-test'): Promise<PrivateVhost> {
   const base = parseEnv(process.env);
   const vhost = `${prefix}-${randomBytes(5).toString('hex')}`;
-  const management = RabbitManagement.fromConfig(base);
+  const management = RabbitManagement.fromConfig(base.rabbitmq);
   await management.createVhost(vhost, 'test (temporary)');
   const config = parseEnv({ ...process.env, RABBITMQ_VHOST: vhost });
   return {

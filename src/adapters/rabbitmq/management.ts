@@ -1,4 +1,4 @@
-import type { Config } from '../../config';
+import type { RabbitmqConfig } from '../../config';
 import { sleep } from '../../lib/sleep';
 
 /**
@@ -42,13 +42,13 @@ export class RabbitManagement {
     this.auth = `Basic ${Buffer.from(`${opts.user}:${opts.pass}`).toString('base64')}`;
   }
 
-  /** The project user on the configured broker; `vhost` overrides the configured vhost for queue lookups. */
-  static fromConfig(cfg: Config, vhost = cfg.rabbitmq.vhost): RabbitManagement {
+  /** The project user on the broker of the `rabbitmq` section; `vhost` overrides its vhost for queue lookups. */
+  static fromConfig(rabbitmq: RabbitmqConfig, vhost = rabbitmq.vhost): RabbitManagement {
     return new RabbitManagement({
-      host: cfg.rabbitmq.host,
-      port: cfg.rabbitmq.managementPort,
-      user: cfg.rabbitmq.user,
-      pass: cfg.rabbitmq.pass,
+      host: rabbitmq.host,
+      port: rabbitmq.managementPort,
+      user: rabbitmq.user,
+      pass: rabbitmq.pass,
       vhost,
     });
   }

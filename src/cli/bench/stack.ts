@@ -203,7 +203,7 @@ export async function provisionRun(
     else await db.drop();
   });
 
-  const management = RabbitManagement.fromConfig(cfg);
+  const management = RabbitManagement.fromConfig(cfg.rabbitmq);
   await management.createVhost(vhostName, 'bench-trades (temporary)');
   scope.defer(async () => {
     if (opts.keepDb) say(`kept RabbitMQ vhost ${vhostName}`);

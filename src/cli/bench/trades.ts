@@ -81,7 +81,7 @@ async function main(argv: readonly string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     const temporal = await openTemporal(opts, cfg, scope);
-    await cleanUpInterruptedRuns(cfg, RabbitManagement.fromConfig(cfg));
+    await cleanUpInterruptedRuns(cfg, RabbitManagement.fromConfig(cfg.rabbitmq));
     const run = await provisionRun(opts, cfg, temporal, scope);
     const { runId, taskQueue, db } = run;
     const sampler = new CpuSampler(cpuGroups(temporal, scope));
