@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { instantMs, isoInstant } from './instants';
 
 /** One OHLCV bar on the `market.bars` exchange (routing key `bars.<interval>.<symbol>`). */
 export const BAR_SCHEMA_VERSION = 1;
@@ -25,10 +26,11 @@ export const BAR_INTERVAL_PATTERN = /^[1-9]\d{0,3}[smhdw]$/;
 export const BarIntervalSchema = z.string().regex(BAR_INTERVAL_PATTERN, 'an interval like 1m, 5m, 1h, 1d');
 
 function isRealInstant(s: string): boolean {
-  const ms = Date.parse(s);
+  // Date.parse and toISOString, exactly, at a fraction of the cost (every consumed bar is checked: instants.ts).
+  const ms = instantMs(s);
   if (Number.isNaN(ms)) return false;
   // Date.parse rolls 2024-02-30 over to March; a real instant formats back to the same date and time.
-  return new Date(ms).toISOString().slice(0, 19) === s.slice(0, 19);
+  return isoInstant(ms).slice(0, 19) === s.slice(0, 19);
 }
 
 export const BarSchema = z

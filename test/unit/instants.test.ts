@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { instantMs, isoInstant } from '../../src/domain/instants';
+import { instantMs, isoInstant } from '../../src/contracts/instants';
 
 // A seeded LCG: the same sample on every run.
 function sampler(seed: number) {

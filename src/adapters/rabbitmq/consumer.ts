@@ -131,6 +131,7 @@ class JsonConsumer implements ConsumerHandle {
   private unregister: (() => void) | undefined;
   private readonly stop = new AbortController();
   private readyWaiters: Array<() => void> = [];
+  private readonly scope: DeliveryScope;
 
   constructor(
     private readonly rabbit: RabbitConnection,
@@ -143,6 +144,15 @@ class JsonConsumer implements ConsumerHandle {
     this.publisher = options.publisher ?? new ConfirmPublisher(rabbit, { logger: options.logger });
     this.maxAttempts = options.maxAttempts ?? 5;
     this.retryDelayMs = options.retryDelayMs ?? 500;
+    this.scope = {
+      log: this.log,
+      publisher: this.publisher,
+      queue,
+      stats: this.stats,
+      stopSignal: this.stop.signal,
+      maxAttempts: this.maxAttempts,
+      retryDelayMs: this.retryDelayMs,
+    };
   }
 
   get inFlight(): number {
@@ -261,119 +271,151 @@ class JsonConsumer implements ConsumerHandle {
     this.stats.delivered++;
     const p = this.handle(sub, msg);
     this.running.add(p);
-    const forget = () => this.running.delete(p);
-    p.then(forget, forget);
+    p.then(
+      () => this.running.delete(p),
+      () => this.running.delete(p),
+    );
   }
 
   private handle(sub: Sub, msg: ConsumeMessage): Promise<void> {
-    const attempt = deliveryCount(msg) + 1;
-    // The per-message logger (a pino child carrying correlation and message ids) is built on first use: most
-    // deliveries are acked without a log line, and building a child costs more than the rest of the
-    // consumer's own bookkeeping on the market-data path (bench:ingest).
-    let childLog: Logger | undefined;
-    const logger = (): Logger =>
-      (childLog ??= withCorrelation(this.log, msg.properties.correlationId as string | undefined, {
-        message_id: msg.properties.messageId as string | undefined,
-      }));
-    let settled = false;
-    const settle = (what: string, fn: () => void): void => {
-      if (settled) return;
-      settled = true;
-      if (!sub.open) {
-        // Delivery tags are per channel: never settle on a different channel. The broker redelivers it.
-        logger().debug({ what }, 'channel closed before settle; message will be redelivered');
-        return;
-      }
-      try {
-        fn();
-      } catch (err) {
-        logger().debug({ err, what }, 'settle failed (channel closing); message will be redelivered');
-      }
-    };
-    const ack = () => {
-      settle('ack', () => {
-        sub.ch.ack(msg);
-        this.stats.acked++;
-      });
-    };
-    const nack = (requeue: boolean) =>
-      settle('nack', () => {
-        sub.ch.nack(msg, false, requeue);
-        if (requeue) this.stats.requeued++;
-      });
-    const doDeadLetter = async (reason: string): Promise<void> => {
-      if (settled) return;
-      try {
-        await deadLetter(this.publisher, this.queue, msg, reason);
-      } catch (err) {
-        // Could not store the copy with its reason. Do not ack (that would lose it) and do not nack without
-        // requeue (if the DLQ is unroutable the broker would drop it). Requeue after a pause and try again.
-        logger().error({ err, reason }, 'dead-lettering failed; requeueing the message');
-        await sleep(backoffDelay(attempt, this.retryDelayMs, 10_000), this.stop.signal);
-        nack(true);
-        return;
-      }
-      logger().warn({ reason, routing_key: msg.fields.routingKey }, 'message dead-lettered');
-      this.stats.deadLettered++;
-      deadLetters.inc({ queue: this.queue, reason: reasonKind(reason) });
-      ack();
-    };
-    const retry = async (reason: string): Promise<void> => {
-      if (settled) return;
-      if (attempt >= this.maxAttempts) {
-        await doDeadLetter(`failed after ${attempt} attempts: ${reason}`);
-        return;
-      }
-      const delay = backoffDelay(attempt - 1, this.retryDelayMs, 10_000);
-      logger().warn({ reason, attempt, retry_in_ms: delay }, 'handler failed; requeueing');
-      await sleep(delay, this.stop.signal);
-      nack(true);
-    };
-
-    let body: unknown;
+    const d = new Delivery(this.scope, sub, msg);
     try {
-      body = JSON.parse(msg.content.toString('utf8'));
+      d.body = JSON.parse(msg.content.toString('utf8'));
     } catch (err) {
-      return doDeadLetter(`invalid JSON: ${(err as Error).message}`);
+      return d.deadLetter(`invalid JSON: ${(err as Error).message}`);
     }
-    if (attempt > this.maxAttempts) {
+    if (d.attempt > this.maxAttempts) {
       // Every earlier delivery ended without a settle: the consumer holding it died or lost its connection
       // (a handler failure would have been counted and dead-lettered at maxAttempts). Likely a message that
       // crashes its consumer: do not hand it to the handler again.
-      return doDeadLetter(
-        `delivered ${attempt} times without being settled: each consumer holding it crashed or lost its ` +
+      return d.deadLetter(
+        `delivered ${d.attempt} times without being settled: each consumer holding it crashed or lost its ` +
           `connection (poison message?)`,
       );
     }
-    const ctx: ConsumeContext = {
-      msg,
-      body,
-      attempt,
-      redelivered: msg.fields.redelivered,
-      get log() {
-        return logger();
-      },
-      ack,
-      deadLetter: doDeadLetter,
-      retry,
-      nack,
-      get settled() {
-        return settled;
-      },
-    };
     let result: Promise<void> | void;
     try {
       // Synchronous call: the handler's code up to its first await runs in delivery order.
-      result = this.handler(ctx);
+      result = this.handler(d);
     } catch (err) {
-      return retry(errorMessage(err));
+      return d.retry(errorMessage(err));
     }
     return Promise.resolve(result).then(
       () => {
-        if (!settled) ack();
+        if (!d.settled) d.ack();
       },
-      (err: unknown) => retry(errorMessage(err)),
+      (err: unknown) => d.retry(errorMessage(err)),
     );
+  }
+}
+
+/** What a delivery needs of its consumer. */
+interface DeliveryScope {
+  log: Logger;
+  publisher: ConfirmPublisher;
+  queue: string;
+  stats: ConsumerStats;
+  stopSignal: AbortSignal;
+  maxAttempts: number;
+  retryDelayMs: number;
+}
+
+/**
+ * One delivery and the ways to settle it: the handler's ConsumeContext. A class (methods on the prototype) rather
+ * than a record of closures per message: on the market-data path the closures, each named at run time under tsx,
+ * cost more than the rest of the consumer's bookkeeping (bench:ingest). Settling is once only: the first of ack,
+ * nack, dead-letter or retry wins; the others are no-ops.
+ */
+class Delivery implements ConsumeContext {
+  body: unknown = undefined;
+  readonly attempt: number;
+  readonly redelivered: boolean;
+  private isSettled = false;
+  /**
+   * The per-message logger (a pino child carrying correlation and message ids), built on first use: most
+   * deliveries are acked without a log line, and building a child costs more than the rest of the consumer's
+   * own bookkeeping on the market-data path (bench:ingest).
+   */
+  private childLog: Logger | undefined;
+
+  constructor(
+    private readonly scope: DeliveryScope,
+    private readonly sub: Sub,
+    readonly msg: ConsumeMessage,
+  ) {
+    this.attempt = deliveryCount(msg) + 1;
+    this.redelivered = msg.fields.redelivered;
+  }
+
+  get log(): Logger {
+    return (this.childLog ??= withCorrelation(this.scope.log, this.msg.properties.correlationId as string | undefined, {
+      message_id: this.msg.properties.messageId as string | undefined,
+    }));
+  }
+
+  get settled(): boolean {
+    return this.isSettled;
+  }
+
+  /** Settle once, on the channel the message came on. */
+  private settle(what: 'ack' | 'nack', requeue: boolean): void {
+    if (this.isSettled) return;
+    this.isSettled = true;
+    if (!this.sub.open) {
+      // Delivery tags are per channel: never settle on a different channel. The broker redelivers it.
+      this.log.debug({ what }, 'channel closed before settle; message will be redelivered');
+      return;
+    }
+    try {
+      if (what === 'ack') {
+        this.sub.ch.ack(this.msg);
+        this.scope.stats.acked++;
+      } else {
+        this.sub.ch.nack(this.msg, false, requeue);
+        if (requeue) this.scope.stats.requeued++;
+      }
+    } catch (err) {
+      this.log.debug({ err, what }, 'settle failed (channel closing); message will be redelivered');
+    }
+  }
+
+  ack(): void {
+    this.settle('ack', false);
+  }
+
+  nack(requeue: boolean): void {
+    this.settle('nack', requeue);
+  }
+
+  async deadLetter(reason: string): Promise<void> {
+    if (this.isSettled) return;
+    const { scope } = this;
+    try {
+      await deadLetter(scope.publisher, scope.queue, this.msg, reason);
+    } catch (err) {
+      // Could not store the copy with its reason. Do not ack (that would lose it) and do not nack without
+      // requeue (if the DLQ is unroutable the broker would drop it). Requeue after a pause and try again.
+      this.log.error({ err, reason }, 'dead-lettering failed; requeueing the message');
+      await sleep(backoffDelay(this.attempt, scope.retryDelayMs, 10_000), scope.stopSignal);
+      this.nack(true);
+      return;
+    }
+    this.log.warn({ reason, routing_key: this.msg.fields.routingKey }, 'message dead-lettered');
+    scope.stats.deadLettered++;
+    deadLetters.inc({ queue: scope.queue, reason: reasonKind(reason) });
+    this.ack();
+  }
+
+  async retry(reason: string): Promise<void> {
+    if (this.isSettled) return;
+    if (this.attempt >= this.scope.maxAttempts) {
+      await this.deadLetter(`failed after ${this.attempt} attempts: ${reason}`);
+      return;
+    }
+    const delay = backoffDelay(this.attempt - 1, this.scope.retryDelayMs, 10_000);
+    this.log.warn({ reason, attempt: this.attempt, retry_in_ms: delay }, 'handler failed; requeueing');
+    await sleep(delay, this.scope.stopSignal);
+    this.nack(true);
   }
 }
 

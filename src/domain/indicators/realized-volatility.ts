@@ -1,4 +1,4 @@
-import { instantMs } from '../instants';
+import { instantMs } from '../../contracts/instants';
 
 /**
  * Realised (historical) volatility: the sample standard deviation of log close-to-close returns,

@@ -1,5 +1,5 @@
 import { realizedVolatility } from '../indicators/realized-volatility';
-import { instantMs } from '../instants';
+import { instantMs } from '../../contracts/instants';
 import { exposureModel, type ExposureModel } from './exposure';
 import type { RiskLimits } from './limits';
 import { validateRiskSignal, type RiskSignal } from './signal';

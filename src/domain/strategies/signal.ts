@@ -1,6 +1,6 @@
 import type { Bar } from '../../contracts/bar';
 import { signalIdFor } from '../../contracts/ids';
-import { instantMs, isoInstant } from '../instants';
+import { instantMs, isoInstant } from '../../contracts/instants';
 import {
   SIGNAL_SCHEMA_VERSION,
   TradeSignalSchema,
