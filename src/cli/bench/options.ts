@@ -40,6 +40,11 @@ Options:
                         --signals of them at --rate (default 300; 0 skips)
   --services-from DIR   run the services (trade-worker, signal-intake, exchange-sim) from another checkout,
                         e.g. a git worktree of a baseline commit, measured by this benchmark the same way
+  --cluster             measure twice in one run: on the dev stack, then on the cluster profile (the Temporal
+                        server on PostgreSQL, a three-node RabbitMQ cluster; scripts/stack-up.sh --cluster, which
+                        npm run bench:trades brings up), with the same options, and print both side by side with
+                        the ratio cluster / dev (docs/scaling.md)
+  --profile dev|cluster which stack this run measures (default dev; --cluster passes it to its second run)
   --label TEXT          a name for this run in the report and the JSON file
   --out DIR             where to write the JSON (default bench-results)
   --keep-db             keep the database and the RabbitMQ vhost afterwards (printed) for inspection
@@ -74,6 +79,10 @@ export interface BenchOptions {
   label?: string;
   out: string;
   keepDb: boolean;
+  /** Run both profiles, dev then cluster, and compare (cluster.ts). */
+  cluster: boolean;
+  /** The stack this run measures: its Temporal server, RabbitMQ nodes and their processes' CPU (stack.ts). */
+  profile: 'dev' | 'cluster';
 }
 
 export function parseOptions(argv: readonly string[]): BenchOptions | { help: true } | { error: string } {
@@ -92,6 +101,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
     logLevel: 'info',
     out: path.join(ROOT, 'bench-results'),
     keepDb: false,
+    cluster: false,
+    profile: 'dev',
   };
   const int = (name: string, v: string | undefined, min: number): number | { error: string } => {
     const n = Number(v);
@@ -110,6 +121,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
     if (a === '-h' || a === '--help') return { help: true };
     if (a === '--keep-db') {
       o.keepDb = true;
+      continue;
+    }
+    if (a === '--cluster') {
+      o.cluster = true;
       continue;
     }
     const numeric: Record<string, [keyof BenchOptions, number]> = {
@@ -163,6 +178,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
       const v = value();
       if (v === undefined) return { error: '--private-temporal needs a (possibly empty) flag string' };
       o.privateTemporal = v;
+    } else if (a === '--profile') {
+      const v = value();
+      if (v !== 'dev' && v !== 'cluster') return { error: '--profile needs dev|cluster' };
+      o.profile = v;
     } else if (a === '--label') {
       const v = value();
       if (!v) return { error: '--label needs a value' };
@@ -174,5 +193,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
     } else return { error: `unknown argument ${a}` };
   }
   if (o.signals + o.saturation === 0) return { error: 'nothing to do: --signals and --saturation are both 0' };
+  if (o.cluster && o.privateTemporal !== undefined)
+    return { error: '--cluster measures the stacks themselves; it does not combine with --private-temporal' };
   return o;
 }

@@ -79,6 +79,18 @@ export async function openTemporal(opts: BenchOptions, cfg: Config, scope: RunSc
       metricsUrl: pt.metricsUrl,
       roots: () => (pt.svc.pid ? [pt.svc.pid] : []),
     };
+  } else if (opts.profile === 'cluster') {
+    // The cluster profile's Temporal server (scripts/provision/temporal-server.sh), on PostgreSQL.
+    const roots = () => {
+      const pid = readPidFile(path.join(ROOT, '.data/run/temporal-server.pid'));
+      return pid ? [pid] : [];
+    };
+    target = {
+      address: cfg.temporal.address,
+      description: `${cfg.temporal.address} (cluster profile: Temporal server on PostgreSQL, 4 history shards)`,
+      metricsUrl: await findMetricsUrl(roots()[0]),
+      roots,
+    };
   } else {
     const roots = () => {
       const pid =
@@ -318,18 +330,24 @@ export async function stopServices(scope: RunScope): Promise<void> {
 }
 
 /** The CPU groups measured from /proc during each phase. */
-export function cpuGroups(temporal: TemporalTarget, scope: RunScope): CpuGroup[] {
+export function cpuGroups(temporal: TemporalTarget, scope: RunScope, profile: 'dev' | 'cluster' = 'dev'): CpuGroup[] {
   const stackPid = (pidFile: string, cmdline: RegExp) => () => {
     const pid = readPidFile(path.join(ROOT, pidFile)) ?? findPidByCmdline(cmdline);
     return pid ? [pid] : [];
   };
+  // The cluster profile's three RabbitMQ nodes (scripts/provision/rabbitmq-cluster.sh), counted as one group.
+  const clusterNodes = () =>
+    [1, 2, 3].flatMap((i) => readPidFile(path.join(ROOT, `.data/rabbitmq-cluster/node${i}/node.pid`)) ?? []);
   return [
     { name: 'temporal', roots: temporal.roots },
     { name: 'trade-worker', roots: () => pidsOf(scope, 'trade-worker'), threads: true },
     { name: 'signal-intake', roots: () => pidsOf(scope, 'signal-intake'), threads: true },
     { name: 'exchange-sim', roots: () => pidsOf(scope, 'exchange-sim'), threads: true },
     { name: 'postgres', roots: stackPid('.data/postgres/postmaster.pid', /postgres -D|postmaster/) },
-    { name: 'rabbitmq', roots: stackPid('.data/rabbitmq/node.pid', /beam\.smp.*rabbit/) },
+    {
+      name: 'rabbitmq',
+      roots: profile === 'cluster' ? clusterNodes : stackPid('.data/rabbitmq/node.pid', /beam\.smp.*rabbit/),
+    },
     { name: 'bench', roots: () => [process.pid] },
   ];
 }

@@ -36,6 +36,7 @@ import { LoadGenerator, type PhaseResult } from './load';
 import { USAGE, parseOptions } from './options';
 import { formatReport, gitRevision, type BenchJson } from './report';
 import { cleanUpInterruptedRuns } from './run-record';
+import { compareProfiles } from './cluster';
 import { cpuGroups, openTemporal, provisionRun, startServices, stopServices, type RunScope } from './stack';
 import { f1 } from './stats';
 import { verifyZeroLoss } from './zero-loss';
@@ -51,6 +52,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const opts = parsed;
+  if (opts.cluster) return compareProfiles(argv, opts);
   const tStart = Date.now();
   const cfg = loadConfig();
   const startedAt = new Date().toISOString();
@@ -84,7 +86,7 @@ async function main(argv: readonly string[]): Promise<number> {
     await cleanUpInterruptedRuns(cfg, RabbitManagement.fromConfig(cfg.rabbitmq));
     const run = await provisionRun(opts, cfg, temporal, scope);
     const { runId, taskQueue, db } = run;
-    const sampler = new CpuSampler(cpuGroups(temporal, scope));
+    const sampler = new CpuSampler(cpuGroups(temporal, scope, opts.profile));
 
     const connection = await Connection.connect({ address: temporal.address });
     scope.defer(() => connection.close());
@@ -109,6 +111,7 @@ async function main(argv: readonly string[]): Promise<number> {
     await startServices(opts, run, client, scope, logDir);
     const rabbit = new RabbitConnection({
       url: run.childCfg.rabbitmq.url,
+      urls: run.childCfg.rabbitmq.urls,
       name: `bench-trades-${process.pid}`,
       logger: createLogger('bench', { level: 'warn' }),
       // Services from another checkout declared their own topology (possibly older queue types): leave it.
