@@ -11,6 +11,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { inheritedEnv } from '../../config';
 import { tsxCommand } from '../service-runner';
 import { ROOT, say } from './constants';
 import type { BenchOptions } from './options';
@@ -111,8 +112,8 @@ export async function compareProfiles(argv: readonly string[], opts: BenchOption
   const dir = path.join(opts.out, `compare-${stamp}`);
   const args = passArgs(argv);
   const settings = clusterSettings();
-  const dev = await runPass('dev', args, path.join(dir, 'dev'), process.env);
-  const cluster = await runPass('cluster', args, path.join(dir, 'cluster'), { ...process.env, ...settings });
+  const dev = await runPass('dev', args, path.join(dir, 'dev'), inheritedEnv());
+  const cluster = await runPass('cluster', args, path.join(dir, 'cluster'), { ...inheritedEnv(), ...settings });
   const text = formatComparison(dev, cluster);
   fs.writeFileSync(path.join(dir, 'comparison.txt'), `${text}\n`);
   process.stdout.write(`${text}\n`);
