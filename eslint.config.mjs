@@ -10,6 +10,11 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    // Tool configs in CommonJS (.dependency-cruiser.cjs).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+  },
+  {
     files: ['**/*.ts'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
@@ -29,7 +34,14 @@ export default tseslint.config(
           paths: [...nodeBuiltins, 'pg', 'amqplib', 'pino', 'ws', 'dotenv'],
           patterns: [
             {
-              group: ['**/adapters/**', '**/activities', '**/activities/**', '**/config', '**/logging', '**/contracts/ids'],
+              group: [
+                '**/adapters/**',
+                '**/activities',
+                '**/activities/**',
+                '**/config',
+                '**/logging',
+                '**/contracts/ids',
+              ],
               allowTypeImports: true,
               message: 'Workflows import activity types only (import type), and nothing that does I/O.',
             },
