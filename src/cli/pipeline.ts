@@ -3,8 +3,9 @@
  * and the simulated exchange, with no API keys.
  *
  *   exchange-sim   simulated venue (Alpaca v2 wire) fed by bars
- *   trade-worker   tradeWorkflow + RiskOps/ExecConnect/ledger activities
- *   signal-intake  trade_signals → one workflow per signal
+ *   trade-worker   tradeWorkflow + RiskOps/ExecConnect/ledger activities, and the signal intake:
+ *                  trade_signals → one workflow per signal, started eagerly (INTAKE_IN_WORKER, default true)
+ *   signal-intake  the intake as its own process instead, only with INTAKE_IN_WORKER=false
  *   bar-store      bars → market_bars (RiskOps reads realised volatility and ATR from it)
  *   quant          bars → strategy → trade_signals
  *   dataflow       watchlist replay (NVDA+ORCL) → market.bars   (runs last; its end ends the replay)
@@ -167,15 +168,20 @@ interface Progress {
   bars: number;
 }
 
-function progressLine(svc: Map<Role, Service>, runningTrades: number, prev: Progress): [string, Progress] {
+function progressLine(
+  svc: Map<Role, Service>,
+  intake: Role,
+  runningTrades: number,
+  prev: Progress,
+): [string, Progress] {
   const m = (r: Role) => svc.get(r)?.metrics ?? [];
   // The dataflow exits when its replay is published; the quant has seen every bar by then.
   const bars = Math.max(sumOf(m('dataflow'), 'sat_bars_published_total'), sumOf(m('quant'), 'sat_bars_received_total'));
   const now = Date.now();
   const rate = now > prev.t ? ((bars - prev.bars) / (now - prev.t)) * 1000 : 0;
   const signals = sumOf(m('quant'), 'sat_signals_published_total');
-  const started = sumOf(m('signal-intake'), 'sat_signals_received_total', { outcome: 'started' });
-  const dups = sumOf(m('signal-intake'), 'sat_signals_received_total', { outcome: 'duplicate' });
+  const started = sumOf(m(intake), 'sat_signals_received_total', { outcome: 'started' });
+  const dups = sumOf(m(intake), 'sat_signals_received_total', { outcome: 'duplicate' });
   const byStatus = new Map<string, number>();
   for (const s of m('trade-worker')) {
     if (s.name !== 'sat_trades_finished_total') continue;
@@ -275,7 +281,11 @@ async function main(): Promise<number> {
 
   say(`paper account ${accountId}; logs in ${path.relative(process.cwd(), logDir) || logDir}`);
   say(`Web UI: http://localhost:${cfg.temporal.uiPort}   (filter: TradeStatus="FILLED")`);
-  for (const name of ['exchange-sim', 'trade-worker', 'signal-intake', 'bar-store'] as const) {
+  // Where the signals become workflows: inside the trade worker (eager workflow start, the default), or a
+  // signal-intake process of its own (INTAKE_IN_WORKER=false, e.g. to try the scale-out layout).
+  const intakeRole: Role = cfg.rabbitmq.intakeInWorker ? 'trade-worker' : 'signal-intake';
+  const roles: Role[] = ['exchange-sim', 'trade-worker', 'signal-intake', 'bar-store'];
+  for (const name of roles.filter((r) => r !== 'signal-intake' || intakeRole === 'signal-intake')) {
     services.set(name, startService(runner, name, [], env, values.verbose));
   }
   const quantEnv = values.strategy ? childEnv({ strategyTypes: values.strategy }, env) : env;
@@ -287,7 +297,7 @@ async function main(): Promise<number> {
       .count(openQuery)
       .then((r) => r.count)
       .catch(() => 0);
-    const [line, next] = progressLine(services, open, progress.prev);
+    const [line, next] = progressLine(services, intakeRole, open, progress.prev);
     progress.prev = next;
     if (force || line.replace(/\(\d+\/s\)/, '') !== progress.last.replace(/\(\d+\/s\)/, '')) say(line);
     progress.last = line;
@@ -342,7 +352,13 @@ async function main(): Promise<number> {
     say('replay over: letting queued bars and signals through');
     const get = (r: Role) => services.get(r)!;
     await drainAndStop(get('quant'), rabbit, QUANT_BARS_QUEUE, stop);
-    await drainAndStop(get('signal-intake'), rabbit, INTAKE_SIGNALS_QUEUE, stop);
+    if (intakeRole === 'signal-intake') await drainAndStop(get('signal-intake'), rabbit, INTAKE_SIGNALS_QUEUE, stop);
+    // The worker's own intake: wait until every queued signal is taken (the worker stops once trades settle).
+    else
+      await get('trade-worker').proc.waitDrained(
+        () => queueDepth(rabbit, INTAKE_SIGNALS_QUEUE).then((n) => n === 0),
+        stop,
+      );
     await drainAndStop(get('bar-store'), rabbit, STORE_BARS_QUEUE, stop);
     if (!interrupt.signal.aborted) await settle(client, openQuery, services, rabbit, stop);
     if (!stop.aborted) await cancelOpen();
@@ -370,8 +386,8 @@ async function main(): Promise<number> {
     const dfSummary = services.get('dataflow')?.plain.filter((l) => l.startsWith('summary:')) ?? [];
     const barsIn = sumOf(m('quant'), 'sat_bars_received_total');
     const signals = sumOf(m('quant'), 'sat_signals_published_total');
-    const started = sumOf(m('signal-intake'), 'sat_signals_received_total', { outcome: 'started' });
-    const dups = sumOf(m('signal-intake'), 'sat_signals_received_total', { outcome: 'duplicate' });
+    const started = sumOf(m(intakeRole), 'sat_signals_received_total', { outcome: 'started' });
+    const dups = sumOf(m(intakeRole), 'sat_signals_received_total', { outcome: 'duplicate' });
     const s = await accountSummary(pool, accountId, new Date(t0));
     say(`summary after ${((Date.now() - t0) / 1000).toFixed(1)} s (paper account ${accountId})`);
     for (const l of dfSummary) say(`  dataflow ${l}`);

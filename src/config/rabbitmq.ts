@@ -30,8 +30,11 @@ export const rabbitmqVars = {
   SIGNAL_PREFETCH: int(32, 1, 10_000),
   /** x-delivery-limit of the quorum consumer queues: returns before the broker dead-letters a message. */
   RABBITMQ_DELIVERY_LIMIT: int(20, 1, 1000),
-  /** The trade worker also runs signal intake, starting trades eagerly on its own connection. */
-  INTAKE_IN_WORKER: bool(false),
+  /**
+   * The trade worker also runs signal intake, starting trades eagerly on its own connection (issue 12: the
+   * first workflow task skips matching). false for a separate signal-intake process (scale-out).
+   */
+  INTAKE_IN_WORKER: bool(true),
 };
 
 export interface RabbitmqConfig {

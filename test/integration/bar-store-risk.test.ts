@@ -26,7 +26,6 @@ describe('bar store → RiskOps (real RabbitMQ, PostgreSQL, Temporal; quant and 
     h = await PipelineHarness.create();
     await h.start('exchange-sim');
     await h.start('trade-worker');
-    await h.start('signal-intake');
     await h.start('bar-store');
     await h.start('quant');
   }, 180_000);

@@ -34,6 +34,7 @@ interface Service {
   depends_on?: Record<string, { condition?: string }> | string[];
   healthcheck?: { test: string[] | string };
   restart?: string;
+  profiles?: string[];
   volumes?: Array<string | { type: string; source: string }>;
 }
 
@@ -123,6 +124,26 @@ describe('docker-compose.yml', () => {
         'temporal-setup': { condition: 'service_completed_successfully' },
       });
     }
+  });
+
+  it('runs the signal intake inside the trade worker by default; a separate intake only with its profile', async () => {
+    // Read through the trade worker's own configuration module, as the process would.
+    const envOf = (svc: Service) =>
+      Object.fromEntries(Object.entries(svc.environment ?? {}).map(([k, v]) => [k, v ?? '']));
+    const worker = parseEnv(envOf(services['trade-worker']!));
+    expect(worker.rabbitmq.intakeInWorker).toBe(true);
+    expect(services['trade-worker']!.depends_on).toMatchObject({ rabbitmq: { condition: 'service_healthy' } });
+    // Without the profile there is one consumer of intake.signals: the worker. Nothing started by default
+    // may wait for the profiled process (compose would start it, and two intakes would consume).
+    expect(services['signal-intake']!.profiles).toEqual(['intake-process']);
+    for (const [name, svc] of Object.entries(services)) {
+      expect(Object.keys(svc.depends_on ?? {}), name).not.toContain('signal-intake');
+    }
+    // Scale-out: INTAKE_IN_WORKER=false turns the worker's intake off for the profiled process.
+    const r = await composeConfig({ ...CREDENTIALS, INTAKE_IN_WORKER: 'false' });
+    expect(r.code, r.err).toBe(0);
+    const off = (parseYaml(r.out) as { services: Record<string, Service> }).services;
+    expect(parseEnv(envOf(off['trade-worker']!)).rabbitmq.intakeInWorker).toBe(false);
   });
 
   it('gives one-shot jobs on-failure restarts, long-running services healthchecks, and conditions on every dependency', () => {

@@ -29,7 +29,6 @@ describe('broker submit timing out (real Temporal, PostgreSQL, venue process)', 
     h = await PipelineHarness.create({ SIM_LATENCY_MS: '3000', BROKER_HTTP_TIMEOUT_MS: '1000' });
     await h.start('exchange-sim');
     await h.start('trade-worker');
-    await h.start('signal-intake');
     bars = barFeed(h, SYMBOL);
     await bars.next(20);
   });

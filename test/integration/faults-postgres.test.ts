@@ -39,7 +39,11 @@ describe('PostgreSQL restarted under the running pipeline (private server; real 
 
   beforeAll(async () => {
     pg = await startPrivatePostgres();
-    h = await PipelineHarness.create({ RISK_DUPLICATE_COOLDOWN_SEC: '0' }, { db: pg.database });
+    // The scale-out layout (intake as its own process): each service rides out the outage on its own.
+    h = await PipelineHarness.create(
+      { RISK_DUPLICATE_COOLDOWN_SEC: '0', INTAKE_IN_WORKER: 'false' },
+      { db: pg.database },
+    );
     for (const s of SERVICES) await h.start(s);
     bars = barFeed(h, SYMBOL);
     await bars.next(20);

@@ -37,7 +37,8 @@ describe.skipIf(!rabbitRestartable())(
     let publisher: ConfirmPublisher;
 
     beforeAll(async () => {
-      h = await PipelineHarness.create();
+      // The scale-out layout: intake as its own process, so its pid and re-subscription are observable.
+      h = await PipelineHarness.create({ INTAKE_IN_WORKER: 'false' });
       await h.start('exchange-sim');
       await h.start('trade-worker');
       await h.start('signal-intake');

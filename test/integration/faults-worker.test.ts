@@ -62,7 +62,8 @@ describe('trade worker killed -9 mid-trade (real Temporal, RabbitMQ, PostgreSQL,
   }
 
   beforeAll(async () => {
-    h = await PipelineHarness.create({ SIM_LATENCY_MS: String(VENUE_LATENCY_MS) });
+    // The scale-out layout: the intake is its own process and survives the worker's crash.
+    h = await PipelineHarness.create({ SIM_LATENCY_MS: String(VENUE_LATENCY_MS), INTAKE_IN_WORKER: 'false' });
     await h.start('exchange-sim');
     await h.start('trade-worker');
     await h.start('signal-intake');

@@ -79,7 +79,8 @@ describe('operations endpoints of the real processes', () => {
 
   beforeAll(async () => {
     sdkPort = await freePort();
-    h = await PipelineHarness.create({ WORKER_SDK_METRICS_PORT: String(sdkPort) });
+    // Intake as its own process, so each role's endpoint is checked on its own port.
+    h = await PipelineHarness.create({ WORKER_SDK_METRICS_PORT: String(sdkPort), INTAKE_IN_WORKER: 'false' });
     await h.start('exchange-sim');
     await h.start('trade-worker');
     await h.start('signal-intake');

@@ -53,7 +53,6 @@ describe('pipeline end to end (real RabbitMQ, Temporal dev server, PostgreSQL, v
     h = await PipelineHarness.create();
     await h.start('exchange-sim');
     await h.start('trade-worker');
-    await h.start('signal-intake');
     await nextBar(20); // the venue learns the symbol and a price
   });
   afterAll(async () => {

@@ -240,13 +240,20 @@ describe('npm start: the whole chain, run again and again, stopped with Ctrl-C',
     const trades = await tradesOf(run.account);
     const traded = trades.find((t) => t.status === 'FILLED') ?? trades[0]!;
     const corr = traded.correlation_id;
-    for (const service of ['dataflow', 'bar-store', 'exchange-sim', 'quant', 'signal-intake', 'trade-worker']) {
-      const lines = fs
+    const linesOf = (service: string) =>
+      fs
         .readFileSync(path.join(run.logDir, `${service}.log`), 'utf8')
         .split('\n')
         .filter((l) => l.includes(`"correlation_id":"${corr}"`));
-      expect(lines.length, `${service} logs ${corr}`).toBeGreaterThan(0);
+    for (const service of ['dataflow', 'bar-store', 'exchange-sim', 'quant', 'trade-worker']) {
+      expect(linesOf(service).length, `${service} logs ${corr}`).toBeGreaterThan(0);
     }
+    // npm start runs the intake inside the trade worker (INTAKE_IN_WORKER's default): its lines are there.
+    expect(fs.existsSync(path.join(run.logDir, 'signal-intake.log'))).toBe(false);
+    expect(
+      linesOf('trade-worker').filter((l) => l.includes('"component":"signal-intake"')).length,
+      `the worker's intake logs ${corr}`,
+    ).toBeGreaterThan(0);
     const desc = await client.workflow.getHandle(traded.workflow_id).describe();
     expect(desc.memo?.correlation_id).toBe(corr);
     const orders = await db.pool.query(`SELECT correlation_id FROM orders WHERE workflow_id = $1`, [

@@ -60,7 +60,6 @@ describe('Temporal Web UI (headless chromium)', () => {
     h = await PipelineHarness.create();
     await h.start('exchange-sim');
     await h.start('trade-worker');
-    await h.start('signal-intake');
     await bar('NVDA', 20);
     await bar('ORCL', 40);
 

@@ -26,7 +26,8 @@ import { devServerAddress, uniqueTaskQueue } from './temporal';
 /**
  * The real pipeline processes (simulated venue, trade worker, signal intake) as child processes on the real
  * servers, isolated per test file by a fresh database, a private task queue, a private venue port and a private
- * RabbitMQ vhost.
+ * RabbitMQ vhost. As in production, the trade worker runs the signal intake by default (INTAKE_IN_WORKER); a
+ * test of the scale-out layout creates the harness with INTAKE_IN_WORKER=false and starts `signal-intake`.
  * Used by the end-to-end and fault-injection tests: processes can be killed (-9) and restarted.
  */
 
@@ -117,6 +118,14 @@ export class PipelineHarness {
 
   /** Start a service (a new process of the real entry point) and wait until it says it is ready. */
   async start(name: ServiceName, timeoutMs = 90_000): Promise<RunningService> {
+    // By default the trade worker runs the intake (INTAKE_IN_WORKER, eager workflow start); a second consumer
+    // of intake.signals would change what a test observes, so a separate intake must be asked for.
+    if (name === 'signal-intake' && parseEnv(this.env).rabbitmq.intakeInWorker) {
+      throw new Error(
+        'signal-intake as its own process needs PipelineHarness.create({ INTAKE_IN_WORKER: "false" }): ' +
+          'by default the trade worker runs the intake',
+      );
+    }
     const { script, ready } = SCRIPTS[name];
     const svc = this.runner.start(name, { script: path.join(ROOT, script) });
     await svc.waitReady({ line: ready, timeoutMs });

@@ -26,7 +26,8 @@ Options:
   --prefetch N          SIGNAL_PREFETCH of the intake = workflow starts in flight (default: env or 32)
   --intake worker|process
                         signal intake inside the trade worker(s), starting trades eagerly on the worker's
-                        connection, or as separate signal-intake processes (default: INTAKE_IN_WORKER, false)
+                        connection, or as separate signal-intake processes (default: INTAKE_IN_WORKER, true;
+                        process for a --services-from checkout whose worker has no intake)
   --intakes N           signal-intake processes with --intake process (default 1)
   --workers N           trade-worker processes (default 1)
   --worker-tuning K=V,… run the worker(s) with these Worker.create options overridden, e.g.

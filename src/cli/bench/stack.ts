@@ -224,7 +224,7 @@ export async function provisionRun(
 
   const simPort = await freePort();
   const prefetch = opts.prefetch ?? cfg.rabbitmq.signalPrefetch;
-  const intakeInWorker = (opts.intake ?? (cfg.rabbitmq.intakeInWorker ? 'worker' : 'process')) === 'worker';
+  const intakeInWorker = (opts.intake ?? defaultIntake(cfg.rabbitmq.intakeInWorker, opts.servicesFrom)) === 'worker';
   // Generous risk limits so every signal is approved: the benchmark measures the path, not the limits.
   const childOverrides: Record<string, string> = {
     DATABASE_URL: db.url,
@@ -350,4 +350,15 @@ export function cpuGroups(temporal: TemporalTarget, scope: RunScope, profile: 'd
     },
     { name: 'bench', roots: () => [process.pid] },
   ];
+}
+
+/**
+ * Where intake runs unless --intake says: INTAKE_IN_WORKER's default (inside the worker), except for services of a
+ * checkout whose trade worker cannot run it (e.g. the baseline d77fd4c), which get their signal-intake process.
+ */
+function defaultIntake(inWorker: boolean, servicesFrom: string | undefined): 'worker' | 'process' {
+  if (!inWorker) return 'process';
+  if (!servicesFrom) return 'worker';
+  const worker = path.join(servicesFrom, SCRIPTS['trade-worker'].script);
+  return fs.existsSync(worker) && fs.readFileSync(worker, 'utf8').includes('intakeInWorker') ? 'worker' : 'process';
 }
