@@ -16,7 +16,7 @@ import {
   tradeAgeSeconds,
 } from '../adapters/postgres/ledger';
 import { fillsToBook, ordersOf, type LedgerFill } from '../domain/fills';
-import { workingPhaseOf, type TradeOutcome } from '../domain/trade-lifecycle';
+import { endSeenByFollow, workingPhaseOf, type TradeOutcome } from '../domain/trade-lifecycle';
 import { withCorrelation, type Logger } from '../logging';
 import { rateLimitWaitSeconds, rateLimitWaits, signalToOrderSeconds, tradesFinished } from '../metrics';
 
@@ -63,6 +63,12 @@ export interface FollowOrderInput {
   known: Record<string, KnownOrderState>;
   /** Return after this long even if nothing changed, so the workflow's history shows the order is alive. */
   maxWaitMs: number;
+  /**
+   * Set by workflows past the finalize-joins-follow patch, on the follow whose complete order ends the trade
+   * (broker_final): when the order comes back complete, the booking also closes the trade in the ledger and
+   * releases the reservation, so no finalizeTrade activity follows.
+   */
+  finalizeWhenComplete?: boolean;
 }
 
 export interface OrderProgress {
@@ -75,6 +81,8 @@ export interface OrderProgress {
   changed: boolean;
   /** True when the fills were booked by this activity. */
   booked?: boolean;
+  /** The outcome the trade was closed with in the ledger by this call (finalizeWhenComplete), if it was. */
+  finalized?: TradeOutcome;
 }
 
 export interface RecordFillsInput {
@@ -188,14 +196,22 @@ export function createExecutionActivities(deps: ExecutionDeps) {
   }
 
   /** The one booking step for every order snapshot an activity learns (ledger.bookOrderProgress). */
-  async function book(workflowId: string, correlationId: string, order: BrokerOrder): Promise<LedgerFill[]> {
-    const { booked } = await bookOrderProgress(
+  async function book(
+    workflowId: string,
+    correlationId: string,
+    order: BrokerOrder,
+    closing?: { outcome: TradeOutcome; reasonCode?: string },
+  ): Promise<LedgerFill[]> {
+    const { booked, closed } = await bookOrderProgress(
       pool,
       context(workflowId, correlationId),
       order,
       await executionsOf(order, Context.current().cancellationSignal),
       workingPhaseOf(order),
+      closing,
     );
+    // Counted once per trade: by the close that released the reservation (not by a second close).
+    if (closing && closed) tradesFinished.inc({ status: closing.outcome, reason_code: closing.reasonCode ?? 'none' });
     if (booked.length) {
       withCorrelation(deps.logger, correlationId).info(
         {
@@ -326,8 +342,14 @@ export function createExecutionActivities(deps: ExecutionDeps) {
         if (hasChanged(order, input.known) || Date.now() >= deadline) {
           const changed = hasChanged(order, input.known);
           if (input.workflowId) {
-            const fills = await book(input.workflowId, input.correlationId, order);
-            return { order, fills, changed, booked: true };
+            // The workflow ends a complete order's trade as broker_final: the same mapping, applied here.
+            const end = input.finalizeWhenComplete ? endSeenByFollow(order) : null;
+            const closing = end
+              ? { outcome: end.outcome, ...(end.reasonCode ? { reasonCode: end.reasonCode } : {}) }
+              : undefined;
+            const fills = await book(input.workflowId, input.correlationId, order, closing);
+            if (!end) return { order, fills, changed, booked: true };
+            return { order, fills, changed, booked: true, finalized: end.outcome };
           }
           const known = input.known;
           const fills = ordersOf(order).flatMap((o) =>
@@ -372,10 +394,11 @@ export function createExecutionActivities(deps: ExecutionDeps) {
 
     /** Close the trade in the ledger and release its risk reservation. */
     async finalizeTrade(input: FinalizeTradeInput): Promise<void> {
-      await finalizeTradeInLedger(pool, input);
-      // Counted per activity completion: a retry after a crash between the write and here may count twice,
-      // the ledger stays the source of truth for exact numbers.
-      tradesFinished.inc({ status: input.outcome, reason_code: input.reasonCode ?? 'none' });
+      // Counted by the close that ended the trade (released its reservation, or it never held one): not again
+      // on a retry, nor after a follow that closed the trade while a cancel raced it (finalize-joins-follow).
+      if (await finalizeTradeInLedger(pool, input)) {
+        tradesFinished.inc({ status: input.outcome, reason_code: input.reasonCode ?? 'none' });
+      }
     },
   };
 }

@@ -91,6 +91,17 @@ export function isTradeComplete(o: BrokerOrder): boolean {
   return o.legs.every((l) => isTerminal(l.status));
 }
 
+/**
+ * The end a follow writes itself when the workflow lets it (finalize-joins-follow): the order is complete and
+ * the broker did not cancel it. A cancelled order is left to the workflow, because the cancel may be the
+ * workflow's own (a user's cancel racing the follow), whose end (user_cancel) the workflow writes.
+ */
+export function endSeenByFollow(o: BrokerOrder): TradeEnd | null {
+  if (!isTradeComplete(o)) return null;
+  const end = tradeEnd(o, { kind: 'broker_final' });
+  return end.phase === 'CANCELLED' ? null : end;
+}
+
 /** Phase of a live order (not yet complete). */
 export function workingPhaseOf(o: BrokerOrder): TradePhase {
   if (o.status === 'filled' && o.legs?.length && o.filledQty > 0) return 'BRACKET_ACTIVE';

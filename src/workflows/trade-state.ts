@@ -1,5 +1,6 @@
 import { log, patched, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { KnownOrderState } from '../activities/execution';
+import type { TradeOutcome } from '../domain/trade-lifecycle';
 import type { BrokerOrder, OrderRequest } from '../contracts/order';
 import type { TradeSignal } from '../contracts/signal';
 import { clientOrderIdFor } from '../contracts/trade-ids';
@@ -22,6 +23,14 @@ import { SA_SIDE, SA_STRATEGY, SA_SYMBOL, SA_TRADE_STATUS, type TradePhase, type
  */
 export const LEAN_TRADE_PATH = 'trade-path-lean';
 
+/**
+ * finalize-joins-follow (issue 12, lever 4): the follow that learns the order is complete also closes the trade
+ * in the ledger (outcome, reservation released) in the same transaction as its last fills, so a filled trade
+ * needs no finalizeTrade activity and no workflow task for it. Decided at the trade's first follow, so a trade
+ * that was already following before the patch keeps its finalizeTrade call.
+ */
+export const FINALIZE_JOINS_FOLLOW = 'finalize-joins-follow';
+
 /** Everything one trade knows. */
 export interface TradeState {
   readonly workflowId: string;
@@ -40,6 +49,10 @@ export interface TradeState {
   readonly known: Record<string, KnownOrderState>;
   /** What risk approved, set by `planOrder`: the order and its time-in-force deadline, fixed once. */
   plan: { request: OrderRequest; deadlineMs: number; deadlineAt: number } | null;
+  /** Past the finalize-joins-follow patch; null until the first follow asks (`patched()` is called there). */
+  followCloses: boolean | null;
+  /** The outcome a follow already closed the trade with in the ledger (finalize-joins-follow), if one did. */
+  closedAs: TradeOutcome | null;
 }
 
 /** The trade as it starts: the status it reports, and the search attributes the Web UI filters on. */
@@ -84,6 +97,8 @@ export function openTrade(signal: TradeSignal): TradeState {
     order: null,
     known: {},
     plan: null,
+    followCloses: null,
+    closedAs: null,
   };
 }
 

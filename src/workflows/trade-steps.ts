@@ -4,6 +4,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   sleep,
   TemporalFailure,
 } from '@temporalio/workflow';
@@ -24,7 +25,7 @@ import {
   localActivities,
   LOCAL_RISK_OPTIONS,
 } from './trade-activities';
-import { absorb, setPhase, showPhase, type TradeState } from './trade-state';
+import { absorb, FINALIZE_JOINS_FOLLOW, setPhase, showPhase, type TradeState } from './trade-state';
 
 /**
  * The steps of one trade (src/workflows/trade.ts tells the story). Every step works on the one `TradeState`;
@@ -155,11 +156,16 @@ export async function followUntilCompleteOrDeadline(t: TradeState): Promise<bool
       await throwIfCancelled();
       continue;
     }
+    // finalize-joins-follow: a follow that finds the order complete also closes the trade (see endTrade).
+    t.followCloses ??= patched(FINALIZE_JOINS_FOLLOW);
     const progress = await call(
       'followOrder',
       'follow',
       `follow ${t.clientOrderId} (${t.status.filledQty}/${t.status.requestedQty} filled)`,
-      followInput(t, Math.min(FOLLOW_WAIT_MS, remaining)),
+      {
+        ...followInput(t, Math.min(FOLLOW_WAIT_MS, remaining)),
+        ...(t.followCloses ? { finalizeWhenComplete: true } : {}),
+      },
     );
     await book(t, progress);
     current = t.order = progress.order;
@@ -274,6 +280,10 @@ export async function endTrade(
       filledQty: status.filledQty,
     });
   }
+  // The follow that learned the order was complete closed the trade already, with this same outcome, in the
+  // transaction that booked its last fills (the reservation is released there). Any other end (a cancel that
+  // raced it) still finalises: the outcome is rewritten, the reservation is released only if still held.
+  if (t.closedAs === outcome) return status;
   await CancellationScope.nonCancellable(() =>
     call('finalizeTrade', 'bookkeeping', `ledger: trade ${outcome}, risk reservation released`, {
       workflowId: t.workflowId,
@@ -312,6 +322,7 @@ function followInput(t: TradeState, maxWaitMs: number) {
  * replay must still schedule.
  */
 async function book(t: TradeState, p: OrderProgress): Promise<void> {
+  if (p.finalized) t.closedAs = p.finalized;
   if (p.fills.length > 0 || p.changed) {
     absorb(t, p.order);
     const phase = workingPhaseOf(p.order);

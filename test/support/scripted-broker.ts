@@ -4,6 +4,7 @@ import type { FollowOrderInput, OrderProgress } from '../../src/activities/execu
 import { fillsToBook, ordersOf, type LedgerFill } from '../../src/domain/fills';
 import type { BrokerOrder, OrderRequest } from '../../src/contracts/order';
 import type { RiskDecision } from '../../src/domain/risk';
+import { endSeenByFollow } from '../../src/domain/trade-lifecycle';
 import { sleep } from '../../src/lib/sleep';
 
 /**
@@ -194,7 +195,16 @@ export class ScriptedBroker {
           const k = input.known[x.clientOrderId];
           return !k || k.status !== x.status || x.filledQty > k.cumQty;
         });
-        return { order: snapshot, fills: self.book(o), changed, booked: true };
+        const fills = self.book(o);
+        // As the real activity: a complete order's booking also closes the trade when the workflow asks.
+        const end = input.finalizeWhenComplete ? endSeenByFollow(snapshot) : null;
+        if (!end) return { order: snapshot, fills, changed, booked: true };
+        self.finalized.push({
+          outcome: end.outcome,
+          filledQty: snapshot.filledQty,
+          ...(end.reasonCode ? { reasonCode: end.reasonCode } : {}),
+        });
+        return { order: snapshot, fills, changed, booked: true, finalized: end.outcome };
       },
       async recordFills({ fills }: { fills: LedgerFill[] }) {
         self.booked.push(...fills);

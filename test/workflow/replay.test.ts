@@ -92,6 +92,26 @@ describe('tradeWorkflow replays every recorded history (determinism guard)', () 
     expect(archived.map((f) => path.basename(f.file)).sort()).toEqual(expect.arrayContaining(['filled-market.json']));
   });
 
+  it('finalize-joins-follow: a filled trade ends without a finalizeTrade activity; the old sequence is archived', () => {
+    const activities = (file: string) =>
+      (
+        readJson(file) as {
+          events: Array<{ activityTaskScheduledEventAttributes?: { activityType: { name: string } } }>;
+        }
+      ).events
+        .map((e) => e.activityTaskScheduledEventAttributes?.activityType.name)
+        .filter((n): n is string => !!n);
+    expect(activities('filled-market.json')).toEqual(['submitOrder', 'followOrder']);
+    expect(activities('archive/pre-finalize-joins-follow/filled-market.json')).toEqual([
+      'submitOrder',
+      'followOrder',
+      'finalizeTrade',
+    ]);
+    // Ends the follow did not see complete (deadline, cancel) still finalise through the activity.
+    expect(activities('partial-fill-tif-expiry.json')).toContain('finalizeTrade');
+    expect(activities('cancelled.json')).toContain('finalizeTrade');
+  });
+
   it('trade-path-lean: the order is scheduled by the first workflow task, with risk as a local activity', () => {
     const { events } = readJson('filled-market.json') as {
       events: Array<{

@@ -111,6 +111,23 @@ describe('tradeWorkflow (time-skipping)', () => {
     expect(broker.finalized).toEqual([{ outcome: 'FILLED', filledQty: 100, reasonCode: undefined }]);
   });
 
+  it('closes a filled trade in the follow that saw it complete: no finalizeTrade activity, closed once (finalize-joins-follow)', async () => {
+    const { status, broker, workflowId } = await run({
+      script: [(o, b) => b.fill(o, 40, 100), (o, b) => b.fill(o, 60, 101)],
+    });
+    expect(status.phase).toBe('FILLED');
+    expect(broker.booked.reduce((s, f) => s + f.qty, 0)).toBe(100);
+    // Closed exactly once, by the follow that learned the last fill (the first follow saw 40/100: no close).
+    expect(broker.finalized).toEqual([{ outcome: 'FILLED', filledQty: 100 }]);
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const scheduled = (history.events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+      .filter((n): n is string => !!n);
+    expect(scheduled).toEqual(['submitOrder', 'followOrder', 'followOrder']);
+    const markers = (history.events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');
+    expect(markers).toHaveLength(2); // trade-path-lean and finalize-joins-follow
+  });
+
   it('ends REJECTED, without failing and without touching the broker, when risk says no', async () => {
     const { status, error, broker } = await run({
       decision: {

@@ -3,7 +3,7 @@ import type { BrokerOrder } from '../../../contracts/order';
 import { fillsToBook, ordersOf, type LedgerFill } from '../../../domain/fills';
 import { toNumber, withTransaction } from '../pool';
 import { lockOrder, raiseOrderFilledQty, syncOrder, type OrderContext } from './orders';
-import { advanceTradeStatus } from './trades';
+import { advanceTradeStatus, closeTrade, type TradeClosing } from './trades';
 
 /**
  * Fills, and what each fill moves: the position, the cash and its movements, the order's filled quantity.
@@ -27,7 +27,12 @@ export async function bookOrderProgress(
   order: BrokerOrder,
   executions: LedgerFill[],
   tradeStatus: string | null,
-): Promise<{ booked: LedgerFill[] }> {
+  /**
+   * The trade's end, when the order is complete and the workflow lets the booking close the trade
+   * (finalize-joins-follow): the last fills and the close (outcome, reservation released) commit together.
+   */
+  closing?: Omit<TradeClosing, 'workflowId' | 'filledQty' | 'avgFillPrice'>,
+): Promise<{ booked: LedgerFill[]; closed: boolean }> {
   return withTransaction(pool, async (c) => {
     await syncOrder(c, ctx, order);
     const booked: LedgerFill[] = [];
@@ -47,8 +52,18 @@ export async function bookOrderProgress(
     }
     // A running status never overwrites a final one (a late attempt of a killed worker may book after
     // the trade was finalised; its shares are booked, its status is not).
-    if (tradeStatus) await advanceTradeStatus(c, ctx.workflowId, tradeStatus, order.filledQty, order.filledAvgPrice);
-    return { booked };
+    let closed = false;
+    if (closing) {
+      closed = await closeTrade(c, {
+        ...closing,
+        workflowId: ctx.workflowId,
+        filledQty: order.filledQty,
+        avgFillPrice: order.filledAvgPrice,
+      });
+    } else if (tradeStatus) {
+      await advanceTradeStatus(c, ctx.workflowId, tradeStatus, order.filledQty, order.filledAvgPrice);
+    }
+    return { booked, closed };
   });
 }
 

@@ -25,6 +25,12 @@ export async function holdReservation(c: Queryable, r: ReservationHold): Promise
   );
 }
 
+/** Whether a trade ever held a reservation (released or not). */
+export async function hasReservation(c: Queryable, workflowId: string): Promise<boolean> {
+  const r = await c.query(`SELECT 1 FROM reservations WHERE workflow_id = $1`, [workflowId]);
+  return (r.rowCount ?? 0) > 0;
+}
+
 /** Release a trade's HELD reservation. Idempotent: true only for the call that released it. */
 export async function releaseReservation(c: Queryable, workflowId: string): Promise<boolean> {
   const r = await c.query(

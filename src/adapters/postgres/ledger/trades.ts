@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import type { TradeOutcome } from '../../../domain/trade-lifecycle';
 import { withTransaction, type Queryable } from '../pool';
-import { releaseReservation } from './reservations';
+import { hasReservation, releaseReservation } from './reservations';
 
 /**
  * The `trades` row: one per workflow, opened with the risk decision, moved while the order works, closed with
@@ -69,22 +69,39 @@ export async function updateTradeStatus(
   );
 }
 
+/** How a trade closes in the ledger. */
+export interface TradeClosing {
+  workflowId: string;
+  outcome: TradeOutcome;
+  reasonCode?: string;
+  filledQty: number;
+  avgFillPrice: number | null;
+}
+
 /**
  * Close the trade in the ledger: outcome, filled quantity, and release of the risk reservation (the
- * filled part now lives in positions; the unfilled part no longer needs reserving). Idempotent.
+ * filled part now lives in positions; the unfilled part no longer needs reserving). Idempotent; true for the
+ * close that ended the trade (see closeTrade).
  */
-export async function finalizeTrade(
-  pool: Pool,
-  t: { workflowId: string; outcome: TradeOutcome; reasonCode?: string; filledQty: number; avgFillPrice: number | null },
-): Promise<void> {
-  await withTransaction(pool, async (c) => {
-    await c.query(
-      `UPDATE trades SET status = $2, reason_code = COALESCE($3, reason_code), filled_qty = $4, avg_fill_price = $5, updated_at = now()
-       WHERE workflow_id = $1`,
-      [t.workflowId, t.outcome, t.reasonCode ?? null, t.filledQty, t.avgFillPrice],
-    );
-    await releaseReservation(c, t.workflowId);
-  });
+export async function finalizeTrade(pool: Pool, t: TradeClosing): Promise<boolean> {
+  return withTransaction(pool, (c) => closeTrade(c, t));
+}
+
+/**
+ * finalizeTrade's writes on the caller's transaction (booking closes a complete trade in the same transaction
+ * as its last fills). The reservation is released at most once: only a HELD one is released. Returns whether
+ * this close ended the trade — it released the reservation, or the trade never held one — so a second close
+ * (a retry, or the workflow's finalizeTrade after a follow that closed the trade while a cancel raced it)
+ * rewrites the outcome but is not counted as another finished trade.
+ */
+export async function closeTrade(c: Queryable, t: TradeClosing): Promise<boolean> {
+  await c.query(
+    `UPDATE trades SET status = $2, reason_code = COALESCE($3, reason_code), filled_qty = $4, avg_fill_price = $5, updated_at = now()
+     WHERE workflow_id = $1`,
+    [t.workflowId, t.outcome, t.reasonCode ?? null, t.filledQty, t.avgFillPrice],
+  );
+  if (await releaseReservation(c, t.workflowId)) return true;
+  return !(await hasReservation(c, t.workflowId));
 }
 
 /** Seconds since the trade entered the ledger, by the database's clock (one clock for every worker host). */
