@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
-import { runMigrations } from '../../src/adapters/postgres/migrate';
-import { createClient, createPool } from '../../src/adapters/postgres/pool';
+import { createScratchDatabase } from '../../src/adapters/postgres/scratch-database';
 import { createLogger } from '../../src/logging';
 
 const quietLog = createLogger('test-pg', { level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -24,27 +23,9 @@ export interface TestDatabase {
  * Needs the project role to have CREATEDB (scripts/provision/postgres.sh grants it).
  */
 export async function createTestDatabase(prefix = 'sat_test'): Promise<TestDatabase> {
-  const base = new URL(testDatabaseUrl());
   const name = `${prefix}_${randomBytes(4).toString('hex')}`;
-  const admin = createClient(base.toString(), quietLog);
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(base.toString());
-  url.pathname = `/${name}`;
-  await runMigrations(url.toString());
   // An idle client can be killed by DROP DATABASE ... WITH (FORCE) at teardown; that is expected, not a failure
   // (createPool's listener logs it; tests keep that quiet unless TEST_LOG_LEVEL asks).
-  const pool = createPool(url.toString(), 20, { logger: quietLog });
-  return {
-    url: url.toString(),
-    pool,
-    async drop() {
-      await pool.end();
-      const c = createClient(base.toString(), quietLog);
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+  const db = await createScratchDatabase(testDatabaseUrl(), name, { poolMax: 20, logger: quietLog });
+  return { url: db.url, pool: db.pool, drop: () => db.drop() };
 }

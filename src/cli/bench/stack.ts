@@ -92,9 +92,14 @@ export async function openTemporal(opts: BenchOptions, cfg: Config, scope: RunSc
       roots,
     };
   } else {
+    // The stack's pid file, else the dev server listening on the configured port (other dev servers may run on
+    // the machine, e.g. tests' private ones), else any dev server.
+    const port = cfg.temporal.address.split(':').pop() ?? '';
     const roots = () => {
       const pid =
-        readPidFile(path.join(ROOT, '.data/run/temporal.pid')) ?? findPidByCmdline(/temporal server start-dev/);
+        readPidFile(path.join(ROOT, '.data/run/temporal.pid')) ??
+        findPidByCmdline(new RegExp(`temporal server start-dev .*--port ${port}(\\s|$)`)) ??
+        findPidByCmdline(/temporal server start-dev/);
       return pid ? [pid] : [];
     };
     target = {
