@@ -191,7 +191,7 @@ async function main(): Promise<void> {
     batchBars: intArg('batch', values.batch, 500, 1),
     flushMs: intArg('flush-ms', values['flush-ms'], 20, 0),
   });
-  const ops = await startOps(cfg, 'bar-store', log, {
+  const ops = await startOps(cfg.ops, 'bar-store', log, {
     ready: { rabbitmq: rabbitCheck(rabbit), postgres: postgresCheck(pool) },
   });
   await rabbit.start();

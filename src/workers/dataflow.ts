@@ -191,7 +191,7 @@ async function main(): Promise<number> {
     setup: topologySetup(cfg.rabbitmq),
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
-  const ops = await startOps(cfg, 'dataflow', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
+  const ops = await startOps(cfg.ops, 'dataflow', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
   let interrupted = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
@@ -277,7 +277,7 @@ async function runLive(cfg: Config, log: Logger, values: { symbols?: string; fro
     setup: topologySetup(cfg.rabbitmq),
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
-  const ops = await startOps(cfg, 'dataflow', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
+  const ops = await startOps(cfg.ops, 'dataflow', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
   const feed = new MarketFeed({
     sources,
     symbols,

@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       }
     }
   });
-  const ops = await startOps(cfg, 'exchange-sim', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
+  const ops = await startOps(cfg.ops, 'exchange-sim', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
   await rabbit.start();
   log.info({ url: server.url }, 'simulated exchange listening');
 

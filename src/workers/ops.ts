@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { Config, OpsRole } from '../config';
+import type { OpsConfig, OpsRole } from '../config';
 import type { Logger } from '../logging';
 import { pingDatabase } from '../adapters/postgres/pool';
 import type { RabbitConnection } from '../adapters/rabbitmq';
@@ -41,11 +41,11 @@ export function temporalCheck(connection: {
 
 /** Label this process's metrics with its role and serve its endpoint. */
 export async function startOps(
-  cfg: Config,
+  ops: OpsConfig,
   role: OpsRole,
   logger: Logger,
   checks: { ready?: Record<string, HealthCheck>; live?: Record<string, HealthCheck> } = {},
 ): Promise<OpsServer> {
   initMetrics(role);
-  return startOpsServer({ host: cfg.ops.host, port: cfg.ops.ports[role], logger, ...checks });
+  return startOpsServer({ host: ops.host, port: ops.ports[role], logger, ...checks });
 }

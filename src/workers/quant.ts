@@ -348,7 +348,7 @@ async function main(): Promise<void> {
     prefetch,
     signalScope: cfg.accountId,
   });
-  const ops = await startOps(cfg, 'quant', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
+  const ops = await startOps(cfg.ops, 'quant', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
   await rabbit.start();
   log.info(
     { strategies: quant.engines.map((e) => e.strategyName), prefetch, account_id: cfg.accountId },

@@ -355,7 +355,7 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: cfg.temporal.namespace });
   const running = openIntake(cfg, log, client, { prefetch });
   const intake = running.intake;
-  const ops = await startOps(cfg, 'signal-intake', log, {
+  const ops = await startOps(cfg.ops, 'signal-intake', log, {
     ready: { rabbitmq: rabbitCheck(running.rabbit), temporal: temporalCheck(connection) },
   });
   await running.start();

@@ -96,7 +96,7 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: TradeWorker
   // Ready = polling Temporal with the ledger and the venue answering; live = the worker has not failed (a
   // failed worker no longer polls: restarting the process is the fix). Up before start-up reconciliation,
   // which can take a minute while the venue starts.
-  const ops = await startOps(cfg, 'trade-worker', log, {
+  const ops = await startOps(cfg.ops, 'trade-worker', log, {
     ready: {
       postgres: postgresCheck(pool),
       temporal: () => {
