@@ -177,7 +177,14 @@ stop_node() {
     ctl "$i" stop "$(pidfile "$i")" >/dev/null 2>&1 || stop_pidfile "$(pidfile "$i")" "rabbitmq node $i" 30
   fi
   rm -f "$(pidfile "$i")"
-  stop_pidfile "$RUN/rabbitmq-cluster-node$i.launcher.pid" "rabbitmq node $i launcher" 10
+  stop_launcher "$i"
+}
+
+# The rabbitmq-server script that started node i exits with the node; stop it only while the pid file still names
+# it (never a recycled pid).
+stop_launcher() {
+  local f="$RUN/rabbitmq-cluster-node$1.launcher.pid"
+  if pid_alive "$f" rabbitmq-server; then stop_pidfile "$f" "rabbitmq node $1 launcher" 10; else rm -f "$f"; fi
 }
 
 kill_node() {
@@ -188,7 +195,7 @@ kill_node() {
   kill -KILL "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   rm -f "$(pidfile "$i")"
-  stop_pidfile "$RUN/rabbitmq-cluster-node$i.launcher.pid" "rabbitmq node $i launcher" 10
+  stop_launcher "$i"
 }
 
 down() {

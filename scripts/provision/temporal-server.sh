@@ -16,6 +16,7 @@
 #        server (pid $RUN/temporal-server.pid, log $LOGS/temporal-server.log); wait for `operator cluster health`;
 #        create the namespace and register the search attributes (idempotent); start the Web UI on :8333.
 # down:  stop the server and the UI (SIGTERM, then SIGKILL after 30 s). The databases are kept.
+# stop / start: the server alone, as built (no build, no UI): the cluster tier's mid-stream restart.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/scripts/cluster/env.sh"
@@ -257,7 +258,12 @@ start_ui() {
 up() {
   local t0 cli started=no
   t0=$(now_ms)
-  build
+  if [[ $ACTION == start ]]; then
+    [[ -x "$SRV_DIR/temporal-server" && -x "$SRV_DIR/temporal-sql-tool" ]] || die "not built yet: run $0 up (or build)"
+    UI_ENABLED=off
+  else
+    build
+  fi
   cli="$(bash "$ROOT/scripts/provision/temporal-cli.sh")"
   if ! ours_running; then
     port_open 127.0.0.1 "$CLUSTER_TEMPORAL_PORT" &&
@@ -297,7 +303,9 @@ up() {
 }
 
 down() {
-  stop_pidfile "$UI_PIDFILE" "Temporal Web UI" 10
+  # Only a live UI of ours (the pid file's process is temporal-ui): never a recycled pid.
+  if [[ $ACTION != stop ]] && ui_running; then stop_pidfile "$UI_PIDFILE" "Temporal Web UI" 10; fi
+  ui_running || rm -f "$UI_PIDFILE"
   if ours_running; then
     stop_pidfile "$PIDFILE" "Temporal server" 30
   else
@@ -313,9 +321,9 @@ status() {
 }
 
 case "$ACTION" in
-  up) up ;;
-  down) down ;;
+  up | start) up ;;
+  down | stop) down ;;
   status) status ;;
   build) build ;;
-  *) die "usage: $0 [up|down|status|build]" ;;
+  *) die "usage: $0 [up|down|status|build|stop|start]" ;;
 esac

@@ -242,10 +242,10 @@ describe('cluster profile: signals through 2 intakes and 2 trade workers while a
     const temporalFault = async () => {
       caught.temporal = await inFlight();
       note('stopping the Temporal server');
-      await clusterScript('temporal-server.sh', 'down');
+      await clusterScript('temporal-server.sh', 'stop');
       await sleep(5_000);
       note('starting the Temporal server');
-      await clusterScript('temporal-server.sh', 'up');
+      await clusterScript('temporal-server.sh', 'start');
       note('Temporal server back');
     };
     const workerFault = async () => {

@@ -8,7 +8,7 @@ import { ServiceRunner, type ServiceProcess } from '../../src/cli/service-runner
  * The cluster profile (scripts/stack-up.sh --cluster, docs/scaling.md) as the cluster test tier sees it:
  * scripts/test.sh exports its settings (TEMPORAL_ADDRESS of the Temporal server on PostgreSQL, RABBITMQ_NODES of
  * the three-node RabbitMQ cluster, RABBITMQ_PORT/MANAGEMENT_PORT of node 1). Faults go through the profile's own
- * scripts (scripts/provision/rabbitmq-cluster.sh kill|start N, temporal-server.sh down|up), so the test breaks
+ * scripts (scripts/provision/rabbitmq-cluster.sh kill|start N, temporal-server.sh stop|start), so the test breaks
  * and mends the real servers the way an operator would.
  */
 
