@@ -1,6 +1,8 @@
 import type { Bar, OhlcvBar } from '../contracts/bar';
 import { toBarMessage } from '../adapters/marketdata/replay';
-import { PolygonError, abortableSleep, jitteredBackoff } from '../adapters/marketdata/polygon/rest';
+import { PolygonError } from '../adapters/marketdata/polygon/rest';
+import { backoffDelay } from '../lib/backoff';
+import { sleep } from '../lib/sleep';
 import { POLYGON_PROVIDER } from '../adapters/marketdata/polygon/wire';
 import { CircuitBreaker } from '../domain/marketdata/circuit-breaker';
 import { BarValidator, type BarRejection } from '../domain/marketdata/validation';
@@ -279,12 +281,12 @@ export class MarketFeed {
           active = this.nextAvailable(active);
         } else {
           // The last resort, or not yet enough failures to give up on it: back off and try again.
-          const delay = jitteredBackoff(
+          const delay = backoffDelay(
             Math.max(0, breaker.consecutiveFailures - 1),
             this.opts.backoffBaseMs ?? 1000,
             this.opts.backoffMaxMs ?? 30_000,
           );
-          await abortableSleep(delay, signal);
+          await sleep(delay, signal);
         }
       } finally {
         if (probeTimer) clearInterval(probeTimer);

@@ -1,5 +1,6 @@
 import type { Bar } from '../contracts/bar';
-import { abortableSleep, type PolygonRestClient } from '../adapters/marketdata/polygon/rest';
+import type { PolygonRestClient } from '../adapters/marketdata/polygon/rest';
+import { sleep } from '../lib/sleep';
 import { PolygonStream, type PolygonStreamOptions, type StreamBar } from '../adapters/marketdata/polygon/stream';
 import { POLYGON_REST_SOURCE, POLYGON_WS_SOURCE } from '../adapters/marketdata/polygon/wire';
 import type { FeedContext, FeedSource, SourcedBar } from './market-feed';
@@ -83,7 +84,7 @@ export function restPollingSource(opts: {
           ctx.healthy();
           await ctx.emit(bars, POLYGON_REST_SOURCE);
         }
-        await abortableSleep(opts.pollMs, ctx.signal);
+        await sleep(opts.pollMs, ctx.signal);
       }
     },
     async probe(signal: AbortSignal) {
@@ -116,7 +117,7 @@ export function replaySource(opts: { bars: readonly Bar[]; intervalMs: number })
         };
         await ctx.emit([b], 'replay');
         ctx.healthy();
-        if (opts.intervalMs > 0) await abortableSleep(opts.intervalMs, ctx.signal);
+        if (opts.intervalMs > 0) await sleep(opts.intervalMs, ctx.signal);
       }
     },
   };

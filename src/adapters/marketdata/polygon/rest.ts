@@ -7,6 +7,8 @@ import {
   type PolygonTimespan,
   type RowParse,
 } from './wire';
+import { backoffDelay } from '../../../lib/backoff';
+import { sleep } from '../../../lib/sleep';
 
 /**
  * Polygon.io (Massive) REST aggregates: `GET /v2/aggs/ticker/{T}/range/{multiplier}/{timespan}/{from}/{to}`.
@@ -87,25 +89,6 @@ export interface AggregatesQuery {
   signal?: AbortSignal;
 }
 
-/** Equal-jitter exponential backoff: half the ceiling plus a random half. */
-export function jitteredBackoff(attempt: number, baseMs: number, maxMs: number, random = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
-}
-
-export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted || ms <= 0) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /** Sliding-window limiter: at most `n` starts in any `windowMs`. */
 export class RequestWindow {
   private readonly starts: number[] = [];
@@ -125,7 +108,7 @@ export class RequestWindow {
         return;
       }
       // A margin on top of the window: the server counts arrivals, which trail our starts by the network delay.
-      await abortableSleep(this.starts[0]! + this.windowMs - now + Math.max(250, this.windowMs / 50), signal);
+      await sleep(this.starts[0]! + this.windowMs - now + Math.max(250, this.windowMs / 50), signal);
       if (signal?.aborted) throw new PolygonError('unavailable', 'aborted');
     }
   }
@@ -244,7 +227,7 @@ export class PolygonRestClient {
     for (;;) {
       attempt++;
       const pause = this.pausedUntil - Date.now();
-      if (pause > 0) await abortableSleep(pause, signal);
+      if (pause > 0) await sleep(pause, signal);
       if (signal?.aborted) throw new PolygonError('unavailable', `${what}: aborted`);
       await this.window.take(signal);
       this.stats.requests++;
@@ -283,7 +266,7 @@ export class PolygonRestClient {
       if (res.status === 404) throw new PolygonError('not_found', `${what}: 404 ${detail}`, 404);
       if (res.status === 429) {
         this.stats.rateLimited++;
-        const wait = rateLimitWaitMs(res.headers, Date.now()) ?? jitteredBackoff(attempt, 1000, 60_000, this.random);
+        const wait = rateLimitWaitMs(res.headers, Date.now()) ?? backoffDelay(attempt, 1000, 60_000, this.random);
         if (wait > (this.opts.maxRateLimitWaitMs ?? 120_000)) {
           throw new PolygonError('unavailable', `${what}: 429, reset in ${wait} ms is too far`, 429);
         }
@@ -306,14 +289,14 @@ export class PolygonRestClient {
 
   private async backoff(attempt: number, what: string, reason: string, signal?: AbortSignal): Promise<void> {
     this.stats.retries++;
-    const delay = jitteredBackoff(
+    const delay = backoffDelay(
       attempt - 1,
       this.opts.backoffBaseMs ?? 500,
       this.opts.backoffMaxMs ?? 30_000,
       this.random,
     );
     this.log.warn({ request: what, reason, attempt, retry_in_ms: delay }, 'Polygon request failed; retrying');
-    await abortableSleep(delay, signal);
+    await sleep(delay, signal);
     if (signal?.aborted) throw new PolygonError('unavailable', `${what}: aborted`);
   }
 }
