@@ -5,11 +5,24 @@
 import fs from 'node:fs';
 
 /**
- * The dev server's Prometheus endpoint. start-dev serves it on a random port unless --metrics-port is given, so
- * for the stack's server: probe the TCP ports the process listens on (from /proc) for one that answers /metrics.
+ * The dev server's Prometheus endpoint: its --metrics-port when its command line has one; otherwise (start-dev
+ * then serves it on a random port) probe the TCP ports the process listens on (from /proc) for one that answers
+ * /metrics.
  */
 export async function findMetricsUrl(pid: number | undefined): Promise<string | undefined> {
   if (!pid) return undefined;
+  const answers = async (port: number, timeoutMs: number) => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+      return res.ok && (await res.text()).includes('persistence_latency');
+    } catch {
+      return false;
+    }
+  };
+  const cmdline = fs.existsSync(`/proc/${pid}/cmdline`) ? fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') : '';
+  const given = /--metrics-port(?:=|\0)(\d+)/.exec(cmdline)?.[1];
+  // A loaded machine answers a full scrape slowly: give the known port time.
+  if (given && (await answers(Number(given), 15_000))) return `http://127.0.0.1:${given}/metrics`;
   const inodes = new Set<string>();
   try {
     for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
@@ -28,14 +41,7 @@ export async function findMetricsUrl(pid: number | undefined): Promise<string | 
       if (c[3] === '0A' && c[9] && inodes.has(c[9])) ports.push(parseInt(c[1]!.split(':')[1]!, 16));
     }
   }
-  for (const port of ports) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2000) });
-      if (res.ok && (await res.text()).includes('persistence_latency')) return `http://127.0.0.1:${port}/metrics`;
-    } catch {
-      // not it
-    }
-  }
+  for (const port of ports) if (await answers(port, 2000)) return `http://127.0.0.1:${port}/metrics`;
   return undefined;
 }
 
