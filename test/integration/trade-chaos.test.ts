@@ -11,7 +11,7 @@ import { tradeStartOptions } from '../../src/workers/signal-intake';
 import type { tradeWorkflow } from '../../src/workflows';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { FakeAlpaca, type MarketFillMode } from '../fakes/fake-alpaca';
-import { sleep } from '../support/faults';
+import { settledResult, sleep } from '../support/faults';
 import { PipelineHarness } from '../support/pipeline';
 import { auditTrades, fakeAlpacaTruth, printAudit, type TradeUnderAudit } from '../support/trade-audit';
 
@@ -192,7 +192,7 @@ describe('chaos: trades through the real worker process, killed -9 at random and
     // Every trade finishes (in-flight activities of a killed worker time out and are retried).
     const ids = trades.map((t) => t.workflowId);
     const results = await Promise.race([
-      Promise.all(ids.map((id) => h.client.workflow.getHandle(id).result() as Promise<TradeStatus>)),
+      Promise.all(ids.map((id) => settledResult(h.client.workflow.getHandle(id)))),
       sleep(180_000).then(async () => {
         const open = await Promise.all(
           ids.map(async (id) => {

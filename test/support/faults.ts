@@ -1,4 +1,4 @@
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { ServiceError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -140,6 +140,23 @@ export async function waitForStatus(
 }
 
 /** The trade's result, or a clear failure (with its last status) if it does not finish in time. */
+/**
+ * A workflow's result, asking again when the server's long poll gives up first. `result()` is a long poll of the
+ * history; on a saturated machine the dev server can answer DEADLINE_EXCEEDED (or UNAVAILABLE while it
+ * restarts) before the workflow closes. That says nothing about the trade, so ask again, as a client would.
+ */
+export async function settledResult<T = TradeStatus>(handle: WorkflowHandle): Promise<T> {
+  for (;;) {
+    try {
+      return (await handle.result()) as T;
+    } catch (err) {
+      const code = err instanceof ServiceError ? (err.cause as { code?: number } | undefined)?.code : undefined;
+      if (code !== 4 && code !== 14) throw err; // 4 DEADLINE_EXCEEDED, 14 UNAVAILABLE
+      await sleep(200);
+    }
+  }
+}
+
 export async function resultWithin(h: PipelineHarness, workflowId: string, timeoutMs: number): Promise<TradeStatus> {
   const handle = h.client.workflow.getHandle(workflowId);
   let timer: NodeJS.Timeout | undefined;
@@ -157,7 +174,7 @@ export async function resultWithin(h: PipelineHarness, workflowId: string, timeo
   const result = async (): Promise<TradeStatus> => {
     for (;;) {
       try {
-        return (await handle.result()) as TradeStatus;
+        return await settledResult(handle);
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError) || settled) throw err;
         await sleep(200);
