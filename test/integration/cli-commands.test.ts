@@ -387,8 +387,11 @@ describe('docs/temporal-cli.md command lines (real temporal CLI, dev server, ven
     }>(COMMANDS.show(market));
     expect(history.events.at(-1)!.eventType).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
     const activities = history.events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType.name ?? []);
-    // Risk runs as a local activity (a marker in the history); fills are booked by the activities that learn them.
-    expect(activities).toEqual(expect.arrayContaining(['submitOrder', 'followOrder', 'finalizeTrade']));
+    // Risk runs as a local activity (a marker in the history); fills are booked by the activities that learn them,
+    // and the follow that sees the order filled also closes the trade (patch finalize-joins-follow): no
+    // finalizeTrade activity for a filled trade.
+    expect(activities).toEqual(expect.arrayContaining(['submitOrder', 'followOrder']));
+    expect(activities).not.toContain('finalizeTrade');
     expect(activities).not.toContain('evaluateRisk');
 
     // list / count by search attributes: visibility is eventually consistent, so poll.
