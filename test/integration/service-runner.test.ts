@@ -105,7 +105,10 @@ describe('ServiceRunner', () => {
 
   it('a spawn failure is an exit before ready, not a crash of the job', async () => {
     const svc = runner.start('missing', { command: path.join(logDir, 'no-such-binary') });
-    await expect(svc.waitReady({ line: /x/, timeoutMs: 30_000 })).rejects.toThrow(/missing exited .* before ready/);
+    // The ready line must not occur in the spawn error, which quotes the (random) temp path of the binary.
+    await expect(svc.waitReady({ line: /service is ready/, timeoutMs: 30_000 })).rejects.toThrow(
+      /missing exited .* before ready/,
+    );
     expect(await svc.exited).toBeNull();
   });
 
