@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import { expect } from 'vitest';
 import type { Pool } from 'pg';
 import type { BrokerExecution } from '../../src/adapters/brokers/broker';
 import { ledgerInvariants } from '../../src/adapters/postgres/ledger';
@@ -314,4 +315,25 @@ export function printAudit(title: string, report: AuditReport, opts: { rows?: bo
   console.log(`${title} totals: ${JSON.stringify(report.totals)}`);
   console.log(`${title} outcomes: ${JSON.stringify(report.outcomes)}`);
   if (report.problems.length) console.log(`${title} PROBLEMS:\n  ${report.problems.join('\n  ')}`);
+}
+
+/**
+ * Nothing lost, doubled or half-done, per order: exactly `orders` orders, every one booked as the broker filled it,
+ * no reservation left HELD, every workflow closed with the result the ledger holds, and position and cash
+ * reconciled to the cent. The fault-injection tests (chaos, cluster) assert exactly this after their faults.
+ */
+export function expectNothingLostOrDoubled(report: AuditReport, orders: number): void {
+  expect(report.problems).toEqual([]);
+  expect(report.totals).toMatchObject({
+    orders,
+    duplicates: 0,
+    fillMismatches: 0,
+    heldReservations: 0,
+    openWorkflows: 0,
+    resultMismatches: 0,
+    unexpectedOutcomes: 0,
+    positionBreaks: 0,
+    cashMinusMovements: 0,
+    cashVsBrokerCents: 0,
+  });
 }
