@@ -256,3 +256,20 @@ stack_release() {
 }
 
 mkdir -p "$TOOLS" "$DATA" "$LOGS" "$RUN"
+
+# The environment of a project-local RabbitMQ node, and of rabbitmqctl talking to it: every piece of its state in
+# its own directories, Erlang distribution and epmd on loopback only (rabbitmq.sh, rabbitmq-cluster.sh).
+#   rabbitmq_node_env HOME NODENAME AMQP_PORT DIST_PORT NODE_DIR LOG_DIR PID_FILE
+# HOME holds the Erlang cookie the node and rabbitmqctl both read.
+rabbitmq_node_env() {
+  export HOME="$1" RABBITMQ_NODENAME="$2" RABBITMQ_NODE_PORT="$3" RABBITMQ_DIST_PORT="$4"
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_MNESIA_BASE="$5/mnesia" RABBITMQ_LOG_BASE="$6" RABBITMQ_PID_FILE="$7"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$5/enabled_plugins"
+  export RABBITMQ_CONFIG_FILE="$5/rabbitmq.conf"
+  export RABBITMQ_ADVANCED_CONFIG_FILE="$5/advanced.config"
+  export RABBITMQ_CONF_ENV_FILE="$5/rabbitmq-env.conf"
+  export ERL_EPMD_ADDRESS=127.0.0.1
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+}

@@ -30,27 +30,9 @@ pidfile() { echo "$(node_dir "$1")/node.pid"; } # beam pid, written by RabbitMQ 
 
 # The environment of node i (and of rabbitmqctl talking to it).
 node_env() {
-  local i="$1" dir
-  dir="$(node_dir "$i")"
-  export HOME="$BASE/home"
-  export RABBITMQ_NODENAME
-  RABBITMQ_NODENAME="$(cluster_rmq_node "$i")"
-  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-  export RABBITMQ_NODE_PORT
-  RABBITMQ_NODE_PORT="$(cluster_rmq_port "$i")"
-  export RABBITMQ_DIST_PORT
-  RABBITMQ_DIST_PORT="$(cluster_rmq_dist_port "$i")"
-  export RABBITMQ_MNESIA_BASE="$dir/mnesia"
-  export RABBITMQ_LOG_BASE="$LOGS/rabbitmq-cluster/node$i"
-  export RABBITMQ_PID_FILE
-  RABBITMQ_PID_FILE="$(pidfile "$i")"
-  export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
-  export RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf"
-  export RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config"
-  export RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf"
-  export ERL_EPMD_ADDRESS=127.0.0.1
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-  export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  local i="$1"
+  rabbitmq_node_env "$BASE/home" "$(cluster_rmq_node "$i")" "$(cluster_rmq_port "$i")" "$(cluster_rmq_dist_port "$i")" \
+    "$(node_dir "$i")" "$LOGS/rabbitmq-cluster/node$i" "$(pidfile "$i")"
 }
 
 ctl() { (node_env "$1" && shift && "$RMQ_BIN/rabbitmqctl" -q -n "$RABBITMQ_NODENAME" "$@"); }

@@ -30,22 +30,8 @@ LAUNCHER_PID="$RUN/rabbitmq.pid" # the rabbitmq-server script we started
 EPMD_MARK="$RUN/rabbitmq.epmd-started"
 
 rmq_env() {
-  export HOME="$BASE/home"
-  export RABBITMQ_NODENAME="${RABBITMQ_NODENAME:-sat@localhost}"
-  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-  export RABBITMQ_NODE_PORT="$PORT"
-  export RABBITMQ_DIST_PORT="${RABBITMQ_DIST_PORT:-25672}"
-  export RABBITMQ_MNESIA_BASE="$BASE/mnesia"
-  export RABBITMQ_LOG_BASE="$LOGS/rabbitmq"
-  export RABBITMQ_PID_FILE="$PIDFILE"
-  export RABBITMQ_ENABLED_PLUGINS_FILE="$BASE/enabled_plugins"
-  export RABBITMQ_CONFIG_FILE="$BASE/rabbitmq.conf"
-  export RABBITMQ_ADVANCED_CONFIG_FILE="$BASE/advanced.config"
-  export RABBITMQ_CONF_ENV_FILE="$BASE/rabbitmq-env.conf"
-  # Erlang distribution and epmd on loopback only.
-  export ERL_EPMD_ADDRESS=127.0.0.1
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-  export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  rabbitmq_node_env "$BASE/home" "${RABBITMQ_NODENAME:-sat@localhost}" "$PORT" "${RABBITMQ_DIST_PORT:-25672}" \
+    "$BASE" "$LOGS/rabbitmq" "$PIDFILE"
 }
 
 ctl() { "$RMQ_BIN/rabbitmqctl" -q "$@"; }
