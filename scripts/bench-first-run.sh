@@ -13,7 +13,7 @@
 # the apt packages (postgresql, rabbitmq-server, java, maven) when already installed: this script never removes
 # system packages, so their install time is not in the figures (see docs/operations.md).
 #
-# Everything runs on private ports with its own data (BENCH_PORT_BASE, default 27000, plus: Temporal 233/UI 234,
+# Everything runs on private ports with its own data (BENCH_PORT_BASE, default 27000, plus: Temporal 233/UI 234/metrics 235,
 # RabbitMQ 672/673/674 as node bench<base>@localhost, PostgreSQL 432, venue 787; metrics on free ports; all must
 # be free), so a stack already running on the default ports is neither used nor disturbed. Output: each run's log in the scratch dir, and a table at the end.
 set -euo pipefail
@@ -49,7 +49,7 @@ done
 TEMPORAL_TOOLS_ROUTE="$route" tools_route >/dev/null
 
 B="${BENCH_PORT_BASE:-27000}"
-for port in $((B + 233)) $((B + 234)) $((B + 672)) $((B + 673)) $((B + 674)) $((B + 432)) $((B + 787)); do
+for port in $((B + 233)) $((B + 234)) $((B + 235)) $((B + 672)) $((B + 673)) $((B + 674)) $((B + 432)) $((B + 787)); do
   ! port_open 127.0.0.1 "$port" || die "port $port is in use: the benchmark needs its private ports free"
 done
 work="$(mktemp -d /tmp/sat-bench-first-run-XXXXXX)"
@@ -64,7 +64,7 @@ bench_env() {
   local clone="$1"
   env -u TOOLS -u DATA -u ROOT -u TEMPORAL_TEST_SERVER_PATH -u TEMPORAL_CLI \
     TEMPORAL_TOOLS_ROUTE="$route" PIP_NO_CACHE_DIR=1 \
-    TEMPORAL_ADDRESS=127.0.0.1:$((B + 233)) TEMPORAL_UI_PORT=$((B + 234)) \
+    TEMPORAL_ADDRESS=127.0.0.1:$((B + 233)) TEMPORAL_UI_PORT=$((B + 234)) TEMPORAL_METRICS_PORT=$((B + 235)) \
     RABBITMQ_PORT=$((B + 672)) RABBITMQ_MANAGEMENT_PORT=$((B + 673)) RABBITMQ_DIST_PORT=$((B + 674)) RABBITMQ_NODENAME=bench$B@localhost \
     DATABASE_URL="postgres://stockautotrader:$PG_PASS_DEFAULT@127.0.0.1:$((B + 432))/stockautotrader" \
     SIM_EXCHANGE_PORT=$((B + 787)) DATAFLOW_METRICS_PORT=0 QUANT_METRICS_PORT=0 INTAKE_METRICS_PORT=0 \

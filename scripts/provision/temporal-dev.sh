@@ -18,6 +18,7 @@ ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
 split_hostport "$ADDRESS" T_HOST T_PORT
 NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+METRICS_PORT="${TEMPORAL_METRICS_PORT:-8000}"
 PIDFILE="$RUN/temporal.pid"
 DB_DIR="$DATA/temporal"
 SEARCH_ATTRIBUTES=("${TEMPORAL_SEARCH_ATTRIBUTES[@]}")
@@ -46,7 +47,7 @@ up() {
       --namespace "$NAMESPACE"
       --db-filename "$DB_DIR/temporal.sqlite"
       --sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=NORMAL
-      --log-level warn --metrics-port 8000 # server metrics for Prometheus (docs/monitoring.md)
+      --log-level warn --metrics-port "$METRICS_PORT" # server metrics for Prometheus (docs/monitoring.md)
       # Same dynamic config the SDK's test harness uses; version check off (it phones home).
       --dynamic-config-value frontend.enableServerVersionCheck=false
       --dynamic-config-value frontend.enableUpdateWorkflowExecution=true

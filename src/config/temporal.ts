@@ -6,6 +6,7 @@ export const temporalVars = {
   TEMPORAL_NAMESPACE: str('default'),
   TEMPORAL_TASK_QUEUE: str('trades'),
   TEMPORAL_UI_PORT: int(8233, 1, 65535),
+  TEMPORAL_METRICS_PORT: int(8000, 1, 65535),
   WORKER_SHUTDOWN_GRACE_MS: int(10_000, 0),
 };
 
@@ -14,6 +15,8 @@ export interface TemporalConfig {
   namespace: string;
   taskQueue: string;
   uiPort: number;
+  /** The dev server's Prometheus endpoint (its --metrics-port; docs/monitoring.md). */
+  metricsPort: number;
   /** How long a stopping worker lets in-flight activities finish. */
   shutdownGraceMs: number;
 }
@@ -24,6 +27,7 @@ export function temporalSection(e: Parsed<typeof temporalVars>): TemporalConfig 
     namespace: e.TEMPORAL_NAMESPACE,
     taskQueue: e.TEMPORAL_TASK_QUEUE,
     uiPort: e.TEMPORAL_UI_PORT,
+    metricsPort: e.TEMPORAL_METRICS_PORT,
     shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
   };
 }
