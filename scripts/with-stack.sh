@@ -10,6 +10,12 @@ set -euo pipefail
 LOG_TAG=with-stack
 
 (($#)) || die "usage: $0 CMD [ARGS...]"
+# --help only prints the command's usage: no stack for it (and none started for nothing).
+for a in "${@:2}"; do
+  if [[ $a == -h || $a == --help ]]; then
+    cd "$ROOT" && PATH="$ROOT/node_modules/.bin:$TOOLS/bin:$PATH" exec "$@"
+  fi
+done
 trap 'stack_release' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -16,12 +16,13 @@ import { tsxCommand } from '../service-runner';
 import { ROOT, say } from './constants';
 import type { BenchOptions } from './options';
 import type { BenchJson } from './report';
-import { f0, f1, table } from './stats';
+import { sideBySideRows } from './comparison';
+import { f1, table } from './stats';
 
 type Profile = BenchOptions['profile'];
 
-/** argv without --cluster, --profile and --out (each pass gets its own). */
-function passArgs(argv: readonly string[]): string[] {
+/** argv without --cluster, --profile and --out (each pass gets its own), and --no-baseline unless --baseline. */
+export function passArgs(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -33,6 +34,8 @@ function passArgs(argv: readonly string[]): string[] {
     if (a.startsWith('--profile=') || a.startsWith('--out=')) continue;
     out.push(a);
   }
+  // Each pass is a plain run, which would measure the baseline by default: only when --baseline was given.
+  if (!out.some((a) => a === '--baseline' || a.startsWith('--baseline='))) out.push('--no-baseline');
   return out;
 }
 
@@ -64,32 +67,7 @@ async function runPass(profile: Profile, args: string[], dir: string, env: NodeJ
 
 /** The figures both passes print, side by side. */
 export function formatComparison(dev: BenchJson, cluster: BenchJson): string {
-  const phase = (j: BenchJson, name: string) => j.phases.find((p) => p.name === name);
-  const ratio = (a: number | undefined, b: number | undefined) =>
-    a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && a !== 0
-      ? `${(b / a).toFixed(2)}×`
-      : '–';
-  const rows: string[][] = [];
-  const row = (what: string, get: (j: BenchJson) => number | undefined, fmt: (n: number) => string = f1) => {
-    const a = get(dev);
-    const b = get(cluster);
-    rows.push([what, a === undefined ? '–' : fmt(a), b === undefined ? '–' : fmt(b), ratio(a, b)]);
-  };
-  const lat = (j: BenchJson) => phase(j, 'latency');
-  const sat = (j: BenchJson) => phase(j, 'saturation');
-  row('latency p50 ms (signal → order at venue)', (j) => lat(j)?.latencyMs.p50, f0);
-  row('latency p95 ms', (j) => lat(j)?.latencyMs.p95, f0);
-  row('latency p99 ms', (j) => lat(j)?.latencyMs.p99, f0);
-  row('saturation: trades completed /s, sustained', (j) => sat(j)?.rates?.tradesCompleted.sustained);
-  row('saturation: trades completed /s, overall', (j) => sat(j)?.rates?.tradesCompleted.overall);
-  row('saturation: orders submitted /s, sustained', (j) => sat(j)?.rates?.ordersSubmitted.sustained);
-  row('saturation: workflow starts /s, sustained', (j) => sat(j)?.rates?.intakeStarts.sustained);
-  row('saturation latency p50 ms', (j) => sat(j)?.latencyMs.p50, f0);
-  row('per trade: history events', (j) => (lat(j) ?? sat(j))?.perTrade.historyEvents);
-  row('per trade: workflow tasks', (j) => (lat(j) ?? sat(j))?.perTrade.workflowTasks);
-  row('per trade: persistence calls', (j) => (lat(j) ?? sat(j))?.perTrade.persistenceCalls);
-  row('per trade: pipeline + stack CPU ms', (j) => (sat(j) ?? lat(j))?.perTrade.cpuMs, f0);
-  row('engine floor: one-activity workflows /s', (j) => j.floor?.burst.perS);
+  const rows = sideBySideRows(dev, cluster);
   const loss = (j: BenchJson) =>
     `${j.loss.zeroLoss ? 'zero loss' : 'LOSS'} (${j.loss.published} published, ${j.loss.workflowsOnTaskQueue} workflows, ` +
     `${j.loss.ledgerFilled} filled, ${j.loss.venueOrdersFound} venue orders)`;

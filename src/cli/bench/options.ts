@@ -1,6 +1,7 @@
 /** `npm run bench:trades` options: the usage text and the parser (exit code 2 on bad usage). */
 import fs from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_BASELINE } from './baseline';
 import { ROOT } from './constants';
 
 export const USAGE = `Usage: npm run bench:trades [-- options]
@@ -10,6 +11,13 @@ Pushes trade signals through RabbitMQ → signal-intake → one Temporal workflo
 (PostgreSQL) → the simulated venue (Alpaca v2 wire) → ledger, on the local stack, with the real processes
 (exchange-sim, trade-worker, signal-intake) started as children on a fresh database, a private RabbitMQ vhost,
 a private task queue and a private venue port. Prints a report and writes bench-results/trades-<time>.json.
+
+By default the run measures two codes one after the other on the same servers: first the baseline commit
+(${DEFAULT_BASELINE}, issue 12's starting point; --baseline to choose another, --no-baseline to skip), whose
+services run from a cached checkout of that commit (.tools/bench-baseline/<commit>, git archive + npm ci on
+first use), then the current code, each on its own database, vhost and task queue with the same phases. Then
+the engine floor once, both reports, and a side-by-side table with the "baseline ratio:" lines (current /
+baseline; issue 12's targets: CPU per trade ≤ 0.5x, trades/s at saturation ≥ 2x, p99 at --rate ≤ 0.4x).
 
 Latency = publish (just before basic.publish) → Temporal records submitOrder completed (order accepted by
 the venue and its broker id written to the ledger). Throughput = signals per second from the first publish,
@@ -39,12 +47,14 @@ Options:
                         "--db-filename /tmp/t.sqlite --sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=OFF"
   --floor N             engine floor on the same server afterwards: N one-activity workflows in a burst, then
                         --signals of them at --rate (default 300; 0 skips)
+  --baseline COMMIT     the baseline measured first in the same run (default ${DEFAULT_BASELINE}; any commit-ish)
+  --no-baseline         measure the current code only (about half the time)
   --services-from DIR   run the services (trade-worker, signal-intake, exchange-sim) from another checkout,
                         e.g. a git worktree of a baseline commit, measured by this benchmark the same way
   --cluster             measure twice in one run: on the dev stack, then on the cluster profile (the Temporal
                         server on PostgreSQL, a three-node RabbitMQ cluster; scripts/stack-up.sh --cluster, which
                         npm run bench:trades brings up), with the same options, and print both side by side with
-                        the ratio cluster / dev (docs/scaling.md)
+                        the ratio cluster / dev (docs/scaling.md); no baseline unless --baseline is given
   --profile dev|cluster which stack this run measures (default dev; --cluster passes it to its second run)
   --label TEXT          a name for this run in the report and the JSON file
   --out DIR             where to write the JSON (default bench-results)
@@ -75,8 +85,10 @@ export interface BenchOptions {
   privateTemporal?: string;
   /** One-activity workflows for the engine floor, in a burst (0 skips the floor). */
   floor: number;
-  /** A checkout whose services run instead of this one's (e.g. the baseline commit); the bench itself stays. */
+  /** A checkout whose services run instead of this one's; the bench itself stays. */
   servicesFrom?: string;
+  /** The commit measured first, in the same run, as the baseline (undefined: none). */
+  baseline?: string;
   label?: string;
   out: string;
   keepDb: boolean;
@@ -105,6 +117,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
     cluster: false,
     profile: 'dev',
   };
+  let baseline: string | false | undefined;
   const int = (name: string, v: string | undefined, min: number): number | { error: string } => {
     const n = Number(v);
     if (v === undefined || v === '' || !Number.isInteger(n) || n < min)
@@ -126,6 +139,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
     }
     if (a === '--cluster') {
       o.cluster = true;
+      continue;
+    }
+    if (a === '--no-baseline') {
+      baseline = false;
       continue;
     }
     const numeric: Record<string, [keyof BenchOptions, number]> = {
@@ -166,6 +183,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
       if (!v || !fs.existsSync(path.join(v, 'src/workers/trade-worker.ts')))
         return { error: '--services-from needs a checkout of this repository (with src/workers/trade-worker.ts)' };
       o.servicesFrom = path.resolve(v);
+    } else if (a === '--baseline') {
+      const v = value();
+      if (!v || v.startsWith('-')) return { error: '--baseline needs a commit (e.g. d77fd4c)' };
+      baseline = v;
     } else if (a === '--intake') {
       const v = value();
       if (v !== 'worker' && v !== 'process') return { error: '--intake needs worker|process' };
@@ -193,6 +214,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
       o.out = path.resolve(v);
     } else return { error: `unknown argument ${a}` };
   }
+  // --cluster compares two stacks; a baseline there only when asked for.
+  if (baseline !== false && (baseline !== undefined || !o.cluster)) o.baseline = baseline ?? DEFAULT_BASELINE;
   if (o.signals + o.saturation === 0) return { error: 'nothing to do: --signals and --saturation are both 0' };
   if (o.cluster && o.privateTemporal !== undefined)
     return { error: '--cluster measures the stacks themselves; it does not combine with --private-temporal' };

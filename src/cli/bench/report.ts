@@ -214,6 +214,8 @@ export function formatReport(j: BenchJson): string {
 
 export interface BenchJson {
   label?: string;
+  /** Which code this pass measured: the baseline commit's checkout, or the current code (the default). */
+  role?: 'baseline' | 'current';
   startedAt: string;
   /** The code measured: HEAD, and whether the working tree had changes. */
   git: string;

@@ -65,6 +65,8 @@ export interface TemporalTarget {
   metricsUrl: string | undefined;
   /** Its process (for the CPU sampler). */
   roots: () => number[];
+  /** The private server's pid (--private-temporal), which a killed run leaves for the next run to stop. */
+  privatePid?: number;
 }
 
 /** The stack's dev server, or a private one for an experiment (--private-temporal). */
@@ -78,6 +80,7 @@ export async function openTemporal(opts: BenchOptions, cfg: Config, scope: RunSc
       description: `${pt.address} (private dev server ${opts.privateTemporal || 'in-memory SQLite'})`,
       metricsUrl: pt.metricsUrl,
       roots: () => (pt.svc.pid ? [pt.svc.pid] : []),
+      ...(pt.svc.pid ? { privatePid: pt.svc.pid } : {}),
     };
   } else if (opts.profile === 'cluster') {
     // The cluster profile's Temporal server (scripts/provision/temporal-server.sh), on PostgreSQL.
