@@ -30,8 +30,8 @@ done
 t0=$(now_ms)
 stack_env
 
-# Migrations run through tsx.
-if [[ ! -x "$ROOT/node_modules/.bin/tsx" ]]; then
+# Migrations run through tsx (PostgreSQL only: `stack-up.sh rabbitmq` must not race an `npm ci` running beside it).
+if [[ " ${servers[*]} " == *" postgres "* && ! -x "$ROOT/node_modules/.bin/tsx" ]]; then
   log "node_modules missing: npm ci"
   (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
 fi
@@ -61,6 +61,11 @@ if ((${#failed[@]})); then
   die "failed to start: ${failed[*]} (logs in $LOGS)"
 fi
 
+# The connection summary is for a whole profile; a partial start (npm start's early RabbitMQ) only says it is up.
+if [[ "${servers[*]}" != "$(profile_servers)" ]]; then
+  LOG_TAG=stack-up log "${servers[*]} ready in $(elapsed_s "$t0" "$(now_ms)")s"
+  exit 0
+fi
 LOG_TAG=stack-up log "stack ready in $(elapsed_s "$t0" "$(now_ms)")s"
 if [[ "${STACK_PROFILE:-dev}" == cluster ]]; then
   (

@@ -8,8 +8,15 @@ LOG_TAG=start
 
 cd "$ROOT"
 T0=$(now_ms)
-# npm ci, the temporal CLI and the stack's missing apt packages, in parallel, each step timed.
-bash scripts/provision.sh npm cli apt >/dev/null
+# npm ci and the temporal CLI in parallel, each step timed. Beside them: the stack's missing apt packages, then
+# RabbitMQ's Erlang boot, the slowest server start (15-20 s), which needs neither node_modules nor the CLI.
+# stack-up.sh below leaves the running node alone and starts the rest.
+(bash scripts/provision.sh apt >/dev/null && bash scripts/stack-up.sh rabbitmq) &
+early_rabbitmq=$!
+provision_rc=0
+bash scripts/provision.sh npm cli >/dev/null || provision_rc=$?
+wait "$early_rabbitmq" || die "RabbitMQ did not start (log $LOGS/rabbitmq.log)"
+((provision_rc == 0)) || die "provisioning failed (see above)"
 # The worker loads a prebuilt workflow bundle instead of running webpack at every start; it is built while the
 # stack starts (both only need node_modules).
 node_modules/.bin/tsx src/cli/build-workflow-bundle.ts >"$LOGS/workflow-bundle.log" 2>&1 &
