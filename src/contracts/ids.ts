@@ -30,9 +30,12 @@ export function barMessageId(source: string, symbol: string, interval: string, b
  * this account". Unscoped ids (no scope) are the original ones.
  */
 export function signalIdFor(strategy: string, symbol: string, barTimestampIso: string, scope?: string): string {
-  return scope === undefined
-    ? `sig-${shortHash(strategy, symbol, barTimestampIso)}`
-    : `sig-${shortHash(scope, strategy, symbol, barTimestampIso)}`;
+  // shortHash's input, joined by hand: one per signal, and the rest-parameter array and join() were a third of it.
+  const data =
+    scope === undefined
+      ? `${strategy}|${symbol}|${barTimestampIso}`
+      : `${scope}|${strategy}|${symbol}|${barTimestampIso}`;
+  return `sig-${sha256Hex(data).slice(0, 20)}`;
 }
 
 // Trade ids are pure so workflow code can use them too.

@@ -31,6 +31,12 @@ function digits2(s: string, i: number): number {
  * to 28 (every such date exists, so no roll-over rule is involved); the built-in for everything else.
  */
 export function instantMs(s: string): number {
+  const ms = fastInstantMs(s);
+  return ms === ms ? ms : Date.parse(s);
+}
+
+/** instantMs's fast path: the instant of the fast forms, NaN for anything else (which may still be a date). */
+function fastInstantMs(s: string): number {
   const n = s.length;
   if (
     (n === 20 || n === 24) &&
@@ -73,7 +79,18 @@ export function instantMs(s: string): number {
       return daysFromCivil(year, month, day) * DAY_MS + h * 3_600_000 + m * 60_000 + sec * 1000 + ms1 * 10 + ms2;
     }
   }
-  return Date.parse(s);
+  return Number.NaN;
+}
+
+/**
+ * Is `s` exactly what isoInstant(instantMs(s)) gives back? True for the fast form with milliseconds
+ * (`YYYY-MM-DDTHH:MM:SS.sssZ`, fields in range as instantMs's fast path checks them): both are fixed-width and
+ * zero-padded, so formatting the parsed instant writes the same characters. False otherwise (the caller formats).
+ */
+export function isCanonicalInstant(s: string): boolean {
+  if (s.length !== 24 || s.charCodeAt(19) !== 46) return false;
+  const ms = fastInstantMs(s);
+  return ms === ms; // not NaN
 }
 
 const two = (n: number) => (n < 10 ? `0${n}` : `${n}`);

@@ -228,6 +228,8 @@ export function startQuant(opts: QuantOptions): QuantHandle {
               remember(out.signal.signal_id);
               stats.signals++;
               signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
+              // The reason and indicator record are built when read (a strategy formats them lazily): only if logged.
+              if (!blog.isLevelEnabled('info')) break;
               blog.info(
                 {
                   signal_id: out.signal.signal_id,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { instantMs, isoInstant } from '../../src/contracts/instants';
+import { instantMs, isCanonicalInstant, isoInstant } from '../../src/contracts/instants';
 
 // A seeded LCG: the same sample on every run.
 function sampler(seed: number) {
@@ -63,5 +63,27 @@ describe('instants: the built-ins, exactly', () => {
       strings.push(iso, `${iso.slice(0, 19)}Z`);
     }
     for (const s of strings) expect([s, instantMs(s)]).toEqual([s, Date.parse(s)]);
+  });
+
+  it('isCanonicalInstant: a timestamp it accepts is exactly isoInstant of its instant (the signal reuses it)', () => {
+    const next = sampler(777);
+    const random = Array.from({ length: 20000 }, () => Math.floor(next() * Date.UTC(2200, 0, 1)));
+    let accepted = 0;
+    for (const ms of random) {
+      const iso = isoInstant(ms);
+      for (const s of [iso, `${iso.slice(0, 19)}Z`, iso.replace('Z', '+00:00'), iso.toLowerCase()]) {
+        if (!isCanonicalInstant(s)) continue;
+        accepted++;
+        expect(isoInstant(instantMs(s))).toBe(s);
+      }
+    }
+    expect(accepted).toBeGreaterThan(15000); // days 29-31 are left to the formatter
+    for (const s of [
+      '2024-02-30T00:00:00.000Z',
+      '2024-01-01T24:00:00.000Z',
+      '2024-01-01T00:00:00Z',
+      '1969-12-31T23:59:59.999Z',
+    ])
+      expect(isCanonicalInstant(s)).toBe(false);
   });
 });

@@ -41,13 +41,24 @@ function checkFinite(name: string, x: number): void {
   if (!Number.isFinite(x)) throw new RangeError(`${name} input must be finite, got ${x}`);
 }
 
+/**
+ * Outputs are kept as plain doubles, NaN until defined, and read as `number | undefined` through getters. A field
+ * that holds either `undefined` or a double is a tagged field in V8: every store of a new value allocates a heap
+ * number, i.e. several allocations per indicator per bar with every strategy on (a good share of the quant's
+ * garbage). A double-only field is updated in place. Inputs are checked finite, so no defined output is NaN.
+ */
+function out(v: number): number | undefined {
+  return v === v ? v : undefined;
+}
+
 /** Simple moving average, O(1) per update. */
 export class Sma {
   private readonly buf: Float64Array;
   private next = 0;
   private count = 0;
   private sum = 0;
-  value: number | undefined = undefined;
+  /** NaN until defined (see `Out` below). */
+  private v = Number.NaN;
 
   constructor(readonly period: number) {
     checkPeriod('SMA', period);
@@ -71,8 +82,13 @@ export class Sma {
       for (let i = 0; i < p; i++) s += this.buf[i]!;
       this.sum = s;
     }
-    this.value = this.count === p ? this.sum / p : undefined;
-    return this.value;
+    if (this.count !== p) return undefined;
+    this.v = this.sum / p;
+    return this.v;
+  }
+
+  get value(): number | undefined {
+    return out(this.v);
   }
 
   get ready(): boolean {
@@ -85,7 +101,7 @@ export class Ema {
   readonly alpha: number;
   private count = 0;
   private seedSum = 0;
-  value: number | undefined = undefined;
+  private v = Number.NaN;
 
   constructor(readonly period: number) {
     checkPeriod('EMA', period);
@@ -94,27 +110,33 @@ export class Ema {
 
   update(x: number): number | undefined {
     checkFinite('EMA', x);
-    if (this.value !== undefined) {
-      this.value += this.alpha * (x - this.value);
-      return this.value;
+    if (this.count === this.period) {
+      this.v += this.alpha * (x - this.v);
+      return this.v;
     }
     this.seedSum += x;
-    if (++this.count === this.period) this.value = this.seedSum / this.period;
-    return this.value;
+    if (++this.count !== this.period) return undefined;
+    this.v = this.seedSum / this.period;
+    return this.v;
+  }
+
+  get value(): number | undefined {
+    return out(this.v);
   }
 
   get ready(): boolean {
-    return this.value !== undefined;
+    return this.count === this.period;
   }
 }
 
 /** Wilder's RSI on closes, in [0, 100]. */
 export class Rsi {
-  private prev: number | undefined = undefined;
+  /** NaN before the first close. */
+  private prev = Number.NaN;
   private changes = 0;
   private avgGain = 0;
   private avgLoss = 0;
-  value: number | undefined = undefined;
+  private v = Number.NaN;
 
   constructor(readonly period: number) {
     checkPeriod('RSI', period);
@@ -124,7 +146,7 @@ export class Rsi {
     checkFinite('RSI', close);
     const prev = this.prev;
     this.prev = close;
-    if (prev === undefined) return undefined;
+    if (prev !== prev) return undefined; // NaN: the first close
     const change = close - prev;
     const gain = change > 0 ? change : 0;
     const loss = change < 0 ? -change : 0;
@@ -141,12 +163,16 @@ export class Rsi {
       this.avgLoss = (this.avgLoss * (n - 1) + loss) / n;
     }
     const total = this.avgGain + this.avgLoss;
-    this.value = total === 0 ? 50 : (100 * this.avgGain) / total;
-    return this.value;
+    this.v = total === 0 ? 50 : (100 * this.avgGain) / total;
+    return this.v;
+  }
+
+  get value(): number | undefined {
+    return out(this.v);
   }
 
   get ready(): boolean {
-    return this.value !== undefined;
+    return this.v === this.v;
   }
 }
 
@@ -162,9 +188,9 @@ export class Macd {
   private readonly fast: Ema;
   private readonly slow: Ema;
   private readonly sig: Ema;
-  macd: number | undefined = undefined;
-  signal: number | undefined = undefined;
-  histogram: number | undefined = undefined;
+  private line = Number.NaN;
+  private sigLine = Number.NaN;
+  private hist = Number.NaN;
 
   constructor(
     readonly fastPeriod = 12,
@@ -181,14 +207,31 @@ export class Macd {
     const f = this.fast.update(close);
     const s = this.slow.update(close);
     if (f === undefined || s === undefined) return undefined;
-    this.macd = f - s;
-    this.signal = this.sig.update(this.macd);
-    this.histogram = this.signal === undefined ? undefined : this.macd - this.signal;
-    return this.macd;
+    const line = f - s;
+    this.line = line;
+    const sig = this.sig.update(line);
+    if (sig !== undefined) {
+      this.sigLine = sig;
+      this.hist = line - sig;
+    }
+    return line;
+  }
+
+  get macd(): number | undefined {
+    return out(this.line);
+  }
+
+  /** Undefined until the signal EMA has `signalPeriod` MACD values. */
+  get signal(): number | undefined {
+    return out(this.sigLine);
+  }
+
+  get histogram(): number | undefined {
+    return out(this.hist);
   }
 
   get ready(): boolean {
-    return this.histogram !== undefined;
+    return this.hist === this.hist;
   }
 }
 
@@ -264,11 +307,10 @@ export class RollingStats {
 /** Bollinger bands: SMA(period) ± k·σ (population σ). */
 export class Bollinger {
   private readonly stats: RollingStats;
-  middle: number | undefined = undefined;
-  upper: number | undefined = undefined;
-  lower: number | undefined = undefined;
-  /** σ of the window. */
-  sigma: number | undefined = undefined;
+  private mid = Number.NaN;
+  private up = Number.NaN;
+  private low = Number.NaN;
+  private sd = Number.NaN;
 
   constructor(
     readonly period = 20,
@@ -282,15 +324,32 @@ export class Bollinger {
     if (!this.stats.push(close)) return undefined;
     const m = this.stats.average;
     const sd = this.stats.stdDev;
-    this.middle = m;
-    this.sigma = sd;
-    this.upper = m + this.k * sd;
-    this.lower = m - this.k * sd;
+    this.mid = m;
+    this.sd = sd;
+    this.up = m + this.k * sd;
+    this.low = m - this.k * sd;
     return m;
   }
 
+  get middle(): number | undefined {
+    return out(this.mid);
+  }
+
+  get upper(): number | undefined {
+    return out(this.up);
+  }
+
+  get lower(): number | undefined {
+    return out(this.low);
+  }
+
+  /** σ of the window. */
+  get sigma(): number | undefined {
+    return out(this.sd);
+  }
+
   get ready(): boolean {
-    return this.middle !== undefined;
+    return this.mid === this.mid;
   }
 }
 
@@ -360,7 +419,7 @@ export class Roc {
   private readonly buf: Float64Array;
   private next = 0;
   private count = 0;
-  value: number | undefined = undefined;
+  private v = Number.NaN;
 
   constructor(readonly period: number) {
     checkPeriod('ROC', period);
@@ -375,11 +434,15 @@ export class Roc {
     if (this.count < len) this.count++;
     if (this.count < len) return undefined;
     const old = this.buf[this.next]!; // the oldest: written `period` updates ago
-    this.value = old === 0 ? 0 : (x - old) / old;
-    return this.value;
+    this.v = old === 0 ? 0 : (x - old) / old;
+    return this.v;
+  }
+
+  get value(): number | undefined {
+    return out(this.v);
   }
 
   get ready(): boolean {
-    return this.value !== undefined;
+    return this.v === this.v;
   }
 }

@@ -1,7 +1,7 @@
 import type { Bar } from '../../contracts/bar';
 import type { TradeSignal } from '../../contracts/signal';
 import { barTimeMs, toTradeSignal } from './signal';
-import type { Strategy, StrategyFactory } from './types';
+import type { SignalIntent, Strategy, StrategyFactory } from './types';
 
 /**
  * The quant's decision core, pure (no I/O): per-(symbol, interval) strategy state, plus the bookkeeping that
@@ -19,7 +19,7 @@ import type { Strategy, StrategyFactory } from './types';
  */
 
 export type EngineOutcome =
-  | { kind: 'signal'; signal: TradeSignal; reason: string; indicators: Record<string, number> }
+  | { kind: 'signal'; signal: TradeSignal; readonly reason: string; readonly indicators: Record<string, number> }
   | { kind: 'none' }
   | { kind: 'duplicate'; signal: TradeSignal | null }
   | { kind: 'stale' }
@@ -37,27 +37,56 @@ export interface SignalEngineOptions {
  * The last `cap` outcomes of one series, as a ring ordered by bar time (bars of a series are processed in
  * increasing time): remembering is O(1), finding a redelivered bar's outcome a binary search. (A Map keyed by
  * strings across all series cost ~3 µs a bar in hashing and rehashing: most of the budget.)
+ *
+ * An outcome is kept as the few numbers and strings its signal is made of (side, confidence, the bar's close,
+ * timestamp and correlation id), not as the signal object: `toTradeSignal` is a pure function of them, so a
+ * redelivery gets the identical signal (same id) back, rebuilt. Keeping ten thousand signal objects per series
+ * and strategy alive (each with its id and timestamp strings) made most of them survive into the old generation:
+ * copying them was the largest part of the quant's garbage-collection time.
  */
 class OutcomeRing {
   private readonly times: Float64Array;
-  private readonly outs: Array<TradeSignal | null>;
+  /** 0: no signal; 1: buy; 2: sell. */
+  private readonly sides: Uint8Array;
+  private readonly confidences: Float64Array;
+  private readonly closes: Float64Array;
+  /** The bar's own strings (its timestamp as written, which the signal id hashes; its correlation id). */
+  private readonly timestamps: string[];
+  private readonly correlationIds: string[];
   private head = 0; // next write
   private size = 0;
 
   constructor(private readonly cap: number) {
     this.times = new Float64Array(cap);
-    this.outs = new Array<TradeSignal | null>(cap).fill(null);
+    this.sides = new Uint8Array(cap);
+    this.confidences = new Float64Array(cap);
+    this.closes = new Float64Array(cap);
+    this.timestamps = new Array<string>(cap).fill('');
+    this.correlationIds = new Array<string>(cap).fill('');
   }
 
-  push(ms: number, outcome: TradeSignal | null): void {
-    this.times[this.head] = ms;
-    this.outs[this.head] = outcome;
+  push(ms: number, bar: Bar, intent: SignalIntent | null): void {
+    const i = this.head;
+    this.times[i] = ms;
+    if (intent === null) {
+      this.sides[i] = 0;
+      this.timestamps[i] = '';
+      this.correlationIds[i] = '';
+    } else {
+      this.sides[i] = intent.side === 'buy' ? 1 : 2;
+      this.confidences[i] = intent.confidence;
+      this.closes[i] = bar.close;
+      this.timestamps[i] = bar.timestamp;
+      this.correlationIds[i] = bar.correlation_id;
+    }
     if (++this.head === this.cap) this.head = 0;
     if (this.size < this.cap) this.size++;
   }
 
-  /** The remembered outcome of the bar at `ms`, or undefined when it is not (or no longer) remembered. */
-  find(ms: number): TradeSignal | null | undefined {
+  /**
+   * The remembered outcome of the bar at `ms`: its slot (>= 0), -1 when it is not (or no longer) remembered.
+   */
+  find(ms: number): number {
     let lo = 0;
     let hi = this.size - 1;
     const base = (this.head - this.size + this.cap) % this.cap;
@@ -65,11 +94,42 @@ class OutcomeRing {
       const mid = (lo + hi) >> 1;
       const i = (base + mid) % this.cap;
       const t = this.times[i]!;
-      if (t === ms) return this.outs[i]!;
+      if (t === ms) return i;
       if (t < ms) lo = mid + 1;
       else hi = mid - 1;
     }
-    return undefined;
+    return -1;
+  }
+
+  /** The signal remembered in slot `i` (null: the bar gave none), rebuilt exactly as it was first made. */
+  signalAt(i: number, strategy: string, symbol: string, scope: string | undefined): TradeSignal | null {
+    const side = this.sides[i]!;
+    if (side === 0) return null;
+    const r = toTradeSignal(
+      strategy,
+      { symbol, timestamp: this.timestamps[i]!, close: this.closes[i]!, correlation_id: this.correlationIds[i]! },
+      { side: side === 1 ? 'buy' : 'sell', confidence: this.confidences[i]! },
+      scope,
+    );
+    // It was valid when first made, from these very values (an invalid outcome is remembered as no signal).
+    return r.ok ? r.value : null;
+  }
+}
+
+/** A signal outcome; the strategy's reason and indicator record are read through, when a log line needs them. */
+class SignalOutcome {
+  readonly kind = 'signal';
+  constructor(
+    readonly signal: TradeSignal,
+    private readonly intent: SignalIntent,
+  ) {}
+
+  get reason(): string {
+    return this.intent.reason;
+  }
+
+  get indicators(): Record<string, number> {
+    return this.intent.indicators;
   }
 }
 
@@ -121,8 +181,9 @@ export class SignalEngine {
       if (s) this.current = s;
     }
     if (s && ms <= s.lastMs) {
-      const remembered = s.outcomes.find(ms);
-      return remembered !== undefined ? { kind: 'duplicate', signal: remembered } : STALE;
+      const slot = s.outcomes.find(ms);
+      if (slot < 0) return STALE;
+      return { kind: 'duplicate', signal: s.outcomes.signalAt(slot, this.strategyName, s.symbol, this.signalScope) };
     }
     if (!s) {
       s = {
@@ -138,15 +199,15 @@ export class SignalEngine {
     s.lastMs = ms;
     const intent = s.strategy.onBar(bar);
     if (!intent) {
-      s.outcomes.push(ms, null);
+      s.outcomes.push(ms, bar, null);
       return NONE;
     }
     const r = toTradeSignal(this.strategyName, bar, intent, this.signalScope);
     if (!r.ok) {
-      s.outcomes.push(ms, null);
+      s.outcomes.push(ms, bar, null);
       return { kind: 'invalid', reason: r.reason };
     }
-    s.outcomes.push(ms, r.value);
-    return { kind: 'signal', signal: r.value, reason: intent.reason, indicators: intent.indicators };
+    s.outcomes.push(ms, bar, intent);
+    return new SignalOutcome(r.value, intent);
   }
 }

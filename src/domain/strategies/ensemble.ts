@@ -1,6 +1,6 @@
 import type { OhlcvBar } from '../../contracts/bar';
 import type { Side } from '../../contracts/order';
-import type { SignalIntent, Stance, Strategy } from './types';
+import { HeldStance, type SignalIntent, type Stance, type Strategy } from './types';
 
 /**
  * `ensemble`: the original's AGGREGATED mode, its weighted vote kept:
@@ -58,27 +58,76 @@ export function weightedVote(stances: ReadonlyArray<{ name: string; stance: Stan
 export class EnsembleStrategy implements Strategy {
   readonly name = ENSEMBLE;
   private last: Side | undefined;
+  private readonly held = new HeldStance();
   stance: Stance | null = null;
+  /** Each member's weight and the RSI member's index (-1: none), looked up once rather than on every bar. */
+  private readonly weights: Float64Array;
+  private readonly rsiIndex: number;
 
   constructor(readonly members: readonly Strategy[]) {
     if (members.length === 0) throw new RangeError('ensemble needs at least one member');
     const names = new Set(members.map((m) => m.name));
     if (names.size !== members.length) throw new RangeError('ensemble members must be distinct strategies');
+    if (members.length > 15) throw new RangeError('ensemble takes at most 15 members'); // two bits each in an int32
+    this.weights = Float64Array.from(members, (m) => ENSEMBLE_WEIGHTS[m.name] ?? 1.0);
+    this.rsiIndex = members.findIndex((m) => m.name === 'rsi');
   }
 
+  /**
+   * weightedVote on the members' stances, without its per-bar objects: the same products and sums in the same
+   * order (so the same bits; a unit test compares the two).
+   */
   onBar(bar: OhlcvBar): SignalIntent | null {
-    for (const m of this.members) m.onBar(bar);
-    const vote = weightedVote(this.members);
-    if (!vote.side) return null;
-    this.stance = { side: vote.side, confidence: vote.confidence };
-    if (vote.side === this.last) return null;
-    this.last = vote.side;
-    const voters = this.members.filter((m) => m.stance).map((m) => `${m.name}:${m.stance!.side}`);
-    return {
-      side: vote.side,
-      confidence: vote.confidence,
-      reason: `weighted vote ${vote.buy.toFixed(2)} buy / ${vote.sell.toFixed(2)} sell (${voters.join(', ')})`,
-      indicators: { vote_buy: vote.buy, vote_sell: vote.sell },
-    };
+    const members = this.members;
+    for (let i = 0; i < members.length; i++) members[i]!.onBar(bar);
+    const rsi = this.rsiIndex >= 0 ? members[this.rsiIndex]!.stance : null;
+    let buy = 0;
+    let sell = 0;
+    let voters = 0; // each member's vote in two bits (0 none, 1 buy, 2 sell), for the reason
+    for (let i = 0; i < members.length; i++) {
+      const stance = members[i]!.stance;
+      if (!stance) continue;
+      let w = this.weights[i]!;
+      if (rsi && i !== this.rsiIndex) w *= stance.side === rsi.side ? RSI_AGREE : RSI_DISAGREE;
+      if (stance.side === 'buy') {
+        buy += stance.confidence * w;
+        voters |= 1 << (2 * i);
+      } else {
+        sell += stance.confidence * w;
+        voters |= 2 << (2 * i);
+      }
+    }
+    if (buy === sell) return null;
+    const side: Side = buy > sell ? 'buy' : 'sell';
+    const confidence = buy > sell ? buy / (buy + sell) : sell / (buy + sell);
+    this.stance = this.held.set(side, confidence);
+    if (side === this.last) return null;
+    this.last = side;
+    return new VoteIntent(this.members, side, confidence, buy, sell, voters);
+  }
+}
+
+/** The vote's intent: its reason (which lists the voters) and indicator record are built when read. */
+class VoteIntent implements SignalIntent {
+  constructor(
+    private readonly members: readonly Strategy[],
+    readonly side: Side,
+    readonly confidence: number,
+    private readonly buy: number,
+    private readonly sell: number,
+    private readonly voters: number,
+  ) {}
+
+  get reason(): string {
+    const voters: string[] = [];
+    for (let i = 0; i < this.members.length; i++) {
+      const v = (this.voters >> (2 * i)) & 3;
+      if (v !== 0) voters.push(`${this.members[i]!.name}:${v === 1 ? 'buy' : 'sell'}`);
+    }
+    return `weighted vote ${this.buy.toFixed(2)} buy / ${this.sell.toFixed(2)} sell (${voters.join(', ')})`;
+  }
+
+  get indicators(): Record<string, number> {
+    return { vote_buy: this.buy, vote_sell: this.sell };
   }
 }

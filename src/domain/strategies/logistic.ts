@@ -1,5 +1,6 @@
 import type { OhlcvBar } from '../../contracts/bar';
-import type { SignalIntent, Stance, Strategy } from './types';
+import type { Side } from '../../contracts/order';
+import { HeldStance, type SignalIntent, type Stance, type Strategy } from './types';
 
 /**
  * `ml`: the original's logistic-regression strategy, done right.
@@ -293,6 +294,7 @@ export class LogisticStrategy implements Strategy {
   private sinceFit = 0;
   private model: LogisticModel | null = null;
   private last: 'buy' | 'sell' | undefined;
+  private readonly held = new HeldStance();
   stance: Stance | null = null;
   /** Bars on which a model was fit (for tests and logs). */
   fits = 0;
@@ -360,15 +362,10 @@ export class LogisticStrategy implements Strategy {
     if (pUp === 0.5) return null;
     const side = pUp > 0.5 ? 'buy' : 'sell';
     const confidence = side === 'buy' ? pUp : 1 - pUp;
-    this.stance = { side, confidence };
+    this.stance = this.held.set(side, confidence);
     if (side === this.last) return null;
     this.last = side;
-    return {
-      side,
-      confidence,
-      reason: `logistic model: P(next close higher) = ${pUp.toFixed(3)}`,
-      indicators: { p_up: pUp, ret: x[0]!, diff: x[1]!, vol: x[2]! },
-    };
+    return new LogisticIntent(side, confidence, pUp, x[0]!, x[1]!, x[2]!);
   }
 
   private fit(): LogisticModel | null {
@@ -380,6 +377,26 @@ export class LogisticStrategy implements Strategy {
       this.fitY[i] = this.trainY[row]!;
     }
     return fitFlat(this.fitX, this.fitY, n, NF, this.params.c);
+  }
+}
+
+/** A prediction's intent: the reason and indicator record are built when read (for a log line). */
+class LogisticIntent implements SignalIntent {
+  constructor(
+    readonly side: Side,
+    readonly confidence: number,
+    private readonly pUp: number,
+    private readonly ret: number,
+    private readonly diff: number,
+    private readonly vol: number,
+  ) {}
+
+  get reason(): string {
+    return `logistic model: P(next close higher) = ${this.pUp.toFixed(3)}`;
+  }
+
+  get indicators(): Record<string, number> {
+    return { p_up: this.pUp, ret: this.ret, diff: this.diff, vol: this.vol };
   }
 }
 

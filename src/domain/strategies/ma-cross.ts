@@ -1,7 +1,7 @@
 import type { OhlcvBar } from '../../contracts/bar';
 import type { Side } from '../../contracts/order';
 import { Ema, Rsi, Sma } from '../indicators/streaming';
-import type { SignalIntent, Stance, Strategy } from './types';
+import { HeldStance, type SignalIntent, type Stance, type Strategy } from './types';
 
 /**
  * `sma-cross` / `ema-cross`: a fast/slow moving-average crossover on closes (default 2/5, the original system's
@@ -93,8 +93,7 @@ export class MaCrossStrategy implements Strategy {
   /** The side of the last real crossing (not the first reading): what the strategy wants. */
   private wanted: Side | undefined;
   private lastSignal: Side | undefined;
-  /** The reasons without RSI, built once (a signal is frequent: at the default 2/5, every few bars). */
-  private readonly reasons: Readonly<Record<Side, string>>;
+  private readonly held = new HeldStance();
   stance: Stance | null = null;
 
   constructor(
@@ -108,12 +107,6 @@ export class MaCrossStrategy implements Strategy {
     this.fast = average === 'sma' ? new Sma(p.fast) : new Ema(p.fast);
     this.slow = average === 'sma' ? new Sma(p.slow) : new Ema(p.slow);
     this.rsi = p.useRsi ? new Rsi(p.rsiPeriod) : undefined;
-    this.reasons = { buy: this.reason('buy', undefined), sell: this.reason('sell', undefined) };
-  }
-
-  private reason(want: Side, rsi: number | undefined): string {
-    const label = this.average.toUpperCase();
-    return `${label}${this.params.fast} ${want === 'buy' ? 'above' : 'below'} ${label}${this.params.slow}${rsi !== undefined ? ` (RSI ${rsi.toFixed(1)} confirms)` : ''}`;
   }
 
   onBar(bar: OhlcvBar): SignalIntent | null {
@@ -129,7 +122,7 @@ export class MaCrossStrategy implements Strategy {
       if (previous !== 0 && previous !== side) this.wanted = side > 0 ? 'buy' : 'sell';
     }
     const confidence = smaCrossConfidence(fast, slow, this.params);
-    if (this.lastSide !== 0) this.stance = { side: this.lastSide > 0 ? 'buy' : 'sell', confidence };
+    if (this.lastSide !== 0) this.stance = this.held.set(this.lastSide > 0 ? 'buy' : 'sell', confidence);
     const want = this.wanted;
     if (want === undefined || want === this.lastSignal) return null;
     if (this.rsi) {
@@ -137,16 +130,36 @@ export class MaCrossStrategy implements Strategy {
       if (want === 'buy' ? !(rsi < this.params.rsiBuy) : !(rsi > this.params.rsiSell)) return null; // pending
     }
     this.lastSignal = want;
-    // Literal keys (not computed ones): the same object, built without a string concatenation and key lookup each.
+    return new MaCrossIntent(this.average, this.params, want, confidence, fast, slow, rsi ?? Number.NaN);
+  }
+}
+
+/** A crossing's intent: its reason and indicator record are built only when read (for a log line). */
+class MaCrossIntent implements SignalIntent {
+  constructor(
+    private readonly average: 'sma' | 'ema',
+    private readonly params: MaCrossParams,
+    readonly side: Side,
+    readonly confidence: number,
+    private readonly fast: number,
+    private readonly slow: number,
+    /** NaN without RSI confirmation. */
+    private readonly rsi: number,
+  ) {}
+
+  get reason(): string {
+    const label = this.average.toUpperCase();
+    const rsi = this.rsi === this.rsi ? ` (RSI ${this.rsi.toFixed(1)} confirms)` : '';
+    return `${label}${this.params.fast} ${this.side === 'buy' ? 'above' : 'below'} ${label}${this.params.slow}${rsi}`;
+  }
+
+  get indicators(): Record<string, number> {
     const indicators: Record<string, number> =
-      this.average === 'sma' ? { sma_fast: fast, sma_slow: slow } : { ema_fast: fast, ema_slow: slow };
-    if (rsi !== undefined) indicators.rsi = rsi;
-    return {
-      side: want,
-      confidence,
-      reason: rsi !== undefined ? this.reason(want, rsi) : this.reasons[want],
-      indicators,
-    };
+      this.average === 'sma'
+        ? { sma_fast: this.fast, sma_slow: this.slow }
+        : { ema_fast: this.fast, ema_slow: this.slow };
+    if (this.rsi === this.rsi) indicators.rsi = this.rsi;
+    return indicators;
   }
 }
 

@@ -1,7 +1,7 @@
 import type { OhlcvBar } from '../../contracts/bar';
 import type { Side } from '../../contracts/order';
 import { Bollinger, Macd, Roc, Rsi, Sma } from '../indicators/streaming';
-import type { SignalIntent, Stance, Strategy } from './types';
+import { HeldStance, type SignalIntent, type Stance, type Strategy } from './types';
 
 /**
  * MACD, Bollinger, RSI, momentum and mean-reversion (MRM) strategies: the original's rules (docs/quant.md), each
@@ -28,18 +28,66 @@ const posInt = (name: string, v: number, min = 1) => {
 abstract class Latched implements Strategy {
   abstract readonly name: string;
   protected last: Side | undefined;
+  protected readonly held = new HeldStance();
   stance: Stance | null = null;
   abstract onBar(bar: OhlcvBar): SignalIntent | null;
 
-  protected emit(
-    side: Side,
-    confidence: number,
-    reason: string,
-    indicators: Record<string, number>,
-  ): SignalIntent | null {
-    if (side === this.last) return null;
+  /** Would emitting `side` now be a change? (Then `latch` it and build the intent.) */
+  protected changes(side: Side): boolean {
+    return side !== this.last;
+  }
+
+  protected latch(side: Side, confidence: number): void {
     this.last = side;
-    return { side, confidence, reason, indicators };
+    this.stance = this.held.set(side, confidence);
+  }
+}
+
+/**
+ * An intent whose reason and indicator record are built when read (for a log line), from the numbers of the
+ * decision: `a` and `b` are the strategy's own (documented where each strategy builds one).
+ */
+class OscillatorIntent implements SignalIntent {
+  constructor(
+    private readonly kind: 'macd' | 'bollinger' | 'rsi' | 'momentum' | 'mrm',
+    readonly side: Side,
+    readonly confidence: number,
+    private readonly a: number,
+    private readonly b: number,
+    private readonly c: number,
+    private readonly param: number,
+  ) {}
+
+  get reason(): string {
+    const buy = this.side === 'buy';
+    switch (this.kind) {
+      case 'macd':
+        return `MACD crossed ${buy ? 'above' : 'below'} its signal line`;
+      case 'bollinger':
+        return buy ? 'close below the lower band' : 'close above the upper band';
+      case 'rsi':
+        return `RSI ${this.a.toFixed(1)} ${buy ? 'oversold' : 'overbought'}`;
+      case 'momentum':
+        // a: ROC, b: threshold, param: period
+        return `ROC${this.param} ${(this.a * 100).toFixed(2)}% ${buy ? '>' : '<'} ${buy ? '+' : '-'}${this.b * 100}%`;
+      case 'mrm':
+        return buy ? 'below the mean and turning up' : 'above the mean and turning down';
+    }
+  }
+
+  get indicators(): Record<string, number> {
+    switch (this.kind) {
+      case 'macd':
+        return { macd: this.a, macd_signal: this.b, macd_hist: this.c };
+      case 'bollinger':
+        return { bb_upper: this.a, bb_middle: this.b, bb_lower: this.c };
+      case 'rsi':
+        return { rsi: this.a };
+      case 'momentum':
+        return { roc: this.a };
+      case 'mrm':
+        return { ma: this.a, momentum: this.b };
+    }
   }
 }
 
@@ -78,13 +126,11 @@ export class MacdStrategy extends Latched {
     const previous = this.sign;
     this.sign = s;
     const c = conf((100 * Math.abs(h)) / bar.close);
-    this.stance = { side: s > 0 ? 'buy' : 'sell', confidence: c };
-    if (previous === 0 || previous === s) return null;
-    return this.emit(s > 0 ? 'buy' : 'sell', c, `MACD crossed ${s > 0 ? 'above' : 'below'} its signal line`, {
-      macd: this.macd.macd!,
-      macd_signal: this.macd.signal!,
-      macd_hist: h,
-    });
+    const side = s > 0 ? 'buy' : 'sell';
+    this.stance = this.held.set(side, c);
+    if (previous === 0 || previous === s || !this.changes(side)) return null;
+    this.latch(side, c);
+    return new OscillatorIntent('macd', side, c, this.macd.macd!, this.macd.signal!, h, 0);
   }
 }
 
@@ -118,12 +164,18 @@ export class BollingerStrategy extends Latched {
     const middle = this.bb.middle!;
     const sigma = this.bb.sigma!;
     const c = bar.close;
-    const ind = { bb_upper: upper, bb_middle: middle, bb_lower: lower };
-    let out: SignalIntent | null = null;
-    if (c < lower) out = this.emit('buy', conf((0.25 * (lower - c)) / sigma), 'close below the lower band', ind);
-    else if (c > upper) out = this.emit('sell', conf((0.25 * (c - upper)) / sigma), 'close above the upper band', ind);
-    if (out) this.stance = { side: out.side, confidence: out.confidence };
-    return out;
+    let side: Side;
+    let confidence: number;
+    if (c < lower) {
+      side = 'buy';
+      confidence = conf((0.25 * (lower - c)) / sigma);
+    } else if (c > upper) {
+      side = 'sell';
+      confidence = conf((0.25 * (c - upper)) / sigma);
+    } else return null;
+    if (!this.changes(side)) return null;
+    this.latch(side, confidence);
+    return new OscillatorIntent('bollinger', side, confidence, upper, middle, lower, 0);
   }
 }
 
@@ -164,18 +216,19 @@ export class RsiStrategy extends Latched {
     const r = this.rsi.update(bar.close);
     if (r === undefined) return null;
     const { buy, sell } = this.params;
+    let z: Stance;
     if (r < buy) {
-      this.stance = { side: 'buy', confidence: conf((0.25 * (buy - r)) / buy) };
+      z = this.held.set('buy', conf((0.25 * (buy - r)) / buy));
     } else if (r > sell) {
-      this.stance = { side: 'sell', confidence: conf((0.25 * (r - sell)) / (100 - sell)) };
+      z = this.held.set('sell', conf((0.25 * (r - sell)) / (100 - sell)));
     } else {
       this.stance = null;
       return null;
     }
-    const z = this.stance;
-    return this.emit(z.side, z.confidence, `RSI ${r.toFixed(1)} ${z.side === 'buy' ? 'oversold' : 'overbought'}`, {
-      rsi: r,
-    });
+    this.stance = z;
+    if (!this.changes(z.side)) return null;
+    this.latch(z.side, z.confidence);
+    return new OscillatorIntent('rsi', z.side, z.confidence, r, 0, 0, 0);
   }
 }
 
@@ -208,17 +261,18 @@ export class MomentumStrategy extends Latched {
     const r = this.roc.update(bar.close);
     if (r === undefined) return null;
     const t = this.params.threshold;
-    let out: SignalIntent | null = null;
-    if (r > t)
-      out = this.emit('buy', conf(5 * (r - t)), `ROC${this.params.period} ${(r * 100).toFixed(2)}% > +${t * 100}%`, {
-        roc: r,
-      });
-    else if (r < -t)
-      out = this.emit('sell', conf(5 * (-r - t)), `ROC${this.params.period} ${(r * 100).toFixed(2)}% < -${t * 100}%`, {
-        roc: r,
-      });
-    if (out) this.stance = { side: out.side, confidence: out.confidence };
-    return out;
+    let side: Side;
+    let confidence: number;
+    if (r > t) {
+      side = 'buy';
+      confidence = conf(5 * (r - t));
+    } else if (r < -t) {
+      side = 'sell';
+      confidence = conf(5 * (-r - t));
+    } else return null;
+    if (!this.changes(side)) return null;
+    this.latch(side, confidence);
+    return new OscillatorIntent('momentum', side, confidence, r, t, 0, this.params.period);
   }
 }
 
@@ -240,7 +294,8 @@ export const MRM_CONFIDENCE = 0.9;
 export class MeanReversionStrategy extends Latched {
   readonly name = MRM;
   private readonly ma: Sma;
-  private prev: number | undefined;
+  /** NaN before the first close (a double field: no heap number per bar). */
+  private prev = Number.NaN;
 
   constructor(readonly params: MrmParams = DEFAULT_MRM) {
     super();
@@ -256,15 +311,15 @@ export class MeanReversionStrategy extends Latched {
     const ma = this.ma.update(c);
     const prev = this.prev;
     this.prev = c;
-    if (ma === undefined || prev === undefined) return null;
+    if (ma === undefined || prev !== prev) return null;
     const momentum = c - prev;
     const t = this.params.threshold;
-    let out: SignalIntent | null = null;
-    if (c < ma * (1 - t) && momentum > 0)
-      out = this.emit('buy', MRM_CONFIDENCE, 'below the mean and turning up', { ma, momentum });
-    else if (c > ma * (1 + t) && momentum < 0)
-      out = this.emit('sell', MRM_CONFIDENCE, 'above the mean and turning down', { ma, momentum });
-    if (out) this.stance = { side: out.side, confidence: out.confidence };
-    return out;
+    let side: Side;
+    if (c < ma * (1 - t) && momentum > 0) side = 'buy';
+    else if (c > ma * (1 + t) && momentum < 0) side = 'sell';
+    else return null;
+    if (!this.changes(side)) return null;
+    this.latch(side, MRM_CONFIDENCE);
+    return new OscillatorIntent('mrm', side, MRM_CONFIDENCE, ma, momentum, 0, 0);
   }
 }

@@ -1,6 +1,6 @@
 import type { Bar } from '../../contracts/bar';
 import { signalIdFor } from '../../contracts/ids';
-import { instantMs, isoInstant } from '../../contracts/instants';
+import { instantMs, isCanonicalInstant, isoInstant } from '../../contracts/instants';
 import {
   SIGNAL_SCHEMA_VERSION,
   TradeSignalSchema,
@@ -24,8 +24,8 @@ import type { SignalIntent } from './types';
  */
 export function toTradeSignal(
   strategy: string,
-  bar: Bar,
-  intent: SignalIntent,
+  bar: Pick<Bar, 'symbol' | 'timestamp' | 'close' | 'correlation_id'>,
+  intent: Pick<SignalIntent, 'side' | 'confidence'> & Partial<SignalIntent>,
   scope?: string,
 ): ParseResult<TradeSignal> {
   const ms = barTimeMs(bar.timestamp);
@@ -39,7 +39,7 @@ export function toTradeSignal(
     price: bar.close,
     confidence: intent.confidence,
     strategy,
-    created_at: isoOf(ms),
+    created_at: isoOf(ms, bar.timestamp),
     asset_class: 'equity',
   };
   if (meetsContract(candidate)) return { ok: true, value: candidate };
@@ -66,10 +66,14 @@ export function barTimeMs(timestamp: string): number {
   return lastTimestampMs;
 }
 
-/** new Date(ms).toISOString(), remembered for the last instant asked (ms must be a finite date). */
-function isoOf(ms: number): string {
+/**
+ * new Date(ms).toISOString() of `timestamp` (whose instant is ms), remembered for the last instant asked. A
+ * timestamp already in that form is its own answer (isCanonicalInstant): no string to build, and the signal keeps
+ * a reference to the bar's string instead of one of its own.
+ */
+function isoOf(ms: number, timestamp: string): string {
   if (ms !== lastIsoMs) {
-    lastIso = isoInstant(ms);
+    lastIso = isCanonicalInstant(timestamp) ? timestamp : isoInstant(ms);
     lastIsoMs = ms;
   }
   return lastIso;
@@ -78,15 +82,22 @@ function isoOf(ms: number): string {
 const SIGNAL_ID = /^[A-Za-z0-9._-]{1,39}$/;
 const TICKER = /^[A-Z][A-Z0-9.]*$/;
 
+// The last symbol found to be a valid ticker: a series' signals all carry the same symbol (a pointer compare).
+let lastTicker: string | undefined;
+function isTicker(symbol: string): boolean {
+  if (symbol === lastTicker) return true;
+  if (!(symbol.length >= 1 && symbol.length <= 12 && TICKER.test(symbol))) return false;
+  lastTicker = symbol;
+  return true;
+}
+
 /** TradeSignalSchema's constraints on the fields toTradeSignal sets (created_at comes from toISOString). */
 function meetsContract(s: TradeSignal): boolean {
   return (
     SIGNAL_ID.test(s.signal_id) &&
     s.correlation_id.length >= 1 &&
     s.correlation_id.length <= 128 &&
-    s.symbol.length >= 1 &&
-    s.symbol.length <= 12 &&
-    TICKER.test(s.symbol) &&
+    isTicker(s.symbol) &&
     (s.side === 'buy' || s.side === 'sell') &&
     Number.isFinite(s.price) &&
     s.price > 0 &&

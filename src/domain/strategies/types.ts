@@ -7,13 +7,28 @@ import type { Side } from '../../contracts/order';
  * same intents, which is what makes signal ids reproducible on replay.
  */
 export interface SignalIntent {
-  side: Side;
+  readonly side: Side;
   /** In [0, 1]. */
-  confidence: number;
-  /** Human-readable why, for logs. */
-  reason: string;
+  readonly confidence: number;
+  /**
+   * Human-readable why, for logs. Strategies may build it (and `indicators`) when read, as getters: only a logged
+   * signal needs them, and formatting numbers for every signal was a large part of a signal's cost. So read the
+   * fields by name; spreading an intent (`{ ...intent }`) copies own properties only.
+   */
+  readonly reason: string;
   /** Indicator values at the decision, for logs and tests. */
-  indicators: Record<string, number>;
+  readonly indicators: Record<string, number>;
+}
+
+/** A stance that a strategy updates in place (see Strategy.stance). */
+export class HeldStance implements Stance {
+  side: Side = 'buy';
+  confidence = 0;
+  set(side: Side, confidence: number): HeldStance {
+    this.side = side;
+    this.confidence = confidence;
+    return this;
+  }
 }
 
 /** What a strategy currently favours (not a signal): the ensemble votes on these. */
@@ -31,7 +46,11 @@ export interface Strategy {
    * BUY or SELL, never the same side twice in a row.
    */
   onBar(bar: OhlcvBar): SignalIntent | null;
-  /** The current stance after the last bar, or null when it has none (warming up, neutral). */
+  /**
+   * The current stance after the last bar, or null when it has none (warming up, neutral). The object is the
+   * strategy's own and is updated in place by the next bar (a fresh object per bar per strategy was a good share
+   * of the quant's garbage): copy it to keep it.
+   */
   readonly stance: Stance | null;
 }
 

@@ -34,7 +34,10 @@ const bar = (close: number, i: number): OhlcvBar => ({
 function run(s: Strategy, closes: number[]) {
   return closes.flatMap((c, i) => {
     const out = s.onBar(bar(c, i));
-    return out ? [{ i, ...out }] : [];
+    // Field by field: an intent's reason and indicators may be getters (built when read), not own properties.
+    return out
+      ? [{ i, side: out.side, confidence: out.confidence, reason: out.reason, indicators: out.indicators }]
+      : [];
   });
 }
 const ramp = (from: number, to: number, n: number) =>
@@ -305,6 +308,27 @@ describe('ensemble: the original weighted vote', () => {
     for (let i = 1; i < out.length; i++) expect(out[i]!.side).not.toBe(out[i - 1]!.side);
     for (const o of out) expect(o.confidence).toBeGreaterThanOrEqual(0.5);
     expect(() => new EnsembleStrategy([])).toThrow();
+  });
+
+  it('votes, bar by bar, exactly as weightedVote on its members, and its reason lists the voters of that bar', () => {
+    const closes = [...ramp(100, 60, 40), ...ramp(60, 120, 40), ...ramp(120, 80, 40), ...ramp(80, 95, 30)];
+    const e = strategyFactory('AGGREGATED')() as EnsembleStrategy;
+    let emitted = 0;
+    closes.forEach((c, i) => {
+      const out = e.onBar(bar(c, i));
+      // The inline vote must give the very same numbers (bits) as the reference function.
+      const v = weightedVote(e.members);
+      if (v.side) expect(e.stance).toEqual({ side: v.side, confidence: v.confidence });
+      if (!out) return;
+      emitted++;
+      expect([out.side, out.confidence]).toEqual([v.side, v.confidence]);
+      expect(out.indicators).toEqual({ vote_buy: v.buy, vote_sell: v.sell });
+      const voters = e.members.filter((m) => m.stance).map((m) => `${m.name}:${m.stance!.side}`);
+      expect(out.reason).toBe(
+        `weighted vote ${v.buy.toFixed(2)} buy / ${v.sell.toFixed(2)} sell (${voters.join(', ')})`,
+      );
+    });
+    expect(emitted).toBeGreaterThan(1);
   });
 });
 

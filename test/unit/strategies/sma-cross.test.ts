@@ -23,7 +23,18 @@ const fixture = (name: string, symbol = 'NVDA') =>
 function run(bars: OhlcvBar[], s = new SmaCrossStrategy()) {
   return bars.flatMap((b) => {
     const i = s.onBar(b);
-    return i ? [{ date: b.timestamp.slice(0, 10), ...i }] : [];
+    // Field by field: an intent's reason and indicators may be getters (built when read), not own properties.
+    return i
+      ? [
+          {
+            date: b.timestamp.slice(0, 10),
+            side: i.side,
+            confidence: i.confidence,
+            reason: i.reason,
+            indicators: i.indicators,
+          },
+        ]
+      : [];
   });
 }
 
