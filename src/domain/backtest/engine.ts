@@ -2,7 +2,7 @@ import type { OhlcvBar } from '../../contracts/bar';
 import { signalIdFor } from '../../contracts/ids';
 import { isTerminal, type Fill, type Side } from '../../contracts/order';
 import { SimulatedExchange, fillModel, type SimulatedExchangeOptions } from '../exchange';
-import { evaluate, barsNeeded, DEFAULT_RISK_LIMITS, signalKey, type PortfolioSnapshot, type RiskLimits } from '../risk';
+import { decide, barsNeeded, DEFAULT_RISK_LIMITS, signalKey, type PortfolioSnapshot, type RiskLimits } from '../risk';
 import type { Strategy, StrategyFactory } from '../strategies/types';
 import { roundToTick } from '../money';
 import { computeMetrics, type BacktestMetrics } from './metrics';
@@ -13,7 +13,8 @@ import { computeMetrics, type BacktestMetrics } from './metrics';
  *   bar → SimulatedExchange.onBar (orders submitted earlier fill here: latency in bars, no look-ahead)
  *       → mark to market (equity = cash + Σ qty × close)
  *       → the strategy (the same objects the quant runs) → a signal (same signal id as live)
- *       → the risk engine (the same `evaluate`, on a portfolio snapshot of the simulated account)
+ *       → the risk engine (the same rules as `evaluate`, through `decide`: its verdict without the recorded checks;
+ *         on a portfolio snapshot of the simulated account)
  *       → an approved order goes to the exchange as a market day order, to fill from the next bar on.
  *
  * Fees, slippage and partial fills are the simulated exchange's (the paper venue's fill model, docs/fill-model.md);
@@ -220,7 +221,9 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
         qty: 0,
       };
       if (tsIndex >= (opts.tradeFrom ?? 0)) {
-        const decision = evaluate(
+        // The engine's verdict without its record (decide: the same checks, caps and sizing as evaluate): a
+        // backtest keeps only the decision, reason and quantity of each signal.
+        const decision = decide(
           {
             symbol: bar.symbol,
             side: intent.side,

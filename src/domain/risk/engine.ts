@@ -1,8 +1,8 @@
 import { exposureModel, type ExposureModel } from './exposure';
 import type { RiskLimits } from './limits';
 import { drawdown, r6, ruleContext, RULES, type Rule, type RuleContext } from './rules';
-import { validateRiskSignal } from './signal';
-import { proposeSize } from './sizing';
+import { validateRiskSignal, type RiskSignal } from './signal';
+import { proposeSize, type SizingProposal } from './sizing';
 import type {
   MarketContext,
   PortfolioSnapshot,
@@ -57,23 +57,7 @@ export function evaluate(
     };
   }
   const s = validation.signal;
-  const model = exposureModel(portfolio, s, limits);
-  const proposal = proposeSize(s, model.equity, market.recentBars, limits);
-  const ctx = ruleContext(s, portfolio, market, limits, model, proposal);
-
-  // Cap: each capping check's largest passing quantity, measured independently against the proposal.
-  const caps: Partial<Record<RejectionCode, number>> = {};
-  let finalQty = proposal.proposedQty;
-  let bindingLimit: RejectionCode | null = null;
-  for (const rule of RULES) {
-    if (rule.kind !== 'cap') continue;
-    const cap = largestPassingQty(rule, ctx, proposal.proposedQty);
-    if (cap < proposal.proposedQty) caps[rule.code] = Math.min(cap, caps[rule.code] ?? cap); // two volatility checks share a code
-    if (cap < finalQty) {
-      finalQty = cap;
-      bindingLimit = rule.code;
-    }
-  }
+  const { model, proposal, ctx, caps, finalQty, bindingLimit } = sizeAndCap(s, portfolio, market, limits, true);
 
   // Check on the final quantity; with nothing left, on one share, so the binding check records its breach.
   const evalQty = finalQty > 0 ? finalQty : 1;
@@ -102,6 +86,77 @@ export function evaluate(
     sizing,
     metrics: metricsFor(portfolio, model, qty),
   };
+}
+
+/**
+ * The verdict of `evaluate` alone: the same validation, sizing, caps and checks in the same order, on the same
+ * quantities, so the same decision, reason and quantity (a unit test compares the two on seeded portfolios).
+ * What it leaves out is the record: the fifteen checks with their values and formatted details, the sizing
+ * record and the metrics, which the trade workflow stores and the backtester, which keeps only the verdict of each
+ * signal, never reads (building them was half of a backtest's risk-engine time).
+ */
+export function decide(
+  signal: unknown,
+  portfolio: PortfolioSnapshot,
+  market: MarketContext,
+  limits: RiskLimits,
+): RiskVerdict {
+  const validation = validateRiskSignal(signal);
+  if (!validation.ok) return { decision: 'REJECTED', reasonCode: 'invalid_signal', qty: 0 };
+  const { ctx, finalQty, bindingLimit } = sizeAndCap(validation.signal, portfolio, market, limits, false);
+  const evalQty = finalQty > 0 ? finalQty : 1;
+  let failed: RejectionCode | undefined;
+  for (const rule of RULES) {
+    if (!rule.passes(ctx, evalQty)) {
+      failed = rule.code;
+      break;
+    }
+  }
+  const approved = failed === undefined && finalQty >= 1;
+  return {
+    decision: approved ? 'APPROVED' : 'REJECTED',
+    reasonCode: approved ? 'approved' : (failed ?? bindingLimit ?? 'risk_budget_too_small'),
+    qty: approved ? finalQty : 0,
+  };
+}
+
+export interface RiskVerdict {
+  decision: RiskDecision['decision'];
+  reasonCode: RiskDecision['reasonCode'];
+  qty: number;
+}
+
+/** Size, then cap: each capping check's largest passing quantity, measured independently against the proposal. */
+function sizeAndCap(
+  s: RiskSignal,
+  portfolio: PortfolioSnapshot,
+  market: MarketContext,
+  limits: RiskLimits,
+  recordCaps: boolean,
+): {
+  model: ExposureModel;
+  proposal: SizingProposal;
+  ctx: RuleContext;
+  caps: Partial<Record<RejectionCode, number>>;
+  finalQty: number;
+  bindingLimit: RejectionCode | null;
+} {
+  const model = exposureModel(portfolio, s, limits);
+  const proposal = proposeSize(s, model.equity, market.recentBars, limits);
+  const ctx = ruleContext(s, portfolio, market, limits, model, proposal);
+  const caps: Partial<Record<RejectionCode, number>> = {};
+  let finalQty = proposal.proposedQty;
+  let bindingLimit: RejectionCode | null = null;
+  for (const rule of RULES) {
+    if (rule.kind !== 'cap') continue;
+    const cap = largestPassingQty(rule, ctx, proposal.proposedQty);
+    if (recordCaps && cap < proposal.proposedQty) caps[rule.code] = Math.min(cap, caps[rule.code] ?? cap); // two volatility checks share a code
+    if (cap < finalQty) {
+      finalQty = cap;
+      bindingLimit = rule.code;
+    }
+  }
+  return { model, proposal, ctx, caps, finalQty, bindingLimit };
 }
 
 /**

@@ -2,7 +2,8 @@
  * Pre-trade risk: the pure engine, its limits, sizing and exposure model. No I/O; workflows may
  * `import type` from here, the backtester imports the functions.
  */
-export { evaluate } from './engine';
+export { decide, evaluate } from './engine';
+export type { RiskVerdict } from './engine';
 export { ASSET_CLASS_LIMITS, DEFAULT_RISK_LIMITS, barsNeeded, riskLimits } from './limits';
 export type { AssetClassLimits, RiskLimits } from './limits';
 export { exposureModel, symbolExposures, worstCaseShares } from './exposure';

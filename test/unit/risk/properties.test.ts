@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_RISK_LIMITS,
+  decide,
   evaluate,
   type AssetClass,
   type PortfolioSnapshot,
@@ -336,5 +337,23 @@ describe('risk engine properties', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("decide (the backtester's verdict without the record) gives exactly evaluate's decision, reason and quantity", () => {
+    const reasons = new Set<string>();
+    fc.assert(
+      fc.property(scenarioArb, limitsArb, marketArb, fc.boolean(), ({ pf, s }, lim, mkt, broken) => {
+        const market = {
+          ...(mkt.vix !== undefined ? { vix: mkt.vix } : {}),
+          ...(mkt.bars ? { recentBars: flatBars(20, s.price, s.price * 0.01, s.symbol) } : {}),
+        };
+        const signal = broken ? { ...toSignal(s), price: -1 } : toSignal(s);
+        const d = evaluate(signal, pf, market, lim);
+        reasons.add(d.reasonCode);
+        expect(decide(signal, pf, market, lim)).toEqual({ decision: d.decision, reasonCode: d.reasonCode, qty: d.qty });
+      }),
+      { numRuns: 3000 },
+    );
+    expect(reasons.size).toBeGreaterThan(5); // approvals and several different rejections were compared
   });
 });
