@@ -11,7 +11,13 @@ import { shortHash } from '../contracts/ids';
 import type { Logger } from '../logging';
 import type { BarValidator } from '../domain/marketdata/validation';
 import { speedDelayMs } from '../adapters/marketdata/replay';
-import { MARKET_BARS_EXCHANGE, PublishError, barRoutingKey, type ConfirmPublisher } from '../adapters/rabbitmq';
+import {
+  MARKET_BARS_EXCHANGE,
+  PublishError,
+  barRoutingKey,
+  type BatchMessage,
+  type ConfirmPublisher,
+} from '../adapters/rabbitmq';
 import { backoffDelay } from '../lib/backoff';
 import { sleep } from '../lib/sleep';
 import { barsPublished } from '../metrics';
@@ -128,6 +134,23 @@ export function toBarUnits(bars: readonly Bar[], batchSize = 1): BarUnit[] {
   return out;
 }
 
+/** A published-bars counter and the increments not yet handed to it. */
+interface Tally {
+  counter: ReturnType<typeof barsPublished.labels>;
+  pending: number;
+}
+const PENDING_FLUSH = 1024;
+
+/** A bar message as publishBatch writes it: the JSON body, serialised when it is written. */
+function encodeUnit(u: BarUnit): BatchMessage {
+  return {
+    routingKey: u.routingKey,
+    content: Buffer.from(JSON.stringify(u.body), 'utf8'),
+    messageId: u.messageId,
+    correlationId: u.correlationId,
+  };
+}
+
 /** Publish bars in order, each confirmed; on a failure resumes from the first unconfirmed message (same ids). */
 export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
   const exchange = opts.exchange ?? MARKET_BARS_EXCHANGE;
@@ -140,83 +163,100 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
   const paced = opts.speed !== undefined ? opts.speed > 0 : intervalMs > 0;
   const units = toBarUnits(opts.bars, paced ? 1 : (opts.batchSize ?? 1));
 
-  // Per-bar bookkeeping stays off the hot path: the labelled counter is looked up once per (source, symbol)
-  // and the debug line is only built when debug is on.
-  const counters = new Map<string, ReturnType<typeof barsPublished.labels>>();
-  const publishedCounter = (bar: Bar) => {
-    const key = `${bar.source}\u0000${bar.symbol}`;
-    let c = counters.get(key);
-    if (!c) counters.set(key, (c = barsPublished.labels({ source: bar.source, symbol: bar.symbol })));
-    return c;
+  // Per-bar bookkeeping stays off the hot path: the labelled counter is looked up once per (source, symbol),
+  // increments are added up and handed to prom-client every PENDING_FLUSH bars and at the end, and the debug
+  // line is only built when debug is on.
+  const tallies = new Map<string, Map<string, Tally>>();
+  let untallied = 0;
+  const flushTallies = () => {
+    for (const bySymbol of tallies.values())
+      for (const t of bySymbol.values()) {
+        if (t.pending > 0) t.counter.inc(t.pending);
+        t.pending = 0;
+      }
+    untallied = 0;
   };
   const debug = opts.logger?.isLevelEnabled('debug') ?? false;
-
-  const send = (u: BarUnit) =>
-    opts.publisher.publishJson(exchange, u.routingKey, u.body, {
-      messageId: u.messageId,
-      correlationId: u.correlationId,
-    });
+  const confirmedBar = (bar: Bar) => {
+    published++;
+    let bySymbol = tallies.get(bar.source);
+    if (!bySymbol) tallies.set(bar.source, (bySymbol = new Map()));
+    let t = bySymbol.get(bar.symbol);
+    if (!t) {
+      t = { counter: barsPublished.labels({ source: bar.source, symbol: bar.symbol }), pending: 0 };
+      bySymbol.set(bar.symbol, t);
+    }
+    t.pending++;
+    if (++untallied >= PENDING_FLUSH) flushTallies();
+    if (debug) {
+      opts.logger?.debug(
+        { correlation_id: bar.correlation_id, symbol: bar.symbol, bar_ts: bar.timestamp },
+        'bar published',
+      );
+    }
+    opts.onProgress?.(published, bar);
+  };
 
   // Bars must reach the quant in time order (a bar older than one it has seen is treated as a duplicate), so a
-  // failure never lets later bars overtake: send a window in order, and on a failure resume — after a backoff —
-  // from the FIRST unconfirmed message, re-sending anything after it too (duplicates of confirmed bars are
-  // harmless, same message ids; a gap or a reordering is not). Pacing sends a window of one, like a live feed.
-  const windowSize = paced ? 1 : window;
+  // failure never lets later bars overtake: messages go out in order, and on a failure we resume — after a
+  // backoff — from the FIRST unconfirmed message, re-sending anything after it too (duplicates of confirmed bars
+  // are harmless, same message ids; a gap or a reordering is not). Pacing sends one at a time, like a live feed.
   let i = 0; // first unconfirmed message
   let failures = 0;
-  while (i < units.length && !opts.signal?.aborted) {
-    // A sliding window: up to windowSize messages in flight, topped up as the oldest confirms. publishJson
-    // writes to the channel synchronously in call order, so messages leave in order and their confirms stream
-    // back while later ones are written (temporal-guide C.2/C.3: streaming confirms).
-    const inflight: Array<Promise<unknown>> = [];
-    let next = i;
-    let err: unknown;
+  try {
     while (i < units.length && !opts.signal?.aborted) {
-      while (next < units.length && next - i < windowSize) {
-        inflight.push(
-          send(units[next]!).then(
-            () => undefined,
-            (e: unknown) => e ?? new Error('publish failed'),
-          ),
-        );
-        next++;
-      }
-      const outcome = await inflight.shift()!;
-      if (outcome !== undefined) {
-        err = outcome;
-        break;
-      }
-      for (const bar of units[i]!.bars) {
-        published++;
-        publishedCounter(bar).inc();
-        if (debug) {
-          opts.logger?.debug(
-            { correlation_id: bar.correlation_id, symbol: bar.symbol, bar_ts: bar.timestamp },
-            'bar published',
-          );
+      let err: PublishError | undefined;
+      if (paced) {
+        try {
+          const u = units[i]!;
+          await opts.publisher.publishJson(exchange, u.routingKey, u.body, {
+            messageId: u.messageId,
+            correlationId: u.correlationId,
+          });
+          for (const bar of u.bars) confirmedBar(bar);
+          i++;
+          failures = 0;
+          if (i < units.length) {
+            const wait =
+              opts.speed !== undefined
+                ? speedDelayMs(units[i - 1]!.bars[0], units[i]!.bars[0]!, opts.speed)
+                : intervalMs;
+            if (wait > 0) await sleep(wait, opts.signal);
+          }
+          continue;
+        } catch (e) {
+          if (!(e instanceof PublishError)) throw e;
+          err = e;
         }
-        opts.onProgress?.(published, bar);
+      } else {
+        // A sliding window of `window` unconfirmed messages, topped up as confirms stream back (temporal-guide
+        // C.2/C.3: streaming confirms), tracked by position (publishBatch): no promise per message.
+        const base = i;
+        const rest = base === 0 ? units : units.slice(base);
+        const outcome = await opts.publisher.publishBatch(exchange, rest, encodeUnit, {
+          window,
+          signal: opts.signal,
+          onConfirmed: (confirmed) => {
+            for (const end = base + confirmed; i < end; i++) for (const bar of units[i]!.bars) confirmedBar(bar);
+            failures = 0;
+          },
+        });
+        // publishBatch ends only once everything it wrote has settled, so resending from `i` overtakes nothing.
+        err = outcome.error;
+        if (err === undefined) continue;
       }
-      i++;
-      failures = 0;
-      if (paced && i < units.length) {
-        const wait =
-          opts.speed !== undefined ? speedDelayMs(units[i - 1]!.bars[0], units[i]!.bars[0]!, opts.speed) : intervalMs;
-        if (wait > 0) await sleep(wait, opts.signal);
-      }
+      failures++;
+      if (err.reason === 'closed' || failures >= maxAttempts) throw err;
+      retries++;
+      const delay = backoffDelay(failures - 1, 200, 5000);
+      opts.logger?.warn(
+        { err, attempt: failures, message_id: units[i]?.messageId, retry_in_ms: delay },
+        'bar publish not confirmed; resuming from it',
+      );
+      await sleep(delay, opts.signal);
     }
-    // Let everything after the failure settle before resending from it: nothing may overtake it.
-    await Promise.allSettled(inflight);
-    if (err === undefined) break;
-    failures++;
-    if (!(err instanceof PublishError) || err.reason === 'closed' || failures >= maxAttempts) throw err;
-    retries++;
-    const delay = backoffDelay(failures - 1, 200, 5000);
-    opts.logger?.warn(
-      { err, attempt: failures, message_id: units[i]?.messageId, retry_in_ms: delay },
-      'bar publish not confirmed; resuming from it',
-    );
-    await sleep(delay, opts.signal);
+  } finally {
+    flushTallies();
   }
   return {
     published,

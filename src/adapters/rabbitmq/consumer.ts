@@ -7,6 +7,7 @@ import { deadLetter } from './dead-letter';
 import { deadLetters, reasonKind } from '../../metrics';
 import { ConfirmPublisher } from './publisher';
 import { DELIVERY_COUNT_HEADER } from './topology';
+import { AckBatcher, UNSETTLED, type AckEntry } from './ack-batcher';
 
 /**
  * A manual-ack JSON consumer on its own channel that re-subscribes after every reconnect.
@@ -14,6 +15,8 @@ import { DELIVERY_COUNT_HEADER } from './topology';
  * Delivery is at-least-once: a message is acked only when its handler has finished (and, for dead-lettering,
  * only after the dead-letter copy is confirmed). Anything un-acked when a channel or connection dies is
  * redelivered by the broker, so handlers must be idempotent (the project's deterministic ids make them so).
+ * Acks go out batched (`ackBatch`, ack-batcher.ts): one `multiple` ack per event-loop turn covers every
+ * delivery whose handler is done, and never one whose handler is still running.
  *
  * Poison messages never loop forever: invalid JSON is dead-lettered at once with the parse error as reason; a
  * handler that throws (or calls `retry`) gets the message back up to `maxAttempts` times, with backoff, and then
@@ -71,6 +74,12 @@ export interface ConsumeJsonOptions {
   maxAttempts?: number;
   /** Base of the requeue backoff. Default 500 ms (doubling, capped at 10 s, jittered). */
   retryDelayMs?: number;
+  /**
+   * Settled deliveries acknowledged by one `basic.ack` with `multiple=true` (ack-batcher.ts). Acks wait at most
+   * until the next turn of the event loop, or until this many are due. Default: half the prefetch, at most 256
+   * (the broker keeps delivering while acks wait). 1 = one ack per message, at once.
+   */
+  ackBatch?: number;
 }
 
 export interface ConsumerStats {
@@ -115,6 +124,8 @@ interface Sub {
   conn: ChannelModel;
   open: boolean;
   consumerTag?: string;
+  /** This channel's acks (delivery tags are per channel). */
+  acks: AckBatcher;
 }
 
 class JsonConsumer implements ConsumerHandle {
@@ -132,6 +143,7 @@ class JsonConsumer implements ConsumerHandle {
   private readonly stop = new AbortController();
   private readyWaiters: Array<() => void> = [];
   private readonly scope: DeliveryScope;
+  private readonly ackBatch: number;
 
   constructor(
     private readonly rabbit: RabbitConnection,
@@ -144,6 +156,7 @@ class JsonConsumer implements ConsumerHandle {
     this.publisher = options.publisher ?? new ConfirmPublisher(rabbit, { logger: options.logger });
     this.maxAttempts = options.maxAttempts ?? 5;
     this.retryDelayMs = options.retryDelayMs ?? 500;
+    this.ackBatch = Math.max(1, options.ackBatch ?? Math.min(256, Math.ceil(options.prefetch / 2)));
     this.scope = {
       log: this.log,
       publisher: this.publisher,
@@ -196,6 +209,8 @@ class JsonConsumer implements ConsumerHandle {
       await sub.ch.cancel(sub.consumerTag).catch((err: unknown) => this.log.debug({ err }, 'basic.cancel failed'));
     }
     await settleWithin(Promise.allSettled([...this.running]), timeoutMs);
+    // Acks still waiting for their turn go out before the channel closes (closing would requeue them).
+    if (sub?.open) sub.acks.flush();
     if (this.running.size > 0)
       this.log.warn(
         { in_flight: this.running.size },
@@ -230,10 +245,18 @@ class JsonConsumer implements ConsumerHandle {
 
   private async subscribe(conn: ChannelModel): Promise<void> {
     const ch = await conn.createChannel();
-    const sub: Sub = { ch, conn, open: true };
+    const { stats, log } = this;
+    const acks = new AckBatcher(
+      ch,
+      this.ackBatch,
+      (n) => (stats.acked += n),
+      (err) => log.debug({ err }, 'ack failed (channel closing); unacked messages will be redelivered'),
+    );
+    const sub: Sub = { ch, conn, open: true, acks };
     ch.on('error', (err: Error) => this.log.warn({ err }, 'consumer channel error'));
     ch.on('close', () => {
       sub.open = false;
+      acks.close();
       if (this.sub === sub) this.sub = undefined;
       // Channel-only closure (connection alive): re-subscribe here. Connection loss: RabbitConnection calls us again.
       // Checked on the next turn: when the whole connection dies, its channels close just before it does.
@@ -326,8 +349,9 @@ interface DeliveryScope {
  * cost more than the rest of the consumer's bookkeeping (bench:ingest). Settling is once only: the first of ack,
  * nack, dead-letter or retry wins; the others are no-ops.
  */
-class Delivery implements ConsumeContext {
+class Delivery implements ConsumeContext, AckEntry {
   body: unknown = undefined;
+  ackState = UNSETTLED;
   readonly attempt: number;
   readonly redelivered: boolean;
   private isSettled = false;
@@ -345,6 +369,7 @@ class Delivery implements ConsumeContext {
   ) {
     this.attempt = deliveryCount(msg) + 1;
     this.redelivered = msg.fields.redelivered;
+    sub.acks.track(this);
   }
 
   get log(): Logger {
@@ -366,16 +391,11 @@ class Delivery implements ConsumeContext {
       this.log.debug({ what }, 'channel closed before settle; message will be redelivered');
       return;
     }
-    try {
-      if (what === 'ack') {
-        this.sub.ch.ack(this.msg);
-        this.scope.stats.acked++;
-      } else {
-        this.sub.ch.nack(this.msg, false, requeue);
-        if (requeue) this.scope.stats.requeued++;
-      }
-    } catch (err) {
-      this.log.debug({ err, what }, 'settle failed (channel closing); message will be redelivered');
+    // Counted in stats when the ack is written (AckBatcher's onSent); a nack is written at once.
+    if (what === 'ack') this.sub.acks.ack(this);
+    else {
+      this.sub.acks.nack(this, requeue);
+      if (requeue) this.scope.stats.requeued++;
     }
   }
 
