@@ -38,6 +38,12 @@ describe('bench:trades baseline options', () => {
     });
   });
 
+  it("--cpu-prof DIR profiles the current code's worker (an absolute directory)", () => {
+    expect(opts([]).cpuProf).toBeUndefined();
+    expect(opts(['--cpu-prof', 'prof']).cpuProf).toBe(path.resolve('prof'));
+    expect(parseOptions(['--cpu-prof'])).toEqual({ error: '--cpu-prof needs a directory' });
+  });
+
   it('--cluster compares the two stacks without a baseline unless one is asked for', () => {
     expect(opts(['--cluster']).baseline).toBeUndefined();
     expect(opts(['--cluster', '--baseline', 'abc']).baseline).toBe('abc');

@@ -40,6 +40,8 @@ Options:
   --workers N           trade-worker processes (default 1)
   --worker-tuning K=V,… run the worker(s) with these Worker.create options overridden, e.g.
                         maxConcurrentWorkflowTaskPollers=20,maxCachedWorkflows=2000 (default: product settings)
+  --cpu-prof DIR        run the current code's trade worker(s) under V8's profiler (node --cpu-prof): a
+                        .cpuprofile per thread in DIR when the worker stops (open in Chrome DevTools)
   --log-level L         LOG_LEVEL of the services (default info, as in production)
   --private-temporal "FLAGS"
                         run this benchmark against a private \`temporal server start-dev\` (in-memory SQLite
@@ -87,6 +89,8 @@ export interface BenchOptions {
   floor: number;
   /** A checkout whose services run instead of this one's; the bench itself stays. */
   servicesFrom?: string;
+  /** Profile the current pass's trade worker(s) into this directory (node --cpu-prof). */
+  cpuProf?: string;
   /** The commit measured first, in the same run, as the baseline (undefined: none). */
   baseline?: string;
   label?: string;
@@ -187,6 +191,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
       const v = value();
       if (!v || v.startsWith('-')) return { error: '--baseline needs a commit (e.g. d77fd4c)' };
       baseline = v;
+    } else if (a === '--cpu-prof') {
+      const v = value();
+      if (!v || v.startsWith('-')) return { error: '--cpu-prof needs a directory' };
+      o.cpuProf = path.resolve(v);
     } else if (a === '--intake') {
       const v = value();
       if (v !== 'worker' && v !== 'process') return { error: '--intake needs worker|process' };

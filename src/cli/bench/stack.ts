@@ -16,7 +16,7 @@ import { createScratchDatabase, type ScratchDatabase } from '../../adapters/post
 import { INTAKE_SIGNALS_QUEUE, RabbitManagement } from '../../adapters/rabbitmq';
 import { EPHEMERAL_OPS_ENV, inheritedEnv, parseEnv, type Config } from '../../config';
 import { EXCHANGE_BARS_QUEUE } from '../../workers/exchange-sim';
-import { freePort, type ServiceProcess, type ServiceRunner } from '../service-runner';
+import { freePort, tsxCommand, type ServiceProcess, type ServiceRunner } from '../service-runner';
 import { sleep } from '../../lib/sleep';
 import { BENCH_APP_NAME, ROOT, say } from './constants';
 import { findPidByCmdline, readPidFile, type CpuGroup } from './cpu';
@@ -300,9 +300,15 @@ export async function startServices(
     const name = index > 0 ? `${kind}-${index + 1}` : kind;
     const tuned = kind === 'trade-worker' && Object.keys(opts.workerTuning).length > 0;
     // Services from another checkout (--services-from) run there, with its own dependencies and defaults.
+    const script = tuned ? TUNED_WORKER : path.join(opts.servicesFrom ?? ROOT, SCRIPTS[kind].script);
+    const args = tuned ? ['--worker-tuning', JSON.stringify(opts.workerTuning)] : [];
+    // --cpu-prof: V8's profiler in the worker (Node refuses it in NODE_OPTIONS), a .cpuprofile per thread at exit.
+    const profiled = kind === 'trade-worker' && opts.cpuProf !== undefined;
+    const cmd = tsxCommand(script, args);
     const svc = scope.runner.start(name, {
-      script: tuned ? TUNED_WORKER : path.join(opts.servicesFrom ?? ROOT, SCRIPTS[kind].script),
-      args: tuned ? ['--worker-tuning', JSON.stringify(opts.workerTuning)] : [],
+      ...(profiled
+        ? { command: cmd.command, args: ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf!, ...cmd.args] }
+        : { script, args }),
       env: run.childEnv,
       cwd: opts.servicesFrom ?? ROOT,
     });

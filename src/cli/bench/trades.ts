@@ -103,6 +103,7 @@ async function runPass(ctx: RunContext, code: CodeUnderTest, scope: RunScope): P
     ...ctx.opts,
     servicesFrom: code.servicesFrom,
     ...(code.role === 'baseline' && ctx.opts.intake !== 'process' ? { intake: undefined } : {}),
+    ...(code.role === 'baseline' ? { cpuProf: undefined } : {}),
   };
   const logDir = path.join(opts.out, 'logs', ctx.stamp, code.role);
   const loadBefore = os.loadavg();
