@@ -13,7 +13,6 @@ import {
   updateTradeStatus,
   type OrderContext,
   type OrderRecord,
-  tradeAgeSeconds,
 } from '../adapters/postgres/ledger';
 import { fillsToBook, ordersOf, type LedgerFill } from '../domain/fills';
 import { endSeenByFollow, workingPhaseOf, type TradeOutcome } from '../domain/trade-lifecycle';
@@ -233,7 +232,10 @@ export function createExecutionActivities(deps: ExecutionDeps) {
       const ctx = Context.current();
       const log = withCorrelation(deps.logger, input.correlationId, { workflow_id: input.workflowId });
       const rec = record(input.workflowId, input.correlationId, input.request);
-      await recordOrderIntent(pool, rec);
+      // The trade's age now (database clock) plus this process's monotonic time until the broker's answer is
+      // booked: sat_signal_to_order_seconds without a query of its own.
+      const ageAtIntent = await recordOrderIntent(pool, rec);
+      const intentAt = performance.now();
       const isRetry = ctx.info.attempt > 1;
       let order: BrokerOrder;
       try {
@@ -260,8 +262,7 @@ export function createExecutionActivities(deps: ExecutionDeps) {
       // A fast broker may have filled the order (wholly or partly) before this call returned, and a lookup
       // after an ambiguous submit may find it filled: book whatever it reports, here, exactly once.
       await book(input.workflowId, input.correlationId, order);
-      const age = await tradeAgeSeconds(pool, input.workflowId);
-      if (age !== null) signalToOrderSeconds.observe(age);
+      if (ageAtIntent !== null) signalToOrderSeconds.observe(ageAtIntent + (performance.now() - intentAt) / 1000);
       log.info(
         {
           client_order_id: order.clientOrderId,

@@ -29,11 +29,4 @@ export {
   type OrderRecord,
 } from './orders';
 export { holdReservation, releaseReservation, type ReservationHold } from './reservations';
-export {
-  finalizeTrade,
-  openTrade,
-  tradeAgeSeconds,
-  updateTradeStatus,
-  type TradeOpening,
-  type TradeOutcome,
-} from './trades';
+export { finalizeTrade, openTrade, updateTradeStatus, type TradeOpening, type TradeOutcome } from './trades';

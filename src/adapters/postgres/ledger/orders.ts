@@ -23,15 +23,20 @@ export interface OrderRecord extends OrderContext {
 
 /**
  * Record the order row before the broker call, so even an order whose submit outcome is unknown is
- * visible to reconciliation. Idempotent on client order id.
+ * visible to reconciliation. Idempotent on client order id. Returns the trade's age in seconds at this moment
+ * (null when the ledger has no trade row for the workflow).
  */
-export async function recordOrderIntent(pool: Pool, o: OrderRecord): Promise<void> {
+export async function recordOrderIntent(pool: Pool, o: OrderRecord): Promise<number | null> {
   const r = o.request;
-  await pool.query(
-    `INSERT INTO orders (client_order_id, workflow_id, parent_client_order_id, account_id, broker, symbol, side, qty,
-                         order_type, time_in_force, spec, status, correlation_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending_submit', $12)
-     ON CONFLICT (client_order_id) DO NOTHING`,
+  // The trade's age rides along in the same round trip (by the database's clock, one clock for every worker
+  // host): it starts sat_signal_to_order_seconds, which used to cost a query of its own after the submit.
+  const res = await pool.query<{ age: string | null }>(
+    `WITH intent AS (
+       INSERT INTO orders (client_order_id, workflow_id, parent_client_order_id, account_id, broker, symbol, side, qty,
+                           order_type, time_in_force, spec, status, correlation_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending_submit', $12)
+       ON CONFLICT (client_order_id) DO NOTHING)
+     SELECT extract(epoch FROM clock_timestamp() - created_at) AS age FROM trades WHERE workflow_id = $2`,
     [
       r.clientOrderId,
       o.workflowId,
@@ -47,6 +52,8 @@ export async function recordOrderIntent(pool: Pool, o: OrderRecord): Promise<voi
       o.correlationId,
     ],
   );
+  const age = res.rows[0]?.age;
+  return age === null || age === undefined ? null : Number(age);
 }
 
 /** Mirror the broker's view of an order (and its bracket legs) into the ledger. */

@@ -103,12 +103,3 @@ export async function closeTrade(c: Queryable, t: TradeClosing): Promise<boolean
   if (await releaseReservation(c, t.workflowId)) return true;
   return !(await hasReservation(c, t.workflowId));
 }
-
-/** Seconds since the trade entered the ledger, by the database's clock (one clock for every worker host). */
-export async function tradeAgeSeconds(pool: Queryable, workflowId: string): Promise<number | null> {
-  const r = await pool.query<{ age: string }>(
-    `SELECT extract(epoch FROM clock_timestamp() - created_at) AS age FROM trades WHERE workflow_id = $1`,
-    [workflowId],
-  );
-  return r.rows[0] ? Number(r.rows[0].age) : null;
-}
