@@ -2,15 +2,19 @@
  * `npm run bench:ingest`: market-data ingest throughput on the real RabbitMQ, in one run:
  *
  *   bare amqplib   persistent publishes on a confirm channel (a window of confirms in flight), a manual-ack
- *                  consumer that only counts: the ceiling of this broker, machine and client library;
- *   per-message    the Dataflow path (replayBars → ConfirmPublisher, one bar per message, every bar confirmed)
- *                  consumed by a validating, de-duplicating consumer (consumeJson → barsOfMessage → seen-set);
+ *                  consumer that acks each message and counts: the textbook amqplib loop;
+ *   per-message    the Dataflow path (replayBars → ConfirmPublisher.publishBatch, one bar per message, every
+ *                  bar confirmed) consumed by a validating, de-duplicating consumer (consumeJson, batched acks →
+ *                  barsOfMessage → seen-set);
  *   batched        the same with BAR_BATCH_SIZE bars of one symbol per message.
  *
  * Each mode runs on a private durable queue bound to a private exchange (deleted afterwards), with the same
  * synthetic bars (seeded GBM), and counts bars/s from the first publish until the consumer has every bar. The
  * consumer also checks the count and uniqueness, so a figure is never printed for a run that lost or doubled a
- * bar. Both paths get a warm-up run (JIT) before the measured ones.
+ * bar. Both paths get a warm-up run (JIT) before the measured ones. With `--rounds n` the sequence bare,
+ * per-message, batched runs n times (then bare once more): each per-message run is compared with the bare runs
+ * either side of it, and the medians are printed, which is what makes a figure from a busy shared machine usable.
+ * Each mode also reports the CPU time this process spent per message (the broker's is not in it).
  *
  * The bare loop is the broker's and amqplib's ceiling, not a like-for-like pipeline: its payloads are serialised
  * before its clock starts and its consumer neither parses, validates nor de-duplicates. The output says so and
@@ -42,6 +46,7 @@ Options:
   --batch <n>      bars per message in the batched mode (default 100)
   --window <n>     unconfirmed messages in flight (default 256)
   --prefetch <n>   consumer prefetch (default 1000)
+  --rounds <n>     measured rounds of bare, per-message, batched (default 1); medians are printed
   -h, --help       this help
 `;
 
@@ -49,6 +54,19 @@ interface Result {
   messages: number;
   bars: number;
   seconds: number;
+  /** CPU time of this process (user + system) during the run, ms. */
+  cpuMs: number;
+}
+
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function syntheticBars(n: number): Bar[] {
@@ -76,6 +94,7 @@ async function main(): Promise<void> {
       batch: { type: 'string', default: '100' },
       window: { type: 'string', default: '256' },
       prefetch: { type: 'string', default: '1000' },
+      rounds: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -87,7 +106,8 @@ async function main(): Promise<void> {
   const batch = Number(values.batch);
   const window = Number(values.window);
   const prefetch = Number(values.prefetch);
-  for (const [k, v] of Object.entries({ bars: n, batch, window, prefetch })) {
+  const rounds = Number(values.rounds);
+  for (const [k, v] of Object.entries({ bars: n, batch, window, prefetch, rounds })) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be an integer >= 1`);
   }
   const cfg = loadConfig();
@@ -97,7 +117,7 @@ async function main(): Promise<void> {
   const bars = syntheticBars(n);
   const say = (s: string) => process.stdout.write(`${s}\n`);
   say(
-    `bench:ingest: ${n} synthetic bars (4 symbols, 1m) per mode, window ${window}, prefetch ${prefetch}, batch ${batch}`,
+    `bench:ingest: ${n} synthetic bars (4 symbols, 1m) per mode, window ${window}, prefetch ${prefetch}, batch ${batch}, ${rounds} round(s)`,
   );
   say(`RabbitMQ ${cfg.rabbitmq.host}:${cfg.rabbitmq.port} vhost ${cfg.rabbitmq.vhost}; private exchange ${exchange}`);
 
@@ -120,6 +140,7 @@ async function main(): Promise<void> {
       subCh.ack(msg);
       if (++received === n) done();
     });
+    const c0 = cpuMs();
     const t0 = performance.now();
     let inFlight = 0;
     let wake: (() => void) | undefined;
@@ -142,11 +163,12 @@ async function main(): Promise<void> {
     await pubCh.waitForConfirms();
     await all;
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuMs() - c0;
     await subCh.close();
     await pubCh.deleteQueue(queue);
     await pubCh.close();
     await conn.close();
-    return { messages: n, bars: n, seconds };
+    return { messages: n, bars: n, seconds, cpuMs: cpu };
   };
 
   // ── the Dataflow path ───────────────────────────────────────────────────────────────────────────────────
@@ -180,10 +202,12 @@ async function main(): Promise<void> {
       if (seen.size === n) done();
     });
     await consumer.ready();
+    const c0 = cpuMs();
     const t0 = performance.now();
     await replayBars({ publisher, bars, exchange, window, batchSize, logger: log });
     await all;
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuMs() - c0;
     await consumer.cancel();
     await withChannel(rabbit.connection!, (ch) => ch.deleteQueue(queue).then(() => undefined));
     await publisher.close();
@@ -191,15 +215,11 @@ async function main(): Promise<void> {
     if (invalid || duplicates || seen.size !== n) {
       throw new Error(`${tag}: ${seen.size}/${n} bars, ${duplicates} duplicates, ${invalid} invalid messages`);
     }
-    return { messages, bars: n, seconds };
+    return { messages, bars: n, seconds, cpuMs: cpu };
   };
 
   /** The work the bare loop leaves out, per bar, in CPU time of this process (best of 5). */
   const skippedWork = (): { serialise: number; consume: number } => {
-    const cpuMs = () => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1000;
-    };
     let serialise = Infinity;
     let consume = Infinity;
     let payloads: Buffer[] = [];
@@ -221,34 +241,57 @@ async function main(): Promise<void> {
   const rate = (r: Result) => r.bars / r.seconds;
   const line = (name: string, r: Result) =>
     say(
-      `  ${name.padEnd(12)} ${r.bars} bars in ${r.messages} messages, ${r.seconds.toFixed(2)} s: ${Math.round(rate(r))} bars/s, ${Math.round(r.messages / r.seconds)} msg/s`,
+      `  ${name.padEnd(12)} ${r.bars} bars in ${r.messages} messages, ${r.seconds.toFixed(2)} s: ` +
+        `${Math.round(rate(r))} bars/s, ${Math.round(r.messages / r.seconds)} msg/s, ` +
+        `CPU here ${((r.cpuMs * 1000) / r.messages).toFixed(1)} µs/msg`,
     );
   try {
     say('warm-up …');
     await bare();
     await dataflow(1, 'warm-up');
-    const b1 = await bare();
-    line('bare amqplib', b1);
-    const pm = await dataflow(1, 'per-message');
-    line('per-message', pm);
-    const bt = await dataflow(batch, 'batched');
-    line('batched', bt);
-    const b2 = await bare();
-    line('bare amqplib', b2);
-    const bareRate = (rate(b1) + rate(b2)) / 2;
-    say(`bare amqplib: mean of the runs before and after: ${Math.round(bareRate)} msg/s`);
+    const bares: Result[] = [];
+    const perMessage: Result[] = [];
+    const batched: Result[] = [];
+    for (let k = 0; k < rounds; k++) {
+      if (rounds > 1) say(`round ${k + 1}/${rounds}`);
+      bares.push(await bare());
+      line('bare amqplib', bares.at(-1)!);
+      perMessage.push(await dataflow(1, 'per-message'));
+      line('per-message', perMessage.at(-1)!);
+      batched.push(await dataflow(batch, 'batched'));
+      line('batched', batched.at(-1)!);
+    }
+    bares.push(await bare());
+    line('bare amqplib', bares.at(-1)!);
+    // Each per-message run against the bare runs just before and after it (the machine's load drifts).
+    const bareAround = perMessage.map((_, k) => (rate(bares[k]!) + rate(bares[k + 1]!)) / 2);
+    const ratios = perMessage.map((r, k) => rate(r) / bareAround[k]!);
+    const bareRate = median(bareAround);
+    const pmRate = median(perMessage.map(rate));
+    const ratio = median(ratios);
+    const cpuPerMsg = (rs: Result[]) => median(rs.map((r) => (r.cpuMs * 1000) / r.messages));
+    if (rounds > 1) {
+      say(
+        `per-message / bare ratios by round: ${ratios.map((x) => x.toFixed(2)).join(', ')}; ` +
+          `medians follow (the ratio is the median of the rounds' ratios)`,
+      );
+    } else say(`bare amqplib: mean of the runs before and after: ${Math.round(bareRate)} msg/s`);
+    say(
+      `CPU time of this process per message (median): bare ${cpuPerMsg(bares).toFixed(1)} µs, ` +
+        `per-message ${cpuPerMsg(perMessage).toFixed(1)} µs; the broker's work per message (persist, confirm, ` +
+        `deliver, ack) is the same for both and is not in these figures`,
+    );
     const skipped = skippedWork();
     say(
       `bare amqplib skips work the per-message path does: serialising ${skipped.serialise.toFixed(1)} µs/bar ` +
         `(done before its clock) and parse + validate + de-duplicate ${skipped.consume.toFixed(1)} µs/bar ` +
         `(its consumer only acks), CPU time in this process; it also publishes without the mandatory flag, ` +
-        `correlation id, timestamp and content encoding the pipeline's messages carry. A bare message takes ` +
+        `correlation id, timestamp and content encoding the pipeline's messages carry, and acks each message ` +
+        `where the pipeline's consumer acks in batches (multiple). A bare message takes ` +
         `${(1e6 / bareRate).toFixed(0)} µs of wall time`,
     );
-    say(
-      `per-message: ${Math.round(rate(pm))} bars/s (${(rate(pm) / bareRate).toFixed(2)}x bare amqplib ${Math.round(bareRate)} msg/s)`,
-    );
-    say(`batched: ${Math.round(rate(bt))} bars/s`);
+    say(`per-message: ${Math.round(pmRate)} bars/s (${ratio.toFixed(2)}x bare amqplib ${Math.round(bareRate)} msg/s)`);
+    say(`batched: ${Math.round(median(batched.map(rate)))} bars/s`);
   } finally {
     const conn = await amqp.connect(cfg.rabbitmq.url).catch(() => undefined);
     if (conn) {
