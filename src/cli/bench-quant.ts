@@ -2,8 +2,9 @@
  * `npm run bench:quant`: the quant's throughput, measured three ways on the real data in ../shared/data.
  *
  *  1. in-process: every bar of both daily series and the index-future minute series (39,937 bars) through the
- *     quant core (SignalEngine: partial/duplicate checks, per-series state, signal ids and contract validation)
- *     with EVERY strategy on at once; best of 5 rounds. Strategy-only throughput is printed beside it.
+ *     quant core as the worker runs it (SignalEngineSet over strategySet: partial/duplicate checks, per-series
+ *     state, every signal with its id and contract validation) with EVERY strategy on at once; best of 5 rounds,
+ *     fresh engines each round. Strategy-only throughput (each strategy on its own instances) is printed beside it.
  *  2. backtest: both daily series (9,048 bars) with the MA crossover through the backtester (strategy, risk engine,
  *     simulated exchange with fees and fills, per-bar accounting audit); best of 10 runs after a warm-up.
  *  3. live: the futures minute bars published to RabbitMQ (private exchanges and queues on the local broker),
@@ -31,7 +32,7 @@ import { BarSchema, type Bar, type OhlcvBar } from '../contracts/bar';
 import { barMessageId } from '../contracts/ids';
 import { STRATEGY_NAMES } from '../contracts/strategies';
 import { mergeSeries, runBacktest } from '../domain/backtest';
-import { SignalEngine, strategyFactory } from '../domain/strategies';
+import { SignalEngineSet, strategyFactory, strategySet } from '../domain/strategies';
 import { createLogger } from '../logging';
 import { startQuant } from '../workers/quant';
 
@@ -62,11 +63,11 @@ function inProcess(bars: Bar[]): { engine: number; engineCpu: number; strategies
   let bestStrat = Infinity;
   let signals = 0;
   for (let round = 0; round < 5; round++) {
-    const engines = STRATEGY_NAMES.map((n) => new SignalEngine(strategyFactory(n)));
+    const engine = new SignalEngineSet(strategySet(STRATEGY_NAMES.map((n) => strategyFactory(n))));
     let t0 = performance.now();
     const c0 = cpuMs();
     signals = 0;
-    for (const bar of bars) for (const e of engines) if (e.process(bar).kind === 'signal') signals++;
+    for (const bar of bars) for (const out of engine.process(bar)) if (out.kind === 'signal') signals++;
     bestEngine = Math.min(bestEngine, performance.now() - t0);
     bestEngineCpu = Math.min(bestEngineCpu, cpuMs() - c0);
     const perSymbol = new Map<string, ReturnType<ReturnType<typeof strategyFactory>>[]>();

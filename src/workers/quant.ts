@@ -33,7 +33,13 @@ import {
 } from '../adapters/rabbitmq';
 import { barsReceived, signalsPublished } from '../metrics';
 import { rabbitCheck, startOps } from './ops';
-import { STRATEGY_NAMES, SignalEngine, strategyFactories, type StrategyFactory } from '../domain/strategies';
+import {
+  STRATEGY_NAMES,
+  SignalEngineSet,
+  strategyFactories,
+  strategySet,
+  type StrategyFactory,
+} from '../domain/strategies';
 import { intArg } from '../config/cli-args';
 import { sleep } from '../lib/sleep';
 
@@ -93,10 +99,8 @@ export interface QuantOptions {
 export interface QuantHandle {
   readonly stats: Readonly<QuantStats>;
   readonly consumer: ConsumerHandle;
-  /** The first strategy's engine. */
-  readonly engine: SignalEngine;
-  /** One engine per strategy. */
-  readonly engines: readonly SignalEngine[];
+  /** The engine of every strategy, side by side. */
+  readonly engine: SignalEngineSet;
   /** Stop consuming and wait for in-flight bars (their signal confirms) to settle. */
   stop(): Promise<void>;
 }
@@ -108,10 +112,11 @@ export function startQuant(opts: QuantOptions): QuantHandle {
   const exchange = opts.signalsExchange ?? TRADE_SIGNALS_EXCHANGE;
   const factories = [...(opts.strategy ? [opts.strategy] : []), ...(opts.strategies ?? [])];
   if (factories.length === 0) throw new Error('startQuant: no strategy');
-  const engines = factories.map(
-    (f) => new SignalEngine(f, opts.signalScope === undefined ? {} : { signalScope: opts.signalScope }),
+  const engine = new SignalEngineSet(
+    strategySet(factories),
+    opts.signalScope === undefined ? {} : { signalScope: opts.signalScope },
   );
-  const names = engines.map((e) => e.strategyName);
+  const names = engine.strategyNames;
   if (new Set(names).size !== names.length)
     throw new Error(`startQuant: a strategy is listed twice (${names.join(', ')})`);
   const stats: QuantStats = {
@@ -139,7 +144,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
         const history = await source(symbol, interval, before);
         let n = 0;
         for (const h of history) {
-          for (const e of engines) e.process(h);
+          engine.process(h);
           n++;
         }
         stats.warmed += n;
@@ -181,7 +186,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
         await w;
       }
       // Synchronous from here: bars reach every strategy in delivery order (a batch's too).
-      const processed = m.bars.map((bar) => ({ bar, outs: engines.map((e) => e.process(bar)) }));
+      const processed = m.bars.map((bar) => ({ bar, outs: engine.process(bar) }));
       for (const { bar } of processed) barsReceived.inc({ symbol: bar.symbol });
       stats.bars += processed.length;
       const invalid = processed.flatMap((p) => p.outs).find((o) => o.kind === 'invalid');
@@ -260,8 +265,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
   return {
     stats,
     consumer,
-    engine: engines[0]!,
-    engines,
+    engine,
     stop: () => consumer.cancel(),
   };
 }
@@ -352,10 +356,7 @@ async function main(): Promise<void> {
   });
   const ops = await startOps(cfg.ops, 'quant', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
   await rabbit.start();
-  log.info(
-    { strategies: quant.engines.map((e) => e.strategyName), prefetch, account_id: cfg.accountId },
-    'quant running',
-  );
+  log.info({ strategies: quant.engine.strategyNames, prefetch, account_id: cfg.accountId }, 'quant running');
 
   const timer =
     statsEvery > 0

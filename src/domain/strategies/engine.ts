@@ -1,7 +1,13 @@
 import type { Bar } from '../../contracts/bar';
 import type { TradeSignal } from '../../contracts/signal';
 import { barTimeMs, toTradeSignal } from './signal';
-import type { SignalIntent, Strategy, StrategyFactory } from './types';
+import {
+  singleStrategy,
+  type SignalIntent,
+  type StrategyFactory,
+  type StrategySeries,
+  type StrategySetFactory,
+} from './types';
 
 /**
  * The quant's decision core, pure (no I/O): per-(symbol, interval) strategy state, plus the bookkeeping that
@@ -34,65 +40,95 @@ export interface SignalEngineOptions {
 }
 
 /**
- * The last `cap` outcomes of one series, as a ring ordered by bar time (bars of a series are processed in
- * increasing time): remembering is O(1), finding a redelivered bar's outcome a binary search. (A Map keyed by
- * strings across all series cost ~3 µs a bar in hashing and rehashing: most of the budget.)
+ * The last `cap` bars of one series and each strategy's outcome on them, as a ring ordered by bar time (bars of a
+ * series are processed in increasing time): remembering is O(1), finding a redelivered bar a binary search. (A Map
+ * keyed by strings across all series cost ~3 µs a bar in hashing and rehashing: most of the budget.)
  *
- * An outcome is kept as the few numbers and strings its signal is made of (side, confidence, the bar's close,
- * timestamp and correlation id), not as the signal object: `toTradeSignal` is a pure function of them, so a
- * redelivery gets the identical signal (same id) back, rebuilt. Keeping ten thousand signal objects per series
- * and strategy alive (each with its id and timestamp strings) made most of them survive into the old generation:
- * copying them was the largest part of the quant's garbage-collection time.
+ * An outcome is kept as the few numbers and strings its signal is made of (side, confidence; the bar's close,
+ * timestamp and correlation id, shared by the strategies), not as the signal object: `toTradeSignal` is a pure
+ * function of them, so a redelivery gets the identical signal (same id) back, rebuilt. Keeping ten thousand signal
+ * objects per series and strategy alive (each with its id and timestamp strings) made most of them survive into
+ * the old generation: copying them was the largest part of the quant's garbage-collection time.
+ *
+ * The arrays start small and double up to `cap` (a short series never needs ten thousand slots).
  */
 class OutcomeRing {
-  private readonly times: Float64Array;
-  /** 0: no signal; 1: buy; 2: sell. */
-  private readonly sides: Uint8Array;
-  private readonly confidences: Float64Array;
-  private readonly closes: Float64Array;
+  private len: number;
+  private times: Float64Array;
+  private closes: Float64Array;
   /** The bar's own strings (its timestamp as written, which the signal id hashes; its correlation id). */
-  private readonly timestamps: string[];
-  private readonly correlationIds: string[];
+  private timestamps: string[];
+  private correlationIds: string[];
+  /** Per slot and strategy (slot × k + j): 0 no signal, 1 buy, 2 sell. */
+  private sides: Uint8Array;
+  private confidences: Float64Array;
   private head = 0; // next write
   private size = 0;
 
-  constructor(private readonly cap: number) {
-    this.times = new Float64Array(cap);
-    this.sides = new Uint8Array(cap);
-    this.confidences = new Float64Array(cap);
-    this.closes = new Float64Array(cap);
-    this.timestamps = new Array<string>(cap).fill('');
-    this.correlationIds = new Array<string>(cap).fill('');
+  constructor(
+    private readonly cap: number,
+    private readonly k: number,
+  ) {
+    this.len = Math.min(cap, 64);
+    this.times = new Float64Array(this.len);
+    this.closes = new Float64Array(this.len);
+    this.timestamps = new Array<string>(this.len).fill('');
+    this.correlationIds = new Array<string>(this.len).fill('');
+    this.sides = new Uint8Array(this.len * k);
+    this.confidences = new Float64Array(this.len * k);
   }
 
-  push(ms: number, bar: Bar, intent: SignalIntent | null): void {
+  /** Remember a new bar; returns its slot, for `set`. Its strategies' outcomes start as "no signal". */
+  push(ms: number, bar: Bar): number {
+    if (this.size === this.len && this.len < this.cap) this.grow();
     const i = this.head;
     this.times[i] = ms;
-    if (intent === null) {
-      this.sides[i] = 0;
-      this.timestamps[i] = '';
-      this.correlationIds[i] = '';
-    } else {
-      this.sides[i] = intent.side === 'buy' ? 1 : 2;
-      this.confidences[i] = intent.confidence;
-      this.closes[i] = bar.close;
-      this.timestamps[i] = bar.timestamp;
-      this.correlationIds[i] = bar.correlation_id;
-    }
-    if (++this.head === this.cap) this.head = 0;
-    if (this.size < this.cap) this.size++;
+    this.closes[i] = bar.close;
+    this.timestamps[i] = bar.timestamp;
+    this.correlationIds[i] = bar.correlation_id;
+    this.sides.fill(0, i * this.k, (i + 1) * this.k);
+    if (++this.head === this.len) this.head = 0;
+    if (this.size < this.len) this.size++;
+    return i;
   }
 
-  /**
-   * The remembered outcome of the bar at `ms`: its slot (>= 0), -1 when it is not (or no longer) remembered.
-   */
+  /** Strategy j's signal on the bar in `slot`. */
+  set(slot: number, j: number, intent: SignalIntent): void {
+    this.sides[slot * this.k + j] = intent.side === 'buy' ? 1 : 2;
+    this.confidences[slot * this.k + j] = intent.confidence;
+  }
+
+  /** Until the first wrap the ring is in order from slot 0, so growing is a copy. */
+  private grow(): void {
+    const len = Math.min(this.cap, this.len * 2);
+    const times = new Float64Array(len);
+    times.set(this.times);
+    const closes = new Float64Array(len);
+    closes.set(this.closes);
+    const sides = new Uint8Array(len * this.k);
+    sides.set(this.sides);
+    const confidences = new Float64Array(len * this.k);
+    confidences.set(this.confidences);
+    this.timestamps.length = len;
+    this.correlationIds.length = len;
+    this.timestamps.fill('', this.len);
+    this.correlationIds.fill('', this.len);
+    this.times = times;
+    this.closes = closes;
+    this.sides = sides;
+    this.confidences = confidences;
+    this.head = this.len;
+    this.len = len;
+  }
+
+  /** The slot of the remembered bar at `ms`, or -1 when it is not (or no longer) remembered. */
   find(ms: number): number {
     let lo = 0;
     let hi = this.size - 1;
-    const base = (this.head - this.size + this.cap) % this.cap;
+    const base = (this.head - this.size + this.len) % this.len;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      const i = (base + mid) % this.cap;
+      const i = (base + mid) % this.len;
       const t = this.times[i]!;
       if (t === ms) return i;
       if (t < ms) lo = mid + 1;
@@ -101,14 +137,19 @@ class OutcomeRing {
     return -1;
   }
 
-  /** The signal remembered in slot `i` (null: the bar gave none), rebuilt exactly as it was first made. */
-  signalAt(i: number, strategy: string, symbol: string, scope: string | undefined): TradeSignal | null {
-    const side = this.sides[i]!;
+  /** Strategy j's signal on the bar in `slot` (null: none), rebuilt exactly as it was first made. */
+  signalAt(slot: number, j: number, strategy: string, symbol: string, scope: string | undefined): TradeSignal | null {
+    const side = this.sides[slot * this.k + j]!;
     if (side === 0) return null;
     const r = toTradeSignal(
       strategy,
-      { symbol, timestamp: this.timestamps[i]!, close: this.closes[i]!, correlation_id: this.correlationIds[i]! },
-      { side: side === 1 ? 'buy' : 'sell', confidence: this.confidences[i]! },
+      {
+        symbol,
+        timestamp: this.timestamps[slot]!,
+        close: this.closes[slot]!,
+        correlation_id: this.correlationIds[slot]!,
+      },
+      { side: side === 1 ? 'buy' : 'sell', confidence: this.confidences[slot * this.k + j]! },
       scope,
     );
     // It was valid when first made, from these very values (an invalid outcome is remembered as no signal).
@@ -136,7 +177,7 @@ class SignalOutcome {
 interface Series {
   symbol: string;
   interval: string;
-  strategy: Strategy;
+  set: StrategySeries;
   lastMs: number;
   outcomes: OutcomeRing;
 }
@@ -147,22 +188,34 @@ const NONE: EngineOutcome = Object.freeze({ kind: 'none' });
 const STALE: EngineOutcome = Object.freeze({ kind: 'stale' });
 const PARTIAL: EngineOutcome = Object.freeze({ kind: 'partial' });
 
-export class SignalEngine {
-  readonly strategyName: string;
+/**
+ * The quant core for several strategies side by side: per series, one set of strategy instances (built by a
+ * StrategySetFactory, which lets the ensemble share its members with the same strategies run on their own), one
+ * timestamp parse, one duplicate check and one remembered window for all of them. Its outcomes are exactly those
+ * of one SignalEngine per strategy fed the same bars (a unit test compares them), which is how the worker used
+ * them: every strategy sees every bar, in delivery order, so their series advance in lockstep.
+ */
+export class SignalEngineSet {
+  readonly strategyNames: readonly string[];
   private readonly series = new Map<string, Series>();
   /** The series of the previous bar: bars arrive in runs of one series, so most lookups end here. */
   private current: Series | undefined;
   private readonly cacheSize: number;
   private readonly signalScope: string | undefined;
+  private readonly partial: readonly EngineOutcome[];
+  private readonly stale: readonly EngineOutcome[];
 
   constructor(
-    private readonly factory: StrategyFactory,
+    private readonly factory: StrategySetFactory,
     opts: SignalEngineOptions = {},
   ) {
-    this.strategyName = factory().name;
+    this.strategyNames = factory().strategies.map((s) => s.name);
+    if (this.strategyNames.length === 0) throw new RangeError('no strategy');
     this.cacheSize = opts.outcomeCacheSize ?? 10_000;
     if (!Number.isInteger(this.cacheSize) || this.cacheSize < 1) throw new RangeError('outcomeCacheSize must be >= 1');
     this.signalScope = opts.signalScope;
+    this.partial = Object.freeze(this.strategyNames.map(() => PARTIAL));
+    this.stale = Object.freeze(this.strategyNames.map(() => STALE));
   }
 
   /** Number of (symbol, interval) series seen. */
@@ -170,11 +223,15 @@ export class SignalEngine {
     return this.series.size;
   }
 
-  /** Process one validated bar. Synchronous: call in delivery order. */
-  process(bar: Bar): EngineOutcome {
-    if (bar.is_partial) return PARTIAL;
+  /** Process one validated bar: one outcome per strategy, in `strategyNames` order. Call in delivery order. */
+  process(bar: Bar): readonly EngineOutcome[] {
+    if (bar.is_partial) return this.partial;
+    const names = this.strategyNames;
     const ms = barTimeMs(bar.timestamp);
-    if (Number.isNaN(ms)) return { kind: 'invalid', reason: `bar timestamp "${bar.timestamp}" is not ISO-8601` };
+    if (Number.isNaN(ms)) {
+      const invalid: EngineOutcome = { kind: 'invalid', reason: `bar timestamp "${bar.timestamp}" is not ISO-8601` };
+      return names.map(() => invalid);
+    }
     let s = this.current;
     if (s === undefined || s.symbol !== bar.symbol || s.interval !== bar.interval) {
       s = this.series.get(`${bar.symbol}|${bar.interval}`);
@@ -182,32 +239,64 @@ export class SignalEngine {
     }
     if (s && ms <= s.lastMs) {
       const slot = s.outcomes.find(ms);
-      if (slot < 0) return STALE;
-      return { kind: 'duplicate', signal: s.outcomes.signalAt(slot, this.strategyName, s.symbol, this.signalScope) };
+      if (slot < 0) return this.stale;
+      const out: EngineOutcome[] = [];
+      for (let j = 0; j < names.length; j++) {
+        out.push({ kind: 'duplicate', signal: s.outcomes.signalAt(slot, j, names[j]!, s.symbol, this.signalScope) });
+      }
+      return out;
     }
     if (!s) {
       s = {
         symbol: bar.symbol,
         interval: bar.interval,
-        strategy: this.factory(),
+        set: this.factory(),
         lastMs: Number.NEGATIVE_INFINITY,
-        outcomes: new OutcomeRing(this.cacheSize),
+        outcomes: new OutcomeRing(this.cacheSize, names.length),
       };
       this.series.set(`${bar.symbol}|${bar.interval}`, s);
       this.current = s;
     }
     s.lastMs = ms;
-    const intent = s.strategy.onBar(bar);
-    if (!intent) {
-      s.outcomes.push(ms, bar, null);
-      return NONE;
+    const slot = s.outcomes.push(ms, bar);
+    s.set.nextBar();
+    const strategies = s.set.strategies;
+    const out: EngineOutcome[] = [];
+    for (let j = 0; j < strategies.length; j++) {
+      const intent = strategies[j]!.onBar(bar);
+      if (!intent) {
+        out.push(NONE);
+        continue;
+      }
+      const r = toTradeSignal(names[j]!, bar, intent, this.signalScope);
+      if (!r.ok) {
+        out.push({ kind: 'invalid', reason: r.reason });
+        continue;
+      }
+      s.outcomes.set(slot, j, intent);
+      out.push(new SignalOutcome(r.value, intent));
     }
-    const r = toTradeSignal(this.strategyName, bar, intent, this.signalScope);
-    if (!r.ok) {
-      s.outcomes.push(ms, bar, null);
-      return { kind: 'invalid', reason: r.reason };
-    }
-    s.outcomes.push(ms, bar, intent);
-    return new SignalOutcome(r.value, intent);
+    return out;
+  }
+}
+
+/** The quant core for one strategy (a SignalEngineSet of one). */
+export class SignalEngine {
+  readonly strategyName: string;
+  private readonly set: SignalEngineSet;
+
+  constructor(factory: StrategyFactory, opts: SignalEngineOptions = {}) {
+    this.set = new SignalEngineSet(singleStrategy(factory), opts);
+    this.strategyName = this.set.strategyNames[0]!;
+  }
+
+  /** Number of (symbol, interval) series seen. */
+  get seriesCount(): number {
+    return this.set.seriesCount;
+  }
+
+  /** Process one validated bar. Synchronous: call in delivery order. */
+  process(bar: Bar): EngineOutcome {
+    return this.set.process(bar)[0]!;
   }
 }

@@ -56,3 +56,23 @@ export interface Strategy {
 
 /** Makes a fresh, independent instance (one per symbol/interval). */
 export type StrategyFactory = () => Strategy;
+
+/**
+ * The strategies of one series, side by side, as a SignalEngineSet runs them: `nextBar()` is called once before
+ * each new bar is fed to every strategy (strategies shared between two slots, e.g. an ensemble member that also
+ * runs on its own, use it to take each bar once).
+ */
+export interface StrategySeries {
+  readonly strategies: readonly Strategy[];
+  nextBar(): void;
+}
+
+/** Makes the strategies of a fresh series. */
+export type StrategySetFactory = () => StrategySeries;
+
+const NO_CLOCK = (): void => {};
+
+/** A set of one strategy. */
+export function singleStrategy(factory: StrategyFactory): StrategySetFactory {
+  return () => ({ strategies: [factory()], nextBar: NO_CLOCK });
+}

@@ -3,7 +3,17 @@ import { describe, expect, it } from 'vitest';
 import { readBarsCsvSync } from '../../../src/adapters/marketdata/csv';
 import { BarSchema, type Bar, type OhlcvBar } from '../../../src/contracts/bar';
 import { barMessageId } from '../../../src/contracts/ids';
-import { SMA_CROSS, SignalEngine, strategyFactory } from '../../../src/domain/strategies';
+import { mergeSeries } from '../../../src/domain/backtest';
+import {
+  SMA_CROSS,
+  STRATEGY_NAMES,
+  SignalEngine,
+  SignalEngineSet,
+  strategyFactory,
+  strategySet,
+  type EngineOutcome,
+  type EnsembleStrategy,
+} from '../../../src/domain/strategies';
 
 const toBar = (b: OhlcvBar, interval = '1d'): Bar => {
   const message_id = barMessageId('replay', b.symbol, interval, b.timestamp);
@@ -68,5 +78,49 @@ describe('SignalEngine (quant core)', () => {
     const invalid = out.filter((o) => o.kind === 'invalid');
     expect(invalid).toHaveLength(5);
     expect(invalid[0]).toMatchObject({ reason: expect.stringMatching(/symbol/) });
+  });
+});
+
+describe('SignalEngineSet (every strategy side by side, as the worker runs them)', () => {
+  const DATA = resolve(__dirname, '../../../../shared/data');
+  const daily = mergeSeries([
+    readBarsCsvSync(resolve(DATA, 'nvda-1999-2014.csv'), { symbol: 'NVDA' }),
+    readBarsCsvSync(resolve(DATA, 'orcl-1995-2014.csv'), { symbol: 'ORCL' }),
+  ]).map((b) => toBar(b));
+  // JSON of an outcome, its reason and indicators read explicitly (they may be getters).
+  const key = (o: EngineOutcome) => JSON.stringify(o.kind === 'signal' ? [o.signal, o.reason, o.indicators] : o);
+
+  it('gives exactly the outcomes of one SignalEngine per strategy, redeliveries and stale bars included', () => {
+    const factories = STRATEGY_NAMES.map((n) => strategyFactory(n));
+    const set = new SignalEngineSet(strategySet(factories), { signalScope: 'acct', outcomeCacheSize: 300 });
+    const singles = factories.map((f) => new SignalEngine(f, { signalScope: 'acct', outcomeCacheSize: 300 }));
+    expect(set.strategyNames).toEqual([...STRATEGY_NAMES]);
+    const kinds = new Map<string, number>();
+    const feed = (bar: Bar) => {
+      const outs = set.process(bar);
+      expect(outs.map(key)).toEqual(singles.map((e) => key(e.process(bar))));
+      for (const o of outs) kinds.set(o.kind, (kinds.get(o.kind) ?? 0) + 1);
+    };
+    daily.forEach((bar, i) => {
+      feed(bar);
+      if (i % 53 === 0 && i >= 10) feed(daily[i - 7]!); // a redelivery: the remembered signal, rebuilt
+      if (i % 997 === 0 && i >= 900) feed(daily[i - 900]!); // beyond the remembered window: stale
+    });
+    feed({ ...daily[100]!, is_partial: true });
+    expect(kinds.get('signal')).toBeGreaterThan(5000);
+    expect(kinds.get('duplicate')).toBeGreaterThan(1000);
+    expect(kinds.get('stale')).toBeGreaterThan(0);
+    expect(kinds.get('partial')).toBe(STRATEGY_NAMES.length);
+  });
+
+  it('shares the ensemble members with the same strategies running alone, only with the same parameters', () => {
+    const names = (set: ReturnType<ReturnType<typeof strategySet>>) =>
+      (set.strategies.find((s) => s.name === 'ensemble') as EnsembleStrategy).members.filter((m) =>
+        set.strategies.includes(m),
+      ).length;
+    const all = strategySet(STRATEGY_NAMES.map((n) => strategyFactory(n)))();
+    expect(names(all)).toBe(5); // sma-cross, macd, bollinger, ml, rsi: each computed once
+    const otherMl = strategySet([strategyFactory('ensemble'), strategyFactory('ml', { ml: { window: 60 } })])();
+    expect(names(otherMl)).toBe(0); // different parameters: a different model, not shared
   });
 });
