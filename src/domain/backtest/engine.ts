@@ -135,6 +135,8 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
   let ledgerFees = 0;
   let slippageTotal = 0;
   const ledgerQty = new Map<string, number>();
+  /** ledgerQty's keys in insertion order (its iteration order), walked without an entry array per symbol per bar. */
+  const ledgerSymbols: string[] = [];
   const lastClose = new Map<string, number>();
 
   const timestamps: string[] = [];
@@ -170,6 +172,7 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
       const notional = f.qty * f.price;
       ledgerCash += f.side === 'buy' ? -(notional + f.fee) : notional - f.fee;
       ledgerFees += f.fee;
+      if (!ledgerQty.has(f.symbol)) ledgerSymbols.push(f.symbol);
       ledgerQty.set(f.symbol, (ledgerQty.get(f.symbol) ?? 0) + (f.side === 'buy' ? f.qty : -f.qty));
       const slip = f.qty * Math.abs(f.price - bar.open);
       slippageTotal += slip;
@@ -272,7 +275,9 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
     const acct = exchange.account();
     let gross = 0;
     let ledgerPositionValue = 0;
-    for (const [sym, q] of ledgerQty) {
+    for (let k = 0; k < ledgerSymbols.length; k++) {
+      const sym = ledgerSymbols[k]!;
+      const q = ledgerQty.get(sym)!;
       const px = lastClose.get(sym) ?? 0;
       ledgerPositionValue += q * px;
       gross += Math.abs(q * px);
@@ -285,7 +290,7 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
         auditFailure(bar, `cash ${acct.cash} + position value ${ledgerPositionValue} != equity ${acct.equity}`);
       }
       for (const sym of symbols) {
-        const held = exchange.position(sym)?.qty ?? 0;
+        const held = exchange.positionQty(sym);
         if (held !== (ledgerQty.get(sym) ?? 0))
           auditFailure(bar, `${sym}: position ${held} without matching fills (${ledgerQty.get(sym) ?? 0})`);
       }

@@ -73,7 +73,10 @@ export class TradingAccount {
   snapshot(): ExchangeAccount {
     let longMarketValue = 0;
     let shortMarketValue = 0;
-    for (const [symbol, p] of this.positionStates) {
+    // Keys, then get: the same order as iterating entries, without an entry array per position per call (the
+    // backtester asks for the account at every bar).
+    for (const symbol of this.positionStates.keys()) {
+      const p = this.positionStates.get(symbol)!;
       const mv = p.qty * this.markPrice(symbol, p);
       if (p.qty > 0) longMarketValue += mv;
       else shortMarketValue += mv;
@@ -100,6 +103,11 @@ export class TradingAccount {
       if (p.qty !== 0) out.push(this.positionView(symbol, p));
     }
     return out;
+  }
+
+  /** The signed position in `symbol` (0 when flat): position(symbol)?.qty ?? 0 without building the view. */
+  positionQty(symbol: string): number {
+    return this.positionStates.get(symbol)?.qty ?? 0;
   }
 
   position(symbol: string): ExchangePosition | null {

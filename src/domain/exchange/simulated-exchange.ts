@@ -244,6 +244,11 @@ export class SimulatedExchange {
     return this.tradingAccount.position(symbol);
   }
 
+  /** The signed position in `symbol`, 0 when flat (the backtester's per-bar audit: no view object). */
+  positionQty(symbol: string): number {
+    return this.tradingAccount.positionQty(symbol);
+  }
+
   // ------------------------------------------------------------------ market data
 
   /**

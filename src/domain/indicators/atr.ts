@@ -47,9 +47,19 @@ export function atrSeries(bars: readonly RangeBar[], period: number): number[] {
   return out;
 }
 
-/** The latest ATR over `bars` (oldest first), or null when there are fewer than `period + 1` bars or a value is not finite. */
+/**
+ * The latest ATR over `bars` (oldest first), or null when there are fewer than `period + 1` bars or a value is not
+ * finite. atrSeries' last value, computed without building the series (the risk engine sizes every signal with it):
+ * the same sums and smoothing steps in the same order.
+ */
 export function atr(bars: readonly RangeBar[], period: number): number | null {
-  const series = atrSeries(bars, period);
-  const last = series[series.length - 1];
-  return last !== undefined && Number.isFinite(last) ? last : null;
+  if (!Number.isInteger(period) || period < 1)
+    throw new RangeError(`ATR period must be a positive integer, got ${period}`);
+  if (bars.length - 1 < period) return null;
+  let value = 0;
+  for (let i = 0; i < period; i++) value += trueRange(bars[i + 1]!, bars[i]!.close);
+  value /= period;
+  for (let i = period; i < bars.length - 1; i++)
+    value = (value * (period - 1) + trueRange(bars[i + 1]!, bars[i]!.close)) / period;
+  return Number.isFinite(value) ? value : null;
 }

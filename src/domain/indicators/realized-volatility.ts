@@ -54,7 +54,10 @@ export function barsPerYear(timestamps: readonly string[], session: SessionKind 
   }
   if (gaps.length === 0) return fallback;
   gaps.sort((a, b) => a - b);
-  const median = gaps[Math.floor(gaps.length / 2)]!;
+  return perYearOfMedianGap(gaps[Math.floor(gaps.length / 2)]!, session);
+}
+
+function perYearOfMedianGap(median: number, session: SessionKind): number {
   if (median >= 0.8 * DAY_MS) {
     const days = median / DAY_MS;
     // Calendar days → trading days: a weekend gap inside daily bars is still one bar per trading day.
@@ -72,24 +75,56 @@ export interface VolatilityBar {
 /**
  * Annualised realised volatility over the last `window` returns of `bars` (oldest first).
  * Null when fewer than `minReturns` returns are available: too little data to judge.
+ *
+ * The risk engine asks this for every signal (a backtest: thousands of times), so it works on the bars in place
+ * with module scratch arrays instead of slicing and mapping them five times: the same returns, sums, median gap
+ * and operations in the same order as logReturns, sampleStdDev and barsPerYear (a unit test compares them).
  */
 export function realizedVolatility(
   bars: readonly VolatilityBar[],
   window: number,
   opts: { session?: SessionKind; minReturns?: number } = {},
 ): number | null {
-  const recent = bars.slice(-(window + 1));
-  const returns = logReturns(recent.map((b) => b.close));
-  if (returns.length < Math.max(2, opts.minReturns ?? 2)) return null;
-  const sd = sampleStdDev(returns);
-  if (sd === null) return null;
-  const annualised =
-    sd *
-    Math.sqrt(
-      barsPerYear(
-        recent.map((b) => b.timestamp),
-        opts.session ?? 'equity',
-      ),
-    );
+  const from = Math.max(0, bars.length - (window + 1));
+  const n = bars.length - from;
+  if (scratchReturns.length < n) {
+    scratchReturns = new Float64Array(n);
+    scratchGaps = new Float64Array(n);
+  }
+  // logReturns of the closes
+  let count = 0;
+  for (let i = from + 1; i < bars.length; i++) {
+    const prev = bars[i - 1]!.close;
+    const cur = bars[i]!.close;
+    if (prev > 0 && cur > 0 && Number.isFinite(prev) && Number.isFinite(cur))
+      scratchReturns[count++] = Math.log(cur / prev);
+  }
+  if (count < Math.max(2, opts.minReturns ?? 2)) return null;
+  // sampleStdDev: the mean by a left-to-right sum, then the squared deviations likewise
+  let sum = 0;
+  for (let i = 0; i < count; i++) sum += scratchReturns[i]!;
+  const mean = sum / count;
+  let sq = 0;
+  for (let i = 0; i < count; i++) sq += (scratchReturns[i]! - mean) ** 2;
+  const sd = Math.sqrt(sq / (count - 1));
+  // barsPerYear of the timestamps
+  const session = opts.session ?? 'equity';
+  let gaps = 0;
+  let prevMs = Number.NaN;
+  for (let i = from; i < bars.length; i++) {
+    const ms = instantMs(bars[i]!.timestamp);
+    if (!Number.isFinite(ms)) continue;
+    if (!Number.isNaN(prevMs) && ms - prevMs > 0) scratchGaps[gaps++] = ms - prevMs;
+    prevMs = ms;
+  }
+  let perYear = 252;
+  if (gaps > 0) {
+    const sorted = scratchGaps.subarray(0, gaps).sort();
+    perYear = perYearOfMedianGap(sorted[Math.floor(gaps / 2)]!, session);
+  }
+  const annualised = sd * Math.sqrt(perYear);
   return Number.isFinite(annualised) ? annualised : null;
 }
+
+let scratchReturns = new Float64Array(64);
+let scratchGaps = new Float64Array(64);

@@ -4,7 +4,14 @@ import type { ExposureModel } from './exposure';
 import type { RiskLimits } from './limits';
 import type { RiskSignal } from './signal';
 import type { SizingProposal } from './sizing';
-import { signalKey, type MarketContext, type PortfolioSnapshot, type RejectionCode, type RiskCheck } from './types';
+import {
+  barsOfSymbol,
+  signalKey,
+  type MarketContext,
+  type PortfolioSnapshot,
+  type RejectionCode,
+  type RiskCheck,
+} from './types';
 
 /**
  * The engine's checks (docs/risk.md), in their documented order, and the per-decision context they measure.
@@ -97,11 +104,10 @@ export function ruleContext(
   const vix = market.vix;
   const vixKnown = vix !== undefined && vix !== null;
   const vixValid = vixKnown && typeof vix === 'number' && Number.isFinite(vix) && vix >= 0;
-  const vol = realizedVolatility(
-    (market.recentBars ?? []).filter((b) => b.symbol === undefined || b.symbol === s.symbol),
-    limits.realizedVolWindow,
-    { session: s.assetClass, minReturns: limits.realizedVolMinReturns },
-  );
+  const vol = realizedVolatility(barsOfSymbol(market.recentBars, s.symbol), limits.realizedVolWindow, {
+    session: s.assetClass,
+    minReturns: limits.realizedVolMinReturns,
+  });
   const dd = drawdown(portfolio.dayStartEquity, equity);
   const cls = limits.assetClasses[s.assetClass];
   return {

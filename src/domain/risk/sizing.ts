@@ -2,7 +2,7 @@ import type { OhlcvBar } from '../../contracts/bar';
 import { atr } from '../indicators/atr';
 import type { RiskLimits } from './limits';
 import type { RiskSignal } from './signal';
-import type { SizingResult } from './types';
+import { barsOfSymbol, type SizingResult } from './types';
 
 /**
  * Fixed-fractional position sizing: risk a fixed fraction of equity on every trade.
@@ -29,7 +29,7 @@ export function proposeSize(
   limits: Pick<RiskLimits, 'riskPerTradePct' | 'atrPeriod' | 'atrStopMultiple' | 'fallbackStopPct'>,
 ): SizingProposal {
   const riskBudget = Math.max(0, equity) * limits.riskPerTradePct;
-  const symbolBars = (bars ?? []).filter((b) => b.symbol === undefined || b.symbol === signal.symbol);
+  const symbolBars = barsOfSymbol(bars, signal.symbol);
   const barAtr = symbolBars.length > limits.atrPeriod ? atr(symbolBars, limits.atrPeriod) : null;
 
   let method: SizingResult['method'];

@@ -147,3 +147,20 @@ export interface MarketContext {
 export function signalKey(symbol: string, strategy: string): string {
   return `${symbol}|${strategy}`;
 }
+
+/**
+ * The bars of `symbol` (a bar without a symbol counts as the signal's). The array itself when every bar is (the
+ * usual case: a backtest passes one symbol's bars), so deciding does not copy it for every signal.
+ */
+export function barsOfSymbol<B extends { symbol?: string }>(
+  bars: readonly B[] | undefined,
+  symbol: string,
+): readonly B[] {
+  if (bars === undefined) return [];
+  for (let i = 0; i < bars.length; i++) {
+    const b = bars[i]!;
+    if (b.symbol !== undefined && b.symbol !== symbol)
+      return bars.filter((x) => x.symbol === undefined || x.symbol === symbol);
+  }
+  return bars;
+}

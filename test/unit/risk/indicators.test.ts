@@ -71,3 +71,57 @@ describe('realised volatility', () => {
     expect(realizedVolatility(flatBars(30), 20)).toBe(0);
   });
 });
+
+describe("the risk engine's in-place forms give the composed definitions bit for bit", () => {
+  // A seeded LCG: the same sample on every run.
+  let seed = 4242;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const sample = (n: number, minutes: boolean) => {
+    let close = 50;
+    let t = Date.UTC(2010, 0, 4);
+    return Array.from({ length: n }, () => {
+      const prev = close;
+      close = next() < 0.03 ? 0 : Math.max(0.5, close * (1 + (next() - 0.5) * 0.08)); // now and then a bad close
+      t += minutes ? 60_000 * (1 + Math.floor(next() * 3)) : 86_400_000 * (next() < 0.2 ? 3 : 1);
+      const high = Math.max(prev, close) * (1 + next() * 0.02);
+      const low = Math.min(prev, close) * (1 - next() * 0.02);
+      return { timestamp: new Date(t).toISOString(), close, high, low };
+    });
+  };
+
+  it('realizedVolatility = sampleStdDev(logReturns(closes)) × √barsPerYear(timestamps) of the last window + 1 bars', () => {
+    let compared = 0;
+    for (let k = 0; k < 400; k++) {
+      const bars = sample(1 + Math.floor(next() * 40), k % 2 === 0);
+      const window = 1 + Math.floor(next() * 30);
+      const session = (['equity', 'futures', 'crypto'] as const)[k % 3]!;
+      const recent = bars.slice(-(window + 1));
+      const returns = logReturns(recent.map((b) => b.close));
+      const sd = returns.length >= 2 ? sampleStdDev(returns) : null;
+      const want =
+        sd === null
+          ? null
+          : sd *
+            Math.sqrt(
+              barsPerYear(
+                recent.map((b) => b.timestamp),
+                session,
+              ),
+            );
+      const got = realizedVolatility(bars, window, { session });
+      expect(got).toBe(want !== null && Number.isFinite(want) ? want : null);
+      if (got !== null) compared++;
+    }
+    expect(compared).toBeGreaterThan(200);
+  });
+
+  it('atr is the last value of atrSeries', () => {
+    for (let k = 0; k < 300; k++) {
+      const bars = sample(1 + Math.floor(next() * 40), false);
+      const period = 1 + Math.floor(next() * 20);
+      const series = atrSeries(bars, period);
+      const last = series[series.length - 1];
+      expect(atr(bars, period)).toBe(last !== undefined && Number.isFinite(last) ? last : null);
+    }
+  });
+});
