@@ -137,7 +137,7 @@ export function strategyFactory(name: string, opts: StrategyOptions = {}): Strat
  * members with the same parameters (every strategy on: all five), the two slots share one instance: the member
  * takes each bar once (SharedStrategy), its intent goes out as its own signal and its stance into the vote. Both
  * are deterministic functions of the same bars, so this is the same state computed once instead of twice (the
- * ensemble was a third of the strategies' time). Factories not made by strategyFactory are never shared.
+ * ensemble re-ran five strategies on every bar). Factories not made by strategyFactory are never shared.
  */
 export function strategySet(factories: readonly StrategyFactory[]): StrategySetFactory {
   if (factories.length === 0) throw new RangeError('no strategy');
