@@ -1,15 +1,12 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfirmPublisher, RabbitConnection, topologySetup, withChannel } from '../../src/adapters/rabbitmq';
 import { assertConsumerQueue, MARKET_BARS_EXCHANGE } from '../../src/adapters/rabbitmq/topology';
 import { parseEnv } from '../../src/config';
 import { createLogger } from '../../src/logging';
 import { replayBars } from '../../src/services/bar-publishing';
-import { freePort } from '../support/pipeline';
+import { startPrivateRabbit, type PrivateRabbit } from '../support/private-rabbit';
 import { collectBars, liveFeed } from '../support/bar-feed';
 import { FakePolygon } from '../fakes/fake-polygon';
 
@@ -24,7 +21,6 @@ const ROOT = path.resolve(__dirname, '../..');
 const MINUTES = path.resolve(ROOT, '../shared/data/index-futures-2006-1min.csv');
 const KEY = `pk_rs_${randomBytes(6).toString('hex')}`;
 const quiet = createLogger('restart-it', { level: 'silent' });
-const exec = promisify(execFile);
 
 async function until(cond: () => boolean, what: string, timeoutMs = 90_000): Promise<void> {
   const t0 = Date.now();
@@ -35,38 +31,15 @@ async function until(cond: () => boolean, what: string, timeoutMs = 90_000): Pro
 }
 
 describe('Dataflow across a RabbitMQ restart (private node) and a WebSocket drop', () => {
-  const dataDir = `/tmp/sat-df-rmq-${randomBytes(3).toString('hex')}`;
-  let nodeEnv: NodeJS.ProcessEnv;
+  let node: PrivateRabbit;
   let fake: FakePolygon;
   let rabbit: RabbitConnection;
   let publisher: ConfirmPublisher;
   let cfg: ReturnType<typeof parseEnv>;
-  const ctl = (...args: string[]) =>
-    exec(path.join(ROOT, 'scripts/rabbitmq-restart.sh'), args, { env: nodeEnv, timeout: 180_000 });
-  const rabbitmqctl = (...args: string[]) =>
-    exec('/usr/lib/rabbitmq/bin/rabbitmqctl', ['-q', ...args], {
-      env: {
-        ...nodeEnv,
-        HOME: `${dataDir}/rabbitmq/home`,
-        ERL_EPMD_ADDRESS: '127.0.0.1',
-        RABBITMQ_CTL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
-      },
-      timeout: 120_000,
-    });
 
   beforeAll(async () => {
-    const [port, mgmt, dist] = [await freePort(), await freePort(), await freePort()];
-    nodeEnv = {
-      ...process.env,
-      DATA: dataDir,
-      RABBITMQ_HOST: '127.0.0.1',
-      RABBITMQ_PORT: String(port),
-      RABBITMQ_MANAGEMENT_PORT: String(mgmt),
-      RABBITMQ_DIST_PORT: String(dist),
-      RABBITMQ_NODENAME: `satdf${port}@localhost`,
-    };
-    await exec('bash', [path.join(ROOT, 'scripts/provision/rabbitmq.sh'), 'up'], { env: nodeEnv, timeout: 240_000 });
-    cfg = parseEnv(nodeEnv);
+    node = await startPrivateRabbit('sat-df-rmq');
+    cfg = parseEnv(node.env);
     rabbit = new RabbitConnection({
       url: cfg.rabbitmq.url,
       name: 'restart-it',
@@ -82,13 +55,7 @@ describe('Dataflow across a RabbitMQ restart (private node) and a WebSocket drop
     await publisher?.close();
     await rabbit?.close();
     await fake?.close();
-    if (nodeEnv) {
-      await exec('bash', [path.join(ROOT, 'scripts/provision/rabbitmq.sh'), 'down'], {
-        env: nodeEnv,
-        timeout: 120_000,
-      }).catch(() => undefined);
-    }
-    rmSync(dataDir, { recursive: true, force: true });
+    await node?.destroy();
   }, 180_000);
 
   it('every bar reaches the consumer exactly once and in order through a broker restart and a stream failover', async () => {
@@ -108,7 +75,7 @@ describe('Dataflow across a RabbitMQ restart (private node) and a WebSocket drop
     await until(() => got.length === 25, '25 bars before the restart');
 
     // RabbitMQ goes down (every connection closed) and comes back; bars keep happening meanwhile.
-    const restart = ctl('restart', '3');
+    const restart = node.restart(3);
     await until(() => !publisher.ready, 'broker down');
     fake.advance('ES', 10);
     await restart;
@@ -149,7 +116,7 @@ describe('Dataflow across a RabbitMQ restart (private node) and a WebSocket drop
     );
     // A memory alarm: the broker blocks a connection as soon as it publishes (connection.blocked). The
     // publisher must take that as backpressure: publishes wait, none fails, nothing is lost.
-    await rabbitmqctl('set_vm_memory_high_watermark', '0.000001');
+    await node.ctl('set_vm_memory_high_watermark', '0.000001');
     const bars = fake
       .bars('ES')
       .slice(100, 130)
@@ -166,7 +133,7 @@ describe('Dataflow across a RabbitMQ restart (private node) and a WebSocket drop
     const pub = replayBars({ publisher, bars, logger: quiet }).finally(() => (done = true));
     await until(() => publisher.blocked, 'connection blocked', 60_000);
     expect(done).toBe(false);
-    await rabbitmqctl('set_vm_memory_high_watermark', '0.4');
+    await node.ctl('set_vm_memory_high_watermark', '0.4');
     const summary = await pub;
     expect(summary.published).toBe(30);
     expect(summary.retries).toBe(0);

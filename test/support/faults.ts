@@ -1,8 +1,5 @@
 import { ServiceError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { SIM_PLACEHOLDER_KEY, SIM_PLACEHOLDER_SECRET } from '../../src/adapters/brokers';
 import type { TradeStatus } from '../../src/workflows/shared';
 import type { PipelineHarness, ServiceName } from './pipeline';
@@ -10,12 +7,9 @@ import { sleep } from '../../src/lib/sleep';
 
 /**
  * Helpers for the fault-injection tests (test/integration/faults-*.test.ts): what the venue says (its own
- * Alpaca REST API, not our adapter), what the ledger says, waiting on a trade's status, and restarting the
- * project-local RabbitMQ node.
+ * Alpaca REST API, not our adapter), what the ledger says, and waiting on a trade's status. A RabbitMQ node to
+ * restart is test/support/private-rabbit.ts.
  */
-
-const ROOT = path.resolve(__dirname, '../..');
-const run = promisify(execFile);
 
 export { sleep };
 
@@ -310,28 +304,4 @@ export function logEvents(h: PipelineHarness, service: ServiceName, message: str
     }
   }
   return out;
-}
-
-// ------------------------------------------------------------------------------------------------ RabbitMQ
-
-const RESTART_SCRIPT = path.join(ROOT, 'scripts/rabbitmq-restart.sh');
-
-/** True when RabbitMQ is the project-local node this machine can stop and start (scripts/rabbitmq-restart.sh). */
-export async function canRestartRabbit(): Promise<boolean> {
-  try {
-    await run('bash', [RESTART_SCRIPT, 'check'], { cwd: ROOT, timeout: 60_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** stop_app, stay down `downSeconds`, start_app, wait for AMQP. Resolves when the broker accepts connections. */
-export async function restartRabbit(downSeconds = 2): Promise<void> {
-  await run('bash', [RESTART_SCRIPT, 'restart', String(downSeconds)], { cwd: ROOT, timeout: 180_000 });
-}
-
-/** Bring the broker application back (used in afterAll so a failed test never leaves RabbitMQ stopped). */
-export async function ensureRabbitStarted(): Promise<void> {
-  await run('bash', [RESTART_SCRIPT, 'start'], { cwd: ROOT, timeout: 180_000 }).catch(() => undefined);
 }

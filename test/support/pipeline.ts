@@ -79,9 +79,10 @@ export class PipelineHarness {
     const db = opts.db ?? (await createTestDatabase('sat_e2e'));
     const taskQueue = uniqueTaskQueue('e2e');
     const simPort = await freePort();
+    // The vhost is made on the broker the processes will use (a test's private node when extraEnv names one).
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      ...(await createPrivateVhost(taskQueue)),
+      ...(await createPrivateVhost(taskQueue, { ...process.env, ...extraEnv })),
       DATABASE_URL: db.url,
       TEMPORAL_ADDRESS: devServerAddress(),
       TEMPORAL_TASK_QUEUE: taskQueue,
@@ -191,7 +192,7 @@ export class PipelineHarness {
     await this.rabbit.close().catch(() => undefined);
     await this.connection.close().catch(() => undefined);
     await this.db.drop().catch(() => undefined);
-    if (this.env.SAT_TEST_PRIVATE_VHOST) await dropPrivateVhost(this.env.SAT_TEST_PRIVATE_VHOST);
+    if (this.env.SAT_TEST_PRIVATE_VHOST) await dropPrivateVhost(this.env.SAT_TEST_PRIVATE_VHOST, this.env);
   }
 }
 
@@ -200,18 +201,21 @@ export class PipelineHarness {
  * another test run, a benchmark or `npm start` on the same broker: they would otherwise consume each other's
  * signals and bars. Created through the management API; without it, the configured (shared) vhost is used.
  */
-export async function createPrivateVhost(taskQueue: string): Promise<Record<string, string>> {
+export async function createPrivateVhost(
+  taskQueue: string,
+  brokerEnv: NodeJS.ProcessEnv = process.env,
+): Promise<Record<string, string>> {
   const vhost = `sat-test-${taskQueue}`;
   try {
-    await RabbitManagement.fromConfig(parseEnv(process.env).rabbitmq).createVhost(vhost, 'test (temporary)');
+    await RabbitManagement.fromConfig(parseEnv(brokerEnv).rabbitmq).createVhost(vhost, 'test (temporary)');
     return { RABBITMQ_VHOST: vhost, SAT_TEST_PRIVATE_VHOST: vhost };
   } catch {
     return {};
   }
 }
 
-export async function dropPrivateVhost(vhost: string): Promise<void> {
-  await RabbitManagement.fromConfig(parseEnv(process.env).rabbitmq)
+export async function dropPrivateVhost(vhost: string, brokerEnv: NodeJS.ProcessEnv = process.env): Promise<void> {
+  await RabbitManagement.fromConfig(parseEnv(brokerEnv).rabbitmq)
     .deleteVhost(vhost)
     .catch(() => undefined);
 }
