@@ -5,13 +5,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { PREBUILT_BUNDLE, WORKFLOWS_PATH } from '../workers/trade-worker';
+import { WORKFLOWS_PATH } from '../workers/trade-worker';
+import { PREBUILT_BUNDLE } from '../workers/workflow-bundle';
 
 async function main(): Promise<void> {
   const t0 = Date.now();
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
   fs.mkdirSync(path.dirname(PREBUILT_BUNDLE), { recursive: true });
-  fs.writeFileSync(PREBUILT_BUNDLE, code);
+  // Written aside and renamed into place: a worker starting meanwhile (npm start, parallel test files) reads the
+  // old bundle or the new one, never half a file.
+  const tmp = `${PREBUILT_BUNDLE}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, code);
+  fs.renameSync(tmp, PREBUILT_BUNDLE);
   process.stdout.write(
     `workflow bundle: ${PREBUILT_BUNDLE} (${(code.length / 1024).toFixed(0)} KiB, ${Date.now() - t0} ms)\n`,
   );

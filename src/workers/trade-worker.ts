@@ -16,7 +16,6 @@
  *   broker call in progress completes and is recorded rather than being cut off mid-flight.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import {
   NativeConnection,
   Worker,
@@ -38,36 +37,23 @@ import { reconcileWithBroker, summaryLine } from '../services/reconciliation';
 import { postgresCheck, rabbitCheck, startOps, temporalCheck } from './ops';
 import { Client } from '@temporalio/client';
 import { openIntake, type RunningIntake } from './signal-intake';
+import { PREBUILT_BUNDLE, prebuiltBundleFresh } from './workflow-bundle';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
-export const PREBUILT_BUNDLE = path.resolve(__dirname, '../../dist/workflow-bundle.js');
 
-/** The prebuilt bundle if it is at least as new as every workflow source file; else bundle now. */
+/** The prebuilt bundle if it is at least as new as every source file (workflow-bundle.ts); else bundle now. */
 export async function workflowBundleFor(log: Logger): Promise<WorkflowBundleOption> {
-  const srcDir = path.dirname(WORKFLOWS_PATH);
+  if (prebuiltBundleFresh()) {
+    log.info({ path: PREBUILT_BUNDLE }, 'using prebuilt workflow bundle');
+    return { codePath: PREBUILT_BUNDLE };
+  }
   if (fs.existsSync(PREBUILT_BUNDLE)) {
-    const built = fs.statSync(PREBUILT_BUNDLE).mtimeMs;
-    const newest = Math.max(...listSources(path.resolve(srcDir, '..')).map((f) => fs.statSync(f).mtimeMs));
-    if (built >= newest) {
-      log.info({ path: PREBUILT_BUNDLE }, 'using prebuilt workflow bundle');
-      return { codePath: PREBUILT_BUNDLE };
-    }
     log.warn({ path: PREBUILT_BUNDLE }, 'prebuilt workflow bundle is older than the sources; bundling now');
   }
   const t0 = Date.now();
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
   log.info({ ms: Date.now() - t0 }, 'workflow code bundled');
   return bundle;
-}
-
-function listSources(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...listSources(p));
-    else if (e.name.endsWith('.ts')) out.push(p);
-  }
-  return out;
 }
 
 /**

@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
@@ -18,6 +17,7 @@ import type { TradeSignal } from '../../src/contracts/signal';
 import { tradeWorkflowId } from '../../src/contracts/trade-ids';
 import { LEDGER_RUNNING_STATUSES } from '../../src/domain/trade-lifecycle';
 import { createLogger } from '../../src/logging';
+import { prebuiltBundleFresh } from '../../src/workers/workflow-bundle';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { FakeAlpaca } from '../fakes/fake-alpaca';
 import {
@@ -63,25 +63,10 @@ const KEY = 'cluster-key';
 const SECRET = 'cluster-secret';
 const ACCOUNT = 'cluster';
 const ROOT = path.resolve(__dirname, '../..');
-/** trade-worker.ts's PREBUILT_BUNDLE: both workers and the restarts load it instead of running webpack each. */
-const PREBUILT_BUNDLE = path.join(ROOT, 'dist/workflow-bundle.js');
 /** The faults, by how many signals have been published when each begins. */
 const AT_RABBIT_KILL = Math.round(SIGNALS * 0.15);
 const AT_TEMPORAL_STOP = Math.round(SIGNALS * 0.45);
 const AT_WORKER_KILL = Math.round(SIGNALS * 0.7);
-
-function prebuiltBundleFresh(): boolean {
-  const newest = (dir: string): number =>
-    Math.max(
-      0,
-      ...fs.readdirSync(dir, { withFileTypes: true }).map((e) => {
-        const p = path.join(dir, e.name);
-        if (e.isDirectory()) return newest(p);
-        return e.name.endsWith('.ts') ? fs.statSync(p).mtimeMs : 0;
-      }),
-    );
-  return fs.existsSync(PREBUILT_BUNDLE) && fs.statSync(PREBUILT_BUNDLE).mtimeMs >= newest(path.join(ROOT, 'src'));
-}
 
 describe('cluster profile: signals through 2 intakes and 2 trade workers while a RabbitMQ node, the Temporal server and a worker fail', () => {
   let cfg: Config;

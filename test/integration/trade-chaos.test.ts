@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import type { OrderSpec, TradeSignal } from '../../src/contracts/signal';
 import { SeededRandom } from '../../src/domain/random';
 import { LEDGER_RUNNING_STATUSES } from '../../src/domain/trade-lifecycle';
 import { tradeStartOptions } from '../../src/workers/signal-intake';
+import { prebuiltBundleFresh } from '../../src/workers/workflow-bundle';
 import type { tradeWorkflow } from '../../src/workflows';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { FakeAlpaca, type MarketFillMode } from '../fakes/fake-alpaca';
@@ -45,22 +45,6 @@ const PRICE = 20;
 const KEY = 'chaos-key';
 const SECRET = 'chaos-secret';
 const ROOT = path.resolve(__dirname, '../..');
-/** trade-worker.ts's PREBUILT_BUNDLE (not imported: that module resolves the workflows with require.resolve). */
-const PREBUILT_BUNDLE = path.join(ROOT, 'dist/workflow-bundle.js');
-
-/** dist/workflow-bundle.js exists and is at least as new as every source file (trade-worker.ts's rule). */
-function prebuiltBundleFresh(): boolean {
-  const newest = (dir: string): number =>
-    Math.max(
-      0,
-      ...fs.readdirSync(dir, { withFileTypes: true }).map((e) => {
-        const p = path.join(dir, e.name);
-        if (e.isDirectory()) return newest(p);
-        return e.name.endsWith('.ts') ? fs.statSync(p).mtimeMs : 0;
-      }),
-    );
-  return fs.existsSync(PREBUILT_BUNDLE) && fs.statSync(PREBUILT_BUNDLE).mtimeMs >= newest(path.join(ROOT, 'src'));
-}
 
 /** A per-order seeded choice of how a market order fills (the same order id fills the same way every run). */
 function fillModeFor(order: BrokerOrder): MarketFillMode {
