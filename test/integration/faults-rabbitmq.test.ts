@@ -70,7 +70,12 @@ describe('RabbitMQ restarted during intake (private RabbitMQ node, Temporal dev 
     let restart: Promise<void> | undefined;
     const publishes: Array<Promise<void>> = [];
     for (let i = 0; i < N; i++) {
-      if (i === RESTART_AFTER) restart = node.restart(2);
+      if (i === RESTART_AFTER) {
+        restart = node.restart(2);
+        // The rest of the stream must meet the broker down: rabbitmqctl's stop_app can take seconds to land on a
+        // loaded machine (an Erlang VM boots for it), longer than the remaining signals take to go out.
+        await waitUntil('the broker to go down', async () => !publisher.ready, 120_000, 20);
+      }
       publishes.push(publishUntilConfirmed(signals[i]!));
       await sleep(PACE_MS);
     }

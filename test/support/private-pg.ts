@@ -7,7 +7,7 @@ import { runMigrations } from '../../src/adapters/postgres/migrate';
 import { createClient, createPool } from '../../src/adapters/postgres/pool';
 import { createLogger } from '../../src/logging';
 import type { TestDatabase } from './pg';
-import { freePort } from './pipeline';
+import { restartablePort } from './ports';
 
 const run = promisify(execFile);
 const quietLog = createLogger('test-private-pg', { level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -63,7 +63,7 @@ export async function startPrivatePostgres(prefix = 'sat-pg'): Promise<PrivatePo
   const logFile = path.join(dir, 'postgres.log');
   fs.mkdirSync(sockDir);
   if (asRoot) await run('chown', ['-R', 'postgres:postgres', dir]);
-  const port = await freePort();
+  const port = await restartablePort(); // kept across restarts: see ports.ts
   await pgRun('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const opts = `-p ${port} -k ${sockDir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100`;
   const ctl = (...args: string[]) =>

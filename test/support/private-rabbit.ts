@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './pipeline';
+import { restartablePort } from './ports';
 
 const ROOT = path.resolve(__dirname, '../..');
 const exec = promisify(execFile);
@@ -33,7 +33,8 @@ export interface PrivateRabbit {
 
 export async function startPrivateRabbit(prefix = 'sat-rmq'): Promise<PrivateRabbit> {
   const dataDir = path.join(os.tmpdir(), `${prefix}-${randomBytes(3).toString('hex')}`);
-  const [port, mgmt, dist] = [await freePort(), await freePort(), await freePort()];
+  // Ports the node keeps across its restarts (AMQP, management, Erlang distribution): see ports.ts.
+  const [port, mgmt, dist] = [await restartablePort(), await restartablePort(), await restartablePort()];
   const rabbitEnv: Record<string, string> = {
     RABBITMQ_HOST: '127.0.0.1',
     RABBITMQ_PORT: String(port),
