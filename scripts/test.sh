@@ -34,10 +34,12 @@ step_done() { log "   $1 in $(elapsed_s "$STEP_T0" "$(now_ms)")s"; }
 
 stack_job=""
 bundle_job=""
+cluster_job=""
 cleanup() {
   local rc=$?
   if [[ -n $stack_job ]]; then wait "$stack_job" 2>/dev/null || true; fi
   if [[ -n $bundle_job ]]; then wait "$bundle_job" 2>/dev/null || true; fi
+  if [[ -n $cluster_job ]]; then wait "$cluster_job" 2>/dev/null || true; fi
   stack_release || true
   log "total $(elapsed_s "$T0" "$(now_ms)")s (exit $rc)"
   exit "$rc"
@@ -124,6 +126,27 @@ for a in "$@"; do [[ $a == -* ]] || filters+=("$a"); done
 no_tests_ok=()
 ((${#filters[@]} == 0)) || no_tests_ok=(--passWithNoTests)
 
+cluster_wanted=no
+if [[ $tier == all ]]; then
+  cluster_wanted=yes
+  if ((${#filters[@]})) && [[ " ${filters[*]} " != *cluster* ]]; then
+    cluster_wanted=no
+    log "── cluster tier skipped: the filters (${filters[*]}) name nothing under test/cluster"
+  fi
+fi
+# `all`: the cluster profile's servers (three RabbitMQ nodes, the Temporal server on PostgreSQL) start in the
+# background while the other tiers run: their start is mostly waiting on Erlang and the server's boot. The cluster
+# tier's faults still run after the other tiers, alone.
+if [[ $cluster_wanted == yes ]]; then
+  log "── cluster profile (starting in the background; log $LOGS/cluster-profile-up.log)"
+  CLUSTER_T0=$(now_ms)
+  (
+    export STACK_PROFILE=cluster CLUSTER_TEMPORAL_UI="${CLUSTER_TEMPORAL_UI:-off}"
+    stack_acquire
+  ) >"$LOGS/cluster-profile-up.log" 2>&1 &
+  cluster_job=$!
+fi
+
 case "$tier" in
   all)
     run_vitest vitest-report.json --project unit --project workflow --project provision --project integration \
@@ -134,19 +157,14 @@ case "$tier" in
 esac
 
 # `all`: the cluster tier last, on the cluster profile (the dev stack stays up beside it until the end).
-cluster_wanted=yes
-if [[ $tier == all ]] && ((${#filters[@]})) && [[ " ${filters[*]} " != *cluster* ]]; then
-  cluster_wanted=no
-  log "── cluster tier skipped: the filters (${filters[*]}) name nothing under test/cluster"
-fi
-if [[ $tier == all && $cluster_wanted == yes ]]; then
+if [[ $cluster_wanted == yes ]]; then
   log "── cluster profile for the cluster tier"
-  STACK_T0=$(now_ms)
-  (
-    export STACK_PROFILE=cluster CLUSTER_TEMPORAL_UI="${CLUSTER_TEMPORAL_UI:-off}"
-    stack_acquire
-  ) || die "the cluster profile did not come up (logs in $LOGS)"
-  log "   cluster profile ready in $(elapsed_s "$STACK_T0" "$(now_ms)")s"
+  wait "$cluster_job" || {
+    cat "$LOGS/cluster-profile-up.log" >&2
+    die "the cluster profile did not come up (logs in $LOGS)"
+  }
+  cluster_job=""
+  log "   cluster profile ready $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
   reports+=("$DATA/vitest-report-cluster.json")
   # A subshell: the cluster profile's settings must not leak into anything after it.
   (
