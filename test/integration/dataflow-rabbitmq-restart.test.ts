@@ -164,15 +164,15 @@ describe('Dataflow across a RabbitMQ restart (private node) and a WebSocket drop
     // Deterministically mid-batch: a memory alarm blocks the connection at its first publish, so the window's
     // messages sit unconfirmed; then the broker restarts under them. publishBatch reports the channel's death
     // with its confirmed prefix, and replayBars resumes from there on the new connection.
-    await rabbitmqctl('set_vm_memory_high_watermark', '0.000001');
+    await node.ctl('set_vm_memory_high_watermark', '0.000001');
     let progress = 0;
     const pub = replayBars({ publisher, bars, window: 128, logger: quiet, onProgress: (n) => (progress = n) });
     await until(() => publisher.blocked, 'connection blocked', 60_000);
     const atBlock = progress;
-    const restart = ctl('restart', '2');
+    const restart = node.restart(2);
     await until(() => !publisher.ready, 'broker down');
     await restart;
-    await rabbitmqctl('set_vm_memory_high_watermark', '0.4');
+    await node.ctl('set_vm_memory_high_watermark', '0.4');
     const summary = await pub;
     expect(atBlock).toBeLessThan(bars.length); // the restart did catch the batch with messages outstanding
     expect(summary.published).toBe(bars.length);
