@@ -7,9 +7,8 @@ import {
   DefaultLogger,
   NativeConnection,
   Runtime,
-  type WorkflowBundleOption,
+  type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
-import { PREBUILT_BUNDLE, WORKFLOWS_SOURCE, prebuiltBundleFresh } from '../../src/workers/workflow-bundle';
 
 /**
  * Helpers for tests that need Temporal.
@@ -71,21 +70,13 @@ export async function connectDevServer(): Promise<DevServer> {
   };
 }
 
-const bundles = new Map<string, Promise<WorkflowBundleOption>>();
+const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
 
-/**
- * Bundle workflow code once per test process (bundling costs seconds; Workers can share the bundle). The
- * production workflows (src/workflows) come from the prebuilt bundle when it is fresh (the trade worker's own
- * rule, src/workers/workflow-bundle.ts; scripts/test.sh builds it): the same webpack output, without a webpack run
- * in every test file.
- */
-export function workflowBundle(workflowsPath: string = FIXTURE_WORKFLOWS): Promise<WorkflowBundleOption> {
+/** Bundle workflow code once per test process (bundling costs seconds; Workers can share the bundle). */
+export function workflowBundle(workflowsPath: string = FIXTURE_WORKFLOWS): Promise<WorkflowBundleWithSourceMap> {
   let b = bundles.get(workflowsPath);
   if (!b) {
-    b =
-      path.resolve(workflowsPath) === WORKFLOWS_SOURCE && prebuiltBundleFresh()
-        ? Promise.resolve({ codePath: PREBUILT_BUNDLE })
-        : bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+    b = bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
     bundles.set(workflowsPath, b);
   }
   return b;

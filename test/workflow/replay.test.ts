@@ -3,7 +3,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { History } from '@temporalio/common/lib/proto-utils';
 import { temporal } from '@temporalio/proto';
-import { Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { FIXTURES, HISTORIES_DIR, historyFromFixtureJson, tradeWorkflowIdOf } from '../../scripts/record-histories';
 import { quietTemporalRuntime, workflowBundle } from '../support/temporal';
@@ -46,7 +46,7 @@ function loadFixtures(): Fixture[] {
 }
 
 async function replayAll(
-  bundle: WorkflowBundleOption,
+  bundle: WorkflowBundleWithSourceMap,
   items: Array<{ workflowId: string; history: History }>,
 ): Promise<Array<{ workflowId: string; error?: Error }>> {
   const out: Array<{ workflowId: string; error?: Error }> = [];
@@ -57,7 +57,7 @@ async function replayAll(
 }
 
 describe('tradeWorkflow replays every recorded history (determinism guard)', () => {
-  let bundle: WorkflowBundleOption;
+  let bundle: WorkflowBundleWithSourceMap;
   const fixtures = loadFixtures();
 
   beforeAll(async () => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TradeSignal } from '../../src/contracts/signal';
 import type { RiskDecision } from '../../src/domain/risk';
 import { tradeWorkflow } from '../../src/workflows';
@@ -37,7 +37,7 @@ function signal(overrides: Partial<TradeSignal> = {}): TradeSignal {
 
 describe('tradeWorkflow (time-skipping)', () => {
   let env: TestWorkflowEnvironment;
-  let bundle: WorkflowBundleOption;
+  let bundle: WorkflowBundleWithSourceMap;
 
   beforeAll(async () => {
     quietTemporalRuntime();
