@@ -8,8 +8,8 @@
 #   3. integration/all: the local stack (PostgreSQL, RabbitMQ, Temporal dev server) -> TEMPORAL_ADDRESS,
 #      DATABASE_URL, RABBITMQ_* exported for the tests; started in the background during step 4; whatever this
 #      run had to start is stopped on exit (unless another run still uses it);
-#   4. typecheck (tsc --noEmit) and lint (eslint .): a failure fails the run, but the tests still run so one
-#      run shows everything (SKIP_CHECKS=1 skips them for a quick loop);
+#   4. typecheck (tsc --noEmit) and lint (eslint .), side by side: a failure fails the run, but the tests still
+#      run so one run shows everything (SKIP_CHECKS=1 skips them for a quick loop);
 #   5. vitest run (--project <tier> for a tier);
 #   6. cluster/all: the cluster tier (test/cluster) on the cluster profile (scripts/stack-up.sh --cluster: the Temporal
 #      server on PostgreSQL, built with go install the first time, and a three-node RabbitMQ cluster), after the
@@ -79,16 +79,25 @@ fi
 
 checks_rc=0
 if [[ "${SKIP_CHECKS:-0}" != 1 ]]; then
-  step "typecheck: tsc --noEmit"
-  if node_modules/.bin/tsc --noEmit -p tsconfig.json; then step_done "typecheck passed"; else
-    checks_rc=1
-    step_done "typecheck FAILED"
-  fi
-  step "lint: eslint ."
-  if node_modules/.bin/eslint .; then step_done "lint passed"; else
-    checks_rc=1
-    step_done "lint FAILED"
-  fi
+  # Side by side (one core each), each one's output kept whole and printed after it, in this order.
+  step "typecheck (tsc --noEmit) and lint (eslint .), side by side"
+  node_modules/.bin/tsc --noEmit -p tsconfig.json >"$LOGS/typecheck.log" 2>&1 &
+  typecheck_job=$!
+  node_modules/.bin/eslint . >"$LOGS/lint.log" 2>&1 &
+  lint_job=$!
+  for check in typecheck lint; do
+    job=typecheck_job
+    [[ $check == lint ]] && job=lint_job
+    if wait "${!job}"; then
+      cat "$LOGS/$check.log"
+      log "   $check passed"
+    else
+      cat "$LOGS/$check.log"
+      checks_rc=1
+      log "   $check FAILED"
+    fi
+  done
+  step_done "checks done"
 fi
 
 if [[ -n $stack_job ]]; then
