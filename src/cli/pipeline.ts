@@ -79,6 +79,8 @@ interface Service {
   proc: ServiceProcess<Role>;
   metrics: Sample[];
   plain: string[];
+  /** Its '<name> stopped' log line: the final counters, which the last scrape (taken before SIGTERM) can miss. */
+  stopped?: Record<string, unknown>;
 }
 
 const say = (msg: string) => process.stdout.write(`pipeline      | ${msg}\n`);
@@ -93,6 +95,7 @@ function startService(
   verbose: boolean,
 ): Service {
   const svc: Service = { name, metrics: [], plain: [], proc: undefined as unknown as ServiceProcess<Role> };
+  const stoppedMessage = `${name} stopped`;
   const prefix = `${name.padEnd(13)}|`;
   svc.proc = runner.start(name, {
     script: path.join(ROOT, 'src/workers', `${name}.ts`),
@@ -101,8 +104,9 @@ function startService(
     onLine: (line, isErr) => {
       let show = verbose || isErr;
       try {
-        const entry = JSON.parse(line) as { level?: string };
+        const entry = JSON.parse(line) as { level?: string; message?: string };
         show ||= WARN_LEVELS.has(entry.level ?? '');
+        if (entry.message === stoppedMessage) svc.stopped = entry;
       } catch {
         svc.plain.push(line);
         show ||= line.startsWith('summary:');
@@ -158,6 +162,12 @@ async function queueDepth(rabbit: RabbitConnection, queue: string): Promise<numb
  * Stop a consumer once its queue is empty: the messages still queued are processed first, and the consumer's own
  * shutdown waits for the ones it holds un-acked. Its producers must already be stopped.
  */
+/** Messages the quant published to the signals exchange (new signals and re-publications), from its final counters. */
+function publishedSignalMessages(quant: Service): number | undefined {
+  const s = quant.stopped;
+  return typeof s?.signals === 'number' && typeof s.republished === 'number' ? s.signals + s.republished : undefined;
+}
+
 async function drainAndStop(s: Service, rabbit: RabbitConnection, queue: string, abort: AbortSignal): Promise<void> {
   await s.proc.waitDrained(async () => (await queueDepth(rabbit, queue)) === 0, abort);
   await stopService(s);
@@ -353,18 +363,41 @@ async function main(): Promise<number> {
     const get = (r: Role) => services.get(r)!;
     await drainAndStop(get('quant'), rabbit, QUANT_BARS_QUEUE, stop);
     if (intakeRole === 'signal-intake') await drainAndStop(get('signal-intake'), rabbit, INTAKE_SIGNALS_QUEUE, stop);
-    // The worker's own intake: wait until every queued signal is taken (the worker stops once trades settle).
-    else
-      await get('trade-worker').proc.waitDrained(
-        () => queueDepth(rabbit, INTAKE_SIGNALS_QUEUE).then((n) => n === 0),
-        stop,
-      );
+    // The worker's own intake (the worker stops only once trades settle).
+    else await intakeTookEverySignal(get('trade-worker'), get('quant'), stop);
     await drainAndStop(get('bar-store'), rabbit, STORE_BARS_QUEUE, stop);
     if (!interrupt.signal.aborted) await settle(client, openQuery, services, rabbit, stop);
     if (!stop.aborted) await cancelOpen();
     await tick(true);
     await printSummary();
     for (const r of ['trade-worker', 'exchange-sim'] as const) await stopService(get(r));
+  }
+
+  /**
+   * The worker's own intake has taken every signal the quant published. An empty queue is not enough: a signal
+   * delivered but not yet acked (its workflow start still in flight) is in no ready count, so the settle step would
+   * not wait for its trade and the summary would not count it. So also wait until the intake's outcomes (started,
+   * duplicate, invalid, refused) add up to the messages the quant published (its final counters: new signals and
+   * re-publications). Bounded: without those counters, or after 60 s, the empty queue decides, as it used to.
+   */
+  async function intakeTookEverySignal(worker: Service, quant: Service, abort: AbortSignal): Promise<void> {
+    const since = Date.now();
+    let saidLate = false;
+    await worker.proc.waitDrained(async () => {
+      if ((await queueDepth(rabbit, INTAKE_SIGNALS_QUEUE)) !== 0) return false;
+      // The quant's last line can trail its exit by a moment: its pipes close after the process exits.
+      const published = publishedSignalMessages(quant);
+      if (published === undefined) return Date.now() - since > 5_000;
+      await refreshMetrics(worker);
+      const taken = sumOf(worker.metrics, 'sat_signals_received_total');
+      if (taken >= published) return true;
+      if (Date.now() - since < 60_000) return false;
+      if (!saidLate) {
+        saidLate = true;
+        say(`the intake took ${taken} of the quant's ${published} signal messages within 60 s; going on`);
+      }
+      return true;
+    }, abort);
   }
 
   /** Trades still open when the replay is over have no later bar to fill against: cancel them, book what filled. */
@@ -385,7 +418,8 @@ async function main(): Promise<number> {
     const m = (r: Role) => services.get(r)?.metrics ?? [];
     const dfSummary = services.get('dataflow')?.plain.filter((l) => l.startsWith('summary:')) ?? [];
     const barsIn = sumOf(m('quant'), 'sat_bars_received_total');
-    const signals = sumOf(m('quant'), 'sat_signals_published_total');
+    const quantFinal = services.get('quant')?.stopped?.signals;
+    const signals = typeof quantFinal === 'number' ? quantFinal : sumOf(m('quant'), 'sat_signals_published_total');
     const started = sumOf(m(intakeRole), 'sat_signals_received_total', { outcome: 'started' });
     const dups = sumOf(m(intakeRole), 'sat_signals_received_total', { outcome: 'duplicate' });
     const s = await accountSummary(pool, accountId, new Date(t0));

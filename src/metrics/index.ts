@@ -53,7 +53,7 @@ export const signalsPublished = new Counter({
 });
 export const signalsReceived = new Counter({
   name: 'sat_signals_received_total',
-  help: 'Signals taken by the intake, by outcome: started (a new trade workflow), duplicate (its trade already existed), invalid (dead-lettered)',
+  help: 'Signals taken by the intake, by outcome: started (a new trade workflow), duplicate (its trade already existed), invalid (dead-lettered), refused (start refused permanently; dead-lettered)',
   labelNames: ['outcome'] as const,
   ...m,
 });

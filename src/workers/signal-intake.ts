@@ -240,6 +240,7 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
           if (verdict.kind === 'permanent') {
             stats.startRejected++;
             stats.deadLettered++;
+            signalsReceived.inc({ outcome: 'refused' });
             log.error(
               { workflow_id: start.workflowId, grpc_status: verdict.status, reason: verdict.reason },
               'workflow start refused permanently; signal dead-lettered',
