@@ -2,7 +2,13 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readBarsCsvSync } from '../../../src/adapters/marketdata/csv';
-import { PolygonError, PolygonRestClient, rateLimitWaitMs } from '../../../src/adapters/marketdata/polygon/rest';
+import {
+  PolygonError,
+  PolygonRestClient,
+  RequestWindow,
+  rateLimitWaitMs,
+} from '../../../src/adapters/marketdata/polygon/rest';
+import { sleep } from '../../../src/lib/sleep';
 import { aggTimestamp, nyMidnightMs, parseAggRow, polygonRange } from '../../../src/adapters/marketdata/polygon/wire';
 import { BarValidator } from '../../../src/domain/marketdata/validation';
 import { createLogger } from '../../../src/logging';
@@ -85,6 +91,27 @@ describe('Polygon wire', () => {
     expect(rateLimitWaitMs(new Headers({ 'retry-after': '3' }), 0)).toBe(3000);
     expect(rateLimitWaitMs(new Headers({ 'x-ratelimit-reset': '1700000010' }), 1_700_000_000_000)).toBe(10_000);
     expect(rateLimitWaitMs(new Headers({}), 0)).toBeUndefined();
+  });
+});
+
+describe('Polygon request window', () => {
+  it('counts each request from its answer, so requests that reach the server late never crowd its window', async () => {
+    // A loaded machine: some requests reach the server 400 ms after they started (more than the window's margin),
+    // the others at once. Counted from their starts, the 4th would start 450 ms after the 1st and arrive 50 ms
+    // after the first three did: four inside the server's 200 ms window.
+    const n = 3;
+    const windowMs = 200;
+    const w = new RequestWindow(n, windowMs);
+    const arrivals: number[] = [];
+    for (const delay of [400, 0, 0, 0, 0, 0, 400, 0, 0, 0]) {
+      const slot = await w.take();
+      await sleep(delay);
+      arrivals.push(Date.now()); // the server counts it now, and answers at once
+      slot.answered();
+    }
+    for (const a of arrivals) {
+      expect(arrivals.filter((b) => b > a - windowMs && b <= a).length).toBeLessThanOrEqual(n);
+    }
   });
 });
 

@@ -91,24 +91,36 @@ export interface AggregatesQuery {
 
 /** Sliding-window limiter: at most `n` starts in any `windowMs`. */
 export class RequestWindow {
-  private readonly starts: number[] = [];
+  /** One stamp per request in the window, oldest first: its start, then the moment its answer came. */
+  private readonly stamps: { t: number }[] = [];
   constructor(
     private readonly n: number,
     private readonly windowMs: number,
   ) {}
 
-  /** Wait (if needed) until a request may start, and record its start. */
-  async take(signal?: AbortSignal): Promise<void> {
-    if (this.n <= 0) return;
+  /**
+   * Wait (if needed) until a request may start, and record it. Call `answered()` when its response (or error)
+   * arrives: the request then counts from that moment. The server counts arrivals, which trail our starts by a
+   * delay that a loaded machine stretches without bound; an arrival never comes after its answer, so counting
+   * from the answer keeps us inside the server's window however late each request reaches it.
+   */
+  async take(signal?: AbortSignal): Promise<{ answered(): void }> {
+    if (this.n <= 0) return { answered: () => undefined };
     for (;;) {
       const now = Date.now();
-      while (this.starts.length && this.starts[0]! <= now - this.windowMs) this.starts.shift();
-      if (this.starts.length < this.n) {
-        this.starts.push(now);
-        return;
+      while (this.stamps.length && this.stamps[0]!.t <= now - this.windowMs) this.stamps.shift();
+      if (this.stamps.length < this.n) {
+        const stamp = { t: now };
+        this.stamps.push(stamp);
+        return {
+          answered: () => {
+            stamp.t = Math.max(stamp.t, Date.now());
+            this.stamps.sort((a, b) => a.t - b.t);
+          },
+        };
       }
-      // A margin on top of the window: the server counts arrivals, which trail our starts by the network delay.
-      await sleep(this.starts[0]! + this.windowMs - now + Math.max(250, this.windowMs / 50), signal);
+      // A small margin on top of the window, for the server's clock and rounding.
+      await sleep(this.stamps[0]!.t + this.windowMs - now + Math.max(250, this.windowMs / 50), signal);
       if (signal?.aborted) throw new PolygonError('unavailable', 'aborted');
     }
   }
@@ -116,9 +128,9 @@ export class RequestWindow {
   /** The server said we are over: nothing more starts before `untilMs`. */
   blockUntil(untilMs: number): void {
     if (this.n <= 0) return;
-    // Fill the window with starts that expire at untilMs.
-    this.starts.length = 0;
-    for (let i = 0; i < this.n; i++) this.starts.push(untilMs - this.windowMs);
+    // Fill the window with stamps that expire at untilMs (stamps of requests in flight are dropped with it).
+    this.stamps.length = 0;
+    for (let i = 0; i < this.n; i++) this.stamps.push({ t: untilMs - this.windowMs });
   }
 }
 
@@ -229,7 +241,7 @@ export class PolygonRestClient {
       const pause = this.pausedUntil - Date.now();
       if (pause > 0) await sleep(pause, signal);
       if (signal?.aborted) throw new PolygonError('unavailable', `${what}: aborted`);
-      await this.window.take(signal);
+      const slot = await this.window.take(signal);
       this.stats.requests++;
       let res: Response;
       try {
@@ -239,7 +251,9 @@ export class PolygonRestClient {
             ? AbortSignal.any([signal, AbortSignal.timeout(this.opts.timeoutMs ?? 10_000)])
             : AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
         });
+        slot.answered();
       } catch (err) {
+        slot.answered();
         if (signal?.aborted) throw new PolygonError('unavailable', `${what}: aborted`);
         const reason = (err as Error).name === 'TimeoutError' ? 'timed out' : 'connection failed';
         if (attempt >= maxAttempts) {
