@@ -72,19 +72,14 @@ export function evaluate(
     },
   ];
   for (const rule of RULES) checks.push(recordedCheck(rule, rule.check(ctx, evalQty)));
-  const failed = checks.find((c) => !c.passed);
-  const approved = failed === undefined && finalQty >= 1;
-  const qty = approved ? finalQty : 0;
+  const v = verdict(checks.find((c) => !c.passed)?.code, finalQty, bindingLimit);
   const sizing: SizingResult = { ...proposal, caps, bindingLimit, finalQty };
   return {
-    decision: approved ? 'APPROVED' : 'REJECTED',
-    // Unreachable fallback: with no failing check the caps left at least one share (see evalQty).
-    reasonCode: approved ? 'approved' : (failed?.code ?? bindingLimit ?? 'risk_budget_too_small'),
-    qty,
-    notional: r6(qty * s.price),
+    ...v,
+    notional: r6(v.qty * s.price),
     checks,
     sizing,
-    metrics: metricsFor(portfolio, model, qty),
+    metrics: metricsFor(portfolio, model, v.qty),
   };
 }
 
@@ -105,16 +100,15 @@ export function decide(
   if (!validation.ok) return { decision: 'REJECTED', reasonCode: 'invalid_signal', qty: 0 };
   const { ctx, finalQty, bindingLimit } = sizeAndCap(validation.signal, portfolio, market, limits, false);
   const evalQty = finalQty > 0 ? finalQty : 1;
-  let failed: RejectionCode | undefined;
-  for (const rule of RULES) {
-    if (!rule.passes(ctx, evalQty)) {
-      failed = rule.code;
-      break;
-    }
-  }
+  return verdict(RULES.find((rule) => !rule.passes(ctx, evalQty))?.code, finalQty, bindingLimit);
+}
+
+/** Approved iff no check failed and the caps left at least one share; else the first failing check's code. */
+function verdict(failed: RejectionCode | undefined, finalQty: number, bindingLimit: RejectionCode | null): RiskVerdict {
   const approved = failed === undefined && finalQty >= 1;
   return {
     decision: approved ? 'APPROVED' : 'REJECTED',
+    // Unreachable fallback: with no failing check the caps left at least one share (see evalQty).
     reasonCode: approved ? 'approved' : (failed ?? bindingLimit ?? 'risk_budget_too_small'),
     qty: approved ? finalQty : 0,
   };
