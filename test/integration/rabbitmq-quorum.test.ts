@@ -176,7 +176,10 @@ describe('quorum queues with x-delivery-limit (real RabbitMQ, private vhost)', (
       const consumer = consumeJson(
         rabbit,
         q,
-        { prefetch: 1, publisher, logger: log, maxAttempts: MAX_ATTEMPTS, retryDelayMs: 10 },
+        // A backoff (capped at 10 s) far longer than the 100 ms poll: the requeue happens only when cancel() wakes the retry, after the
+        // basic.cancel, so each attempt is delivered to the next consumer (with 10 ms the failing consumer could
+        // take its own redelivery before the test cancelled it, and run attempts 2 and 3 itself).
+        { prefetch: 1, publisher, logger: log, maxAttempts: MAX_ATTEMPTS, retryDelayMs: 600_000 },
         (ctx) => {
           calls++;
           attemptsSeen.push(ctx.attempt);

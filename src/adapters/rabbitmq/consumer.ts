@@ -203,11 +203,16 @@ class JsonConsumer implements ConsumerHandle {
     if (this.stopped) return;
     this.stopped = true;
     this.unregister?.();
-    this.stop.abort();
     const sub = this.sub;
-    if (sub?.open && sub.consumerTag) {
-      await sub.ch.cancel(sub.consumerTag).catch((err: unknown) => this.log.debug({ err }, 'basic.cancel failed'));
-    }
+    // basic.cancel goes out before the stop signal wakes handlers sleeping in a retry backoff: their requeue
+    // (nack) then reaches the broker after the cancel, on the same channel, so the message goes to another
+    // consumer and never back to this one while it stops.
+    const cancelled =
+      sub?.open && sub.consumerTag
+        ? sub.ch.cancel(sub.consumerTag).catch((err: unknown) => this.log.debug({ err }, 'basic.cancel failed'))
+        : undefined;
+    this.stop.abort();
+    await cancelled;
     await settleWithin(Promise.allSettled([...this.running]), timeoutMs);
     // Acks still waiting for their turn go out before the channel closes (closing would requeue them).
     if (sub?.open) sub.acks.flush();
