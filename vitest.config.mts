@@ -62,7 +62,17 @@ export default defineConfig({
     maxWorkers: PARALLEL_FILES,
     sequence: { sequencer: LongestFirst },
     projects: [
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000 } },
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          testTimeout: 20_000,
+          // Pure logic with no module-level state a file could leak (no vi.mock; fake timers are restored per
+          // test): the unit files share a worker's module cache instead of re-importing src for each of ~60
+          // files. Measured: 46 s of CPU for the tier down to 27 s.
+          isolate: false,
+        },
+      },
       {
         test: {
           name: 'workflow',
