@@ -67,7 +67,10 @@ describe('ambiguous submits: the POST fails after the order was placed', () => {
   it.each(['hang', 'destroy', '504', '500'] as const)(
     '%s → BrokerUnavailableError(ambiguous); isRetry finds the order, no second POST',
     async (mode) => {
-      const { fake, broker } = await setup();
+      // The client's timeout must outlast the fake's handling of the POST up to the order's creation: with
+      // 500 ms a loaded machine (load 19 in a CI run) let 'hang' time out before the order existed, which
+      // is a different case (an order that never arrived, tested below).
+      const { fake, broker } = await setup({ httpTimeoutMs: 3_000 });
       const cid = uniqueClientOrderId(`amb-${mode}`);
       fake.failNextPostAfterAccept(mode);
       const err = await failure(broker.submitOrder(order(cid)));
