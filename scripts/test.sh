@@ -8,8 +8,9 @@
 #   3. integration/all: the local stack (PostgreSQL, RabbitMQ, Temporal dev server) -> TEMPORAL_ADDRESS,
 #      DATABASE_URL, RABBITMQ_* exported for the tests; started in the background during step 4; whatever this
 #      run had to start is stopped on exit (unless another run still uses it);
-#   4. typecheck (tsc --noEmit) and lint (eslint .), side by side: a failure fails the run, but the tests still
-#      run so one run shows everything (SKIP_CHECKS=1 skips them for a quick loop);
+#   4. typecheck (tsc --noEmit) and lint (eslint .), side by side in the background from here on, their output
+#      printed after the tests: a failure fails the run, but the tests still run so one run shows everything
+#      (SKIP_CHECKS=1 skips them for a quick loop);
 #   5. vitest run (--project <tier> for a tier);
 #   6. cluster/all: the cluster tier (test/cluster) on the cluster profile (scripts/stack-up.sh --cluster: the Temporal
 #      server on PostgreSQL, built with go install the first time, and a three-node RabbitMQ cluster), in the
@@ -41,6 +42,8 @@ cleanup() {
   if [[ -n $stack_job ]]; then wait "$stack_job" 2>/dev/null || true; fi
   if [[ -n $bundle_job ]]; then wait "$bundle_job" 2>/dev/null || true; fi
   if [[ -n $cluster_job ]]; then wait "$cluster_job" 2>/dev/null || true; fi
+  # Checks still running when the run fails early: their result no longer matters.
+  if [[ ${checks_started:-no} == yes ]]; then kill "$typecheck_job" "$lint_job" 2>/dev/null || true; fi
   stack_release || true
   log "total $(elapsed_s "$T0" "$(now_ms)")s (exit $rc)"
   exit "$rc"
@@ -78,14 +81,24 @@ if [[ $tier == all || $tier == integration ]]; then
   bundle_job=$!
 fi
 
+# Typecheck and lint, side by side (one core each), in the background: the tests start as soon as the stack is up
+# instead of after them (they overlap mostly-waiting tests), and their outputs are printed, whole and in this
+# order, when the tests are done (finish_checks).
 checks_rc=0
+checks_started=no
 if [[ "${SKIP_CHECKS:-0}" != 1 ]]; then
-  # Side by side (one core each), each one's output kept whole and printed after it, in this order.
-  step "typecheck (tsc --noEmit) and lint (eslint .), side by side"
+  log "── typecheck (tsc --noEmit) and lint (eslint .), side by side in the background"
+  CHECKS_T0=$(now_ms)
   node_modules/.bin/tsc --noEmit -p tsconfig.json >"$LOGS/typecheck.log" 2>&1 &
   typecheck_job=$!
   node_modules/.bin/eslint . >"$LOGS/lint.log" 2>&1 &
   lint_job=$!
+  checks_started=yes
+fi
+finish_checks() {
+  [[ $checks_started == yes ]] || return 0
+  checks_started=no
+  step "typecheck and lint (started $(elapsed_s "$CHECKS_T0" "$(now_ms)")s ago)"
   for check in typecheck lint; do
     job=typecheck_job
     [[ $check == lint ]] && job=lint_job
@@ -99,7 +112,7 @@ if [[ "${SKIP_CHECKS:-0}" != 1 ]]; then
     fi
   done
   step_done "checks done"
-fi
+}
 
 if [[ -n $stack_job ]]; then
   wait "$stack_job" || die "the local stack did not come up (logs in $LOGS)"
@@ -186,6 +199,8 @@ if [[ $cluster_wanted == yes ]]; then
   step_done "cluster tier exit $cluster_rc, $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
   ((cluster_rc == 0)) || vitest_rc=$cluster_rc
 fi
+
+finish_checks
 
 # One plain closing line that any CI reader understands: "tests: N passed, N failed, N skipped".
 node -e 'let p = 0, f = 0, s = 0;
