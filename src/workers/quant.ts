@@ -29,6 +29,7 @@ import {
   topologySetup,
   consumeJson,
   signalRoutingKey,
+  type ConsumeContext,
   type ConsumerHandle,
 } from '../adapters/rabbitmq';
 import { barsReceived, signalsPublished } from '../metrics';
@@ -38,6 +39,7 @@ import {
   SignalEngineSet,
   strategyFactories,
   strategySet,
+  type EngineOutcome,
   type StrategyFactory,
 } from '../domain/strategies';
 import { intArg } from '../config/cli-args';
@@ -48,6 +50,11 @@ import { sleep } from '../lib/sleep';
  * un-acked bar is at most one outstanding signal confirm, so this also bounds publishes in flight.
  */
 export const DEFAULT_QUANT_PREFETCH = 100;
+
+/** Bars counted in memory before they are handed to the `sat_bars_received_total` counter. */
+const METRIC_FLUSH = 1024;
+
+const noop = () => undefined;
 
 export interface QuantStats {
   bars: number;
@@ -158,6 +165,167 @@ export function startQuant(opts: QuantOptions): QuantHandle {
     }
   }
 
+  // Per-bar metrics are added up and handed to prom-client every METRIC_FLUSH bars (and at stop), not per bar: a
+  // labelled inc per bar costs as much as a strategy (the same as the Dataflow publisher's tallies).
+  const barTallies = new Map<string, { counter: ReturnType<typeof barsReceived.labels>; pending: number }>();
+  let untallied = 0;
+  const flushTallies = () => {
+    for (const t of barTallies.values()) {
+      if (t.pending > 0) t.counter.inc(t.pending);
+      t.pending = 0;
+    }
+    untallied = 0;
+  };
+  const tallyBar = (symbol: string) => {
+    let t = barTallies.get(symbol);
+    if (!t) barTallies.set(symbol, (t = { counter: barsReceived.labels({ symbol }), pending: 0 }));
+    t.pending++;
+    if (++untallied >= METRIC_FLUSH) flushTallies();
+  };
+
+  /**
+   * Settles (never rejects) once every bar message handed to the consumer so far is done with its signals. Bars are
+   * acked in delivery order through it: a bar whose signals are confirmed while an earlier bar still waits for its
+   * own confirms waits too, so the consumer's batched ack covers both with one `multiple` ack instead of acking
+   * the later one on its own (a frame per bar for the broker). It only orders completions: a bar's ack still
+   * waits for its own signals' confirms, never the other way round, and a failed bar does not hold later ones
+   * (its retry and nack are its own).
+   */
+  let tail: Promise<void> | undefined;
+  const inOrder = (own: Promise<void> | undefined): Promise<void> | undefined => {
+    const prev = tail;
+    if (own === undefined) return prev; // nothing of its own to wait for: done when the bars before it are
+    const done = prev === undefined ? own : prev.then(() => own);
+    const settled = done.then(noop, noop);
+    tail = settled;
+    void settled.then(() => {
+      if (tail === settled) tail = undefined; // idle again: the next bar without signals is acked at once
+    });
+    return done;
+  };
+
+  /**
+   * The bars of one message through every strategy, synchronously, in delivery order; then every signal they
+   * produced is written to the broker at once (in bar and strategy order), and the message is done when all
+   * of them are confirmed. Nothing here waits for the broker before the next bar is processed: with a confirm
+   * window of up to `prefetch` bars the quant is bound by throughput, not by a confirm round trip per signal.
+   */
+  const handleBars = (ctx: ConsumeContext, bars: readonly Bar[]): Promise<void> | undefined => {
+    let outcomes: (readonly EngineOutcome[])[] | undefined;
+    let single: readonly EngineOutcome[] | undefined;
+    let invalid: string | undefined;
+    for (const bar of bars) {
+      const outs = engine.process(bar);
+      tallyBar(bar.symbol);
+      stats.bars++;
+      for (const o of outs) if (o.kind === 'invalid') invalid ??= o.reason;
+      if (bars.length === 1) single = outs;
+      else (outcomes ??= []).push(outs);
+    }
+    if (invalid !== undefined) {
+      stats.invalid++;
+      void ctx.deadLetter(invalid); // acks the message itself once the dead-letter copy is confirmed
+      return undefined;
+    }
+    let pubs: Promise<void>[] | undefined;
+    const publishAll = (outs: readonly EngineOutcome[]) => {
+      for (const out of outs) {
+        if (out.kind === 'partial') return; // the same for every strategy
+        // A duplicate's remembered signal is re-published: its first publish may not have been confirmed.
+        const signal = out.kind === 'signal' || out.kind === 'duplicate' ? out.signal : null;
+        if (signal) (pubs ??= []).push(publishSignal(signal));
+      }
+    };
+    if (single) publishAll(single);
+    else for (const outs of outcomes!) publishAll(outs);
+    if (pubs === undefined) {
+      // No signal: nothing of this message is waiting for the broker. Still count what the strategies said.
+      record(bars, single, outcomes);
+      return inOrder(undefined);
+    }
+    const confirmed = pubs.length === 1 ? pubs[0]! : Promise.all(pubs);
+    // The bookkeeping (counts, logs) for signals the broker confirmed; on a failure the consumer requeues the
+    // bar (with backoff) and the redelivery re-publishes the remembered signals with the same ids.
+    return inOrder(confirmed.then(() => record(bars, single, outcomes)));
+  };
+
+  /** Counters and log lines for one message's outcomes, once its signals are confirmed. */
+  function record(
+    bars: readonly Bar[],
+    single: readonly EngineOutcome[] | undefined,
+    outcomes: (readonly EngineOutcome[])[] | undefined,
+  ): void {
+    for (let i = 0; i < bars.length; i++) {
+      const outs = single ?? outcomes![i]!;
+      const bar = bars[i]!;
+      // The per-bar logger (a pino child with the correlation id) only when something is logged: building one
+      // per bar cost more than the strategies (profiled).
+      let blog: Logger | undefined;
+      const barLog = () =>
+        (blog ??= withCorrelation(log, bar.correlation_id, { symbol: bar.symbol, bar_ts: bar.timestamp }));
+      barLoop: for (const out of outs) {
+        switch (out.kind) {
+          case 'none':
+          case 'invalid':
+            break;
+          case 'partial':
+            stats.partial++;
+            break barLoop; // the same for every strategy
+          case 'stale':
+            stats.stale++;
+            if (log.isLevelEnabled('debug')) barLog().debug('bar older than the remembered window; skipped');
+            break;
+          case 'duplicate':
+            stats.duplicates++;
+            if (!out.signal) break;
+            // The remembered signal was re-published (its first publish may not have been confirmed). Same id.
+            if (publishedHere.has(out.signal.signal_id)) {
+              stats.republished++;
+              barLog().info({ signal_id: out.signal.signal_id }, 'redelivered bar: signal re-published');
+            } else {
+              // A bar warmed up from history before it was delivered: this is its first publication here.
+              remember(out.signal.signal_id);
+              stats.signals++;
+              signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
+              barLog().info(
+                { signal_id: out.signal.signal_id, strategy: out.signal.strategy },
+                'signal (bar known from warm-up)',
+              );
+            }
+            break;
+          case 'signal':
+            remember(out.signal.signal_id);
+            stats.signals++;
+            signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
+            // The reason and indicator record are built when read (a strategy formats them lazily): only if logged.
+            if (!log.isLevelEnabled('info')) break;
+            barLog().info(
+              {
+                signal_id: out.signal.signal_id,
+                strategy: out.signal.strategy,
+                side: out.signal.side,
+                price: out.signal.price,
+                confidence: out.signal.confidence,
+                ...out.indicators,
+              },
+              `signal: ${out.reason}`,
+            );
+            break;
+        }
+      }
+    }
+  }
+
+  function publishSignal(signal: TradeSignal): Promise<void> {
+    return opts.publisher.publishJson(exchange, signalRoutingKey(signal.strategy, signal.symbol), signal, {
+      messageId: signal.signal_id,
+      correlationId: signal.correlation_id,
+    });
+  }
+
+  /** Series whose warm-up is done: their bars are handled synchronously again (no await, no extra turn). */
+  const warmed = new Set<string>();
+
   const consumer = consumeJson(
     opts.rabbit,
     queue,
@@ -168,105 +336,55 @@ export function startQuant(opts: QuantOptions): QuantHandle {
       maxAttempts: opts.maxAttempts ?? 20,
       retryDelayMs: opts.retryDelayMs ?? 500,
     },
-    async (ctx) => {
+    (ctx) => {
       // A message is one bar or a batch of one symbol's bars (contracts/bar.ts); both are handled bar by bar.
       const m = barsOfMessage(ctx.body);
       if (!m.ok) {
         stats.bars++;
         stats.invalid++;
-        await ctx.deadLetter(`invalid bar: ${formatZodError(m.error)}`);
-        return;
+        return ctx.deadLetter(`invalid bar: ${formatZodError(m.error)}`);
       }
-      if (opts.warmup && m.bars[0]) {
-        // Every bar of a series awaits the same promise, so they resume in delivery order (FIFO reactions).
-        const first = m.bars[0];
+      const first = m.bars[0];
+      if (opts.warmup && first) {
         const key = `${first.symbol}|${first.interval}`;
-        let w = warming.get(key);
-        if (!w) warming.set(key, (w = warmSeries(opts.warmup, first.symbol, first.interval, first.timestamp)));
-        await w;
+        if (!warmed.has(key)) return afterWarmup(opts.warmup, key, first, ctx, m.bars);
       }
-      // Synchronous from here: bars reach every strategy in delivery order (a batch's too).
-      const processed = m.bars.map((bar) => ({ bar, outs: engine.process(bar) }));
-      for (const { bar } of processed) barsReceived.inc({ symbol: bar.symbol });
-      stats.bars += processed.length;
-      const invalid = processed.flatMap((p) => p.outs).find((o) => o.kind === 'invalid');
-      if (invalid?.kind === 'invalid') {
-        stats.invalid++;
-        await ctx.deadLetter(invalid.reason);
-        return;
-      }
-      for (const { bar, outs } of processed) {
-        const blog = withCorrelation(log, bar.correlation_id, { symbol: bar.symbol, bar_ts: bar.timestamp });
-        barLoop: for (const out of outs) {
-          switch (out.kind) {
-            case 'none':
-            case 'invalid':
-              break;
-            case 'partial':
-              stats.partial++;
-              break barLoop; // the same for every strategy
-            case 'stale':
-              stats.stale++;
-              blog.debug('bar older than the remembered window; skipped');
-              break;
-            case 'duplicate':
-              stats.duplicates++;
-              if (!out.signal) break;
-              // Re-publish the remembered signal: its first publish may not have been confirmed. Same signal_id.
-              await publishSignal(out.signal);
-              if (publishedHere.has(out.signal.signal_id)) {
-                stats.republished++;
-                blog.info({ signal_id: out.signal.signal_id }, 'redelivered bar: signal re-published');
-              } else {
-                // A bar warmed up from history before it was delivered: this is its first publication here.
-                remember(out.signal.signal_id);
-                stats.signals++;
-                signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
-                blog.info(
-                  { signal_id: out.signal.signal_id, strategy: out.signal.strategy },
-                  'signal (bar known from warm-up)',
-                );
-              }
-              break;
-            case 'signal':
-              await publishSignal(out.signal);
-              remember(out.signal.signal_id);
-              stats.signals++;
-              signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
-              // The reason and indicator record are built when read (a strategy formats them lazily): only if logged.
-              if (!blog.isLevelEnabled('info')) break;
-              blog.info(
-                {
-                  signal_id: out.signal.signal_id,
-                  strategy: out.signal.strategy,
-                  side: out.signal.side,
-                  price: out.signal.price,
-                  confidence: out.signal.confidence,
-                  ...out.indicators,
-                },
-                `signal: ${out.reason}`,
-              );
-              break;
-          }
-        }
-      }
-      return; // ack only now, after every signal of this bar is confirmed
-      // If publishSignal throws, consumeJson requeues the bar (with backoff) — never acks it.
+      return handleBars(ctx, m.bars);
     },
   );
 
-  function publishSignal(signal: TradeSignal): Promise<void> {
-    return opts.publisher.publishJson(exchange, signalRoutingKey(signal.strategy, signal.symbol), signal, {
-      messageId: signal.signal_id,
-      correlationId: signal.correlation_id,
-    });
+  /**
+   * A bar of a series not warmed up yet: wait for the series' warm-up (started by its first bar), then handle it.
+   * Every bar of the series awaits the same promise, so they resume in delivery order (FIFO reactions), and the
+   * series is marked warmed before that promise resolves, so no later delivery (a later macrotask) overtakes them.
+   */
+  async function afterWarmup(
+    source: WarmupSource,
+    key: string,
+    first: Bar,
+    ctx: ConsumeContext,
+    bars: readonly Bar[],
+  ): Promise<void> {
+    let w = warming.get(key);
+    if (!w) {
+      w = warmSeries(source, first.symbol, first.interval, first.timestamp).then(() => {
+        warmed.add(key);
+        warming.delete(key);
+      });
+      warming.set(key, w);
+    }
+    await w;
+    await handleBars(ctx, bars);
   }
 
   return {
     stats,
     consumer,
     engine,
-    stop: () => consumer.cancel(),
+    stop: async () => {
+      await consumer.cancel();
+      flushTallies();
+    },
   };
 }
 
