@@ -195,6 +195,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
   const inOrder = (own: Promise<void> | undefined): Promise<void> | undefined => {
     const prev = tail;
     if (own === undefined) return prev; // nothing of its own to wait for: done when the bars before it are
+    if (prev !== undefined) own.catch(noop); // its failure is reported through `done`, once `prev` has settled
     const done = prev === undefined ? own : prev.then(() => own);
     const settled = done.then(noop, noop);
     tail = settled;
@@ -283,13 +284,14 @@ export function startQuant(opts: QuantOptions): QuantHandle {
               stats.republished++;
               barLog().info({ signal_id: out.signal.signal_id }, 'redelivered bar: signal re-published');
             } else {
-              // A bar warmed up from history before it was delivered: this is its first publication here.
+              // A bar warmed up from history before it was delivered, or a retried delivery whose signals were
+              // not all confirmed the first time: its first confirmed publication here.
               remember(out.signal.signal_id);
               stats.signals++;
               signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
               barLog().info(
                 { signal_id: out.signal.signal_id, strategy: out.signal.strategy },
-                'signal (bar known from warm-up)',
+                'signal (bar seen before: warm-up or a retried delivery)',
               );
             }
             break;

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { createLogger, withCorrelation, type Logger } from '../../logging';
 import { backoffDelay } from '../../lib/backoff';
@@ -157,6 +158,9 @@ class JsonConsumer implements ConsumerHandle {
     this.maxAttempts = options.maxAttempts ?? 5;
     this.retryDelayMs = options.retryDelayMs ?? 500;
     this.ackBatch = Math.max(1, options.ackBatch ?? Math.min(256, Math.ceil(options.prefetch / 2)));
+    // Every delivery backing off before its requeue listens for the stop (sleep): up to `prefetch` of them at
+    // once when the broker refuses a burst of publishes. Not a leak; Node would warn beyond 10.
+    setMaxListeners(0, this.stop.signal);
     this.scope = {
       log: this.log,
       publisher: this.publisher,
