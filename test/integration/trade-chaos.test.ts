@@ -6,7 +6,7 @@ import type { BrokerOrder } from '../../src/contracts/order';
 import type { OrderSpec, TradeSignal } from '../../src/contracts/signal';
 import { SeededRandom } from '../../src/domain/random';
 import { LEDGER_RUNNING_STATUSES } from '../../src/domain/trade-lifecycle';
-import { tradeStartOptions } from '../../src/workers/signal-intake';
+import { classifyStartError, tradeStartOptions } from '../../src/workers/signal-intake';
 import { prebuiltBundleFresh } from '../../src/workers/workflow-bundle';
 import type { tradeWorkflow } from '../../src/workflows';
 import type { TradeStatus } from '../../src/workflows/shared';
@@ -150,7 +150,19 @@ describe('chaos: trades through the real worker process, killed -9 at random and
         const args: Parameters<typeof tradeWorkflow> = [
           { signal: sig, ...(p.deadlineMs !== undefined ? { deadlineMs: p.deadlineMs } : {}) },
         ];
-        await h.client.workflow.start('tradeWorkflow', { ...o, args });
+        // As the intake does: a transient start error (a dev server answering DEADLINE_EXCEEDED on a loaded
+        // machine) is repeated, and "already started" means an earlier attempt landed (the id makes it so).
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await h.client.workflow.start('tradeWorkflow', { ...o, args });
+            break;
+          } catch (err) {
+            const c = classifyStartError(err);
+            if (c.kind === 'duplicate') break;
+            if (c.kind === 'permanent' || attempt >= 10) throw err;
+            await sleep(200 * attempt);
+          }
+        }
         const kind = p.kind || `market:${fillModeLabel(p.n)}`;
         trades.push({ workflowId: o.workflowId, kind, expectedOutcomes: p.expected });
         await sleep(arrivalRng.nextInt(50, 500));
