@@ -1,4 +1,5 @@
 import * as crypto from 'node:crypto';
+import * as sha256 from './sha256';
 
 /**
  * Identifier chain (see docs/architecture.md): every id is derived, never random, so a retry,
@@ -30,12 +31,24 @@ export function barMessageId(source: string, symbol: string, interval: string, b
  * this account". Unscoped ids (no scope) are the original ones.
  */
 export function signalIdFor(strategy: string, symbol: string, barTimestampIso: string, scope?: string): string {
-  // shortHash's input, joined by hand: one per signal, and the rest-parameter array and join() were a third of it.
+  // SHA-256 of the same text as shortHash's, written part by part into the JavaScript SHA-256 (./sha256: no joined
+  // string, no native call, no 64-digit digest to slice; one id per signal); node:crypto for non-ASCII text.
+  sha256.begin();
+  if ((scope === undefined || putPart(scope)) && putPart(strategy) && putPart(symbol) && sha256.put(barTimestampIso)) {
+    return sha256.finishHex('sig-', 20);
+  }
   const data =
     scope === undefined
       ? `${strategy}|${symbol}|${barTimestampIso}`
       : `${scope}|${strategy}|${symbol}|${barTimestampIso}`;
   return `sig-${sha256Hex(data).slice(0, 20)}`;
+}
+
+/** Append `part` and the '|' after it to the message in progress; false when `part` is not ASCII. */
+function putPart(part: string): boolean {
+  if (!sha256.put(part)) return false;
+  sha256.putByte(0x7c); // '|'
+  return true;
 }
 
 // Trade ids are pure so workflow code can use them too.
