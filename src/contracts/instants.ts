@@ -88,9 +88,16 @@ function fastInstantMs(s: string): number {
  * zero-padded, so formatting the parsed instant writes the same characters. False otherwise (the caller formats).
  */
 export function isCanonicalInstant(s: string): boolean {
-  if (s.length !== 24 || s.charCodeAt(19) !== 46) return false;
-  const ms = fastInstantMs(s);
+  const ms = canonicalInstantMs(s);
   return ms === ms; // not NaN
+}
+
+/**
+ * instantMs(s) when `s` is canonical (isCanonicalInstant), NaN otherwise: one parse answers both questions, for
+ * callers that ask both of every bar.
+ */
+export function canonicalInstantMs(s: string): number {
+  return s.length === 24 && s.charCodeAt(19) === 46 ? fastInstantMs(s) : Number.NaN;
 }
 
 const two = (n: number) => (n < 10 ? `0${n}` : `${n}`);

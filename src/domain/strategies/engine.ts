@@ -1,6 +1,6 @@
 import type { Bar } from '../../contracts/bar';
 import type { TradeSignal } from '../../contracts/signal';
-import { barTimeMs, toTradeSignal } from './signal';
+import { barTimeMs, toTradeSignal, tradeSignalOrReason } from './signal';
 import {
   singleStrategy,
   type SignalIntent,
@@ -86,7 +86,7 @@ class OutcomeRing {
     this.closes[i] = bar.close;
     this.timestamps[i] = bar.timestamp;
     this.correlationIds[i] = bar.correlation_id;
-    this.sides.fill(0, i * this.k, (i + 1) * this.k);
+    for (let j = i * this.k, end = j + this.k; j < end; j++) this.sides[j] = 0; // (fill() is a builtin call)
     if (++this.head === this.len) this.head = 0;
     if (this.size < this.len) this.size++;
     return i;
@@ -261,20 +261,20 @@ export class SignalEngineSet {
     const slot = s.outcomes.push(ms, bar);
     s.set.nextBar();
     const strategies = s.set.strategies;
-    const out: EngineOutcome[] = [];
+    const out = new Array<EngineOutcome>(strategies.length); // its final size: no growing
     for (let j = 0; j < strategies.length; j++) {
       const intent = strategies[j]!.onBar(bar);
       if (!intent) {
-        out.push(NONE);
+        out[j] = NONE;
         continue;
       }
-      const r = toTradeSignal(names[j]!, bar, intent, this.signalScope);
-      if (!r.ok) {
-        out.push({ kind: 'invalid', reason: r.reason });
+      const signal = tradeSignalOrReason(names[j]!, bar, intent, this.signalScope);
+      if (typeof signal === 'string') {
+        out[j] = { kind: 'invalid', reason: signal };
         continue;
       }
       s.outcomes.set(slot, j, intent);
-      out.push(new SignalOutcome(r.value, intent));
+      out[j] = new SignalOutcome(signal, intent);
     }
     return out;
   }

@@ -46,7 +46,12 @@ export interface LogisticModel {
   scale: number[];
 }
 
-const sigmoid = (z: number) => (z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z)));
+/** The logistic function, without overflow for large |z| (exp of a non-positive number only). */
+function sigmoid(z: number): number {
+  if (z >= 0) return 1 / (1 + Math.exp(-z));
+  const e = Math.exp(z);
+  return e / (1 + e);
+}
 
 /**
  * Scratch space of one fit, grown on demand and reused: a fit runs every `retrainEvery` bars per series and used to
@@ -277,6 +282,11 @@ export class LogisticStrategy implements Strategy {
   private readonly closes = new Float64Array(LOOKBACK + 1);
   private closeCount = 0;
   /**
+   * The last LOOKBACK close-to-close returns, oldest first (each computed once, when its close arrives: the
+   * features used to divide all of them again on every bar; the same divisions, so the same bits).
+   */
+  private readonly returns = new Float64Array(LOOKBACK);
+  /**
    * Labelled training samples, a ring of at most `window` rows of NF features: row `trainStart` is the oldest.
    * (Arrays shifted on every bar and a fresh feature array per bar were most of this strategy's garbage.)
    */
@@ -336,6 +346,12 @@ export class LogisticStrategy implements Strategy {
       this.trainY[row] = c > prevClose ? 1 : 0;
       this.hasPending = false;
     }
+    const returns = this.returns;
+    if (this.closeCount > 0) {
+      const prev = closes[this.closeCount - 1]!;
+      for (let i = 0; i < LOOKBACK - 1; i++) returns[i] = returns[i + 1]!;
+      returns[LOOKBACK - 1] = (c - prev) / prev;
+    }
     if (this.closeCount < LOOKBACK + 1) closes[this.closeCount++] = c;
     else {
       for (let i = 0; i < LOOKBACK; i++) closes[i] = closes[i + 1]!;
@@ -344,7 +360,7 @@ export class LogisticStrategy implements Strategy {
     if (this.closeCount < LOOKBACK + 1) return null;
     // 2. Features of this bar, from closes up to this bar.
     const x = this.x;
-    featuresInto(closes, x);
+    featuresOf(closes, returns, x);
     for (let j = 0; j < NF; j++) this.pending[j] = x[j]!;
     this.hasPending = true;
     // 3. Refit on the past only (the sample of this bar has no label yet).
@@ -405,6 +421,26 @@ export function features(closes: readonly number[]): number[] {
   const out = new Float64Array(NF);
   featuresInto(closes, out);
   return [out[0]!, out[1]!, out[2]!];
+}
+
+/**
+ * featuresInto with the LOOKBACK returns ending at the last close already computed (`returns`, oldest first, each
+ * (closes[i] − closes[i−1]) / closes[i−1]): the same operations in the same order, so the same bits.
+ */
+function featuresOf(closes: Float64Array, returns: Float64Array, out: Float64Array): void {
+  const n = closes.length;
+  const p = closes[n - 1]!;
+  let ma = 0;
+  for (let i = n - 1 - LOOKBACK; i < n - 1; i++) ma += closes[i]!;
+  ma /= LOOKBACK;
+  let sum = 0;
+  for (let i = 0; i < LOOKBACK; i++) sum += returns[i]!;
+  const m = sum / LOOKBACK;
+  let dev = 0;
+  for (let i = 0; i < LOOKBACK; i++) dev += (returns[i]! - m) ** 2;
+  out[0] = returns[LOOKBACK - 1]!;
+  out[1] = (p - ma) / ma;
+  out[2] = Math.sqrt(dev / LOOKBACK);
 }
 
 /** features() into `out`, without allocating (the same operations in the same order: bit-identical). */
