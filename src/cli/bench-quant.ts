@@ -7,12 +7,15 @@
  *     fresh engines each round. Strategy-only throughput (each strategy on its own instances) is printed beside it.
  *  2. backtest: both daily series (9,048 bars) with the MA crossover through the backtester (strategy, risk engine,
  *     simulated exchange with fees and fills, per-bar accounting audit); best of 10 runs after a warm-up.
- *  3. live: the futures minute bars published to RabbitMQ (private exchanges and queues on the local broker),
- *     consumed by startQuant with every strategy on, signals published with confirms: bars/s from the first
- *     publish to the last bar acked.
+ *  3. live: the futures minute bars published to RabbitMQ by Dataflow's own publishing path on a connection of its
+ *     own (private exchanges and quorum queues of the production shape on the local broker), consumed by
+ *     startQuant with every strategy on, signals published with confirms, each bar acked after its signals'
+ *     confirms: bars/s from the first publish to the last bar acked, one bar per message (`live:`, Dataflow's
+ *     default form) and batched; beside it, in the same run, Dataflow's per-message path into the same queues
+ *     read by bench:ingest's consumer (the rate the quant has to keep up with), and the ratio.
  *
  * Output ends with `in-process: <N> bars/s`, `backtest: <N> ms for <B> bars` and `live: <N> bars/s`.
- * `--skip-live` skips part 3 (no broker needed).
+ * `--skip-live` skips part 3 (no broker needed); `--live-only` runs only part 3; `--rounds n` repeats it.
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -22,19 +25,21 @@ import {
   ConfirmPublisher,
   RabbitConnection,
   assertConsumerQueue,
-  barRoutingKey,
+  consumeJson,
   dlqName,
   withChannel,
 } from '../adapters/rabbitmq';
 import { sleep } from '../lib/sleep';
 import { loadConfig } from '../config';
-import { BarSchema, type Bar, type OhlcvBar } from '../contracts/bar';
+import { BarSchema, barsOfMessage, type Bar, type OhlcvBar } from '../contracts/bar';
 import { barMessageId } from '../contracts/ids';
 import { STRATEGY_NAMES } from '../contracts/strategies';
 import { mergeSeries, runBacktest } from '../domain/backtest';
 import { SignalEngineSet, strategyFactory, strategySet } from '../domain/strategies';
 import { createLogger } from '../logging';
-import { startQuant } from '../workers/quant';
+import { intArg } from '../config/cli-args';
+import { replayBars } from '../services/bar-publishing';
+import { DEFAULT_QUANT_PREFETCH, startQuant } from '../workers/quant';
 
 const DATA = path.resolve(__dirname, '../../../shared/data');
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -111,7 +116,34 @@ function backtest(bars: OhlcvBar[]): { ms: number; cpuMs: number; trades: number
   return { ms: best, cpuMs: bestCpu, trades, signals };
 }
 
-async function live(bars: Bar[]): Promise<{ barsPerSec: number; signals: number }> {
+interface LiveResult {
+  barsPerSec: number;
+  messages: number;
+  signals: number;
+  /** CPU time of this process per bar (user + system): the quant and the feed together. */
+  cpuUsPerBar: number;
+}
+
+/** What the live quant must publish for these bars: the pure engine with every strategy, as startQuant runs it. */
+function expectedSignals(bars: readonly Bar[]): number {
+  const engine = new SignalEngineSet(strategySet(STRATEGY_NAMES.map((n) => strategyFactory(n))));
+  let n = 0;
+  for (const bar of bars) for (const out of engine.process(bar)) if (out.kind === 'signal') n++;
+  return n;
+}
+
+/**
+ * One live round on private exchanges and queues of the production shape (quorum queues with their DLQs):
+ *  - the feed is Dataflow's own path (replayBars → ConfirmPublisher.publishBatch, a window of 256 confirms) on a
+ *    connection of its own, as the Dataflow process has; `batch` bars of one symbol per message (1 = the
+ *    per-message form, Dataflow's default);
+ *  - `consumer` is what reads them: the quant (startQuant, every strategy, signals confirmed before each bar is
+ *    acked, at its default prefetch), or, for the same-run baseline, Dataflow benchmark's own consumer
+ *    (consumeJson → barsOfMessage → de-duplication by message id, as in bench:ingest);
+ *  - bars/s from the first publish until every bar is acked. The round fails rather than print a figure if a bar
+ *    or a signal is missing or doubled.
+ */
+async function liveRound(bars: Bar[], batch: number, consumer: 'quant' | 'dataflow'): Promise<LiveResult> {
   const cfg = loadConfig();
   const log = createLogger('bench-quant', { level: 'warn' });
   const id = randomBytes(4).toString('hex');
@@ -134,38 +166,80 @@ async function live(bars: Bar[]): Promise<{ barsPerSec: number; signals: number 
     maxInitialAttempts: 5,
   });
   const publisher = new ConfirmPublisher(rabbit, { logger: log });
-  await rabbit.start();
-  const quant = startQuant({
-    rabbit,
-    publisher,
-    strategies: STRATEGY_NAMES.map((n) => strategyFactory(n)),
+  const feedRabbit = new RabbitConnection({
+    url: cfg.rabbitmq.url,
+    urls: cfg.rabbitmq.urls,
+    name: `bench-quant-feed-${id}`,
     logger: log,
-    queue: BARS_Q,
-    signalsExchange: SIGNALS_EX,
-    prefetch: 200,
+    maxInitialAttempts: 5,
   });
+  const feed = new ConfirmPublisher(feedRabbit, { logger: log });
+  await rabbit.start();
+  await feedRabbit.start();
+  const want = consumer === 'quant' ? expectedSignals(bars) : 0;
+  const seen = new Set<string>();
+  let duplicates = 0;
+  const quant =
+    consumer === 'quant'
+      ? startQuant({
+          rabbit,
+          publisher,
+          strategies: STRATEGY_NAMES.map((n) => strategyFactory(n)),
+          logger: log,
+          queue: BARS_Q,
+          signalsExchange: SIGNALS_EX,
+        })
+      : undefined;
+  const sub =
+    quant?.consumer ??
+    consumeJson(rabbit, BARS_Q, { prefetch: DEFAULT_QUANT_PREFETCH, publisher, logger: log }, (ctx) => {
+      const m = barsOfMessage(ctx.body);
+      if (!m.ok) return;
+      for (const b of m.bars) {
+        if (seen.has(b.message_id)) duplicates++;
+        else seen.add(b.message_id);
+      }
+    });
+  const barsDone = () => (quant ? quant.stats.bars : seen.size + duplicates);
   try {
-    await quant.consumer.ready();
+    await sub.ready();
+    const c0 = cpuMs();
     const t0 = performance.now();
-    const window = 500;
-    const inflight: Promise<void>[] = [];
-    for (const bar of bars) {
-      inflight.push(
-        publisher.publishJson(BARS_EX, barRoutingKey(bar.interval, bar.symbol), bar, {
-          messageId: bar.message_id,
-          correlationId: bar.correlation_id,
-        }),
-      );
-      if (inflight.length >= window) await Promise.all(inflight.splice(0));
-    }
-    await Promise.all(inflight);
+    const sent = await replayBars({ publisher: feed, bars, exchange: BARS_EX, window: 256, batchSize: batch });
     const deadline = Date.now() + 600_000;
-    while (quant.consumer.stats.acked < bars.length && Date.now() < deadline) await sleep(20);
+    // Done when every bar went through and every delivery is acked (the quant acks a bar after its signals' confirms).
+    while (
+      (barsDone() < bars.length || sub.inFlight > 0 || sub.stats.acked < sub.stats.delivered) &&
+      Date.now() < deadline
+    )
+      await sleep(5);
     const secs = (performance.now() - t0) / 1000;
-    if (quant.consumer.stats.acked < bars.length) throw new Error(`only ${quant.consumer.stats.acked} bars acked`);
-    return { barsPerSec: bars.length / secs, signals: quant.stats.signals };
+    const cpu = cpuMs() - c0;
+    if (sent.published !== bars.length)
+      throw new Error(`live: only ${sent.published} of ${bars.length} bars published`);
+    if (barsDone() < bars.length) throw new Error(`live: only ${barsDone()} of ${bars.length} bars consumed in time`);
+    if (quant) {
+      const st = quant.stats;
+      const onQueue = await withChannel(
+        rabbit.connection!,
+        async (ch) => (await ch.checkQueue(SIGNALS_Q)).messageCount,
+      );
+      if (st.bars !== bars.length || st.duplicates || st.invalid || st.signals !== want || onQueue !== want)
+        throw new Error(
+          `live: ${st.bars} bars (${st.duplicates} redelivered, ${st.invalid} invalid), ${st.signals} signals ` +
+            `published and ${onQueue} on the queue; the engine gives ${want}`,
+        );
+    } else if (duplicates || seen.size !== bars.length)
+      throw new Error(`live baseline: ${seen.size}/${bars.length} bars, ${duplicates} duplicates`);
+    return {
+      barsPerSec: bars.length / secs,
+      messages: sub.stats.delivered,
+      signals: quant?.stats.signals ?? 0,
+      cpuUsPerBar: (cpu * 1000) / bars.length,
+    };
   } finally {
-    await quant.stop();
+    if (quant) await quant.stop();
+    else await sub.cancel();
     if (rabbit.connection) {
       await withChannel(rabbit.connection, async (ch) => {
         for (const q of [BARS_Q, SIGNALS_Q]) {
@@ -176,45 +250,108 @@ async function live(bars: Bar[]): Promise<{ barsPerSec: number; signals: number 
         await ch.deleteExchange(SIGNALS_EX);
       });
     }
+    await feed.close();
+    await feedRabbit.close();
     await publisher.close();
     await rabbit.close();
   }
 }
 
+const USAGE = `Usage: npm run bench:quant -- [options]
+
+Quant throughput on the real data in ../shared/data: in-process bars/s (every strategy), the backtest's wall
+time, and live bars/s through RabbitMQ (bars in, signals out with confirms, bars acked after them) beside
+Dataflow's per-message path measured in the same run. See docs/quant.md.
+
+Options:
+  --skip-live         no broker: in-process and backtest only
+  --live-only         the live part only
+  --rounds <n>        live rounds (Dataflow baseline, live per-message, live batched, each n times); medians
+                      are printed; default 1
+  --batch <n>         bars per message in the batched live round; default 100
+  -h, --help          this help
+
+Its last three lines read \`in-process: <N> bars/s\`, \`backtest: <N> ms for <B> bars\` and \`live: <N> bars/s\`.
+`;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { 'skip-live': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      'skip-live': { type: 'boolean', default: false },
+      'live-only': { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '1' },
+      batch: { type: 'string', default: '100' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) {
-    process.stdout.write(
-      'Usage: npm run bench:quant [-- --skip-live]\n\nQuant throughput: in-process (every strategy), backtest wall time, live (RabbitMQ). See docs/quant.md.\n',
-    );
+    process.stdout.write(USAGE);
     return;
   }
+  const rounds = intArg('rounds', values.rounds, 1, 1);
+  const batch = intArg('batch', values.batch, 100, 2);
+  if (values['skip-live'] && values['live-only']) throw new Error('--skip-live and --live-only exclude each other');
   const { nvda, orcl, fut } = load();
   const daily = mergeSeries([nvda, orcl]);
   const all = [...mergeSeries([nvda, orcl]).map((b) => toBar(b, '1d')), ...fut.map((b) => toBar(b, '1m'))];
   console.log(`strategies: ${STRATEGY_NAMES.join(', ')}`);
-  const ip = inProcess(all);
-  console.log(
-    `in-process: ${all.length} bars x ${STRATEGY_NAMES.length} strategies, ${ip.signals} signals; strategies alone ${fmt(ip.strategies)} bars/s; ` +
-      `CPU time alone ${fmt(ip.engineCpu)} bars/s (the figure with the machine's other load taken out)`,
-  );
-  const bt = backtest(daily);
-  console.log(
-    `backtest: sma-cross over NVDA+ORCL daily, ${bt.signals} signals through the risk engine, ${bt.trades} fills, best of 10; ` +
-      `CPU time ${bt.cpuMs.toFixed(1)} ms`,
-  );
+  let inProcessLine = 'in-process: skipped (--live-only)';
+  let backtestLine = 'backtest: skipped (--live-only)';
+  if (!values['live-only']) {
+    const ip = inProcess(all);
+    console.log(
+      `in-process: ${all.length} bars x ${STRATEGY_NAMES.length} strategies, ${ip.signals} signals; strategies alone ${fmt(ip.strategies)} bars/s; ` +
+        `CPU time alone ${fmt(ip.engineCpu)} bars/s (the figure with the machine's other load taken out)`,
+    );
+    const bt = backtest(daily);
+    console.log(
+      `backtest: sma-cross over NVDA+ORCL daily, ${bt.signals} signals through the risk engine, ${bt.trades} fills, best of 10; ` +
+        `CPU time ${bt.cpuMs.toFixed(1)} ms`,
+    );
+    inProcessLine = `in-process: ${fmt(ip.engine)} bars/s`;
+    backtestLine = `backtest: ${bt.ms.toFixed(1)} ms for ${daily.length} bars`;
+  }
   let liveLine = 'live: skipped (--skip-live)';
   if (!values['skip-live']) {
-    const l = await live(fut.map((b) => toBar(b, '1m')));
+    const bars = fut.map((b) => toBar(b, '1m'));
     console.log(
-      `live: ${fut.length} minute bars through RabbitMQ, ${STRATEGY_NAMES.length} strategies, ${l.signals} signals`,
+      `live: ${bars.length} minute bars (one series) through RabbitMQ, fed by Dataflow's publisher on its own ` +
+        `connection, ${STRATEGY_NAMES.length} strategies, quorum queues, prefetch ${DEFAULT_QUANT_PREFETCH}; ` +
+        `${rounds} round(s) of: Dataflow baseline, live per-message, live batched (${batch} bars a message)`,
     );
-    liveLine = `live: ${fmt(l.barsPerSec)} bars/s`;
+    const baseline: LiveResult[] = [];
+    const perMessage: LiveResult[] = [];
+    const batched: LiveResult[] = [];
+    const show = (name: string, r: LiveResult) =>
+      console.log(
+        `  ${name.padEnd(22)} ${fmt(r.barsPerSec)} bars/s, ${r.messages} messages, ${r.signals} signals, ` +
+          `CPU here ${r.cpuUsPerBar.toFixed(1)} µs/bar`,
+      );
+    for (let k = 0; k < rounds; k++) {
+      baseline.push(await liveRound(bars, 1, 'dataflow'));
+      show('dataflow per-message', baseline.at(-1)!);
+      perMessage.push(await liveRound(bars, 1, 'quant'));
+      show('live per-message', perMessage.at(-1)!);
+      batched.push(await liveRound(bars, batch, 'quant'));
+      show(`live batched (${batch})`, batched.at(-1)!);
+    }
+    const rate = (rs: LiveResult[]) => median(rs.map((r) => r.barsPerSec));
+    const ratios = perMessage.map((r, k) => r.barsPerSec / baseline[k]!.barsPerSec);
+    console.log(
+      `live batched: ${fmt(rate(batched))} bars/s; Dataflow per-message into the same queues (same run): ` +
+        `${fmt(rate(baseline))} bars/s; live per-message / Dataflow: ${median(ratios).toFixed(2)}x` +
+        (rounds > 1 ? ` (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')})` : ''),
+    );
+    liveLine = `live: ${fmt(rate(perMessage))} bars/s`;
   }
-  console.log(`in-process: ${fmt(ip.engine)} bars/s`);
-  console.log(`backtest: ${bt.ms.toFixed(1)} ms for ${daily.length} bars`);
+  console.log(inProcessLine);
+  console.log(backtestLine);
   console.log(liveLine);
 }
 
