@@ -83,6 +83,17 @@ function fastInstantMs(s: string): number {
 }
 
 /**
+ * Is `s` of a fast form (`YYYY-MM-DDTHH:MM:SSZ` or `YYYY-MM-DDTHH:MM:SS.sssZ`) with every field in range, from 1970
+ * on and a day of month up to 28? Such a string always names a real calendar instant, and isoInstant(instantMs(s))
+ * writes back the same date and time (fixed-width, zero-padded fields; no roll-over, since every month has a 28th).
+ * False says nothing: the caller checks the other forms itself.
+ */
+export function isInRangeFastInstant(s: string): boolean {
+  const ms = fastInstantMs(s);
+  return ms === ms; // not NaN
+}
+
+/**
  * Is `s` exactly what isoInstant(instantMs(s)) gives back? True for the fast form with milliseconds
  * (`YYYY-MM-DDTHH:MM:SS.sssZ`, fields in range as instantMs's fast path checks them): both are fixed-width and
  * zero-padded, so formatting the parsed instant writes the same characters. False otherwise (the caller formats).

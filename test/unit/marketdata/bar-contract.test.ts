@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { BarSchema, _fastPathAccepts, barsOfMessage } from '../../../src/contracts/bar';
+import {
+  BarSchema,
+  ISO_UTC_INSTANT,
+  UtcInstantSchema,
+  _fastPathAccepts,
+  barsOfMessage,
+} from '../../../src/contracts/bar';
 import { parseEnv } from '../../../src/config';
 
 const good = {
@@ -139,5 +145,60 @@ describe("the consumers' fast validation path agrees with BarSchema", () => {
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe('the bar timestamp check is the calendar, exactly', () => {
+  // The definition, with the built-ins: the strict form, and a date and time that Date.parse reads and
+  // toISOString writes back unchanged (no 2013-02-30 rolled over into March, no 24:00).
+  const reference = (s: string): boolean => {
+    if (!ISO_UTC_INSTANT.test(s)) return false;
+    const ms = Date.parse(s);
+    return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 19) === s.slice(0, 19);
+  };
+  const pad = (n: number, w: number) => String(n).padStart(w, '0');
+  // Every field around and beyond its range (month 0 and 13, day 0 to 32 in every month, hour 24, second 60),
+  // leap and century years, before 1970 and far after it, with 0 to 9 digits of fraction.
+  const stamp = fc
+    .record({
+      year: fc.oneof(fc.integer({ min: 1890, max: 2110 }), fc.constantFrom(0, 1600, 1900, 1969, 2000, 2100, 9999)),
+      month: fc.integer({ min: 0, max: 13 }),
+      day: fc.integer({ min: 0, max: 32 }),
+      hour: fc.integer({ min: 0, max: 25 }),
+      minute: fc.integer({ min: 0, max: 60 }),
+      second: fc.integer({ min: 0, max: 60 }),
+      fraction: fc.oneof(fc.constant(''), fc.stringMatching(/^\.\d{1,9}$/)),
+    })
+    .map(
+      (t) =>
+        `${pad(t.year, 4)}-${pad(t.month, 2)}-${pad(t.day, 2)}T${pad(t.hour, 2)}:${pad(t.minute, 2)}:` +
+        `${pad(t.second, 2)}${t.fraction}Z`,
+    );
+
+  it('accepts exactly the strict UTC instants that name a real date and time', () => {
+    fc.assert(
+      fc.property(stamp, (s) => {
+        const ok = reference(s);
+        expect(UtcInstantSchema.safeParse(s).success).toBe(ok);
+        // The consumers' fast path takes the same decision.
+        expect(barsOfMessage({ ...good, timestamp: s }).ok).toBe(ok);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it.each([
+    '2024-02-29T00:00:00Z',
+    '2023-02-29T00:00:00Z',
+    '2100-02-29T00:00:00.000Z',
+    '2000-02-29T23:59:59.999Z',
+    '2013-04-31T00:00:00Z',
+    '2013-12-31T23:59:59.5Z',
+    '2013-05-01T24:00:00Z',
+    '1969-12-31T23:59:59Z',
+    '2013-00-10T00:00:00Z',
+  ])('decides %s as the built-ins do', (s) => {
+    expect(UtcInstantSchema.safeParse(s).success).toBe(reference(s));
+    expect(barsOfMessage({ ...good, timestamp: s }).ok).toBe(reference(s));
   });
 });
