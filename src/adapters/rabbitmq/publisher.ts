@@ -326,15 +326,18 @@ export class ConfirmPublisher {
       }
       const m = b.encode(items[b.next]);
       const i = b.next++;
-      props.messageId = m.messageId;
+      // The confirm callback keeps the routing key and the id, never the message: its body would otherwise stay
+      // alive (and be copied by every young-generation GC) for the whole confirm round trip of a window.
+      const { routingKey, messageId } = m;
+      props.messageId = messageId;
       props.correlationId = m.correlationId;
       props.timestamp = Math.floor(Date.now() / 1000);
       if (b.inFlight++ === 0) b.progressAt = Date.now();
       b.st = st;
       let ok: boolean;
       try {
-        ok = st.ch.publish(b.exchange, m.routingKey, m.content, props, (err: unknown) =>
-          this.onBatchConfirm(b, i, m, err),
+        ok = st.ch.publish(b.exchange, routingKey, m.content, props, (err: unknown) =>
+          this.onBatchConfirm(b, i, routingKey, messageId, err),
         );
       } catch (err) {
         // The channel is already closed (IllegalOperationError): this one was not sent.
@@ -378,7 +381,7 @@ export class ConfirmPublisher {
     );
   }
 
-  private onBatchConfirm(b: BatchRun<unknown>, i: number, m: BatchMessage, err: unknown): void {
+  private onBatchConfirm(b: BatchRun<unknown>, i: number, routingKey: string, messageId: string, err: unknown): void {
     if (b.finished) return; // timed out: its outcome is already out
     b.inFlight--;
     if (err) {
@@ -387,7 +390,7 @@ export class ConfirmPublisher {
       const reason: PublishFailure = /nack/i.test(msg) ? 'nack' : 'channel-closed';
       this.failBatch(
         b,
-        new PublishError(reason, `publish to ${b.exchange}/${m.routingKey} not confirmed: ${msg}`, { cause: err }),
+        new PublishError(reason, `publish to ${b.exchange}/${routingKey} not confirmed: ${msg}`, { cause: err }),
       );
       return;
     }
@@ -395,11 +398,11 @@ export class ConfirmPublisher {
     if (
       b.props.mandatory &&
       st.returned.size > 0 &&
-      this.takeReturn(st, returnKey(b.exchange, m.routingKey, m.messageId))
+      this.takeReturn(st, returnKey(b.exchange, routingKey, messageId))
     ) {
       this.failBatch(
         b,
-        new PublishError('unroutable', `no queue bound for ${b.exchange}/${m.routingKey}; message returned`),
+        new PublishError('unroutable', `no queue bound for ${b.exchange}/${routingKey}; message returned`),
       );
       return;
     }
