@@ -219,7 +219,9 @@ function accumulate4(
     dot += w1 * z1;
     dot += w2 * z2;
     dot += w3 * z3;
-    const pi = sigmoid(dot);
+    // sigmoid(±0) is exactly 1 / (1 + 1) = 0.5: Newton's first step starts from w = 0, where every dot product is
+    // 0, and takes the value without an exp per sample.
+    const pi = dot === 0 ? 0.5 : sigmoid(dot);
     const r = ys[i]! - pi;
     const wt = pi * (1 - pi);
     const a0 = wt * z0;
