@@ -12,7 +12,7 @@
  *     startQuant with every strategy on, signals published with confirms, each bar acked after its signals'
  *     confirms: bars/s from the first publish to the last bar acked, one bar per message (`live:`, Dataflow's
  *     default form) and batched; beside it, in the same run, Dataflow's per-message path into the same queues
- *     read by bench:ingest's consumer (the rate the quant has to keep up with), and the ratio.
+ *     read by a validating, de-duplicating consumer (the rate the quant has to keep up with), and the ratio.
  *
  * Output ends with `in-process: <N> bars/s`, `backtest: <N> ms for <B> bars` and `live: <N> bars/s`.
  * `--skip-live` skips part 3 (no broker needed); `--live-only` runs only part 3; `--rounds n` repeats it.
@@ -139,7 +139,7 @@ function expectedSignals(bars: readonly Bar[]): number {
  *    per-message form, Dataflow's default);
  *  - `consumer` is what reads them: the quant (startQuant, every strategy, signals confirmed before each bar is
  *    acked, at its default prefetch), or, for the same-run baseline, Dataflow benchmark's own consumer
- *    (consumeJson → barsOfMessage → de-duplication by message id, as in bench:ingest);
+ *    (consumeJson → barsOfMessage → a set of message ids; bench:ingest's de-duplicates per series);
  *  - bars/s from the first publish until every bar is acked. The round fails rather than print a figure if a bar
  *    or a signal is missing or doubled.
  */
