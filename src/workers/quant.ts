@@ -227,8 +227,9 @@ export function startQuant(opts: QuantOptions): QuantHandle {
     }
     if (invalid !== undefined) {
       stats.invalid++;
-      void ctx.deadLetter(invalid); // acks the message itself once the dead-letter copy is confirmed
-      return undefined;
+      // Returned, not dropped: the consumer acks a handler that returns nothing at once, and this message may only
+      // be acked once its dead-letter copy is confirmed (deadLetter acks it then, or requeues it on a failure).
+      return ctx.deadLetter(invalid);
     }
     let pubs: Promise<void>[] | undefined;
     const publishAll = (outs: readonly EngineOutcome[]) => {
