@@ -196,7 +196,7 @@ if [[ $cluster_wanted == yes ]]; then
   wait "$cluster_job" || cluster_rc=$?
   cluster_job=""
   cat "$LOGS/cluster-tier.log"
-  step_done "cluster tier exit $cluster_rc, $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
+  log "   cluster tier exit $cluster_rc, done $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
   ((cluster_rc == 0)) || vitest_rc=$cluster_rc
 fi
 

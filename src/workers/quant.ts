@@ -55,6 +55,11 @@ export const DEFAULT_QUANT_PREFETCH = 100;
 
 /** Bars counted in memory before they are handed to the `sat_bars_received_total` counter. */
 const METRIC_FLUSH = 1024;
+/**
+ * ...or at most this long after the first of them: a scrape (npm start's progress lines and its summary, whose
+ * last scrape comes before SIGTERM) must see a slow replay's bars, which may never add up to METRIC_FLUSH.
+ */
+const METRIC_FLUSH_MS = 200;
 
 const noop = () => undefined;
 
@@ -167,11 +172,17 @@ export function startQuant(opts: QuantOptions): QuantHandle {
     }
   }
 
-  // Per-bar metrics are added up and handed to prom-client every METRIC_FLUSH bars (and at stop), not per bar: a
-  // labelled inc per bar costs as much as a strategy (the same as the Dataflow publisher's tallies).
+  // Per-bar metrics are added up and handed to prom-client every METRIC_FLUSH bars or METRIC_FLUSH_MS (and at
+  // stop), not per bar: a labelled inc per bar costs as much as a strategy (the same as the Dataflow publisher's
+  // tallies).
   const barTallies = new Map<string, { counter: ReturnType<typeof barsReceived.labels>; pending: number }>();
   let untallied = 0;
+  let flushTimer: NodeJS.Timeout | undefined;
   const flushTallies = () => {
+    if (flushTimer !== undefined) {
+      clearTimeout(flushTimer);
+      flushTimer = undefined;
+    }
     for (const t of barTallies.values()) {
       if (t.pending > 0) t.counter.inc(t.pending);
       t.pending = 0;
@@ -183,6 +194,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
     if (!t) barTallies.set(symbol, (t = { counter: barsReceived.labels({ symbol }), pending: 0 }));
     t.pending++;
     if (++untallied >= METRIC_FLUSH) flushTallies();
+    else if (flushTimer === undefined) flushTimer = setTimeout(flushTallies, METRIC_FLUSH_MS).unref();
   };
 
   /**
