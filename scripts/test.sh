@@ -13,8 +13,9 @@
 #      (SKIP_CHECKS=1 skips them for a quick loop);
 #   5. vitest run (--project <tier> for a tier);
 #   6. cluster/all: the cluster tier (test/cluster) on the cluster profile (scripts/stack-up.sh --cluster: the Temporal
-#      server on PostgreSQL, built with go install the first time, and a three-node RabbitMQ cluster), in the
-#      background beside step 5 (it shares no server with the other tiers), its output shown after theirs; its
+#      server on PostgreSQL, built with go install the first time, and a three-node RabbitMQ cluster), after the
+#      other tiers so its servers and faults never share the machine with them (run beside them, its load made
+#      timing-sensitive tests of the other tiers fail: a 500 ms client timeout in broker-alpaca-faults); its
 #      settings (TEMPORAL_ADDRESS, RABBITMQ_NODES, ...) are exported for that run only; servers it had to start
 #      are stopped on exit.
 # Exit code: vitest's if it failed, else 1 if typecheck or lint failed, else 0.
@@ -157,27 +158,16 @@ if [[ $tier == all ]]; then
     log "── cluster tier skipped: the filters (${filters[*]}) name nothing under test/cluster"
   fi
 fi
-# `all`: the cluster tier runs beside the other tiers, in its own vitest run in the background: its profile's
-# servers (three RabbitMQ nodes, the Temporal server on PostgreSQL) start first, mostly waiting on Erlang and the
-# server's boot, then its faults run while the other tiers' files are mostly waiting on timers and restarts too.
-# It shares no server, port, vhost or task queue with them (docs/scaling.md). Its output is shown after theirs.
+# `all`: the cluster profile's servers (three RabbitMQ nodes, the Temporal server on PostgreSQL) start in the
+# background while the other tiers run: their start is mostly waiting on Erlang and the server's boot. The cluster
+# tier's faults still run after the other tiers, alone.
 if [[ $cluster_wanted == yes ]]; then
-  log "── cluster tier (in the background: its profile, then its tests; log $LOGS/cluster-tier.log)"
+  log "── cluster profile (starting in the background; log $LOGS/cluster-profile-up.log)"
   CLUSTER_T0=$(now_ms)
-  reports+=("$DATA/vitest-report-cluster.json")
-  rm -f "$DATA/vitest-report-cluster.json"
   (
     export STACK_PROFILE=cluster CLUSTER_TEMPORAL_UI="${CLUSTER_TEMPORAL_UI:-off}"
-    if ! stack_acquire >"$LOGS/cluster-profile-up.log" 2>&1; then
-      cat "$LOGS/cluster-profile-up.log"
-      echo "the cluster profile did not come up (logs in $LOGS)"
-      exit 97
-    fi
-    log "   cluster profile ready $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
-    cluster_env
-    node_modules/.bin/vitest run --reporter=default --reporter=json \
-      --outputFile.json="$DATA/vitest-report-cluster.json" --project cluster "${no_tests_ok[@]}" "$@"
-  ) >"$LOGS/cluster-tier.log" 2>&1 &
+    stack_acquire
+  ) >"$LOGS/cluster-profile-up.log" 2>&1 &
   cluster_job=$!
 fi
 
@@ -190,14 +180,23 @@ case "$tier" in
   *) run_vitest vitest-report.json --project "$tier" "$@" ;;
 esac
 
+# `all`: the cluster tier last, on the cluster profile (the dev stack stays up beside it until the end).
 if [[ $cluster_wanted == yes ]]; then
-  step "cluster tier (started beside the other tiers)"
-  cluster_rc=0
-  wait "$cluster_job" || cluster_rc=$?
+  log "── cluster profile for the cluster tier"
+  wait "$cluster_job" || {
+    cat "$LOGS/cluster-profile-up.log" >&2
+    die "the cluster profile did not come up (logs in $LOGS)"
+  }
   cluster_job=""
-  cat "$LOGS/cluster-tier.log"
-  log "   cluster tier exit $cluster_rc, done $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
-  ((cluster_rc == 0)) || vitest_rc=$cluster_rc
+  log "   cluster profile ready $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
+  reports+=("$DATA/vitest-report-cluster.json")
+  # A subshell: the cluster profile's settings must not leak into anything after it.
+  (
+    cluster_env
+    vitest_rc=0
+    run_vitest vitest-report-cluster.json --project cluster "${no_tests_ok[@]}" "$@"
+    exit "$vitest_rc"
+  ) || vitest_rc=$?
 fi
 
 finish_checks

@@ -28,7 +28,9 @@ async function setup(brokerOpts: Partial<AlpacaBrokerOptions> = {}, fakeOpts: Fa
     keyId: 'k',
     secretKey: 's',
     logger: silent,
-    httpTimeoutMs: 500,
+    // Generous: the tests that need a timeout to fire set their own. A 500 ms default made 'a 429 storm' fail
+    // on a loaded machine (a POST answered late is a timeout, not the rate limit the test is about).
+    httpTimeoutMs: 5_000,
     pollIntervalMs: 100,
     reconnectInitialMs: 50,
     reconnectMaxMs: 200,
@@ -69,7 +71,8 @@ describe('ambiguous submits: the POST fails after the order was placed', () => {
     async (mode) => {
       // The client's timeout must outlast the fake's handling of the POST up to the order's creation: with
       // 500 ms a loaded machine (load 19 in a CI run) let 'hang' time out before the order existed, which
-      // is a different case (an order that never arrived, tested below).
+      // is a different case (an order that never arrived, tested below). 3 s, not the default 5 s: 'hang'
+      // waits it out.
       const { fake, broker } = await setup({ httpTimeoutMs: 3_000 });
       const cid = uniqueClientOrderId(`amb-${mode}`);
       fake.failNextPostAfterAccept(mode);
