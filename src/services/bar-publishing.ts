@@ -21,6 +21,7 @@ import {
 import { backoffDelay } from '../lib/backoff';
 import { sleep } from '../lib/sleep';
 import { barsPublished } from '../metrics';
+import { CounterTally } from '../metrics/tally';
 
 /**
  * Drop impossible bars (high < low, price <= 0, negative volume, future, out of order per symbol) before they
@@ -135,11 +136,12 @@ export function toBarUnits(bars: readonly Bar[], batchSize = 1): BarUnit[] {
 }
 
 /** A published-bars counter and the increments not yet handed to it. */
-interface Tally {
-  counter: ReturnType<typeof barsPublished.labels>;
-  pending: number;
-}
-const PENDING_FLUSH = 1024;
+/** The publisher's bar counter is labelled by source and symbol: one tally key holds both. */
+const SEP = '\u0001';
+const sourceSymbolLabels = (key: string) => {
+  const i = key.indexOf(SEP);
+  return { source: key.slice(0, i), symbol: key.slice(i + 1) };
+};
 
 /** A bar message as publishBatch writes it: the JSON body, serialised when it is written. */
 function encodeUnit(u: BarUnit): BatchMessage {
@@ -163,31 +165,13 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
   const paced = opts.speed !== undefined ? opts.speed > 0 : intervalMs > 0;
   const units = toBarUnits(opts.bars, paced ? 1 : (opts.batchSize ?? 1));
 
-  // Per-bar bookkeeping stays off the hot path: the labelled counter is looked up once per (source, symbol),
-  // increments are added up and handed to prom-client every PENDING_FLUSH bars and at the end, and the debug
-  // line is only built when debug is on.
-  const tallies = new Map<string, Map<string, Tally>>();
-  let untallied = 0;
-  const flushTallies = () => {
-    for (const bySymbol of tallies.values())
-      for (const t of bySymbol.values()) {
-        if (t.pending > 0) t.counter.inc(t.pending);
-        t.pending = 0;
-      }
-    untallied = 0;
-  };
+  // Per-bar bookkeeping stays off the hot path: the counts go to the labelled counter in bulk
+  // (src/metrics/tally.ts), and the debug line is only built when debug is on.
+  const tally = new CounterTally(barsPublished, sourceSymbolLabels);
   const debug = opts.logger?.isLevelEnabled('debug') ?? false;
   const confirmedBar = (bar: Bar) => {
     published++;
-    let bySymbol = tallies.get(bar.source);
-    if (!bySymbol) tallies.set(bar.source, (bySymbol = new Map()));
-    let t = bySymbol.get(bar.symbol);
-    if (!t) {
-      t = { counter: barsPublished.labels({ source: bar.source, symbol: bar.symbol }), pending: 0 };
-      bySymbol.set(bar.symbol, t);
-    }
-    t.pending++;
-    if (++untallied >= PENDING_FLUSH) flushTallies();
+    tally.add(bar.source + SEP + bar.symbol);
     if (debug) {
       opts.logger?.debug(
         { correlation_id: bar.correlation_id, symbol: bar.symbol, bar_ts: bar.timestamp },
@@ -256,7 +240,7 @@ export async function replayBars(opts: ReplayOptions): Promise<ReplaySummary> {
       await sleep(delay, opts.signal);
     }
   } finally {
-    flushTallies();
+    tally.flush();
   }
   return {
     published,

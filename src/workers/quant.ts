@@ -34,6 +34,7 @@ import {
   type ConsumerHandle,
 } from '../adapters/rabbitmq';
 import { barsReceived, signalsPublished } from '../metrics';
+import { CounterTally } from '../metrics/tally';
 import { rabbitCheck, startOps } from './ops';
 import {
   STRATEGY_NAMES,
@@ -53,13 +54,8 @@ import { sleep } from '../lib/sleep';
  */
 export const DEFAULT_QUANT_PREFETCH = 100;
 
-/** Bars counted in memory before they are handed to the `sat_bars_received_total` counter. */
-const METRIC_FLUSH = 1024;
-/**
- * ...or at most this long after the first of them: a scrape (npm start's progress lines and its summary, whose
- * last scrape comes before SIGTERM) must see a slow replay's bars, which may never add up to METRIC_FLUSH.
- */
-const METRIC_FLUSH_MS = 200;
+/** The quant's bar counter is labelled by symbol only. */
+const symbolLabels = (symbol: string) => ({ symbol });
 
 const noop = () => undefined;
 
@@ -172,30 +168,8 @@ export function startQuant(opts: QuantOptions): QuantHandle {
     }
   }
 
-  // Per-bar metrics are added up and handed to prom-client every METRIC_FLUSH bars or METRIC_FLUSH_MS (and at
-  // stop), not per bar: a labelled inc per bar costs as much as a strategy (the same as the Dataflow publisher's
-  // tallies).
-  const barTallies = new Map<string, { counter: ReturnType<typeof barsReceived.labels>; pending: number }>();
-  let untallied = 0;
-  let flushTimer: NodeJS.Timeout | undefined;
-  const flushTallies = () => {
-    if (flushTimer !== undefined) {
-      clearTimeout(flushTimer);
-      flushTimer = undefined;
-    }
-    for (const t of barTallies.values()) {
-      if (t.pending > 0) t.counter.inc(t.pending);
-      t.pending = 0;
-    }
-    untallied = 0;
-  };
-  const tallyBar = (symbol: string) => {
-    let t = barTallies.get(symbol);
-    if (!t) barTallies.set(symbol, (t = { counter: barsReceived.labels({ symbol }), pending: 0 }));
-    t.pending++;
-    if (++untallied >= METRIC_FLUSH) flushTallies();
-    else if (flushTimer === undefined) flushTimer = setTimeout(flushTallies, METRIC_FLUSH_MS).unref();
-  };
+  // Bars counted per symbol in bulk, not a labelled inc per bar (src/metrics/tally.ts); flushed at stop too.
+  const barTally = new CounterTally(barsReceived, symbolLabels);
 
   /**
    * Settles (never rejects) once every bar message handed to the consumer so far is done with its signals. Bars are
@@ -231,7 +205,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
     let invalid: string | undefined;
     for (const bar of bars) {
       const outs = engine.process(bar);
-      tallyBar(bar.symbol);
+      barTally.add(bar.symbol);
       stats.bars++;
       for (const o of outs) if (o.kind === 'invalid') invalid ??= o.reason;
       if (bars.length === 1) single = outs;
@@ -400,7 +374,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
     engine,
     stop: async () => {
       await consumer.cancel();
-      flushTallies();
+      barTally.flush();
     },
   };
 }
