@@ -8,6 +8,7 @@ import { TradeSignalSchema } from '../../src/contracts/signal';
 import { createLogger } from '../../src/logging';
 import {
   ConfirmPublisher,
+  DEAD_LETTER_EXCHANGE,
   RabbitConnection,
   REJECTION_REASON_HEADER,
   assertConsumerQueue,
@@ -37,6 +38,9 @@ const SIGNALS_EX = `test.signals.${id}`;
 const NOWHERE_EX = `test.nowhere.${id}`;
 const BARS_Q = `test.quant.bars.${id}`;
 const BARS_Q2 = `test.quant.bars2.${id}`;
+const BARS_Q3 = `test.quant.bars3.${id}`;
+const SIGNALS_Q3 = `test.quant.signals3.${id}`;
+const SIGNALS3_EX = `test.signals3.${id}`;
 const SIGNALS_Q = `test.quant.signals.${id}`;
 const FIXTURE = resolve(__dirname, '../fixtures/bars/quant-nvda-2013-09-03_2013-10-31.csv');
 const EXPECTED = [
@@ -53,10 +57,14 @@ const quants: QuantHandle[] = [];
 
 async function declare(conn: ChannelModel): Promise<void> {
   await withChannel(conn, async (ch) => {
-    for (const ex of [BARS_EX, SIGNALS_EX, NOWHERE_EX]) await ch.assertExchange(ex, 'topic', { durable: true });
+    for (const ex of [BARS_EX, SIGNALS_EX, NOWHERE_EX, SIGNALS3_EX]) {
+      await ch.assertExchange(ex, 'topic', { durable: true });
+    }
     await assertConsumerQueue(ch, { queue: BARS_Q, exchange: BARS_EX, bindingKeys: ['bars.*.NVDA'] });
     await assertConsumerQueue(ch, { queue: BARS_Q2, exchange: BARS_EX, bindingKeys: ['bars.1d.ORCL'] });
     await assertConsumerQueue(ch, { queue: SIGNALS_Q, exchange: SIGNALS_EX, bindingKeys: ['signal.#'] });
+    await assertConsumerQueue(ch, { queue: BARS_Q3, exchange: BARS_EX, bindingKeys: ['bars.1d.AMD'] });
+    await assertConsumerQueue(ch, { queue: SIGNALS_Q3, exchange: SIGNALS3_EX, bindingKeys: ['signal.#'] });
   });
 }
 
@@ -98,11 +106,11 @@ afterAll(async () => {
   for (const q of quants) await q.stop();
   if (rabbit?.connection) {
     await withChannel(rabbit.connection, async (ch) => {
-      for (const q of [BARS_Q, BARS_Q2, SIGNALS_Q]) {
+      for (const q of [BARS_Q, BARS_Q2, BARS_Q3, SIGNALS_Q, SIGNALS_Q3]) {
         await ch.deleteQueue(q);
         await ch.deleteQueue(dlqName(q));
       }
-      for (const ex of [BARS_EX, SIGNALS_EX, NOWHERE_EX]) await ch.deleteExchange(ex);
+      for (const ex of [BARS_EX, SIGNALS_EX, NOWHERE_EX, SIGNALS3_EX]) await ch.deleteExchange(ex);
     });
   }
   await publisher?.close();
@@ -201,5 +209,59 @@ describe('quant over RabbitMQ', () => {
     await sleep(200);
     expect(await depth(BARS_Q2)).toBe(0);
     expect(quant.stats.signals).toBe(0);
+  });
+
+  it('dead-letters a valid bar whose signal would break the signal contract, with the reason, and keeps going', async () => {
+    // The bar contract takes any non-empty correlation id; a signal's is at most 128 characters (it travels into
+    // workflow memos and logs). A bar with a longer one is valid market data whose crossing cannot become a valid
+    // signal: the engine reports 'invalid', and that bar must reach the DLQ, not be acked and forgotten.
+    const quant = startQuant({
+      rabbit,
+      publisher,
+      strategy: strategyFactory(SMA_CROSS),
+      logger: log,
+      queue: BARS_Q3,
+      signalsExchange: SIGNALS3_EX,
+      retryDelayMs: 20,
+    });
+    quants.push(quant);
+    await quant.consumer.ready();
+    const { bars } = await loadReplay(FIXTURE, 'AMD');
+    const longCorrelation = `corr-${'x'.repeat(200)}`;
+    const crossing = bars.findIndex((b) => b.timestamp.startsWith(EXPECTED[0][0]));
+    expect(crossing).toBeGreaterThan(0);
+    const poisoned = bars.map((b, i) => (i === crossing ? { ...b, correlation_id: longCorrelation } : b));
+    // First the DLQ is unreachable (its binding removed): the copy cannot be confirmed, so the bar must not be acked.
+    const dlq = dlqName(BARS_Q3);
+    await withChannel(rabbit.connection!, (ch) => ch.unbindQueue(dlq, DEAD_LETTER_EXCHANGE, BARS_Q3));
+    await replayBars({ publisher, bars: poisoned, exchange: BARS_EX, intervalMs: 1 });
+    const until = Date.now() + 10_000;
+    while (quant.consumer.stats.requeued < 2 && Date.now() < until) await sleep(20);
+    expect(quant.consumer.stats.requeued).toBeGreaterThanOrEqual(2); // retried, not acked and forgotten
+    expect(quant.consumer.stats.deadLettered).toBe(0);
+    await withChannel(rabbit.connection!, (ch) => ch.bindQueue(dlq, DEAD_LETTER_EXCHANGE, BARS_Q3));
+
+    const [dead] = await take(dlqName(BARS_Q3), 1);
+    const body = JSON.parse(dead!.content.toString()) as { timestamp: string; correlation_id: string };
+    expect(body.timestamp).toBe(bars[crossing]!.timestamp);
+    expect(body.correlation_id).toBe(longCorrelation); // the bar itself, unchanged, for a replay after a fix
+    expect(String(dead!.properties.headers![REJECTION_REASON_HEADER])).toMatch(
+      /^signal would be invalid: .*correlation_id/,
+    );
+    // The other four crossings still become signals: one bad bar does not stop the series.
+    const signals = await take(SIGNALS_Q3, EXPECTED.length - 1);
+    const parsed = signals.map((m) => TradeSignalSchema.parse(JSON.parse(m.content.toString())));
+    expect(parsed.map((s) => [s.created_at.slice(0, 10), s.side])).toEqual(EXPECTED.slice(1));
+    const deadline = Date.now() + 10_000;
+    while ((quant.consumer.stats.acked < bars.length || quant.consumer.inFlight > 0) && Date.now() < deadline) {
+      await sleep(50);
+    }
+    // Every delivery of the bad bar was refused again, with the same reason (none was acked as "seen before").
+    const attempts = quant.consumer.stats.requeued + 1;
+    expect(quant.stats).toMatchObject({ bars: bars.length - 1 + attempts, signals: EXPECTED.length - 1 });
+    expect(quant.stats.invalid).toBe(attempts);
+    expect(quant.consumer.stats).toMatchObject({ acked: bars.length, deadLettered: 1 });
+    expect(await depth(BARS_Q3)).toBe(0);
+    expect(await depth(SIGNALS_Q3)).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import type { Bar } from '../../contracts/bar';
 import type { TradeSignal } from '../../contracts/signal';
-import { barTimeMs, toTradeSignal, tradeSignalOrReason } from './signal';
+import { barTimeMs, tradeSignalOrReason } from './signal';
 import {
   singleStrategy,
   type SignalIntent,
@@ -45,7 +45,7 @@ export interface SignalEngineOptions {
  * keyed by strings across all series cost ~3 µs a bar in hashing and rehashing: most of the budget.)
  *
  * An outcome is kept as the few numbers and strings its signal is made of (side, confidence; the bar's close,
- * timestamp and correlation id, shared by the strategies), not as the signal object: `toTradeSignal` is a pure
+ * timestamp and correlation id, shared by the strategies), not as the signal object: `tradeSignalOrReason` is a pure
  * function of them, so a redelivery gets the identical signal (same id) back, rebuilt. Keeping ten thousand signal
  * objects per series and strategy alive (each with its id and timestamp strings) made most of them survive into
  * the old generation: copying them was the largest part of the quant's garbage-collection time.
@@ -137,11 +137,22 @@ class OutcomeRing {
     return -1;
   }
 
-  /** Strategy j's signal on the bar in `slot` (null: none), rebuilt exactly as it was first made. */
-  signalAt(slot: number, j: number, strategy: string, symbol: string, scope: string | undefined): TradeSignal | null {
+  /**
+   * Strategy j's outcome on the bar in `slot`, rebuilt exactly as it was first made: its signal, null for none, or
+   * the reason its signal broke the contract (a string). Invalid outcomes are remembered like signals, so that a
+   * redelivered bad bar is refused again with the same reason: answering "no signal" would let the worker ack a
+   * bar whose dead-letter copy was never confirmed (a requeue after a failed dead-lettering), losing it.
+   */
+  outcomeAt(
+    slot: number,
+    j: number,
+    strategy: string,
+    symbol: string,
+    scope: string | undefined,
+  ): TradeSignal | string | null {
     const side = this.sides[slot * this.k + j]!;
     if (side === 0) return null;
-    const r = toTradeSignal(
+    return tradeSignalOrReason(
       strategy,
       {
         symbol,
@@ -152,8 +163,6 @@ class OutcomeRing {
       { side: side === 1 ? 'buy' : 'sell', confidence: this.confidences[slot * this.k + j]! },
       scope,
     );
-    // It was valid when first made, from these very values (an invalid outcome is remembered as no signal).
-    return r.ok ? r.value : null;
   }
 }
 
@@ -242,7 +251,8 @@ export class SignalEngineSet {
       if (slot < 0) return this.stale;
       const out: EngineOutcome[] = [];
       for (let j = 0; j < names.length; j++) {
-        out.push({ kind: 'duplicate', signal: s.outcomes.signalAt(slot, j, names[j]!, s.symbol, this.signalScope) });
+        const again = s.outcomes.outcomeAt(slot, j, names[j]!, s.symbol, this.signalScope);
+        out.push(typeof again === 'string' ? { kind: 'invalid', reason: again } : { kind: 'duplicate', signal: again });
       }
       return out;
     }
@@ -269,11 +279,11 @@ export class SignalEngineSet {
         continue;
       }
       const signal = tradeSignalOrReason(names[j]!, bar, intent, this.signalScope);
+      s.outcomes.set(slot, j, intent); // an invalid one too: a redelivery must be refused again (outcomeAt)
       if (typeof signal === 'string') {
         out[j] = { kind: 'invalid', reason: signal };
         continue;
       }
-      s.outcomes.set(slot, j, intent);
       out[j] = new SignalOutcome(signal, intent);
     }
     return out;

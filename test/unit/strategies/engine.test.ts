@@ -78,6 +78,11 @@ describe('SignalEngine (quant core)', () => {
     const invalid = out.filter((o) => o.kind === 'invalid');
     expect(invalid).toHaveLength(5);
     expect(invalid[0]).toMatchObject({ reason: expect.stringMatching(/symbol/) });
+    // Redelivered (its dead-letter copy was not confirmed, so the worker requeued it): refused again, same reason;
+    // never "seen before, no signal", which the worker would ack, losing the bar.
+    const again = bars.map((b) => e.process({ ...b, symbol: 'nvda' }));
+    expect(again.filter((o) => o.kind === 'invalid')).toEqual(invalid);
+    expect(again.filter((o) => o.kind !== 'invalid').every((o) => o.kind === 'duplicate')).toBe(true);
   });
 });
 
