@@ -75,7 +75,9 @@ export interface TradeWorkerOptions {
 }
 
 export async function runTradeWorker(cfg: Config, log: Logger, opts: TradeWorkerOptions = {}): Promise<void> {
-  const pool = createPool(cfg.databaseUrl, 20, { logger: log });
+  // Pipelined: risk's evaluation sends its lock and reads, then its writes and COMMIT, one round trip each
+  // (evaluateAndReserve), so the account lock is held for one trip through this busy event loop, not nine.
+  const pool = createPool(cfg.databaseUrl, 20, { logger: log, pipeline: true });
   const broker = createBroker(cfg.broker, log.child({ component: 'broker' }));
   // Filled in as start-up proceeds; the health checks read them.
   const started: { connection?: NativeConnection; worker?: Worker; intake?: RunningIntake } = {};

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
+import type { Pool } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRiskActivities } from '../../src/activities/risk';
 import type { TradeSignal } from '../../src/contracts/signal';
@@ -14,6 +15,7 @@ import {
   setTradingState,
 } from '../../src/adapters/postgres/risk-store';
 import { releaseReservation } from '../../src/adapters/postgres/ledger';
+import { createPool } from '../../src/adapters/postgres/pool';
 import { DEFAULT_RISK_LIMITS, evaluate, type RiskLimits } from '../../src/domain/risk';
 import { createLogger } from '../../src/logging';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
@@ -25,7 +27,14 @@ const ROOT = path.resolve(__dirname, '../..');
 const NOW = new Date('2025-01-02T15:00:00.000Z');
 const LIMITS: RiskLimits = DEFAULT_RISK_LIMITS;
 
+const quietLogger = createLogger('risk-store-test', { level: 'silent' });
+
 let db: TestDatabase;
+/** The pool evaluations run on: pipelined as the trade worker's, or one statement at a time (both must hold). */
+let riskPool: Pool;
+let pipelinedPool: Pool;
+/** Round trips made on pipelinedPool: a batch of statements issued while none of that connection's was unanswered. */
+const roundTrips = { count: 0 };
 let seq = 0;
 
 function tradeSignal(over: Record<string, unknown> = {}) {
@@ -56,7 +65,7 @@ const decide = (
   signal: Record<string, unknown>,
   over: Partial<{ workflowId: string; now: Date; limits: RiskLimits }> = {},
 ) =>
-  evaluateAndReserve(db.pool, {
+  evaluateAndReserve(riskPool, {
     workflowId: over.workflowId ?? `trade-${String(signal.signal_id)}`,
     signal,
     market: {},
@@ -88,8 +97,24 @@ beforeAll(async () => {
   // drop() ends the pool, then DROP DATABASE ... WITH (FORCE) may terminate a connection the pool is still
   // closing; the pool re-emits that as an 'error' event, which must not crash the test run.
   db.pool.on('error', () => undefined);
+  pipelinedPool = createPool(db.url, 20, { pipeline: true, logger: quietLogger });
+  pipelinedPool.on('error', () => undefined);
+  pipelinedPool.on('connect', (client) => {
+    // Counted at the client's query(): a round trip starts when a statement is sent with nothing in flight.
+    let inFlight = 0;
+    const send = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    const settled = () => void inFlight--;
+    (client as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = (...args: unknown[]) => {
+      if (inFlight++ === 0) roundTrips.count++;
+      const answer = send(...args);
+      answer.then(settled, settled);
+      return answer;
+    };
+  });
+  riskPool = pipelinedPool;
 });
 afterAll(async () => {
+  await pipelinedPool?.end().catch(() => undefined);
   await db?.drop();
 });
 
@@ -115,7 +140,14 @@ describe('ensureAccount', () => {
   });
 });
 
-describe('evaluateAndReserve', () => {
+describe.each([
+  ['on a pipelined pool (as the trade worker runs it)', true],
+  ['one statement at a time', false],
+])('evaluateAndReserve %s', (_, pipelined) => {
+  beforeAll(() => {
+    riskPool = pipelined ? pipelinedPool : db.pool;
+  });
+
   it('approves, records the decision with its checks, the trade row and a HELD reservation', async () => {
     const acct = await newAccount();
     const sig = tradeSignal();
@@ -164,11 +196,13 @@ describe('evaluateAndReserve', () => {
     const acct = await newAccount();
     const { decision } = await decide(
       acct,
-      { signal_id: 'bad-1', symbol: 'AAPL', side: 'buy', price: -150, confidence: 0.9, strategy: 's' },
-      { workflowId: 'trade-bad-1' },
+      { signal_id: `bad-${++seq}`, symbol: 'AAPL', side: 'buy', price: -150, confidence: 0.9, strategy: 's' },
+      { workflowId: `trade-bad-${seq}` },
     );
     expect(decision.reasonCode).toBe('invalid_signal');
-    const rd = await db.pool.query(`SELECT reason_code FROM risk_decisions WHERE workflow_id = 'trade-bad-1'`);
+    const rd = await db.pool.query(`SELECT reason_code FROM risk_decisions WHERE workflow_id = $1`, [
+      `trade-bad-${seq}`,
+    ]);
     expect(rd.rows).toEqual([{ reason_code: 'invalid_signal' }]);
   });
 
@@ -301,6 +335,63 @@ describe('evaluateAndReserve', () => {
 
   it('fails (retryably) when the account does not exist', async () => {
     await expect(decide('no-such-account', tradeSignal())).rejects.toThrow(/does not exist/);
+  });
+});
+
+describe("evaluateAndReserve on the trade worker's pipelined pool", () => {
+  beforeAll(() => {
+    riskPool = pipelinedPool;
+  });
+
+  it('takes two round trips: lock and reads, then writes and COMMIT; a replay too, and it writes nothing', async () => {
+    const acct = await newAccount();
+    const sig = tradeSignal({ order: { quantity_hint: 5 } });
+    await db.pool.query(`UPDATE accounts SET day_start_date = '2025-01-01' WHERE account_id = $1`, [acct]);
+    const before = roundTrips.count;
+    expect((await decide(acct, sig)).decision).toMatchObject({ decision: 'APPROVED', qty: 5 });
+    expect(roundTrips.count - before).toBe(2);
+
+    const replayAt = roundTrips.count;
+    // A retry on a later trading day: the day roll it reads under the lock is rolled back with the replay.
+    const replay = await decide(acct, sig, { now: new Date('2025-01-03T15:00:00.000Z') });
+    expect(replay.replayed).toBe(true);
+    expect(roundTrips.count - replayAt).toBe(2);
+    const day = await db.pool.query(`SELECT day_start_date::text AS d FROM accounts WHERE account_id = $1`, [acct]);
+    expect(day.rows[0]).toEqual({ d: '2025-01-02' });
+    expect(await heldReservations(acct)).toEqual({ count: 1, qty: 5, notional: 500 });
+  });
+
+  it('a write failing in the second round trip commits nothing, releases the lock, and the retry decides afresh', async () => {
+    const acct = await newAccount();
+    const sig = tradeSignal({ order: { quantity_hint: 7 } });
+    const workflowId = `trade-${sig.signal_id}`;
+    // Fault injection in the real server: the reservation (the last write, after the decision and the trade row
+    // in the same pipelined batch as COMMIT) fails for this workflow only.
+    const fn = `fail_reservation_${seq}`;
+    await db.pool.query(
+      `CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NEW.workflow_id = '${workflowId}' THEN RAISE EXCEPTION 'injected reservation failure'; END IF;
+         RETURN NEW;
+       END $$`,
+    );
+    await db.pool.query(`CREATE TRIGGER ${fn} BEFORE INSERT ON reservations FOR EACH ROW EXECUTE FUNCTION ${fn}()`);
+    try {
+      await expect(decide(acct, sig)).rejects.toThrow(/injected reservation failure/);
+      for (const table of ['risk_decisions', 'trades', 'reservations']) {
+        const r = await db.pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE workflow_id = $1`, [workflowId]);
+        expect({ table, n: r.rows[0].n }).toEqual({ table, n: 0 });
+      }
+      // The account's lock went with the rollback: the next evaluation of the account is decided.
+      expect((await decide(acct, tradeSignal({ order: { quantity_hint: 1 } }))).decision.decision).toBe('APPROVED');
+    } finally {
+      await db.pool.query(`DROP TRIGGER ${fn} ON reservations`);
+      await db.pool.query(`DROP FUNCTION ${fn}()`);
+    }
+    // The activity's retry decides and reserves once.
+    const retry = await decide(acct, sig);
+    expect(retry).toMatchObject({ replayed: false, decision: { decision: 'APPROVED', qty: 7 } });
+    expect(await heldReservations(acct)).toEqual({ count: 2, qty: 8, notional: 800 });
   });
 });
 

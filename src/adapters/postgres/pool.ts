@@ -1,4 +1,4 @@
-import { Client, Pool, types, type ClientConfig, type PoolClient } from 'pg';
+import { Client, Pool, types, type ClientConfig, type PoolClient, type QueryConfig, type QueryResult } from 'pg';
 import { createLogger, type Logger } from '../../logging';
 
 export interface PoolOptions {
@@ -6,6 +6,13 @@ export interface PoolOptions {
   logger?: Logger;
   /** application_name shown in pg_stat_activity. */
   applicationName?: string;
+  /**
+   * node-postgres' pipeline mode: a statement is written to the server as soon as it is issued, without waiting
+   * for the answer to the one before, so `inOneRoundTrip` sends a batch in one round trip. Statements still run
+   * and answer in order; code that awaits each statement behaves exactly as without it. Not for pg-cursor,
+   * pg-query-stream or `rows:` queries (node-postgres refuses them on a pipelined connection).
+   */
+  pipeline?: boolean;
 }
 
 /**
@@ -33,6 +40,7 @@ export function createPool(databaseUrl: string, max = 10, opts: PoolOptions = {}
     keepAliveInitialDelayMillis: 10_000,
     // A server that accepts TCP but never answers (starting up, overloaded) fails the connect instead of hanging it.
     connectionTimeoutMillis: 10_000,
+    pipeline: opts.pipeline ?? false,
   });
   pool.on('error', (err) => {
     log.warn({ err: pgErrorSummary(err) }, 'idle PostgreSQL connection lost; the pool replaces it');
@@ -80,6 +88,71 @@ export { types };
 
 /** Where a statement can run: the pool (its own implicit transaction) or a client inside a caller's transaction. */
 export type Queryable = Pool | PoolClient;
+
+/** One statement with its parameters, as built by a module that owns the table it touches. */
+export type Statement = QueryConfig<unknown[]>;
+
+/** Whether the connection was opened in pipeline mode (createPool's `pipeline`). */
+export function isPipelined(c: PoolClient): boolean {
+  return (c as unknown as { pipeline?: unknown }).pipeline === true;
+}
+
+/**
+ * Send `statements` in order and wait for every answer: on a pipelined connection in ONE round trip (all are
+ * written before the first answer is read), otherwise one after another. PostgreSQL runs them in order either
+ * way, each with its own snapshot under READ COMMITTED (a read after a lock statement sees everything committed
+ * before the lock was granted). The first failure rejects; inside a transaction every statement after it then
+ * fails too (the transaction is aborted), so nothing after a failed statement takes effect.
+ */
+export async function inOneRoundTrip(c: PoolClient, statements: readonly Statement[]): Promise<QueryResult[]> {
+  if (!isPipelined(c)) {
+    const out: QueryResult[] = [];
+    for (const s of statements) out.push(await c.query(s));
+    return out;
+  }
+  // Promise.all subscribes to every answer, so the ones that fail after the first failure are handled too.
+  return Promise.all(statements.map((s) => c.query(s)));
+}
+
+/** The transaction of `withTransactionInTwoRoundTrips`'s second round trip: its writes, and how it ends. */
+export interface TransactionEnd<T> {
+  /** Written in order, then COMMIT (or ROLLBACK when `commit` is false), in the same round trip. */
+  writes: readonly Statement[];
+  commit: boolean;
+  result: T;
+}
+
+/**
+ * A short transaction in two round trips on a pipelined connection: BEGIN and the `first` statements (a lock,
+ * the reads) in one, then `decide` (synchronous: no I/O while the transaction is open) turns their results into
+ * the writes, which go out with COMMIT in the other. On a connection without pipeline mode the same statements
+ * run one by one, with the same effect. Any failure (a statement, `decide` throwing) rolls back.
+ */
+export async function withTransactionInTwoRoundTrips<T>(
+  pool: Pool,
+  first: readonly Statement[],
+  decide: (results: QueryResult[]) => TransactionEnd<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let out: T;
+  try {
+    const results = await inOneRoundTrip(client, [{ text: 'BEGIN' }, ...first]);
+    const end = decide(results.slice(1));
+    await inOneRoundTrip(client, [...end.writes, { text: end.commit ? 'COMMIT' : 'ROLLBACK' }]);
+    out = end.result;
+  } catch (err) {
+    // After a failed write the second round trip's COMMIT has already ended the transaction (as a rollback);
+    // a ROLLBACK then only draws a warning. A failed ROLLBACK means the connection is broken: see withTransaction.
+    const broken = await client.query('ROLLBACK').then(
+      () => undefined,
+      (rollbackErr: unknown) => (rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr))),
+    );
+    client.release(broken);
+    throw err;
+  }
+  client.release();
+  return out;
+}
 
 /** Run `fn` in one transaction on a dedicated connection; roll back on any error. */
 export async function withTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {

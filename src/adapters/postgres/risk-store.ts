@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Pool, QueryResult } from 'pg';
 import type { OhlcvBar } from '../../contracts/bar';
 import {
   evaluate,
@@ -15,17 +15,25 @@ import {
   type TradingState,
 } from '../../domain/risk';
 import { portfolioEquity, unrealizedPnl } from '../../domain/portfolio';
-import { accountExists, holdReservation, openAccount, openTrade, rollDayStart, withAccountLock } from './ledger';
-import { toNumber, withTransaction, type Queryable } from './pool';
+import {
+  accountExists,
+  holdReservationStatement,
+  openAccount,
+  openTradeStatement,
+  rollDayStartStatement,
+  withAccountLock,
+  withAccountLockInTwoRoundTrips,
+} from './ledger';
+import { toNumber, withTransaction, type Queryable, type Statement } from './pool';
 
 /**
  * The risk engine's view of the ledger, and its own records: decisions (risk_decisions) and the kill switch
  * (trading_state and its history). Ledger tables (accounts, trades, reservations, ...) are written only
  * through the ledger module; risk composes those writes into its transactions.
  *
- * Concurrency: every evaluation runs inside the ledger's `withAccountLock` (one transaction holding the
- * account's advisory lock), so evaluations of one account are serialised and each sees the reservations of
- * every evaluation committed before it. The kill switch takes the same lock.
+ * Concurrency: every evaluation runs inside the ledger's account lock (one transaction holding the account's
+ * advisory lock, `withAccountLockInTwoRoundTrips`), so evaluations of one account are serialised and each sees
+ * the reservations of every evaluation committed before it. The kill switch takes the same lock.
  */
 
 /**
@@ -97,30 +105,38 @@ export async function loadPortfolio(
   accountId: string,
   opts: LoadPortfolioOptions = {},
 ): Promise<LedgerPortfolio | null> {
-  const r = await c.query<SnapshotRow>(
-    `SELECT
-       (SELECT json_build_object('cash', cash::text, 'day_start_equity', day_start_equity::text,
-                                 'day_start_date', day_start_date::text)
-          FROM accounts WHERE account_id = $1) AS account,
-       (SELECT state FROM trading_state WHERE account_id = $1) AS trading_state,
-       (SELECT COALESCE(json_agg(json_build_object('symbol', symbol, 'qty', qty::text, 'avg_cost', avg_cost::text,
-                                 'last_price', last_price::text, 'realized_pnl', realized_pnl::text)), '[]'::json)
-          FROM positions WHERE account_id = $1) AS positions,
-       (SELECT COALESCE(json_agg(json_build_object('workflow_id', workflow_id, 'symbol', symbol, 'side', side,
-                                 'qty', qty::text, 'notional', notional::text, 'asset_class', asset_class)), '[]'::json)
-          FROM reservations WHERE account_id = $1 AND status = 'HELD') AS reservations,
-       (SELECT COALESCE(json_agg(x), '[]'::json) FROM (
-          SELECT DISTINCT ON (symbol) symbol, asset_class FROM risk_decisions
-           WHERE account_id = $1 AND decision = 'APPROVED' AND asset_class IS NOT NULL
-           ORDER BY symbol, created_at DESC) x) AS classes,
-       (SELECT COALESCE(json_agg(l), '[]'::json) FROM (
-          SELECT symbol, strategy, (extract(epoch FROM max(signal_at)) * 1000)::float8 AS at_ms FROM risk_decisions
-           WHERE account_id = $1 AND decision = 'APPROVED' AND strategy IS NOT NULL AND signal_at IS NOT NULL
-             AND ($2::text IS NULL OR (symbol = $2 AND strategy = $3))
-           GROUP BY symbol, strategy) l) AS last_signals`,
-    [accountId, opts.cooldownKey?.symbol ?? null, opts.cooldownKey?.strategy ?? null],
-  );
-  const row = r.rows[0];
+  return portfolioFromResult(await c.query(portfolioQuery(accountId, opts)), accountId, opts);
+}
+
+/** loadPortfolio's statement, for a batch (read its answer with portfolioFromResult). */
+function portfolioQuery(accountId: string, opts: LoadPortfolioOptions): Statement {
+  return {
+    text: `SELECT
+     (SELECT json_build_object('cash', cash::text, 'day_start_equity', day_start_equity::text,
+                               'day_start_date', day_start_date::text)
+        FROM accounts WHERE account_id = $1) AS account,
+     (SELECT state FROM trading_state WHERE account_id = $1) AS trading_state,
+     (SELECT COALESCE(json_agg(json_build_object('symbol', symbol, 'qty', qty::text, 'avg_cost', avg_cost::text,
+                               'last_price', last_price::text, 'realized_pnl', realized_pnl::text)), '[]'::json)
+        FROM positions WHERE account_id = $1) AS positions,
+     (SELECT COALESCE(json_agg(json_build_object('workflow_id', workflow_id, 'symbol', symbol, 'side', side,
+                               'qty', qty::text, 'notional', notional::text, 'asset_class', asset_class)), '[]'::json)
+        FROM reservations WHERE account_id = $1 AND status = 'HELD') AS reservations,
+     (SELECT COALESCE(json_agg(x), '[]'::json) FROM (
+        SELECT DISTINCT ON (symbol) symbol, asset_class FROM risk_decisions
+         WHERE account_id = $1 AND decision = 'APPROVED' AND asset_class IS NOT NULL
+         ORDER BY symbol, created_at DESC) x) AS classes,
+     (SELECT COALESCE(json_agg(l), '[]'::json) FROM (
+        SELECT symbol, strategy, (extract(epoch FROM max(signal_at)) * 1000)::float8 AS at_ms FROM risk_decisions
+         WHERE account_id = $1 AND decision = 'APPROVED' AND strategy IS NOT NULL AND signal_at IS NOT NULL
+           AND ($2::text IS NULL OR (symbol = $2 AND strategy = $3))
+         GROUP BY symbol, strategy) l) AS last_signals`,
+    values: [accountId, opts.cooldownKey?.symbol ?? null, opts.cooldownKey?.strategy ?? null],
+  };
+}
+
+function portfolioFromResult(r: QueryResult, accountId: string, opts: LoadPortfolioOptions): LedgerPortfolio | null {
+  const row = r.rows[0] as SnapshotRow | undefined;
   if (!row?.account) return null;
 
   const classes = new Map(
@@ -191,10 +207,18 @@ export interface EvaluateAndReserveResult {
 const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 0 ? v : null);
 
 /**
- * Decide one trade and, if approved, reserve its exposure, atomically:
- * lock the account → return the stored decision if this workflow was already decided (an activity retry
- * must not reserve twice) → roll the trading day → snapshot the ledger (HELD reservations included) →
- * evaluate → record the decision, the trade row, and the HELD reservation → commit.
+ * Decide one trade and, if approved, reserve its exposure, atomically, in two round trips to PostgreSQL:
+ *
+ * 1. BEGIN → lock the account → this workflow's stored decision → roll the trading day → snapshot the ledger
+ *    (HELD reservations included), all sent at once; each read is its own statement after the lock, so it sees
+ *    every evaluation committed before the lock was granted;
+ * 2. if the workflow was already decided (an activity retry must not reserve twice): ROLLBACK (the day roll
+ *    too, so a replay changes nothing) and return the stored decision; else the pure engine decides (in this
+ *    process, synchronously) and the decision, the trade row and the HELD reservation go out with COMMIT.
+ *
+ * The account lock is held for one trip through this process between the two, not for one per statement: the
+ * lock is what serialises the account's evaluations, so its hold time bounds how many one account can decide
+ * per second.
  */
 export async function evaluateAndReserve(
   pool: Pool,
@@ -206,101 +230,120 @@ export async function evaluateAndReserve(
     unknown
   >;
   const valid = validateRiskSignal(input.signal);
+  const snapshotOptions: LoadPortfolioOptions = {
+    now,
+    ...(valid.ok
+      ? {
+          mark: { symbol: valid.signal.symbol, price: valid.signal.price },
+          cooldownKey: { symbol: valid.signal.symbol, strategy: valid.signal.strategy },
+        }
+      : {}),
+  };
 
-  return withAccountLock(pool, accountId, async (c) => {
-    const existing = await getRiskDecision(c, workflowId);
-    if (existing) return { decision: existing, replayed: true };
+  return withAccountLockInTwoRoundTrips(
+    pool,
+    accountId,
+    [riskDecisionQuery(workflowId), rollDayStartStatement(accountId, now), portfolioQuery(accountId, snapshotOptions)],
+    ([stored, , snapshot]): { writes: Statement[]; commit: boolean; result: EvaluateAndReserveResult } => {
+      const existing = riskDecisionFromResult(stored!);
+      if (existing) return { writes: [], commit: false, result: { decision: existing, replayed: true } };
 
-    await rollDayStart(c, accountId, now);
-    const portfolio = await loadPortfolio(c, accountId, {
-      now,
-      ...(valid.ok
-        ? {
-            mark: { symbol: valid.signal.symbol, price: valid.signal.price },
-            cooldownKey: { symbol: valid.signal.symbol, strategy: valid.signal.strategy },
-          }
-        : {}),
-    });
-    if (!portfolio) throw new Error(`risk: account "${accountId}" does not exist (ensureAccount first)`);
+      const portfolio = portfolioFromResult(snapshot!, accountId, snapshotOptions);
+      if (!portfolio) throw new Error(`risk: account "${accountId}" does not exist (ensureAccount first)`);
 
-    const decision = evaluate(input.signal, portfolio, input.market ?? {}, limits);
+      const decision = evaluate(input.signal, portfolio, input.market ?? {}, limits);
 
-    const signalId = str(raw.signal_id) ?? workflowId;
-    const correlationId = str(raw.correlation_id) ?? workflowId;
-    const symbol = valid.ok ? valid.signal.symbol : (str(raw.symbol) ?? '');
-    const side = valid.ok ? valid.signal.side : (str(raw.side) ?? '');
-    const strategy = valid.ok ? valid.signal.strategy : str(raw.strategy);
-    const assetClass = valid.ok ? valid.signal.assetClass : null;
+      const signalId = str(raw.signal_id) ?? workflowId;
+      const correlationId = str(raw.correlation_id) ?? workflowId;
+      const symbol = valid.ok ? valid.signal.symbol : (str(raw.symbol) ?? '');
+      const side = valid.ok ? valid.signal.side : (str(raw.side) ?? '');
+      const strategy = valid.ok ? valid.signal.strategy : str(raw.strategy);
+      const assetClass = valid.ok ? valid.signal.assetClass : null;
 
-    await c.query(
-      `INSERT INTO risk_decisions (workflow_id, signal_id, correlation_id, account_id, symbol, side, decision, reason_code,
-                                   qty, notional, checks, strategy, asset_class, result, created_at, signal_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-      [
-        workflowId,
-        signalId,
-        correlationId,
-        accountId,
-        symbol,
-        side,
-        decision.decision,
-        decision.reasonCode,
-        decision.qty,
-        decision.notional,
-        JSON.stringify(decision.checks),
-        strategy,
-        assetClass,
-        JSON.stringify(decision),
-        now,
-        // The cooldown clock: the signal's own (market) time, else the decision time.
-        valid.ok && valid.signal.createdAt ? valid.signal.createdAt : now,
-      ],
-    );
+      const writes: Statement[] = [
+        {
+          text: `INSERT INTO risk_decisions (workflow_id, signal_id, correlation_id, account_id, symbol, side, decision,
+                                      reason_code, qty, notional, checks, strategy, asset_class, result, created_at,
+                                      signal_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+          values: [
+            workflowId,
+            signalId,
+            correlationId,
+            accountId,
+            symbol,
+            side,
+            decision.decision,
+            decision.reasonCode,
+            decision.qty,
+            decision.notional,
+            JSON.stringify(decision.checks),
+            strategy,
+            assetClass,
+            JSON.stringify(decision),
+            now,
+            // The cooldown clock: the signal's own (market) time, else the decision time.
+            valid.ok && valid.signal.createdAt ? valid.signal.createdAt : now,
+          ],
+        },
+      ];
+      // The trade row needs a real side and strategy (CHECK constraints); a malformed signal has only its decision.
+      if (valid.ok) {
+        writes.push(
+          openTradeStatement({
+            workflowId,
+            signalId,
+            correlationId,
+            accountId,
+            symbol,
+            side,
+            strategy: valid.signal.strategy,
+            status: decision.decision,
+            reasonCode: decision.reasonCode,
+          }),
+        );
+      }
+      if (decision.decision === 'APPROVED' && valid.ok) {
+        writes.push(
+          holdReservationStatement({
+            workflowId,
+            accountId,
+            symbol,
+            side,
+            qty: decision.qty,
+            notional: decision.notional,
+            assetClass,
+          }),
+        );
+      }
+      return { writes, commit: true, result: { decision, replayed: false } };
+    },
+  );
+}
 
-    // The trade row needs a real side and strategy (CHECK constraints); a malformed signal has only its decision.
-    if (valid.ok) {
-      await openTrade(c, {
-        workflowId,
-        signalId,
-        correlationId,
-        accountId,
-        symbol,
-        side,
-        strategy: valid.signal.strategy,
-        status: decision.decision,
-        reasonCode: decision.reasonCode,
-      });
-    }
-
-    if (decision.decision === 'APPROVED' && valid.ok) {
-      await holdReservation(c, {
-        workflowId,
-        accountId,
-        symbol,
-        side,
-        qty: decision.qty,
-        notional: decision.notional,
-        assetClass,
-      });
-    }
-    return { decision, replayed: false };
-  });
+interface RiskDecisionRow {
+  result: RiskDecision | null;
+  decision: 'APPROVED' | 'REJECTED';
+  reason_code: string;
+  qty: string;
+  notional: string;
+  checks: RiskDecision['checks'];
 }
 
 /** The stored decision of a workflow, or null. */
 export async function getRiskDecision(c: Queryable, workflowId: string): Promise<RiskDecision | null> {
-  const r = await c.query<{
-    result: RiskDecision | null;
-    decision: 'APPROVED' | 'REJECTED';
-    reason_code: string;
-    qty: string;
-    notional: string;
-    checks: RiskDecision['checks'];
-  }>(
-    `SELECT result, decision, reason_code, qty::text, notional::text, checks FROM risk_decisions WHERE workflow_id = $1`,
-    [workflowId],
-  );
-  const row = r.rows[0];
+  return riskDecisionFromResult(await c.query(riskDecisionQuery(workflowId)));
+}
+
+function riskDecisionQuery(workflowId: string): Statement {
+  return {
+    text: `SELECT result, decision, reason_code, qty::text, notional::text, checks FROM risk_decisions WHERE workflow_id = $1`,
+    values: [workflowId],
+  };
+}
+
+function riskDecisionFromResult(r: QueryResult): RiskDecision | null {
+  const row = r.rows[0] as RiskDecisionRow | undefined;
   if (!row) return null;
   if (row.result) return row.result;
   // A row written without the full result (older code): rebuild the essentials from its columns.

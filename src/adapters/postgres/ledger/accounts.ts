@@ -1,6 +1,13 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Pool, PoolClient, QueryResult } from 'pg';
 import type { LedgerInvariants } from '../../../domain/reconciliation';
-import { toNumber, withTransaction, type Queryable } from '../pool';
+import {
+  toNumber,
+  withTransaction,
+  withTransactionInTwoRoundTrips,
+  type Queryable,
+  type Statement,
+  type TransactionEnd,
+} from '../pool';
 
 /**
  * Accounts and their cash: the opening deposit, the trading-day roll, the per-account lock and the ledger's own
@@ -20,9 +27,33 @@ const ACCOUNT_LOCK_PREFIX = 'stockautotrader.risk-account:';
  */
 export async function withAccountLock<T>(pool: Pool, accountId: string, fn: (c: PoolClient) => Promise<T>): Promise<T> {
   return withTransaction(pool, async (c) => {
-    await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [ACCOUNT_LOCK_PREFIX + accountId]);
+    await c.query(accountLockStatement(accountId));
     return fn(c);
   });
+}
+
+function accountLockStatement(accountId: string): Statement {
+  return { text: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', values: [ACCOUNT_LOCK_PREFIX + accountId] };
+}
+
+/**
+ * `withAccountLock` in two round trips (on a pipelined pool; one statement at a time on any other): BEGIN, the
+ * lock and then `reads` in the first, `decide`'s writes and COMMIT in the second. The same guarantee: the reads
+ * are statements of their own after the lock statement, so under READ COMMITTED each takes its snapshot after
+ * the lock was granted and sees every write committed under the lock before. What shrinks is the time the lock
+ * is held: one trip through this process's event loop between the reads and the writes instead of one per
+ * statement. `decide` is synchronous, so no other I/O can happen while the lock is held. It gets the results of
+ * `reads` only.
+ */
+export async function withAccountLockInTwoRoundTrips<T>(
+  pool: Pool,
+  accountId: string,
+  reads: readonly Statement[],
+  decide: (results: QueryResult[]) => TransactionEnd<T>,
+): Promise<T> {
+  return withTransactionInTwoRoundTrips(pool, [accountLockStatement(accountId), ...reads], (results) =>
+    decide(results.slice(1)),
+  );
 }
 
 /** The UTC calendar date of `now`: the trading day boundary of the circuit breaker. */
@@ -60,16 +91,21 @@ export async function accountExists(c: Queryable, accountId: string): Promise<bo
  * breaker measures today's drawdown, not a stale one. No-op when already rolled today.
  */
 export async function rollDayStart(c: Queryable, accountId: string, now: Date): Promise<boolean> {
-  const r = await c.query(
-    `UPDATE accounts a
+  const r = await c.query(rollDayStartStatement(accountId, now));
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** rollDayStart's statement, for a batch. */
+export function rollDayStartStatement(accountId: string, now: Date): Statement {
+  return {
+    text: `UPDATE accounts a
         SET day_start_equity = a.cash + COALESCE(
               (SELECT SUM(p.qty * COALESCE(p.last_price, p.avg_cost)) FROM positions p WHERE p.account_id = a.account_id), 0),
             day_start_date = $2::date,
             updated_at = now()
       WHERE a.account_id = $1 AND a.day_start_date < $2::date`,
-    [accountId, tradingDay(now)],
-  );
-  return (r.rowCount ?? 0) > 0;
+    values: [accountId, tradingDay(now)],
+  };
 }
 
 /**

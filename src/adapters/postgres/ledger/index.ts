@@ -13,12 +13,20 @@
  * Other tables have their own single owner: risk_decisions and trading_state(_history) the risk store
  * (`../risk-store.ts`), reconciliation_issues the reconciliation store (`../reconciliation.ts`), market_bars
  * `../bars.ts`. They compose ledger writes into their own transactions by passing their client (risk's
- * lock → evaluate → reserve runs inside `withAccountLock`).
+ * lock → evaluate → reserve runs inside `withAccountLockInTwoRoundTrips`, with the ledger's statements).
  *
  * Every write is keyed by a deterministic id (client order id, execution id, workflow id), so an activity
  * that is retried after a crash leaves exactly one trace. All money arithmetic is PostgreSQL NUMERIC.
  */
-export { accountExists, ledgerInvariants, openAccount, rollDayStart, withAccountLock } from './accounts';
+export {
+  accountExists,
+  ledgerInvariants,
+  openAccount,
+  rollDayStart,
+  rollDayStartStatement,
+  withAccountLock,
+  withAccountLockInTwoRoundTrips,
+} from './accounts';
 export { bookOrderProgress, recordFills } from './booking';
 export {
   adoptBrokerOrderState,
@@ -28,5 +36,12 @@ export {
   type OrderContext,
   type OrderRecord,
 } from './orders';
-export { holdReservation, releaseReservation, type ReservationHold } from './reservations';
-export { finalizeTrade, openTrade, updateTradeStatus, type TradeOpening, type TradeOutcome } from './trades';
+export { holdReservation, holdReservationStatement, releaseReservation, type ReservationHold } from './reservations';
+export {
+  finalizeTrade,
+  openTrade,
+  openTradeStatement,
+  updateTradeStatus,
+  type TradeOpening,
+  type TradeOutcome,
+} from './trades';

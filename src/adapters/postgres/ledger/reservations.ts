@@ -1,4 +1,4 @@
-import type { Queryable } from '../pool';
+import type { Queryable, Statement } from '../pool';
 
 /**
  * Risk reservations: the exposure an approved trade may still add, HELD from approval until the trade is
@@ -18,11 +18,16 @@ export interface ReservationHold {
 
 /** Hold an approved trade's exposure. Idempotent on workflow id. Call under withAccountLock. */
 export async function holdReservation(c: Queryable, r: ReservationHold): Promise<void> {
-  await c.query(
-    `INSERT INTO reservations (workflow_id, account_id, symbol, side, qty, notional, status, asset_class)
+  await c.query(holdReservationStatement(r));
+}
+
+/** holdReservation's statement, for a batch under the account lock. */
+export function holdReservationStatement(r: ReservationHold): Statement {
+  return {
+    text: `INSERT INTO reservations (workflow_id, account_id, symbol, side, qty, notional, status, asset_class)
      VALUES ($1, $2, $3, $4, $5, $6, 'HELD', $7) ON CONFLICT (workflow_id) DO NOTHING`,
-    [r.workflowId, r.accountId, r.symbol, r.side, r.qty, r.notional, r.assetClass],
-  );
+    values: [r.workflowId, r.accountId, r.symbol, r.side, r.qty, r.notional, r.assetClass],
+  };
 }
 
 /** Whether a trade ever held a reservation (released or not). */

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import type { TradeOutcome } from '../../../domain/trade-lifecycle';
-import { withTransaction, type Queryable } from '../pool';
+import { withTransaction, type Queryable, type Statement } from '../pool';
 import { hasReservation, releaseReservation } from './reservations';
 
 /**
@@ -25,11 +25,26 @@ export interface TradeOpening {
 
 /** Open the trade row with its risk decision. Idempotent on workflow id. */
 export async function openTrade(c: Queryable, t: TradeOpening): Promise<void> {
-  await c.query(
-    `INSERT INTO trades (workflow_id, signal_id, correlation_id, account_id, symbol, side, strategy, status, reason_code)
+  await c.query(openTradeStatement(t));
+}
+
+/** openTrade's statement, for a batch. */
+export function openTradeStatement(t: TradeOpening): Statement {
+  return {
+    text: `INSERT INTO trades (workflow_id, signal_id, correlation_id, account_id, symbol, side, strategy, status, reason_code)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-    [t.workflowId, t.signalId, t.correlationId, t.accountId, t.symbol, t.side, t.strategy, t.status, t.reasonCode],
-  );
+    values: [
+      t.workflowId,
+      t.signalId,
+      t.correlationId,
+      t.accountId,
+      t.symbol,
+      t.side,
+      t.strategy,
+      t.status,
+      t.reasonCode,
+    ],
+  };
 }
 
 /**
