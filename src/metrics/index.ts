@@ -104,6 +104,13 @@ export const rateLimitWaitSeconds = new Counter({
   ...m,
 });
 
+// ── PostgreSQL ────────────────────────────────────────────────────────────────────────────────────────────
+export const postgresRoundTrips = new Counter({
+  name: 'sat_pg_round_trips_total',
+  help: 'Round trips to PostgreSQL: a statement sent while none of the same connection was unanswered starts one (a pipelined batch counts once)',
+  ...m,
+});
+
 // ── Reconciliation ────────────────────────────────────────────────────────────────────────────────────────
 export const reconciliationFlags = new Counter({
   name: 'sat_reconciliation_flags_total',

@@ -28,9 +28,10 @@ import { createLogger, type Logger } from '../logging';
 import { createActivities } from '../activities';
 import { createBroker } from '../adapters/brokers';
 import { OrderTracker } from '../adapters/brokers/order-tracker';
-import { createPool } from '../adapters/postgres/pool';
+import { countRoundTrips, createPool } from '../adapters/postgres/pool';
 import { ensureAccount } from '../adapters/postgres/risk-store';
 import { riskLimits } from '../domain/risk';
+import { postgresRoundTrips } from '../metrics';
 import { installTemporalRuntime } from './temporal-runtime';
 import { sleep } from '../lib/sleep';
 import { reconcileWithBroker, summaryLine } from '../services/reconciliation';
@@ -78,6 +79,7 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: TradeWorker
   // Pipelined: risk's evaluation sends its lock and reads, then its writes and COMMIT, one round trip each
   // (evaluateAndReserve), so the account lock is held for one trip through this busy event loop, not nine.
   const pool = createPool(cfg.databaseUrl, 20, { logger: log, pipeline: true });
+  countRoundTrips(pool, () => postgresRoundTrips.inc());
   const broker = createBroker(cfg.broker, log.child({ component: 'broker' }));
   // Filled in as start-up proceeds; the health checks read them.
   const started: { connection?: NativeConnection; worker?: Worker; intake?: RunningIntake } = {};

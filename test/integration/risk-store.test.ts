@@ -15,7 +15,7 @@ import {
   setTradingState,
 } from '../../src/adapters/postgres/risk-store';
 import { releaseReservation } from '../../src/adapters/postgres/ledger';
-import { createPool } from '../../src/adapters/postgres/pool';
+import { countRoundTrips, createPool } from '../../src/adapters/postgres/pool';
 import { DEFAULT_RISK_LIMITS, evaluate, type RiskLimits } from '../../src/domain/risk';
 import { createLogger } from '../../src/logging';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
@@ -33,7 +33,7 @@ let db: TestDatabase;
 /** The pool evaluations run on: pipelined as the trade worker's, or one statement at a time (both must hold). */
 let riskPool: Pool;
 let pipelinedPool: Pool;
-/** Round trips made on pipelinedPool: a batch of statements issued while none of that connection's was unanswered. */
+/** Round trips made on pipelinedPool (countRoundTrips, as the trade worker counts sat_pg_round_trips_total). */
 const roundTrips = { count: 0 };
 let seq = 0;
 
@@ -99,18 +99,7 @@ beforeAll(async () => {
   db.pool.on('error', () => undefined);
   pipelinedPool = createPool(db.url, 20, { pipeline: true, logger: quietLogger });
   pipelinedPool.on('error', () => undefined);
-  pipelinedPool.on('connect', (client) => {
-    // Counted at the client's query(): a round trip starts when a statement is sent with nothing in flight.
-    let inFlight = 0;
-    const send = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-    const settled = () => void inFlight--;
-    (client as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = (...args: unknown[]) => {
-      if (inFlight++ === 0) roundTrips.count++;
-      const answer = send(...args);
-      answer.then(settled, settled);
-      return answer;
-    };
-  });
+  countRoundTrips(pipelinedPool, () => roundTrips.count++);
   riskPool = pipelinedPool;
 });
 afterAll(async () => {

@@ -112,6 +112,7 @@ function pass(
       matchingDispatchesToOrder: f.toOrder - 1,
       historyEvents: f.events,
       persistenceCalls: f.calls,
+      pgRoundTrips: NaN,
       cpuMs: f.cpuMs,
     },
   });

@@ -1,9 +1,12 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { analysePhase, perTradeLine } from '../../src/cli/bench/analysis';
 import { EV, tradeTimes, type HistoryEventLike } from '../../src/cli/bench/histories';
 import type { PhaseResult, SignalRecord } from '../../src/cli/bench/load';
 import { parseOptions, type BenchOptions } from '../../src/cli/bench/options';
 import { formatReport, type BenchJson } from '../../src/cli/bench/report';
+import { scrapeCounterSum } from '../../src/cli/bench/temporal-metrics';
 import { dist, percentile, rates } from '../../src/cli/bench/stats';
 import type { LossReport } from '../../src/cli/bench/zero-loss';
 
@@ -196,6 +199,7 @@ describe('bench:trades report', () => {
     hotThreadsPeak: {},
     pg: { samples: 1, activeMean: 0, lockWaitMean: 0, lockWaitMax: 0 },
     persistence: { busyPerSecond: 0.5, callsPerTrade: 30, msPerTrade: 100, top: [] },
+    pgRoundTrips: 26,
     wallS: 2,
     progress: [],
   };
@@ -240,6 +244,8 @@ describe('bench:trades report', () => {
     };
     const text = formatReport(json);
     expect(text).toContain('per trade: 2.0 workflow tasks,');
+    // The trade worker's own count of PostgreSQL round trips, per trade of the phase (26 over 4 signals).
+    expect(text).toContain('PostgreSQL round trips per trade (trade worker): 6.5 (latency phase 6.5)');
     // Trades/s sustained over the floor's burst rate; the latency phase's p99 (100 ms) over the floor's (50 ms).
     const sustained = report.rates!.ordersSubmitted.sustained;
     expect(text).toContain(
@@ -247,5 +253,33 @@ describe('bench:trades report', () => {
     );
     expect(text).toMatch(/^Zero loss: YES — published 4 \(0 publish errors\)/m);
     expect(text).toContain('Saturation phase: 4 signals in one burst');
+  });
+});
+
+describe('bench:trades worker counters', () => {
+  it('sums a counter over every label set and every worker; undefined when a worker lacks it', async () => {
+    const bodies = [
+      '# TYPE sat_pg_round_trips_total counter\nsat_pg_round_trips_total{service="trade-worker"} 40\n' +
+        'sat_pg_round_trips_total_other 7\n',
+      'sat_pg_round_trips_total 2\n',
+      'process_cpu_seconds_total 1\n',
+    ];
+    const servers = await Promise.all(
+      bodies.map(
+        (body) =>
+          new Promise<http.Server>((resolve) => {
+            const srv = http.createServer((_req, res) => res.end(body));
+            srv.listen(0, '127.0.0.1', () => resolve(srv));
+          }),
+      ),
+    );
+    const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}/metrics`);
+    try {
+      expect(await scrapeCounterSum(urls.slice(0, 2), 'sat_pg_round_trips_total')).toBe(42);
+      expect(await scrapeCounterSum(urls, 'sat_pg_round_trips_total')).toBeUndefined();
+      expect(await scrapeCounterSum([], 'sat_pg_round_trips_total')).toBeUndefined();
+    } finally {
+      for (const s of servers) s.close();
+    }
   });
 });

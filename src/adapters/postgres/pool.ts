@@ -89,6 +89,29 @@ export { types };
 /** Where a statement can run: the pool (its own implicit transaction) or a client inside a caller's transaction. */
 export type Queryable = Pool | PoolClient;
 
+/**
+ * Call `onRoundTrip` once per round trip made on the pool's connections from now on: a statement sent while
+ * none of its connection's statements is unanswered starts one; statements pipelined behind it ride along. A
+ * machine-independent measure of how often the code waits for PostgreSQL (sat_pg_round_trips_total).
+ * Connections the pool opened before this call are not counted.
+ */
+export function countRoundTrips(pool: Pool, onRoundTrip: () => void): void {
+  pool.on('connect', (client) => {
+    let unanswered = 0;
+    const answered = () => void unanswered--;
+    const send = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      if (unanswered++ === 0) onRoundTrip();
+      const answer = send(...args);
+      if (answer instanceof Promise) answer.then(answered, answered);
+      // The callback and submittable forms (not used by this code base) count as answered at once: each of
+      // them then starts a round trip of its own, which over-counts rather than hides one.
+      else answered();
+      return answer;
+    };
+  });
+}
+
 /** One statement with its parameters, as built by a module that owns the table it touches. */
 export type Statement = QueryConfig<unknown[]>;
 

@@ -38,6 +38,8 @@ export interface PerTradeCounts {
   matchingDispatchesToOrder: number;
   historyEvents: number;
   persistenceCalls: number;
+  /** The trade worker's PostgreSQL round trips (sat_pg_round_trips_total; NaN for code without the counter). */
+  pgRoundTrips: number;
   /** Pipeline and stack CPU (Temporal, worker, intake, venue, PostgreSQL, RabbitMQ; not the bench). */
   cpuMs: number;
 }
@@ -80,6 +82,7 @@ export function analysePhase(res: PhaseResult, recs: SignalRecord[], withRates: 
       matchingDispatchesToOrder: mean(ok.map((r) => r.times!.dispatchesToOrder)),
       historyEvents: mean(ok.map((r) => r.times!.events)),
       persistenceCalls: res.persistence?.callsPerTrade ?? NaN,
+      pgRoundTrips: res.pgRoundTrips === undefined ? NaN : res.pgRoundTrips / Math.max(1, res.signals),
       cpuMs: 0,
     },
   };

@@ -46,6 +46,11 @@ export const FIGURES: readonly Figure[] = [
   },
   { label: 'per trade: history events', get: (j) => (sat(j) ?? lat(j))?.perTrade.historyEvents },
   { label: 'per trade: persistence calls', get: (j) => (sat(j) ?? lat(j))?.perTrade.persistenceCalls },
+  {
+    label: 'per trade: PostgreSQL round trips (trade worker)',
+    get: (j) => (sat(j) ?? lat(j))?.perTrade.pgRoundTrips,
+  },
+  { label: 'PostgreSQL backends waiting for a lock, saturation', get: (j) => sat(j)?.pg.lockWaitMean },
   { label: 'per trade: CPU ms, saturation (pipeline + stack)', get: (j) => sat(j)?.perTrade.cpuMs, fmt: f0 },
   { label: 'per trade: CPU ms, latency phase', get: (j) => lat(j)?.perTrade.cpuMs, fmt: f0 },
   { label: '  of which Temporal server', get: (j) => (sat(j) ?? lat(j))?.cpuMsPerTrade.temporal, fmt: f0 },

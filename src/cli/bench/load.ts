@@ -18,7 +18,7 @@ import { CpuSampler, type HotThread } from './cpu';
 import type { TradeTimes } from './histories';
 import type { BenchOptions } from './options';
 import { f1 } from './stats';
-import { persistenceBetween, scrapePersistence, type PersistenceReport } from './temporal-metrics';
+import { persistenceBetween, scrapeCounterSum, scrapePersistence, type PersistenceReport } from './temporal-metrics';
 
 /** A phase that makes no progress at all for this long is given up (the services' logs say why). */
 const STALL_MS = 30_000;
@@ -49,6 +49,8 @@ export interface PhaseResult {
   hotThreadsPeak: Record<string, HotThread>;
   pg: PgActivity;
   persistence: PersistenceReport | undefined;
+  /** The trade workers' PostgreSQL round trips during the phase (sat_pg_round_trips_total); undefined if unread. */
+  pgRoundTrips: number | undefined;
   wallS: number;
   progress: ProgressRow[];
 }
@@ -92,6 +94,7 @@ export class LoadGenerator {
     readonly publisher: ConfirmPublisher,
     readonly sampler: CpuSampler,
     readonly metricsUrl: string | undefined,
+    readonly workerMetricsUrls: readonly string[] = [],
   ) {}
 
   newSignal(phase: PhaseName): { signal: TradeSignalInput; rec: SignalRecord } {
@@ -187,6 +190,7 @@ export class LoadGenerator {
     const prefix = `bench-${this.runId}-${name[0]}`;
     const progress: ProgressRow[] = [];
     const persist0 = await scrapePersistence(this.metricsUrl);
+    const roundTrips0 = await scrapeCounterSum(this.workerMetricsUrls, 'sat_pg_round_trips_total');
     const cpu0 = this.sampler.snapshot();
     let lastSnap = cpu0;
     const t0 = Date.now();
@@ -291,6 +295,7 @@ export class LoadGenerator {
     await this.stopBars();
     const cpu1 = this.sampler.snapshot();
     const persist1 = await scrapePersistence(this.metricsUrl);
+    const roundTrips1 = await scrapeCounterSum(this.workerMetricsUrls, 'sat_pg_round_trips_total');
     return {
       name,
       signals: n,
@@ -304,6 +309,7 @@ export class LoadGenerator {
       hotThreadsPeak: hotPeak,
       pg: pgActivity,
       persistence: persistenceBetween(persist0, persist1, (cpu1.at - cpu0.at) / 1000, n),
+      pgRoundTrips: roundTrips0 !== undefined && roundTrips1 !== undefined ? roundTrips1 - roundTrips0 : undefined,
       wallS: (cpu1.at - cpu0.at) / 1000,
       progress,
     };

@@ -86,6 +86,13 @@ export function formatReport(j: BenchJson): string {
         (sat && lat ? `; latency phase: ${perTradeLine(lat.perTrade).replace('per trade: ', '')}` : '') +
         ')',
     );
+    // Counted by the trade worker itself (sat_pg_round_trips_total), so absent for code that predates the counter.
+    if (Number.isFinite(counted.perTrade.pgRoundTrips)) {
+      out.push(
+        `PostgreSQL round trips per trade (trade worker): ${f1(counted.perTrade.pgRoundTrips)}` +
+          (sat && lat ? ` (latency phase ${f1(lat.perTrade.pgRoundTrips)})` : ''),
+      );
+    }
     out.push('');
   }
 

@@ -190,6 +190,8 @@ export interface RunResources {
   childOverrides: Record<string, string>;
   childEnv: NodeJS.ProcessEnv;
   childCfg: Config;
+  /** Each trade worker's /metrics (a port of its own, so the benchmark can read sat_pg_round_trips_total). */
+  workerMetricsUrls: string[];
 }
 
 export async function provisionRun(
@@ -265,6 +267,7 @@ export async function provisionRun(
     childOverrides,
     childEnv,
     childCfg: parseEnv(childEnv),
+    workerMetricsUrls: [],
   };
 }
 
@@ -305,13 +308,17 @@ export async function startServices(
     // --cpu-prof: V8's profiler in the worker (Node refuses it in NODE_OPTIONS), a .cpuprofile per thread at exit.
     const profiled = kind === 'trade-worker' && opts.cpuProf !== undefined;
     const cmd = tsxCommand(script, args);
+    // A worker's ops port of its own, known to the benchmark (the others stay on any free port).
+    const metricsPort = kind === 'trade-worker' ? await freePort() : undefined;
+    const env = metricsPort ? { ...run.childEnv, WORKER_METRICS_PORT: String(metricsPort) } : run.childEnv;
     const svc = scope.runner.start(name, {
       ...(profiled
         ? { command: cmd.command, args: ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf!, ...cmd.args] }
         : { script, args }),
-      env: run.childEnv,
+      env,
       cwd: opts.servicesFrom ?? ROOT,
     });
+    if (metricsPort) run.workerMetricsUrls.push(`http://127.0.0.1:${metricsPort}/metrics`);
     scope.kinds.set(name, kind);
     run.record.addService(svc.pid);
     await svc.waitReady({

@@ -70,6 +70,31 @@ export async function scrapePersistence(url: string | undefined): Promise<Persis
   }
 }
 
+/**
+ * The sum of a counter (every label set) over these Prometheus endpoints, e.g. the trade workers'
+ * sat_pg_round_trips_total. Undefined when there is none, an endpoint does not answer or lacks the counter (code
+ * that predates it, such as a baseline commit).
+ */
+export async function scrapeCounterSum(urls: readonly string[], name: string): Promise<number | undefined> {
+  if (urls.length === 0) return undefined;
+  let sum = 0;
+  for (const url of urls) {
+    try {
+      const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+      const re = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm');
+      let found = false;
+      for (let m = re.exec(text); m; m = re.exec(text)) {
+        sum += Number(m[1]);
+        found = true;
+      }
+      if (!found) return undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return sum;
+}
+
 /** Persistence work of the Temporal server during a phase. */
 export interface PersistenceReport {
   /** Σ call durations / wall time: SQLite work (and waits for its single connection) per second. */

@@ -144,7 +144,7 @@ async function runPass(ctx: RunContext, code: CodeUnderTest, scope: RunScope): P
     await rabbit.close().catch(() => undefined);
   });
 
-  const load = new LoadGenerator(runId, opts, db, publisher, sampler, temporal.metricsUrl);
+  const load = new LoadGenerator(runId, opts, db, publisher, sampler, temporal.metricsUrl, run.workerMetricsUrls);
   await load.publishBar(); // the venue learns the symbol and a price
 
   const phases: PhaseResult[] = [];
