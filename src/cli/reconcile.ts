@@ -91,6 +91,12 @@ export function formatReport(r: ReconciliationReport): string {
     lines.push(fmt(header), fmt(widths.map((w, i) => (i === 5 ? '----' : '-'.repeat(w)))));
     for (const t of table) lines.push(fmt(t));
   }
+  for (const f of r.fees) {
+    lines.push(
+      `broker fee ${r.dryRun ? 'listed (not booked)' : 'booked'}: ${f.date} ${f.description}` +
+        `${f.symbol ? ` ${f.symbol}` : ''} ${f.netAmount.toFixed(2)} (activity ${f.activityId})`,
+    );
+  }
   for (const s of r.skipped) lines.push(`skipped (ledger changed during the run): ${s.message}`);
   for (const d of r.deferred) {
     lines.push(`deferred: ${d.clientOrderId} (${d.symbol}) pending_submit for ${Math.round(d.ageMs / 1000)} s`);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
-import { BrokerRateLimitedError, type Broker } from '../adapters/brokers/broker';
-import { ledgerInvariants } from '../adapters/postgres/ledger';
+import { BrokerRateLimitedError, hasFeeActivities, type Broker, type BrokerFee } from '../adapters/brokers/broker';
+import { bookBrokerFees, feesReadAfter, ledgerInvariants } from '../adapters/postgres/ledger';
 import { applyReconciliation, loadKnownOrders, loadLedgerState } from '../adapters/postgres/reconciliation';
 import type { BrokerOrder } from '../contracts/order';
 import {
@@ -25,8 +25,10 @@ import { rateLimitWaitSeconds, rateLimitWaits, reconciliationFlags } from '../me
  * adoptions and record every finding in reconciliation_issues under one run id.
  *
  * Money safety:
- * - Only `orders` bookkeeping is ever written (status, cumulative filled qty, broker order id). Fills,
- *   positions and cash are never written here, and nothing is ever sent to the broker: no cancel, no order.
+ * - Only `orders` bookkeeping is ever written (status, cumulative filled qty, broker order id), plus the fees the
+ *   broker charged outside any fill (Alpaca's end-of-day REG/TAF FEE activities), booked through the ledger once
+ *   each by activity id: they are the broker's own record of money it took, not a guess. Fills and positions
+ *   are never written here, and nothing is ever sent to the broker: no cancel, no order.
  * - Each adoption is an UPDATE guarded by the row's status and filled qty as the diff saw them. If the trade
  *   workflow moved the row in the meantime the adoption is skipped (the workflow is more current), never
  *   forced. That also makes a second run adopt nothing: an adopted row no longer differs from the broker.
@@ -64,6 +66,11 @@ export interface ReconciliationReport {
   /** Applied adoptions (in a dry run: the adoptions a real run would apply). */
   adopted: ReconcileAdoption[];
   flagged: ReconcileFlag[];
+  /**
+   * Broker fees booked into the ledger by this run (in a dry run: the fees the broker listed, none booked). Booked
+   * before the diff, so the cash comparison sees them.
+   */
+  fees: BrokerFee[];
   /** Adoptions not applied because the ledger row changed while the run was reading the broker. */
   skipped: ReconcileAdoption[];
   /** pending_submit orders inside the grace period (a submit may be in flight): untouched. */
@@ -153,6 +160,44 @@ export async function loadBrokerState(
   };
 }
 
+/**
+ * Read the fees the broker charged outside fills since a few days before the last one booked, and book the new
+ * ones (none in a dry run). A broker without such fees (the simulated venue charges per fill) has nothing to read.
+ * A rate-limited read waits for the reset and tries again; any other failure fails the run before it writes
+ * anything, as for the other broker reads.
+ */
+async function bookFeesCharged(
+  deps: ReconcileDeps,
+  dryRun: boolean,
+  log: Logger,
+  attempts: number,
+): Promise<BrokerFee[]> {
+  const { pool, broker, accountId } = deps;
+  if (!hasFeeActivities(broker)) return [];
+  const after = await feesReadAfter(pool, accountId);
+  if (after === null) return []; // no ledger account: the diff reports it
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const listed = await broker.listFees(after);
+      if (dryRun) return listed;
+      const booked = await bookBrokerFees(pool, accountId, listed);
+      for (const f of booked) {
+        log.info(
+          { activity_id: f.activityId, day: f.date, amount: f.netAmount, symbol: f.symbol },
+          `broker fee booked: ${f.description}`,
+        );
+      }
+      return booked;
+    } catch (err) {
+      if (!(err instanceof BrokerRateLimitedError) || attempt >= attempts) throw err;
+      const waitMs = Math.min(60_000, Math.max(1_000, err.retryAfterMs));
+      rateLimitWaits.inc({ where: 'reconciliation' });
+      rateLimitWaitSeconds.inc({ where: 'reconciliation' }, waitMs / 1000);
+      await sleep(waitMs);
+    }
+  }
+}
+
 export function newRunId(now: Date = new Date()): string {
   return `rec-${now.toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomUUID().slice(0, 8)}`;
 }
@@ -164,7 +209,8 @@ function countKinds(findings: ReconcileFinding[]): Partial<Record<FindingKind, n
 }
 
 export function summaryLine(
-  r: Pick<ReconciliationReport, 'runId' | 'adopted' | 'flagged' | 'skipped' | 'deferred' | 'dryRun'>,
+  r: Pick<ReconciliationReport, 'runId' | 'adopted' | 'flagged' | 'skipped' | 'deferred' | 'dryRun'> &
+    Partial<Pick<ReconciliationReport, 'fees'>>,
 ): string {
   const kinds = Object.entries(countKinds(r.flagged))
     .map(([k, n]) => `${k}×${n}`)
@@ -173,6 +219,10 @@ export function summaryLine(
     `${r.adopted.length} ${r.dryRun ? 'would be adopted' : 'adopted'}`,
     `${r.flagged.length} FLAGGED${kinds ? ` (${kinds})` : ''}`,
   ];
+  if (r.fees?.length) {
+    const cents = r.fees.reduce((sum, f) => sum + Math.round(f.netAmount * 100), 0);
+    parts.push(`${r.fees.length} broker fee(s) ${r.dryRun ? 'listed' : 'booked'} (${(cents / 100).toFixed(2)})`);
+  }
   if (r.skipped.length) parts.push(`${r.skipped.length} skipped (ledger changed meanwhile)`);
   if (r.deferred.length) parts.push(`${r.deferred.length} deferred (submit may be in flight)`);
   const verdict = r.flagged.length ? ' — NEEDS A HUMAN' : ' — ledger agrees with the broker';
@@ -194,6 +244,9 @@ export async function reconcileWithBroker(
   const runId = opts.runId ?? newRunId(started);
   const dryRun = opts.dryRun ?? false;
   const log = deps.logger.child({ component: 'reconciliation', run_id: runId, account_id: accountId });
+
+  // The broker's fees outside fills first: then the cash diff below compares like with like, to the cent.
+  const fees = await bookFeesCharged(deps, dryRun, log, opts.lookupAttempts ?? 3);
 
   // Ledger first, broker second: anything that happens in between (a fill) then shows as the broker being
   // ahead — a warning the next run clears — never as the ledger being ahead, which would be a false alarm
@@ -235,6 +288,7 @@ export async function reconcileWithBroker(
     dryRun,
     startedAt: started.toISOString(),
     finishedAt: now().toISOString(),
+    fees,
     adopted,
     flagged: diff.flags,
     skipped,

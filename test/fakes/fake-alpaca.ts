@@ -12,6 +12,8 @@ import {
   type BrokerExecution,
   type BrokerPosition,
   type ExecutionLog,
+  type BrokerFee,
+  type FeeLog,
 } from '../../src/adapters/brokers/broker';
 
 /**
@@ -81,19 +83,6 @@ export interface FakeEngineOptions {
   regulatoryFees?: boolean;
 }
 
-/** A FEE (non-trade) account activity as Alpaca lists it. */
-export interface FeeActivityJson {
-  id: string;
-  activity_type: 'FEE';
-  date: string;
-  net_amount: string;
-  description: string;
-  symbol: string;
-  qty: string;
-  per_share_amount: null;
-  status: 'executed';
-}
-
 const SEC_FEE_PER_DOLLAR = 27.8 / 1_000_000;
 const TAF_PER_SHARE = 0.000166;
 const TAF_MAX_PER_TRADE = 8.3;
@@ -118,7 +107,7 @@ export interface MarketFillMode {
 }
 
 /** Minimal Alpaca-like order book: orders, fills, cash, positions, buying power, FILL activities. Implements Broker. */
-export class FakeAlpacaEngine implements Broker, ExecutionLog {
+export class FakeAlpacaEngine implements Broker, ExecutionLog, FeeLog {
   readonly name = 'alpaca' as const;
   /** Orders created (idempotent re-submits do not count). The number tests assert "exactly one order" on. */
   ordersCreated = 0;
@@ -137,8 +126,8 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
   private readonly timers = new Set<NodeJS.Timeout>();
   private pendingCancelMs = 0;
   private readonly accruedFees = new Map<string, { reg: number; taf: number; qty: number }>();
-  /** FEE activities charged so far (regulatoryFees), oldest first. */
-  readonly feeActivities: FeeActivityJson[] = [];
+  /** FEE activities charged so far (regulatoryFees), oldest first; the compat server lists them (FeeLog). */
+  readonly feeActivities: BrokerFee[] = [];
   tradingBlocked = false;
 
   constructor(private readonly opts: FakeEngineOptions = {}) {
@@ -265,6 +254,22 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
   }
 
   /**
+   * Charge a fee outside any fill, as Alpaca does at end of day: cash goes down by `amount` (whole cents) and a
+   * FEE activity lists it. Its id sorts after the day's fills, as a real end-of-day activity's does.
+   */
+  chargeFee(date: string, description: string, symbol: string | null, amount: number): void {
+    this.cash -= amount;
+    const seq = String(this.feeActivities.length + 1).padStart(8, '0');
+    this.feeActivities.push({
+      activityId: `${date.replace(/-/g, '')}235959999::fee-${seq}`,
+      date,
+      netAmount: -amount,
+      description,
+      symbol,
+    });
+  }
+
+  /**
    * Close the trading day (regulatoryFees): charge each symbol's accrued REG and TAF, rounded up to the
    * cent, from cash and list them as FEE activities. Returns the total charged.
    */
@@ -278,18 +283,7 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
         const charged = ceilCent(amount);
         if (charged <= 0) continue;
         total += charged;
-        this.cash -= charged;
-        this.feeActivities.push({
-          id: `${date.replace(/-/g, '')}000000000::fee-${String(this.feeActivities.length + 1).padStart(8, '0')}`,
-          activity_type: 'FEE',
-          date,
-          net_amount: (-charged).toFixed(2),
-          description: `${kind} fee`,
-          symbol,
-          qty: String(acc.qty),
-          per_share_amount: null,
-          status: 'executed',
-        });
+        this.chargeFee(date, `${kind} fee`, symbol, charged);
       }
     }
     this.accruedFees.clear();
@@ -482,6 +476,10 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog {
 
   async listExecutions(brokerOrderId: string): Promise<BrokerExecution[]> {
     return this.executionLog.filter((e) => e.brokerOrderId === brokerOrderId).map((e) => ({ ...e }));
+  }
+
+  async listAllFees(): Promise<BrokerFee[]> {
+    return this.feeActivities.map((f) => ({ ...f }));
   }
 
   async listAllExecutions(): Promise<BrokerExecution[]> {
@@ -749,11 +747,6 @@ export class FakeAlpaca {
 
   private onRequest(method: string, path: string, res: ServerResponse): boolean {
     this.requests.push({ method, path });
-    if (method === 'GET' && path === '/v2/account/activities/FEE') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify([...this.engine.feeActivities].reverse())); // Alpaca's default direction: desc
-      return true;
-    }
     const isPost = method === 'POST' && path === '/v2/orders';
     if (isPost) this.postsReceived++;
     const now = Date.now();

@@ -4,12 +4,18 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createBroker, type AlpacaBroker, type Broker } from '../../src/adapters/brokers';
 import { ensureAccount } from '../../src/adapters/postgres/risk-store';
-import { recordFills, recordOrderIntent, syncOrder, type OrderRecord } from '../../src/adapters/postgres/ledger';
+import {
+  ledgerInvariants,
+  recordFills,
+  recordOrderIntent,
+  syncOrder,
+  type OrderRecord,
+} from '../../src/adapters/postgres/ledger';
 import { parseEnv } from '../../src/config';
 import type { BrokerOrder, OrderRequest } from '../../src/contracts/order';
 import { createLogger } from '../../src/logging';
 import { reconcileWithBroker, type ReconcileRunOptions } from '../../src/services/reconciliation';
-import { startFakeAlpaca, type FakeAlpaca } from '../fakes/fake-alpaca';
+import { startFakeAlpaca, type FakeAlpaca, type FakeAlpacaOptions } from '../fakes/fake-alpaca';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
 
 /**
@@ -39,8 +45,8 @@ afterAll(async () => {
 });
 
 /** A fresh broker account (fake) and ledger account per test: the two start in agreement ($100k, flat). */
-async function freshWorld(): Promise<void> {
-  fake = await startFakeAlpaca({ apiKey: KEY, apiSecret: SECRET, startingCash: 100_000 });
+async function freshWorld(fakeOpts: Partial<FakeAlpacaOptions> = {}): Promise<void> {
+  fake = await startFakeAlpaca({ apiKey: KEY, apiSecret: SECRET, startingCash: 100_000, ...fakeOpts });
   const config = parseEnv({
     BROKER: 'alpaca',
     ALPACA_BASE_URL: fake.url,
@@ -233,6 +239,62 @@ describe('reconciliation against PostgreSQL and a fake Alpaca', () => {
     });
     expect(report.summary).toMatch(/0 adopted, 0 FLAGGED — ledger agrees with the broker/);
     expect(await issues(report.runId)).toEqual([]);
+  });
+
+  it("books Alpaca's end-of-day regulatory fees once each, so ledger cash equals the broker's to the cent", async () => {
+    await freshWorld({ regulatoryFees: true });
+    const today = new Date().toISOString().slice(0, 10);
+    // A round trip in NVDA, fills booked as the trade workflow books them: the ledger and broker agree.
+    const buy = limitBuy(cid('fee-buy'), 'NVDA', 500);
+    const buyRec = await ledgerIntent(buy, { finished: true });
+    const bought = await broker.submitOrder(buy);
+    await fake.fill(buy.clientOrderId, 500, 100);
+    await bookFill(buyRec, bought, 500, 100, 500);
+    await syncOrder(db.pool, buyRec, (await broker.getOrderByClientOrderId(buy.clientOrderId))!);
+    const sell: OrderRequest = { ...limitBuy(cid('fee-sell'), 'NVDA', 500), side: 'sell' };
+    const sellRec = await ledgerIntent(sell, { finished: true });
+    const sold = await broker.submitOrder(sell);
+    await fake.fill(sell.clientOrderId, 200, 100.25);
+    await bookFill(sellRec, sold, 200, 100.25, 200);
+    await fake.fill(sell.clientOrderId, 300, 100.25);
+    await bookFill(sellRec, sold, 300, 100.25, 500);
+    await syncOrder(db.pool, sellRec, (await broker.getOrderByClientOrderId(sell.clientOrderId))!);
+    expect((await run()).flagged).toEqual([]);
+
+    // The broker closes the day: SEC 50,125 × 27.80 / 1e6 = 1.393475 → 1.40; TAF 500 × 0.000166 = 0.083 → 0.09.
+    expect(fake.engine.endOfDay(today)).toBe(1.49);
+    // A dry run lists them and writes nothing: the cash gap is still there and flagged.
+    const dry = await run({ dryRun: true });
+    expect(dry.fees.map((f) => [f.description, f.netAmount, f.symbol, f.date])).toEqual([
+      ['REG fee', -1.4, 'NVDA', today],
+      ['TAF fee', -0.09, 'NVDA', today],
+    ]);
+    expect(dry.flagged.map((f) => [f.kind, f.detail.diff])).toEqual([['cash_drift', -1.49]]);
+    const before = await ledgerMoneyRows();
+
+    // The broker rate-limits the first read: the run waits for the reset and books both fees.
+    fake.rateLimitNext(1, 1);
+    const report = await run();
+    expect(report.fees.map((f) => f.netAmount)).toEqual([-1.4, -0.09]);
+    expect(report.flagged).toEqual([]);
+    expect(report.summary).toMatch(/2 broker fee\(s\) booked \(-1\.49\) — ledger agrees with the broker/);
+    const after = await ledgerMoneyRows();
+    expect(Number(after!.movements)).toBe(Number(before!.movements) + 2);
+    expect(after!.cash).toBe((await broker.getAccount()).cash.toFixed(6)); // to the cent, NUMERIC against the broker
+    expect((await ledgerInvariants(db.pool, accountId)).cashMinusMovements).toBe(0);
+
+    // Every later run re-reads the last days and books nothing twice.
+    const again = await run();
+    expect(again.fees).toEqual([]);
+    expect(await ledgerMoneyRows()).toEqual(after);
+
+    // More fees than one page (100): every one booked, summed exactly in cents.
+    for (let i = 0; i < 150; i++) fake.engine.chargeFee(today, 'TAF fee', 'NVDA', 0.01 * ((i % 7) + 1));
+    const bulk = await run();
+    expect(bulk.fees).toHaveLength(150);
+    expect(bulk.flagged).toEqual([]);
+    expect((await ledgerMoneyRows())!.cash).toBe((await broker.getAccount()).cash.toFixed(6));
+    expect(fake.count('GET', '/v2/account/activities/FEE')).toBeGreaterThanOrEqual(2);
   });
 
   it('detects a ledger that disagrees with the broker: adopts the safe parts, flags the rest, never trades or books', async () => {

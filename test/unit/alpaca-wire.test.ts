@@ -4,6 +4,7 @@ import {
   AlpacaWireError,
   eventFromAlpaca,
   executionFromAlpacaActivity,
+  feeFromAlpacaActivity,
   isDuplicateClientOrderIdMessage,
   orderFromAlpaca,
   orderRequestToAlpaca,
@@ -14,6 +15,7 @@ import {
 import {
   activityIdFor,
   eventToAlpaca,
+  feeActivityToAlpaca,
   fillActivityToAlpaca,
   orderRequestFromAlpaca,
   orderToAlpaca,
@@ -300,5 +302,48 @@ describe('FILL account activities', () => {
   it("activity ids have Alpaca's <yyyymmddhhmmssmmm>::<id> form and sort in time order", () => {
     expect(activityIdFor('2021-05-10T14:01:04.650Z', 'abc')).toBe('20210510140104650::abc');
     expect(activityIdFor('2021-05-10T14:01:04.650Z', 'z') < activityIdFor('2021-05-10T14:01:05.000Z', 'a')).toBe(true);
+  });
+});
+
+describe('FEE activities (regulatory fees charged at end of day)', () => {
+  /** A non-trade activity as Alpaca lists it (GET /v2/account/activities/FEE): amounts are decimal strings. */
+  const sample = {
+    id: '20261127000000000::8f3c2b1a-0d4e-4f5a-9b6c-7d8e9f0a1b2c',
+    activity_type: 'FEE',
+    date: '2026-11-27',
+    net_amount: '-1.39',
+    description: 'REG fee',
+    symbol: 'NVDA',
+    qty: '500',
+    per_share_amount: null,
+    status: 'executed',
+  };
+
+  it('parses the documented shape; the net amount is the signed cash effect', () => {
+    expect(feeFromAlpacaActivity(sample)).toEqual({
+      activityId: sample.id,
+      date: '2026-11-27',
+      netAmount: -1.39,
+      description: 'REG fee',
+      symbol: 'NVDA',
+    });
+    expect(feeFromAlpacaActivity({ ...sample, symbol: undefined })?.symbol).toBeNull();
+  });
+
+  it('a cancelled activity moved no money: nothing to book', () => {
+    expect(feeFromAlpacaActivity({ ...sample, status: 'canceled' })).toBeNull();
+  });
+
+  it('refuses what it cannot read instead of guessing an amount', () => {
+    expect(() => feeFromAlpacaActivity({ ...sample, activity_type: 'FILL' })).toThrow(AlpacaWireError);
+    expect(() => feeFromAlpacaActivity({ ...sample, net_amount: 'n/a' })).toThrow(AlpacaWireError);
+    expect(() => feeFromAlpacaActivity({ ...sample, date: 'yesterday' })).toThrow(AlpacaWireError);
+    expect(() => feeFromAlpacaActivity({ ...sample, id: 7 })).toThrow(AlpacaWireError);
+  });
+
+  it('round-trips through the compat server encoding, to the cent', () => {
+    const f = feeFromAlpacaActivity(sample)!;
+    expect(feeActivityToAlpaca(f)).toMatchObject({ net_amount: '-1.39', activity_type: 'FEE', status: 'executed' });
+    expect(feeFromAlpacaActivity(feeActivityToAlpaca(f))).toEqual(f);
   });
 });

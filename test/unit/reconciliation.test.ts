@@ -429,6 +429,7 @@ describe('reconcile CLI helpers', () => {
       dryRun: false,
       startedAt: NOW.toISOString(),
       finishedAt: NOW.toISOString(),
+      fees: [],
       adopted: diff.adoptions,
       flagged: diff.flags,
       skipped: [],
@@ -456,5 +457,14 @@ describe('reconcile CLI helpers', () => {
     expect(formatReport({ ...clean, summary: summaryLine(clean) })).toMatch(
       /No differences\.\n\nreconciliation rec-test: 0 adopted, 0 FLAGGED — ledger agrees with the broker$/,
     );
+    // Fees the broker charged outside fills are listed with the day, kind, symbol and amount, and summed in cents.
+    const fees = [
+      { activityId: 'a1', date: '2026-11-27', netAmount: -1.39, description: 'REG fee', symbol: 'NVDA' },
+      { activityId: 'a2', date: '2026-11-27', netAmount: -0.09, description: 'TAF fee', symbol: 'NVDA' },
+    ];
+    const withFees = { ...clean, fees };
+    const feeText = formatReport({ ...withFees, summary: summaryLine(withFees) });
+    expect(feeText).toMatch(/broker fee booked: 2026-11-27 REG fee NVDA -1\.39 \(activity a1\)/);
+    expect(feeText).toMatch(/0 adopted, 0 FLAGGED, 2 broker fee\(s\) booked \(-1\.48\) — ledger agrees/);
   });
 });

@@ -65,6 +65,46 @@ export function hasExecutionLog(b: unknown): b is ExecutionLog {
   return typeof (b as Partial<ExecutionLog> | null)?.listAllExecutions === 'function';
 }
 
+/**
+ * A cash amount the broker booked on the account outside any fill. On Alpaca these are FEE account activities:
+ * equities are commission-free, but the regulatory fees on sells (SEC "REG", FINRA "TAF"; CAT) accrue during
+ * the day and are charged at end of day, per symbol and each rounded up to the cent. A ledger that books only
+ * fills drifts from the broker's cash by them every day a position is sold.
+ */
+export interface BrokerFee {
+  /** The broker's activity id (Alpaca: `<yyyymmddhhmmssmmm>::<uuid>`): what booking is idempotent on. */
+  activityId: string;
+  /** The trading day it was charged for (YYYY-MM-DD). */
+  date: string;
+  /** Signed effect on cash in dollars, as the broker states it: negative for a charge, positive for a refund. */
+  netAmount: number;
+  /** The broker's description (Alpaca: "REG fee", "TAF fee", …). */
+  description: string;
+  symbol: string | null;
+}
+
+/**
+ * A broker that lists fees charged outside fills (Alpaca). The simulated venue charges its commission on each fill
+ * and reports it there (BrokerExecution.fee), so it has nothing to list and does not implement this.
+ */
+export interface FeeActivities {
+  /** Fees charged on trading days after `afterDate` (YYYY-MM-DD), oldest first; cancelled activities left out. */
+  listFees(afterDate: string, opts?: BrokerCallOptions): Promise<BrokerFee[]>;
+}
+
+export function hasFeeActivities(b: unknown): b is FeeActivities {
+  return typeof (b as Partial<FeeActivities> | null)?.listFees === 'function';
+}
+
+/** A venue that can list every fee it charged outside fills (the fake Alpaca): the compat server serves them. */
+export interface FeeLog {
+  listAllFees(): Promise<BrokerFee[]>;
+}
+
+export function hasFeeLog(b: unknown): b is FeeLog {
+  return typeof (b as Partial<FeeLog> | null)?.listAllFees === 'function';
+}
+
 export interface ListExecutionsOptions extends BrokerCallOptions {
   /** The order's creation time (ISO), when known: saves a lookup and bounds the activity scan. */
   orderCreatedAt?: string;

@@ -1,8 +1,15 @@
 import { isTerminal, type BrokerOrder } from '../../contracts/order';
-import { hasExecutionLog, type Broker, type BrokerExecution } from '../../adapters/brokers/broker';
+import { hasExecutionLog, hasFeeLog, type Broker } from '../../adapters/brokers/broker';
 import { ALPACA_CODES, DUPLICATE_CLIENT_ORDER_ID_MESSAGE } from '../../adapters/brokers/alpaca/wire';
 import { HttpError, notFound, validationError } from './http';
-import { accountToAlpaca, fillActivityToAlpaca, orderRequestFromAlpaca, orderToAlpaca, positionToAlpaca } from './wire';
+import {
+  accountToAlpaca,
+  feeActivityToAlpaca,
+  fillActivityToAlpaca,
+  orderRequestFromAlpaca,
+  orderToAlpaca,
+  positionToAlpaca,
+} from './wire';
 
 /**
  * Broker order id → client order id. The `Broker` port addresses orders by client order id; Alpaca's
@@ -142,9 +149,21 @@ export function compatRoutes(broker: Broker, orderIds: OrderIdIndex): CompatRout
     if (method === 'GET' && (path === '/v2/account/activities' || path.startsWith('/v2/account/activities/'))) {
       const typeInPath =
         path.length > '/v2/account/activities/'.length ? path.slice('/v2/account/activities/'.length) : '';
-      const types = typeInPath ? [typeInPath] : (query.get('activity_types') ?? 'FILL').split(',');
-      if (!types.map((t) => t.trim().toUpperCase()).includes('FILL') || !hasExecutionLog(broker)) return [200, []];
-      return [200, pageOfActivities(await broker.listAllExecutions(), query).map(fillActivityToAlpaca)];
+      const types = (typeInPath ? [typeInPath] : (query.get('activity_types') ?? 'FILL').split(',')).map((t) =>
+        t.trim().toUpperCase(),
+      );
+      // Both kinds in one listing, as Alpaca does for several types: their ids share one time order.
+      const rows: ActivityRow[] = [];
+      if (types.includes('FILL') && hasExecutionLog(broker)) {
+        for (const e of await broker.listAllExecutions()) {
+          rows.push({ id: e.executionId, at: e.timestamp, json: () => fillActivityToAlpaca(e) });
+        }
+      }
+      if (types.includes('FEE') && hasFeeLog(broker)) {
+        for (const f of await broker.listAllFees())
+          rows.push({ id: f.activityId, at: f.date, json: () => feeActivityToAlpaca(f) });
+      }
+      return [200, pageOfActivities(rows, query).map((r) => r.json())];
     }
     if (path === '/v2/account' && method === 'GET') return [200, accountToAlpaca(await broker.getAccount())];
     if (path === '/v2/positions' && method === 'GET') return [200, (await broker.getPositions()).map(positionToAlpaca)];
@@ -159,8 +178,15 @@ export function compatRoutes(broker: Broker, orderIds: OrderIdIndex): CompatRout
   };
 }
 
-/** Alpaca's activity query semantics over an execution log (ids sort in time order: `<timestamp digits>::uuid`). */
-function pageOfActivities(all: BrokerExecution[], query: URLSearchParams): BrokerExecution[] {
+/** One activity of a listing: its id (time-ordered), its time (a FILL's transaction time, a FEE's day) and its JSON. */
+interface ActivityRow {
+  id: string;
+  at: string;
+  json: () => unknown;
+}
+
+/** Alpaca's activity query semantics over activity logs (ids sort in time order: `<timestamp digits>::uuid`). */
+function pageOfActivities(all: ActivityRow[], query: URLSearchParams): ActivityRow[] {
   const bound = (name: string): number | undefined => {
     const v = query.get(name);
     if (v === null || v === '') return undefined;
@@ -179,17 +205,17 @@ function pageOfActivities(all: BrokerExecution[], query: URLSearchParams): Broke
   const size = sizeRaw === null ? (date ? Number.POSITIVE_INFINITY : 100) : Number(sizeRaw);
   if (!(size >= 1) || (!date && size > 100)) throw validationError(`invalid page_size: ${sizeRaw}`);
   let rows = all.filter((e) => {
-    const t = Date.parse(e.timestamp);
-    if (date && e.timestamp.slice(0, 10) !== date) return false;
+    const t = Date.parse(e.at);
+    if (date && e.at.slice(0, 10) !== date) return false;
     if (after !== undefined && !(t > after)) return false;
     if (until !== undefined && !(t < until)) return false;
     return true;
   });
-  rows = [...rows].sort((a, b) => (a.executionId < b.executionId ? -1 : a.executionId > b.executionId ? 1 : 0));
+  rows = [...rows].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   if (direction === 'desc') rows.reverse();
   const token = query.get('page_token');
   if (token) {
-    const i = rows.findIndex((e) => e.executionId === token);
+    const i = rows.findIndex((e) => e.id === token);
     rows = i >= 0 ? rows.slice(i + 1) : [];
   }
   return rows.slice(0, size);

@@ -7,7 +7,7 @@ import type {
   OrderType,
   TimeInForce,
 } from '../../contracts/order';
-import type { BrokerAccount, BrokerExecution, BrokerPosition } from '../../adapters/brokers/broker';
+import type { BrokerAccount, BrokerExecution, BrokerFee, BrokerPosition } from '../../adapters/brokers/broker';
 import {
   ALPACA_ORDER_TYPES,
   ALPACA_TIMES_IN_FORCE,
@@ -213,6 +213,30 @@ export function positionToAlpaca(p: BrokerPosition): Record<string, unknown> {
 export function activityIdFor(timestamp: string, uuid: string): string {
   const digits = new Date(timestamp).toISOString().replace(/[-:TZ.]/g, '');
   return `${digits}::${uuid}`;
+}
+
+/** A FEE (non-trade) account activity as Alpaca lists it. */
+export interface AlpacaFeeActivityJson {
+  id: string;
+  activity_type: 'FEE';
+  date: string;
+  net_amount: string;
+  description: string;
+  symbol?: string;
+  status: 'executed';
+}
+
+export function feeActivityToAlpaca(f: BrokerFee): AlpacaFeeActivityJson {
+  const json: AlpacaFeeActivityJson = {
+    id: f.activityId,
+    activity_type: 'FEE',
+    date: f.date,
+    net_amount: f.netAmount.toFixed(2),
+    description: f.description,
+    status: 'executed',
+  };
+  if (f.symbol !== null) json.symbol = f.symbol;
+  return json;
 }
 
 export function fillActivityToAlpaca(e: BrokerExecution): AlpacaFillActivityJson {

@@ -10,6 +10,8 @@ import {
   type BrokerExecution,
   type BrokerPosition,
   type ListExecutionsOptions,
+  type BrokerFee,
+  type FeeActivities,
 } from '../broker';
 import { RequestBudget } from '../request-budget';
 import { OrderFollower, type OrderUpdateListener } from './order-follower';
@@ -84,7 +86,7 @@ export interface AlpacaBrokerOptions {
  * Parts: this file places and cancels orders (the writes and their money rules); reads.ts parses the read
  * endpoints; order-follower.ts follows orders to their end (stream + poller, one merge).
  */
-export class AlpacaBroker implements Broker {
+export class AlpacaBroker implements Broker, FeeActivities {
   readonly name: 'alpaca' | 'simulated';
   private readonly rest: AlpacaRestClient;
   private readonly reads: AlpacaReads;
@@ -239,6 +241,11 @@ export class AlpacaBroker implements Broker {
   /** An order's executions from FILL account activities (reads.ts: paging and order). */
   async listExecutions(brokerOrderId: string, opts: ListExecutionsOptions = {}): Promise<BrokerExecution[]> {
     return this.reads.executionsOf(brokerOrderId, opts);
+  }
+
+  /** Regulatory fees (FEE activities), charged at end of day outside any fill: reconciliation books them. */
+  async listFees(afterDate: string, opts: BrokerCallOptions = {}): Promise<BrokerFee[]> {
+    return this.reads.fees(afterDate, opts);
   }
 
   async listOpenOrders(opts: BrokerCallOptions = {}): Promise<BrokerOrder[]> {

@@ -4,6 +4,7 @@ import {
   type BrokerAccount,
   type BrokerCallOptions,
   type BrokerExecution,
+  type BrokerFee,
   type BrokerPosition,
   type ListExecutionsOptions,
 } from '../broker';
@@ -13,6 +14,7 @@ import {
   AlpacaWireError,
   accountFromAlpaca,
   executionFromAlpacaActivity,
+  feeFromAlpacaActivity,
   orderFromAlpaca,
   positionFromAlpaca,
 } from './wire';
@@ -90,6 +92,37 @@ export class AlpacaReads {
       pageToken = last.id;
     }
     return out.sort((a, b) => a.cumQty - b.cumQty);
+  }
+
+  /**
+   * FEE account activities for trading days after `afterDate` (YYYY-MM-DD), oldest first: every page (100 a page,
+   * `page_token` = the last id), since a day's fees come one per symbol and kind. Read priority.
+   */
+  async fees(afterDate: string, opts: BrokerCallOptions = {}): Promise<BrokerFee[]> {
+    const call = { signal: opts.signal, deadlineMs: opts.deadlineMs };
+    const path = '/v2/account/activities/FEE';
+    const out: BrokerFee[] = [];
+    const seen = new Set<string>();
+    let pageToken: string | undefined;
+    for (let page = 0; page < 1_000; page++) {
+      const query: Record<string, string> = { after: afterDate, direction: 'asc', page_size: '100' };
+      if (pageToken) query.page_token = pageToken;
+      const res = await this.rest.request('GET', path, { query, priority: 'read', ...call });
+      if (!(res.status >= 200 && res.status < 300)) throw this.rest.errorFor('GET', path, res);
+      if (!Array.isArray(res.body)) throw new BrokerUnavailableError(`Alpaca GET ${path}: body is not an array`, false);
+      const rows = res.body as unknown[];
+      for (const row of rows) {
+        const fee = parseResponse(() => feeFromAlpacaActivity(row), path);
+        if (fee === null || seen.has(fee.activityId)) continue;
+        seen.add(fee.activityId);
+        out.push(fee);
+      }
+      if (rows.length < 100) break;
+      const last = rows[rows.length - 1] as { id?: unknown };
+      if (typeof last.id !== 'string' || last.id === pageToken) break;
+      pageToken = last.id;
+    }
+    return out;
   }
 
   async openOrders(opts: BrokerCallOptions = {}): Promise<BrokerOrder[]> {

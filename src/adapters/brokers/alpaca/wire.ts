@@ -8,7 +8,7 @@ import type {
   TimeInForce,
 } from '../../../contracts/order';
 import { OrderStatusSchema } from '../../../contracts/order';
-import type { BrokerAccount, BrokerExecution, BrokerPosition } from '../broker';
+import type { BrokerAccount, BrokerExecution, BrokerFee, BrokerPosition } from '../broker';
 
 /**
  * Alpaca Trading API v2 wire format, client side: what the AlpacaBroker adapter sends (order requests) and
@@ -379,5 +379,25 @@ export function executionFromAlpacaActivity(json: unknown): BrokerExecution {
     timestamp: str(json.transaction_time, 'transaction_time'),
     // Alpaca equities: commission-free, no per-fill fee field. Only the simulated venue sends one.
     fee: fromWireNumber(json.fee) ?? 0,
+  };
+}
+
+/**
+ * A FEE account activity (a non-trade activity: `id`, `activity_type`, `date`, `net_amount`, `description`,
+ * `symbol`, `qty`, `per_share_amount`, `status`). null for a cancelled one: it moved no money. Amounts are
+ * decimal strings; the net amount is kept to the cent it was charged in (Alpaca rounds each fee up to the cent).
+ */
+export function feeFromAlpacaActivity(json: unknown): BrokerFee | null {
+  if (!isWireObject(json)) throw new AlpacaWireError('activity is not an object');
+  if (json.activity_type !== 'FEE') throw new AlpacaWireError(`activity_type ${String(json.activity_type)} is not FEE`);
+  if (json.status === 'canceled') return null;
+  const date = str(json.date, 'date');
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date.slice(0, 10))) throw new AlpacaWireError(`date ${date} is not a day`);
+  return {
+    activityId: str(json.id, 'id'),
+    date: date.slice(0, 10),
+    netAmount: requiredWireNumber(json.net_amount, 'net_amount'),
+    description: typeof json.description === 'string' ? json.description : 'fee',
+    symbol: typeof json.symbol === 'string' && json.symbol !== '' ? json.symbol : null,
   };
 }

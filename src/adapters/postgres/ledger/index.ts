@@ -4,7 +4,7 @@
  * | table            | written by                                                                     |
  * |------------------|--------------------------------------------------------------------------------|
  * | accounts         | accounts.ts (opening, day roll); booking.ts (cash moved by a fill)              |
- * | cash_movements   | accounts.ts (opening deposit); booking.ts (fill, fee)                           |
+ * | cash_movements   | accounts.ts (opening deposit); booking.ts (fill, fee); fees.ts (broker fees)    |
  * | positions, fills | booking.ts                                                                     |
  * | orders           | orders.ts                                                                      |
  * | trades           | trades.ts                                                                      |
@@ -28,6 +28,7 @@ export {
   withAccountLockInTwoRoundTrips,
 } from './accounts';
 export { bookOrderProgress, recordFills } from './booking';
+export { bookBrokerFees, feesReadAfter, FEE_READ_OVERLAP_DAYS, type ChargedFee } from './fees';
 export {
   adoptBrokerOrderState,
   markOrderRejected,
