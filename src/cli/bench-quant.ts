@@ -31,8 +31,8 @@ import {
 } from '../adapters/rabbitmq';
 import { sleep } from '../lib/sleep';
 import { loadConfig } from '../config';
-import { BarSchema, barsOfMessage, type Bar, type OhlcvBar } from '../contracts/bar';
-import { barMessageId } from '../contracts/ids';
+import { barsOfMessage, type Bar, type OhlcvBar } from '../contracts/bar';
+import { toBarMessage } from '../adapters/marketdata/replay';
 import { STRATEGY_NAMES } from '../contracts/strategies';
 import { mergeSeries, runBacktest } from '../domain/backtest';
 import { SignalEngineSet, strategyFactory, strategySet } from '../domain/strategies';
@@ -44,10 +44,8 @@ import { DEFAULT_QUANT_PREFETCH, startQuant } from '../workers/quant';
 const DATA = path.resolve(__dirname, '../../../shared/data');
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-function toBar(b: OhlcvBar, interval: string): Bar {
-  const message_id = barMessageId('bench', b.symbol, interval, b.timestamp);
-  return BarSchema.parse({ ...b, interval, message_id, source: 'bench', correlation_id: `corr-${message_id}` });
-}
+/** A recorded bar as the replay source publishes it (source `bench`). */
+const toBar = (b: OhlcvBar, interval: string): Bar => toBarMessage(b, interval, 'bench');
 
 function load() {
   const nvda = readBarsCsvSync(path.join(DATA, 'nvda-1999-2014.csv'), { symbol: 'NVDA' });

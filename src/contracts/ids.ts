@@ -19,8 +19,16 @@ export function shortHash(...parts: Array<string | number>): string {
   return sha256Hex(parts.join('|')).slice(0, 20);
 }
 
-/** Deterministic bar id: a re-published bar is recognisably the same bar. */
+/**
+ * Deterministic bar id: a re-published bar is recognisably the same bar. `bar-` and shortHash(source, symbol,
+ * interval, barStartIso), hashed part by part like signalIdFor: one flat string (the concatenation of `bar-` and a
+ * slice of a 64-digit digest was a rope over a slice, one more indirection for every reader of the id).
+ */
 export function barMessageId(source: string, symbol: string, interval: string, barStartIso: string): string {
+  sha256.begin();
+  if (putPart(source) && putPart(symbol) && putPart(interval) && sha256.put(barStartIso)) {
+    return sha256.finishHex('bar-', 20);
+  }
   return `bar-${shortHash(source, symbol, interval, barStartIso)}`;
 }
 

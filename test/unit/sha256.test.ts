@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { shortHash, signalIdFor } from '../../src/contracts/ids';
+import { barMessageId, shortHash, signalIdFor } from '../../src/contracts/ids';
 import * as sha256 from '../../src/contracts/sha256';
 import { TradeSignalSchema } from '../../src/contracts/signal';
 import { SeededRandom } from '../../src/domain/random';
@@ -94,5 +94,23 @@ describe('signalIdFor: the ids made before, the SHA-256 of the joined text', () 
     ] as const) {
       expect(idSchema.safeParse(signalIdFor(strategy, symbol, ts, scope)).success).toBe(true);
     }
+  });
+});
+
+describe('barMessageId: the ids made before, bar- and shortHash of its parts', () => {
+  it('on a seeded sample of sources, symbols, intervals and timestamps (ASCII and not)', () => {
+    const rnd = new SeededRandom(11);
+    const sources = ['replay', 'polygon', 'synthetic', 'bench', 'sourcé'];
+    const symbols = ['NVDA', 'ORCL', 'ES', 'BRK.B', '株'];
+    const intervals = ['1m', '5m', '1d', '1w'];
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd.next() * xs.length)]!;
+    for (let i = 0; i < 2000; i++) {
+      const [source, symbol, interval] = [pick(sources), pick(symbols), pick(intervals)];
+      const ts = new Date(Math.floor(rnd.next() * 2e12)).toISOString();
+      expect(barMessageId(source, symbol, interval, ts)).toBe(`bar-${shortHash(source, symbol, interval, ts)}`);
+    }
+    expect(barMessageId('replay', 'NVDA', '1d', '1999-01-22T00:00:00.000Z')).toBe(
+      `bar-${nodeHex('replay|NVDA|1d|1999-01-22T00:00:00.000Z').slice(0, 20)}`,
+    );
   });
 });

@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BarSchema, type Bar, type OhlcvBar } from '../../contracts/bar';
+import { toValidBar, type Bar, type OhlcvBar } from '../../contracts/bar';
 import { barMessageId } from '../../contracts/ids';
 import { detectLayout, parseBarsCsv } from './csv';
 
@@ -14,7 +14,8 @@ export const REPLAY_SOURCE = 'replay';
 /**
  * OHLCV row → the `market.bars` message. Pure and deterministic (same row, same message id). `provider` names
  * the data in the id (default: the source), so one bar from two transports of one provider (Polygon REST and
- * WebSocket) has one id.
+ * WebSocket) has one id. Checked against the contract (a ZodError names what is wrong), in the bar's one shape
+ * (barOf).
  */
 export function toBarMessage(
   b: OhlcvBar,
@@ -25,8 +26,7 @@ export function toBarMessage(
 ): Bar {
   const timestamp = new Date(Date.parse(b.timestamp)).toISOString();
   const message_id = barMessageId(provider, b.symbol, interval, timestamp);
-  return BarSchema.parse({
-    schema_version: 1,
+  return toValidBar({
     message_id,
     symbol: b.symbol,
     interval,
@@ -36,9 +36,8 @@ export function toBarMessage(
     low: b.low,
     close: b.close,
     volume: b.volume,
-    ...(vwap !== undefined && vwap > 0 ? { vwap } : {}),
+    vwap: vwap !== undefined && vwap > 0 ? vwap : undefined,
     source,
-    is_partial: false,
     correlation_id: `corr-${message_id}`,
   });
 }
