@@ -9,6 +9,8 @@
  * - Each service is the leader of its own process group (`detached`): a terminal Ctrl-C reaches only the job,
  *   which stops its services in order instead of all at once, and a stop or a crash test's SIGKILL signals the
  *   whole group, so nothing the service started outlives it.
+ * - A TypeScript service stops by itself when the process that started it dies, even by SIGKILL (which nothing
+ *   can relay to the services' own groups): lib/parent-lifeline.cjs watches a pipe this process holds.
  * - A stop is SIGTERM first (each service finishes what it holds: in-flight activities, un-acked messages), and
  *   SIGKILL only after the grace period.
  */
@@ -64,6 +66,9 @@ export async function freePort(): Promise<number> {
 export function tsxCommand(script: string, args: readonly string[] = []): { command: string; args: string[] } {
   return { command: process.execPath, args: ['--require', 'tsx/preflight', '--import', 'tsx', script, ...args] };
 }
+
+/** lib/parent-lifeline.cjs, preloaded into the runner's TypeScript services. */
+const PARENT_LIFELINE = path.resolve(__dirname, '../lib/parent-lifeline.cjs');
 
 /** Signal a detached child's process group (its pid is the group id); no-op when the group is gone. */
 export function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
@@ -252,16 +257,22 @@ export class ServiceRunner<N extends string = string> {
 
   start(name: N, spec: ServiceSpec): ServiceProcess<N> {
     if (!spec.script && !spec.command) throw new Error(`service ${name}: neither script nor command`);
+    // A TypeScript service also gets the lifeline (fd 3, lib/parent-lifeline.cjs): it stops when this process dies,
+    // even by SIGKILL, which its own process group would otherwise outlive. Other commands (a private Temporal dev
+    // server) cannot preload it.
     const cmd = spec.script
       ? tsxCommand(spec.script, spec.args)
       : { command: spec.command!, args: [...(spec.args ?? [])] };
+    if (spec.script) cmd.args.splice(cmd.args.indexOf(spec.script), 0, '--require', PARENT_LIFELINE);
     const child = spawn(cmd.command, cmd.args, {
       cwd: spec.cwd ?? this.opts.cwd,
       // Unset: the child inherits this process's environment (spawn's default).
       env: spec.env ?? this.opts.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: spec.script ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
+    // Held, never written, never keeping this process alive; the kernel closes it when this process dies.
+    (child.stdio[3] as net.Socket | null | undefined)?.unref();
     const logFile = path.join(this.opts.logDir, this.opts.logName?.(name) ?? `${name}.log`);
     const svc = new ServiceProcess(name, child, logFile, this.opts.keepOutputChars ?? Infinity, spec.onLine);
     this.services.set(name, svc);

@@ -120,6 +120,31 @@ describe('ServiceRunner', () => {
     expect(await gone(g)).toBe(true);
   });
 
+  it('a TypeScript service stops gracefully when the job that started it is SIGKILLed (its lifeline closes)', async () => {
+    // The job is killed, not the service: nothing relays a SIGKILL, and the service leads its own process group.
+    const marker = path.join(logDir, `lifeline-${process.pid}.txt`);
+    const job = runner.start('lifeline-job', {
+      script: path.resolve(__dirname, '../fixtures/processes/lifeline-parent.ts'),
+      env: { ...process.env, LIFELINE_MARKER: marker },
+    });
+    await job.waitReady({ line: /^child \d+$/m, timeoutMs: 60_000 });
+    const childPid = Number(/^child (\d+)$/m.exec(job.output())![1]);
+    try {
+      expect(await gone(childPid, 500)).toBe(false); // alive while its job is
+      process.kill(job.child.pid!, 'SIGKILL'); // the job's leader only, as an OOM kill would
+      expect(await gone(childPid, 30_000)).toBe(true);
+      expect(fs.readFileSync(marker, 'utf8')).toBe('stopped on SIGTERM\n'); // its own graceful stop ran
+    } finally {
+      try {
+        if (fs.readFileSync(`/proc/${childPid}/cmdline`, 'utf8').includes('lifeline-child')) {
+          process.kill(childPid, 'SIGKILL');
+        }
+      } catch {
+        // gone, as it should be
+      }
+    }
+  });
+
   it('a graceful stop lets the leader exit on SIGTERM, then removes what it left behind in its group', async () => {
     const svc = runner.start('graceful', node(WITH_GRANDCHILD));
     await svc.waitReady({ line: /grandchild ready/, timeoutMs: 30_000 });
