@@ -137,35 +137,46 @@ export async function inOneRoundTrip(c: PoolClient, statements: readonly Stateme
   return Promise.all(statements.map((s) => c.query(s)));
 }
 
-/** The transaction of `withTransactionInTwoRoundTrips`'s second round trip: its writes, and how it ends. */
+/** How a pipelined transaction ends: its last writes, then COMMIT (or ROLLBACK), in one round trip. */
 export interface TransactionEnd<T> {
   /** Written in order, then COMMIT (or ROLLBACK when `commit` is false), in the same round trip. */
   writes: readonly Statement[];
   commit: boolean;
-  result: T;
+  /** The transaction's result, from the answers to `writes` (in order; read once COMMIT has succeeded). */
+  result(writes: QueryResult[]): T;
+}
+
+/** A transaction's batches: `batch` sends statements in one round trip (the first batch carries BEGIN). */
+export interface PipelinedTransaction {
+  batch(statements: readonly Statement[]): Promise<QueryResult[]>;
 }
 
 /**
- * A short transaction in two round trips on a pipelined connection: BEGIN and the `first` statements (a lock,
- * the reads) in one, then `decide` (synchronous: no I/O while the transaction is open) turns their results into
- * the writes, which go out with COMMIT in the other. On a connection without pipeline mode the same statements
- * run one by one, with the same effect. Any failure (a statement, `decide` throwing) rolls back.
+ * A transaction sent in batches on a pipelined connection: BEGIN rides with the first `batch`, and the writes
+ * `fn` ends with ride with COMMIT. Each batch is one round trip (inOneRoundTrip; one statement at a time on a
+ * connection without pipeline mode, with the same effect). Any failure (a statement, `fn` throwing) rolls back.
  */
-export async function withTransactionInTwoRoundTrips<T>(
+export async function withPipelinedTransaction<T>(
   pool: Pool,
-  first: readonly Statement[],
-  decide: (results: QueryResult[]) => TransactionEnd<T>,
+  fn: (tx: PipelinedTransaction) => Promise<TransactionEnd<T>>,
 ): Promise<T> {
   const client = await pool.connect();
+  let begun = false;
+  const tx: PipelinedTransaction = {
+    async batch(statements) {
+      if (begun) return inOneRoundTrip(client, statements);
+      begun = true;
+      return (await inOneRoundTrip(client, [{ text: 'BEGIN' }, ...statements])).slice(1);
+    },
+  };
   let out: T;
   try {
-    const results = await inOneRoundTrip(client, [{ text: 'BEGIN' }, ...first]);
-    const end = decide(results.slice(1));
-    await inOneRoundTrip(client, [...end.writes, { text: end.commit ? 'COMMIT' : 'ROLLBACK' }]);
-    out = end.result;
+    const end = await fn(tx);
+    const answers = await tx.batch([...end.writes, { text: end.commit ? 'COMMIT' : 'ROLLBACK' }]);
+    out = end.result(answers.slice(0, end.writes.length));
   } catch (err) {
-    // After a failed write the second round trip's COMMIT has already ended the transaction (as a rollback);
-    // a ROLLBACK then only draws a warning. A failed ROLLBACK means the connection is broken: see withTransaction.
+    // After a failed write the last batch's COMMIT has already ended the transaction (as a rollback); a
+    // ROLLBACK then only draws a warning. A failed ROLLBACK means the connection is broken: see withTransaction.
     const broken = await client.query('ROLLBACK').then(
       () => undefined,
       (rollbackErr: unknown) => (rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr))),
@@ -175,6 +186,19 @@ export async function withTransactionInTwoRoundTrips<T>(
   }
   client.release();
   return out;
+}
+
+/**
+ * A short transaction in two round trips on a pipelined connection: BEGIN and the `first` statements (a lock,
+ * the reads) in one, then `decide` (synchronous: no I/O while the transaction is open) turns their results into
+ * the writes, which go out with COMMIT in the other.
+ */
+export async function withTransactionInTwoRoundTrips<T>(
+  pool: Pool,
+  first: readonly Statement[],
+  decide: (results: QueryResult[]) => TransactionEnd<T>,
+): Promise<T> {
+  return withPipelinedTransaction(pool, async (tx) => decide(await tx.batch(first)));
 }
 
 /** Run `fn` in one transaction on a dedicated connection; roll back on any error. */

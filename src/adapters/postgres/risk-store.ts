@@ -24,7 +24,7 @@ import {
   withAccountLock,
   withAccountLockInTwoRoundTrips,
 } from './ledger';
-import { toNumber, withTransaction, type Queryable, type Statement } from './pool';
+import { toNumber, withTransaction, type Queryable, type Statement, type TransactionEnd } from './pool';
 
 /**
  * The risk engine's view of the ledger, and its own records: decisions (risk_decisions) and the kill switch
@@ -244,9 +244,9 @@ export async function evaluateAndReserve(
     pool,
     accountId,
     [riskDecisionQuery(workflowId), rollDayStartStatement(accountId, now), portfolioQuery(accountId, snapshotOptions)],
-    ([stored, , snapshot]): { writes: Statement[]; commit: boolean; result: EvaluateAndReserveResult } => {
+    ([stored, , snapshot]): TransactionEnd<EvaluateAndReserveResult> => {
       const existing = riskDecisionFromResult(stored!);
-      if (existing) return { writes: [], commit: false, result: { decision: existing, replayed: true } };
+      if (existing) return { writes: [], commit: false, result: () => ({ decision: existing, replayed: true }) };
 
       const portfolio = portfolioFromResult(snapshot!, accountId, snapshotOptions);
       if (!portfolio) throw new Error(`risk: account "${accountId}" does not exist (ensureAccount first)`);
@@ -316,7 +316,7 @@ export async function evaluateAndReserve(
           }),
         );
       }
-      return { writes, commit: true, result: { decision, replayed: false } };
+      return { writes, commit: true, result: () => ({ decision, replayed: false }) };
     },
   );
 }

@@ -1,9 +1,16 @@
 import type { Pool, PoolClient } from 'pg';
 import type { BrokerOrder } from '../../../contracts/order';
 import { fillsToBook, ordersOf, type LedgerFill } from '../../../domain/fills';
-import { toNumber, withTransaction } from '../pool';
-import { lockOrder, raiseOrderFilledQty, syncOrder, type OrderContext } from './orders';
-import { advanceTradeStatus, closeTrade, type TradeClosing } from './trades';
+import {
+  inOneRoundTrip,
+  toNumber,
+  withPipelinedTransaction,
+  withTransaction,
+  type PipelinedTransaction,
+  type Statement,
+} from '../pool';
+import { lockOrderStatement, raiseOrderFilledQtyStatement, syncOrderStatements, type OrderContext } from './orders';
+import { advanceTradeStatusStatement, closeTradeStatements, tradeClosedBy, type TradeClosing } from './trades';
 
 /**
  * Fills, and what each fill moves: the position, the cash and its movements, the order's filled quantity.
@@ -20,6 +27,13 @@ import { advanceTradeStatus, closeTrade, type TradeClosing } from './trades';
  * worker, a duplicated stream event or a poll that raced the stream can never book a share twice, and an
  * order that was already filled when the workflow first saw it is booked all the same.
  * It also mirrors the broker's view of the orders and, when given, moves the trade's running status.
+ *
+ * Round trips (on a pipelined pool; the same statements one by one on any other): the mirror, each order's
+ * lock and its booked progress in one (each progress read is a statement after its lock, so it sees every
+ * booking committed before the lock was granted); then per fill to book its insert, and the position, cash
+ * and order moves it makes in one more when it was inserted; the trade's status or close with COMMIT in the
+ * last. A single fill: four round trips instead of fourteen, so the position and account rows it updates are
+ * locked for two round trips, not eight.
  */
 export async function bookOrderProgress(
   pool: Pool,
@@ -33,38 +47,53 @@ export async function bookOrderProgress(
    */
   closing?: Omit<TradeClosing, 'workflowId' | 'filledQty' | 'avgFillPrice'>,
 ): Promise<{ booked: LedgerFill[]; closed: boolean }> {
-  return withTransaction(pool, async (c) => {
-    await syncOrder(c, ctx, order);
-    const booked: LedgerFill[] = [];
-    for (const o of ordersOf(order)) {
+  return withPipelinedTransaction(pool, async (tx) => {
+    const orders = ordersOf(order);
+    const mirror = syncOrderStatements(ctx, order);
+    const answers = await tx.batch([
+      ...mirror,
       // Serialises every booker of this order (retries, zombie attempts, reconciliation).
-      await lockOrder(c, o.clientOrderId);
-      const r = await c.query<{ cum: string; notional: string }>(
-        `SELECT COALESCE(max(cum_qty), 0)::text AS cum, COALESCE(sum(qty * price), 0)::text AS notional
-           FROM fills WHERE client_order_id = $1`,
-        [o.clientOrderId],
-      );
-      const progress = { cumQty: toNumber(r.rows[0]!.cum), notional: toNumber(r.rows[0]!.notional) };
+      ...orders.flatMap((o) => [lockOrderStatement(o.clientOrderId), bookedProgressStatement(o.clientOrderId)]),
+    ]);
+    const booked: LedgerFill[] = [];
+    for (const [i, o] of orders.entries()) {
+      const row = answers[mirror.length + 2 * i + 1]!.rows[0] as { cum: string; notional: string };
+      const progress = { cumQty: toNumber(row.cum), notional: toNumber(row.notional) };
       const mine = executions.filter((e) => e.clientOrderId === o.clientOrderId);
       for (const f of fillsToBook(o, progress, mine)) {
-        if (await insertFill(c, ctx.accountId, ctx.correlationId, f)) booked.push(f);
+        if (await bookFill(tx, ctx.accountId, ctx.correlationId, f)) booked.push(f);
       }
     }
     // A running status never overwrites a final one (a late attempt of a killed worker may book after
     // the trade was finalised; its shares are booked, its status is not).
-    let closed = false;
     if (closing) {
-      closed = await closeTrade(c, {
-        ...closing,
-        workflowId: ctx.workflowId,
-        filledQty: order.filledQty,
-        avgFillPrice: order.filledAvgPrice,
-      });
-    } else if (tradeStatus) {
-      await advanceTradeStatus(c, ctx.workflowId, tradeStatus, order.filledQty, order.filledAvgPrice);
+      return {
+        writes: closeTradeStatements({
+          ...closing,
+          workflowId: ctx.workflowId,
+          filledQty: order.filledQty,
+          avgFillPrice: order.filledAvgPrice,
+        }),
+        commit: true,
+        result: (closed) => ({ booked, closed: tradeClosedBy(closed) }),
+      };
     }
-    return { booked, closed };
+    return {
+      writes: tradeStatus
+        ? [advanceTradeStatusStatement(ctx.workflowId, tradeStatus, order.filledQty, order.filledAvgPrice)]
+        : [],
+      commit: true,
+      result: () => ({ booked, closed: false }),
+    };
   });
+}
+
+function bookedProgressStatement(clientOrderId: string): Statement {
+  return {
+    text: `SELECT COALESCE(max(cum_qty), 0)::text AS cum, COALESCE(sum(qty * price), 0)::text AS notional
+           FROM fills WHERE client_order_id = $1`,
+    values: [clientOrderId],
+  };
 }
 
 /**
@@ -90,12 +119,32 @@ export async function recordFills(
  * floating point, so account cash = starting cash + Σ cash movements holds to the cent.
  */
 async function insertFill(c: PoolClient, accountId: string, correlationId: string, f: LedgerFill): Promise<boolean> {
-  const r = await c.query(
-    `INSERT INTO fills (execution_id, client_order_id, broker_order_id, account_id, symbol, side, qty, price, fee,
+  const r = await c.query(fillInsertStatement(accountId, correlationId, f));
+  if (!r.rowCount) return false;
+  await inOneRoundTrip(c, fillMoveStatements(accountId, f));
+  return true;
+}
+
+/** insertFill on a pipelined transaction: the insert, then (only when it inserted) its moves in one round trip. */
+async function bookFill(
+  tx: PipelinedTransaction,
+  accountId: string,
+  correlationId: string,
+  f: LedgerFill,
+): Promise<boolean> {
+  const [r] = await tx.batch([fillInsertStatement(accountId, correlationId, f)]);
+  if (!r!.rowCount) return false;
+  await tx.batch(fillMoveStatements(accountId, f));
+  return true;
+}
+
+function fillInsertStatement(accountId: string, correlationId: string, f: LedgerFill): Statement {
+  return {
+    text: `INSERT INTO fills (execution_id, client_order_id, broker_order_id, account_id, symbol, side, qty, price, fee,
                         cum_qty, executed_at, correlation_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      ON CONFLICT DO NOTHING RETURNING execution_id`,
-    [
+    values: [
       f.executionId,
       f.clientOrderId,
       f.brokerOrderId,
@@ -109,18 +158,22 @@ async function insertFill(c: PoolClient, accountId: string, correlationId: strin
       f.timestamp,
       correlationId,
     ],
-  );
-  if (!r.rowCount) return false;
+  };
+}
+
+/** What an inserted fill moves, in order: the position, the cash and its movements, the order's filled quantity. */
+function fillMoveStatements(accountId: string, f: LedgerFill): Statement[] {
   const signed = f.side === 'buy' ? 1 : -1;
-  // Average-cost accounting in one UPDATE (every expression reads the row as it was): adding to a position
-  // moves the average; reducing it realises P&L against the average; crossing through zero closes the
-  // old side and opens the new one at the fill price.
-  await c.query(
-    `INSERT INTO positions (account_id, symbol) VALUES ($1, $2) ON CONFLICT (account_id, symbol) DO NOTHING`,
-    [accountId, f.symbol],
-  );
-  await c.query(
-    `WITH f AS (SELECT $3::numeric * $4::numeric AS s, $5::numeric AS p)
+  const out: Statement[] = [
+    {
+      text: `INSERT INTO positions (account_id, symbol) VALUES ($1, $2) ON CONFLICT (account_id, symbol) DO NOTHING`,
+      values: [accountId, f.symbol],
+    },
+    // Average-cost accounting in one UPDATE (every expression reads the row as it was): adding to a position
+    // moves the average; reducing it realises P&L against the average; crossing through zero closes the
+    // old side and opens the new one at the fill price.
+    {
+      text: `WITH f AS (SELECT $3::numeric * $4::numeric AS s, $5::numeric AS p)
      UPDATE positions SET
        realized_pnl = realized_pnl + CASE WHEN qty <> 0 AND sign(qty) <> sign(f.s)
                                           THEN (f.p - avg_cost) * LEAST(abs(qty), abs(f.s)) * sign(qty) ELSE 0 END,
@@ -130,24 +183,27 @@ async function insertFill(c: PoolClient, accountId: string, correlationId: strin
                        ELSE f.p END,
        qty = qty + f.s, last_price = f.p, updated_at = now()
      FROM f WHERE account_id = $1 AND symbol = $2`,
-    [accountId, f.symbol, signed, f.qty, f.price],
-  );
-  await c.query(
-    `INSERT INTO cash_movements (account_id, kind, amount, execution_id)
+      values: [accountId, f.symbol, signed, f.qty, f.price],
+    },
+    {
+      text: `INSERT INTO cash_movements (account_id, kind, amount, execution_id)
      VALUES ($1, 'fill', -($2::numeric * $3::numeric * $4::numeric), $5)`,
-    [accountId, signed, f.qty, f.price, f.executionId],
-  );
+      values: [accountId, signed, f.qty, f.price, f.executionId],
+    },
+  ];
   if (f.fee !== null && f.fee > 0) {
-    await c.query(
-      `INSERT INTO cash_movements (account_id, kind, amount, execution_id) VALUES ($1, 'fee', -($2::numeric), $3)`,
-      [accountId, f.fee, f.executionId],
-    );
+    out.push({
+      text: `INSERT INTO cash_movements (account_id, kind, amount, execution_id) VALUES ($1, 'fee', -($2::numeric), $3)`,
+      values: [accountId, f.fee, f.executionId],
+    });
   }
-  await c.query(
-    `UPDATE accounts SET cash = cash - ($2::numeric * $3::numeric * $4::numeric) - $5::numeric, updated_at = now()
+  out.push(
+    {
+      text: `UPDATE accounts SET cash = cash - ($2::numeric * $3::numeric * $4::numeric) - $5::numeric, updated_at = now()
       WHERE account_id = $1`,
-    [accountId, signed, f.qty, f.price, f.fee ?? 0],
+      values: [accountId, signed, f.qty, f.price, f.fee ?? 0],
+    },
+    raiseOrderFilledQtyStatement(f.clientOrderId, f.cumQty),
   );
-  await raiseOrderFilledQty(c, f.clientOrderId, f.cumQty);
-  return true;
+  return out;
 }

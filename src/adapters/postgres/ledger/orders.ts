@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { BrokerOrder, OrderRequest } from '../../../contracts/order';
 import type { OrderAdoptionUpdate } from '../../../domain/reconciliation';
-import type { Queryable } from '../pool';
+import type { Queryable, Statement } from '../pool';
 
 /**
  * The `orders` rows: the ledger's mirror of every order sent (or about to be sent) to the broker, keyed by the
@@ -58,21 +58,27 @@ export async function recordOrderIntent(pool: Pool, o: OrderRecord): Promise<num
 
 /** Mirror the broker's view of an order (and its bracket legs) into the ledger. */
 export async function syncOrder(pool: Queryable, o: OrderContext | null, order: BrokerOrder): Promise<void> {
-  await pool.query(
-    `UPDATE orders SET broker_order_id = $2, status = $3,
+  for (const s of syncOrderStatements(o, order)) await pool.query(s);
+}
+
+/** syncOrder's statements (the order, then each leg), for a batch. */
+export function syncOrderStatements(o: OrderContext | null, order: BrokerOrder): Statement[] {
+  const out: Statement[] = [];
+  out.push({
+    text: `UPDATE orders SET broker_order_id = $2, status = $3,
             filled_qty = GREATEST(filled_qty, $4), avg_fill_price = COALESCE($5, avg_fill_price), updated_at = now()
      WHERE client_order_id = $1`,
-    [order.clientOrderId, order.brokerOrderId, order.status, order.filledQty, order.filledAvgPrice],
-  );
+    values: [order.clientOrderId, order.brokerOrderId, order.status, order.filledQty, order.filledAvgPrice],
+  });
   if (o) {
     for (const leg of order.legs ?? []) {
-      await pool.query(
-        `INSERT INTO orders (client_order_id, workflow_id, parent_client_order_id, account_id, broker, broker_order_id,
+      out.push({
+        text: `INSERT INTO orders (client_order_id, workflow_id, parent_client_order_id, account_id, broker, broker_order_id,
                              symbol, side, qty, order_type, time_in_force, spec, status, correlation_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (client_order_id) DO UPDATE SET status = EXCLUDED.status, broker_order_id = EXCLUDED.broker_order_id,
            filled_qty = GREATEST(orders.filled_qty, $15), avg_fill_price = COALESCE($16, orders.avg_fill_price), updated_at = now()`,
-        [
+        values: [
           leg.clientOrderId,
           o.workflowId,
           order.clientOrderId,
@@ -90,9 +96,10 @@ export async function syncOrder(pool: Queryable, o: OrderContext | null, order: 
           leg.filledQty,
           leg.filledAvgPrice,
         ],
-      );
+      });
     }
   }
+  return out;
 }
 
 /** The broker refused the order outright: mirror that on the order row. */
@@ -104,15 +111,24 @@ export async function markOrderRejected(pool: Queryable, clientOrderId: string):
 
 /** Serialise every booker of this order (retries, zombie attempts, reconciliation) until the transaction ends. */
 export async function lockOrder(c: PoolClient, clientOrderId: string): Promise<void> {
-  await c.query(`SELECT 1 FROM orders WHERE client_order_id = $1 FOR UPDATE`, [clientOrderId]);
+  await c.query(lockOrderStatement(clientOrderId));
+}
+
+/** lockOrder's statement, for a batch: the statements after it in the batch run once the lock is granted. */
+export function lockOrderStatement(clientOrderId: string): Statement {
+  return { text: `SELECT 1 FROM orders WHERE client_order_id = $1 FOR UPDATE`, values: [clientOrderId] };
 }
 
 /** A fill was booked: the order row's cumulative filled quantity never goes backwards. */
 export async function raiseOrderFilledQty(c: PoolClient, clientOrderId: string, cumQty: number): Promise<void> {
-  await c.query(
-    `UPDATE orders SET filled_qty = GREATEST(filled_qty, $2), updated_at = now() WHERE client_order_id = $1`,
-    [clientOrderId, cumQty],
-  );
+  await c.query(raiseOrderFilledQtyStatement(clientOrderId, cumQty));
+}
+
+export function raiseOrderFilledQtyStatement(clientOrderId: string, cumQty: number): Statement {
+  return {
+    text: `UPDATE orders SET filled_qty = GREATEST(filled_qty, $2), updated_at = now() WHERE client_order_id = $1`,
+    values: [clientOrderId, cumQty],
+  };
 }
 
 /**

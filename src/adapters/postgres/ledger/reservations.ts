@@ -32,15 +32,23 @@ export function holdReservationStatement(r: ReservationHold): Statement {
 
 /** Whether a trade ever held a reservation (released or not). */
 export async function hasReservation(c: Queryable, workflowId: string): Promise<boolean> {
-  const r = await c.query(`SELECT 1 FROM reservations WHERE workflow_id = $1`, [workflowId]);
+  const r = await c.query(hasReservationStatement(workflowId));
   return (r.rowCount ?? 0) > 0;
+}
+
+export function hasReservationStatement(workflowId: string): Statement {
+  return { text: `SELECT 1 FROM reservations WHERE workflow_id = $1`, values: [workflowId] };
 }
 
 /** Release a trade's HELD reservation. Idempotent: true only for the call that released it. */
 export async function releaseReservation(c: Queryable, workflowId: string): Promise<boolean> {
-  const r = await c.query(
-    `UPDATE reservations SET status = 'RELEASED', released_at = now() WHERE workflow_id = $1 AND status = 'HELD'`,
-    [workflowId],
-  );
+  const r = await c.query(releaseReservationStatement(workflowId));
   return (r.rowCount ?? 0) > 0;
+}
+
+export function releaseReservationStatement(workflowId: string): Statement {
+  return {
+    text: `UPDATE reservations SET status = 'RELEASED', released_at = now() WHERE workflow_id = $1 AND status = 'HELD'`,
+    values: [workflowId],
+  };
 }

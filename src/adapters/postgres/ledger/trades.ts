@@ -1,7 +1,8 @@
 import type { Pool } from 'pg';
 import type { TradeOutcome } from '../../../domain/trade-lifecycle';
+import type { QueryResult } from 'pg';
 import { withTransaction, type Queryable, type Statement } from '../pool';
-import { hasReservation, releaseReservation } from './reservations';
+import { hasReservationStatement, releaseReservationStatement } from './reservations';
 
 /**
  * The `trades` row: one per workflow, opened with the risk decision, moved while the order works, closed with
@@ -59,12 +60,21 @@ export async function advanceTradeStatus(
   filledQty: number,
   avgFillPrice: number | null,
 ): Promise<void> {
-  await c.query(
-    `UPDATE trades SET status = $2, filled_qty = $3, avg_fill_price = $4, updated_at = now()
+  await c.query(advanceTradeStatusStatement(workflowId, status, filledQty, avgFillPrice));
+}
+
+export function advanceTradeStatusStatement(
+  workflowId: string,
+  status: string,
+  filledQty: number,
+  avgFillPrice: number | null,
+): Statement {
+  return {
+    text: `UPDATE trades SET status = $2, filled_qty = $3, avg_fill_price = $4, updated_at = now()
       WHERE workflow_id = $1
         AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.workflow_id = $1 AND r.status = 'RELEASED')`,
-    [workflowId, status, filledQty, avgFillPrice],
-  );
+    values: [workflowId, status, filledQty, avgFillPrice],
+  };
 }
 
 /**
@@ -110,11 +120,29 @@ export async function finalizeTrade(pool: Pool, t: TradeClosing): Promise<boolea
  * rewrites the outcome but is not counted as another finished trade.
  */
 export async function closeTrade(c: Queryable, t: TradeClosing): Promise<boolean> {
-  await c.query(
-    `UPDATE trades SET status = $2, reason_code = COALESCE($3, reason_code), filled_qty = $4, avg_fill_price = $5, updated_at = now()
+  const answers: QueryResult[] = [];
+  for (const s of closeTradeStatements(t)) answers.push(await c.query(s));
+  return tradeClosedBy(answers);
+}
+
+/**
+ * closeTrade's statements, for a batch: the outcome, the release of a HELD reservation, whether the trade ever
+ * held one. Their answers (in order) tell whether this close ended the trade: tradeClosedBy.
+ */
+export function closeTradeStatements(t: TradeClosing): Statement[] {
+  return [
+    {
+      text: `UPDATE trades SET status = $2, reason_code = COALESCE($3, reason_code), filled_qty = $4, avg_fill_price = $5, updated_at = now()
      WHERE workflow_id = $1`,
-    [t.workflowId, t.outcome, t.reasonCode ?? null, t.filledQty, t.avgFillPrice],
-  );
-  if (await releaseReservation(c, t.workflowId)) return true;
-  return !(await hasReservation(c, t.workflowId));
+      values: [t.workflowId, t.outcome, t.reasonCode ?? null, t.filledQty, t.avgFillPrice],
+    },
+    releaseReservationStatement(t.workflowId),
+    hasReservationStatement(t.workflowId),
+  ];
+}
+
+/** From closeTradeStatements' answers: it released the reservation, or the trade never held one. */
+export function tradeClosedBy(answers: readonly QueryResult[]): boolean {
+  const [, released, held] = answers;
+  return (released?.rowCount ?? 0) > 0 || (held?.rowCount ?? 0) === 0;
 }
