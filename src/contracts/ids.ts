@@ -1,5 +1,10 @@
 import * as crypto from 'node:crypto';
-import * as sha256 from './sha256';
+import * as sha256Module from './sha256';
+
+// Bound once, at load: run under tsx (as the workers and benchmarks are), an ES module is compiled to CommonJS whose
+// exports are getters, and a call through an import binding reads two of them each time, which V8 does not inline
+// (esbuild's shared getter does a megamorphic `from[key]`). joinedId runs per id (docs/quant.md).
+const { joinedId } = sha256Module;
 
 /**
  * Identifier chain (see docs/architecture.md): every id is derived, never random, so a retry,
@@ -25,11 +30,9 @@ export function shortHash(...parts: Array<string | number>): string {
  * slice of a 64-digit digest was a rope over a slice, one more indirection for every reader of the id).
  */
 export function barMessageId(source: string, symbol: string, interval: string, barStartIso: string): string {
-  sha256.begin();
-  if (putPart(source) && putPart(symbol) && putPart(interval) && sha256.put(barStartIso)) {
-    return sha256.finishHex('bar-', 20);
-  }
-  return `bar-${shortHash(source, symbol, interval, barStartIso)}`;
+  return (
+    joinedId('bar-', source, symbol, interval, barStartIso) ?? `bar-${shortHash(source, symbol, interval, barStartIso)}`
+  );
 }
 
 /**
@@ -41,22 +44,13 @@ export function barMessageId(source: string, symbol: string, interval: string, b
 export function signalIdFor(strategy: string, symbol: string, barTimestampIso: string, scope?: string): string {
   // SHA-256 of the same text as shortHash's, written part by part into the JavaScript SHA-256 (./sha256: no joined
   // string, no native call, no 64-digit digest to slice; one id per signal); node:crypto for non-ASCII text.
-  sha256.begin();
-  if ((scope === undefined || putPart(scope)) && putPart(strategy) && putPart(symbol) && sha256.put(barTimestampIso)) {
-    return sha256.finishHex('sig-', 20);
-  }
+  const id = joinedId('sig-', scope, strategy, symbol, barTimestampIso);
+  if (id !== undefined) return id;
   const data =
     scope === undefined
       ? `${strategy}|${symbol}|${barTimestampIso}`
       : `${scope}|${strategy}|${symbol}|${barTimestampIso}`;
   return `sig-${sha256Hex(data).slice(0, 20)}`;
-}
-
-/** Append `part` and the '|' after it to the message in progress; false when `part` is not ASCII. */
-function putPart(part: string): boolean {
-  if (!sha256.put(part)) return false;
-  sha256.putByte(0x7c); // '|'
-  return true;
 }
 
 // Trade ids are pure so workflow code can use them too.

@@ -15,8 +15,9 @@
  * before. Text with a character above U+007F is not handled here (the caller falls back to node:crypto, which
  * hashes its UTF-8 bytes): ids are ASCII in practice (tickers, strategy names, ISO timestamps).
  *
- * Use: `begin()`, `put(part)` / `putByte(b)` for each part, then `finishHex(prefix, digits)`. Module-wide state:
- * hashing is synchronous, so one message is in progress at a time.
+ * Use: `begin()`, `put(part)` / `putByte(b)` for each part, then `finishHex(prefix, digits)`; or, for an id of up to
+ * four parts joined by '|', `joinedId` (one call). Module-wide state: hashing is synchronous, so one message is in
+ * progress at a time.
  */
 
 import { compress as compressBlock } from './sha256-compress';
@@ -142,4 +143,32 @@ export function finishHex(prefix: string, digits: number): string {
   let out = prefix;
   for (let i = 0; i < digits; i++) out += String.fromCharCode(digit(i));
   return out;
+}
+
+/**
+ * `prefix` (4 characters) and the first 20 hex digits of the SHA-256 of `p0|p1|p2|p3` (`p1|p2|p3` when p0 is
+ * undefined), or undefined when a part is not ASCII (the caller hashes the text with node:crypto). The ids' whole
+ * message in one call: run under tsx every module's exports are getters (esbuild's CommonJS form of an ES module),
+ * and a call into another module costs two getter calls that V8 does not inline (the getter's `from[key]` is shared
+ * by every export of the module, so its load is megamorphic). Written part by part from ../ids.ts, an id made
+ * nine such calls (docs/quant.md).
+ */
+export function joinedId(
+  prefix: string,
+  p0: string | undefined,
+  p1: string,
+  p2: string,
+  p3: string,
+): string | undefined {
+  begin();
+  if (p0 !== undefined) {
+    if (!put(p0)) return undefined;
+    putByte(0x7c); // '|'
+  }
+  if (!put(p1)) return undefined;
+  putByte(0x7c);
+  if (!put(p2)) return undefined;
+  putByte(0x7c);
+  if (!put(p3)) return undefined;
+  return finishHex(prefix, 20);
 }

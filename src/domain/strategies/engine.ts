@@ -1,6 +1,6 @@
 import type { Bar } from '../../contracts/bar';
 import type { TradeSignal } from '../../contracts/signal';
-import { barTimeMs, tradeSignalOrReason } from './signal';
+import * as signalModule from './signal';
 import {
   singleStrategy,
   type SignalIntent,
@@ -8,6 +8,12 @@ import {
   type StrategySeries,
   type StrategySetFactory,
 } from './types';
+
+// Bound once, at load: run under tsx (as the workers and benchmarks are), an ES module is compiled to CommonJS whose
+// exports are getters, and a call through an import binding reads two of them each time, which V8 does not inline
+// (esbuild's shared getter does a megamorphic `from[key]`). barTimeMs runs per bar, tradeSignalOrReason per signal
+// (docs/quant.md).
+const { barTimeMs, tradeSignalOrReason } = signalModule;
 
 /**
  * The quant's decision core, pure (no I/O): per-(symbol, interval) strategy state, plus the bookkeeping that

@@ -1,14 +1,16 @@
 import type { Bar } from '../../contracts/bar';
-import { signalIdFor } from '../../contracts/ids';
-import { canonicalInstantMs, instantMs, isCanonicalInstant, isoInstant } from '../../contracts/instants';
-import {
-  SIGNAL_SCHEMA_VERSION,
-  TradeSignalSchema,
-  formatZodError,
-  type ParseResult,
-  type TradeSignal,
-} from '../../contracts/signal';
+import * as ids from '../../contracts/ids';
+import * as instants from '../../contracts/instants';
+import * as signalContract from '../../contracts/signal';
+import type { ParseResult, TradeSignal } from '../../contracts/signal';
 import type { SignalIntent } from './types';
+
+// Bound once, at load: run under tsx (as the workers and benchmarks are), an ES module is compiled to CommonJS whose
+// exports are getters, and a call through an import binding reads two of them each time, which V8 does not inline
+// (esbuild's shared getter does a megamorphic `from[key]`). These run per bar or per signal (docs/quant.md).
+const { signalIdFor } = ids;
+const { canonicalInstantMs, instantMs, isCanonicalInstant, isoInstant } = instants;
+const { SIGNAL_SCHEMA_VERSION, TradeSignalSchema, formatZodError } = signalContract;
 
 /**
  * Bar + intent → the `trade.signals` message. Pure and deterministic:
