@@ -199,6 +199,15 @@ ensure_search_attributes() {
   done
 }
 
+# scripts/test.sh runs `npm ci` beside the stack's start, holding $RUN/npm.lock meanwhile: whatever needs
+# node_modules (the migrations, stack-up's own `npm ci` check) waits for it here. Returns at once when no npm ci
+# is running.
+npm_ready_wait() {
+  [[ -e "$RUN/npm.lock" ]] || return 0
+  flock -s -w 900 "$RUN/npm.lock" true || die "waited 900 s for npm ci to finish ($RUN/npm.lock)"
+}
+npm_ci_running() { [[ -e "$RUN/npm.lock" ]] && ! flock -n -s "$RUN/npm.lock" true; }
+
 server_status() { bash "$ROOT/scripts/provision/$1.sh" status 2>/dev/null || true; }
 
 # Leases: scripts that need the stack only for the duration of a command (test.sh, with-stack.sh) take a lease.

@@ -31,7 +31,8 @@ t0=$(now_ms)
 stack_env
 
 # Migrations run through tsx (PostgreSQL only: `stack-up.sh rabbitmq` must not race an `npm ci` running beside it).
-if [[ " ${servers[*]} " == *" postgres "* && ! -x "$ROOT/node_modules/.bin/tsx" ]]; then
+# Not when scripts/test.sh is running npm ci beside this start: the migrations wait for it (npm_ready_wait).
+if [[ " ${servers[*]} " == *" postgres "* && ! -x "$ROOT/node_modules/.bin/tsx" ]] && ! npm_ci_running; then
   log "node_modules missing: npm ci"
   (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
 fi

@@ -35,11 +35,13 @@ T0=$(now_ms)
 step() { STEP_T0=$(now_ms); log "── $*"; }
 step_done() { log "   $1 in $(elapsed_s "$STEP_T0" "$(now_ms)")s"; }
 
+npm_job=""
 stack_job=""
 bundle_job=""
 cluster_job=""
 cleanup() {
   local rc=$?
+  if [[ -n $npm_job ]]; then wait "$npm_job" 2>/dev/null || true; fi
   if [[ -n $stack_job ]]; then wait "$stack_job" 2>/dev/null || true; fi
   if [[ -n $bundle_job ]]; then wait "$bundle_job" 2>/dev/null || true; fi
   if [[ -n $cluster_job ]]; then wait "$cluster_job" 2>/dev/null || true; fi
@@ -59,14 +61,32 @@ provision_steps=(npm)
 [[ $tier == unit || $tier == provision || $tier == cluster ]] || provision_steps+=(test-server)
 [[ $tier != all && $tier != integration && $tier != cluster ]] || provision_steps+=(cli apt)
 step "provision: ${provision_steps[*]}"
-provisioned="$(bash scripts/provision.sh "${provision_steps[@]}")" || die "provisioning failed (see above)"
+stack_wanted=no
+[[ $tier != all && $tier != integration && $tier != cluster ]] || stack_wanted=yes
+if [[ $stack_wanted == yes ]]; then
+  # npm ci (on a fresh clone the longest step, ~25 s) runs in the background holding $RUN/npm.lock, and the stack
+  # starts beside it as soon as the CLI and the apt packages are there: RabbitMQ's boot (~20 s) overlaps npm ci
+  # instead of following it; only what needs node_modules (the migrations) waits for the lock (npm_ready_wait).
+  exec {npm_lock_fd}>"$RUN/npm.lock"
+  flock -x "$npm_lock_fd"
+  (
+    rc=0
+    bash scripts/provision.sh npm >/dev/null || rc=$?
+    flock -u "$npm_lock_fd"
+    exit "$rc"
+  ) &
+  npm_job=$!
+  exec {npm_lock_fd}>&-
+  provisioned="$(bash scripts/provision.sh "${provision_steps[@]:1}")" || die "provisioning failed (see above)"
+else
+  provisioned="$(bash scripts/provision.sh "${provision_steps[@]}")" || die "provisioning failed (see above)"
+fi
 while IFS='=' read -r name value; do
   case "$name" in TEMPORAL_TEST_SERVER_PATH | TEMPORAL_CLI) export "$name=$value" ;; esac
 done <<<"$provisioned"
-step_done "provisioned${TEMPORAL_TEST_SERVER_PATH:+ (test server $TEMPORAL_TEST_SERVER_PATH)}"
 
-# The stack comes up in the background while typecheck and lint run (mostly waiting on RabbitMQ's boot).
-if [[ $tier == all || $tier == integration || $tier == cluster ]]; then
+# The stack comes up in the background (beside npm ci, then typecheck and lint; mostly waiting on RabbitMQ's boot).
+if [[ $stack_wanted == yes ]]; then
   # The tests need no Web UI: a fresh checkout skips building it (minutes on two cores).
   [[ $tier != cluster ]] || export STACK_PROFILE=cluster CLUSTER_TEMPORAL_UI="${CLUSTER_TEMPORAL_UI:-off}"
   log "── local stack${STACK_PROFILE:+ ($STACK_PROFILE profile)} (starting in the background)"
@@ -75,6 +95,11 @@ if [[ $tier == all || $tier == integration || $tier == cluster ]]; then
   stack_job=$!
   if [[ $tier == cluster ]]; then cluster_env; else stack_env; fi
 fi
+if [[ -n $npm_job ]]; then
+  wait "$npm_job" || die "provisioning failed: npm (see above)"
+  npm_job=""
+fi
+step_done "provisioned${TEMPORAL_TEST_SERVER_PATH:+ (test server $TEMPORAL_TEST_SERVER_PATH)}"
 # The trade workers the integration tests start (dozens of processes, restarts included) load the prebuilt workflow
 # bundle, as under `npm start`, instead of each running webpack (seconds of CPU per start); built meanwhile.
 if [[ $tier == all || $tier == integration ]]; then
@@ -134,11 +159,13 @@ reports=()
 run_vitest() {
   local report="$DATA/$1" rc=0
   shift
-  local args=(run --reporter=default --reporter=json --outputFile.json="$report")
+  # scripts/vitest-file-times.mts: each file's wall time (imports and hooks included) in ${report%.json}-file-times.json,
+  # and the slowest files printed at the end (what to look at when npm test gets slower).
+  local args=(run --reporter=default --reporter=json --outputFile.json="$report" --reporter=./scripts/vitest-file-times.mts)
   rm -f "$report"
   reports+=("$report")
   step "vitest ${args[*]} $*"
-  node_modules/.bin/vitest "${args[@]}" "$@" || rc=$?
+  FILE_TIMES_OUT="${report%.json}-file-times.json" node_modules/.bin/vitest "${args[@]}" "$@" || rc=$?
   step_done "vitest exit $rc"
   ((rc == 0)) || vitest_rc=$rc
 }

@@ -60,6 +60,7 @@ psql_admin() {
 
 migrate() {
   local t0
+  npm_ready_wait
   t0=$(now_ms)
   (cd "$ROOT" && DATABASE_URL="$URL" "$ROOT/node_modules/.bin/tsx" src/cli/migrate.ts) ||
     die "migrations failed against $PG_HOST:$PG_PORT/$PG_DB"
