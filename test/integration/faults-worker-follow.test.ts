@@ -27,6 +27,19 @@ import { BUY_200, SYMBOL, expectLedgerMatchesVenue, workerCrashRig } from '../su
  */
 const FOLLOW_RESUME_BOUND_MS = 90_000;
 
+/**
+ * Sessions of this file's database waiting for a lock. A booking blocked on the trade row locked by the test waits
+ * for the lock holder's transaction id: a lock with no database in pg_locks, so it is found by its session's wait
+ * event, not by joining pg_locks to pg_database (that missed the first blocked attempts and saw only a later
+ * attempt queued behind them, 10-20 s of heartbeat timeouts later).
+ */
+async function lockWaits(h: PipelineHarness): Promise<number> {
+  const r = await h.db.pool.query<{ n: string }>(
+    `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+  );
+  return Number(r.rows[0]!.n);
+}
+
 describe('trade worker killed -9 while following (real Temporal, RabbitMQ, PostgreSQL, venue process)', () => {
   let h: PipelineHarness;
   let bars: Awaited<ReturnType<typeof workerCrashRig>>['bars'];
@@ -76,13 +89,7 @@ describe('trade worker killed -9 while following (real Temporal, RabbitMQ, Postg
       await h.start('trade-worker');
       await waitUntil(
         'the booking transaction to wait on the trade row',
-        async () => {
-          const r = await h.db.pool.query<{ n: string }>(
-            `SELECT count(*)::text AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-              WHERE d.datname = current_database() AND NOT l.granted`,
-          );
-          return Number(r.rows[0]!.n) > 0;
-        },
+        async () => (await lockWaits(h)) > 0,
         FOLLOW_RESUME_BOUND_MS,
         50,
       );
@@ -92,17 +99,7 @@ describe('trade worker killed -9 while following (real Temporal, RabbitMQ, Postg
       lock.release();
     }
     // The killed transaction is rolled back whole: no fill, no position, no cash movement.
-    await waitUntil(
-      'the killed booking to be rolled back',
-      async () => {
-        const r = await h.db.pool.query<{ n: string }>(
-          `SELECT count(*)::text AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-            WHERE d.datname = current_database() AND NOT l.granted`,
-        );
-        return Number(r.rows[0]!.n) === 0;
-      },
-      10_000,
-    );
+    await waitUntil('the killed booking to be rolled back', async () => (await lockWaits(h)) === 0, 10_000);
     expect((await ledgerOf(h, workflowId)).fills, 'no half-booked fill').toHaveLength(0);
 
     // Restart #2: the interrupted follow times out (heartbeat) and runs again here; it books the fill once.
