@@ -9,7 +9,7 @@ import type { TradeSignal } from '../../src/contracts/signal';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { historyFromFixtureJson } from '../../scripts/record-histories';
 import { PipelineHarness } from '../support/pipeline';
-import { devServerAddress, quietTemporalRuntime, workflowBundle } from '../support/temporal';
+import { devServerAddress, quietTemporalRuntime, tradeWorkflowBundle } from '../support/temporal';
 
 /**
  * The command lines of docs/temporal-cli.md, run for real: the `temporal` CLI binary against the dev server, with
@@ -415,7 +415,7 @@ describe('docs/temporal-cli.md command lines (real temporal CLI, dev server, ven
     const history = historyFromFixtureJson(JSON.parse(fs.readFileSync(historyFile, 'utf8')));
     expect(history.events?.length).toBeGreaterThan(10);
     quietTemporalRuntime();
-    const workflowBundleForReplay = await workflowBundle(path.join(ROOT, 'src/workflows/index.ts'));
+    const workflowBundleForReplay = await tradeWorkflowBundle();
     await Worker.runReplayHistory(
       { workflowBundle: workflowBundleForReplay, replayName: 'cli-export' },
       history,

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -15,7 +14,13 @@ import type { tradeWorkflow } from '../../src/workflows';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { FakeAlpaca } from '../fakes/fake-alpaca';
 import { createTestDatabase, type TestDatabase } from './pg';
-import { connectDevServer, quietTemporalRuntime, uniqueTaskQueue, workflowBundle, type DevServer } from './temporal';
+import {
+  connectDevServer,
+  quietTemporalRuntime,
+  tradeWorkflowBundle,
+  uniqueTaskQueue,
+  type DevServer,
+} from './temporal';
 import { auditTrades, fakeAlpacaTruth, printAudit, type TradeUnderAudit } from './trade-audit';
 
 /**
@@ -127,7 +132,7 @@ export function adversarialRig(account: string): AdversarialRig {
       connection: dev.nativeConnection,
       namespace: dev.namespace,
       taskQueue,
-      workflowBundle: await workflowBundle(path.resolve(__dirname, '../../src/workflows/index.ts')),
+      workflowBundle: await tradeWorkflowBundle(),
       activities: createActivities({
         pool: db.pool,
         broker,

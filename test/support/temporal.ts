@@ -2,11 +2,13 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { PREBUILT_BUNDLE, WORKFLOWS_SOURCE, prebuiltBundleFresh } from '../../src/workers/workflow-bundle';
 import {
   bundleWorkflowCode,
   DefaultLogger,
   NativeConnection,
   Runtime,
+  type WorkflowBundleOption,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 
@@ -80,6 +82,17 @@ export function workflowBundle(workflowsPath: string = FIXTURE_WORKFLOWS): Promi
     bundles.set(workflowsPath, b);
   }
   return b;
+}
+
+/**
+ * The trade workflows' code as the trade worker process loads it (src/workers/trade-worker.ts
+ * workflowBundleFor): the prebuilt dist/workflow-bundle.js that scripts/test.sh builds before the tests, while it
+ * is at least as new as every source file; else bundled here. Each test file runs in a fresh module context, so
+ * bundling here cost each file that runs the real workflow seconds of webpack on a loaded machine.
+ */
+export function tradeWorkflowBundle(): Promise<WorkflowBundleOption> {
+  if (prebuiltBundleFresh()) return Promise.resolve({ codePath: PREBUILT_BUNDLE });
+  return workflowBundle(WORKFLOWS_SOURCE);
 }
 
 /** A task queue nobody else uses, so tests never pick up each other's tasks. */
