@@ -68,8 +68,9 @@ const AT_RABBIT_KILL = Math.round(SIGNALS * 0.15);
 const AT_TEMPORAL_STOP = Math.round(SIGNALS * 0.45);
 const AT_WORKER_KILL = Math.round(SIGNALS * 0.7);
 /**
- * The gap between two signals: ~10 a second, more than the two workers finish, so every fault meets a backlog of
- * trades in flight. (It was 200 ms: the run was then mostly this pacing, 48 s of sleeps in `npm test`'s serial tail.)
+ * The gap between two signals: ~10 a second, so every fault meets trades in flight (27, 12 and 65 at the three
+ * faults in one run here). It was 200 ms: the run was then mostly this pacing, 48 s of sleeps in `npm test`'s
+ * serial tail.
  */
 const PUBLISH_GAP_MS = 100;
 
