@@ -1,11 +1,26 @@
 import type { OhlcvBar } from '../../contracts/bar';
-import { signalIdFor } from '../../contracts/ids';
-import { isTerminal, type Fill, type Side } from '../../contracts/order';
-import { SimulatedExchange, fillModel, type SimulatedExchangeOptions } from '../exchange';
-import { decide, barsNeeded, DEFAULT_RISK_LIMITS, signalKey, type PortfolioSnapshot, type RiskLimits } from '../risk';
+import * as idsModule from '../../contracts/ids';
+import * as orderModule from '../../contracts/order';
+import type { Fill, Side } from '../../contracts/order';
+import * as exchangeModule from '../exchange';
+import { SimulatedExchange, type SimulatedExchangeOptions } from '../exchange';
+import * as riskModule from '../risk';
+import type { PortfolioSnapshot, RiskLimits } from '../risk';
 import type { Strategy, StrategyFactory } from '../strategies/types';
-import { roundToTick } from '../money';
-import { computeMetrics, type BacktestMetrics } from './metrics';
+import * as moneyModule from '../money';
+import * as metricsModule from './metrics';
+import type { BacktestMetrics } from './metrics';
+
+// Bound once, at load: run under tsx (as the workers, the backtest CLI and the benchmarks are), an ES module is
+// compiled to CommonJS whose exports are getters, and a call through an import binding reads two of them each time
+// (four through an index module), which V8 does not inline: esbuild's shared getter does a megamorphic
+// `from[key]`. They run per bar, per fill and per signal (docs/quant.md, "Run under tsx").
+const { signalIdFor } = idsModule;
+const { isTerminal } = orderModule;
+const { slipped } = exchangeModule.fillModel;
+const { decide, barsNeeded, DEFAULT_RISK_LIMITS, signalKey } = riskModule;
+const { roundToTick } = moneyModule;
+const { computeMetrics } = metricsModule;
 
 /**
  * The backtester: the live path's pure parts, wired bar by bar with no I/O and no clock.
@@ -178,7 +193,7 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
       slippageTotal += slip;
       if (audit) {
         // The venue prints on the tick, rounded against the trader (SimulatedExchange tickPrices, on by default).
-        const raw = fillModel.slipped(f.side, bar.open, slippageBps, bar);
+        const raw = slipped(f.side, bar.open, slippageBps, bar);
         const expected = tickPrices ? roundToTick(raw, f.side === 'buy' ? 'up' : 'down') : raw;
         if (Math.abs(f.price - expected) > 1e-9 * expected) {
           throw new AccountingError(

@@ -1,7 +1,15 @@
-import { isTerminal, type Side } from '../../contracts/order';
-import { commission } from './fill-model';
+import * as orderModule from '../../contracts/order';
+import type { Side } from '../../contracts/order';
+import * as fillModelModule from './fill-model';
 import type { ExchangeAccount, ExchangePosition, OrderRejection, ResolvedExchangeOptions } from './types';
 import type { WorkingOrder } from './working-order';
+
+// Bound once, at load: run under tsx (as the workers, the backtest CLI and the benchmarks are), an ES module is
+// compiled to CommonJS whose exports are getters, and a call through an import binding reads two of them each time
+// (four through an index module), which V8 does not inline: esbuild's shared getter does a megamorphic
+// `from[key]`. They run per fill and per order (docs/quant.md, "Run under tsx").
+const { isTerminal } = orderModule;
+const { commission } = fillModelModule;
 
 /**
  * The venue's account: cash, positions with their average entry and realised P&L, fees paid, and the

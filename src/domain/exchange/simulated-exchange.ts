@@ -1,25 +1,10 @@
 import type { OhlcvBar } from '../../contracts/bar';
-import {
-  isTerminal,
-  type Fill,
-  type OrderEventType,
-  type OrderRequest,
-  type OrderUpdate,
-  type Side,
-} from '../../contracts/order';
+import * as orderModule from '../../contracts/order';
+import type { Fill, OrderEventType, OrderRequest, OrderUpdate, Side } from '../../contracts/order';
 import { SeededRandom } from '../random';
-import { roundToTick, toCents } from '../money';
+import * as moneyModule from '../money';
 import { TradingAccount } from './account';
-import {
-  barCapacity,
-  commission,
-  matchLimit,
-  slipped,
-  stopTriggerPrice,
-  tradingDayOf,
-  trailingStopLevel,
-  withinLimit,
-} from './fill-model';
+import * as fillModelModule from './fill-model';
 import type {
   ExchangeAccount,
   ExchangePosition,
@@ -30,8 +15,20 @@ import type {
   SimulatedOrder,
   SubmitResult,
 } from './types';
-import { resolveExchangeOptions, validateBar, validateRequest } from './validation';
-import { detachedRejection, legClientOrderId, snapshotOf, type WorkingOrder } from './working-order';
+import * as validationModule from './validation';
+import * as workingOrderModule from './working-order';
+import type { WorkingOrder } from './working-order';
+
+// Bound once, at load: run under tsx (as the workers, the backtest CLI and the benchmarks are), an ES module is
+// compiled to CommonJS whose exports are getters, and a call through an import binding reads two of them each time
+// (four through an index module), which V8 does not inline: esbuild's shared getter does a megamorphic
+// `from[key]`. They run per bar and per order (docs/quant.md, "Run under tsx").
+const { isTerminal } = orderModule;
+const { roundToTick, toCents } = moneyModule;
+const { barCapacity, commission, matchLimit, slipped, stopTriggerPrice, tradingDayOf, trailingStopLevel, withinLimit } =
+  fillModelModule;
+const { resolveExchangeOptions, validateBar, validateRequest } = validationModule;
+const { detachedRejection, legClientOrderId, snapshotOf } = workingOrderModule;
 
 /**
  * SimulatedExchange: a pure, bar-driven matching engine with a cash account (the paper venue).

@@ -1,4 +1,10 @@
-import { instantMs } from '../../contracts/instants';
+import * as instantsModule from '../../contracts/instants';
+
+// Bound once, at load: run under tsx (as the workers, the backtest CLI and the benchmarks are), an ES module is
+// compiled to CommonJS whose exports are getters, and a call through an import binding reads two of them each time
+// (four through an index module), which V8 does not inline: esbuild's shared getter does a megamorphic
+// `from[key]`. instantMs runs per bar of the window, per decision (docs/quant.md, "Run under tsx").
+const { instantMs } = instantsModule;
 
 /**
  * Realised (historical) volatility: the sample standard deviation of log close-to-close returns,

@@ -1,8 +1,12 @@
-import { exposureModel, type ExposureModel } from './exposure';
+import * as exposureModule from './exposure';
+import type { ExposureModel } from './exposure';
 import type { RiskLimits } from './limits';
-import { drawdown, r6, ruleContext, RULES, type Rule, type RuleContext } from './rules';
-import { validateRiskSignal, type RiskSignal } from './signal';
-import { proposeSize, type SizingProposal } from './sizing';
+import * as rulesModule from './rules';
+import type { Rule, RuleContext } from './rules';
+import * as signalModule from './signal';
+import type { RiskSignal } from './signal';
+import * as sizingModule from './sizing';
+import type { SizingProposal } from './sizing';
 import type {
   MarketContext,
   PortfolioSnapshot,
@@ -12,6 +16,15 @@ import type {
   RiskMetrics,
   SizingResult,
 } from './types';
+
+// Bound once, at load: run under tsx (as the workers, the backtest CLI and the benchmarks are), an ES module is
+// compiled to CommonJS whose exports are getters, and a call through an import binding reads two of them each time
+// (four through an index module), which V8 does not inline: esbuild's shared getter does a megamorphic
+// `from[key]`. They run per decision (docs/quant.md, "Run under tsx").
+const { exposureModel } = exposureModule;
+const { drawdown, r6, ruleContext, RULES } = rulesModule;
+const { validateRiskSignal } = signalModule;
+const { proposeSize } = sizingModule;
 
 /**
  * The pre-trade risk engine. Pure: no clock, no I/O, no randomness. The trade worker calls it inside a

@@ -1,7 +1,13 @@
 import type { Side } from '../../contracts/order';
 import type { RiskLimits } from './limits';
-import { portfolioEquity } from '../portfolio';
+import * as portfolioModule from '../portfolio';
 import type { AssetClass, PortfolioSnapshot } from './types';
+
+// Bound once, at load: run under tsx (as the workers, the backtest CLI and the benchmarks are), an ES module is
+// compiled to CommonJS whose exports are getters, and a call through an import binding reads two of them each time
+// (four through an index module), which V8 does not inline: esbuild's shared getter does a megamorphic
+// `from[key]`. portfolioEquity runs per decision (docs/quant.md, "Run under tsx").
+const { portfolioEquity } = portfolioModule;
 
 /**
  * The exposure model: equity, worst-case positions, gross exposure and margin. Pure.

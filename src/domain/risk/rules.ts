@@ -1,17 +1,19 @@
-import { realizedVolatility } from '../indicators/realized-volatility';
-import { instantMs } from '../../contracts/instants';
+import * as realizedVolatilityModule from '../indicators/realized-volatility';
+import * as instantsModule from '../../contracts/instants';
 import type { ExposureModel } from './exposure';
 import type { RiskLimits } from './limits';
 import type { RiskSignal } from './signal';
 import type { SizingProposal } from './sizing';
-import {
-  barsOfSymbol,
-  signalKey,
-  type MarketContext,
-  type PortfolioSnapshot,
-  type RejectionCode,
-  type RiskCheck,
-} from './types';
+import * as typesModule from './types';
+import type { MarketContext, PortfolioSnapshot, RejectionCode, RiskCheck } from './types';
+
+// Bound once, at load: run under tsx (as the workers, the backtest CLI and the benchmarks are), an ES module is
+// compiled to CommonJS whose exports are getters, and a call through an import binding reads two of them each time
+// (four through an index module), which V8 does not inline: esbuild's shared getter does a megamorphic
+// `from[key]`. They run per decision (docs/quant.md, "Run under tsx").
+const { realizedVolatility } = realizedVolatilityModule;
+const { instantMs } = instantsModule;
+const { barsOfSymbol, signalKey } = typesModule;
 
 /**
  * The engine's checks (docs/risk.md), in their documented order, and the per-decision context they measure.

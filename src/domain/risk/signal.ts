@@ -1,5 +1,12 @@
 import type { Side } from '../../contracts/order';
-import { ASSET_CLASSES, type AssetClass } from './types';
+import * as typesModule from './types';
+import type { AssetClass } from './types';
+
+// Bound once, at load: run under tsx (as the workers, the backtest CLI and the benchmarks are), an ES module is
+// compiled to CommonJS whose exports are getters, and a call through an import binding reads two of them each time
+// (four through an index module), which V8 does not inline: esbuild's shared getter does a megamorphic
+// `from[key]`. ASSET_CLASSES is read per decision (docs/quant.md, "Run under tsx").
+const { ASSET_CLASSES } = typesModule;
 
 /**
  * The engine's own defence against malformed input. Signals arriving through the intake are already

@@ -1,8 +1,16 @@
 import type { OhlcvBar } from '../../contracts/bar';
-import { atr } from '../indicators/atr';
+import * as atrModule from '../indicators/atr';
 import type { RiskLimits } from './limits';
 import type { RiskSignal } from './signal';
-import { barsOfSymbol, type SizingResult } from './types';
+import * as typesModule from './types';
+import type { SizingResult } from './types';
+
+// Bound once, at load: run under tsx (as the workers, the backtest CLI and the benchmarks are), an ES module is
+// compiled to CommonJS whose exports are getters, and a call through an import binding reads two of them each time
+// (four through an index module), which V8 does not inline: esbuild's shared getter does a megamorphic
+// `from[key]`. They run per decision (docs/quant.md, "Run under tsx").
+const { atr } = atrModule;
+const { barsOfSymbol } = typesModule;
 
 /**
  * Fixed-fractional position sizing: risk a fixed fraction of equity on every trade.
