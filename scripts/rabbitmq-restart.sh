@@ -5,12 +5,11 @@
 # This is what the fault-injection tests use (test/integration/faults-rabbitmq.test.ts); it is also the
 # quickest way to rehearse a broker restart by hand.
 #
-#   scripts/rabbitmq-restart.sh [restart [DOWN_SECONDS] | stop | start | check]
+#   scripts/rabbitmq-restart.sh [restart [DOWN_SECONDS] | stop | start]
 #
 #   restart  stop_app, stay down DOWN_SECONDS (default 2), start_app, wait until AMQP accepts connections
 #   stop     stop_app only (AMQP refused until `start`)
 #   start    start_app and wait until AMQP accepts connections
-#   check    exit 0 when the node is ours and reachable with rabbitmqctl, 3 otherwise (tests skip on 3)
 #
 # It only ever touches our node (pid file under $DATA/rabbitmq), never a system or external RabbitMQ.
 set -euo pipefail
@@ -41,11 +40,6 @@ wait_amqp() {
 }
 
 case "$ACTION" in
-  check)
-    if ours && ctl status >/dev/null 2>&1; then exit 0; fi
-    echo "RabbitMQ on $PORT is not the project-local node (or rabbitmqctl cannot reach it)" >&2
-    exit 3
-    ;;
   stop | start | restart)
     ours || die "the project-local RabbitMQ node is not running (scripts/stack-up.sh starts it)"
     t0=$(now_ms)
@@ -61,5 +55,5 @@ case "$ACTION" in
       log "start_app done in $(elapsed_s "$t1" "$(now_ms)")s (total $(elapsed_s "$t0" "$(now_ms)")s)"
     fi
     ;;
-  *) die "usage: $0 [restart [DOWN_SECONDS] | stop | start | check]" ;;
+  *) die "usage: $0 [restart [DOWN_SECONDS] | stop | start]" ;;
 esac
