@@ -3,10 +3,13 @@
  *
  *  1. in-process: every bar of both daily series and the index-future minute series (39,937 bars) through the
  *     quant core as the worker runs it (SignalEngineSet over strategySet: partial/duplicate checks, per-series
- *     state, every signal with its id and contract validation) with EVERY strategy on at once; best of 5 rounds,
- *     fresh engines each round. Strategy-only throughput (each strategy on its own instances) is printed beside it.
+ *     state, every signal with its id and contract validation) with EVERY strategy on at once; the bars built by
+ *     the replay source (toBarMessage); best of 10 rounds after 3 untimed ones, fresh engines each round.
+ *     Strategy-only throughput (each strategy on its own instances) is printed beside it.
  *  2. backtest: both daily series (9,048 bars) with the MA crossover through the backtester (strategy, risk engine,
- *     simulated exchange with fees and fills, per-bar accounting audit); best of 10 runs after a warm-up.
+ *     simulated exchange with fees and fills, per-bar accounting audit); best of 20 runs after 8 untimed ones.
+ *  Both print the CPU time of their best and median round beside the wall clock (the `in-process:` and
+ *  `backtest:` lines), which on a shared machine mostly measures the other processes' load.
  *  3. live: the futures minute bars published to RabbitMQ by Dataflow's own publishing path on a connection of its
  *     own (private exchanges and quorum queues of the production shape on the local broker), consumed by
  *     startQuant with every strategy on, signals published with confirms, each bar acked after its signals'
@@ -60,58 +63,76 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-function inProcess(bars: Bar[]): { engine: number; engineCpu: number; strategies: number; signals: number } {
-  let bestEngine = Infinity;
-  let bestEngineCpu = Infinity;
-  let bestStrat = Infinity;
-  let signals = 0;
-  for (let round = 0; round < 5; round++) {
-    const engine = new SignalEngineSet(strategySet(STRATEGY_NAMES.map((n) => strategyFactory(n))));
-    let t0 = performance.now();
+/**
+ * Rounds that are run before the timed ones and not counted: V8 compiles the hot code while it runs (and
+ * re-optimises it after its first deoptimisations), and a long-running quant or backtest runs at the speed it
+ * settles at. Under tsx the first in-process rounds cost 1.5-4x the settled one, and the backtest took 6-10 runs
+ * to settle (docs/quant.md); with 1 untimed run and 5 or 10 timed ones the best round was often still a warming one.
+ */
+const IN_PROCESS_WARMUP = 3;
+const IN_PROCESS_ROUNDS = 10;
+const BACKTEST_WARMUP = 8;
+const BACKTEST_ROUNDS = 20;
+
+interface Timed {
+  /** Best wall-clock round, ms. */
+  wall: number;
+  /** Best CPU-time round, ms (user + system time of the process). */
+  cpu: number;
+  /** Median CPU-time round, ms. */
+  cpuMedian: number;
+}
+
+/** Runs `round` warmup + rounds times; the timed rounds' best wall, best CPU and median CPU time. */
+function timeRounds(warmup: number, rounds: number, round: () => void): Timed {
+  for (let i = 0; i < warmup; i++) round();
+  const walls: number[] = [];
+  const cpus: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const t0 = performance.now();
     const c0 = cpuMs();
+    round();
+    walls.push(performance.now() - t0);
+    cpus.push(cpuMs() - c0);
+  }
+  return { wall: Math.min(...walls), cpu: Math.min(...cpus), cpuMedian: median(cpus) };
+}
+
+function inProcess(bars: Bar[]): { engine: Timed; strategies: Timed; signals: number } {
+  let signals = 0;
+  const engine = timeRounds(IN_PROCESS_WARMUP, IN_PROCESS_ROUNDS, () => {
+    // Fresh engines every round, as a fresh quant process has.
+    const set = new SignalEngineSet(strategySet(STRATEGY_NAMES.map((n) => strategyFactory(n))));
     signals = 0;
     // Indexed loops: an iterator per bar and a result object per outcome were the harness's own garbage, not
     // the quant's work (the engine and its outcomes are the same).
     for (let i = 0; i < bars.length; i++) {
-      const outs = engine.process(bars[i]!);
+      const outs = set.process(bars[i]!);
       for (let j = 0; j < outs.length; j++) if (outs[j]!.kind === 'signal') signals++;
     }
-    bestEngine = Math.min(bestEngine, performance.now() - t0);
-    bestEngineCpu = Math.min(bestEngineCpu, cpuMs() - c0);
+  });
+  const strategies = timeRounds(IN_PROCESS_WARMUP, IN_PROCESS_ROUNDS, () => {
     const perSymbol = new Map<string, ReturnType<ReturnType<typeof strategyFactory>>[]>();
-    t0 = performance.now();
-    for (const bar of bars) {
+    for (let i = 0; i < bars.length; i++) {
+      const bar = bars[i]!;
       let s = perSymbol.get(bar.symbol);
       if (!s) perSymbol.set(bar.symbol, (s = STRATEGY_NAMES.map((n) => strategyFactory(n)())));
-      for (const x of s) x.onBar(bar);
+      for (let j = 0; j < s.length; j++) s[j]!.onBar(bar);
     }
-    bestStrat = Math.min(bestStrat, performance.now() - t0);
-  }
-  return {
-    engine: bars.length / (bestEngine / 1000),
-    engineCpu: bars.length / (bestEngineCpu / 1000),
-    strategies: bars.length / (bestStrat / 1000),
-    signals,
-  };
+  });
+  return { engine, strategies, signals };
 }
 
-function backtest(bars: OhlcvBar[]): { ms: number; cpuMs: number; trades: number; signals: number } {
+function backtest(bars: OhlcvBar[]): { timed: Timed; trades: number; signals: number } {
   const factory = strategyFactory('sma-cross');
-  runBacktest(bars, { strategy: factory }); // warm-up (JIT)
-  let best = Infinity;
-  let bestCpu = Infinity;
   let trades = 0;
   let signals = 0;
-  for (let i = 0; i < 10; i++) {
-    const t0 = performance.now();
-    const c0 = cpuMs();
+  const timed = timeRounds(BACKTEST_WARMUP, BACKTEST_ROUNDS, () => {
     const r = runBacktest(bars, { strategy: factory });
-    best = Math.min(best, performance.now() - t0);
-    bestCpu = Math.min(bestCpu, cpuMs() - c0);
     trades = r.trades.length;
     signals = r.signals.length;
-  }
-  return { ms: best, cpuMs: bestCpu, trades, signals };
+  });
+  return { timed, trades, signals };
 }
 
 interface LiveResult {
@@ -303,17 +324,21 @@ async function main(): Promise<void> {
   let backtestLine = 'backtest: skipped (--live-only)';
   if (!values['live-only']) {
     const ip = inProcess(all);
+    const rate = (ms: number) => fmt(all.length / (ms / 1000));
     console.log(
-      `in-process: ${all.length} bars x ${STRATEGY_NAMES.length} strategies, ${ip.signals} signals; strategies alone ${fmt(ip.strategies)} bars/s; ` +
-        `CPU time alone ${fmt(ip.engineCpu)} bars/s (the figure with the machine's other load taken out)`,
+      `in-process: ${all.length} bars x ${STRATEGY_NAMES.length} strategies, ${ip.signals} signals, ` +
+        `best of ${IN_PROCESS_ROUNDS} rounds after ${IN_PROCESS_WARMUP} untimed; CPU time: best ${rate(ip.engine.cpu)} bars/s, ` +
+        `median ${rate(ip.engine.cpuMedian)} bars/s (the figures with the machine's other load taken out); ` +
+        `strategies alone ${rate(ip.strategies.wall)} bars/s (CPU time ${rate(ip.strategies.cpu)})`,
     );
     const bt = backtest(daily);
     console.log(
-      `backtest: sma-cross over NVDA+ORCL daily, ${bt.signals} signals through the risk engine, ${bt.trades} fills, best of 10; ` +
-        `CPU time ${bt.cpuMs.toFixed(1)} ms`,
+      `backtest: sma-cross over NVDA+ORCL daily, ${bt.signals} signals through the risk engine, ${bt.trades} fills, ` +
+        `best of ${BACKTEST_ROUNDS} runs after ${BACKTEST_WARMUP} untimed; CPU time: best ${bt.timed.cpu.toFixed(1)} ms, ` +
+        `median ${bt.timed.cpuMedian.toFixed(1)} ms`,
     );
-    inProcessLine = `in-process: ${fmt(ip.engine)} bars/s`;
-    backtestLine = `backtest: ${bt.ms.toFixed(1)} ms for ${daily.length} bars`;
+    inProcessLine = `in-process: ${rate(ip.engine.wall)} bars/s`;
+    backtestLine = `backtest: ${bt.timed.wall.toFixed(1)} ms for ${daily.length} bars`;
   }
   let liveLine = 'live: skipped (--skip-live)';
   if (!values['skip-live']) {
