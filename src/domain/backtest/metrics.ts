@@ -1,5 +1,12 @@
 import type { Side } from '../../contracts/order';
+import * as instantsModule from '../../contracts/instants';
 import { barsPerYear } from '../indicators/realized-volatility';
+
+// Bound once, at load: run under tsx (as the workers, the backtest CLI and the benchmarks are), an ES module is
+// compiled to CommonJS whose exports are getters, and a call through an import binding reads two of them each time
+// (four through an index module), which V8 does not inline: esbuild's shared getter does a megamorphic
+// `from[key]`. instantMs runs per bar of the drawdown (docs/quant.md, "Run under tsx").
+const { instantMs } = instantsModule;
 
 /**
  * Performance metrics of an equity curve (one point per timestamp, marked to market) and its fills.
@@ -73,16 +80,21 @@ export function computeMetrics(m: MetricsInput): BacktestMetrics {
   let maxDd = 0;
   let longestBars = 0;
   let longestDays = 0;
-  const t = (i: number) => Date.parse(i < 0 ? m.timestamps[0]! : m.timestamps[i]!);
+  // instantMs is Date.parse, exactly (../../contracts/instants), at a fraction of the cost; each bar below the peak
+  // is parsed once and the peak's instant once per peak (it was parsed again on every bar below it).
+  const t = (i: number) => instantMs(i < 0 ? m.timestamps[0]! : m.timestamps[i]!);
+  let peakMs = Number.NaN; // t(peakIdx), parsed when first needed
   for (let i = 0; i < n; i++) {
     const e = m.equity[i]!;
     if (e >= peak) {
       peak = e;
       peakIdx = i;
+      peakMs = Number.NaN;
     } else {
       maxDd = Math.max(maxDd, (peak - e) / peak);
       longestBars = Math.max(longestBars, i - peakIdx);
-      longestDays = Math.max(longestDays, (t(i) - t(peakIdx)) / DAY);
+      if (Number.isNaN(peakMs)) peakMs = t(peakIdx);
+      longestDays = Math.max(longestDays, (t(i) - peakMs) / DAY);
     }
   }
 
