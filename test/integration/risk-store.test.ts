@@ -327,6 +327,29 @@ describe.each([
   });
 });
 
+describe('loadPortfolio', () => {
+  it("a held symbol's asset class is its latest approved decision's (rejected ones and other symbols aside)", async () => {
+    const acct = await newAccount();
+    const decision = (symbol: string, assetClass: string, minutes: number, verdict = 'APPROVED') =>
+      db.pool.query(
+        `INSERT INTO risk_decisions (workflow_id, signal_id, correlation_id, account_id, symbol, side, decision,
+                                     reason_code, qty, notional, checks, asset_class, created_at)
+         VALUES ($1, $1, $1, $2, $3, 'buy', $4, 'x', 1, 1, '[]', $5, $6)`,
+        [`wf-class-${++seq}`, acct, symbol, verdict, assetClass, new Date(NOW.getTime() + minutes * 60_000)],
+      );
+    await decision('XYZ', 'futures', 1);
+    await decision('XYZ', 'crypto', 2);
+    await decision('XYZ', 'options', 3, 'REJECTED');
+    await decision('ABC', 'crypto', 4);
+    await givePosition(acct, 'XYZ', 2, 10);
+    await givePosition(acct, 'DEF', 3, 10);
+    const p = (await loadPortfolio(db.pool, acct))!;
+    expect(p.positions.XYZ!.assetClass).toBe('crypto');
+    expect(p.positions.DEF!.assetClass).toBe('equity'); // never decided here: the default
+    expect(p.positions.ABC).toBeUndefined();
+  });
+});
+
 describe("evaluateAndReserve on the trade worker's pipelined pool", () => {
   beforeAll(() => {
     riskPool = pipelinedPool;

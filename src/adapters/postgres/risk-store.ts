@@ -108,8 +108,17 @@ export async function loadPortfolio(
   return portfolioFromResult(await c.query(portfolioQuery(accountId, opts)), accountId, opts);
 }
 
-/** loadPortfolio's statement, for a batch (read its answer with portfolioFromResult). */
-function portfolioQuery(accountId: string, opts: LoadPortfolioOptions): Statement {
+/** loadPortfolio's statement, for a batch (read its answer with portfolioFromResult) or a benchmark's EXPLAIN. */
+export function portfolioQuery(accountId: string, opts: LoadPortfolioOptions): Statement {
+  // The cooldown's last approved signal time: for one symbol + strategy (an evaluation) the latest row by the
+  // risk_decisions_cooldown index, else per pair over the account (reports).
+  const lastSignals = opts.cooldownKey
+    ? `SELECT symbol, strategy, (extract(epoch FROM signal_at) * 1000)::float8 AS at_ms FROM risk_decisions
+        WHERE account_id = $1 AND symbol = $2 AND strategy = $3 AND decision = 'APPROVED' AND signal_at IS NOT NULL
+        ORDER BY signal_at DESC LIMIT 1`
+    : `SELECT symbol, strategy, (extract(epoch FROM max(signal_at)) * 1000)::float8 AS at_ms FROM risk_decisions
+        WHERE account_id = $1 AND decision = 'APPROVED' AND strategy IS NOT NULL AND signal_at IS NOT NULL
+        GROUP BY symbol, strategy`;
   return {
     text: `SELECT
      (SELECT json_build_object('cash', cash::text, 'day_start_equity', day_start_equity::text,
@@ -122,16 +131,17 @@ function portfolioQuery(accountId: string, opts: LoadPortfolioOptions): Statemen
      (SELECT COALESCE(json_agg(json_build_object('workflow_id', workflow_id, 'symbol', symbol, 'side', side,
                                'qty', qty::text, 'notional', notional::text, 'asset_class', asset_class)), '[]'::json)
         FROM reservations WHERE account_id = $1 AND status = 'HELD') AS reservations,
+     -- The asset class of each held symbol (the map's only use): its latest approved decision's, one probe of
+     -- risk_decisions_asset_class per position instead of a sort of every approved decision.
      (SELECT COALESCE(json_agg(x), '[]'::json) FROM (
-        SELECT DISTINCT ON (symbol) symbol, asset_class FROM risk_decisions
-         WHERE account_id = $1 AND decision = 'APPROVED' AND asset_class IS NOT NULL
-         ORDER BY symbol, created_at DESC) x) AS classes,
-     (SELECT COALESCE(json_agg(l), '[]'::json) FROM (
-        SELECT symbol, strategy, (extract(epoch FROM max(signal_at)) * 1000)::float8 AS at_ms FROM risk_decisions
-         WHERE account_id = $1 AND decision = 'APPROVED' AND strategy IS NOT NULL AND signal_at IS NOT NULL
-           AND ($2::text IS NULL OR (symbol = $2 AND strategy = $3))
-         GROUP BY symbol, strategy) l) AS last_signals`,
-    values: [accountId, opts.cooldownKey?.symbol ?? null, opts.cooldownKey?.strategy ?? null],
+        SELECT p.symbol, d.asset_class FROM positions p
+          CROSS JOIN LATERAL (
+            SELECT asset_class FROM risk_decisions
+             WHERE account_id = $1 AND symbol = p.symbol AND decision = 'APPROVED' AND asset_class IS NOT NULL
+             ORDER BY created_at DESC LIMIT 1) d
+         WHERE p.account_id = $1) x) AS classes,
+     (SELECT COALESCE(json_agg(l), '[]'::json) FROM (${lastSignals}) l) AS last_signals`,
+    values: opts.cooldownKey ? [accountId, opts.cooldownKey.symbol, opts.cooldownKey.strategy] : [accountId],
   };
 }
 
