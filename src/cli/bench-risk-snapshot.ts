@@ -13,8 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config';
 import { createLogger } from '../logging';
-import { buffersTouched, seedRiskHistory } from '../adapters/postgres/benchmark-queries';
-import { loadPortfolio, portfolioQuery } from '../adapters/postgres/risk-store';
+import { buffersTouched } from '../adapters/postgres/benchmark-queries';
+import { recordFills, recordOrderIntent } from '../adapters/postgres/ledger';
+import { ensureAccount, loadPortfolio, portfolioQuery, seedApprovedDecisions } from '../adapters/postgres/risk-store';
 import { createScratchDatabase } from '../adapters/postgres/scratch-database';
 
 const USAGE = `Usage: npm run bench:risk-snapshot -- [options]
@@ -57,14 +58,40 @@ async function main(): Promise<number> {
   });
   try {
     process.stderr.write(`seeding ${decisions} approved decisions and ${held} positions...\n`);
-    await seedRiskHistory(db.pool, 'bench-account', decisions, held);
+    const accountId = 'bench-account';
+    await ensureAccount(db.pool, accountId, 10_000_000);
+    await seedApprovedDecisions(db.pool, accountId, decisions);
+    // The held positions, booked through the ledger as a filled order each.
+    for (let i = 0; i < held; i++) {
+      const ctx = { workflowId: `bench-hold-${i}`, accountId, correlationId: `bench-hold-${i}`, broker: 'simulated' };
+      const clientOrderId = `bench-hold-${i}`;
+      const symbol = `SYM${i}`;
+      await recordOrderIntent(db.pool, {
+        ...ctx,
+        request: { clientOrderId, symbol, side: 'buy', qty: 10, type: 'market', timeInForce: 'day' },
+      });
+      await recordFills(db.pool, accountId, ctx.correlationId, [
+        {
+          executionId: `bench-hold-${i}`,
+          clientOrderId,
+          brokerOrderId: `bench-hold-${i}`,
+          symbol,
+          side: 'buy',
+          qty: 10,
+          price: 1,
+          fee: 0,
+          cumQty: 10,
+          timestamp: new Date().toISOString(),
+        },
+      ]);
+    }
     const opts = { cooldownKey: { symbol: 'SYM7', strategy: 'strategy2' } };
-    const statement = portfolioQuery('bench-account', opts);
+    const statement = portfolioQuery(accountId, opts);
     const buffers = await buffersTouched(db.pool, String(statement.text), statement.values ?? []);
     const ms: number[] = [];
     for (let i = 0; i < runs; i++) {
       const t0 = process.hrtime.bigint();
-      await loadPortfolio(db.pool, 'bench-account', opts);
+      await loadPortfolio(db.pool, accountId, opts);
       ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
     ms.sort((a, b) => a - b);

@@ -106,35 +106,6 @@ export async function ledgerLossCounts(
   };
 }
 
-/**
- * `npm run bench:risk-snapshot`: an account with `decisions` approved risk decisions (over 50 symbols and 5
- * strategies, a minute apart: about a year of a busy account) and `held` open positions, in a scratch database.
- */
-export async function seedRiskHistory(pool: Pool, accountId: string, decisions: number, held: number): Promise<void> {
-  await pool.query(
-    `INSERT INTO accounts (account_id, starting_cash, cash, day_start_equity) VALUES ($1, 1e7, 1e7, 1e7)`,
-    [accountId],
-  );
-  await pool.query(`INSERT INTO trading_state (account_id, state, changed_by) VALUES ($1, 'ACTIVE', 'bench')`, [
-    accountId,
-  ]);
-  await pool.query(
-    `INSERT INTO risk_decisions (workflow_id, signal_id, correlation_id, account_id, symbol, side, decision, reason_code,
-                                 qty, notional, checks, strategy, asset_class, created_at, signal_at)
-     SELECT 'bench-wf-' || i, 'bench-sig-' || i, 'bench-corr-' || i, $1, 'SYM' || (i % 50), 'buy', 'APPROVED',
-            'approved', 1, 1, '[]', 'strategy' || (i % 5), 'equity',
-            now() - make_interval(mins => $2 - i), now() - make_interval(mins => $2 - i)
-       FROM generate_series(1, $2::int) i`,
-    [accountId, decisions],
-  );
-  await pool.query(
-    `INSERT INTO positions (account_id, symbol, qty, avg_cost, last_price)
-     SELECT $1, 'SYM' || i, 10, 1, 1 FROM generate_series(0, $2::int - 1) i`,
-    [accountId, held],
-  );
-  await pool.query('ANALYZE');
-}
-
 /** The buffers (8 kB pages, cached or read) a statement touches, from EXPLAIN (ANALYZE, BUFFERS): a count that does not depend on the machine. */
 export async function buffersTouched(pool: Pool, text: string, values: unknown[]): Promise<number> {
   const r = await pool.query<{ 'QUERY PLAN': Array<{ Plan: Record<string, number> }> }>(

@@ -340,6 +340,23 @@ interface RiskDecisionRow {
   checks: RiskDecision['checks'];
 }
 
+/**
+ * A synthetic history for `npm run bench:risk-snapshot` (never called by the pipeline): `count` approved decisions
+ * of the account over 50 symbols (SYM0…SYM49) and 5 strategies, a minute apart up to now, in one statement.
+ */
+export async function seedApprovedDecisions(pool: Pool, accountId: string, count: number): Promise<void> {
+  await pool.query(
+    `INSERT INTO risk_decisions (workflow_id, signal_id, correlation_id, account_id, symbol, side, decision, reason_code,
+                                 qty, notional, checks, strategy, asset_class, created_at, signal_at)
+     SELECT 'bench-wf-' || i, 'bench-sig-' || i, 'bench-corr-' || i, $1, 'SYM' || (i % 50), 'buy', 'APPROVED',
+            'approved', 1, 1, '[]', 'strategy' || (i % 5), 'equity',
+            now() - make_interval(mins => $2 - i), now() - make_interval(mins => $2 - i)
+       FROM generate_series(1, $2::int) i`,
+    [accountId, count],
+  );
+  await pool.query('ANALYZE risk_decisions');
+}
+
 /** The stored decision of a workflow, or null. */
 export async function getRiskDecision(c: Queryable, workflowId: string): Promise<RiskDecision | null> {
   return riskDecisionFromResult(await c.query(riskDecisionQuery(workflowId)));
