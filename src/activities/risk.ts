@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import type { OhlcvBar } from '../contracts/bar';
 import type { TradeSignal } from '../contracts/signal';
-import { ensureAccount, evaluateAndReserve, loadRecentBars } from '../adapters/postgres/risk-store';
+import { ensureAccount, evaluateAndReserve } from '../adapters/postgres/risk-store';
 import { barsNeeded, type RiskDecision, type RiskLimits } from '../domain/risk';
 import { withCorrelation, type Logger } from '../logging';
 import { tradesFinished } from '../metrics';
@@ -54,23 +54,30 @@ export function createRiskActivities(deps: RiskActivityDeps) {
       );
       await ensureReady();
 
-      let recentBars = input.market?.recentBars;
-      if (recentBars === undefined && typeof signal?.symbol === 'string' && signal.symbol !== '') {
-        // Bars up to the signal's time only: a replayed signal must not size on bars from its future.
-        const asOf =
-          typeof signal.created_at === 'string' && !Number.isNaN(Date.parse(signal.created_at))
-            ? signal.created_at
-            : undefined;
-        recentBars = await loadRecentBars(pool, signal.symbol, barsNeeded(limits), asOf);
-      }
+      // Bars up to the signal's time only: a replayed signal must not size on bars from its future. Read in the
+      // evaluation's first round trip (evaluateAndReserve) unless the caller brought them.
+      const loadBars =
+        input.market?.recentBars === undefined && typeof signal?.symbol === 'string' && signal.symbol !== ''
+          ? {
+              symbol: signal.symbol,
+              count: barsNeeded(limits),
+              ...(typeof signal.created_at === 'string' && !Number.isNaN(Date.parse(signal.created_at))
+                ? { asOf: signal.created_at }
+                : {}),
+            }
+          : undefined;
 
       const { decision, replayed } = await evaluateAndReserve(pool, {
         workflowId,
         signal,
-        market: { ...(input.market?.vix !== undefined ? { vix: input.market.vix } : {}), recentBars: recentBars ?? [] },
+        market: {
+          ...(input.market?.vix !== undefined ? { vix: input.market.vix } : {}),
+          recentBars: input.market?.recentBars ?? [],
+        },
         limits,
         accountId,
         now: new Date(),
+        ...(loadBars ? { recentBars: loadBars } : {}),
       });
 
       const failed = decision.checks.find((c) => !c.passed);

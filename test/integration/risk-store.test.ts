@@ -429,7 +429,14 @@ describe('loadRecentBars and the risk activity', () => {
       destination: new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }) as never,
     });
     const accountId = `acct-activity-${++seq}`;
-    const acts = createRiskActivities({ pool: db.pool, limits: LIMITS, accountId, startingCash: 100_000, logger });
+    // On a pipelined pool, as the trade worker runs it.
+    const acts = createRiskActivities({
+      pool: pipelinedPool,
+      limits: LIMITS,
+      accountId,
+      startingCash: 100_000,
+      logger,
+    });
     const sig = tradeSignal({ symbol: 'BARS', created_at: '2024-12-25T00:00:00.000Z', order: { quantity_hint: 10 } });
     const decision = await acts.evaluateRisk({ workflowId: `trade-${sig.signal_id}`, signal: sig as TradeSignal });
     expect(decision).toMatchObject({ decision: 'APPROVED', qty: 10 });
@@ -439,8 +446,19 @@ describe('loadRecentBars and the risk activity', () => {
       .find((l) => l.message === 'risk approved');
     expect(logged).toMatchObject({ correlation_id: sig.correlation_id, reason_code: 'approved', qty: 10 });
 
+    // The activity's evaluation, its bars read included, is two round trips (the account exists by now).
+    const next = tradeSignal({ symbol: 'BARS', created_at: '2024-12-25T00:00:00.000Z', order: { quantity_hint: 1 } });
+    const before = roundTrips.count;
+    const nextDecision = await acts.evaluateRisk({
+      workflowId: `trade-${next.signal_id}`,
+      signal: next as TradeSignal,
+    });
+    expect(roundTrips.count - before).toBe(2);
+    expect(nextDecision).toMatchObject({ decision: 'APPROVED', qty: 1, sizing: { method: 'atr', atr: 4 } });
+
     await releaseReservation(db.pool, `trade-${sig.signal_id}`);
     await releaseReservation(db.pool, `trade-${sig.signal_id}`);
+    await releaseReservation(db.pool, `trade-${next.signal_id}`);
     expect((await heldReservations(accountId)).count).toBe(0);
   });
 });

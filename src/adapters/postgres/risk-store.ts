@@ -206,6 +206,11 @@ export interface EvaluateAndReserveInput {
   accountId: string;
   /** Decision time: the trading day and risk_decisions.created_at (the cooldown uses the signal's created_at). */
   now: Date;
+  /**
+   * Read the symbol's last `count` bars up to `asOf` (loadRecentBars) in the evaluation's first round trip, before
+   * the lock, and give them to the engine as market.recentBars.
+   */
+  recentBars?: { symbol: string; count: number; asOf?: string };
 }
 
 export interface EvaluateAndReserveResult {
@@ -250,18 +255,21 @@ export async function evaluateAndReserve(
       : {}),
   };
 
+  const bars = input.recentBars;
   return withAccountLockInTwoRoundTrips(
     pool,
     accountId,
     [riskDecisionQuery(workflowId), rollDayStartStatement(accountId, now), portfolioQuery(accountId, snapshotOptions)],
-    ([stored, , snapshot]): TransactionEnd<EvaluateAndReserveResult> => {
+    ([stored, , snapshot], [barsRead]): TransactionEnd<EvaluateAndReserveResult> => {
       const existing = riskDecisionFromResult(stored!);
       if (existing) return { writes: [], commit: false, result: () => ({ decision: existing, replayed: true }) };
 
       const portfolio = portfolioFromResult(snapshot!, accountId, snapshotOptions);
       if (!portfolio) throw new Error(`risk: account "${accountId}" does not exist (ensureAccount first)`);
 
-      const decision = evaluate(input.signal, portfolio, input.market ?? {}, limits);
+      const market =
+        bars && barsRead ? { ...input.market, recentBars: recentBarsFromResult(barsRead, bars.symbol) } : input.market;
+      const decision = evaluate(input.signal, portfolio, market ?? {}, limits);
 
       const signalId = str(raw.signal_id) ?? workflowId;
       const correlationId = str(raw.correlation_id) ?? workflowId;
@@ -328,6 +336,8 @@ export async function evaluateAndReserve(
       }
       return { writes, commit: true, result: () => ({ decision, replayed: false }) };
     },
+    // Not under the lock: the bars are the bar store's, not the account's.
+    bars ? [recentBarsQuery(bars.symbol, bars.count, bars.asOf)] : [],
   );
 }
 
@@ -450,16 +460,25 @@ export async function loadRecentBars(
   count: number,
   asOf?: string | Date,
 ): Promise<OhlcvBar[]> {
-  const r = await c.query<{ ts: Date; open: string; high: string; low: string; close: string; volume: string }>(
-    `SELECT ts, open::text, high::text, low::text, close::text, volume::text FROM market_bars
+  return recentBarsFromResult(await c.query(recentBarsQuery(symbol, count, asOf)), symbol);
+}
+
+/** loadRecentBars' statement, for a batch (read its answer with recentBarsFromResult). */
+function recentBarsQuery(symbol: string, count: number, asOf?: string | Date): Statement {
+  return {
+    text: `SELECT ts, open::text, high::text, low::text, close::text, volume::text FROM market_bars
       WHERE symbol = $1
         AND ($3::timestamptz IS NULL OR ts <= $3::timestamptz)
         AND interval = (SELECT interval FROM market_bars WHERE symbol = $1 AND ($3::timestamptz IS NULL OR ts <= $3::timestamptz)
                          ORDER BY ts DESC LIMIT 1)
       ORDER BY ts DESC LIMIT $2`,
-    [symbol, count, asOf ?? null],
-  );
-  return r.rows.reverse().map((b) => ({
+    values: [symbol, count, asOf ?? null],
+  };
+}
+
+function recentBarsFromResult(r: QueryResult, symbol: string): OhlcvBar[] {
+  const rows = r.rows as Array<{ ts: Date; open: string; high: string; low: string; close: string; volume: string }>;
+  return rows.reverse().map((b) => ({
     symbol,
     timestamp: b.ts.toISOString(),
     open: toNumber(b.open),

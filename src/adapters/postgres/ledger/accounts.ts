@@ -43,16 +43,18 @@ function accountLockStatement(accountId: string): Statement {
  * the lock was granted and sees every write committed under the lock before. What shrinks is the time the lock
  * is held: one trip through this process's event loop between the reads and the writes instead of one per
  * statement. `decide` is synchronous, so no other I/O can happen while the lock is held. It gets the results of
- * `reads` only.
+ * `reads`, and of `beforeLock` (reads that need no lock, sent ahead of it) second.
  */
 export async function withAccountLockInTwoRoundTrips<T>(
   pool: Pool,
   accountId: string,
   reads: readonly Statement[],
-  decide: (results: QueryResult[]) => TransactionEnd<T>,
+  decide: (results: QueryResult[], beforeLock: QueryResult[]) => TransactionEnd<T>,
+  /** Reads that need no lock, sent first in the same round trip (their answers are decide's second argument). */
+  beforeLock: readonly Statement[] = [],
 ): Promise<T> {
-  return withTransactionInTwoRoundTrips(pool, [accountLockStatement(accountId), ...reads], (results) =>
-    decide(results.slice(1)),
+  return withTransactionInTwoRoundTrips(pool, [...beforeLock, accountLockStatement(accountId), ...reads], (results) =>
+    decide(results.slice(beforeLock.length + 1), results.slice(0, beforeLock.length)),
   );
 }
 
