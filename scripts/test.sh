@@ -6,18 +6,19 @@
 #      wrapper) -> TEMPORAL_TEST_SERVER_PATH; (integration/all) the temporal CLI -> TEMPORAL_CLI, and the
 #      missing apt packages of the stack in one transaction;
 #   3. integration/all: the local stack (PostgreSQL, RabbitMQ, Temporal dev server) -> TEMPORAL_ADDRESS,
-#      DATABASE_URL, RABBITMQ_* exported for the tests; started in the background during step 4; whatever this
-#      run had to start is stopped on exit (unless another run still uses it);
+#      DATABASE_URL, RABBITMQ_* exported for the tests; started in the background beside npm ci (only the
+#      migrations wait for it) and step 4; whatever this run had to start is stopped on exit (unless another run
+#      still uses it);
 #   4. typecheck (tsc --noEmit) and lint (eslint .), side by side in the background from here on, their output
 #      printed after the tests: a failure fails the run, but the tests still run so one run shows everything
 #      (SKIP_CHECKS=1 skips them for a quick loop);
-#   5. vitest run (--project <tier> for a tier);
+#   5. vitest run (--project <tier> for a tier); the slowest files are printed after it (scripts/vitest-file-times.mts);
 #   6. cluster/all: the cluster tier (test/cluster) on the cluster profile (scripts/stack-up.sh --cluster: the Temporal
 #      server on PostgreSQL, built with go install the first time, and a three-node RabbitMQ cluster), after the
 #      other tiers so its servers and faults never share the machine with them (run beside them, its load made
 #      timing-sensitive tests of the other tiers fail: a 500 ms client timeout in broker-alpaca-faults); its
 #      settings (TEMPORAL_ADDRESS, RABBITMQ_NODES, ...) are exported for that run only; servers it had to start
-#      are stopped on exit.
+#      are stopped on exit. Under `all` the unit tier (pure logic) runs beside it, not in step 5.
 # Exit code: vitest's if it failed, else 1 if typecheck or lint failed, else 0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -36,6 +37,7 @@ step() { STEP_T0=$(now_ms); log "── $*"; }
 step_done() { log "   $1 in $(elapsed_s "$STEP_T0" "$(now_ms)")s"; }
 
 npm_job=""
+unit_job=""
 stack_job=""
 bundle_job=""
 cluster_job=""
@@ -45,6 +47,7 @@ cleanup() {
   if [[ -n $stack_job ]]; then wait "$stack_job" 2>/dev/null || true; fi
   if [[ -n $bundle_job ]]; then wait "$bundle_job" 2>/dev/null || true; fi
   if [[ -n $cluster_job ]]; then wait "$cluster_job" 2>/dev/null || true; fi
+  if [[ -n $unit_job ]]; then wait "$unit_job" 2>/dev/null || true; fi
   # Checks still running when the run fails early: their result no longer matters.
   if [[ ${checks_started:-no} == yes ]]; then kill "$typecheck_job" "$lint_job" 2>/dev/null || true; fi
   stack_release || true
@@ -200,8 +203,10 @@ fi
 
 case "$tier" in
   all)
-    run_vitest vitest-report.json --project unit --project workflow --project provision --project integration \
-      "${no_tests_ok[@]}" "$@"
+    # With the cluster tier to come, the unit tier runs beside it instead (below).
+    first_projects=(--project workflow --project provision --project integration)
+    [[ $cluster_wanted == yes ]] || first_projects=(--project unit "${first_projects[@]}")
+    run_vitest vitest-report.json "${first_projects[@]}" "${no_tests_ok[@]}" "$@"
     ;;
   cluster) run_vitest vitest-report-cluster.json --project cluster "$@" ;;
   *) run_vitest vitest-report.json --project "$tier" "$@" ;;
@@ -216,7 +221,17 @@ if [[ $cluster_wanted == yes ]]; then
   }
   cluster_job=""
   log "   cluster profile ready $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
-  reports+=("$DATA/vitest-report-cluster.json")
+  # The unit tier beside it: pure logic (no servers, no real-time bounds), CPU only, so it uses the cycles the
+  # cluster tier leaves idle (its pacing; the heartbeat and start-to-close timeouts after the worker kill) instead
+  # of lengthening the shared pool. Not niced: at nice 10 on a loaded machine its heaviest property tests starved
+  # past their 20 s timeout. Its output is printed after the cluster tier's.
+  (
+    vitest_rc=0
+    run_vitest vitest-report-unit.json --project unit "${no_tests_ok[@]}" "$@"
+    exit "$vitest_rc"
+  ) >"$LOGS/unit-tier.log" 2>&1 &
+  unit_job=$!
+  reports+=("$DATA/vitest-report-cluster.json" "$DATA/vitest-report-unit.json")
   # A subshell: the cluster profile's settings must not leak into anything after it.
   (
     cluster_env
@@ -224,6 +239,12 @@ if [[ $cluster_wanted == yes ]]; then
     run_vitest vitest-report-cluster.json --project cluster "${no_tests_ok[@]}" "$@"
     exit "$vitest_rc"
   ) || vitest_rc=$?
+  unit_rc=0
+  wait "$unit_job" || unit_rc=$?
+  unit_job=""
+  log "── the unit tier (it ran beside the cluster tier; log $LOGS/unit-tier.log)"
+  cat "$LOGS/unit-tier.log"
+  ((vitest_rc != 0 || unit_rc == 0)) || vitest_rc=$unit_rc
 fi
 
 finish_checks
