@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -36,19 +36,31 @@ function signal(overrides: Partial<TradeSignal> = {}): TradeSignal {
 }
 
 /**
- * Retried, with a tighter timeout: under the suite's load the time-skipping test server sometimes stops
- * (about 1 in 4 full runs, two tests of this file): a workflow task is started and never completed, and the
- * server's clock stands still, so even the task's 10 s timeout never fires. The workflow then answers queries but
- * never ends. A fresh worker on a fresh task queue passes (the other tests of the file pass after it). Not
- * understood yet; the retry hides only a hang: any wrong outcome still
- * fails all three attempts.
+ * Retried, with a tight timeout, and a fresh time-skipping server for every test (and so for every retry).
+ * Under load the test server sometimes stops: a workflow task is started and never completed, and its clock
+ * stands still. The cause is in the test server (sdk-java's TestWorkflowMutableStateImpl, shared by the native
+ * and the Java builds): a completion that asks to cancel an activity that finished (or a timer that fired) while
+ * the workflow task was in flight is refused (the worker logs `Error while completing workflow activation ...
+ * ACTIVITY_UNKNOWN for scheduledEventId=N`), where the real server accepts it; the refused task is then never
+ * failed, timed out or redelivered, and time skipping stops for the whole server. With one server per file, every
+ * later test that needed to skip time (the ten minutes of 429s, the risk and deadline timeouts) hung too, retries
+ * included (three tests, nine attempts, 700 s in one run at load ~13). With a server per test the hang stays in
+ * the test that met the race, whose retry gets a new server: at load 15-18 "on cancellation mid-order" met it
+ * in 1-2 of its attempts in each of three runs, and every run passed. 30 s per attempt: three times the slowest
+ * passing test seen at that load (10.6 s). The retry hides only a hang: any wrong outcome still fails all four
+ * attempts.
  */
-describe('tradeWorkflow (time-skipping)', { retry: 2, timeout: 60_000 }, () => {
+describe('tradeWorkflow (time-skipping)', { retry: 3, timeout: 30_000 }, () => {
   let env: TestWorkflowEnvironment;
   let bundle: WorkflowBundleWithSourceMap;
+  /** The running test's worker, shut down after the test even when a hang timed the test out. */
+  let current: { worker: Worker; calls: Promise<unknown>; abort: AbortController; finished: boolean } | undefined;
 
   beforeAll(async () => {
     quietTemporalRuntime();
+    bundle = await workflowBundle(path.resolve(__dirname, '../../src/workflows/index.ts'));
+  });
+  beforeEach(async () => {
     env = await createTimeSkippingEnv();
     // The time-skipping server validates search attributes like a real one: register the trade's.
     await env.connection.operatorService.addSearchAttributes({
@@ -60,9 +72,19 @@ describe('tradeWorkflow (time-skipping)', { retry: 2, timeout: 60_000 }, () => {
         ]),
       ),
     });
-    bundle = await workflowBundle(path.resolve(__dirname, '../../src/workflows/index.ts'));
   });
-  afterAll(async () => {
+  afterEach(async () => {
+    if (current && !current.finished) {
+      // A hang timed the test out: cancel its client calls and stop its worker before the server goes. Its
+      // client connection stays open (it goes with this process): a retry the client had already scheduled
+      // (grpc-retry's own timer, which the abort does not clear) would otherwise run on a closed channel and
+      // throw in the timer, an uncaught error that fails the run.
+      current.abort.abort();
+      if (current.worker.getState() === 'RUNNING') current.worker.shutdown();
+      await Promise.race([current.calls.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
+      Object.assign(env.connection, { close: () => Promise.resolve() });
+    }
+    current = undefined;
     await env?.teardown();
   });
 
@@ -90,8 +112,12 @@ describe('tradeWorkflow (time-skipping)', { retry: 2, timeout: 60_000 }, () => {
       activities: broker.activities(),
     });
     const workflowId = `trade-${sig.signal_id}`;
-    const outcome = await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start(tradeWorkflow, {
+    // Every client call of the test carries this signal: after a hang, afterEach cancels them before the server
+    // goes, instead of leaving the client's retries to fire on a closed channel (an uncaught error in a timer).
+    const abort = new AbortController();
+    const client = env.client;
+    const calls = client.withAbortSignal(abort.signal, async () => {
+      const handle = await client.workflow.start(tradeWorkflow, {
         taskQueue,
         workflowId,
         args: [{ signal: sig, ...(opts.deadlineMs ? { deadlineMs: opts.deadlineMs } : {}) }],
@@ -103,6 +129,11 @@ describe('tradeWorkflow (time-skipping)', { retry: 2, timeout: 60_000 }, () => {
         return { status: await handle.query<TradeStatus>('status'), error };
       }
     });
+    const test = { worker, calls, abort, finished: false };
+    current = test;
+    void calls.finally(() => (test.finished = true)).catch(() => undefined);
+    const running = worker.runUntil(calls);
+    const outcome = await running;
     return { ...outcome, broker, workflowId };
   }
 
