@@ -91,9 +91,11 @@ describe('ambiguous submits: the POST fails after the order was placed', () => {
   );
 
   it('a slow response past the client timeout is ambiguous; a plain re-submit is still deduplicated by the venue', async () => {
-    const { fake, broker } = await setup({ httpTimeoutMs: 200 });
+    // The POST must reach the venue before the client gives up (200 ms was not always enough at load ~19: no
+    // order created); the venue then answers well after the timeout.
+    const { fake, broker } = await setup({ httpTimeoutMs: 1_500 });
     const cid = uniqueClientOrderId('slow');
-    fake.delayNextResponse(800, { method: 'POST', path: '/v2/orders' });
+    fake.delayNextResponse(4_000, { method: 'POST', path: '/v2/orders' });
     const err = await failure(broker.submitOrder(order(cid)));
     expect(err).toBeInstanceOf(BrokerUnavailableError);
     expect((err as BrokerUnavailableError).ambiguous).toBe(true);
