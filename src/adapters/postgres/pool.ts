@@ -176,12 +176,8 @@ export async function withPipelinedTransaction<T>(
     out = end.result(answers.slice(0, end.writes.length));
   } catch (err) {
     // After a failed write the last batch's COMMIT has already ended the transaction (as a rollback); a
-    // ROLLBACK then only draws a warning. A failed ROLLBACK means the connection is broken: see withTransaction.
-    const broken = await client.query('ROLLBACK').then(
-      () => undefined,
-      (rollbackErr: unknown) => (rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr))),
-    );
-    client.release(broken);
+    // ROLLBACK then only draws a warning.
+    await rollBackAndRelease(client);
     throw err;
   }
   client.release();
@@ -201,6 +197,19 @@ export async function withTransactionInTwoRoundTrips<T>(
   return withPipelinedTransaction(pool, async (tx) => decide(await tx.batch(first)));
 }
 
+/**
+ * Roll back a failed transaction and give its connection back. A failed ROLLBACK means the connection itself is
+ * broken (a server restart): its error goes to release(), so the pool destroys this client instead of lending it
+ * out again.
+ */
+async function rollBackAndRelease(client: PoolClient): Promise<void> {
+  const broken = await client.query('ROLLBACK').then(
+    () => undefined,
+    (rollbackErr: unknown) => (rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr))),
+  );
+  client.release(broken);
+}
+
 /** Run `fn` in one transaction on a dedicated connection; roll back on any error. */
 export async function withTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
@@ -210,13 +219,7 @@ export async function withTransaction<T>(pool: Pool, fn: (c: PoolClient) => Prom
     out = await fn(client);
     await client.query('COMMIT');
   } catch (err) {
-    // A failed ROLLBACK means the connection itself is broken (server restart): hand the error to release()
-    // so the pool destroys this client instead of lending it out again.
-    const broken = await client.query('ROLLBACK').then(
-      () => undefined,
-      (rollbackErr: unknown) => (rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr))),
-    );
-    client.release(broken);
+    await rollBackAndRelease(client);
     throw err;
   }
   client.release();
