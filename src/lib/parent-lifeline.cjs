@@ -26,6 +26,10 @@ if (isMainThread) {
   const onParentGone = () => {
     if (parentGone) return;
     parentGone = true;
+    // The service's stdout and stderr are pipes to the dead process too: a write to them now fails with EPIPE,
+    // and an unhandled stream error would end the process at once, before its graceful stop (pino's own
+    // destination already ignores a broken pipe). What they carried is lost either way: its reader is gone.
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
     process.stderr.write(`parent-lifeline: the process that started ${process.pid} is gone; stopping (SIGTERM)\n`);
     setTimeout(() => process.exit(70), STOP_GRACE_MS).unref();
     process.kill(process.pid, 'SIGTERM');
