@@ -1,10 +1,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { analysePhase, perTradeLine } from '../../src/cli/bench/analysis';
+import { analysePhase, compactRecords, perTradeLine } from '../../src/cli/bench/analysis';
+import { CpuSampler, type ProcSnapshot } from '../../src/cli/bench/cpu';
 import { EV, tradeTimes, type HistoryEventLike } from '../../src/cli/bench/histories';
 import type { PhaseResult, SignalRecord } from '../../src/cli/bench/load';
-import { parseOptions, type BenchOptions } from '../../src/cli/bench/options';
+import { parseOptions, pollerShorthands, type BenchOptions } from '../../src/cli/bench/options';
 import { formatReport, type BenchJson } from '../../src/cli/bench/report';
 import { scrapeCounterSum } from '../../src/cli/bench/temporal-metrics';
 import { dist, percentile, rates } from '../../src/cli/bench/stats';
@@ -195,6 +196,7 @@ describe('bench:trades report', () => {
     drained: true,
     publishErrors: 0,
     cpu: { temporal: 0.5, 'trade-worker': 0.25, bench: 0.1, machine: 1, others: 0.15 },
+    runQueue: { temporal: 2.25, 'trade-worker': 0.5, bench: 0 },
     hotThreads: {},
     hotThreadsPeak: {},
     pg: { samples: 1, activeMean: 0, lockWaitMean: 0, lockWaitMax: 0 },
@@ -253,6 +255,50 @@ describe('bench:trades report', () => {
     );
     expect(text).toMatch(/^Zero loss: YES — published 4 \(0 publish errors\)/m);
     expect(text).toContain('Saturation phase: 4 signals in one burst');
+    // Cores used beside threads left waiting for a CPU (the bench's idle group is left out).
+    expect(text).toContain(
+      'saturation: threads waiting for a CPU (run queue) beside the cores used: temporal 0.5 cores running, ' +
+        '2.3 waiting; trade-worker 0.3 cores running, 0.5 waiting; bench 0.1 cores running, 0.0 waiting',
+    );
+  });
+
+  it('per-signal times in the JSON include workflow task 1, so trades in flight per stage can be counted', () => {
+    const [first] = compactRecords(records) as Array<Record<string, number>>;
+    // tradeHistory(t0): started at t0, WFT 1 started eagerly at t0 and completed at +20 ms; published 30 ms before.
+    expect(first).toMatchObject({ wfStarted: 30, wft1Started: 30, wft1Completed: 50 });
+  });
+});
+
+describe('bench:trades CPU sampling', () => {
+  const snap = (at: number, runQueueNs: Record<string, number>): ProcSnapshot => ({
+    at,
+    machineBusy: 0,
+    machineTotal: 0,
+    groups: {},
+    threads: {},
+    runQueueNs,
+  });
+  it('run queue: ns waited per ns of wall time = threads ready to run but waiting, never below zero', () => {
+    // 2 s apart: 4.5 s of waiting over the group's threads = 2.25 threads on average; a member that exited
+    // (counts went down) shows 0, not a negative number.
+    expect(
+      CpuSampler.runQueue(snap(0, { temporal: 1e9, worker: 5e9 }), snap(2000, { temporal: 5.5e9, worker: 1e9 })),
+    ).toEqual({ temporal: 2.25, worker: 0 });
+  });
+  it('reads schedstat of this process: its own group has a run-queue count', () => {
+    const s = new CpuSampler([{ name: 'self', roots: () => [process.pid] }]).snapshot();
+    expect(Number.isFinite(s.runQueueNs.self)).toBe(true);
+  });
+});
+
+describe('bench:trades worker tuning', () => {
+  it('poller counts become the SDK poller behaviors; other options pass through', () => {
+    expect(pollerShorthands({ workflowTaskPollers: 20, activityTaskPollers: 4, maxCachedWorkflows: 500 })).toEqual({
+      maxCachedWorkflows: 500,
+      workflowTaskPollerBehavior: { type: 'simple-maximum', maximum: 20 },
+      activityTaskPollerBehavior: { type: 'simple-maximum', maximum: 4 },
+    });
+    expect(pollerShorthands({ nonStickyToStickyPollRatio: 0.5 })).toEqual({ nonStickyToStickyPollRatio: 0.5 });
   });
 });
 

@@ -20,6 +20,11 @@ export interface PhaseReport {
     tradesCompleted: { overall: number; sustained: number; spanS: number };
   };
   cpuCores: Record<string, number>;
+  /**
+   * Threads of each process group ready to run but left waiting for a CPU, on average over the phase (absent in
+   * JSON files written before it was measured).
+   */
+  runQueue?: Record<string, number>;
   /** CPU milliseconds per signal of this phase, per process group. */
   cpuMsPerTrade: Record<string, number>;
   hotThreads: Record<string, HotThread>;
@@ -65,6 +70,7 @@ export function analysePhase(res: PhaseResult, recs: SignalRecord[], withRates: 
     publishConfirmMs: dist(recs.map((r) => (r.confirmedAt ?? NaN) - r.pubAt)),
     stagesMs,
     cpuCores: res.cpu,
+    runQueue: res.runQueue,
     cpuMsPerTrade: Object.fromEntries(
       Object.entries(res.cpu)
         .filter(([k]) => k !== 'machine' && k !== 'others')
@@ -117,6 +123,8 @@ export function compactRecords(recs: SignalRecord[]): unknown[] {
       ...(r.times
         ? {
             wfStarted: rel(r.times.wfStarted),
+            wft1Started: rel(r.times.wft1Started),
+            wft1Completed: rel(r.times.wft1Completed),
             riskCompleted: rel(r.times.riskCompleted),
             submitCompleted: rel(r.times.submitCompleted),
             wfCompleted: rel(r.times.wfCompleted),

@@ -57,6 +57,11 @@ export const FIGURES: readonly Figure[] = [
   { label: '  of which trade-worker', get: (j) => (sat(j) ?? lat(j))?.cpuMsPerTrade['trade-worker'], fmt: f0 },
   { label: '  of which signal-intake', get: (j) => (sat(j) ?? lat(j))?.cpuMsPerTrade['signal-intake'], fmt: f1 },
   {
+    label: 'Temporal server: threads waiting for a CPU, saturation',
+    get: (j) => sat(j)?.runQueue?.temporal,
+  },
+  { label: 'Temporal server: cores used, saturation', get: (j) => sat(j)?.cpuCores.temporal, fmt: (n) => n.toFixed(2) },
+  {
     label: 'others (CPU outside the run), saturation',
     get: (j) => (sat(j)?.cpuCores.others ?? NaN) * 100,
     fmt: (n) => `${f0(n)} %`,

@@ -50,6 +50,30 @@ export interface ProcSnapshot {
   groups: Record<string, number>;
   /** `group|pid/tid|thread name` → jiffies, for groups with `threads`. */
   threads: Record<string, number>;
+  /**
+   * group name → ns its threads spent runnable but waiting for a CPU (schedstat's run-queue time, summed over
+   * every thread of every member). Between two snapshots, per second of wall time, it is the average number of
+   * the group's threads ready to run that the scheduler left waiting: a group that is waiting for nothing but
+   * the CPU shows it here; one that waits for another process (a reply, a lock, a poll) does not.
+   */
+  runQueueNs: Record<string, number>;
+}
+
+/** Run-queue wait (ns) of every thread of a process, from /proc/<pid>/task/<tid>/schedstat (field 2). */
+function runQueueNsOf(pid: number): number {
+  let sum = 0;
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        sum += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]) || 0;
+      } catch {
+        // thread gone
+      }
+    }
+  } catch {
+    // process gone
+  }
+  return sum;
 }
 
 export interface HotThread {
@@ -84,15 +108,18 @@ export class CpuSampler {
     }
     const groups: Record<string, number> = {};
     const threads: Record<string, number> = {};
+    const runQueueNs: Record<string, number> = {};
     const claimed = new Set<number>();
     for (const g of this.groups) {
       let sum = 0;
+      let waited = 0;
       const stack = g.roots().filter((p) => ppid.has(p));
       while (stack.length) {
         const p = stack.pop()!;
         if (claimed.has(p)) continue;
         claimed.add(p);
         sum += ticks.get(p) ?? 0;
+        waited += runQueueNsOf(p);
         stack.push(...(children.get(p) ?? []));
         if (g.threads) {
           try {
@@ -108,12 +135,13 @@ export class CpuSampler {
         }
       }
       groups[g.name] = sum;
+      runQueueNs[g.name] = waited;
     }
     const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
     // user nice system idle iowait irq softirq steal
     const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
     const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
-    return { at: Date.now(), machineBusy: total - idle, machineTotal: total, groups, threads };
+    return { at: Date.now(), machineBusy: total - idle, machineTotal: total, groups, threads, runQueueNs };
   }
 
   /** The busiest thread of each sampled group between two snapshots (cores; 1.0 = one thread always running). */
@@ -125,6 +153,22 @@ export class CpuSampler {
       const [group, , name] = k.split('|') as [string, string, string];
       const cores = Math.max(0, v - (a.threads[k] ?? 0)) / CLK_TCK / wall;
       if (!out[group] || cores > out[group].cores) out[group] = { thread: name, cores };
+    }
+    return out;
+  }
+
+  /**
+   * Threads of each group ready to run but waiting for a CPU, on average between two snapshots (run-queue time
+   * per second of wall time). Beside the cores a group used, it tells a CPU-starved process (many waiting per
+   * core used) from one that is idle for want of work or of a reply.
+   */
+  static runQueue(a: ProcSnapshot, b: ProcSnapshot): Record<string, number> {
+    const wallNs = (b.at - a.at) * 1e6;
+    const out: Record<string, number> = {};
+    if (wallNs <= 0) return out;
+    for (const k of Object.keys(b.runQueueNs)) {
+      // A member that exited takes its threads' counts with it: never below zero.
+      out[k] = Math.max(0, (b.runQueueNs[k] ?? 0) - (a.runQueueNs[k] ?? 0)) / wallNs;
     }
     return out;
   }

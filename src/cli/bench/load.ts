@@ -44,6 +44,8 @@ export interface PhaseResult {
   drained: boolean;
   publishErrors: number;
   cpu: Record<string, number>;
+  /** Threads of each process group ready to run but waiting for a CPU, on average (CpuSampler.runQueue). */
+  runQueue: Record<string, number>;
   /** Busiest thread per Node service: over the phase, and the highest 2-second window. */
   hotThreads: Record<string, HotThread>;
   hotThreadsPeak: Record<string, HotThread>;
@@ -305,6 +307,7 @@ export class LoadGenerator {
       drained,
       publishErrors,
       cpu: CpuSampler.between(cpu0, cpu1),
+      runQueue: CpuSampler.runQueue(cpu0, cpu1),
       hotThreads: CpuSampler.hottestThreads(cpu0, cpu1),
       hotThreadsPeak: hotPeak,
       pg: pgActivity,

@@ -39,7 +39,9 @@ Options:
   --intakes N           signal-intake processes with --intake process (default 1)
   --workers N           trade-worker processes (default 1)
   --worker-tuning K=V,… run the worker(s) with these Worker.create options overridden, e.g.
-                        maxConcurrentWorkflowTaskPollers=20,maxCachedWorkflows=2000 (default: product settings)
+                        maxConcurrentWorkflowTaskExecutions=100,maxCachedWorkflows=2000 (default: product
+                        settings); workflowTaskPollers=N / activityTaskPollers=N set the SDK's poller behaviors
+                        (simple-maximum N: the SDK ignores maxConcurrentWorkflowTaskPolls)
   --cpu-prof DIR        run the current code's trade worker(s) under V8's profiler (node --cpu-prof): a
                         .cpuprofile per thread in DIR when the worker stops (open in Chrome DevTools)
   --log-level L         LOG_LEVEL of the services (default info, as in production)
@@ -228,4 +230,19 @@ export function parseOptions(argv: readonly string[]): BenchOptions | { help: tr
   if (o.cluster && o.privateTemporal !== undefined)
     return { error: '--cluster measures the stacks themselves; it does not combine with --private-temporal' };
   return o;
+}
+
+/**
+ * Poller counts as plain numbers (--worker-tuning takes K=V pairs): `workflowTaskPollers=N` and
+ * `activityTaskPollers=N` become the SDK's `{ type: 'simple-maximum', maximum: N }` poller behaviors. The SDK
+ * (1.24) ignores its documented `maxConcurrentWorkflowTaskPolls`; only the behavior objects take effect.
+ */
+export function pollerShorthands(tuning: Record<string, unknown>): Record<string, unknown> {
+  const { workflowTaskPollers, activityTaskPollers, ...rest } = tuning;
+  const behavior = (n: unknown) => ({ type: 'simple-maximum' as const, maximum: Number(n) });
+  return {
+    ...rest,
+    ...(workflowTaskPollers !== undefined ? { workflowTaskPollerBehavior: behavior(workflowTaskPollers) } : {}),
+    ...(activityTaskPollers !== undefined ? { activityTaskPollerBehavior: behavior(activityTaskPollers) } : {}),
+  };
 }

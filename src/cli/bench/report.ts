@@ -167,6 +167,7 @@ export function formatReport(j: BenchJson): string {
       )
       .join('; ');
     out.push(`${p.name}: busiest thread, highest 2-s window: ${hot || '–'}`);
+    out.push(`${p.name}: ${runQueueLine(p)}`);
     out.push(
       `${p.name}: PostgreSQL backends of this run busy ${f1(p.pg.activeMean)} on average, waiting for a lock ` +
         `${f1(p.pg.lockWaitMean)} on average (max ${p.pg.lockWaitMax}), ${p.pg.samples} samples`,
@@ -261,4 +262,17 @@ export function gitRevision(dir = ROOT): string {
   } catch {
     return 'unknown';
   }
+}
+
+/**
+ * Per process: cores used, and threads ready to run but waiting for a CPU (run queue), on average. Many waiting
+ * per core used: the process is starved of CPU (it would go faster with more); few: it waits for something else.
+ */
+export function runQueueLine(p: PhaseReport): string {
+  const rq = p.runQueue;
+  if (!rq) return 'run queue: not measured';
+  const parts = Object.entries(rq)
+    .filter(([k]) => (p.cpuCores[k] ?? 0) >= 0.005 || (rq[k] ?? 0) >= 0.05)
+    .map(([k, v]) => `${k} ${f1(p.cpuCores[k] ?? 0)} cores running, ${f1(v)} waiting`);
+  return `threads waiting for a CPU (run queue) beside the cores used: ${parts.join('; ') || '–'}`;
 }

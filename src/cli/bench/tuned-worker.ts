@@ -10,6 +10,7 @@ import { loadConfig } from '../../config';
 import { createLogger } from '../../logging';
 import { installTemporalRuntime } from '../../workers/temporal-runtime';
 import { runTradeWorker, type TradeWorkerTuning } from '../../workers/trade-worker';
+import { pollerShorthands } from './options';
 
 /** The JSON object after --worker-tuning (the benchmark's parsed K=V pairs). */
 export function parseTuning(argv: readonly string[]): TradeWorkerTuning {
@@ -19,7 +20,7 @@ export function parseTuning(argv: readonly string[]): TradeWorkerTuning {
   const tuning: unknown = JSON.parse(raw);
   if (typeof tuning !== 'object' || tuning === null || Array.isArray(tuning))
     throw new Error('--worker-tuning needs a JSON object of Worker.create options');
-  return tuning as TradeWorkerTuning;
+  return pollerShorthands(tuning as Record<string, unknown>) as TradeWorkerTuning;
 }
 
 async function main(): Promise<void> {
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
   const cfg = loadConfig();
   const log = createLogger('trade-worker', { level: cfg.logLevel });
   log.info({ tuning }, 'bench: worker options overridden');
-  installTemporalRuntime(log);
+  installTemporalRuntime(log, 'INFO', { metricsBindAddress: cfg.ops.sdkMetricsAddress });
   await runTradeWorker(cfg, log, { workerOptions: tuning });
 }
 
