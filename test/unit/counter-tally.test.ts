@@ -45,4 +45,26 @@ describe('CounterTally: per-message counts handed to a labelled counter in bulk'
     expect(await valueOf(c, 'NVDA')).toBe(3);
     expect(vi.getTimerCount()).toBe(0);
   });
+
+  it('keeps series of a two-part key (source, symbol) apart, each counted under its own labels', async () => {
+    const c = counter();
+    const t = new CounterTally(c, (source: string, symbol: string) => ({ source, symbol }), 1024, 60_000);
+    for (const [source, symbol] of [
+      ['polygon-ws', 'NVDA'],
+      ['replay', 'NVDA'],
+      ['polygon-ws', 'ORCL'],
+      ['polygon-ws', 'NVDA'],
+    ] as const)
+      t.add(source, symbol);
+    t.flush();
+    const values = (await c.get()).values.map((v) => [v.labels.source, v.labels.symbol, v.value]);
+    expect(values).toEqual(
+      expect.arrayContaining([
+        ['polygon-ws', 'NVDA', 2],
+        ['replay', 'NVDA', 1],
+        ['polygon-ws', 'ORCL', 1],
+      ]),
+    );
+    expect(values).toHaveLength(3);
+  });
 });
