@@ -15,7 +15,9 @@
  * `--rounds` times (default 3; then bare once more): each per-message run is compared with the bare runs either
  * side of it, and the medians are printed, which is what makes a figure from a busy shared machine usable (one
  * round's ratio swung from 0.4 to 1.35 at load average 6-9).
- * Each mode also reports the CPU time this process spent per message (the broker's is not in it).
+ * Each mode also reports the CPU time this process spent per message, and, when the broker runs on this machine,
+ * the broker's CPU time per message and how many of the machine's cores were busy: together they say what bounds
+ * the figure (on 2 cores the broker's persist-confirm-deliver work is the larger share of both loops').
  *
  * Both loops serialise each bar as they publish it, inside their clocks: a producer of bars has to, and the
  * comparison is of the rest. The bare loop is still the broker's and amqplib's ceiling, not a like-for-like
@@ -27,6 +29,7 @@
  *   batched: <N> bars/s
  */
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import amqp from 'amqplib';
 import { barsOfMessage, type Bar } from '../contracts/bar';
@@ -36,6 +39,7 @@ import { gbmBars } from '../domain/marketdata/synthetic';
 import { mergeByTime, toBarMessage } from '../adapters/marketdata/replay';
 import { ConfirmPublisher, RabbitConnection, consumeJson, withChannel } from '../adapters/rabbitmq';
 import { replayBars } from '../services/bar-publishing';
+import { CpuSampler, findListenerPid, type ProcSnapshot } from './bench/cpu';
 
 const USAGE = `Usage: npm run bench:ingest -- [options]
 
@@ -58,6 +62,34 @@ interface Result {
   seconds: number;
   /** CPU time of this process (user + system) during the run, ms. */
   cpuMs: number;
+  /** The local broker's CPU time during the run, ms (NaN when the broker is not on this machine). */
+  brokerMs: number;
+  /** Busy cores of the whole machine during the run. */
+  machineCores: number;
+}
+
+/**
+ * The broker this run talks to, when it runs on this machine (the process listening on RABBITMQ_PORT), and the
+ * machine, from /proc: the broker's share is most of each message's CPU, and it is not in this process's figure.
+ */
+function brokerSampler(port: number): CpuSampler {
+  let pid: number | undefined;
+  const roots = (): number[] => {
+    pid ??= findListenerPid(port);
+    return pid === undefined ? [] : [pid];
+  };
+  return new CpuSampler([{ name: 'broker', roots }]);
+}
+
+function brokerFigures(
+  brokerCpu: CpuSampler,
+  a: ProcSnapshot,
+  seconds: number,
+): { brokerMs: number; machineCores: number } {
+  const b = brokerCpu.snapshot();
+  const cores = CpuSampler.between(a, b);
+  const brokerMs = a.groups.broker && b.groups.broker ? (cores.broker ?? NaN) * seconds * 1000 : NaN;
+  return { brokerMs, machineCores: cores.machine ?? NaN };
 }
 
 function cpuMs(): number {
@@ -162,6 +194,7 @@ async function main(): Promise<void> {
   const id = randomBytes(4).toString('hex');
   const exchange = `bench.ingest.${id}`;
   const bars = syntheticBars(n);
+  const brokerCpu = brokerSampler(cfg.rabbitmq.port);
   const say = (s: string) => process.stdout.write(`${s}\n`);
   say(
     `bench:ingest: ${n} synthetic bars (4 symbols, 1m) per mode, window ${window}, prefetch ${prefetch}, batch ${batch}, ${rounds} round(s)`,
@@ -186,6 +219,7 @@ async function main(): Promise<void> {
       subCh.ack(msg);
       if (++received === n) done();
     });
+    const p0 = brokerCpu.snapshot();
     const c0 = cpuMs();
     const t0 = performance.now();
     let inFlight = 0;
@@ -212,11 +246,12 @@ async function main(): Promise<void> {
     await all;
     const seconds = (performance.now() - t0) / 1000;
     const cpu = cpuMs() - c0;
+    const broker = brokerFigures(brokerCpu, p0, seconds);
     await subCh.close();
     await pubCh.deleteQueue(queue);
     await pubCh.close();
     await conn.close();
-    return { messages: n, bars: n, seconds, cpuMs: cpu };
+    return { messages: n, bars: n, seconds, cpuMs: cpu, ...broker };
   };
 
   // ── the Dataflow path ───────────────────────────────────────────────────────────────────────────────────
@@ -251,18 +286,20 @@ async function main(): Promise<void> {
       if (taken === n) done();
     });
     await consumer.ready();
+    const p0 = brokerCpu.snapshot();
     const c0 = cpuMs();
     const t0 = performance.now();
     await replayBars({ publisher, bars, exchange, window, batchSize, logger: log });
     await all;
     const seconds = (performance.now() - t0) / 1000;
     const cpu = cpuMs() - c0;
+    const broker = brokerFigures(brokerCpu, p0, seconds);
     await consumer.cancel();
     await withChannel(rabbit.connection!, (ch) => ch.deleteQueue(queue).then(() => undefined));
     await publisher.close();
     await rabbit.close();
     checkTaken(tag, dedupe, bars, taken, duplicates, invalid);
-    return { messages, bars: n, seconds, cpuMs: cpu };
+    return { messages, bars: n, seconds, cpuMs: cpu, ...broker };
   };
 
   /** Serialising (both loops do it) and the work the bare loop leaves out, per bar, CPU time here (best of 5). */
@@ -301,7 +338,9 @@ async function main(): Promise<void> {
     say(
       `  ${name.padEnd(12)} ${r.bars} bars in ${r.messages} messages, ${r.seconds.toFixed(2)} s: ` +
         `${Math.round(rate(r))} bars/s, ${Math.round(r.messages / r.seconds)} msg/s, ` +
-        `CPU here ${((r.cpuMs * 1000) / r.messages).toFixed(1)} µs/msg`,
+        `CPU here ${((r.cpuMs * 1000) / r.messages).toFixed(1)} µs/msg, broker ` +
+        `${Number.isNaN(r.brokerMs) ? 'n/a' : `${((r.brokerMs * 1000) / r.messages).toFixed(1)} µs/msg`}, ` +
+        `machine ${r.machineCores.toFixed(2)} cores busy`,
     );
   try {
     say('warm-up …');
@@ -339,6 +378,15 @@ async function main(): Promise<void> {
         `per-message ${cpuPerMsg(perMessage).toFixed(1)} µs; the broker's work per message (persist, confirm, ` +
         `deliver, ack: one ack frame per turn instead of one a message on the per-message path) is not in them`,
     );
+    const brokerPerMsg = (rs: Result[]) => median(rs.map((r) => (r.brokerMs * 1000) / r.messages));
+    if (!Number.isNaN(brokerPerMsg(bares))) {
+      say(
+        `the broker's CPU time per message (median): bare ${brokerPerMsg(bares).toFixed(1)} µs, per-message ` +
+          `${brokerPerMsg(perMessage).toFixed(1)} µs; machine busy (median) ` +
+          `${median(bares.map((r) => r.machineCores)).toFixed(2)} / ` +
+          `${median(perMessage.map((r) => r.machineCores)).toFixed(2)} of ${os.cpus().length} cores`,
+      );
+    }
     const skipped = skippedWork();
     say(
       `both loops serialise each bar inside their clocks (${skipped.serialise.toFixed(1)} µs/bar); bare amqplib ` +
