@@ -29,6 +29,7 @@
  *   batched: <N> bars/s
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import amqp from 'amqplib';
@@ -66,6 +67,24 @@ interface Result {
   brokerMs: number;
   /** Busy cores of the whole machine during the run. */
   machineCores: number;
+  /** This process's read and write system calls during the run (socket reads and writes, mostly). */
+  syscalls: { reads: number; writes: number };
+}
+
+/** This process's read and write system calls so far (/proc/self/io): a count that does not move with load. */
+function syscalls(): { reads: number; writes: number } {
+  try {
+    const io = fs.readFileSync('/proc/self/io', 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? NaN);
+    return { reads: field('syscr'), writes: field('syscw') };
+  } catch {
+    return { reads: NaN, writes: NaN };
+  }
+}
+
+function syscallsSince(a: { reads: number; writes: number }): { reads: number; writes: number } {
+  const b = syscalls();
+  return { reads: b.reads - a.reads, writes: b.writes - a.writes };
 }
 
 /**
@@ -220,6 +239,7 @@ async function main(): Promise<void> {
       if (++received === n) done();
     });
     const p0 = brokerCpu.snapshot();
+    const s0 = syscalls();
     const c0 = cpuMs();
     const t0 = performance.now();
     let inFlight = 0;
@@ -247,11 +267,12 @@ async function main(): Promise<void> {
     const seconds = (performance.now() - t0) / 1000;
     const cpu = cpuMs() - c0;
     const broker = brokerFigures(brokerCpu, p0, seconds);
+    const sys = syscallsSince(s0);
     await subCh.close();
     await pubCh.deleteQueue(queue);
     await pubCh.close();
     await conn.close();
-    return { messages: n, bars: n, seconds, cpuMs: cpu, ...broker };
+    return { messages: n, bars: n, seconds, cpuMs: cpu, ...broker, syscalls: sys };
   };
 
   // ── the Dataflow path ───────────────────────────────────────────────────────────────────────────────────
@@ -287,6 +308,7 @@ async function main(): Promise<void> {
     });
     await consumer.ready();
     const p0 = brokerCpu.snapshot();
+    const s0 = syscalls();
     const c0 = cpuMs();
     const t0 = performance.now();
     await replayBars({ publisher, bars, exchange, window, batchSize, logger: log });
@@ -294,12 +316,13 @@ async function main(): Promise<void> {
     const seconds = (performance.now() - t0) / 1000;
     const cpu = cpuMs() - c0;
     const broker = brokerFigures(brokerCpu, p0, seconds);
+    const sys = syscallsSince(s0);
     await consumer.cancel();
     await withChannel(rabbit.connection!, (ch) => ch.deleteQueue(queue).then(() => undefined));
     await publisher.close();
     await rabbit.close();
     checkTaken(tag, dedupe, bars, taken, duplicates, invalid);
-    return { messages, bars: n, seconds, cpuMs: cpu, ...broker };
+    return { messages, bars: n, seconds, cpuMs: cpu, ...broker, syscalls: sys };
   };
 
   /** Serialising (both loops do it) and the work the bare loop leaves out, per bar, CPU time here (best of 5). */
@@ -340,7 +363,8 @@ async function main(): Promise<void> {
         `${Math.round(rate(r))} bars/s, ${Math.round(r.messages / r.seconds)} msg/s, ` +
         `CPU here ${((r.cpuMs * 1000) / r.messages).toFixed(1)} µs/msg, broker ` +
         `${Number.isNaN(r.brokerMs) ? 'n/a' : `${((r.brokerMs * 1000) / r.messages).toFixed(1)} µs/msg`}, ` +
-        `machine ${r.machineCores.toFixed(2)} cores busy`,
+        `machine ${r.machineCores.toFixed(2)} cores busy, syscalls here ` +
+        `${(r.syscalls.writes / r.messages).toFixed(2)} writes + ${(r.syscalls.reads / r.messages).toFixed(2)} reads/msg`,
     );
   try {
     say('warm-up …');
