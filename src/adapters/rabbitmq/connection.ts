@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import { EventEmitter } from 'node:events';
 import amqp, { type ChannelModel } from 'amqplib';
 import { QueueDeclarationError } from './topology';
@@ -220,6 +221,7 @@ export class RabbitConnection extends EventEmitter {
           await conn.close().catch(() => undefined);
           return;
         }
+        coalesceWrites(conn);
         this.attach(conn);
         this.conn = conn;
         for (const setup of [...this.setups]) await this.runOne(conn, setup);
@@ -318,4 +320,28 @@ export async function settleWithin(p: Promise<unknown>, ms: number): Promise<voi
   } finally {
     stop.abort();
   }
+}
+
+/**
+ * One socket write per turn of amqplib's writer, not one per frame. amqplib queues each channel's frames and a
+ * Mux writes them to the socket chunk by chunk on setImmediate: a confirm window of market data is hundreds of
+ * publishes (and the consumer's acks) a turn, each its own write(2). Corked for the Mux's turn, they go out as
+ * one writev. Nothing waits longer: the uncork is in the same turn, after the last chunk. amqplib 0.10's
+ * internals (Connection.muxer._readIncoming, Connection.stream): when they are not there, nothing is changed.
+ */
+function coalesceWrites(model: ChannelModel): void {
+  const c = (model as unknown as { connection?: { muxer?: { _readIncoming?: () => void }; stream?: Writable } })
+    .connection;
+  const mux = c?.muxer;
+  const stream = c?.stream;
+  const drain = mux?._readIncoming;
+  if (!mux || !stream || typeof drain !== 'function' || typeof stream.cork !== 'function') return;
+  mux._readIncoming = function corked(this: unknown) {
+    stream.cork();
+    try {
+      drain.call(this);
+    } finally {
+      stream.uncork();
+    }
+  };
 }
