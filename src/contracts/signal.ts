@@ -98,6 +98,61 @@ export function parseTradeSignal(raw: Buffer | string | unknown): ParseResult<Tr
   return { ok: false, reason: formatZodError(r.error) };
 }
 
+/**
+ * The `trade_signals` batch form: several signals in one message, each exactly a version-1 signal. A producer that
+ * emits many signals a second (the quant, with every strategy on) sends them this way: RabbitMQ's cost is per
+ * message (route, persist in the quorum queue, confirm, deliver, ack), not per byte, so one message for the
+ * signals of a turn costs the broker about what one signal did. Nothing about a signal changes: each keeps its
+ * own deterministic `signal_id`, the consumer's de-duplication key (intake: one workflow per id), so a batch
+ * re-published after a failure, or grouped differently by a restarted producer, starts no second trade.
+ * Routed `signal.batch.<symbol>` when every signal is of one symbol, else `signal.batch` (topology.ts, signalBatchRoutingKey).
+ */
+export const SIGNAL_BATCH_KIND = 'signal_batch';
+
+/** Most signals one batch carries (a message of ~350 bytes a signal stays well under 1 MB). */
+export const MAX_SIGNALS_PER_MESSAGE = 1000;
+
+export const SignalBatchSchema = z
+  .object({
+    schema_version: z.literal(SIGNAL_SCHEMA_VERSION).default(SIGNAL_SCHEMA_VERSION),
+    kind: z.literal(SIGNAL_BATCH_KIND),
+    signals: z.array(TradeSignalSchema).min(1).max(MAX_SIGNALS_PER_MESSAGE),
+  })
+  .strict();
+export type SignalBatch = z.infer<typeof SignalBatchSchema>;
+
+/** The body of a batch message (the producer's side; what SignalBatchSchema accepts). */
+export function signalBatchBody(signals: readonly TradeSignalInput[]): {
+  schema_version: typeof SIGNAL_SCHEMA_VERSION;
+  kind: typeof SIGNAL_BATCH_KIND;
+  signals: readonly TradeSignalInput[];
+} {
+  return { schema_version: SIGNAL_SCHEMA_VERSION, kind: SIGNAL_BATCH_KIND, signals };
+}
+
+/**
+ * A `trade_signals` message, single or batched, as its signals (in message order). All or nothing: a batch with
+ * one signal that breaks the contract is refused whole, with the failing signal's position in the reason
+ * (`signals.3.confidence: ...`), so a consumer dead-letters the message as it came and loses none of it.
+ * Never throws.
+ */
+export function parseSignalMessage(raw: Buffer | string | unknown): ParseResult<TradeSignal[]> {
+  let data: unknown = raw;
+  if ((typeof Buffer !== 'undefined' && Buffer.isBuffer(raw)) || typeof raw === 'string') {
+    try {
+      data = JSON.parse(raw.toString());
+    } catch (err) {
+      return { ok: false, reason: `invalid JSON: ${(err as Error).message}` };
+    }
+  }
+  if (typeof data === 'object' && data !== null && (data as { kind?: unknown }).kind === SIGNAL_BATCH_KIND) {
+    const r = SignalBatchSchema.safeParse(data);
+    return r.success ? { ok: true, value: r.data.signals } : { ok: false, reason: formatZodError(r.error) };
+  }
+  const r = TradeSignalSchema.safeParse(data);
+  return r.success ? { ok: true, value: [r.data] } : { ok: false, reason: formatZodError(r.error) };
+}
+
 export function formatZodError(err: z.ZodError): string {
   return err.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }

@@ -1,5 +1,6 @@
 /**
- * Signal intake: turns each `trade_signals` message into exactly one trade workflow.
+ * Signal intake: turns each trade signal into exactly one trade workflow. A `trade_signals` message is one signal
+ * or a batch of them (contracts/signal.ts, `signal_batch`: the quant's form); every signal is started by its own id.
  *
  *   tsx src/workers/signal-intake.ts [--prefetch N]
  *
@@ -14,7 +15,10 @@
  *    search attribute, payload over the size limit, no permission...) would fail the same way for ever, so the
  *    message is dead-lettered with the reason and intake moves on: 32 such messages can no longer fill the
  *    prefetch window and stop intake;
- *  - a malformed message is dead-lettered with its reason in `x-rejection-reason`, and intake keeps going.
+ *  - a malformed message is dead-lettered with its reason in `x-rejection-reason`, and intake keeps going; a batch
+ *    is valid as a whole or dead-lettered as it came (no signal of it started); a batch with a refused start is
+ *    dead-lettered whole, with the refusals named, once every other signal of it has its trade (those are
+ *    duplicates if it is ever re-published from the DLQ).
  */
 import { parseArgs } from 'node:util';
 import {
@@ -26,7 +30,7 @@ import {
   isGrpcServiceError,
 } from '@temporalio/client';
 import { loadConfig, type Config } from '../config';
-import { parseTradeSignal, type TradeSignal } from '../contracts/signal';
+import { parseSignalMessage, type TradeSignal } from '../contracts/signal';
 import { tradeWorkflowId } from '../contracts/trade-ids';
 import { createLogger, withCorrelation, type Logger } from '../logging';
 import {
@@ -45,14 +49,16 @@ import { signalsReceived } from '../metrics';
 import { rabbitCheck, startOps, temporalCheck } from './ops';
 
 export interface IntakeStats {
+  /** Signals received (a batch message counts each of its signals; a malformed message counts one). */
   received: number;
   started: number;
   duplicates: number;
+  /** Messages dead-lettered (malformed, or with a signal whose start was refused). */
   deadLettered: number;
   startRetries: number;
   /** Starts the server answered with the first workflow task for a worker in this process (eager start). */
   eagerStarts: number;
-  /** Signals whose workflow start failed permanently (dead-lettered with the reason; part of deadLettered). */
+  /** Signals whose workflow start failed permanently (their message dead-lettered with the reason). */
   startRejected: number;
 }
 
@@ -200,67 +206,106 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
     startRejected: 0,
   };
   const stopping = new AbortController();
+  let freeStarts = opts.prefetch;
+  const startWaiters: (() => void)[] = [];
   const consumer = consumeJson(
     opts.rabbit,
     opts.queue ?? INTAKE_SIGNALS_QUEUE,
     { prefetch: opts.prefetch, publisher: opts.publisher, logger: opts.logger, maxAttempts: opts.maxAttempts ?? 20 },
     async (ctx) => {
-      stats.received++;
-      const parsed = parseTradeSignal(ctx.body);
+      // One signal, or a batch of them (contracts/signal.ts): each signal is its own trade, started by its own id.
+      const parsed = parseSignalMessage(ctx.body);
       if (!parsed.ok) {
+        stats.received++;
         stats.deadLettered++;
         signalsReceived.inc({ outcome: 'invalid' });
         ctx.log.warn({ reason: parsed.reason }, 'malformed signal dead-lettered');
         await ctx.deadLetter(`invalid signal: ${parsed.reason}`);
         return;
       }
-      const signal = parsed.value;
-      const log = withCorrelation(opts.logger, signal.correlation_id, { signal_id: signal.signal_id });
-      const start = opts.startOptions?.(signal, opts.taskQueue) ?? tradeStartOptions(signal, opts.taskQueue);
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const handle = await opts.client.workflow.start('tradeWorkflow', start);
-          stats.started++;
-          if (handle.eagerlyStarted) stats.eagerStarts++;
-          signalsReceived.inc({ outcome: 'started' });
-          log.info(
-            { workflow_id: start.workflowId, symbol: signal.symbol, side: signal.side },
-            'trade workflow started',
-          );
-          opts.onStarted?.(signal, start.workflowId);
-          return; // ack
-        } catch (err) {
-          const verdict = classifyStartError(err);
-          if (verdict.kind === 'duplicate') {
-            stats.duplicates++;
-            signalsReceived.inc({ outcome: 'duplicate' });
-            log.info({ workflow_id: start.workflowId }, 'signal already has its trade; duplicate delivery acked');
-            return; // ack: the one trade for this signal exists
-          }
-          if (verdict.kind === 'permanent') {
-            stats.startRejected++;
-            stats.deadLettered++;
-            signalsReceived.inc({ outcome: 'refused' });
-            log.error(
-              { workflow_id: start.workflowId, grpc_status: verdict.status, reason: verdict.reason },
-              'workflow start refused permanently; signal dead-lettered',
-            );
-            // Resolves after the broker confirmed the copy; only then is the original acked.
-            await ctx.deadLetter(`workflow start refused (${verdict.reason})`);
-            return;
-          }
-          if (stopping.signal.aborted) throw err; // leave un-acked: redelivered after restart
-          stats.startRetries++;
-          const delay = backoffDelay(attempt, 250, opts.maxRetryDelayMs ?? 10_000);
-          log.warn(
-            { err, grpc_status: verdict.status, attempt: attempt + 1, retry_in_ms: delay },
-            'workflow start failed (transient); retrying (message held un-acked)',
-          );
-          await sleep(delay, stopping.signal).catch(() => undefined);
-        }
-      }
+      const signals = parsed.value;
+      stats.received += signals.length;
+      // A batch's starts run side by side (each retried on its own, all within the `prefetch` starts in flight);
+      // the message is acked when every one of them has its trade (started now or before), never earlier.
+      const refusals =
+        signals.length === 1
+          ? [await startTrade(signals[0]!)]
+          : await Promise.all(signals.map((signal) => startTrade(signal)));
+      const refused: string[] = [];
+      refusals.forEach((r, i) => {
+        if (r !== undefined) refused.push(signals.length === 1 ? r : `${signals[i]!.signal_id}: ${r}`);
+      });
+      if (refused.length === 0) return; // ack
+      stats.deadLettered++;
+      // The whole message as it came, with every refusal named: the signals of a batch that did start are
+      // duplicates if it is ever re-published from the DLQ (their workflow ids exist), so nothing is doubled.
+      // Resolves after the broker confirmed the copy; only then is the original acked.
+      await ctx.deadLetter(
+        signals.length === 1
+          ? refused[0]!
+          : `${refused.length} of ${signals.length} signals refused: ${refused.join('; ')}`,
+      );
     },
   );
+
+  /**
+   * Start one signal's trade, retrying a transient failure in place. Resolves undefined once the trade exists
+   * (started now, or already started: a redelivery or re-publication), or the dead-letter reason of a permanent
+   * refusal. Throws only when intake is stopping (the message stays un-acked and is redelivered).
+   */
+  async function startTrade(signal: TradeSignal): Promise<string | undefined> {
+    // At most `prefetch` starts in flight, batches or not (what the prefetch bounded when a message was one signal).
+    if (freeStarts > 0) freeStarts--;
+    else await new Promise<void>((resolve) => startWaiters.push(resolve));
+    try {
+      return await startTradeInSlot(signal);
+    } finally {
+      const next = startWaiters.shift();
+      if (next) next();
+      else freeStarts++;
+    }
+  }
+
+  async function startTradeInSlot(signal: TradeSignal): Promise<string | undefined> {
+    const log = withCorrelation(opts.logger, signal.correlation_id, { signal_id: signal.signal_id });
+    const start = opts.startOptions?.(signal, opts.taskQueue) ?? tradeStartOptions(signal, opts.taskQueue);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const handle = await opts.client.workflow.start('tradeWorkflow', start);
+        stats.started++;
+        if (handle.eagerlyStarted) stats.eagerStarts++;
+        signalsReceived.inc({ outcome: 'started' });
+        log.info({ workflow_id: start.workflowId, symbol: signal.symbol, side: signal.side }, 'trade workflow started');
+        opts.onStarted?.(signal, start.workflowId);
+        return undefined;
+      } catch (err) {
+        const verdict = classifyStartError(err);
+        if (verdict.kind === 'duplicate') {
+          stats.duplicates++;
+          signalsReceived.inc({ outcome: 'duplicate' });
+          log.info({ workflow_id: start.workflowId }, 'signal already has its trade; duplicate delivery acked');
+          return undefined; // the one trade for this signal exists
+        }
+        if (verdict.kind === 'permanent') {
+          stats.startRejected++;
+          signalsReceived.inc({ outcome: 'refused' });
+          log.error(
+            { workflow_id: start.workflowId, grpc_status: verdict.status, reason: verdict.reason },
+            'workflow start refused permanently; signal dead-lettered',
+          );
+          return `workflow start refused (${verdict.reason})`;
+        }
+        if (stopping.signal.aborted) throw err; // leave un-acked: redelivered after restart
+        stats.startRetries++;
+        const delay = backoffDelay(attempt, 250, opts.maxRetryDelayMs ?? 10_000);
+        log.warn(
+          { err, grpc_status: verdict.status, attempt: attempt + 1, retry_in_ms: delay },
+          'workflow start failed (transient); retrying (message held un-acked)',
+        );
+        await sleep(delay, stopping.signal).catch(() => undefined);
+      }
+    }
+  }
   return {
     stats,
     consumer,
@@ -330,14 +375,14 @@ export function openIntake(
 const USAGE = `Usage: tsx src/workers/signal-intake.ts [--prefetch N]
 
 Consumes trade signals from the RabbitMQ queue intake.signals and starts one tradeWorkflow per signal
-(workflow id trade-<signal_id>) on the Temporal task queue TEMPORAL_TASK_QUEUE. Malformed signals, and signals
-whose start Temporal refuses for good (unknown namespace, unregistered search attribute, payload too large,
+(workflow id trade-<signal_id>; a message is one signal or a signal_batch) on the Temporal task queue
+TEMPORAL_TASK_QUEUE. Malformed signals, and signals whose start Temporal refuses for good (unknown namespace, unregistered search attribute, payload too large,
 permission denied), go to intake.signals.dlq with the reason in the x-rejection-reason header; a start that
 fails for a passing reason (Temporal unavailable, overloaded, timing out) is retried with backoff.
 Runs until SIGINT/SIGTERM.
 
 Options:
-  --prefetch N   un-acked signals (= workflow starts in flight); default SIGNAL_PREFETCH (32)
+  --prefetch N   un-acked signal messages, and workflow starts in flight; default SIGNAL_PREFETCH (32)
   -h, --help     this help
 `;
 

@@ -63,6 +63,15 @@ export function signalRoutingKey(strategy: string, symbol: string): string {
   return `signal.${strategy}.${symbol}`;
 }
 
+/**
+ * A batch of signals (contracts/signal.ts, `signal_batch`): `signal.batch.<symbol>` when all are of one symbol,
+ * else `signal.batch`. Both match the intake's `signal.#`; a consumer that selects by strategy reads single
+ * signals (QUANT_SIGNALS_PER_MESSAGE=1).
+ */
+export function signalBatchRoutingKey(symbol: string | undefined): string {
+  return symbol === undefined ? 'signal.batch' : `signal.batch.${symbol}`;
+}
+
 /** The dead-letter queue of a consumer queue. */
 export function dlqName(queue: string): string {
   return `${queue}.dlq`;
