@@ -19,7 +19,7 @@ import { findReplayFile, loadReplay, toBarMessage } from '../adapters/marketdata
 import { loadBars } from '../adapters/postgres/bars';
 import { createPool } from '../adapters/postgres/pool';
 import type { Config } from '../config';
-import { formatZodError, type TradeSignal } from '../contracts/signal';
+import { MAX_SIGNALS_PER_MESSAGE, formatZodError, signalBatchBody, type TradeSignal } from '../contracts/signal';
 import { loadConfig } from '../config';
 import { createLogger, withCorrelation, type Logger } from '../logging';
 import {
@@ -29,6 +29,7 @@ import {
   TRADE_SIGNALS_EXCHANGE,
   topologySetup,
   consumeJson,
+  signalBatchRoutingKey,
   signalRoutingKey,
   type ConsumeContext,
   type ConsumerHandle,
@@ -48,11 +49,20 @@ import { intArg } from '../config/cli-args';
 import { sleep } from '../lib/sleep';
 
 /**
- * Market data wants a deep prefetch (temporal-guide C.2/C.5: ≥100 reaches top single-queue throughput); un-acked
- * bars bound the signal confirms in flight (at most one per strategy per bar). Deeper did not pay in bench:quant
- * (300, 1000 and 3000 gave the same rate as 100 once confirms were pipelined: the broker's CPU bounds it).
+ * Un-acked bars in flight. A bar is acked only once the message carrying its signals is confirmed, and a confirm
+ * of a persistent message in a quorum queue waits for the broker's write to disk (tens of ms on a busy machine),
+ * so the quant's rate is at most prefetch / confirm latency: 100 capped it at 1.5-2.9k bars/s one bar per message
+ * in bench:quant, 1000 did not (docs/quant.md, "The live path"). A thousand bars are a few hundred kB; after a
+ * crash they are redelivered and recognised (remembered outcomes, the same signal ids).
  */
-export const DEFAULT_QUANT_PREFETCH = 100;
+export const DEFAULT_QUANT_PREFETCH = 1000;
+
+/**
+ * Signals of one turn travel in one `signal_batch` message, up to this many (QUANT_SIGNALS_PER_MESSAGE). The broker
+ * pays per message, not per byte: with every strategy on, one persistent, confirmed message per signal into a
+ * quorum queue cost it about as much CPU as the bar's own trip (docs/quant.md, "The live path").
+ */
+export const DEFAULT_SIGNALS_PER_MESSAGE = 500;
 
 /** The quant's bar counter is labelled by symbol only. */
 const symbolLabels = (symbol: string) => ({ symbol });
@@ -70,6 +80,8 @@ export interface QuantStats {
   invalid: number;
   /** Stored bars replayed into the strategies on start (warm-up; nothing is published for them). */
   warmed: number;
+  /** Messages written to the signals exchange (a batch or a lone signal each; re-publications included). */
+  signalMessages: number;
 }
 
 /**
@@ -94,6 +106,12 @@ export interface QuantOptions {
   /** Default `trade.signals`. */
   signalsExchange?: string;
   prefetch?: number;
+  /**
+   * At most this many signals in one message (QUANT_SIGNALS_PER_MESSAGE): the signals of the bars handled in one
+   * turn (one socket read's deliveries) go out together as a `signal_batch`, a lone signal as a plain signal.
+   * 1 = every signal in a message of its own. Default DEFAULT_SIGNALS_PER_MESSAGE.
+   */
+  signalsPerMessage?: number;
   /** Requeues of a bar whose signal cannot be published before it is dead-lettered. Default 20. */
   maxAttempts?: number;
   /** Base requeue backoff. Default 500 ms. */
@@ -138,6 +156,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
     partial: 0,
     invalid: 0,
     warmed: 0,
+    signalMessages: 0,
   };
   const warming = new Map<string, Promise<void>>();
   /** Signal ids this process has published (bounded): tells a re-publication from a warmed bar's first one. */
@@ -218,12 +237,15 @@ export function startQuant(opts: QuantOptions): QuantHandle {
       return ctx.deadLetter(invalid);
     }
     let pubs: Promise<void>[] | undefined;
+    let last: Promise<void> | undefined;
     const publishAll = (outs: readonly EngineOutcome[]) => {
       for (const out of outs) {
         if (out.kind === 'partial') return; // the same for every strategy
         // A duplicate's remembered signal is re-published: its first publish may not have been confirmed.
         const signal = out.kind === 'signal' || out.kind === 'duplicate' ? out.signal : null;
-        if (signal) (pubs ??= []).push(publishSignal(signal));
+        if (!signal) continue;
+        const confirmed = outbox(signal);
+        if (confirmed !== last) (pubs ??= []).push((last = confirmed)); // one promise per message it went into
       }
     };
     if (single) publishAll(single);
@@ -308,10 +330,72 @@ export function startQuant(opts: QuantOptions): QuantHandle {
   }
 
   function publishSignal(signal: TradeSignal): Promise<void> {
+    stats.signalMessages++;
     return opts.publisher.publishJson(exchange, signalRoutingKey(signal.strategy, signal.symbol), signal, {
       messageId: signal.signal_id,
       correlationId: signal.correlation_id,
     });
+  }
+
+  const perMessage = opts.signalsPerMessage ?? DEFAULT_SIGNALS_PER_MESSAGE;
+  if (!Number.isInteger(perMessage) || perMessage < 1 || perMessage > MAX_SIGNALS_PER_MESSAGE)
+    throw new Error(`startQuant: signalsPerMessage must be an integer in [1, ${MAX_SIGNALS_PER_MESSAGE}]`);
+
+  /** The signals of this turn, not written yet; one promise for the message they will travel in. */
+  interface Outgoing {
+    readonly signals: TradeSignal[];
+    readonly confirmed: Promise<void>;
+    resolve: () => void;
+    reject: (err: unknown) => void;
+  }
+  let outgoing: Outgoing | undefined;
+
+  /**
+   * Queue a signal for this turn's message; resolves when that message is confirmed. Every bar delivered in one
+   * socket read is handled in one turn (amqplib emits them synchronously), so their signals leave together at
+   * the end of it (a microtask: no timer, no added wait). A bar's ack still waits for the confirm of the message
+   * that carries its signals; a failed publish fails every bar in it, and each is retried (redelivered bars
+   * re-publish their remembered signals, the same ids: the intake starts one trade per id however they are grouped).
+   */
+  function outbox(signal: TradeSignal): Promise<void> {
+    if (perMessage === 1) return publishSignal(signal);
+    let o = outgoing;
+    if (o === undefined || o.signals.length >= perMessage) {
+      if (o !== undefined) send(o); // full: written now, the rest of the turn starts a new message
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const confirmed = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      const next: Outgoing = { signals: [], confirmed, resolve, reject };
+      outgoing = o = next;
+      queueMicrotask(() => {
+        if (outgoing === next) send(next);
+      });
+    }
+    o.signals.push(signal);
+    return o.confirmed;
+  }
+
+  function send(o: Outgoing): void {
+    if (outgoing === o) outgoing = undefined;
+    const { signals } = o;
+    const first = signals[0]!;
+    let published: Promise<void>;
+    if (signals.length === 1) {
+      published = publishSignal(first); // a lone signal in its own form, exactly as before batching
+    } else {
+      let symbol: string | undefined = first.symbol;
+      for (const s of signals) if (s.symbol !== symbol) symbol = undefined;
+      stats.signalMessages++;
+      // A deterministic message id for the same group (the consumer de-duplicates by each signal_id, not by it).
+      published = opts.publisher.publishJson(exchange, signalBatchRoutingKey(symbol), signalBatchBody(signals), {
+        messageId: `${first.signal_id}+${signals.length}`,
+        correlationId: first.correlation_id,
+      });
+    }
+    published.then(o.resolve, o.reject);
   }
 
   /** Series whose warm-up is done: their bars are handled synchronously again (no await, no extra turn). */
@@ -462,10 +546,19 @@ async function main(): Promise<void> {
     logger: log,
     prefetch,
     signalScope: cfg.accountId,
+    signalsPerMessage: cfg.quant.signalsPerMessage,
   });
   const ops = await startOps(cfg.ops, 'quant', log, { ready: { rabbitmq: rabbitCheck(rabbit) } });
   await rabbit.start();
-  log.info({ strategies: quant.engine.strategyNames, prefetch, account_id: cfg.accountId }, 'quant running');
+  log.info(
+    {
+      strategies: quant.engine.strategyNames,
+      prefetch,
+      signals_per_message: cfg.quant.signalsPerMessage,
+      account_id: cfg.accountId,
+    },
+    'quant running',
+  );
 
   const timer =
     statsEvery > 0

@@ -23,8 +23,9 @@ import { createPrivateVhost, type PrivateVhost } from '../support/vhost';
 /**
  * The quant's confirm window on the real broker, made hostile: hundreds of bars in flight, each acked only once
  * every signal it produced is confirmed, while
- *  - the broker REFUSES signals: the signals queue is full (x-max-length with reject-publish), so publishes come
- *    back as basic.nack in the middle of the window, on some of a message's signals and not others;
+ *  - the broker REFUSES signals: the signals queue is full (x-max-length with reject-publish, 8 messages: the
+ *    quant sends a turn's signals in one signal_batch), so publishes come back as basic.nack in the middle of
+ *    the window, on some of the bars' signal messages and not others;
  *  - then the quant's connection is closed by the broker mid-window (management API), with signals written and
  *    not yet confirmed and bars delivered and not yet acked.
  * Every signal of an uninterrupted run must still arrive (a bar acked before its signals were confirmed would
@@ -37,7 +38,7 @@ const BARS_EX = 'test.bars';
 const SIGNALS_EX = 'test.signals';
 const BARS_Q = 'test.quant.bars';
 const SIGNALS_Q = 'test.signals.capped';
-const SIGNALS_CAP = 40;
+const SIGNALS_CAP = 8;
 const PER_SYMBOL = 700;
 
 function bars(): Bar[] {
@@ -155,13 +156,20 @@ describe('quant confirm window (real RabbitMQ)', () => {
     let lastRead = Date.now();
     const reader = await rabbit.connection!.createChannel();
     await reader.prefetch(100);
+    let batches = 0;
     await reader.consume(SIGNALS_Q, (m) => {
       if (!m) return;
       lastRead = Date.now();
-      const id = String(m.properties.messageId);
-      const copies = got.get(id) ?? [];
-      copies.push(m.content.toString('utf8'));
-      got.set(id, copies);
+      // A lone signal or a signal_batch (the quant's default form): every signal in it, as it was sent.
+      const body = JSON.parse(m.content.toString('utf8')) as { kind?: string; signals?: unknown[] };
+      const signals = body.kind === 'signal_batch' ? body.signals! : [body];
+      if (signals.length > 1) batches++;
+      for (const signal of signals) {
+        const id = (signal as TradeSignal).signal_id;
+        const copies = got.get(id) ?? [];
+        copies.push(JSON.stringify(signal));
+        got.set(id, copies);
+      }
       reader.ack(m);
     });
 
@@ -193,5 +201,7 @@ describe('quant confirm window (real RabbitMQ)', () => {
     expect(quant.stats.duplicates).toBeGreaterThan(0);
     // Each signal counted once as published, however often it was re-published.
     expect(quant.stats.signals).toBe(want.size);
+    // The signals of a turn travelled together: batches were among what was refused, re-published and read.
+    expect(batches).toBeGreaterThan(0);
   });
 });

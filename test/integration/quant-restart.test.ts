@@ -7,7 +7,7 @@ import { createPool } from '../../src/adapters/postgres/pool';
 import { INTAKE_SIGNALS_QUEUE, MARKET_BARS_EXCHANGE, barRoutingKey, withChannel } from '../../src/adapters/rabbitmq';
 import { sleep } from '../../src/lib/sleep';
 import type { Bar } from '../../src/contracts/bar';
-import { TradeSignalSchema, type TradeSignal } from '../../src/contracts/signal';
+import { parseSignalMessage, type TradeSignal } from '../../src/contracts/signal';
 import { SignalEngine, strategyFactories } from '../../src/domain/strategies';
 import { PipelineHarness } from '../support/pipeline';
 
@@ -62,17 +62,20 @@ async function depth(harness: PipelineHarness, queue: string): Promise<number> {
   return withChannel(harness.rabbit.connection!, async (ch) => (await ch.checkQueue(queue)).messageCount);
 }
 
-/** Wait until the signals queue holds at least n messages and has stopped growing for a moment. */
-async function settle(harness: PipelineHarness, n: number, timeoutMs = 120_000): Promise<number> {
+/**
+ * Read the signals queue into `got` until it holds at least n signals and nothing more has come for a moment.
+ * The quant sends the signals of a turn in one `signal_batch` message (and a lone one as a plain signal): every
+ * message is read as its signals, each checked against the contract.
+ */
+async function settle(harness: PipelineHarness, got: TradeSignal[], n: number, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  let last = -1;
   let still = 0;
   for (;;) {
-    const d = await depth(harness, INTAKE_SIGNALS_QUEUE);
-    still = d === last ? still + 1 : 0;
-    last = d;
-    if (d >= n && still >= 10) return d;
-    if (Date.now() > deadline) throw new Error(`signals: expected at least ${n}, have ${d}`);
+    const more = await drain(harness);
+    got.push(...more);
+    still = more.length === 0 ? still + 1 : 0;
+    if (got.length >= n && still >= 10) return;
+    if (Date.now() > deadline) throw new Error(`signals: expected at least ${n}, have ${got.length}`);
     await sleep(200);
   }
 }
@@ -83,7 +86,9 @@ async function drain(harness: PipelineHarness): Promise<TradeSignal[]> {
     for (;;) {
       const m = await ch.get(INTAKE_SIGNALS_QUEUE, { noAck: true });
       if (!m) return out;
-      out.push(TradeSignalSchema.parse(JSON.parse(m.content.toString())));
+      const r = parseSignalMessage(m.content);
+      if (!r.ok) throw new Error(`a message on the signals queue breaks the contract: ${r.reason}`);
+      out.push(...r.value);
     }
   });
 }
@@ -96,8 +101,8 @@ describe('quant process over RabbitMQ', () => {
     expect(new Set([...want.values()].map((s) => s.strategy)).size).toBe(6);
     await h.start('quant');
     await publish(h, all);
-    await settle(h, want.size);
-    const got = await drain(h);
+    const got: TradeSignal[] = [];
+    await settle(h, got, want.size);
     expect(got.length).toBe(want.size);
     expect(new Map(got.map((s) => [s.signal_id, s]))).toEqual(want);
 
@@ -119,7 +124,11 @@ describe('quant process over RabbitMQ', () => {
     await publish(h, all.slice(0, cut));
     // Let the quant get part-way through, then crash it (un-acked bars go back to the queue).
     const firstHalf = expected(all.slice(0, cut)).size;
-    while ((await depth(h, INTAKE_SIGNALS_QUEUE)) < firstHalf / 2) await sleep(50);
+    const got: TradeSignal[] = [];
+    while (got.length < firstHalf / 2) {
+      got.push(...(await drain(h)));
+      await sleep(50);
+    }
     await h.stop('quant', 'SIGKILL');
     await publish(h, all.slice(cut));
     // The bar store keeps running: wait until it holds every bar published before the crash.
@@ -134,8 +143,7 @@ describe('quant process over RabbitMQ', () => {
       await pool.end();
     }
     const restarted = await h.start('quant');
-    await settle(h, want.size);
-    const got = await drain(h);
+    await settle(h, got, want.size);
     const unique = new Map<string, TradeSignal>();
     for (const s of got) {
       const seen = unique.get(s.signal_id);

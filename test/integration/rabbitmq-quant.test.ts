@@ -126,6 +126,9 @@ describe('quant over RabbitMQ', () => {
       logger: log,
       queue: BARS_Q,
       signalsExchange: SIGNALS_EX,
+      // The single form, one message per signal (QUANT_SIGNALS_PER_MESSAGE=1): its properties are checked below.
+      // The batched form is covered by quant-confirm-window.test.ts and quant-restart.test.ts.
+      signalsPerMessage: 1,
     });
     quants.push(quant);
     await quant.consumer.ready();
@@ -223,6 +226,7 @@ describe('quant over RabbitMQ', () => {
       queue: BARS_Q3,
       signalsExchange: SIGNALS3_EX,
       retryDelayMs: 20,
+      signalsPerMessage: 1, // one message per signal: counted below
     });
     quants.push(quant);
     await quant.consumer.ready();
