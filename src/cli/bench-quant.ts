@@ -21,6 +21,7 @@
  * `--skip-live` skips part 3 (no broker needed); `--live-only` runs only part 3; `--rounds n` repeats it.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readBarsCsvSync } from '../adapters/marketdata/csv';
@@ -35,14 +36,16 @@ import {
 import { sleep } from '../lib/sleep';
 import { loadConfig } from '../config';
 import { barsOfMessage, type Bar, type OhlcvBar } from '../contracts/bar';
+import { parseSignalMessage } from '../contracts/signal';
 import { toBarMessage } from '../adapters/marketdata/replay';
 import { STRATEGY_NAMES } from '../contracts/strategies';
 import { mergeSeries, runBacktest } from '../domain/backtest';
 import { SignalEngineSet, strategyFactory, strategySet } from '../domain/strategies';
 import { createLogger } from '../logging';
 import { intArg } from '../config/cli-args';
+import { findListenerPid } from './bench/cpu';
 import { replayBars } from '../services/bar-publishing';
-import { DEFAULT_QUANT_PREFETCH, startQuant } from '../workers/quant';
+import { DEFAULT_QUANT_PREFETCH, DEFAULT_SIGNALS_PER_MESSAGE, startQuant } from '../workers/quant';
 
 const DATA = path.resolve(__dirname, '../../../shared/data');
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -139,16 +142,77 @@ interface LiveResult {
   barsPerSec: number;
   messages: number;
   signals: number;
+  /** Messages the signals travelled in (signal_batch messages and lone signals). */
+  signalMessages: number;
   /** CPU time of this process per bar (user + system): the quant and the feed together. */
   cpuUsPerBar: number;
+  /** CPU time of the local broker (beam.smp) per bar, when it runs on this machine; else undefined. */
+  brokerUsPerBar: number | undefined;
 }
 
 /** What the live quant must publish for these bars: the pure engine with every strategy, as startQuant runs it. */
-function expectedSignals(bars: readonly Bar[]): number {
+function expectedSignals(bars: readonly Bar[]): Set<string> {
   const engine = new SignalEngineSet(strategySet(STRATEGY_NAMES.map((n) => strategyFactory(n))));
-  let n = 0;
-  for (const bar of bars) for (const out of engine.process(bar)) if (out.kind === 'signal') n++;
-  return n;
+  const ids = new Set<string>();
+  for (const bar of bars)
+    for (const out of engine.process(bar)) if (out.kind === 'signal') ids.add(out.signal.signal_id);
+  return ids;
+}
+
+/**
+ * The broker this run talks to, when it runs on this machine (the process listening on RABBITMQ_PORT, as
+ * bench:ingest finds it): its CPU time around a round is the broker's cost of that round's messages (with
+ * whatever else it served meanwhile: on the shared machine, other agents' runs too).
+ */
+function brokerPid(): number | undefined {
+  try {
+    return findListenerPid(loadConfig().rabbitmq.port);
+  } catch {
+    return undefined; // no /proc
+  }
+}
+
+/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
+function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10; // utime, stime (fields 14 and 15), USER_HZ = 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
+/** Read every message of a queue (no ack needed: the queue is deleted after) and return the signal ids in them. */
+async function drainSignalIds(rabbit: RabbitConnection, queue: string, want: number): Promise<string[]> {
+  const ch = await rabbit.connection!.createChannel();
+  ch.on('error', () => undefined);
+  const ids: string[] = [];
+  let bad = 0;
+  try {
+    await ch.prefetch(0);
+    await ch.consume(
+      queue,
+      (m) => {
+        if (!m) return;
+        const r = parseSignalMessage(m.content);
+        if (r.ok) for (const s of r.value) ids.push(s.signal_id);
+        else bad++;
+      },
+      { noAck: true },
+    );
+    let last = -1;
+    for (let idle = 0; ids.length < want && idle < 400;) {
+      await sleep(25);
+      idle = ids.length === last ? idle + 1 : 0;
+      last = ids.length;
+    }
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+  if (bad) throw new Error(`live: ${bad} messages on the signals queue break the signal contract`);
+  return ids;
 }
 
 /**
@@ -162,7 +226,13 @@ function expectedSignals(bars: readonly Bar[]): number {
  *  - bars/s from the first publish until every bar is acked. The round fails rather than print a figure if a bar
  *    or a signal is missing or doubled.
  */
-async function liveRound(bars: Bar[], batch: number, consumer: 'quant' | 'dataflow'): Promise<LiveResult> {
+async function liveRound(
+  bars: Bar[],
+  batch: number,
+  consumer: 'quant' | 'dataflow',
+  signalsPerMessage = DEFAULT_SIGNALS_PER_MESSAGE,
+  prefetch = DEFAULT_QUANT_PREFETCH,
+): Promise<LiveResult> {
   const cfg = loadConfig();
   const log = createLogger('bench-quant', { level: 'warn' });
   const id = randomBytes(4).toString('hex');
@@ -195,7 +265,7 @@ async function liveRound(bars: Bar[], batch: number, consumer: 'quant' | 'datafl
   const feed = new ConfirmPublisher(feedRabbit, { logger: log });
   await rabbit.start();
   await feedRabbit.start();
-  const want = consumer === 'quant' ? expectedSignals(bars) : 0;
+  const want = consumer === 'quant' ? expectedSignals(bars) : new Set<string>();
   const seen = new Set<string>();
   let duplicates = 0;
   const quant =
@@ -207,11 +277,13 @@ async function liveRound(bars: Bar[], batch: number, consumer: 'quant' | 'datafl
           logger: log,
           queue: BARS_Q,
           signalsExchange: SIGNALS_EX,
+          signalsPerMessage,
+          prefetch,
         })
       : undefined;
   const sub =
     quant?.consumer ??
-    consumeJson(rabbit, BARS_Q, { prefetch: DEFAULT_QUANT_PREFETCH, publisher, logger: log }, (ctx) => {
+    consumeJson(rabbit, BARS_Q, { prefetch, publisher, logger: log }, (ctx) => {
       const m = barsOfMessage(ctx.body);
       if (!m.ok) return;
       for (const b of m.bars) {
@@ -220,8 +292,10 @@ async function liveRound(bars: Bar[], batch: number, consumer: 'quant' | 'datafl
       }
     });
   const barsDone = () => (quant ? quant.stats.bars : seen.size + duplicates);
+  const broker = brokerPid();
   try {
     await sub.ready();
+    const b0 = processCpuMs(broker);
     const c0 = cpuMs();
     const t0 = performance.now();
     const sent = await replayBars({ publisher: feed, bars, exchange: BARS_EX, window: 256, batchSize: batch });
@@ -234,19 +308,29 @@ async function liveRound(bars: Bar[], batch: number, consumer: 'quant' | 'datafl
       await sleep(5);
     const secs = (performance.now() - t0) / 1000;
     const cpu = cpuMs() - c0;
+    const b1 = processCpuMs(broker);
     if (sent.published !== bars.length)
       throw new Error(`live: only ${sent.published} of ${bars.length} bars published`);
     if (barsDone() < bars.length) throw new Error(`live: only ${barsDone()} of ${bars.length} bars consumed in time`);
     if (quant) {
       const st = quant.stats;
-      const onQueue = await withChannel(
-        rabbit.connection!,
-        async (ch) => (await ch.checkQueue(SIGNALS_Q)).messageCount,
-      );
-      if (st.bars !== bars.length || st.duplicates || st.invalid || st.signals !== want || onQueue !== want)
+      // Every signal the engine gives, each once, whatever messages they travelled in (read after the clock stopped).
+      const onQueue = await drainSignalIds(rabbit, SIGNALS_Q, want.size);
+      const distinct = new Set(onQueue);
+      const missing = [...want].filter((x) => !distinct.has(x)).length;
+      if (
+        st.bars !== bars.length ||
+        st.duplicates ||
+        st.invalid ||
+        st.signals !== want.size ||
+        onQueue.length !== want.size ||
+        distinct.size !== want.size ||
+        missing
+      )
         throw new Error(
           `live: ${st.bars} bars (${st.duplicates} redelivered, ${st.invalid} invalid), ${st.signals} signals ` +
-            `published and ${onQueue} on the queue; the engine gives ${want}`,
+            `published; ${onQueue.length} on the queue (${distinct.size} distinct, ${missing} of the engine's ` +
+            `missing); the engine gives ${want.size}`,
         );
     } else if (duplicates || seen.size !== bars.length)
       throw new Error(`live baseline: ${seen.size}/${bars.length} bars, ${duplicates} duplicates`);
@@ -254,7 +338,9 @@ async function liveRound(bars: Bar[], batch: number, consumer: 'quant' | 'datafl
       barsPerSec: bars.length / secs,
       messages: sub.stats.delivered,
       signals: quant?.stats.signals ?? 0,
+      signalMessages: quant?.stats.signalMessages ?? 0,
       cpuUsPerBar: (cpu * 1000) / bars.length,
+      brokerUsPerBar: b0 === undefined || b1 === undefined ? undefined : ((b1 - b0) * 1000) / bars.length,
     };
   } finally {
     if (quant) await quant.stop();
@@ -288,6 +374,11 @@ Options:
   --rounds <n>        live rounds (Dataflow baseline, live per-message, live batched, each n times); medians
                       are printed; default 1
   --batch <n>         bars per message in the batched live round; default 100
+  --prefetch <n>      the consumers' prefetch in the live rounds (the quant's --prefetch); default
+                      ${DEFAULT_QUANT_PREFETCH}
+  --signals-per-message <n>
+                      the quant's QUANT_SIGNALS_PER_MESSAGE in the live rounds (1 = a message per signal);
+                      default ${DEFAULT_SIGNALS_PER_MESSAGE}
   -h, --help          this help
 
 Its last three lines read \`in-process: <N> bars/s\`, \`backtest: <N> ms for <B> bars\` and \`live: <N> bars/s\`.
@@ -306,6 +397,8 @@ async function main(): Promise<void> {
       'live-only': { type: 'boolean', default: false },
       rounds: { type: 'string', default: '1' },
       batch: { type: 'string', default: '100' },
+      'signals-per-message': { type: 'string' },
+      prefetch: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -315,6 +408,8 @@ async function main(): Promise<void> {
   }
   const rounds = intArg('rounds', values.rounds, 1, 1);
   const batch = intArg('batch', values.batch, 100, 2);
+  const prefetch = intArg('prefetch', values.prefetch, DEFAULT_QUANT_PREFETCH, 1);
+  const signalsPer = intArg('signals-per-message', values['signals-per-message'], DEFAULT_SIGNALS_PER_MESSAGE, 1);
   if (values['skip-live'] && values['live-only']) throw new Error('--skip-live and --live-only exclude each other');
   const { nvda, orcl, fut } = load();
   const daily = mergeSeries([nvda, orcl]);
@@ -345,31 +440,40 @@ async function main(): Promise<void> {
     const bars = fut.map((b) => toBar(b, '1m'));
     console.log(
       `live: ${bars.length} minute bars (one series) through RabbitMQ, fed by Dataflow's publisher on its own ` +
-        `connection, ${STRATEGY_NAMES.length} strategies, quorum queues, prefetch ${DEFAULT_QUANT_PREFETCH}; ` +
-        `${rounds} round(s) of: Dataflow baseline, live per-message, live batched (${batch} bars a message)`,
+        `connection, ${STRATEGY_NAMES.length} strategies, quorum queues, prefetch ${prefetch}, ` +
+        `at most ${signalsPer} signals a message; ` +
+        `${rounds} round(s) of: Dataflow per-message, live per-message, Dataflow batched and live batched ` +
+        `(${batch} bars a message)`,
     );
     const baseline: LiveResult[] = [];
     const perMessage: LiveResult[] = [];
+    const baselineBatched: LiveResult[] = [];
     const batched: LiveResult[] = [];
     const show = (name: string, r: LiveResult) =>
       console.log(
-        `  ${name.padEnd(22)} ${fmt(r.barsPerSec)} bars/s, ${r.messages} messages, ${r.signals} signals, ` +
-          `CPU here ${r.cpuUsPerBar.toFixed(1)} µs/bar`,
+        `  ${name.padEnd(22)} ${fmt(r.barsPerSec)} bars/s, ${r.messages} messages, ${r.signals} signals in ` +
+          `${r.signalMessages} messages, CPU here ${r.cpuUsPerBar.toFixed(1)} µs/bar` +
+          (r.brokerUsPerBar === undefined ? '' : `, broker ${r.brokerUsPerBar.toFixed(1)} µs/bar`),
       );
     for (let k = 0; k < rounds; k++) {
-      baseline.push(await liveRound(bars, 1, 'dataflow'));
+      baseline.push(await liveRound(bars, 1, 'dataflow', signalsPer, prefetch));
       show('dataflow per-message', baseline.at(-1)!);
-      perMessage.push(await liveRound(bars, 1, 'quant'));
+      perMessage.push(await liveRound(bars, 1, 'quant', signalsPer, prefetch));
       show('live per-message', perMessage.at(-1)!);
-      batched.push(await liveRound(bars, batch, 'quant'));
+      baselineBatched.push(await liveRound(bars, batch, 'dataflow', signalsPer, prefetch));
+      show(`dataflow batched (${batch})`, baselineBatched.at(-1)!);
+      batched.push(await liveRound(bars, batch, 'quant', signalsPer, prefetch));
       show(`live batched (${batch})`, batched.at(-1)!);
     }
     const rate = (rs: LiveResult[]) => median(rs.map((r) => r.barsPerSec));
     const ratios = perMessage.map((r, k) => r.barsPerSec / baseline[k]!.barsPerSec);
+    const batchedRatios = batched.map((r, k) => r.barsPerSec / baselineBatched[k]!.barsPerSec);
+    const each = (xs: number[]) => (rounds > 1 ? ` (rounds: ${xs.map((x) => x.toFixed(2)).join(', ')})` : '');
     console.log(
-      `live batched: ${fmt(rate(batched))} bars/s; Dataflow per-message into the same queues (same run): ` +
-        `${fmt(rate(baseline))} bars/s; live per-message / Dataflow: ${median(ratios).toFixed(2)}x` +
-        (rounds > 1 ? ` (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')})` : ''),
+      `live batched: ${fmt(rate(batched))} bars/s; Dataflow into the same queues (same run): per-message ` +
+        `${fmt(rate(baseline))} bars/s, batched ${fmt(rate(baselineBatched))} bars/s; live / Dataflow: ` +
+        `per-message ${median(ratios).toFixed(2)}x${each(ratios)}, batched ${median(batchedRatios).toFixed(2)}x` +
+        each(batchedRatios),
     );
     liveLine = `live: ${fmt(rate(perMessage))} bars/s`;
   }
