@@ -97,6 +97,12 @@ export function formatReport(r: ReconciliationReport): string {
         `${f.symbol ? ` ${f.symbol}` : ''} ${f.netAmount.toFixed(2)} (activity ${f.activityId})`,
     );
   }
+  for (const f of r.feeReversals ?? []) {
+    lines.push(
+      `broker fee cancelled by the broker, reversed: ${f.date} ${f.description}` +
+        `${f.symbol ? ` ${f.symbol}` : ''} +${(-f.netAmount).toFixed(2)} (activity ${f.activityId})`,
+    );
+  }
   for (const s of r.skipped) lines.push(`skipped (ledger changed during the run): ${s.message}`);
   for (const d of r.deferred) {
     lines.push(`deferred: ${d.clientOrderId} (${d.symbol}) pending_submit for ${Math.round(d.ageMs / 1000)} s`);

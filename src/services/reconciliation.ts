@@ -71,6 +71,11 @@ export interface ReconciliationReport {
    * before the diff, so the cash comparison sees them.
    */
   fees: BrokerFee[];
+  /**
+   * Booked broker fees the broker has since cancelled, reversed in the ledger by this run (none in a dry run).
+   * Absent in reports of older versions.
+   */
+  feeReversals?: BrokerFee[];
   /** Adoptions not applied because the ledger row changed while the run was reading the broker. */
   skipped: ReconcileAdoption[];
   /** pending_submit orders inside the grace period (a submit may be in flight): untouched. */
@@ -171,23 +176,30 @@ async function bookFeesCharged(
   dryRun: boolean,
   log: Logger,
   attempts: number,
-): Promise<BrokerFee[]> {
+): Promise<{ booked: BrokerFee[]; reversed: BrokerFee[] }> {
   const { pool, broker, accountId } = deps;
-  if (!hasFeeActivities(broker)) return [];
+  const none = { booked: [], reversed: [] };
+  if (!hasFeeActivities(broker)) return none;
   const after = await feesReadAfter(pool, accountId);
-  if (after === null) return []; // no ledger account: the diff reports it
+  if (after === null) return none; // no ledger account: the diff reports it
   for (let attempt = 1; ; attempt++) {
     try {
       const listed = await broker.listFees(after);
-      if (dryRun) return listed;
-      const booked = await bookBrokerFees(pool, accountId, listed);
+      if (dryRun) return { booked: listed.filter((f) => !f.cancelled), reversed: [] };
+      const { booked, reversed } = await bookBrokerFees(pool, accountId, listed);
       for (const f of booked) {
         log.info(
           { activity_id: f.activityId, day: f.date, amount: f.netAmount, symbol: f.symbol },
           `broker fee booked: ${f.description}`,
         );
       }
-      return booked;
+      for (const f of reversed) {
+        log.warn(
+          { activity_id: f.activityId, day: f.date, amount: -f.netAmount, symbol: f.symbol },
+          `broker fee cancelled by the broker after it was booked; reversed: ${f.description}`,
+        );
+      }
+      return { booked, reversed };
     } catch (err) {
       if (!(err instanceof BrokerRateLimitedError) || attempt >= attempts) throw err;
       const waitMs = Math.min(60_000, Math.max(1_000, err.retryAfterMs));
@@ -210,7 +222,7 @@ function countKinds(findings: ReconcileFinding[]): Partial<Record<FindingKind, n
 
 export function summaryLine(
   r: Pick<ReconciliationReport, 'runId' | 'adopted' | 'flagged' | 'skipped' | 'deferred' | 'dryRun'> &
-    Partial<Pick<ReconciliationReport, 'fees'>>,
+    Partial<Pick<ReconciliationReport, 'fees' | 'feeReversals'>>,
 ): string {
   const kinds = Object.entries(countKinds(r.flagged))
     .map(([k, n]) => `${k}×${n}`)
@@ -222,6 +234,10 @@ export function summaryLine(
   if (r.fees?.length) {
     const cents = r.fees.reduce((sum, f) => sum + Math.round(f.netAmount * 100), 0);
     parts.push(`${r.fees.length} broker fee(s) ${r.dryRun ? 'listed' : 'booked'} (${(cents / 100).toFixed(2)})`);
+  }
+  if (r.feeReversals?.length) {
+    const cents = r.feeReversals.reduce((sum, f) => sum - Math.round(f.netAmount * 100), 0);
+    parts.push(`${r.feeReversals.length} cancelled broker fee(s) reversed (+${(cents / 100).toFixed(2)})`);
   }
   if (r.skipped.length) parts.push(`${r.skipped.length} skipped (ledger changed meanwhile)`);
   if (r.deferred.length) parts.push(`${r.deferred.length} deferred (submit may be in flight)`);
@@ -246,7 +262,7 @@ export async function reconcileWithBroker(
   const log = deps.logger.child({ component: 'reconciliation', run_id: runId, account_id: accountId });
 
   // The broker's fees outside fills first: then the cash diff below compares like with like, to the cent.
-  const fees = await bookFeesCharged(deps, dryRun, log, opts.lookupAttempts ?? 3);
+  const { booked: fees, reversed: feeReversals } = await bookFeesCharged(deps, dryRun, log, opts.lookupAttempts ?? 3);
 
   // Ledger first, broker second: anything that happens in between (a fill) then shows as the broker being
   // ahead — a warning the next run clears — never as the ledger being ahead, which would be a false alarm
@@ -289,6 +305,7 @@ export async function reconcileWithBroker(
     startedAt: started.toISOString(),
     finishedAt: now().toISOString(),
     fees,
+    feeReversals,
     adopted,
     flagged: diff.flags,
     skipped,

@@ -266,7 +266,20 @@ export class FakeAlpacaEngine implements Broker, ExecutionLog, FeeLog {
       netAmount: -amount,
       description,
       symbol,
+      cancelled: false,
     });
+  }
+
+  /**
+   * The broker cancels a fee it charged (Alpaca lists the activity again with status `canceled`): its amount
+   * goes back to cash.
+   */
+  cancelFee(activityId: string): void {
+    const k = this.feeActivities.findIndex((f) => f.activityId === activityId);
+    const fee = this.feeActivities[k];
+    if (!fee || fee.cancelled) throw new Error(`no standing fee ${activityId}`);
+    this.cash -= fee.netAmount;
+    this.feeActivities[k] = { ...fee, cancelled: true };
   }
 
   /**

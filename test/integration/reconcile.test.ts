@@ -295,6 +295,40 @@ describe('reconciliation against PostgreSQL and a fake Alpaca', () => {
     expect(bulk.flagged).toEqual([]);
     expect((await ledgerMoneyRows())!.cash).toBe((await broker.getAccount()).cash.toFixed(6));
     expect(fake.count('GET', '/v2/account/activities/FEE')).toBeGreaterThanOrEqual(2);
+
+    // The broker cancels a fee it had charged (listed again as canceled) and gives the money back: the next run
+    // reverses the booked fee once, and the ledger's cash follows the broker's again, to the cent. A fee cancelled
+    // before it was ever booked moves nothing.
+    const taf = fake.engine.feeActivities.find((f) => f.description === 'TAF fee' && f.netAmount === -0.09)!;
+    fake.engine.cancelFee(taf.activityId);
+    fake.engine.chargeFee(today, 'REG fee', 'ORCL', 0.5);
+    fake.engine.cancelFee(fake.engine.feeActivities.at(-1)!.activityId);
+    const moneyBefore = await ledgerMoneyRows();
+    const reversed = await run();
+    expect(reversed.fees).toEqual([]);
+    expect(reversed.feeReversals!.map((f) => [f.activityId, f.netAmount, f.cancelled])).toEqual([
+      [taf.activityId, -0.09, true],
+    ]);
+    expect(reversed.flagged).toEqual([]);
+    expect(reversed.summary).toMatch(
+      /1 cancelled broker fee\(s\) reversed \(\+0\.09\) — ledger agrees with the broker/,
+    );
+    const moneyAfter = await ledgerMoneyRows();
+    expect(Number(moneyAfter!.movements)).toBe(Number(moneyBefore!.movements) + 1);
+    expect(moneyAfter!.cash).toBe((await broker.getAccount()).cash.toFixed(6));
+    expect((await ledgerInvariants(db.pool, accountId)).cashMinusMovements).toBe(0);
+    const kept = await db.pool.query<{ kind: string; amount: string }>(
+      `SELECT kind, amount::text FROM cash_movements WHERE account_id = $1 AND broker_activity_id = $2 ORDER BY id`,
+      [accountId, taf.activityId],
+    );
+    expect(kept.rows).toEqual([
+      { kind: 'fee', amount: '-0.090000' },
+      { kind: 'fee_reversal', amount: '0.090000' },
+    ]);
+    // Reading the cancelled activity again reverses nothing twice.
+    const reread = await run();
+    expect(reread.feeReversals).toEqual([]);
+    expect(await ledgerMoneyRows()).toEqual(moneyAfter);
   });
 
   it('detects a ledger that disagrees with the broker: adopts the safe parts, flags the rest, never trades or books', async () => {

@@ -326,12 +326,18 @@ describe('FEE activities (regulatory fees charged at end of day)', () => {
       netAmount: -1.39,
       description: 'REG fee',
       symbol: 'NVDA',
+      cancelled: false,
     });
-    expect(feeFromAlpacaActivity({ ...sample, symbol: undefined })?.symbol).toBeNull();
+    expect(feeFromAlpacaActivity({ ...sample, symbol: undefined }).symbol).toBeNull();
   });
 
-  it('a cancelled activity moved no money: nothing to book', () => {
-    expect(feeFromAlpacaActivity({ ...sample, status: 'canceled' })).toBeNull();
+  it('a cancelled activity is read as cancelled (it moved no money; a booked one is reversed)', () => {
+    expect(feeFromAlpacaActivity({ ...sample, status: 'canceled' })).toMatchObject({
+      activityId: sample.id,
+      netAmount: -1.39,
+      cancelled: true,
+    });
+    expect(feeFromAlpacaActivity({ ...sample, status: 'correct' }).cancelled).toBe(false);
   });
 
   it('refuses what it cannot read instead of guessing an amount', () => {
@@ -342,8 +348,11 @@ describe('FEE activities (regulatory fees charged at end of day)', () => {
   });
 
   it('round-trips through the compat server encoding, to the cent', () => {
-    const f = feeFromAlpacaActivity(sample)!;
+    const f = feeFromAlpacaActivity(sample);
     expect(feeActivityToAlpaca(f)).toMatchObject({ net_amount: '-1.39', activity_type: 'FEE', status: 'executed' });
     expect(feeFromAlpacaActivity(feeActivityToAlpaca(f))).toEqual(f);
+    const cancelled = { ...f, cancelled: true };
+    expect(feeActivityToAlpaca(cancelled)).toMatchObject({ status: 'canceled' });
+    expect(feeFromAlpacaActivity(feeActivityToAlpaca(cancelled))).toEqual(cancelled);
   });
 });

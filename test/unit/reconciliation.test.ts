@@ -459,12 +459,36 @@ describe('reconcile CLI helpers', () => {
     );
     // Fees the broker charged outside fills are listed with the day, kind, symbol and amount, and summed in cents.
     const fees = [
-      { activityId: 'a1', date: '2026-11-27', netAmount: -1.39, description: 'REG fee', symbol: 'NVDA' },
-      { activityId: 'a2', date: '2026-11-27', netAmount: -0.09, description: 'TAF fee', symbol: 'NVDA' },
+      {
+        activityId: 'a1',
+        date: '2026-11-27',
+        netAmount: -1.39,
+        description: 'REG fee',
+        symbol: 'NVDA',
+        cancelled: false,
+      },
+      {
+        activityId: 'a2',
+        date: '2026-11-27',
+        netAmount: -0.09,
+        description: 'TAF fee',
+        symbol: 'NVDA',
+        cancelled: false,
+      },
     ];
     const withFees = { ...clean, fees };
     const feeText = formatReport({ ...withFees, summary: summaryLine(withFees) });
     expect(feeText).toMatch(/broker fee booked: 2026-11-27 REG fee NVDA -1\.39 \(activity a1\)/);
     expect(feeText).toMatch(/0 adopted, 0 FLAGGED, 2 broker fee\(s\) booked \(-1\.48\) — ledger agrees/);
+    // A booked fee the broker cancelled since: reversed, shown with the amount given back.
+    const reversal = { ...fees[1]!, activityId: 'a0', date: '2026-11-26', cancelled: true };
+    const withReversal = { ...withFees, feeReversals: [reversal] };
+    const reversalText = formatReport({ ...withReversal, summary: summaryLine(withReversal) });
+    expect(reversalText).toMatch(
+      /broker fee cancelled by the broker, reversed: 2026-11-26 TAF fee NVDA \+0\.09 \(activity a0\)/,
+    );
+    expect(reversalText).toMatch(
+      /2 broker fee\(s\) booked \(-1\.48\), 1 cancelled broker fee\(s\) reversed \(\+0\.09\)/,
+    );
   });
 });

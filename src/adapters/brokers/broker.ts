@@ -81,6 +81,11 @@ export interface BrokerFee {
   /** The broker's description (Alpaca: "REG fee", "TAF fee", …). */
   description: string;
   symbol: string | null;
+  /**
+   * The broker cancelled the charge (Alpaca: status `canceled`). It moved no money; the ledger reverses it if it
+   * was booked while it stood.
+   */
+  cancelled: boolean;
 }
 
 /**

@@ -223,7 +223,7 @@ export interface AlpacaFeeActivityJson {
   net_amount: string;
   description: string;
   symbol?: string;
-  status: 'executed';
+  status: 'executed' | 'canceled';
 }
 
 export function feeActivityToAlpaca(f: BrokerFee): AlpacaFeeActivityJson {
@@ -233,7 +233,7 @@ export function feeActivityToAlpaca(f: BrokerFee): AlpacaFeeActivityJson {
     date: f.date,
     net_amount: f.netAmount.toFixed(2),
     description: f.description,
-    status: 'executed',
+    status: f.cancelled ? 'canceled' : 'executed',
   };
   if (f.symbol !== null) json.symbol = f.symbol;
   return json;

@@ -113,7 +113,7 @@ export class AlpacaReads {
       const rows = res.body as unknown[];
       for (const row of rows) {
         const fee = parseResponse(() => feeFromAlpacaActivity(row), path);
-        if (fee === null || seen.has(fee.activityId)) continue;
+        if (seen.has(fee.activityId)) continue;
         seen.add(fee.activityId);
         out.push(fee);
       }

@@ -384,13 +384,13 @@ export function executionFromAlpacaActivity(json: unknown): BrokerExecution {
 
 /**
  * A FEE account activity (a non-trade activity: `id`, `activity_type`, `date`, `net_amount`, `description`,
- * `symbol`, `qty`, `per_share_amount`, `status`). null for a cancelled one: it moved no money. Amounts are
- * decimal strings; the net amount is kept to the cent it was charged in (Alpaca rounds each fee up to the cent).
+ * `symbol`, `qty`, `per_share_amount`, `status`). A cancelled one (status `canceled`) is returned marked as such:
+ * it moved no money, but one booked while it stood must be reversed. Amounts are decimal strings; the net amount is
+ * kept to the cent it was charged in (Alpaca rounds each fee up to the cent).
  */
-export function feeFromAlpacaActivity(json: unknown): BrokerFee | null {
+export function feeFromAlpacaActivity(json: unknown): BrokerFee {
   if (!isWireObject(json)) throw new AlpacaWireError('activity is not an object');
   if (json.activity_type !== 'FEE') throw new AlpacaWireError(`activity_type ${String(json.activity_type)} is not FEE`);
-  if (json.status === 'canceled') return null;
   const date = str(json.date, 'date');
   if (!/^\d{4}-\d{2}-\d{2}$/.test(date.slice(0, 10))) throw new AlpacaWireError(`date ${date} is not a day`);
   return {
@@ -399,5 +399,6 @@ export function feeFromAlpacaActivity(json: unknown): BrokerFee | null {
     netAmount: requiredWireNumber(json.net_amount, 'net_amount'),
     description: typeof json.description === 'string' ? json.description : 'fee',
     symbol: typeof json.symbol === 'string' && json.symbol !== '' ? json.symbol : null,
+    cancelled: json.status === 'canceled',
   };
 }

@@ -4,7 +4,8 @@
  * | table            | written by                                                                     |
  * |------------------|--------------------------------------------------------------------------------|
  * | accounts         | accounts.ts (opening, day roll); booking.ts (cash moved by a fill)              |
- * | cash_movements   | accounts.ts (opening deposit); booking.ts (fill, fee); fees.ts (broker fees)    |
+ * | cash_movements   | accounts.ts (opening deposit); booking.ts (fill, fee); fees.ts (broker fees,    |
+ * |                  | and their reversals when the broker cancels one)                               |
  * | positions, fills | booking.ts                                                                     |
  * | orders           | orders.ts                                                                      |
  * | trades           | trades.ts                                                                      |
