@@ -15,7 +15,7 @@ import {
   type OrderRecord,
 } from '../adapters/postgres/ledger';
 import { fillsToBook, ordersOf, type LedgerFill } from '../domain/fills';
-import { endSeenByFollow, workingPhaseOf, type TradeOutcome } from '../domain/trade-lifecycle';
+import { endSeenByFollow, isTradeComplete, workingPhaseOf, type TradeOutcome } from '../domain/trade-lifecycle';
 import { withCorrelation, type Logger } from '../logging';
 import { rateLimitWaitSeconds, rateLimitWaits, signalToOrderSeconds, tradesFinished } from '../metrics';
 
@@ -298,7 +298,7 @@ export function createExecutionActivities(deps: ExecutionDeps) {
     },
 
     /**
-     * Follow an order until it changes (a fill, a status move) or `maxWaitMs` passes. Heartbeats while
+     * Follow an order until it changes (a fill, a status move), is complete, or `maxWaitMs` passes. Heartbeats while
      * waiting, so a dead worker is noticed within the heartbeat timeout and a cancel reaches it.
      *
      * It does not poll the broker. It reads the order once when the tracker knows nothing of it yet (a
@@ -340,7 +340,10 @@ export function createExecutionActivities(deps: ExecutionDeps) {
           continue;
         }
         misses = 0;
-        if (hasChanged(order, input.known) || Date.now() >= deadline) {
+        // A complete order (final, legs included) never changes again: waiting for a change would only sit out
+        // maxWaitMs. The workflow meets one it has not followed yet right after its own cancel, whose answer
+        // (already absorbed into `known`) is the final state: cancelAndSettle then sat out 5 s per cancel.
+        if (hasChanged(order, input.known) || isTradeComplete(order) || Date.now() >= deadline) {
           const changed = hasChanged(order, input.known);
           if (input.workflowId) {
             // The workflow ends a complete order's trade as broker_final: the same mapping, applied here.

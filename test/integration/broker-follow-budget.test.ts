@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createExecutionActivities, type OrderProgress } from '../../src/activities/execution';
 import { AlpacaBroker } from '../../src/adapters/brokers/alpaca';
 import { OrderTracker } from '../../src/adapters/brokers/order-tracker';
-import type { OrderRequest } from '../../src/contracts/order';
+import type { OrderRequest, OrderStatus } from '../../src/contracts/order';
 import { createLogger } from '../../src/logging';
 import { startFakeAlpaca, type FakeAlpaca } from '../fakes/fake-alpaca';
 import { uniqueClientOrderId, waitFor } from './broker-contract';
@@ -69,11 +69,12 @@ function follow(
   acts: ReturnType<typeof createExecutionActivities>,
   clientOrderId: string,
   maxWaitMs: number,
+  known: OrderStatus = 'new',
 ): Promise<OrderProgress> {
   return new MockActivityEnvironment().run(acts.followOrder, {
     clientOrderId,
     correlationId: `corr-${clientOrderId}`,
-    known: { [clientOrderId]: { cumQty: 0, avgPrice: null, status: 'new' as const } },
+    known: { [clientOrderId]: { cumQty: 0, avgPrice: null, status: known } },
     maxWaitMs,
   });
 }
@@ -131,5 +132,21 @@ describe('followOrder within the request budget', () => {
     // 20 orders for ~2 s at a 100 ms poll period would be ~400 lookups one by one; one listing a round
     // is at most one per round (≤ 2 s / 100 ms + 1).
     expect(reads(fake) - before).toBeLessThanOrEqual(21);
+  });
+
+  it('returns at once for an order already complete that the caller already knows (its own cancel answered it)', async () => {
+    // cancelAndSettle absorbs the cancel's answer ('canceled') and then follows for the final state: with nothing
+    // left to change, a follow that waited for a change would sit out its whole maxWaitMs. Here that is 10
+    // minutes, far past the test's timeout: this test fails by timing out if the follow waits.
+    const { broker, tracker, acts } = await setup();
+    const cid = uniqueClientOrderId('fb-final');
+    await broker.submitOrder(limitBuy(cid));
+    const cancelled = await broker.cancelOrder(cid);
+    expect(cancelled?.status).toBe('canceled');
+    await waitFor(() => tracker.latestWithLegs(cid)?.status === 'canceled' || undefined, 5_000, 'canceled event');
+    const r = await follow(acts, cid, 600_000, 'canceled');
+    expect(r.changed).toBe(false);
+    expect(r.order.status).toBe('canceled');
+    expect(r.fills).toEqual([]);
   });
 });
