@@ -25,6 +25,7 @@ import { Client, Connection } from '@temporalio/client';
 import { childEnv, loadConfig, strategyTypes } from '../config';
 import { createPool } from '../adapters/postgres/pool';
 import { accountSummary } from '../adapters/postgres/run-summary';
+import { createBroker, type Broker } from '../adapters/brokers';
 import {
   INTAKE_SIGNALS_QUEUE,
   QUANT_BARS_QUEUE,
@@ -33,6 +34,8 @@ import {
   withChannel,
 } from '../adapters/rabbitmq';
 import { STRATEGY_NAMES, SMA_CROSS } from '../domain/strategies';
+import { isTradeComplete } from '../domain/trade-lifecycle';
+import { clientOrderIdFor } from '../contracts/trade-ids';
 import { createLogger } from '../logging';
 import { sleep } from '../lib/sleep';
 import { scrapeMetrics, sumOf, type Sample } from '../metrics/scrape';
@@ -257,6 +260,9 @@ async function main(): Promise<number> {
     logger: createLogger('pipeline', { level: 'warn' }),
   });
   await rabbit.start();
+  // The broker the trade worker trades through (the simulated venue this job starts, unless BROKER says
+  // otherwise), read-only here: whether each trade still open rests on an order there (settle).
+  const venue = createBroker(cfg.broker, createLogger('pipeline', { level: 'warn' }));
   const t0 = Date.now();
   const startedAt = new Date(t0).toISOString();
   const thisRun = `WorkflowType="tradeWorkflow" AND TaskQueue="${cfg.temporal.taskQueue}" AND StartTime >= "${startedAt}"`;
@@ -336,7 +342,7 @@ async function main(): Promise<number> {
       if (code !== 0 && !interrupt.signal.aborted) throw new Error(`dataflow exited with code ${code}`);
     }
     if (values['keep-running'] && !interrupt.signal.aborted) {
-      await settle(client, openQuery, services, rabbit, interrupt.signal);
+      await settle({ client, openQuery, services, rabbit, venue }, interrupt.signal);
       await tick(true);
       await printSummary();
       say('services keep running (Ctrl-C to stop them in order)');
@@ -350,6 +356,7 @@ async function main(): Promise<number> {
   } finally {
     clearInterval(timer);
     for (const s of [...services.values()].reverse()) await stopService(s, 15_000);
+    await venue.close();
     await rabbit.close();
     await pool.end();
     await connection.close();
@@ -366,7 +373,7 @@ async function main(): Promise<number> {
     // The worker's own intake (the worker stops only once trades settle).
     else await intakeTookEverySignal(get('trade-worker'), get('quant'), stop);
     await drainAndStop(get('bar-store'), rabbit, STORE_BARS_QUEUE, stop);
-    if (!interrupt.signal.aborted) await settle(client, openQuery, services, rabbit, stop);
+    if (!interrupt.signal.aborted) await settle({ client, openQuery, services, rabbit, venue }, stop);
     if (!stop.aborted) await cancelOpen();
     await tick(true);
     await printSummary();
@@ -451,28 +458,70 @@ async function main(): Promise<number> {
   }
 }
 
+/** Bars the replay published, all confirmed by the broker: the sum of the dataflow's summary lines (one a round). */
+function replayedBars(dataflow: Service | undefined): number | undefined {
+  const rounds = (dataflow?.plain ?? []).map((l) => /^summary: round \d+: (\d+) bars/.exec(l)?.[1]).filter(Boolean);
+  return rounds.length ? rounds.reduce((n, x) => n + Number(x), 0) : undefined;
+}
+
+interface SettleContext {
+  client: Client;
+  openQuery: string;
+  services: Map<Role, Service>;
+  rabbit: RabbitConnection;
+  venue: Broker;
+}
+
 /**
- * Settled = no trade of this run is running, or the venue has consumed every bar and nothing changed for a few
- * seconds (an order after the last bar rests with nothing to fill against; `finish` cancels it).
+ * Why the open trades are not all at rest yet, or null when they are: the venue has matched every bar the
+ * replay published (it fills only against bars: docs/fill-model.md; nothing else moves an order but a cancel),
+ * and it holds each open trade's order open. Such an order can never fill: `finish` cancels it. A trade still on
+ * its way to the venue (risk, submit), or whose order the venue has completed while its workflow has not closed
+ * yet, is still working.
  */
-async function settle(
-  client: Client,
-  openQuery: string,
-  services: Map<Role, Service>,
-  rabbit: RabbitConnection,
-  stop: AbortSignal,
-): Promise<void> {
-  let last = -1;
-  let unchanged = 0;
-  for (let i = 0; i < 600 && !stop.aborted; i++) {
-    const { count } = await client.workflow.count(openQuery);
-    if (count === 0) return;
-    const venueIdle = (await queueDepth(rabbit, EXCHANGE_BARS_QUEUE).catch(() => 0)) === 0;
-    unchanged = count === last && venueIdle ? unchanged + 1 : 0;
-    last = count;
-    if (unchanged >= 8) return;
-    if (!services.get('trade-worker') || !running(services.get('trade-worker')!)) return;
-    await sleep(1000);
+async function stillWorking(ctx: SettleContext, open: readonly string[]): Promise<string | null> {
+  const { services, rabbit, venue } = ctx;
+  const published = replayedBars(services.get('dataflow'));
+  if (published === undefined) return 'the replay has not ended';
+  const sim = services.get('exchange-sim');
+  if (!sim || !running(sim)) return 'the venue is not running';
+  await refreshMetrics(sim);
+  const matched = sumOf(sim.metrics, 'sat_bars_received_total');
+  // A bar delivered but not yet matched is in the venue's prefetch, not in the ready count: both must agree.
+  if (matched < published || (await queueDepth(rabbit, EXCHANGE_BARS_QUEUE)) !== 0) {
+    return `the venue has matched ${matched} of the ${published} bars`;
+  }
+  for (const workflowId of open) {
+    const order = await venue.getOrderByClientOrderId(clientOrderIdFor(workflowId));
+    if (!order) return `${workflowId} has no order at the venue yet`;
+    if (isTradeComplete(order)) return `${workflowId}: its order is ${order.status} at the venue, its workflow closing`;
+  }
+  return null;
+}
+
+/**
+ * Settled: no trade of this run is running, or every one still running rests on an order no later bar can fill
+ * (stillWorking). Decided by what the services and the venue report, not by a quiet period (it used to wait for
+ * 8 s without change, on every run). Bounded: after `timeoutMs` it says what is still working and goes on
+ * (`finish` then cancels what is open).
+ */
+async function settle(ctx: SettleContext, stop: AbortSignal, timeoutMs = 300_000): Promise<void> {
+  const since = Date.now();
+  while (!stop.aborted) {
+    const open: string[] = [];
+    for await (const wf of ctx.client.workflow.list({ query: ctx.openQuery })) open.push(wf.workflowId);
+    if (open.length === 0) return;
+    const worker = ctx.services.get('trade-worker');
+    if (!worker || !running(worker)) return;
+    const why = await stillWorking(ctx, open).catch((err: unknown) =>
+      err instanceof Error ? err.message : String(err),
+    );
+    if (why === null) return;
+    if (Date.now() - since > timeoutMs) {
+      say(`${open.length} trade(s) still working after ${timeoutMs / 1000} s (${why}); going on`);
+      return;
+    }
+    await sleep(250);
   }
 }
 
