@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { ServiceRunner, type ServiceProcess } from '../../src/cli/service-runner';
+import { PRECOMPILED_DIR, precompileServices, precompiledScript } from '../../src/cli/precompiled-services';
 
 /**
  * The one child-process runner (npm start, bench:trades, the end-to-end tests) on real processes: Node scripts
@@ -143,6 +144,27 @@ describe('ServiceRunner', () => {
         // gone, as it should be
       }
     }
+  });
+
+  it('a service under src/ starts from its compiled copy while that is current, with the lifeline preloaded', async () => {
+    // What npm test and npm start build (dist/services/): rebuilt here so the copy is current whatever was edited
+    // since (the swap is atomic: parallel test files starting services meanwhile see the old or the new copy).
+    await precompileServices();
+    const script = path.resolve(__dirname, '../../src/workers/exchange-sim.ts');
+    const compiled = path.join(PRECOMPILED_DIR, 'workers/exchange-sim.js');
+    expect(precompiledScript(script)).toBe(compiled);
+    const svc = runner.start('compiled', { script, args: ['--help'] });
+    expect(await svc.exited).toBe(0);
+    expect(svc.output()).toContain('Usage: tsx src/workers/exchange-sim.ts');
+    const args = svc.child.spawnargs.slice(1);
+    expect(args).toEqual([
+      '--require',
+      path.resolve(__dirname, '../../src/lib/parent-lifeline.cjs'),
+      compiled,
+      '--help',
+    ]);
+    // Outside src/ (test fixtures) there is no compiled copy: those run from source with tsx.
+    expect(precompiledScript(path.resolve(__dirname, '../fixtures/processes/lifeline-parent.ts'))).toBeUndefined();
   });
 
   it('a graceful stop lets the leader exit on SIGTERM, then removes what it left behind in its group', async () => {
