@@ -39,6 +39,7 @@ import { postgresCheck, rabbitCheck, startOps, temporalCheck } from './ops';
 import { Client } from '@temporalio/client';
 import { openIntake, type RunningIntake } from './signal-intake';
 import { PREBUILT_BUNDLE, prebuiltBundleFresh } from './workflow-bundle';
+import { workflowTaskSlots } from './workflow-task-slots';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
@@ -140,7 +141,7 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: TradeWorker
       }),
       shutdownGraceTime: cfg.temporal.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: 200,
-      maxConcurrentWorkflowTaskExecutions: 40,
+      maxConcurrentWorkflowTaskExecutions: workflowTaskSlots(cfg.rabbitmq.intakeInWorker, cfg.rabbitmq.signalPrefetch),
       ...opts.workerOptions,
     });
     started.worker = worker;
