@@ -38,7 +38,8 @@ Options:
                         process for a --services-from checkout whose worker has no intake)
   --intakes N           signal-intake processes with --intake process (default 1)
   --workers N           trade-worker processes (default 1)
-  --worker-tuning K=V,… run the worker(s) with these Worker.create options overridden, e.g.
+  --worker-tuning K=V,… run the current code's worker(s) with these Worker.create options overridden (the
+                        baseline pass keeps its own worker as configured at its commit), e.g.
                         maxConcurrentWorkflowTaskExecutions=100,maxCachedWorkflows=2000 (default: product
                         settings); workflowTaskPollers=N / activityTaskPollers=N set the SDK's poller behaviors
                         (simple-maximum N: the SDK ignores maxConcurrentWorkflowTaskPolls)

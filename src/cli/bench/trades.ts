@@ -104,6 +104,9 @@ async function runPass(ctx: RunContext, code: CodeUnderTest, scope: RunScope): P
     servicesFrom: code.servicesFrom,
     ...(code.role === 'baseline' && ctx.opts.intake !== 'process' ? { intake: undefined } : {}),
     ...(code.role === 'baseline' ? { cpuProf: undefined } : {}),
+    // The tuned worker is this checkout's runTradeWorker: in the baseline pass it would replace the baseline's
+    // own worker with the current code. The baseline runs its own worker, as configured at its commit.
+    ...(code.role === 'baseline' ? { workerTuning: {} } : {}),
   };
   const logDir = path.join(opts.out, 'logs', ctx.stamp, code.role);
   const loadBefore = os.loadavg();
