@@ -69,6 +69,11 @@ const symbolLabels = (symbol: string) => ({ symbol });
 
 const noop = () => undefined;
 
+/** A bar's logger: the quant's, with the bar's correlation id, symbol and time. */
+function barLogger(log: Logger, bar: Bar): Logger {
+  return withCorrelation(log, bar.correlation_id, { symbol: bar.symbol, bar_ts: bar.timestamp });
+}
+
 export interface QuantStats {
   bars: number;
   signals: number;
@@ -237,19 +242,8 @@ export function startQuant(opts: QuantOptions): QuantHandle {
       return ctx.deadLetter(invalid);
     }
     let pubs: Promise<void>[] | undefined;
-    let last: Promise<void> | undefined;
-    const publishAll = (outs: readonly EngineOutcome[]) => {
-      for (const out of outs) {
-        if (out.kind === 'partial') return; // the same for every strategy
-        // A duplicate's remembered signal is re-published: its first publish may not have been confirmed.
-        const signal = out.kind === 'signal' || out.kind === 'duplicate' ? out.signal : null;
-        if (!signal) continue;
-        const confirmed = outbox(signal);
-        if (confirmed !== last) (pubs ??= []).push((last = confirmed)); // one promise per message it went into
-      }
-    };
-    if (single) publishAll(single);
-    else for (const outs of outcomes!) publishAll(outs);
+    if (single) pubs = publishOutcomes(single, pubs);
+    else for (const outs of outcomes!) pubs = publishOutcomes(outs, pubs);
     if (pubs === undefined) {
       // No signal: nothing of this message is waiting for the broker. Still count what the strategies said.
       record(bars, single, outcomes);
@@ -261,6 +255,27 @@ export function startQuant(opts: QuantOptions): QuantHandle {
     return inOrder(confirmed.then(() => record(bars, single, outcomes)));
   };
 
+  /**
+   * Queue the signals of one bar's outcomes (`outbox`), adding the promise of each message they go into to `pubs`
+   * once. A function of startQuant, not a closure per bar: under tsx (esbuild's keepNames) every named closure
+   * created costs a naming call, per bar here.
+   */
+  function publishOutcomes(
+    outs: readonly EngineOutcome[],
+    pubs: Promise<void>[] | undefined,
+  ): Promise<void>[] | undefined {
+    for (const out of outs) {
+      if (out.kind === 'partial') break; // the same for every strategy
+      // A duplicate's remembered signal is re-published: its first publish may not have been confirmed.
+      const signal = out.kind === 'signal' || out.kind === 'duplicate' ? out.signal : null;
+      if (!signal) continue;
+      const confirmed = outbox(signal);
+      if (pubs === undefined) pubs = [confirmed];
+      else if (pubs[pubs.length - 1] !== confirmed) pubs.push(confirmed); // one promise per message it went into
+    }
+    return pubs;
+  }
+
   /** Counters and log lines for one message's outcomes, once its signals are confirmed. */
   function record(
     bars: readonly Bar[],
@@ -271,10 +286,8 @@ export function startQuant(opts: QuantOptions): QuantHandle {
       const outs = single ?? outcomes![i]!;
       const bar = bars[i]!;
       // The per-bar logger (a pino child with the correlation id) only when something is logged: building one
-      // per bar cost more than the strategies (profiled).
+      // per bar cost more than the strategies (profiled). No closure per bar for it (see publishOutcomes).
       let blog: Logger | undefined;
-      const barLog = () =>
-        (blog ??= withCorrelation(log, bar.correlation_id, { symbol: bar.symbol, bar_ts: bar.timestamp }));
       barLoop: for (const out of outs) {
         switch (out.kind) {
           case 'none':
@@ -285,7 +298,8 @@ export function startQuant(opts: QuantOptions): QuantHandle {
             break barLoop; // the same for every strategy
           case 'stale':
             stats.stale++;
-            if (log.isLevelEnabled('debug')) barLog().debug('bar older than the remembered window; skipped');
+            if (log.isLevelEnabled('debug'))
+              (blog ??= barLogger(log, bar)).debug('bar older than the remembered window; skipped');
             break;
           case 'duplicate':
             stats.duplicates++;
@@ -293,14 +307,17 @@ export function startQuant(opts: QuantOptions): QuantHandle {
             // The remembered signal was re-published (its first publish may not have been confirmed). Same id.
             if (publishedHere.has(out.signal.signal_id)) {
               stats.republished++;
-              barLog().info({ signal_id: out.signal.signal_id }, 'redelivered bar: signal re-published');
+              (blog ??= barLogger(log, bar)).info(
+                { signal_id: out.signal.signal_id },
+                'redelivered bar: signal re-published',
+              );
             } else {
               // A bar warmed up from history before it was delivered, or a retried delivery whose signals were
               // not all confirmed the first time: its first confirmed publication here.
               remember(out.signal.signal_id);
               stats.signals++;
               signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
-              barLog().info(
+              (blog ??= barLogger(log, bar)).info(
                 { signal_id: out.signal.signal_id, strategy: out.signal.strategy },
                 'signal (bar seen before: warm-up or a retried delivery)',
               );
@@ -312,7 +329,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
             signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
             // The reason and indicator record are built when read (a strategy formats them lazily): only if logged.
             if (!log.isLevelEnabled('info')) break;
-            barLog().info(
+            (blog ??= barLogger(log, bar)).info(
               {
                 signal_id: out.signal.signal_id,
                 strategy: out.signal.strategy,
