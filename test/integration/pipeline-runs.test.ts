@@ -3,7 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
-import { EPHEMERAL_OPS_ENV } from '../../src/config';
+import { EPHEMERAL_OPS_ENV, parseEnv } from '../../src/config';
+import { loadBars } from '../../src/adapters/postgres/bars';
+import { atr } from '../../src/domain/indicators/atr';
+import { realizedVolatility } from '../../src/domain/indicators/realized-volatility';
+import { barsNeeded, riskLimits } from '../../src/domain/risk';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
 import { createPrivateVhost, dropPrivateVhost, freePort } from '../support/pipeline';
 import { devServerAddress, uniqueTaskQueue } from '../support/temporal';
@@ -198,6 +202,47 @@ describe('npm start: the whole chain, run again and again, stopped with Ctrl-C',
       const booked = ledger.rows.map((r) => `${r.client_order_id} ${Number(r.qty)} ${Number(r.price).toFixed(4)}`);
       expect(booked.sort()).toEqual(venue.sort());
     }
+  });
+
+  it('sizes trades by ATR from the bar store: a decision records the ATR and volatility of the stored bars', async () => {
+    // npm start runs the bar store beside the quant; RiskOps reads the stored bars of the signal's symbol. The first
+    // signals come before 15 bars exist and fall back to the 5 % stop; a later one must be sized by the ATR stop.
+    const run = runs[0]!;
+    type Row = {
+      symbol: string;
+      signal_at: Date;
+      result: { sizing: { method: string; atr: number; stopDistance: number } };
+      checks: Array<{ name: string; value: number | null; detail?: string }>;
+    };
+    const { rows } = await db.pool.query<Row>(
+      `SELECT symbol, signal_at, result, checks FROM risk_decisions
+        WHERE account_id = $1 AND result->'sizing'->>'method' = 'atr' ORDER BY signal_at`,
+      [run.account],
+    );
+    expect(rows.length, 'risk decisions sized by ATR').toBeGreaterThan(0);
+    const stored = await loadBars(db.pool, 'NVDA', '1d');
+    expect(stored).toHaveLength(70); // both runs replayed the same bars: stored once each
+    const limits = riskLimits(parseEnv(env).risk);
+    let volatilityApplied = 0;
+    for (const d of rows) {
+      // What RiskOps should have seen: the last barsNeeded stored bars up to the signal's bar.
+      const upTo = stored.filter((b) => Date.parse(b.timestamp) <= d.signal_at.getTime()).slice(-barsNeeded(limits));
+      const wantAtr = atr(upTo, limits.atrPeriod);
+      expect(wantAtr).not.toBeNull();
+      expect(d.result.sizing.atr).toBeCloseTo(wantAtr!, 9);
+      expect(d.result.sizing.stopDistance).toBeCloseTo(wantAtr! * limits.atrStopMultiple, 9);
+      const vol = realizedVolatility(upTo, limits.realizedVolWindow, {
+        session: 'equity',
+        minReturns: limits.realizedVolMinReturns,
+      });
+      const volCheck = d.checks.find((c) => c.name === 'extreme_volatility.realized');
+      if (vol === null) expect(volCheck?.detail ?? '').toMatch(/not applied/);
+      else {
+        expect(volCheck?.value).toBeCloseTo(vol, 6);
+        volatilityApplied++;
+      }
+    }
+    expect(volatilityApplied, 'decisions that applied the realised-volatility check').toBeGreaterThan(0);
   });
 
   it('lists the trades with `temporal workflow list --query Symbol="NVDA"`', async () => {
