@@ -1,8 +1,9 @@
 /**
  * Quant worker: consumes bars from `quant.bars`, runs every configured strategy (STRATEGY_TYPE, a list; several
- * side by side) per (symbol, interval), and publishes trade signals to `trade.signals`, each carrying its strategy.
+ * side by side) per (symbol, interval), and publishes trade signals to `trade.signals`, each carrying its strategy;
+ * the signals of the bars handled in one turn travel in one `signal_batch` message (QUANT_SIGNALS_PER_MESSAGE).
  *
- *   npm exec tsx src/workers/quant.ts -- [--prefetch 100]        (strategies and parameters: see .env.example)
+ *   npm exec tsx src/workers/quant.ts -- [--prefetch 1000]       (strategies and parameters: see .env.example)
  *
  * No loss, no duplicates (see docs/messaging.md):
  *  - a bar is acked only after every signal it produced is confirmed by the broker (ack-after-publish); if a
@@ -483,12 +484,14 @@ export function startQuant(opts: QuantOptions): QuantHandle {
 const USAGE = `Usage: tsx src/workers/quant.ts [options]
 
 Consumes bars from the RabbitMQ queue quant.bars, runs every configured strategy per symbol and publishes
-trade signals to the trade.signals exchange (routing key signal.<strategy>.<symbol>). Runs until SIGINT/SIGTERM.
+trade signals to the trade.signals exchange (routing key signal.<strategy>.<symbol>; the signals of one turn in
+one signal_batch message, routed signal.batch.<symbol>). Runs until SIGINT/SIGTERM.
 
 Strategies come from the configuration (environment or .env; see .env.example and docs/quant.md):
   STRATEGY_TYPE       comma-separated list of ${STRATEGY_NAMES.join(', ')}
                       (or the original's SYMBOL, MRM, ML, AGGREGATED); default sma-cross
   MA_SHORT, MA_LONG, USE_RSI_CONFIRMATION, RSI_*, MACD_*, BOLLINGER_*, MOMENTUM_*, MRM_*, ML_*: parameters
+  QUANT_SIGNALS_PER_MESSAGE  most signals in one message (a signal_batch; 1 = one message per signal); default 500
 
 Options:
   --prefetch <n>      un-acked bars in flight; default ${DEFAULT_QUANT_PREFETCH}
