@@ -27,6 +27,14 @@ export const ORDER_NOT_FOUND = 'OrderNotFound';
 const SUBMIT_DEADLINE_MARGIN_MS = 3_000;
 /** Consecutive "no such order" answers (a second apart) before an order counts as lost. */
 const NOT_FOUND_LIMIT = 15;
+/**
+ * A waiting follow heartbeats from this long after it started, not at once: every heartbeat the server receives
+ * is a write of the workflow's state (one more SQLite call on the dev server, the busiest process at
+ * saturation), and most follows see their order change well within it (the simulated venue fills at the next
+ * bar). Far inside the 10 s heartbeat timeout, so a dead worker is noticed as soon as before; a cancel reaching
+ * a follow in its first second waits for this first heartbeat (or the follow's own return) to be delivered.
+ */
+const FIRST_HEARTBEAT_AFTER_MS = 1000;
 
 export interface ExecutionDeps {
   pool: Pool;
@@ -309,7 +317,8 @@ export function createExecutionActivities(deps: ExecutionDeps) {
     async followOrder(input: FollowOrderInput): Promise<OrderProgress> {
       const ctx = Context.current();
       const signal = ctx.cancellationSignal;
-      const deadline = Date.now() + input.maxWaitMs;
+      const startedAt = Date.now();
+      const deadline = startedAt + input.maxWaitMs;
       broker.watchOrder(input.clientOrderId);
       let order: BrokerOrder | null = null;
       let misses = 0;
@@ -365,7 +374,9 @@ export function createExecutionActivities(deps: ExecutionDeps) {
           );
           return { order, fills, changed };
         }
-        ctx.heartbeat({ filledQty: order.filledQty, status: order.status, streamHealthy: broker.streamHealthy() });
+        if (Date.now() - startedAt >= FIRST_HEARTBEAT_AFTER_MS) {
+          ctx.heartbeat({ filledQty: order.filledQty, status: order.status, streamHealthy: broker.streamHealthy() });
+        }
         const ids = ordersOf(order).map((o) => o.clientOrderId);
         // Wake on the next update for the order or its legs; else re-check (no request) and heartbeat.
         await Promise.race([
