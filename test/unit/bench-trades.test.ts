@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { analysePhase, compactRecords, perTradeLine } from '../../src/cli/bench/analysis';
-import { CpuSampler, type ProcSnapshot } from '../../src/cli/bench/cpu';
+import { CpuSampler, findPidListeningOn, listeningInodes, type ProcSnapshot } from '../../src/cli/bench/cpu';
 import { EV, tradeTimes, type HistoryEventLike } from '../../src/cli/bench/histories';
 import type { PhaseResult, SignalRecord } from '../../src/cli/bench/load';
 import { parseOptions, pollerShorthands, type BenchOptions } from '../../src/cli/bench/options';
@@ -284,6 +284,23 @@ describe('bench:trades CPU sampling', () => {
     expect(
       CpuSampler.runQueue(snap(0, { temporal: 1e9, worker: 5e9 }), snap(2000, { temporal: 5.5e9, worker: 1e9 })),
     ).toEqual({ temporal: 2.25, worker: 0 });
+  });
+  it('the stack server by its port: listening sockets from /proc/net/tcp, and the process holding one', async () => {
+    const table =
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n' +
+      '   0: 0100007F:1628 00000000:0000 0A 00000000:00000000 00:00000000 00000000   106        0 31337 1 0\n' +
+      '   1: 0100007F:1628 0100007F:C350 01 00000000:00000000 00:00000000 00000000   106        0 4242 1 0\n' +
+      '   2: 0100007F:1629 00000000:0000 0A 00000000:00000000 00:00000000 00000000   106        0 777 1 0\n';
+    // 0x1628 = 5672: only the LISTEN row (0A), not the established connection to it, nor another port.
+    expect(listeningInodes(table, 5672)).toEqual(['31337']);
+    expect(listeningInodes(table, 5432)).toEqual([]);
+    const srv = http.createServer();
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    try {
+      expect(findPidListeningOn((srv.address() as AddressInfo).port)).toBe(process.pid);
+    } finally {
+      srv.close();
+    }
   });
   it('reads schedstat of this process: its own group has a run-queue count', () => {
     const s = new CpuSampler([{ name: 'self', roots: () => [process.pid] }]).snapshot();

@@ -81,6 +81,46 @@ export function findListenerPid(port: number): number | undefined {
   return undefined;
 }
 
+/**
+ * Socket inodes listening on a TCP port, from the text of /proc/net/tcp or /proc/net/tcp6 (pure): rows whose
+ * local address ends in the port (hex) and whose state is 0A (LISTEN).
+ */
+export function listeningInodes(procNetTcp: string, port: number): string[] {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const out: string[] = [];
+  for (const line of procNetTcp.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    if (f.length < 10 || f[3] !== '0A' || f[1]?.split(':')[1] !== hexPort) continue;
+    if (f[9] && f[9] !== '0') out.push(f[9]);
+  }
+  return out;
+}
+
+/** The process listening on a local TCP port (the one that holds the listening socket), if any. */
+export function findPidListeningOn(port: number): number | undefined {
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    try {
+      for (const i of listeningInodes(fs.readFileSync(file, 'utf8'), port)) inodes.add(`socket:[${i}]`);
+    } catch {
+      // no IPv6
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      for (const fd of fs.readdirSync(`/proc/${d}/fd`)) {
+        if (inodes.has(fs.readlinkSync(`/proc/${d}/fd/${fd}`))) return Number(d);
+      }
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return undefined;
+}
+
 export interface ProcSnapshot {
   at: number;
   /** busy / total jiffies of the whole machine. */

@@ -19,7 +19,7 @@ import { EXCHANGE_BARS_QUEUE } from '../../workers/exchange-sim';
 import { freePort, tsxCommand, type ServiceProcess, type ServiceRunner } from '../service-runner';
 import { sleep } from '../../lib/sleep';
 import { BENCH_APP_NAME, ROOT, say } from './constants';
-import { findPidByCmdline, readPidFile, type CpuGroup } from './cpu';
+import { findPidByCmdline, findPidListeningOn, readPidFile, type CpuGroup } from './cpu';
 import type { BenchOptions } from './options';
 import { RunRecord } from './run-record';
 import { findMetricsUrl } from './temporal-metrics';
@@ -351,9 +351,24 @@ export async function stopServices(scope: RunScope): Promise<void> {
 }
 
 /** The CPU groups measured from /proc during each phase. */
-export function cpuGroups(temporal: TemporalTarget, scope: RunScope, profile: 'dev' | 'cluster' = 'dev'): CpuGroup[] {
-  const stackPid = (pidFile: string, cmdline: RegExp) => () => {
-    const pid = readPidFile(path.join(ROOT, pidFile)) ?? findPidByCmdline(cmdline);
+export function cpuGroups(
+  temporal: TemporalTarget,
+  scope: RunScope,
+  profile: 'dev' | 'cluster' = 'dev',
+  ports: { postgres?: number; rabbitmq?: number } = {},
+): CpuGroup[] {
+  // The stack's pid file, else the process listening on the server's port (a worktree's .data has no pid files:
+  // the stack runs from the main checkout), else the first process that looks like one. The port comes before
+  // the look-alike: other agents' private RabbitMQ and PostgreSQL nodes look the same and were counted instead.
+  const cached = new Map<string, number>();
+  const stackPid = (pidFile: string, cmdline: RegExp, port?: number) => () => {
+    const known = cached.get(pidFile);
+    if (known !== undefined && fs.existsSync(`/proc/${known}`)) return [known];
+    const pid =
+      readPidFile(path.join(ROOT, pidFile)) ??
+      (port ? findPidListeningOn(port) : undefined) ??
+      findPidByCmdline(cmdline);
+    if (pid !== undefined) cached.set(pidFile, pid);
     return pid ? [pid] : [];
   };
   // The cluster profile's three RabbitMQ nodes (scripts/provision/rabbitmq-cluster.sh), counted as one group.
@@ -364,10 +379,11 @@ export function cpuGroups(temporal: TemporalTarget, scope: RunScope, profile: 'd
     { name: 'trade-worker', roots: () => pidsOf(scope, 'trade-worker'), threads: true },
     { name: 'signal-intake', roots: () => pidsOf(scope, 'signal-intake'), threads: true },
     { name: 'exchange-sim', roots: () => pidsOf(scope, 'exchange-sim'), threads: true },
-    { name: 'postgres', roots: stackPid('.data/postgres/postmaster.pid', /postgres -D|postmaster/) },
+    { name: 'postgres', roots: stackPid('.data/postgres/postmaster.pid', /postgres -D|postmaster/, ports.postgres) },
     {
       name: 'rabbitmq',
-      roots: profile === 'cluster' ? clusterNodes : stackPid('.data/rabbitmq/node.pid', /beam\.smp.*rabbit/),
+      roots:
+        profile === 'cluster' ? clusterNodes : stackPid('.data/rabbitmq/node.pid', /beam\.smp.*rabbit/, ports.rabbitmq),
     },
     { name: 'bench', roots: () => [process.pid] },
   ];

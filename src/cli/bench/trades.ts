@@ -113,7 +113,12 @@ async function runPass(ctx: RunContext, code: CodeUnderTest, scope: RunScope): P
   const run = await provisionRun(opts, cfg, temporal, scope);
   const { runId, taskQueue, db } = run;
   for (const pid of temporal.privatePid ? [temporal.privatePid] : []) run.record.addService(pid); // a killed run's
-  const sampler = new CpuSampler(cpuGroups(temporal, scope, opts.profile));
+  const sampler = new CpuSampler(
+    cpuGroups(temporal, scope, opts.profile, {
+      postgres: portOf(cfg.databaseUrl, 5432),
+      rabbitmq: portOf(cfg.rabbitmq.url, 5672),
+    }),
+  );
   // After a failure or Ctrl-C: end this pass's unfinished trades, so nothing of it lingers on the shared server
   // (their task queue has no worker any more and their database is gone). A complete pass has none.
   scope.defer(async () => {
@@ -343,6 +348,16 @@ async function main(argv: readonly string[]): Promise<number> {
 /** A pass counts as complete when every phase settled and nothing was lost. */
 function passed(j: BenchJson): boolean {
   return j.loss.zeroLoss && j.phases.every((p) => p.drained);
+}
+
+/** The TCP port of a server URL (its scheme's default when the URL names none); undefined if unparsable. */
+function portOf(url: string, defaultPort: number): number | undefined {
+  try {
+    const u = new URL(url);
+    return u.port ? Number(u.port) : defaultPort;
+  } catch {
+    return undefined;
+  }
 }
 
 if (require.main === module) {
