@@ -79,7 +79,7 @@ describe('bar store → RiskOps (real RabbitMQ, PostgreSQL, Temporal; quant and 
       workflow_id: string;
       symbol: string;
       signal_at: Date;
-      result: { sizing: { atr: number; stopDistance: number } };
+      result: { sizing: { atr: number; stopDistance: number; barsThrough: string } };
       checks: Array<{ name: string; value: number | null; detail?: string }>;
     };
     let decision: Row | undefined;
@@ -96,11 +96,15 @@ describe('bar store → RiskOps (real RabbitMQ, PostgreSQL, Temporal; quant and 
     expect(decision, 'a risk decision sized by ATR').toBeDefined();
     const d = decision!;
 
-    // Recompute from the file what RiskOps should have seen: the last barsNeeded bars up to the signal.
+    // Recompute from the file what RiskOps saw: the last barsNeeded bars up to the last stored one it read (the
+    // decision records it; the store may be a bar behind the quant), never after the signal's bar.
     const limits = riskLimits(parseEnv(h.env).risk);
+    const through = Date.parse(d.result.sizing.barsThrough);
+    expect(through).toBeLessThanOrEqual(d.signal_at.getTime());
     const upTo = replay.bars
-      .filter((b) => b.symbol === d.symbol && Date.parse(b.timestamp) <= d.signal_at.getTime())
+      .filter((b) => b.symbol === d.symbol && Date.parse(b.timestamp) <= through)
       .slice(-barsNeeded(limits));
+    expect(Date.parse(upTo.at(-1)!.timestamp)).toBe(through);
     const wantAtr = atr(upTo, limits.atrPeriod);
     expect(wantAtr).not.toBeNull();
     expect(d.result.sizing.atr).toBeCloseTo(wantAtr!, 9);

@@ -211,7 +211,7 @@ describe('npm start: the whole chain, run again and again, stopped with Ctrl-C',
     type Row = {
       symbol: string;
       signal_at: Date;
-      result: { sizing: { method: string; atr: number; stopDistance: number } };
+      result: { sizing: { method: string; atr: number; stopDistance: number; barsThrough: string } };
       checks: Array<{ name: string; value: number | null; detail?: string }>;
     };
     const { rows } = await db.pool.query<Row>(
@@ -225,8 +225,12 @@ describe('npm start: the whole chain, run again and again, stopped with Ctrl-C',
     const limits = riskLimits(parseEnv(env).risk);
     let volatilityApplied = 0;
     for (const d of rows) {
-      // What RiskOps should have seen: the last barsNeeded stored bars up to the signal's bar.
-      const upTo = stored.filter((b) => Date.parse(b.timestamp) <= d.signal_at.getTime()).slice(-barsNeeded(limits));
+      // What RiskOps saw: the last barsNeeded stored bars up to the last one it had (the decision records it; the
+      // store may be a bar behind the quant when it decides), which is never after the signal's bar.
+      const through = Date.parse(d.result.sizing.barsThrough);
+      expect(through).toBeLessThanOrEqual(d.signal_at.getTime());
+      expect(stored.some((b) => Date.parse(b.timestamp) === through)).toBe(true);
+      const upTo = stored.filter((b) => Date.parse(b.timestamp) <= through).slice(-barsNeeded(limits));
       const wantAtr = atr(upTo, limits.atrPeriod);
       expect(wantAtr).not.toBeNull();
       expect(d.result.sizing.atr).toBeCloseTo(wantAtr!, 9);

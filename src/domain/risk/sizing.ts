@@ -64,6 +64,7 @@ export function proposeSize(
     riskBudget,
     stopDistance,
     atr: barAtr,
+    barsThrough: symbolBars.length > 0 ? symbolBars[symbolBars.length - 1]!.timestamp : null,
     riskQty,
     hint,
     proposedQty: hint === null ? riskQty : Math.min(riskQty, hint),

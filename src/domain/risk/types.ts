@@ -62,6 +62,12 @@ export interface SizingResult {
   /** Dollars per share between entry and stop. */
   stopDistance: number;
   atr: number | null;
+  /**
+   * The bar time of the last bar of the signal's symbol that sizing saw (null without bars): what the ATR and the
+   * realised volatility are as of. Risk reads the bar store when it decides, and the store may be a bar behind the
+   * signal (npm start replays a bar every 25 ms); the record says which data it used.
+   */
+  barsThrough: string | null;
   /** floor(riskBudget / stopDistance). */
   riskQty: number;
   /** The signal's quantity hint (an upper bound), if any. */
