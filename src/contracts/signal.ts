@@ -82,18 +82,24 @@ export type TradeSignalInput = z.input<typeof TradeSignalSchema>;
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-/** Parse raw bytes or an object. Never throws: a bad message yields a reason for the dead-letter header. */
-export function parseTradeSignal(raw: Buffer | string | unknown): ParseResult<TradeSignal> {
-  let data: unknown = raw;
-  // Buffer does not exist in Temporal's workflow sandbox, which also uses this parser.
+/** Raw bytes or text decoded as JSON; anything else as it is. Buffer does not exist in Temporal's workflow
+ * sandbox, which also uses these parsers. */
+function decoded(raw: Buffer | string | unknown): ParseResult<unknown> {
   if ((typeof Buffer !== 'undefined' && Buffer.isBuffer(raw)) || typeof raw === 'string') {
     try {
-      data = JSON.parse(raw.toString());
+      return { ok: true, value: JSON.parse(raw.toString()) as unknown };
     } catch (err) {
       return { ok: false, reason: `invalid JSON: ${(err as Error).message}` };
     }
   }
-  const r = TradeSignalSchema.safeParse(data);
+  return { ok: true, value: raw };
+}
+
+/** Parse raw bytes or an object. Never throws: a bad message yields a reason for the dead-letter header. */
+export function parseTradeSignal(raw: Buffer | string | unknown): ParseResult<TradeSignal> {
+  const json = decoded(raw);
+  if (!json.ok) return json;
+  const r = TradeSignalSchema.safeParse(json.value);
   if (r.success) return { ok: true, value: r.data };
   return { ok: false, reason: formatZodError(r.error) };
 }
@@ -137,14 +143,9 @@ export function signalBatchBody(signals: readonly TradeSignalInput[]): {
  * Never throws.
  */
 export function parseSignalMessage(raw: Buffer | string | unknown): ParseResult<TradeSignal[]> {
-  let data: unknown = raw;
-  if ((typeof Buffer !== 'undefined' && Buffer.isBuffer(raw)) || typeof raw === 'string') {
-    try {
-      data = JSON.parse(raw.toString());
-    } catch (err) {
-      return { ok: false, reason: `invalid JSON: ${(err as Error).message}` };
-    }
-  }
+  const json = decoded(raw);
+  if (!json.ok) return json;
+  const data = json.value;
   if (typeof data === 'object' && data !== null && (data as { kind?: unknown }).kind === SIGNAL_BATCH_KIND) {
     const r = SignalBatchSchema.safeParse(data);
     return r.success ? { ok: true, value: r.data.signals } : { ok: false, reason: formatZodError(r.error) };
