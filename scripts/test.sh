@@ -14,11 +14,12 @@
 #      (SKIP_CHECKS=1 skips them for a quick loop);
 #   5. vitest run (--project <tier> for a tier); the slowest files are printed after it (scripts/vitest-file-times.mts);
 #   6. cluster/all: the cluster tier (test/cluster) on the cluster profile (scripts/stack-up.sh --cluster: the Temporal
-#      server on PostgreSQL, built with go install the first time, and a three-node RabbitMQ cluster), after the
-#      other tiers so its servers and faults never share the machine with them (run beside them, its load made
-#      timing-sensitive tests of the other tiers fail: a 500 ms client timeout in broker-alpaca-faults); its
-#      settings (TEMPORAL_ADDRESS, RABBITMQ_NODES, ...) are exported for that run only; servers it had to start
-#      are stopped on exit. Under `all` the unit tier (pure logic) runs beside it, not in step 5.
+#      server on PostgreSQL, built with go install the first time, and a three-node RabbitMQ cluster). Under `all`
+#      it starts in step 5's tail, once the last file of the other tiers has been handed to a worker (at most
+#      three short files still running), not beside the whole run (tried: its load made timing-sensitive tests of
+#      the other tiers fail, a 500 ms client timeout in broker-alpaca-faults); its output is printed after step
+#      5's. Its settings (TEMPORAL_ADDRESS, RABBITMQ_NODES, ...) are exported for that run only; servers it had to
+#      start are stopped on exit. Under `all` the unit tier (pure logic) runs beside it, not in step 5.
 # Exit code: vitest's if it failed, else 1 if typecheck or lint failed, else 0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -48,6 +49,7 @@ cleanup() {
   if [[ -n $bundle_job ]]; then wait "$bundle_job" 2>/dev/null || true; fi
   if [[ -n $cluster_job ]]; then wait "$cluster_job" 2>/dev/null || true; fi
   if [[ -n $unit_job ]]; then wait "$unit_job" 2>/dev/null || true; fi
+  if [[ -n ${main_job:-} ]]; then wait "$main_job" 2>/dev/null || true; fi
   # Checks still running when the run fails early: their result no longer matters.
   if [[ ${checks_started:-no} == yes ]]; then kill "$typecheck_job" "$lint_job" 2>/dev/null || true; fi
   stack_release || true
@@ -204,18 +206,36 @@ if [[ $cluster_wanted == yes ]]; then
   cluster_job=$!
 fi
 
+main_job=""
 case "$tier" in
   all)
     # With the cluster tier to come, the unit tier runs beside it instead (below).
     first_projects=(--project workflow --project provision --project integration)
-    [[ $cluster_wanted == yes ]] || first_projects=(--project unit "${first_projects[@]}")
-    run_vitest vitest-report.json "${first_projects[@]}" "${no_tests_ok[@]}" "$@"
+    if [[ $cluster_wanted == yes ]]; then
+      # In the background: the cluster tier starts in this run's tail, once its last file has been handed to a
+      # worker (the file-times reporter creates the marker then), instead of after its end.
+      tail_marker="$RUN/vitest-tail.$$"
+      rm -f "$tail_marker"
+      reports+=("$DATA/vitest-report.json")
+      (
+        export VITEST_TAIL_MARKER="$tail_marker"
+        vitest_rc=0
+        run_vitest vitest-report.json "${first_projects[@]}" "${no_tests_ok[@]}" "$@"
+        exit "$vitest_rc"
+      ) &
+      main_job=$!
+      while [[ ! -e $tail_marker ]] && kill -0 "$main_job" 2>/dev/null; do sleep 1; done
+      [[ -e $tail_marker ]] && log "── the other tiers' last file has started: the cluster tier starts beside their tail"
+    else
+      run_vitest vitest-report.json --project unit "${first_projects[@]}" "${no_tests_ok[@]}" "$@"
+    fi
     ;;
   cluster) run_vitest vitest-report-cluster.json --project cluster "$@" ;;
   *) run_vitest vitest-report.json --project "$tier" "$@" ;;
 esac
 
-# `all`: the cluster tier last, on the cluster profile (the dev stack stays up beside it until the end).
+# `all`: the cluster tier on the cluster profile, from the other tiers' tail on (the dev stack stays up beside it
+# until the end). Its output and the unit tier's are printed after the other tiers'.
 if [[ $cluster_wanted == yes ]]; then
   log "── cluster profile for the cluster tier"
   wait "$cluster_job" || {
@@ -236,17 +256,25 @@ if [[ $cluster_wanted == yes ]]; then
   unit_job=$!
   reports+=("$DATA/vitest-report-cluster.json" "$DATA/vitest-report-unit.json")
   # A subshell: the cluster profile's settings must not leak into anything after it.
+  cluster_rc=0
   (
     cluster_env
     vitest_rc=0
     run_vitest vitest-report-cluster.json --project cluster "${no_tests_ok[@]}" "$@"
     exit "$vitest_rc"
-  ) || vitest_rc=$?
+  ) >"$LOGS/cluster-tier.log" 2>&1 || cluster_rc=$?
+  if [[ -n $main_job ]]; then
+    wait "$main_job" || vitest_rc=$?
+    main_job=""
+  fi
   unit_rc=0
   wait "$unit_job" || unit_rc=$?
   unit_job=""
+  log "── the cluster tier (it started in the other tiers' tail; log $LOGS/cluster-tier.log)"
+  cat "$LOGS/cluster-tier.log"
   log "── the unit tier (it ran beside the cluster tier; log $LOGS/unit-tier.log)"
   cat "$LOGS/unit-tier.log"
+  ((vitest_rc != 0 || cluster_rc == 0)) || vitest_rc=$cluster_rc
   ((vitest_rc != 0 || unit_rc == 0)) || vitest_rc=$unit_rc
 fi
 

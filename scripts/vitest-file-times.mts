@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { Reporter, TestModule } from 'vitest/node';
+import type { Reporter, TestModule, TestSpecification } from 'vitest/node';
 
 /**
  * A vitest reporter for tuning `npm test`'s wall time: each test file's wall time in its worker, from the moment
@@ -7,6 +7,8 @@ import type { Reporter, TestModule } from 'vitest/node';
  * count, unlike the JSON report's per-file times (tests only). Written to FILE_TIMES_OUT (JSON, one row per file:
  * seconds from the start of the run) and the slowest files printed at the end of the run.
  *   vitest run --reporter=default --reporter=./scripts/vitest-file-times.mts
+ * With VITEST_TAIL_MARKER set, it also creates that file once the last file of the run has been handed to a worker
+ * (the run's tail: nothing is left queued): scripts/test.sh starts the cluster tier then.
  */
 interface Row {
   file: string;
@@ -21,10 +23,17 @@ export default class FileTimes implements Reporter {
   private readonly t0 = Date.now();
   private readonly started = new Map<string, number>();
   private readonly rows: Row[] = [];
+  private files = 0;
+
+  onTestRunStart(specifications: ReadonlyArray<TestSpecification>): void {
+    this.files = new Set(specifications.map((s) => s.moduleId)).size;
+  }
 
   onTestModuleQueued(m: TestModule): void {
     // Queued = handed to a worker (vitest queues a file when a worker slot takes it).
     this.started.set(m.moduleId, Date.now());
+    const marker = process.env.VITEST_TAIL_MARKER;
+    if (marker && this.files > 0 && this.started.size === this.files) fs.writeFileSync(marker, `${Date.now()}\n`);
   }
 
   onTestModuleEnd(m: TestModule): void {
