@@ -50,6 +50,7 @@ cleanup() {
   if [[ -n $cluster_job ]]; then wait "$cluster_job" 2>/dev/null || true; fi
   if [[ -n $unit_job ]]; then wait "$unit_job" 2>/dev/null || true; fi
   if [[ -n ${main_job:-} ]]; then wait "$main_job" 2>/dev/null || true; fi
+  rm -f "${tail_marker:-}"
   # Checks still running when the run fails early: their result no longer matters.
   if [[ ${checks_started:-no} == yes ]]; then kill "$typecheck_job" "$lint_job" 2>/dev/null || true; fi
   stack_release || true
