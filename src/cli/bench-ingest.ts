@@ -12,7 +12,7 @@
  * synthetic bars (seeded GBM), and counts bars/s from the first publish until the consumer has every bar. The
  * consumer also checks the count and uniqueness, so a figure is never printed for a run that lost or doubled a
  * bar. Both paths get a warm-up run (JIT) before the measured ones. The sequence bare, per-message, batched runs
- * `--rounds` times (default 3; then bare once more): each per-message run is compared with the bare runs either
+ * `--rounds` times (default 5; then bare once more): each per-message run is compared with the bare runs either
  * side of it, and the medians are printed, which is what makes a figure from a busy shared machine usable (one
  * round's ratio swung from 0.4 to 1.35 at load average 6-9).
  * Each mode also reports the CPU time this process spent per message, and, when the broker runs on this machine,
@@ -53,7 +53,7 @@ Options:
   --batch <n>      bars per message in the batched mode (default 100)
   --window <n>     unconfirmed messages in flight (default 256)
   --prefetch <n>   consumer prefetch (default 1000)
-  --rounds <n>     measured rounds of bare, per-message, batched (default 3); medians are printed
+  --rounds <n>     measured rounds of bare, per-message, batched (default 5); medians are printed
   -h, --help       this help
 `;
 
@@ -192,7 +192,7 @@ async function main(): Promise<void> {
       batch: { type: 'string', default: '100' },
       window: { type: 'string', default: '256' },
       prefetch: { type: 'string', default: '1000' },
-      rounds: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '5' },
       help: { type: 'boolean', short: 'h' },
     },
   });
