@@ -1,5 +1,3 @@
-import type { Message } from 'amqplib';
-import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -11,7 +9,6 @@ import {
   topologySetup,
   dlqName,
   signalBatchRoutingKey,
-  withChannel,
 } from '../../src/adapters/rabbitmq';
 import { signalBatchBody, type TradeSignalInput } from '../../src/contracts/signal';
 import { createLogger } from '../../src/logging';
@@ -19,6 +16,7 @@ import { startIntake, tradeStartOptions, type IntakeHandle } from '../../src/wor
 import { testSignal } from '../support/pipeline';
 import { connectDevServer, uniqueTaskQueue, type DevServer } from '../support/temporal';
 import { createPrivateVhost, type PrivateVhost } from '../support/vhost';
+import { drain, queueDepth, waitFor, workflowExists } from '../support/queues';
 
 /**
  * Intake reads the quant's batched form (`signal_batch`, contracts/signal.ts) against the real Temporal dev server
@@ -69,41 +67,6 @@ async function publishBatch(signals: readonly TradeSignalInput[], body: unknown 
   });
 }
 
-async function drain(queue: string, n: number, timeoutMs = 60_000): Promise<Message[]> {
-  const out: Message[] = [];
-  const deadline = Date.now() + timeoutMs;
-  await withChannel(rabbit.connection!, async (ch) => {
-    while (out.length < n && Date.now() < deadline) {
-      const m = await ch.get(queue, { noAck: true });
-      if (m) out.push(m);
-      else await new Promise((r) => setTimeout(r, 100));
-    }
-  });
-  return out;
-}
-
-async function queueDepth(queue: string): Promise<number> {
-  return withChannel(rabbit.connection!, async (ch) => (await ch.checkQueue(queue)).messageCount);
-}
-
-async function workflowExists(client: Client, id: string): Promise<boolean> {
-  try {
-    await client.workflow.getHandle(id).describe();
-    return true;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
-    throw err;
-  }
-}
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function runIntake(taskQueue: string, extra: Partial<Parameters<typeof startIntake>[0]> = {}): IntakeHandle {
   return startIntake({ rabbit, publisher, client: temporal.client, taskQueue, logger: log, prefetch: 8, ...extra });
 }
@@ -132,8 +95,8 @@ describe('intake: batched signals (real Temporal dev server, real RabbitMQ)', ()
       await waitFor('the re-published batches to be acked', () => intake.consumer.stats.acked === 4);
       expect(intake.stats).toMatchObject({ received: 12, started: 7, duplicates: 5, deadLettered: 0 });
       for (const s of more) expect(await workflowExists(temporal.client, `trade-${s.signal_id}`)).toBe(true);
-      expect(await queueDepth(INTAKE_SIGNALS_QUEUE)).toBe(0);
-      expect(await queueDepth(dlqName(INTAKE_SIGNALS_QUEUE))).toBe(0);
+      expect(await queueDepth(rabbit, INTAKE_SIGNALS_QUEUE)).toBe(0);
+      expect(await queueDepth(rabbit, dlqName(INTAKE_SIGNALS_QUEUE))).toBe(0);
     } finally {
       await intake.stop();
     }
@@ -146,7 +109,7 @@ describe('intake: batched signals (real Temporal dev server, real RabbitMQ)', ()
       const signals = [testSignal({ strategy: 'batch' }), testSignal({ strategy: 'batch', confidence: 2 })];
       const body = signalBatchBody(signals);
       await publishBatch(signals, body);
-      const [dead] = await drain(dlqName(INTAKE_SIGNALS_QUEUE), 1);
+      const [dead] = await drain(rabbit, dlqName(INTAKE_SIGNALS_QUEUE), 1);
       expect(dead).toBeDefined();
       expect(JSON.parse(dead!.content.toString())).toEqual(body);
       expect(String(dead!.properties.headers![REJECTION_REASON_HEADER])).toMatch(
@@ -173,7 +136,7 @@ describe('intake: batched signals (real Temporal dev server, real RabbitMQ)', ()
       started.push(...signals.map((s) => `trade-${s.signal_id}`));
       const body = signalBatchBody(signals);
       await publishBatch(signals, body);
-      const [dead] = await drain(dlqName(INTAKE_SIGNALS_QUEUE), 1);
+      const [dead] = await drain(rabbit, dlqName(INTAKE_SIGNALS_QUEUE), 1);
       expect(dead).toBeDefined();
       expect(JSON.parse(dead!.content.toString())).toEqual(body);
       const reason = String(dead!.properties.headers![REJECTION_REASON_HEADER]);
@@ -184,7 +147,7 @@ describe('intake: batched signals (real Temporal dev server, real RabbitMQ)', ()
         expect(await workflowExists(temporal.client, `trade-${s.signal_id}`), s.signal_id).toBe(i !== 2);
       expect(intake.stats).toMatchObject({ received: 4, started: 3, startRejected: 1, deadLettered: 1 });
       await waitFor('the original to be acked', () => intake.consumer.stats.acked === 1);
-      expect(await queueDepth(INTAKE_SIGNALS_QUEUE)).toBe(0);
+      expect(await queueDepth(rabbit, INTAKE_SIGNALS_QUEUE)).toBe(0);
     } finally {
       await intake.stop();
     }

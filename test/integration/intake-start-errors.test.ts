@@ -1,6 +1,5 @@
 import net from 'node:net';
-import type { Message } from 'amqplib';
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -12,7 +11,6 @@ import {
   topologySetup,
   dlqName,
   signalRoutingKey,
-  withChannel,
 } from '../../src/adapters/rabbitmq';
 import type { TradeSignalInput } from '../../src/contracts/signal';
 import { createLogger } from '../../src/logging';
@@ -20,6 +18,7 @@ import { startIntake, tradeStartOptions, type IntakeHandle } from '../../src/wor
 import { freePort, testSignal } from '../support/pipeline';
 import { connectDevServer, uniqueTaskQueue, type DevServer } from '../support/temporal';
 import { createPrivateVhost, type PrivateVhost } from '../support/vhost';
+import { drain, queueDepth, waitFor, workflowExists } from '../support/queues';
 
 /**
  * Intake sorts workflow-start errors by gRPC status (issue 8 §6), against the real Temporal dev server and real
@@ -74,42 +73,6 @@ async function publish(signal: TradeSignalInput): Promise<void> {
   });
 }
 
-/** Take `n` messages off a queue (acked), waiting up to `timeoutMs`. */
-async function drain(queue: string, n: number, timeoutMs = 60_000): Promise<Message[]> {
-  const out: Message[] = [];
-  const deadline = Date.now() + timeoutMs;
-  await withChannel(rabbit.connection!, async (ch) => {
-    while (out.length < n && Date.now() < deadline) {
-      const m = await ch.get(queue, { noAck: true });
-      if (m) out.push(m);
-      else await new Promise((r) => setTimeout(r, 100));
-    }
-  });
-  return out;
-}
-
-async function queueDepth(queue: string): Promise<number> {
-  return withChannel(rabbit.connection!, async (ch) => (await ch.checkQueue(queue)).messageCount);
-}
-
-async function workflowExists(client: Client, id: string): Promise<boolean> {
-  try {
-    await client.workflow.getHandle(id).describe();
-    return true;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
-    throw err;
-  }
-}
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function runIntake(client: Client, taskQueue: string, extra: Partial<Parameters<typeof startIntake>[0]> = {}) {
   return startIntake({ rabbit, publisher, client, taskQueue, logger: log, prefetch: PREFETCH, ...extra });
 }
@@ -142,7 +105,7 @@ describe('intake: workflow-start errors sorted by gRPC status (real Temporal dev
         () => intake.stats.started + intake.stats.startRejected === bad.length + good.length,
         180_000,
       );
-      const dead = await drain(dlqName(INTAKE_SIGNALS_QUEUE), bad.length);
+      const dead = await drain(rabbit, dlqName(INTAKE_SIGNALS_QUEUE), bad.length);
       expect(intake.stats).toMatchObject({
         started: good.length,
         startRejected: bad.length,
@@ -165,7 +128,7 @@ describe('intake: workflow-start errors sorted by gRPC status (real Temporal dev
         if (s.strategy === 'big-memo')
           expect(reason).toMatch(/^workflow start refused \(INVALID_ARGUMENT: .*size exceeds limit/i);
       }
-      expect(await queueDepth(INTAKE_SIGNALS_QUEUE)).toBe(0);
+      expect(await queueDepth(rabbit, INTAKE_SIGNALS_QUEUE)).toBe(0);
     } finally {
       await intake.stop();
     }
@@ -178,7 +141,7 @@ describe('intake: workflow-start errors sorted by gRPC status (real Temporal dev
       await intake.consumer.ready();
       const signals = Array.from({ length: PREFETCH + 2 }, () => testSignal({ strategy: 'ns' }));
       for (const s of signals) await publish(s);
-      const dead = await drain(dlqName(INTAKE_SIGNALS_QUEUE), signals.length);
+      const dead = await drain(rabbit, dlqName(INTAKE_SIGNALS_QUEUE), signals.length);
       expect(dead).toHaveLength(signals.length);
       for (const m of dead) {
         expect(m.properties.headers![REJECTION_REASON_HEADER]).toBe(
@@ -219,7 +182,7 @@ describe('intake: workflow-start errors sorted by gRPC status (real Temporal dev
       await waitFor('the held signals to be started', () => intake.stats.started === signals.length, 90_000);
       for (const s of signals) expect(await workflowExists(temporal.client, `trade-${s.signal_id}`)).toBe(true);
       expect(intake.stats.deadLettered).toBe(0);
-      expect(await queueDepth(dlqName(INTAKE_SIGNALS_QUEUE))).toBe(0);
+      expect(await queueDepth(rabbit, dlqName(INTAKE_SIGNALS_QUEUE))).toBe(0);
     } finally {
       await intake.stop();
       await connection.close().catch(() => undefined);
