@@ -4,11 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBars } from '../../src/adapters/postgres/bars';
 import { findReplayFile, loadReplay, mergeByTime } from '../../src/adapters/marketdata/replay';
 import { parseEnv } from '../../src/config';
-import { atr } from '../../src/domain/indicators/atr';
-import { realizedVolatility } from '../../src/domain/indicators/realized-volatility';
-import { barsNeeded, riskLimits } from '../../src/domain/risk';
+import { riskLimits } from '../../src/domain/risk';
 import { replayBars } from '../../src/services/bar-publishing';
 import { PipelineHarness } from '../support/pipeline';
+import { expectSizedFromBars, type AtrSizedDecision } from '../support/risk-decisions';
 
 /**
  * The bar store feeds RiskOps in the running pipeline: the watchlist replay (NVDA and ORCL from
@@ -75,17 +74,10 @@ describe('bar store → RiskOps (real RabbitMQ, PostgreSQL, Temporal; quant and 
 
     // A risk decision sized by the ATR stop from stored bars (the quant's first signals come before 15 bars
     // exist; those fall back to the 5 % stop, later ones must not).
-    type Row = {
-      workflow_id: string;
-      symbol: string;
-      signal_at: Date;
-      result: { sizing: { atr: number; stopDistance: number; barsThrough: string } };
-      checks: Array<{ name: string; value: number | null; detail?: string }>;
-    };
-    let decision: Row | undefined;
+    let decision: AtrSizedDecision | undefined;
     const until = Date.now() + 120_000;
     while (!decision && Date.now() < until) {
-      const { rows } = await h.db.pool.query<Row>(
+      const { rows } = await h.db.pool.query<AtrSizedDecision>(
         `SELECT workflow_id, symbol, signal_at, result, checks FROM risk_decisions
           WHERE result->'sizing'->>'method' = 'atr' AND symbol = ANY($1) ORDER BY signal_at LIMIT 1`,
         [Object.values(alias)],
@@ -99,23 +91,7 @@ describe('bar store → RiskOps (real RabbitMQ, PostgreSQL, Temporal; quant and 
     // Recompute from the file what RiskOps saw: the last barsNeeded bars up to the last stored one it read (the
     // decision records it; the store may be a bar behind the quant), never after the signal's bar.
     const limits = riskLimits(parseEnv(h.env).risk);
-    const through = Date.parse(d.result.sizing.barsThrough);
-    expect(through).toBeLessThanOrEqual(d.signal_at.getTime());
-    const upTo = replay.bars
-      .filter((b) => b.symbol === d.symbol && Date.parse(b.timestamp) <= through)
-      .slice(-barsNeeded(limits));
-    expect(Date.parse(upTo.at(-1)!.timestamp)).toBe(through);
-    const wantAtr = atr(upTo, limits.atrPeriod);
-    expect(wantAtr).not.toBeNull();
-    expect(d.result.sizing.atr).toBeCloseTo(wantAtr!, 9);
-    expect(d.result.sizing.stopDistance).toBeCloseTo(wantAtr! * limits.atrStopMultiple, 9);
-    const vol = realizedVolatility(upTo, limits.realizedVolWindow, {
-      session: 'equity',
-      minReturns: limits.realizedVolMinReturns,
-    });
-    expect(vol).not.toBeNull();
-    const volCheck = d.checks.find((c) => c.name === 'extreme_volatility.realized');
-    expect(volCheck?.value).toBeCloseTo(vol!, 6);
-    expect(volCheck?.detail ?? '').not.toMatch(/not applied/);
+    const ofSymbol = replay.bars.filter((b) => b.symbol === d.symbol);
+    expect(expectSizedFromBars(d, ofSymbol, limits), 'the realised-volatility check applied').toBe(true);
   }, 240_000);
 });

@@ -5,10 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { EPHEMERAL_OPS_ENV, parseEnv } from '../../src/config';
 import { loadBars } from '../../src/adapters/postgres/bars';
-import { atr } from '../../src/domain/indicators/atr';
-import { realizedVolatility } from '../../src/domain/indicators/realized-volatility';
-import { barsNeeded, riskLimits } from '../../src/domain/risk';
+import { riskLimits } from '../../src/domain/risk';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
+import { expectSizedFromBars, type AtrSizedDecision } from '../support/risk-decisions';
 import { createPrivateVhost, dropPrivateVhost, freePort } from '../support/pipeline';
 import { devServerAddress, uniqueTaskQueue } from '../support/temporal';
 
@@ -208,13 +207,7 @@ describe('npm start: the whole chain, run again and again, stopped with Ctrl-C',
     // npm start runs the bar store beside the quant; RiskOps reads the stored bars of the signal's symbol. The first
     // signals come before 15 bars exist and fall back to the 5 % stop; a later one must be sized by the ATR stop.
     const run = runs[0]!;
-    type Row = {
-      symbol: string;
-      signal_at: Date;
-      result: { sizing: { method: string; atr: number; stopDistance: number; barsThrough: string } };
-      checks: Array<{ name: string; value: number | null; detail?: string }>;
-    };
-    const { rows } = await db.pool.query<Row>(
+    const { rows } = await db.pool.query<AtrSizedDecision>(
       `SELECT symbol, signal_at, result, checks FROM risk_decisions
         WHERE account_id = $1 AND result->'sizing'->>'method' = 'atr' ORDER BY signal_at`,
       [run.account],
@@ -224,28 +217,7 @@ describe('npm start: the whole chain, run again and again, stopped with Ctrl-C',
     expect(stored).toHaveLength(70); // both runs replayed the same bars: stored once each
     const limits = riskLimits(parseEnv(env).risk);
     let volatilityApplied = 0;
-    for (const d of rows) {
-      // What RiskOps saw: the last barsNeeded stored bars up to the last one it had (the decision records it; the
-      // store may be a bar behind the quant when it decides), which is never after the signal's bar.
-      const through = Date.parse(d.result.sizing.barsThrough);
-      expect(through).toBeLessThanOrEqual(d.signal_at.getTime());
-      expect(stored.some((b) => Date.parse(b.timestamp) === through)).toBe(true);
-      const upTo = stored.filter((b) => Date.parse(b.timestamp) <= through).slice(-barsNeeded(limits));
-      const wantAtr = atr(upTo, limits.atrPeriod);
-      expect(wantAtr).not.toBeNull();
-      expect(d.result.sizing.atr).toBeCloseTo(wantAtr!, 9);
-      expect(d.result.sizing.stopDistance).toBeCloseTo(wantAtr! * limits.atrStopMultiple, 9);
-      const vol = realizedVolatility(upTo, limits.realizedVolWindow, {
-        session: 'equity',
-        minReturns: limits.realizedVolMinReturns,
-      });
-      const volCheck = d.checks.find((c) => c.name === 'extreme_volatility.realized');
-      if (vol === null) expect(volCheck?.detail ?? '').toMatch(/not applied/);
-      else {
-        expect(volCheck?.value).toBeCloseTo(vol, 6);
-        volatilityApplied++;
-      }
-    }
+    for (const d of rows) if (expectSizedFromBars(d, stored, limits)) volatilityApplied++;
     expect(volatilityApplied, 'decisions that applied the realised-volatility check').toBeGreaterThan(0);
   });
 
