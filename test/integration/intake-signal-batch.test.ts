@@ -6,7 +6,6 @@ import {
   RabbitConnection,
   REJECTION_REASON_HEADER,
   TRADE_SIGNALS_EXCHANGE,
-  topologySetup,
   dlqName,
   signalBatchRoutingKey,
 } from '../../src/adapters/rabbitmq';
@@ -14,8 +13,8 @@ import { signalBatchBody, type TradeSignalInput } from '../../src/contracts/sign
 import { createLogger } from '../../src/logging';
 import { startIntake, tradeStartOptions, type IntakeHandle } from '../../src/workers/signal-intake';
 import { testSignal } from '../support/pipeline';
-import { connectDevServer, uniqueTaskQueue, type DevServer } from '../support/temporal';
-import { createPrivateVhost, type PrivateVhost } from '../support/vhost';
+import { uniqueTaskQueue, type DevServer } from '../support/temporal';
+import { openIntakeRig, type IntakeRig } from '../support/intake-rig';
 import { drain, queueDepth, waitFor, workflowExists } from '../support/queues';
 
 /**
@@ -28,36 +27,19 @@ import { drain, queueDepth, waitFor, workflowExists } from '../support/queues';
 const log = createLogger('test-intake-batch', { level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const UNREGISTERED = defineSearchAttributeKey('SatNoSuchAttribute', 'KEYWORD');
 
-let vh: PrivateVhost;
 let rabbit: RabbitConnection;
 let publisher: ConfirmPublisher;
 let temporal: DevServer;
-const started: string[] = [];
+let rig: IntakeRig | undefined;
+let started: string[] = [];
 
 beforeAll(async () => {
-  vh = await createPrivateVhost('sat-intake-batch');
-  temporal = await connectDevServer();
-  rabbit = new RabbitConnection({
-    url: vh.url,
-    name: 'test-intake-batch',
-    logger: log,
-    setup: topologySetup(vh.config.rabbitmq),
-  });
-  publisher = new ConfirmPublisher(rabbit, { logger: log });
-  await rabbit.start();
+  rig = await openIntakeRig('intake-batch', log);
+  ({ rabbit, publisher, temporal, started } = rig);
 });
 
 afterAll(async () => {
-  for (const id of started) {
-    await temporal.client.workflow
-      .getHandle(id)
-      .terminate('test cleanup')
-      .catch(() => undefined);
-  }
-  await publisher?.close();
-  await rabbit?.close();
-  await temporal?.close();
-  await vh?.drop();
+  await rig?.close();
 });
 
 async function publishBatch(signals: readonly TradeSignalInput[], body: unknown = signalBatchBody(signals)) {

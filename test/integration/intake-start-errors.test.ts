@@ -8,7 +8,6 @@ import {
   RabbitConnection,
   REJECTION_REASON_HEADER,
   TRADE_SIGNALS_EXCHANGE,
-  topologySetup,
   dlqName,
   signalRoutingKey,
 } from '../../src/adapters/rabbitmq';
@@ -16,8 +15,8 @@ import type { TradeSignalInput } from '../../src/contracts/signal';
 import { createLogger } from '../../src/logging';
 import { startIntake, tradeStartOptions, type IntakeHandle } from '../../src/workers/signal-intake';
 import { freePort, testSignal } from '../support/pipeline';
-import { connectDevServer, uniqueTaskQueue, type DevServer } from '../support/temporal';
-import { createPrivateVhost, type PrivateVhost } from '../support/vhost';
+import { uniqueTaskQueue, type DevServer } from '../support/temporal';
+import { openIntakeRig, type IntakeRig } from '../support/intake-rig';
 import { drain, queueDepth, waitFor, workflowExists } from '../support/queues';
 
 /**
@@ -34,36 +33,19 @@ const log = createLogger('test-intake-errors', { level: process.env.TEST_LOG_LEV
 const UNREGISTERED = defineSearchAttributeKey('SatNoSuchAttribute', 'KEYWORD');
 const PREFETCH = 8;
 
-let vh: PrivateVhost;
 let rabbit: RabbitConnection;
 let publisher: ConfirmPublisher;
 let temporal: DevServer;
-const started: string[] = [];
+let rig: IntakeRig | undefined;
+let started: string[] = [];
 
 beforeAll(async () => {
-  vh = await createPrivateVhost('sat-intake');
-  temporal = await connectDevServer();
-  rabbit = new RabbitConnection({
-    url: vh.url,
-    name: 'test-intake-errors',
-    logger: log,
-    setup: topologySetup(vh.config.rabbitmq),
-  });
-  publisher = new ConfirmPublisher(rabbit, { logger: log });
-  await rabbit.start();
+  rig = await openIntakeRig('intake-errors', log);
+  ({ rabbit, publisher, temporal, started } = rig);
 });
 
 afterAll(async () => {
-  for (const id of started) {
-    await temporal.client.workflow
-      .getHandle(id)
-      .terminate('test cleanup')
-      .catch(() => undefined);
-  }
-  await publisher?.close();
-  await rabbit?.close();
-  await temporal?.close();
-  await vh?.drop();
+  await rig?.close();
 });
 
 async function publish(signal: TradeSignalInput): Promise<void> {
