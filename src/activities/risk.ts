@@ -1,8 +1,9 @@
+import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import type { OhlcvBar } from '../contracts/bar';
 import type { TradeSignal } from '../contracts/signal';
 import { ensureAccount, evaluateAndReserve } from '../adapters/postgres/risk-store';
-import { barsNeeded, type RiskDecision, type RiskLimits } from '../domain/risk';
+import { BAR_WAIT_ATTEMPTS, BarStoreBehindError, barsNeeded, type RiskDecision, type RiskLimits } from '../domain/risk';
 import { withCorrelation, type Logger } from '../logging';
 import { tradesFinished } from '../metrics';
 
@@ -55,30 +56,45 @@ export function createRiskActivities(deps: RiskActivityDeps) {
       await ensureReady();
 
       // Bars up to the signal's time only: a replayed signal must not size on bars from its future. Read in the
-      // evaluation's first round trip (evaluateAndReserve) unless the caller brought them.
+      // evaluation's first round trip (evaluateAndReserve) unless the caller brought them. The signal's time is
+      // its bar's: the first attempts wait (by failing, for the retry policy) while the store is a bar or so
+      // behind it (domain/risk/bar-lag.ts); the last decides on what is stored, and records which bar that was.
+      const attempt = attemptOfThisCall();
       const loadBars =
         input.market?.recentBars === undefined && typeof signal?.symbol === 'string' && signal.symbol !== ''
           ? {
               symbol: signal.symbol,
               count: barsNeeded(limits),
               ...(typeof signal.created_at === 'string' && !Number.isNaN(Date.parse(signal.created_at))
-                ? { asOf: signal.created_at }
+                ? { asOf: signal.created_at, awaitSignalBar: attempt <= BAR_WAIT_ATTEMPTS }
                 : {}),
             }
           : undefined;
 
-      const { decision, replayed } = await evaluateAndReserve(pool, {
-        workflowId,
-        signal,
-        market: {
-          ...(input.market?.vix !== undefined ? { vix: input.market.vix } : {}),
-          recentBars: input.market?.recentBars ?? [],
-        },
-        limits,
-        accountId,
-        now: new Date(),
-        ...(loadBars ? { recentBars: loadBars } : {}),
-      });
+      let evaluated;
+      try {
+        evaluated = await evaluateAndReserve(pool, {
+          workflowId,
+          signal,
+          market: {
+            ...(input.market?.vix !== undefined ? { vix: input.market.vix } : {}),
+            recentBars: input.market?.recentBars ?? [],
+          },
+          limits,
+          accountId,
+          now: new Date(),
+          ...(loadBars ? { recentBars: loadBars } : {}),
+        });
+      } catch (err) {
+        if (err instanceof BarStoreBehindError) {
+          log.info(
+            { stored_through: err.storedThrough, signal_bar: err.signalBar, attempt, waits: BAR_WAIT_ATTEMPTS },
+            "risk waits for the signal's bar: the bar store is behind",
+          );
+        }
+        throw err;
+      }
+      const { decision, replayed } = evaluated;
 
       const failed = decision.checks.find((c) => !c.passed);
       log.info(
@@ -103,3 +119,15 @@ export function createRiskActivities(deps: RiskActivityDeps) {
 }
 
 export type RiskActivities = ReturnType<typeof createRiskActivities>;
+
+/**
+ * This call's attempt number under Temporal's retry policy. Outside an activity (a script or a test calling the
+ * function directly) nothing would retry a failure, so the call counts as the last attempt: it never waits.
+ */
+function attemptOfThisCall(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}

@@ -25,6 +25,14 @@ export const UtcInstantSchema = z
 export const BAR_INTERVAL_PATTERN = /^[1-9]\d{0,3}[smhdw]$/;
 export const BarIntervalSchema = z.string().regex(BAR_INTERVAL_PATTERN, 'an interval like 1m, 5m, 1h, 1d');
 
+const INTERVAL_UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+
+/** The length of a bar interval (`5m` → 300,000 ms); null for anything that is not one. */
+export function barIntervalMs(interval: string): number | null {
+  if (!BAR_INTERVAL_PATTERN.test(interval)) return null;
+  return Number(interval.slice(0, -1)) * INTERVAL_UNIT_MS[interval.slice(-1) as keyof typeof INTERVAL_UNIT_MS];
+}
+
 function isRealInstant(s: string): boolean {
   // The forms our bars carry, every field in range and a day of month up to 28: a real instant by construction,
   // without formatting it back (that was half the cost of validating a bar). Property-tested against the

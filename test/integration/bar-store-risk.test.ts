@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadBars } from '../../src/adapters/postgres/bars';
+import { loadBars, upsertBars } from '../../src/adapters/postgres/bars';
 import { findReplayFile, loadReplay, mergeByTime } from '../../src/adapters/marketdata/replay';
 import { parseEnv } from '../../src/config';
 import { riskLimits } from '../../src/domain/risk';
 import { replayBars } from '../../src/services/bar-publishing';
-import { PipelineHarness } from '../support/pipeline';
+import { PipelineHarness, testSignal } from '../support/pipeline';
+import { logEvents } from '../support/faults';
 import { expectSizedFromBars, type AtrSizedDecision } from '../support/risk-decisions';
 
 /**
@@ -94,4 +95,51 @@ describe('bar store → RiskOps (real RabbitMQ, PostgreSQL, Temporal; quant and 
     const ofSymbol = replay.bars.filter((b) => b.symbol === d.symbol);
     expect(expectSizedFromBars(d, ofSymbol, limits), 'the realised-volatility check applied').toBe(true);
   }, 240_000);
+
+  it("waits for the signal's own bar when the store is a bar behind, and sizes on it once stored", async () => {
+    // A symbol of this test's own with 40 real NVDA bars stored, and a signal on the 41st before the store has it:
+    // the bar-store process lagging the quant. RiskOps must wait (its retry policy, on the real worker and
+    // Temporal) and size on the 41st bar, stored a second later, not on the 40th.
+    const symbol = `W${randomBytes(3)
+      .toString('hex')
+      .toUpperCase()
+      .replace(/[0-9]/g, (c) => 'GHIJKLMNOP'[Number(c)]!)}`;
+    const { bars } = await loadReplay(await findReplayFile(DATA, 'NVDA'), symbol, { from: '2013-03-01', count: 41 });
+    const signalBar = bars.at(-1)!;
+    await upsertBars(h.db.pool, bars.slice(0, -1));
+
+    const signal = testSignal({ symbol, price: signalBar.close, created_at: signalBar.timestamp });
+    await h.publishSignal(signal);
+    const decided = async () =>
+      (
+        await h.db.pool.query<AtrSizedDecision>(
+          `SELECT symbol, signal_at, result, checks FROM risk_decisions WHERE signal_id = $1`,
+          [signal.signal_id],
+        )
+      ).rows[0];
+    // Store the bar once RiskOps has looked for it and said it waits (its first attempt); the waits then leave
+    // 3.5 s before it would decide without the bar.
+    const workflowId = `trade-${signal.signal_id}`;
+    const waited = () =>
+      logEvents(h, 'trade-worker', "risk waits for the signal's bar: the bar store is behind").filter(
+        (e) => e.workflow_id === workflowId,
+      );
+    const until0 = Date.now() + 60_000;
+    while (waited().length === 0 && Date.now() < until0) await new Promise((r) => setTimeout(r, 50));
+    expect(waited()[0], 'RiskOps waited for the missing bar').toMatchObject({
+      stored_through: bars.at(-2)!.timestamp,
+      signal_bar: signalBar.timestamp,
+      attempt: 1,
+    });
+    expect(await decided(), "no decision while the signal's bar is missing").toBeUndefined();
+    await upsertBars(h.db.pool, [signalBar]);
+
+    let d: AtrSizedDecision | undefined;
+    const until = Date.now() + 60_000;
+    while (!(d = await decided()) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    expect(d, 'a risk decision for the signal').toBeDefined();
+    expect(d!.result.sizing.barsThrough).toBe(signalBar.timestamp);
+    const limits = riskLimits(parseEnv(h.env).risk);
+    expectSizedFromBars(d!, bars, limits);
+  }, 120_000);
 });

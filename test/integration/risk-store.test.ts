@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import type { Pool } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRiskActivities } from '../../src/activities/risk';
 import type { TradeSignal } from '../../src/contracts/signal';
 import {
@@ -16,7 +17,13 @@ import {
 } from '../../src/adapters/postgres/risk-store';
 import { releaseReservation } from '../../src/adapters/postgres/ledger';
 import { countRoundTrips, createPool } from '../../src/adapters/postgres/pool';
-import { DEFAULT_RISK_LIMITS, evaluate, type RiskLimits } from '../../src/domain/risk';
+import {
+  BAR_WAIT_ATTEMPTS,
+  BarStoreBehindError,
+  DEFAULT_RISK_LIMITS,
+  evaluate,
+  type RiskLimits,
+} from '../../src/domain/risk';
 import { createLogger } from '../../src/logging';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
 
@@ -460,6 +467,70 @@ describe('loadRecentBars and the risk activity', () => {
     await releaseReservation(db.pool, `trade-${sig.signal_id}`);
     await releaseReservation(db.pool, `trade-${next.signal_id}`);
     expect((await heldReservations(accountId)).count).toBe(0);
+  });
+});
+
+describe("the risk activity waits for the signal's bar", () => {
+  it('fails its first attempts (writing nothing) while the store is a bar behind, decides on the last, and never waits for a far bar', async () => {
+    const day = (i: number) => new Date(Date.UTC(2024, 11, 1 + i)).toISOString();
+    const insert = (i: number) =>
+      db.pool.query(
+        `INSERT INTO market_bars (symbol, interval, ts, open, high, low, close, volume, source)
+         VALUES ('LAGS', '1d', $1, 100, $2, 98, 100, 1000, 'test')`,
+        [day(i), 102 + (i % 3)],
+      );
+    for (let i = 0; i < 20; i++) await insert(i);
+    const accountId = `acct-lag-${++seq}`;
+    const acts = createRiskActivities({
+      pool: pipelinedPool,
+      limits: LIMITS,
+      accountId,
+      startingCash: 100_000,
+      logger: quietLogger,
+    });
+    const attempt = (n: number, sig: ReturnType<typeof tradeSignal>) =>
+      new MockActivityEnvironment({ attempt: n }).run(acts.evaluateRisk, {
+        workflowId: `trade-${sig.signal_id}`,
+        signal: sig as TradeSignal,
+      });
+    const written = async (workflowId: string) => {
+      const r = await db.pool.query<{ decisions: string; trades: string; reservations: string }>(
+        `SELECT (SELECT count(*) FROM risk_decisions WHERE workflow_id = $1)::text AS decisions,
+                (SELECT count(*) FROM trades WHERE workflow_id = $1)::text AS trades,
+                (SELECT count(*) FROM reservations WHERE workflow_id = $1)::text AS reservations`,
+        [workflowId],
+      );
+      return r.rows[0];
+    };
+
+    // The store holds days 0-19; a signal on day 20 (the next bar) waits on every attempt up to the cap.
+    const late = tradeSignal({ symbol: 'LAGS', created_at: day(20), order: { quantity_hint: 5 } });
+    for (let n = 1; n <= BAR_WAIT_ATTEMPTS; n++) {
+      const err = await attempt(n, late).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BarStoreBehindError);
+      expect(err).toMatchObject({ symbol: 'LAGS', signalBar: day(20), storedThrough: day(19) });
+    }
+    expect(await written(`trade-${late.signal_id}`)).toEqual({ decisions: '0', trades: '0', reservations: '0' });
+    // The last attempt decides on what is stored, and says so.
+    const decided = await attempt(BAR_WAIT_ATTEMPTS + 1, late);
+    expect(decided).toMatchObject({ decision: 'APPROVED', sizing: { method: 'atr', barsThrough: day(19) } });
+    expect(await written(`trade-${late.signal_id}`)).toEqual({ decisions: '1', trades: '1', reservations: '1' });
+
+    // Once the bar is stored the first attempt decides on it.
+    await insert(20);
+    const onTime = tradeSignal({ symbol: 'LAGS', created_at: day(20), order: { quantity_hint: 5 } });
+    expect(await attempt(1, onTime)).toMatchObject({ sizing: { method: 'atr', barsThrough: day(20) } });
+
+    // A signal 10 bars past the newest stored bar is not a bar behind: it is decided at once, on what there is.
+    const far = tradeSignal({ symbol: 'LAGS', created_at: day(31), order: { quantity_hint: 5 } });
+    expect(await attempt(1, far)).toMatchObject({ sizing: { method: 'atr', barsThrough: day(20) } });
+    // Called outside an activity (no retry to wait with), it never waits.
+    const direct = tradeSignal({ symbol: 'LAGS', created_at: day(21), order: { quantity_hint: 5 } });
+    await expect(
+      acts.evaluateRisk({ workflowId: `trade-${direct.signal_id}`, signal: direct as TradeSignal }),
+    ).resolves.toMatchObject({
+      sizing: { barsThrough: day(20) },
+    });
   });
 });
 

@@ -15,6 +15,7 @@ import {
   type TradingState,
 } from '../../domain/risk';
 import { portfolioEquity, unrealizedPnl } from '../../domain/portfolio';
+import { BarStoreBehindError, barStoreBehind } from '../../domain/risk/bar-lag';
 import {
   accountExists,
   holdReservationStatement,
@@ -210,7 +211,16 @@ export interface EvaluateAndReserveInput {
    * Read the symbol's last `count` bars up to `asOf` (loadRecentBars) in the evaluation's first round trip, before
    * the lock, and give them to the engine as market.recentBars.
    */
-  recentBars?: { symbol: string; count: number; asOf?: string };
+  recentBars?: {
+    symbol: string;
+    count: number;
+    asOf?: string;
+    /**
+     * `asOf` is the signal's own bar: when the store is a few bars behind it (domain/risk/bar-lag.ts), throw
+     * BarStoreBehindError and write nothing, so the caller can retry once the bar is stored.
+     */
+    awaitSignalBar?: boolean;
+  };
 }
 
 export interface EvaluateAndReserveResult {
@@ -267,8 +277,14 @@ export async function evaluateAndReserve(
       const portfolio = portfolioFromResult(snapshot!, accountId, snapshotOptions);
       if (!portfolio) throw new Error(`risk: account "${accountId}" does not exist (ensureAccount first)`);
 
-      const market =
-        bars && barsRead ? { ...input.market, recentBars: recentBarsFromResult(barsRead, bars.symbol) } : input.market;
+      const storedBars = bars && barsRead ? recentBarsFromResult(barsRead, bars.symbol) : undefined;
+      if (bars?.awaitSignalBar && bars.asOf !== undefined && storedBars) {
+        const storedThrough = storedBars.at(-1)?.timestamp ?? null;
+        if (barStoreBehind(storedThrough, recentBarsInterval(barsRead!), bars.asOf)) {
+          throw new BarStoreBehindError(bars.symbol, bars.asOf, storedThrough!);
+        }
+      }
+      const market = storedBars ? { ...input.market, recentBars: storedBars } : input.market;
       const decision = evaluate(input.signal, portfolio, market ?? {}, limits);
 
       const signalId = str(raw.signal_id) ?? workflowId;
@@ -466,7 +482,7 @@ export async function loadRecentBars(
 /** loadRecentBars' statement, for a batch (read its answer with recentBarsFromResult). */
 function recentBarsQuery(symbol: string, count: number, asOf?: string | Date): Statement {
   return {
-    text: `SELECT ts, open::text, high::text, low::text, close::text, volume::text FROM market_bars
+    text: `SELECT ts, interval, open::text, high::text, low::text, close::text, volume::text FROM market_bars
       WHERE symbol = $1
         AND ($3::timestamptz IS NULL OR ts <= $3::timestamptz)
         AND interval = (SELECT interval FROM market_bars WHERE symbol = $1 AND ($3::timestamptz IS NULL OR ts <= $3::timestamptz)
@@ -474,6 +490,11 @@ function recentBarsQuery(symbol: string, count: number, asOf?: string | Date): S
       ORDER BY ts DESC LIMIT $2`,
     values: [symbol, count, asOf ?? null],
   };
+}
+
+/** The interval of the bars recentBarsQuery read (one interval by construction), null when it read none. */
+function recentBarsInterval(r: QueryResult): string | null {
+  return (r.rows[0] as { interval?: string } | undefined)?.interval ?? null;
 }
 
 function recentBarsFromResult(r: QueryResult, symbol: string): OhlcvBar[] {

@@ -15,6 +15,7 @@ export type { SizingProposal } from './sizing';
 export { validateRiskSignal } from './signal';
 export type { RiskSignal, SignalValidation } from './signal';
 export { ASSET_CLASSES, TRADING_STATES, signalKey } from './types';
+export { BAR_STORE_BEHIND_MAX_BARS, BAR_WAIT_ATTEMPTS, BarStoreBehindError, barStoreBehind } from './bar-lag';
 export type {
   AssetClass,
   MarketContext,

@@ -64,8 +64,9 @@ export interface SizingResult {
   atr: number | null;
   /**
    * The bar time of the last bar of the signal's symbol that sizing saw (null without bars): what the ATR and the
-   * realised volatility are as of. Risk reads the bar store when it decides, and the store may be a bar behind the
-   * signal (npm start replays a bar every 25 ms); the record says which data it used.
+   * realised volatility are as of. Risk reads the bar store when it decides; it waits a few seconds for the
+   * signal's own bar when the store is a bar or so behind (bar-lag.ts), then decides on what is stored, so the
+   * record says which data it used.
    */
   barsThrough: string | null;
   /** floor(riskBudget / stopDistance). */

@@ -1,0 +1,46 @@
+import { barIntervalMs } from '../../contracts/bar';
+
+/**
+ * Risk sizes a trade on the bar store (the ATR stop, realised volatility), while the signal comes from the quant,
+ * which reads the same bars off RabbitMQ. The two race: the quant can signal on a bar before the store's writer
+ * has committed it, and a decision taken then sizes on the bar before. That decision is still recorded with the
+ * bar it used (`sizing.barsThrough`), but it is not the bar the strategy saw.
+ *
+ * So risk waits for the signal's own bar, boundedly: when the store holds the symbol's bars up to a few bars
+ * before the signal's but not that one, the store is behind and the evaluation fails with BarStoreBehindError
+ * (nothing is written), to be retried by the activity's retry policy (durable backoff, no sleep of ours). After
+ * BAR_WAIT_ATTEMPTS it decides on what the store has. A signal far from any stored bar (a trade started by hand,
+ * a symbol the feed does not carry) is not waited for: that bar is not on its way.
+ */
+
+/** A signal's bar more than this many bar intervals after the store's newest is not "a bar behind". */
+export const BAR_STORE_BEHIND_MAX_BARS = 5;
+
+/**
+ * The attempts that wait for the signal's bar; the next decides with what the store holds. With risk's retry
+ * policy (0.5 s, doubling) the three waits add up to 3.5 s, far more than the store's writer needs to commit a
+ * bar it has received.
+ */
+export const BAR_WAIT_ATTEMPTS = 3;
+
+export class BarStoreBehindError extends Error {
+  override readonly name = 'BarStoreBehindError';
+  constructor(
+    readonly symbol: string,
+    readonly signalBar: string,
+    readonly storedThrough: string,
+  ) {
+    super(`the bar store has ${symbol} through ${storedThrough}, not yet the signal's bar ${signalBar}`);
+  }
+}
+
+/**
+ * Whether the store is behind the signal: its newest bar of the symbol (in `interval`) is before the signal's bar
+ * by no more than BAR_STORE_BEHIND_MAX_BARS intervals.
+ */
+export function barStoreBehind(storedThrough: string | null, interval: string | null, signalBar: string): boolean {
+  if (storedThrough === null || interval === null) return false;
+  const step = barIntervalMs(interval);
+  const gap = Date.parse(signalBar) - Date.parse(storedThrough);
+  return step !== null && Number.isFinite(gap) && gap > 0 && gap <= BAR_STORE_BEHIND_MAX_BARS * step;
+}
