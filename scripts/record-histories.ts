@@ -3,8 +3,8 @@
  *
  *   tsx scripts/record-histories.ts [--out DIR] [--only NAME[,NAME…]] [--workflows PATH]
  *
- * Each scenario runs the real tradeWorkflow (the current src/workflows bundle) on Temporal's time-skipping test
- * server against a scripted in-memory broker (the same mock activities as test/workflow/trade-workflow.test.ts),
+ * Each scenario runs the real trade workflow (the current src/workflows bundle, as the type signal intake starts)
+ * on Temporal's time-skipping test server against a scripted in-memory broker (the same mock activities as test/workflow/trade-workflow.test.ts),
  * checks that the trade ended the way the scenario intends, and writes `handle.fetchHistory()` as the JSON that
  * `historyFromJSON` / `Worker.runReplayHistories` read (the format of `temporal workflow show --output json`).
  * test/workflow/replay.test.ts replays every file in the directory against the current workflow code, so a
@@ -36,9 +36,9 @@ import {
 } from '@temporalio/worker';
 import type { TradeSignal } from '../src/contracts/signal';
 import type { RiskDecision } from '../src/domain/risk';
-import type { tradeWorkflow } from '../src/workflows';
+import type { tradeWorkflowV2 } from '../src/workflows';
 import { tradeStartOptions } from '../src/workers/signal-intake';
-import { SEARCH_ATTRIBUTES, type TradeStatus } from '../src/workflows/shared';
+import { SEARCH_ATTRIBUTES, TRADE_WORKFLOW_TYPE, type TradeStatus } from '../src/workflows/shared';
 import { sleep } from '../src/lib/sleep';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -209,7 +209,7 @@ export const FIXTURES: Fixture[] = [
   },
   {
     name: 'partial-fill-tif-expiry',
-    description: 'limit day order fills 40/100, the time-in-force timer fires, the remainder is cancelled',
+    description: 'limit day order fills 40/100, the time-in-force deadline passes, the remainder is cancelled',
     signal: signal('partial-fill-tif-expiry', { order: { type: 'limit', limit_price: 101, time_in_force: 'day' } }),
     // Time skipping does not jump while activities keep running, so the deadline is short and real.
     deadlineMs: 3_000,
@@ -304,7 +304,7 @@ async function recordFixture(bundle: WorkflowBundleWithSourceMap, f: Fixture, ti
     });
     const run = async (): Promise<string> => {
       // Started exactly as signal intake starts a trade (id, memo, search attributes, summary).
-      const handle = await env.client.workflow.start<typeof tradeWorkflow>('tradeWorkflow', {
+      const handle = await env.client.workflow.start<typeof tradeWorkflowV2>(TRADE_WORKFLOW_TYPE, {
         ...tradeStartOptions(f.signal, taskQueue),
         args: [{ signal: f.signal, ...(f.deadlineMs ? { deadlineMs: f.deadlineMs } : {}) }],
       });

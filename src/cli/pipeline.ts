@@ -3,7 +3,7 @@
  * and the simulated exchange, with no API keys.
  *
  *   exchange-sim   simulated venue (Alpaca v2 wire) fed by bars
- *   trade-worker   tradeWorkflow + RiskOps/ExecConnect/ledger activities, and the signal intake:
+ *   trade-worker   the trade workflow + RiskOps/ExecConnect/ledger activities, and the signal intake:
  *                  trade_signals → one workflow per signal, started eagerly (INTAKE_IN_WORKER, default true)
  *   signal-intake  the intake as its own process instead, only with INTAKE_IN_WORKER=false
  *   bar-store      bars → market_bars (RiskOps reads realised volatility and ATR from it)
@@ -40,6 +40,7 @@ import { createLogger } from '../logging';
 import { sleep } from '../lib/sleep';
 import { scrapeMetrics, sumOf, type Sample } from '../metrics/scrape';
 import { EXCHANGE_BARS_QUEUE } from '../workers/exchange-sim';
+import { TRADE_WORKFLOW_TYPE } from '../workflows/shared';
 import { ServiceRunner, type ServiceProcess } from './service-runner';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -265,7 +266,7 @@ async function main(): Promise<number> {
   const venue = createBroker(cfg.broker, createLogger('pipeline', { level: 'warn' }));
   const t0 = Date.now();
   const startedAt = new Date(t0).toISOString();
-  const thisRun = `WorkflowType="tradeWorkflow" AND TaskQueue="${cfg.temporal.taskQueue}" AND StartTime >= "${startedAt}"`;
+  const thisRun = `WorkflowType="${TRADE_WORKFLOW_TYPE}" AND TaskQueue="${cfg.temporal.taskQueue}" AND StartTime >= "${startedAt}"`;
   const openQuery = `${thisRun} AND ExecutionStatus="Running"`;
 
   // First Ctrl-C: stop the replay and finish in order. Second: stop everything now.

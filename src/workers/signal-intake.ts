@@ -43,8 +43,8 @@ import {
 } from '../adapters/rabbitmq';
 import { backoffDelay } from '../lib/backoff';
 import { sleep } from '../lib/sleep';
-import { SA_SIDE, SA_STRATEGY, SA_SYMBOL, SA_TRADE_STATUS } from '../workflows/shared';
-import type { tradeWorkflow } from '../workflows/trade';
+import { SA_SIDE, SA_STRATEGY, SA_SYMBOL, SA_TRADE_STATUS, TRADE_WORKFLOW_TYPE } from '../workflows/shared';
+import type { tradeWorkflowV2 } from '../workflows/trade';
 import { signalsReceived } from '../metrics';
 import { rabbitCheck, startOps, temporalCheck } from './ops';
 
@@ -99,7 +99,7 @@ export function tradeStartOptions(signal: TradeSignal, taskQueue: string) {
   return {
     taskQueue,
     workflowId: tradeWorkflowId(signal.signal_id),
-    args: [{ signal }] as Parameters<typeof tradeWorkflow>,
+    args: [{ signal }] as Parameters<typeof tradeWorkflowV2>,
     // A trade id is used once, ever: not even a failed trade may be re-run by a redelivered message.
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     workflowIdConflictPolicy: 'FAIL' as const,
@@ -271,7 +271,7 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
     const start = opts.startOptions?.(signal, opts.taskQueue) ?? tradeStartOptions(signal, opts.taskQueue);
     for (let attempt = 0; ; attempt++) {
       try {
-        const handle = await opts.client.workflow.start('tradeWorkflow', start);
+        const handle = await opts.client.workflow.start<typeof tradeWorkflowV2>(TRADE_WORKFLOW_TYPE, start);
         stats.started++;
         if (handle.eagerlyStarted) stats.eagerStarts++;
         signalsReceived.inc({ outcome: 'started' });
@@ -374,7 +374,7 @@ export function openIntake(
 
 const USAGE = `Usage: tsx src/workers/signal-intake.ts [--prefetch N]
 
-Consumes trade signals from the RabbitMQ queue intake.signals and starts one tradeWorkflow per signal
+Consumes trade signals from the RabbitMQ queue intake.signals and starts one tradeWorkflowV2 per signal
 (workflow id trade-<signal_id>; a message is one signal or a signal_batch) on the Temporal task queue
 TEMPORAL_TASK_QUEUE. Malformed signals, and signals whose start Temporal refuses for good (unknown namespace, unregistered search attribute, payload too large,
 permission denied), go to intake.signals.dlq with the reason in the x-rejection-reason header; a start that

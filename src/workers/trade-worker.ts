@@ -1,5 +1,5 @@
 /**
- * Trade worker: runs tradeWorkflow and its activities (RiskOps, ExecConnect, ledger) on the Temporal task
+ * Trade worker: runs the trade workflow (tradeWorkflowV2; tradeWorkflow for trades started before it) and its activities (RiskOps, ExecConnect, ledger) on the Temporal task
  * queue TEMPORAL_TASK_QUEUE.
  *
  *   tsx src/workers/trade-worker.ts

@@ -1,2 +1,2 @@
 // Everything the worker registers as workflow code. Deterministic sandbox: no I/O imports here.
-export { tradeWorkflow, statusQuery } from './trade';
+export { tradeWorkflowV2, tradeWorkflow, statusQuery } from './trade';

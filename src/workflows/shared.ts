@@ -2,6 +2,12 @@ import { defineSearchAttributeKey } from '@temporalio/common';
 import type { TradePhase } from '../domain/trade-lifecycle';
 
 /**
+ * The workflow type signal intake starts a trade as (src/workflows/trade.ts). Trades started before it run as
+ * `tradeWorkflow` until they end; a search for all trades says `WorkflowType IN ("tradeWorkflowV2", "tradeWorkflow")`.
+ */
+export const TRADE_WORKFLOW_TYPE = 'tradeWorkflowV2';
+
+/**
  * Search attributes the trade workflow keeps current, so Web UI users can filter trades, e.g.
  * `TradeStatus="FILLED" AND Symbol="NVDA"`. scripts/stack-up.sh registers them on the dev server.
  */

@@ -31,14 +31,24 @@ export const LEAN_TRADE_PATH = 'trade-path-lean';
  */
 export const FINALIZE_JOINS_FOLLOW = 'finalize-joins-follow';
 
+/**
+ * Which command sequence a trade runs. `current` (workflow type tradeWorkflowV2): the lean path and the
+ * follow that closes the trade, unconditionally, and the time-in-force deadline checked on the workflow's clock
+ * between follows instead of by a timer; no `patched()` call, so no marker and no `TemporalChangeVersion` upsert.
+ * `patched` (type tradeWorkflow, trades started before it): each patch decided by `patched()`, as recorded.
+ */
+export type TradeSequence = 'current' | 'patched';
+
 /** Everything one trade knows. */
 export interface TradeState {
   readonly workflowId: string;
   readonly signal: TradeSignal;
   /** The broker's idempotency key: derived from the workflow id, the same on every retry and restart. */
   readonly clientOrderId: string;
-  /** Started after the trade-path-lean patch. */
+  /** Started after the trade-path-lean patch (always, for the `current` sequence). */
   readonly lean: boolean;
+  /** The `current` sequence: no patch markers; the deadline is not a timer (trade-steps.ts, the follow loop). */
+  readonly current: boolean;
   /** What the `status` query answers and the workflow returns; the steps keep it current. */
   readonly status: TradeStatus;
   /** The TradeStatus search attribute's value (the lean path skips upserting an unchanged value). */
@@ -49,14 +59,14 @@ export interface TradeState {
   readonly known: Record<string, KnownOrderState>;
   /** What risk approved, set by `planOrder`: the order and its time-in-force deadline, fixed once. */
   plan: { request: OrderRequest; deadlineMs: number; deadlineAt: number } | null;
-  /** Past the finalize-joins-follow patch; null until the first follow asks (`patched()` is called there). */
+  /** Past the finalize-joins-follow patch; null until the first follow asks (`patched()` is called there, on the `patched` sequence). */
   followCloses: boolean | null;
   /** The outcome a follow already closed the trade with in the ledger (finalize-joins-follow), if one did. */
   closedAs: TradeOutcome | null;
 }
 
 /** The trade as it starts: the status it reports, and the search attributes the Web UI filters on. */
-export function openTrade(signal: TradeSignal): TradeState {
+export function openTrade(signal: TradeSignal, sequence: TradeSequence): TradeState {
   const { workflowId } = workflowInfo();
   const clientOrderId = clientOrderIdFor(workflowId);
   const status: TradeStatus = {
@@ -77,7 +87,8 @@ export function openTrade(signal: TradeSignal): TradeState {
     reason: null,
     legs: [],
   };
-  const lean = patched(LEAN_TRADE_PATH);
+  const current = sequence === 'current';
+  const lean = current || patched(LEAN_TRADE_PATH);
   const preset = workflowInfo().typedSearchAttributes;
   // Signal intake sets these on the start request; a trade started by hand may lack them.
   if (!lean || !preset.get(SA_SYMBOL) || !preset.get(SA_SIDE) || !preset.get(SA_STRATEGY)) {
@@ -92,12 +103,13 @@ export function openTrade(signal: TradeSignal): TradeState {
     signal,
     clientOrderId,
     lean,
+    current,
     status,
     searchablePhase: lean ? preset.get(SA_TRADE_STATUS) : undefined,
     order: null,
     known: {},
     plan: null,
-    followCloses: null,
+    followCloses: current ? true : null,
     closedAs: null,
   };
 }

@@ -130,29 +130,36 @@ export async function submitOrder(t: TradeState): Promise<SubmitOutcome> {
 
 /**
  * Follow the order until the broker reports it complete or its time-in-force deadline passes; returns
- * whether it completed. The deadline is a durable timer: it survives worker restarts and fires on time even
- * if no worker is running. Each follow is bounded by the time left, so the loop notices the deadline without
- * cancelling an activity that may be completing at that very moment.
+ * whether it completed. Each follow is bounded by the time left, so the loop notices the deadline without
+ * cancelling an activity that may be completing at that very moment: the follow returns by the deadline (a
+ * retried attempt within FOLLOW_WAIT_MS of it), and the next workflow task's clock is past it.
+ *
+ * The `patched` sequence also races a durable timer for the deadline; it adds nothing the bounded follows do not
+ * (the loop only reads it between follows, and a timer cannot cancel an order with no worker running), but costs
+ * a timer task and a history event per trade, so the `current` sequence has none.
  */
 export async function followUntilCompleteOrDeadline(t: TradeState): Promise<boolean> {
   const { request, deadlineAt } = planned(t);
   let current = t.order!;
   let deadlineReached = false;
-  const deadlineTimer = sleep(Math.max(0, deadlineAt - Date.now()), {
-    summary: `time-in-force deadline (${request.timeInForce})`,
-  }).then(
-    () => {
-      deadlineReached = true;
-    },
-    (err: unknown) => {
-      if (!isCancellation(err)) throw err;
-    },
-  );
+  const deadlineTimer = t.current
+    ? null
+    : sleep(Math.max(0, deadlineAt - Date.now()), {
+        summary: `time-in-force deadline (${request.timeInForce})`,
+      }).then(
+        () => {
+          deadlineReached = true;
+        },
+        (err: unknown) => {
+          if (!isCancellation(err)) throw err;
+        },
+      );
 
   while (!isTradeComplete(current) && !deadlineReached) {
     const remaining = deadlineAt - Date.now();
     if (remaining <= 0) {
-      await Promise.race([deadlineTimer, condition(() => deadlineReached)]);
+      if (deadlineTimer) await Promise.race([deadlineTimer, condition(() => deadlineReached)]);
+      else deadlineReached = true;
       await throwIfCancelled();
       continue;
     }

@@ -16,7 +16,7 @@ import {
   submitOrder,
   throwIfCancelled,
 } from './trade-steps';
-import { invalidSignal, openTrade } from './trade-state';
+import { invalidSignal, openTrade, type TradeSequence } from './trade-state';
 
 export interface TradeWorkflowInput {
   signal: TradeSignal;
@@ -27,17 +27,35 @@ export interface TradeWorkflowInput {
 export const statusQuery = defineQuery<TradeStatus>('status');
 
 /**
+ * The trade workflow type signal intake starts (`TRADE_WORKFLOW_TYPE`). The current command sequence with no
+ * `patched()` branch: a new type needs no patch marker to tell new runs from old histories, so a trade costs
+ * neither the markers nor the `TemporalChangeVersion` upserts the SDK adds for each `patched()` call, and the
+ * time-in-force deadline needs no timer (docs/workflow-versioning.md, "Workflow types").
+ */
+export async function tradeWorkflowV2(input: TradeWorkflowInput): Promise<TradeStatus> {
+  return runTrade(input, 'current');
+}
+
+/**
+ * The type every trade started before tradeWorkflowV2 runs as: kept so that those trades, and their histories,
+ * replay with their own `patched()` branches until none is running (then remove it and its fixtures).
+ */
+export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeStatus> {
+  return runTrade(input, 'patched');
+}
+
+/**
  * One trade, from signal to a settled ledger: risk → submit → follow fills until complete or the
  * time-in-force deadline → the end, booked, with the risk reservation released. Cancellable from the
  * CLI/UI: cancellation cancels the open broker order and keeps any partial fill. The steps are in
  * trade-steps.ts; their order is the trade's command sequence (replayed by test/workflow/replay.test.ts).
  */
-export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeStatus> {
+async function runTrade(input: TradeWorkflowInput, sequence: TradeSequence): Promise<TradeStatus> {
   // A trade started by hand (temporal CLI) skips intake's validation: a bad signal ends
   // REJECTED/invalid_signal instead of failing workflow tasks forever.
   const parsed = parseTradeSignal(input?.signal);
   if (!parsed.ok) return invalidSignal(input?.signal, parsed.reason);
-  const trade = openTrade(parsed.value);
+  const trade = openTrade(parsed.value, sequence);
   setHandler(statusQuery, () => trade.status);
 
   // Risk first. Nothing has reached the broker yet; a stale signal (risk unreachable for two minutes)

@@ -53,7 +53,7 @@ const COMMANDS = {
     [
       `temporal workflow start \\`,
       `  --address ${p.address} \\`,
-      `  --type tradeWorkflow \\`,
+      `  --type tradeWorkflowV2 \\`,
       `  --task-queue ${p.taskQueue} \\`,
       `  --workflow-id ${workflowIdOf(p)} \\`,
       `  --id-reuse-policy RejectDuplicate \\`,
@@ -65,7 +65,7 @@ const COMMANDS = {
     [
       `temporal workflow start \\`,
       `  --address ${p.address} \\`,
-      `  --type tradeWorkflow \\`,
+      `  --type tradeWorkflowV2 \\`,
       `  --task-queue ${p.taskQueue} \\`,
       `  --workflow-id ${workflowIdOf(p)} \\`,
       `  --id-reuse-policy RejectDuplicate \\`,
@@ -94,13 +94,13 @@ const COMMANDS = {
 
 /** Visibility queries the doc offers as Web UI saved views / `list --query` filters (each runs on the server). */
 const SAVED_VIEWS = [
-  'WorkflowType="tradeWorkflow" AND ExecutionStatus="Running"',
+  'WorkflowType IN ("tradeWorkflowV2", "tradeWorkflow") AND ExecutionStatus="Running"',
   'TradeStatus IN ("WORKING", "PARTIALLY_FILLED", "BRACKET_ACTIVE")',
   'TradeStatus="FILLED" AND Symbol="NVDA"',
   'TradeStatus="REJECTED"',
   'TradeStatus IN ("BROKER_REJECTED", "ORDER_LOST")',
   'TradeStatus IN ("CANCELLED", "EXPIRED", "EXPIRED_PARTIAL")',
-  'WorkflowType="tradeWorkflow" AND ExecutionStatus="Failed"',
+  'WorkflowType IN ("tradeWorkflowV2", "tradeWorkflow") AND ExecutionStatus="Failed"',
   'Strategy="sma-cross" AND Side="buy" AND StartTime > "2025-01-02T00:00:00Z"',
   'WorkflowId STARTS_WITH "trade-manual-"',
 ];
@@ -323,11 +323,11 @@ describe('docs/temporal-cli.md command lines (real temporal CLI, dev server, ven
     const started = await json<{ workflowId: string; runId: string; taskQueue: string; type: string }>(
       COMMANDS.start(market),
     );
-    expect(started).toMatchObject({ workflowId, taskQueue: h.taskQueue, type: 'tradeWorkflow' });
+    expect(started).toMatchObject({ workflowId, taskQueue: h.taskQueue, type: 'tradeWorkflowV2' });
 
     // describe: it exists, on our task queue.
     const d0 = await json<DescribeJson>(COMMANDS.describe(market));
-    expect(d0.workflowExecutionInfo.type.name).toBe('tradeWorkflow');
+    expect(d0.workflowExecutionInfo.type.name).toBe('tradeWorkflowV2');
     expect(d0.workflowExecutionInfo.taskQueue).toBe(h.taskQueue);
 
     // A re-run of the same start line is refused (RejectDuplicate + --fail-existing), not silently "started".

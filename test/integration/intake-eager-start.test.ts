@@ -120,7 +120,7 @@ describe('signal intake in the trade worker: eager workflow start', () => {
     if (!parsed.ok) throw new Error(parsed.reason);
     const s = parsed.value;
     await expect(
-      temporal.client.workflow.start('tradeWorkflow', eagerTradeStartOptions(s, uniqueTaskQueue('x'))),
+      temporal.client.workflow.start('tradeWorkflowV2', eagerTradeStartOptions(s, uniqueTaskQueue('x'))),
     ).rejects.toThrow(/NativeConnection/);
   });
 });

@@ -8,7 +8,7 @@ import { SeededRandom } from '../../src/domain/random';
 import { LEDGER_RUNNING_STATUSES } from '../../src/domain/trade-lifecycle';
 import { classifyStartError, tradeStartOptions } from '../../src/workers/signal-intake';
 import { prebuiltBundleFresh } from '../../src/workers/workflow-bundle';
-import type { tradeWorkflow } from '../../src/workflows';
+import type { tradeWorkflowV2 } from '../../src/workflows';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { FakeAlpaca, type MarketFillMode } from '../fakes/fake-alpaca';
 import { settledResult, sleep } from '../support/faults';
@@ -147,14 +147,14 @@ describe('chaos: trades through the real worker process, killed -9 at random and
       for (const p of plan) {
         const sig = signal(p.n, p.order);
         const o = tradeStartOptions(sig, h.taskQueue);
-        const args: Parameters<typeof tradeWorkflow> = [
+        const args: Parameters<typeof tradeWorkflowV2> = [
           { signal: sig, ...(p.deadlineMs !== undefined ? { deadlineMs: p.deadlineMs } : {}) },
         ];
         // As the intake does: a transient start error (a dev server answering DEADLINE_EXCEEDED on a loaded
         // machine) is repeated, and "already started" means an earlier attempt landed (the id makes it so).
         for (let attempt = 1; ; attempt++) {
           try {
-            await h.client.workflow.start('tradeWorkflow', { ...o, args });
+            await h.client.workflow.start('tradeWorkflowV2', { ...o, args });
             break;
           } catch (err) {
             const c = classifyStartError(err);

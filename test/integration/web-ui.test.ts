@@ -101,7 +101,7 @@ describe('Temporal Web UI (headless chromium)', () => {
     await page.getByText('followOrder', { exact: false }).first().waitFor({ timeout: 30_000 });
     const text = await page.locator('body').innerText();
     expect(text).toContain(filled);
-    expect(text).toContain('tradeWorkflow');
+    expect(text).toContain('tradeWorkflowV2');
     // The steps in the timeline, as the workflow names them (activity type • summary).
     // Risk runs as a local activity: a marker row in the timeline, before the order (the UI shows no summary
     // for markers; its recorded decision is checked below).

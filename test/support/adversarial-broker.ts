@@ -10,7 +10,7 @@ import type { OrderSpec, TradeSignal } from '../../src/contracts/signal';
 import { riskLimits } from '../../src/domain/risk';
 import { createLogger } from '../../src/logging';
 import { tradeStartOptions } from '../../src/workers/signal-intake';
-import type { tradeWorkflow } from '../../src/workflows';
+import type { tradeWorkflowV2 } from '../../src/workflows';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { FakeAlpaca } from '../fakes/fake-alpaca';
 import { createTestDatabase, type TestDatabase } from './pg';
@@ -171,10 +171,10 @@ export function adversarialRig(account: string): AdversarialRig {
     async start(kind, opts = {}) {
       const sig = signal(opts.order);
       const o = tradeStartOptions(sig, taskQueue);
-      const args: Parameters<typeof tradeWorkflow> = [
+      const args: Parameters<typeof tradeWorkflowV2> = [
         { signal: sig, ...(opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}) },
       ];
-      await client.workflow.start('tradeWorkflow', { ...o, args });
+      await client.workflow.start('tradeWorkflowV2', { ...o, args });
       trades.push({ workflowId: o.workflowId, kind, expectedOutcomes: opts.expected ?? ['FILLED'] });
       return o.workflowId;
     },

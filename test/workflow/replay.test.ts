@@ -6,6 +6,7 @@ import { temporal } from '@temporalio/proto';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { FIXTURES, HISTORIES_DIR, historyFromFixtureJson, tradeWorkflowIdOf } from '../../scripts/record-histories';
+import { TRADE_WORKFLOW_TYPE } from '../../src/workflows/shared';
 import { quietTemporalRuntime, workflowBundle } from '../support/temporal';
 
 /**
@@ -136,6 +137,45 @@ describe('tradeWorkflow replays every recorded history (determinism guard)', () 
     );
     expect(upserted).not.toContain('Symbol');
     expect(upserted.filter((k) => k === 'TradeStatus')).toHaveLength(3); // SUBMITTING, WORKING, FILLED
+  });
+
+  it('tradeWorkflowV2: new trades carry no patch marker, no TemporalChangeVersion upsert, no deadline timer', () => {
+    type Events = Array<{
+      eventType: string;
+      workflowExecutionStartedEventAttributes?: { workflowType: { name: string } };
+      markerRecordedEventAttributes?: { markerName: string };
+      upsertWorkflowSearchAttributesEventAttributes?: { searchAttributes: { indexedFields: Record<string, unknown> } };
+    }>;
+    const typeOf = (events: Events) => events[0]!.workflowExecutionStartedEventAttributes!.workflowType.name;
+    const markers = (events: Events) =>
+      events.map((e) => e.markerRecordedEventAttributes?.markerName).filter((n): n is string => !!n);
+    const upserted = (events: Events) =>
+      events.flatMap((e) =>
+        Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes.indexedFields ?? {}),
+      );
+    const current = FIXTURES.map((f) => ({
+      name: f.name,
+      events: (readJson(`${f.name}.json`) as { events: Events }).events,
+    }));
+    for (const { name, events } of current) {
+      expect(typeOf(events), name).toBe(TRADE_WORKFLOW_TYPE);
+      expect(markers(events), name).not.toContain('core_patch');
+      expect(upserted(events), name).not.toContain('TemporalChangeVersion');
+    }
+    // The deadline is read on the workflow's clock between follows: neither a filled trade nor one that
+    // expired at its deadline starts a timer.
+    for (const name of ['filled-market', 'partial-fill-tif-expiry']) {
+      const { events } = current.find((c) => c.name === name)!;
+      expect(
+        events.filter((e) => e.eventType.endsWith('TIMER_STARTED')),
+        name,
+      ).toEqual([]);
+    }
+    // The patched type's last histories (both patches, a timer per trade) are archived and replayed above.
+    const patchedType = (readJson('archive/pre-trade-workflow-v2/filled-market.json') as { events: Events }).events;
+    expect(typeOf(patchedType)).toBe('tradeWorkflow');
+    expect(markers(patchedType).filter((m) => m === 'core_patch')).toHaveLength(2);
+    expect(upserted(patchedType).filter((k) => k === 'TemporalChangeVersion')).toHaveLength(2);
   });
 
   it('detects a mismatch: a history whose first activity is not submitOrder fails with DeterminismViolationError', async () => {

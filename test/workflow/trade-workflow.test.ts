@@ -6,7 +6,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TradeSignal } from '../../src/contracts/signal';
 import type { RiskDecision } from '../../src/domain/risk';
-import { tradeWorkflow } from '../../src/workflows';
+import { tradeWorkflowV2 } from '../../src/workflows';
 import { SEARCH_ATTRIBUTES, type TradeStatus } from '../../src/workflows/shared';
 import { temporal } from '@temporalio/proto';
 import { ScriptedBroker, type Scenario } from '../support/scripted-broker';
@@ -50,7 +50,7 @@ function signal(overrides: Partial<TradeSignal> = {}): TradeSignal {
  * passing test seen at that load (10.6 s). The retry hides only a hang: any wrong outcome still fails all four
  * attempts.
  */
-describe('tradeWorkflow (time-skipping)', { retry: 3, timeout: 30_000 }, () => {
+describe('tradeWorkflowV2 (time-skipping)', { retry: 3, timeout: 30_000 }, () => {
   let env: TestWorkflowEnvironment;
   let bundle: WorkflowBundleWithSourceMap;
   /** The running test's worker, shut down after the test even when a hang timed the test out. */
@@ -117,7 +117,7 @@ describe('tradeWorkflow (time-skipping)', { retry: 3, timeout: 30_000 }, () => {
     const abort = new AbortController();
     const client = env.client;
     const calls = client.withAbortSignal(abort.signal, async () => {
-      const handle = await client.workflow.start(tradeWorkflow, {
+      const handle = await client.workflow.start(tradeWorkflowV2, {
         taskQueue,
         workflowId,
         args: [{ signal: sig, ...(opts.deadlineMs ? { deadlineMs: opts.deadlineMs } : {}) }],
@@ -163,8 +163,9 @@ describe('tradeWorkflow (time-skipping)', { retry: 3, timeout: 30_000 }, () => {
       .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
       .filter((n): n is string => !!n);
     expect(scheduled).toEqual(['submitOrder', 'followOrder', 'followOrder']);
+    // tradeWorkflowV2 takes both patches without asking: no patch marker, no TemporalChangeVersion upsert.
     const markers = (history.events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');
-    expect(markers).toHaveLength(2); // trade-path-lean and finalize-joins-follow
+    expect(markers).toHaveLength(0);
   });
 
   it('ends REJECTED, without failing and without touching the broker, when risk says no', async () => {
@@ -188,8 +189,8 @@ describe('tradeWorkflow (time-skipping)', { retry: 3, timeout: 30_000 }, () => {
     const { status, broker, workflowId } = await run(
       { script: [(o, b) => b.fill(o, 40, 101)] },
       signal({ order: { type: 'limit', limit_price: 101, time_in_force: 'day' } }),
-      // The order rests at the broker; only the workflow's durable timer can end it. (Time skipping
-      // does not jump while activities keep running, so this deadline is short and real.)
+      // The order rests at the broker; only the deadline, read on the workflow's clock between follows, can
+      // end it. (Time skipping does not jump while activities keep running, so this deadline is short and real.)
       { deadlineMs: 3_000 },
     );
     expect(Date.now() - t0).toBeLessThan(30_000);
