@@ -75,6 +75,39 @@ describe('signalIdFor: the ids made before, the SHA-256 of the joined text', () 
     }
   });
 
+  it('joinedId on every message length up to 120 bytes, parts of every size, with and without p0 (the one-block path up to 55 bytes, the general one beyond) matches node:crypto', () => {
+    const rnd = new SeededRandom(3);
+    const text = (n: number) =>
+      Array.from({ length: n }, () => String.fromCharCode(32 + Math.floor(rnd.next() * 95))).join('');
+    for (let total = 3; total <= 120; total++) {
+      for (const withP0 of [false, true]) {
+        const seps = withP0 ? 3 : 2;
+        if (total < seps) continue;
+        for (let k = 0; k < 6; k++) {
+          // split total - seps characters over the parts at random
+          let left = total - seps;
+          const parts: string[] = [];
+          for (let i = 0; i < seps; i++) {
+            const n = Math.floor(rnd.next() * (left + 1));
+            parts.push(text(n));
+            left -= n;
+          }
+          parts.push(text(left));
+          const [a, b, c, d] = withP0 ? parts : [undefined, ...parts];
+          const joined = [a, b, c, d].filter((x) => x !== undefined).join('|');
+          expect(joined.length).toBe(total);
+          expect(sha256.joinedId('sig-', a, b!, c!, d!), `length ${total}`).toBe(`sig-${nodeHex(joined).slice(0, 20)}`);
+        }
+      }
+    }
+    // a non-ASCII character in any part, on either path: undefined (the caller hashes the UTF-8 bytes)
+    expect(sha256.joinedId('sig-', undefined, 'ml', 'é', 'x')).toBeUndefined();
+    expect(sha256.joinedId('sig-', 'é', 'ml', 'A', 'x')).toBeUndefined();
+    expect(sha256.joinedId('sig-', 'a', 'ml', 'A', 'x'.repeat(60) + '株')).toBeUndefined();
+    // and the next id after a refused one is right again
+    expect(sha256.joinedId('sig-', undefined, 'ml', 'A', 'x')).toBe(`sig-${nodeHex('ml|A|x').slice(0, 20)}`);
+  });
+
   it('pinned ids across two blocks and through the non-ASCII fallback (test/unit/strategies/signal.test.ts pins one block)', () => {
     const long = 'run-2026-11-29T15:00:00.000Z-0123456789abcdef0123456789abcdef';
     expect(signalIdFor('ensemble', 'ES', '2006-01-03T14:31:00.000Z', long)).toBe('sig-4d3b74e0f3b4bb3cdcd3');
