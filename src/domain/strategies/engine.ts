@@ -212,13 +212,20 @@ const PARTIAL: EngineOutcome = Object.freeze({ kind: 'partial' });
  */
 export class SignalEngineSet {
   readonly strategyNames: readonly string[];
-  private readonly series = new Map<string, Series>();
+  /**
+   * Series by symbol, then interval (a short list). Not one Map keyed by `symbol|interval`: bars of several symbols
+   * interleave (the daily series merged by date alternate on every bar), and a key built per bar is a new string
+   * for the Map to flatten and hash each time; a symbol string's hash is computed once and kept in the string.
+   */
+  private readonly series = new Map<string, Series[]>();
+  private count = 0;
   /** The series of the previous bar: bars arrive in runs of one series, so most lookups end here. */
   private current: Series | undefined;
   private readonly cacheSize: number;
   private readonly signalScope: string | undefined;
   private readonly partial: readonly EngineOutcome[];
   private readonly stale: readonly EngineOutcome[];
+  private readonly none: readonly EngineOutcome[];
 
   constructor(
     private readonly factory: StrategySetFactory,
@@ -231,11 +238,20 @@ export class SignalEngineSet {
     this.signalScope = opts.signalScope;
     this.partial = Object.freeze(this.strategyNames.map(() => PARTIAL));
     this.stale = Object.freeze(this.strategyNames.map(() => STALE));
+    this.none = Object.freeze(this.strategyNames.map(() => NONE));
   }
 
   /** Number of (symbol, interval) series seen. */
   get seriesCount(): number {
-    return this.series.size;
+    return this.count;
+  }
+
+  /** The series of (symbol, interval), if seen. */
+  private find(symbol: string, interval: string): Series | undefined {
+    const list = this.series.get(symbol);
+    if (list === undefined) return undefined;
+    for (let i = 0; i < list.length; i++) if (list[i]!.interval === interval) return list[i];
+    return undefined;
   }
 
   /** Process one validated bar: one outcome per strategy, in `strategyNames` order. Call in delivery order. */
@@ -249,7 +265,7 @@ export class SignalEngineSet {
     }
     let s = this.current;
     if (s === undefined || s.symbol !== bar.symbol || s.interval !== bar.interval) {
-      s = this.series.get(`${bar.symbol}|${bar.interval}`);
+      s = this.find(bar.symbol, bar.interval);
       if (s) this.current = s;
     }
     if (s && ms <= s.lastMs) {
@@ -270,19 +286,28 @@ export class SignalEngineSet {
         lastMs: Number.NEGATIVE_INFINITY,
         outcomes: new OutcomeRing(this.cacheSize, names.length),
       };
-      this.series.set(`${bar.symbol}|${bar.interval}`, s);
+      const list = this.series.get(bar.symbol);
+      if (list === undefined) this.series.set(bar.symbol, [s]);
+      else list.push(s);
+      this.count++;
       this.current = s;
     }
     s.lastMs = ms;
     const slot = s.outcomes.push(ms, bar);
     s.set.nextBar();
     const strategies = s.set.strategies;
-    const out = new Array<EngineOutcome>(strategies.length); // its final size: no growing
+    // Made at the first signal: on a bar where no strategy signals (most bars, strategy by strategy) the answer is
+    // the shared all-"none" array, one array fewer per bar.
+    let out: EngineOutcome[] | undefined;
     for (let j = 0; j < strategies.length; j++) {
       const intent = strategies[j]!.onBar(bar);
       if (!intent) {
-        out[j] = NONE;
+        if (out !== undefined) out[j] = NONE;
         continue;
+      }
+      if (out === undefined) {
+        out = new Array<EngineOutcome>(strategies.length); // its final size: no growing
+        for (let i = 0; i < j; i++) out[i] = NONE;
       }
       const signal = tradeSignalOrReason(names[j]!, bar, intent, this.signalScope);
       s.outcomes.set(slot, j, intent); // an invalid one too: a redelivery must be refused again (outcomeAt)
@@ -292,7 +317,7 @@ export class SignalEngineSet {
       }
       out[j] = new SignalOutcome(signal, intent);
     }
-    return out;
+    return out ?? this.none;
   }
 }
 
