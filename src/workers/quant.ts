@@ -67,6 +67,8 @@ export const DEFAULT_SIGNALS_PER_MESSAGE = 500;
 
 /** The quant's bar counter is labelled by symbol only. */
 const symbolLabels = (symbol: string) => ({ symbol });
+/** Its signal counter by strategy and side. */
+const signalLabels = (strategy: string, side: string) => ({ strategy, side });
 
 const noop = () => undefined;
 
@@ -195,6 +197,8 @@ export function startQuant(opts: QuantOptions): QuantHandle {
 
   // Bars counted per symbol in bulk, not a labelled inc per bar (src/metrics/tally.ts); flushed at stop too.
   const barTally = new CounterTally(barsReceived, symbolLabels);
+  // Signals likewise (0.9 a bar with every strategy on): a labelled inc hashes its labels object into a key per call.
+  const signalTally = new CounterTally(signalsPublished, signalLabels);
 
   /**
    * Settles (never rejects) once every bar message handed to the consumer so far is done with its signals. Bars are
@@ -317,7 +321,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
               // not all confirmed the first time: its first confirmed publication here.
               remember(out.signal.signal_id);
               stats.signals++;
-              signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
+              signalTally.add(out.signal.strategy, out.signal.side);
               (blog ??= barLogger(log, bar)).info(
                 { signal_id: out.signal.signal_id, strategy: out.signal.strategy },
                 'signal (bar seen before: warm-up or a retried delivery)',
@@ -327,7 +331,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
           case 'signal':
             remember(out.signal.signal_id);
             stats.signals++;
-            signalsPublished.inc({ strategy: out.signal.strategy, side: out.signal.side });
+            signalTally.add(out.signal.strategy, out.signal.side);
             // The reason and indicator record are built when read (a strategy formats them lazily): only if logged.
             if (!log.isLevelEnabled('info')) break;
             (blog ??= barLogger(log, bar)).info(
@@ -477,6 +481,7 @@ export function startQuant(opts: QuantOptions): QuantHandle {
     stop: async () => {
       await consumer.cancel();
       barTally.flush();
+      signalTally.flush();
     },
   };
 }
