@@ -25,6 +25,26 @@ SEARCH_ATTRIBUTES=("${TEMPORAL_SEARCH_ATTRIBUTES[@]}")
 
 ours_running() { pid_alive "$PIDFILE" start-dev; }
 
+# The CLI version that created the store, written when the store is created.
+STORE_VERSION="$DB_DIR/temporal.sqlite.created-by"
+
+# `temporal server start-dev` creates the SQLite schema of its own server version for a new store but does not
+# migrate an existing one: a store made by an older server (the go-install route's CLI 1.5.1, or before the
+# upgrade to 1.9.1) lacks newer tables, and what needs them fails at run time (schedules: "no such table:
+# current_chasm_executions"). Say so, with the way out; never move a store with open trades in it unasked.
+warn_if_store_from_another_server() {
+  local cli=$1 have want
+  STORE_IS_NEW=no
+  [[ -f $DB_DIR/temporal.sqlite ]] || { STORE_IS_NEW=yes; return 0; }
+  want=$("$cli" --version)
+  have=$(cat "$STORE_VERSION" 2>/dev/null || echo "an older server (before this check)")
+  [[ $have == "$want" ]] && return 0
+  log "WARNING: the dev server's store $DB_DIR/temporal.sqlite was created by $have, not by this CLI ($want)."
+  log "WARNING: start-dev does not migrate a SQLite store: features newer than the store fail (e.g. schedules)."
+  log "WARNING: for a fresh store, once no trade is open: npm run stack:down && mv $DB_DIR $DB_DIR.old && npm run stack:up"
+  log "WARNING: (the ledger is in PostgreSQL and is kept; only the Temporal histories stay behind in $DB_DIR.old)"
+}
+
 up() {
   local t0 cli
   t0=$(now_ms)
@@ -41,6 +61,7 @@ up() {
   local started=no
   if ! ours_running; then
     mkdir -p "$DB_DIR"
+    warn_if_store_from_another_server "$cli"
     local args=(
       server start-dev
       --ip 127.0.0.1 --port "$T_PORT" --ui-port "$UI_PORT"
@@ -83,6 +104,7 @@ up() {
       sleep 0.5
     done
     ((i < 60)) || die "Temporal dev server is listening but not healthy; see $LOGS/temporal.log"
+    [[ $STORE_IS_NEW == no ]] || "$cli" --version >"$STORE_VERSION"
     log "Temporal dev server started in $(elapsed_s "$ts" "$(now_ms)")s ($ADDRESS, db $DB_DIR/temporal.sqlite, $("$cli" --version | sed 's/^temporal version //'))"
     started=yes
   else

@@ -4,6 +4,7 @@ import type { OrderTracker } from '../adapters/brokers/order-tracker';
 import type { Logger } from '../logging';
 import type { RiskLimits } from '../domain/risk';
 import { createExecutionActivities } from './execution';
+import { createReconciliationActivities } from './reconciliation';
 import { createRiskActivities } from './risk';
 
 export interface ActivityDeps {
@@ -31,6 +32,7 @@ export function createActivities(deps: ActivityDeps) {
       logger: deps.logger,
     }),
     ...createExecutionActivities(deps),
+    ...createReconciliationActivities(deps),
   };
 }
 

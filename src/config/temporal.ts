@@ -8,6 +8,7 @@ export const temporalVars = {
   TEMPORAL_UI_PORT: int(8233, 1, 65535),
   TEMPORAL_METRICS_PORT: int(8000, 1, 65535),
   WORKER_SHUTDOWN_GRACE_MS: int(10_000, 0),
+  RECONCILE_EVERY_MINUTES: int(0, 0, 1440),
 };
 
 export interface TemporalConfig {
@@ -19,6 +20,11 @@ export interface TemporalConfig {
   metricsPort: number;
   /** How long a stopping worker lets in-flight activities finish. */
   shutdownGraceMs: number;
+  /**
+   * The trade worker keeps a Temporal schedule that reconciles the ledger with the broker this often (minutes);
+   * 0 = no schedule (and the worker deletes one it finds), reconciliation only at worker start.
+   */
+  reconcileEveryMinutes: number;
 }
 
 export function temporalSection(e: Parsed<typeof temporalVars>): TemporalConfig {
@@ -29,5 +35,6 @@ export function temporalSection(e: Parsed<typeof temporalVars>): TemporalConfig 
     uiPort: e.TEMPORAL_UI_PORT,
     metricsPort: e.TEMPORAL_METRICS_PORT,
     shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
+    reconcileEveryMinutes: e.RECONCILE_EVERY_MINUTES,
   };
 }

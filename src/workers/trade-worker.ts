@@ -38,6 +38,7 @@ import { reconcileWithBroker, summaryLine } from '../services/reconciliation';
 import { postgresCheck, rabbitCheck, startOps, temporalCheck } from './ops';
 import { Client } from '@temporalio/client';
 import { openIntake, type RunningIntake } from './signal-intake';
+import { keepReconciliationSchedule } from './reconciliation-schedule';
 import { PREBUILT_BUNDLE, prebuiltBundleFresh } from './workflow-bundle';
 import { workflowTaskSlots } from './workflow-task-slots';
 
@@ -147,10 +148,21 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: TradeWorker
     started.worker = worker;
     opts.signal?.addEventListener('abort', () => worker.shutdown());
     const running = worker.run();
+    // On the worker's NativeConnection: eager start needs it (a gRPC Connection cannot hand the workflow task
+    // to a worker).
+    const client = new Client({ connection, namespace: cfg.temporal.namespace });
+    // Beside start-up, not before it: trading never waits for the schedule. Not fatal either: every order path
+    // re-checks the broker by client order id and start-up has reconciled; the periodic run catches fees and
+    // drift sooner. Said loudly, so an operator can fix it.
+    void keepReconciliationSchedule(
+      client,
+      { accountId: cfg.accountId, taskQueue: cfg.temporal.taskQueue, everyMinutes: cfg.temporal.reconcileEveryMinutes },
+      log,
+    ).catch((err: unknown) =>
+      log.error({ err }, 'could not keep the reconciliation schedule; reconciliation runs only at worker start'),
+    );
     if (cfg.rabbitmq.intakeInWorker) {
-      // Eager start needs the client on the worker's NativeConnection (a gRPC Connection cannot hand the
-      // workflow task to a worker). Intake stops consuming as soon as the worker begins shutting down.
-      const client = new Client({ connection, namespace: cfg.temporal.namespace });
+      // Intake stops consuming as soon as the worker begins shutting down.
       const intake = openIntake(cfg, log.child({ component: 'signal-intake' }), client, { eagerStart: true });
       started.intake = intake;
       // Un-acked signals go back to the queue and are started by whoever consumes next (ids are per signal).

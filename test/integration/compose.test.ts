@@ -132,6 +132,8 @@ describe('docker-compose.yml', () => {
       Object.fromEntries(Object.entries(svc.environment ?? {}).map(([k, v]) => [k, v ?? '']));
     const worker = parseEnv(envOf(services['trade-worker']!));
     expect(worker.rabbitmq.intakeInWorker).toBe(true);
+    // A deployment reconciles on a schedule (npm start's short runs do not: RECONCILE_EVERY_MINUTES defaults to 0).
+    expect(worker.temporal.reconcileEveryMinutes).toBe(15);
     expect(services['trade-worker']!.depends_on).toMatchObject({ rabbitmq: { condition: 'service_healthy' } });
     // Without the profile there is one consumer of intake.signals: the worker. Nothing started by default
     // may wait for the profiled process (compose would start it, and two intakes would consume).
