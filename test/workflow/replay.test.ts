@@ -88,6 +88,13 @@ describe('tradeWorkflow replays every recorded history (determinism guard)', () 
     expect(failures, failures.join('\n')).toEqual([]);
   });
 
+  it('includes a scheduled reconciliation run, replayed with the trades', () => {
+    const run = fixtures.find((f) => f.file === path.join('reconciliation', 'completed.json'));
+    expect(run?.history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name).toBe(
+      'reconciliationWorkflow',
+    );
+  });
+
   it('covers the old command sequence: the pre-trade-path-lean histories are kept under archive/', () => {
     const archived = loadFixtures().filter((f) => f.file.startsWith('archive/pre-trade-path-lean/'));
     expect(archived.map((f) => path.basename(f.file)).sort()).toEqual(expect.arrayContaining(['filled-market.json']));
