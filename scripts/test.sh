@@ -15,11 +15,14 @@
 #   5. vitest run (--project <tier> for a tier); the slowest files are printed after it (scripts/vitest-file-times.mts);
 #   6. cluster/all: the cluster tier (test/cluster) on the cluster profile (scripts/stack-up.sh --cluster: the Temporal
 #      server on PostgreSQL, built with go install the first time, and a three-node RabbitMQ cluster). Under `all`
-#      it starts in step 5's tail, once the last file of the other tiers has been handed to a worker (at most
-#      three short files still running), not beside the whole run (tried: its load made timing-sensitive tests of
-#      the other tiers fail, a 500 ms client timeout in broker-alpaca-faults); its output is printed after step
-#      5's. Its settings (TEMPORAL_ADDRESS, RABBITMQ_NODES, ...) are exported for that run only; servers it had to
-#      start are stopped on exit. Under `all` the unit tier (pure logic) runs beside it, not in step 5.
+#      it starts in step 5's tail, once only CLUSTER_TIER_HEAD_START_FILES of the other tiers' files are still
+#      queued (their last files are short ones; it used to wait for the very last and then ran ~50 s alone) if the
+#      CPU has room for it then (else once the last file has been handed to a worker, as before), not beside the
+#      whole run (tried: its load made timing-sensitive tests of the other tiers fail, a 500 ms client
+#      timeout in broker-alpaca-faults); its output is printed after step 5's. Its settings (TEMPORAL_ADDRESS,
+#      RABBITMQ_NODES, ...) are exported for that run only; servers it had to start are stopped on exit. Under
+#      `all` the unit tier (pure logic) runs beside it, not in step 5, from the moment the other tiers' last file
+#      has been handed to a worker.
 # Exit code: vitest's if it failed, else 1 if typecheck or lint failed, else 0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -42,6 +45,25 @@ unit_job=""
 stack_job=""
 bundle_job=""
 cluster_job=""
+cluster_tier_job=""
+# The cluster tier starts when this many of the other tiers' files are still queued (not yet handed to a worker),
+# so that it runs beside their last files instead of ~50 s alone after them, provided the machine has CPU to spare
+# then (at least CLUSTER_TIER_HEAD_START_IDLE percent idle over 5 s; else it waits as before for the last file to
+# be handed out, and starts early only if the CPU frees up meanwhile): see step 6 above.
+CLUSTER_TIER_HEAD_START_FILES=15
+CLUSTER_TIER_HEAD_START_IDLE=35
+
+# cpu_idle_percent: the share of the machine's CPU time left idle (iowait included) over the next 5 s, from
+# /proc/stat (every process on the machine counts, other runs' too).
+cpu_idle_percent() {
+  local a b total idle
+  read -r -a a </proc/stat
+  sleep 5
+  read -r -a b </proc/stat
+  total=$((b[1] + b[2] + b[3] + b[4] + b[5] + b[6] + b[7] + b[8] - a[1] - a[2] - a[3] - a[4] - a[5] - a[6] - a[7] - a[8]))
+  idle=$((b[4] + b[5] - a[4] - a[5]))
+  if ((total > 0)); then echo $((100 * idle / total)); else echo 0; fi
+}
 cleanup() {
   local rc=$?
   if [[ -n $npm_job ]]; then wait "$npm_job" 2>/dev/null || true; fi
@@ -50,7 +72,8 @@ cleanup() {
   if [[ -n $cluster_job ]]; then wait "$cluster_job" 2>/dev/null || true; fi
   if [[ -n $unit_job ]]; then wait "$unit_job" 2>/dev/null || true; fi
   if [[ -n ${main_job:-} ]]; then wait "$main_job" 2>/dev/null || true; fi
-  rm -f "${tail_marker:-}"
+  if [[ -n ${cluster_tier_job:-} ]]; then wait "$cluster_tier_job" 2>/dev/null || true; fi
+  rm -f "${tail_marker:-}" "${last_file_marker:-}"
   # Checks still running when the run fails early: their result no longer matters.
   if [[ ${checks_started:-no} == yes ]]; then kill "$typecheck_job" "$lint_job" 2>/dev/null || true; fi
   stack_release || true
@@ -213,20 +236,34 @@ case "$tier" in
     # With the cluster tier to come, the unit tier runs beside it instead (below).
     first_projects=(--project workflow --project provision --project integration)
     if [[ $cluster_wanted == yes ]]; then
-      # In the background: the cluster tier starts in this run's tail, once its last file has been handed to a
-      # worker (the file-times reporter creates the marker then), instead of after its end.
+      # In the background: the cluster tier starts in this run's tail, once only CLUSTER_TIER_HEAD_START_FILES of
+      # its files are still queued (the file-times reporter creates the marker then), instead of after its end.
       tail_marker="$RUN/vitest-tail.$$"
-      rm -f "$tail_marker"
+      last_file_marker="$RUN/vitest-last-file.$$"
+      rm -f "$tail_marker" "$last_file_marker"
       reports+=("$DATA/vitest-report.json")
       (
-        export VITEST_TAIL_MARKER="$tail_marker"
+        export VITEST_TAIL_MARKER="$tail_marker" VITEST_TAIL_FILES_LEFT="$CLUSTER_TIER_HEAD_START_FILES"
+        export VITEST_LAST_FILE_MARKER="$last_file_marker"
         vitest_rc=0
         run_vitest vitest-report.json "${first_projects[@]}" "${no_tests_ok[@]}" "$@"
         exit "$vitest_rc"
       ) &
       main_job=$!
       while [[ ! -e $tail_marker ]] && kill -0 "$main_job" 2>/dev/null; do sleep 1; done
-      [[ -e $tail_marker ]] && log "── the other tiers' last file has started: the cluster tier starts beside their tail"
+      # Beside the other tiers' last files only while the CPU has room for it: on a saturated machine its load
+      # would stretch time-bounded steps of the files beside it (client timeouts, a test server's start) and
+      # gain little, so it then waits for their last file to be handed out (at most three files running).
+      idle=""
+      while [[ -e $tail_marker && ! -e $last_file_marker ]] && kill -0 "$main_job" 2>/dev/null; do
+        idle="$(cpu_idle_percent)"
+        ((idle < CLUSTER_TIER_HEAD_START_IDLE)) || break
+      done
+      if [[ -e $last_file_marker ]]; then
+        log "── the other tiers' last file has started${idle:+ (CPU ${idle}% idle)}: the cluster tier starts beside their tail"
+      elif [[ -e $tail_marker ]]; then
+        log "── the other tiers have at most $CLUSTER_TIER_HEAD_START_FILES files left to start and the CPU is ${idle}% idle: the cluster tier starts beside their tail"
+      fi
     else
       run_vitest vitest-report.json --project unit "${first_projects[@]}" "${no_tests_ok[@]}" "$@"
     fi
@@ -245,25 +282,33 @@ if [[ $cluster_wanted == yes ]]; then
   }
   cluster_job=""
   log "   cluster profile ready $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
-  # The unit tier beside it: pure logic (no servers, no real-time bounds), CPU only, so it uses the cycles the
-  # cluster tier leaves idle (its pacing; the heartbeat and start-to-close timeouts after the worker kill) instead
-  # of lengthening the shared pool. Not niced: at nice 10 on a loaded machine its heaviest property tests starved
-  # past their 20 s timeout. Its output is printed after the cluster tier's.
+  reports+=("$DATA/vitest-report-cluster.json" "$DATA/vitest-report-unit.json")
+  # A subshell: the cluster profile's settings must not leak into anything after it.
+  (
+    cluster_env
+    vitest_rc=0
+    run_vitest vitest-report-cluster.json --project cluster "${no_tests_ok[@]}" "$@"
+    exit "$vitest_rc"
+  ) >"$LOGS/cluster-tier.log" 2>&1 &
+  cluster_tier_job=$!
+  # The unit tier once the other tiers' last file has been handed to a worker: pure logic (no servers, no
+  # real-time bounds), CPU only, so it uses the cycles the cluster tier leaves idle (its pacing; the heartbeat and
+  # start-to-close timeouts after the worker kill) instead of lengthening the shared pool. Not niced: at nice 10
+  # on a loaded machine its heaviest property tests starved past their 20 s timeout. Its output is printed after
+  # the cluster tier's.
+  if [[ -n $main_job ]]; then
+    while [[ ! -e $last_file_marker ]] && kill -0 "$main_job" 2>/dev/null; do sleep 1; done
+    log "── the other tiers' last file has started: the unit tier starts beside the cluster tier"
+  fi
   (
     vitest_rc=0
     run_vitest vitest-report-unit.json --project unit "${no_tests_ok[@]}" "$@"
     exit "$vitest_rc"
   ) >"$LOGS/unit-tier.log" 2>&1 &
   unit_job=$!
-  reports+=("$DATA/vitest-report-cluster.json" "$DATA/vitest-report-unit.json")
-  # A subshell: the cluster profile's settings must not leak into anything after it.
   cluster_rc=0
-  (
-    cluster_env
-    vitest_rc=0
-    run_vitest vitest-report-cluster.json --project cluster "${no_tests_ok[@]}" "$@"
-    exit "$vitest_rc"
-  ) >"$LOGS/cluster-tier.log" 2>&1 || cluster_rc=$?
+  wait "$cluster_tier_job" || cluster_rc=$?
+  cluster_tier_job=""
   if [[ -n $main_job ]]; then
     wait "$main_job" || vitest_rc=$?
     main_job=""

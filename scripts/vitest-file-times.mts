@@ -7,8 +7,9 @@ import type { Reporter, TestModule, TestSpecification } from 'vitest/node';
  * count, unlike the JSON report's per-file times (tests only). Written to FILE_TIMES_OUT (JSON, one row per file:
  * seconds from the start of the run) and the slowest files printed at the end of the run.
  *   vitest run --reporter=default --reporter=./scripts/vitest-file-times.mts
- * With VITEST_TAIL_MARKER set, it also creates that file once the last file of the run has been handed to a worker
- * (the run's tail: nothing is left queued): scripts/test.sh starts the cluster tier then.
+ * Markers for scripts/test.sh, files it creates as the run's last files are handed to workers (the run's tail):
+ * VITEST_TAIL_MARKER once only VITEST_TAIL_FILES_LEFT files (default 0) are still queued (test.sh starts the cluster
+ * tier then), VITEST_LAST_FILE_MARKER once none is (the unit tier starts then).
  */
 interface Row {
   file: string;
@@ -32,8 +33,14 @@ export default class FileTimes implements Reporter {
   onTestModuleQueued(m: TestModule): void {
     // Queued = handed to a worker (vitest queues a file when a worker slot takes it).
     this.started.set(m.moduleId, Date.now());
-    const marker = process.env.VITEST_TAIL_MARKER;
-    if (marker && this.files > 0 && this.started.size === this.files) fs.writeFileSync(marker, `${Date.now()}\n`);
+    if (this.files === 0) return;
+    const left = Math.max(0, Number(process.env.VITEST_TAIL_FILES_LEFT ?? 0) || 0);
+    const markers: Array<[string | undefined, number]> = [
+      [process.env.VITEST_TAIL_MARKER, Math.max(1, this.files - left)],
+      [process.env.VITEST_LAST_FILE_MARKER, this.files],
+    ];
+    for (const [marker, at] of markers)
+      if (marker && this.started.size === at) fs.writeFileSync(marker, `${Date.now()}\n`);
   }
 
   onTestModuleEnd(m: TestModule): void {
