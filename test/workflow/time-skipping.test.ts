@@ -42,18 +42,21 @@ describe('time-skipping test server', () => {
     expect(env.supportsTimeSkipping).toBe(true);
   });
 
-  it('a workflow that sleeps one simulated day completes in well under a second of real time', async () => {
+  it('a workflow that sleeps one simulated day completes within the test timeout: the server skips the day', async () => {
     const oneDay = 24 * 60 * 60 * 1000;
     const t0 = performance.now();
+    const serverBefore = await env.currentTimeMs();
     const result = await env.client.workflow.execute(sleeper, {
       taskQueue,
       workflowId: `sleeper-${taskQueue}`,
       args: [oneDay],
     });
-    const realMs = performance.now() - t0;
-    console.log(`1 simulated day took ${realMs.toFixed(0)} ms of real time`);
+    const serverAfter = await env.currentTimeMs();
+    console.log(`1 simulated day took ${(performance.now() - t0).toFixed(0)} ms of real time`);
+    // The workflow and the server's clock both saw a day pass. That it was skipped, not waited, is the test's
+    // own timeout (workflow tier: 2 minutes), not a timed assertion that a loaded machine could break.
     expect(result.sleptMs).toBeGreaterThanOrEqual(oneDay);
-    expect(realMs).toBeLessThan(5_000);
+    expect(serverAfter - serverBefore).toBeGreaterThanOrEqual(oneDay);
   });
 
   it('runs an activity', async () => {
