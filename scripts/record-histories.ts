@@ -38,6 +38,7 @@ import type { TradeSignal } from '../src/contracts/signal';
 import type { RiskDecision } from '../src/domain/risk';
 import type { tradeWorkflowV2 } from '../src/workflows';
 import { tradeStartOptions } from '../src/workers/signal-intake';
+import { tradeWorkflowBundleOptions } from '../src/workers/workflow-bundle';
 import { SEARCH_ATTRIBUTES, TRADE_WORKFLOW_TYPE, type TradeStatus } from '../src/workflows/shared';
 import { sleep } from '../src/lib/sleep';
 
@@ -370,7 +371,9 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const t0 = Date.now();
   const bundle = await bundleWorkflowCode({
-    workflowsPath: values.workflows ? path.resolve(values.workflows) : require.resolve('../src/workflows'),
+    ...tradeWorkflowBundleOptions(
+      values.workflows ? path.resolve(values.workflows) : require.resolve('../src/workflows'),
+    ),
     logger: new DefaultLogger('WARN'),
   });
   fs.mkdirSync(outDir, { recursive: true });

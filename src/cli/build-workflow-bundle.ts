@@ -8,12 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from '../workers/trade-worker';
-import { PREBUILT_BUNDLE } from '../workers/workflow-bundle';
+import { PREBUILT_BUNDLE, tradeWorkflowBundleOptions } from '../workers/workflow-bundle';
 import { PRECOMPILED_DIR, precompileServices } from './precompiled-services';
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  const { code } = await bundleWorkflowCode(tradeWorkflowBundleOptions(WORKFLOWS_PATH));
   fs.mkdirSync(path.dirname(PREBUILT_BUNDLE), { recursive: true });
   // Written aside and renamed into place: a worker starting meanwhile (npm start, parallel test files) reads the
   // old bundle or the new one, never half a file.

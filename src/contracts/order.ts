@@ -5,13 +5,18 @@ import { z } from 'zod';
  * the Alpaca adapter and the trade workflow. Quantities are whole shares; prices are dollars.
  */
 
-export const SideSchema = z.enum(['buy', 'sell']);
+// The value lists are exported beside their schemas so that a module can build schemas of its own over the same
+// vocabulary (contracts/signal.ts, signalSchemas: the workflow sandbox's preloaded copy).
+export const SIDES = ['buy', 'sell'] as const;
+export const SideSchema = z.enum(SIDES);
 export type Side = z.infer<typeof SideSchema>;
 
-export const OrderTypeSchema = z.enum(['market', 'limit', 'stop', 'stop_limit', 'trailing_stop']);
+export const ORDER_TYPES = ['market', 'limit', 'stop', 'stop_limit', 'trailing_stop'] as const;
+export const OrderTypeSchema = z.enum(ORDER_TYPES);
 export type OrderType = z.infer<typeof OrderTypeSchema>;
 
-export const TimeInForceSchema = z.enum(['day', 'gtc', 'ioc', 'fok']);
+export const TIMES_IN_FORCE = ['day', 'gtc', 'ioc', 'fok'] as const;
+export const TimeInForceSchema = z.enum(TIMES_IN_FORCE);
 export type TimeInForce = z.infer<typeof TimeInForceSchema>;
 
 export const OrderClassSchema = z.enum(['simple', 'bracket']);

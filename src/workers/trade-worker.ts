@@ -39,7 +39,7 @@ import { postgresCheck, rabbitCheck, startOps, temporalCheck } from './ops';
 import { Client } from '@temporalio/client';
 import { openIntake, type RunningIntake } from './signal-intake';
 import { keepReconciliationSchedule } from './reconciliation-schedule';
-import { PREBUILT_BUNDLE, prebuiltBundleFresh } from './workflow-bundle';
+import { PREBUILT_BUNDLE, prebuiltBundleFresh, tradeWorkflowBundleOptions } from './workflow-bundle';
 import { workflowTaskSlots } from './workflow-task-slots';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
@@ -54,7 +54,7 @@ export async function workflowBundleFor(log: Logger): Promise<WorkflowBundleOpti
     log.warn({ path: PREBUILT_BUNDLE }, 'prebuilt workflow bundle is older than the sources; bundling now');
   }
   const t0 = Date.now();
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  const bundle = await bundleWorkflowCode(tradeWorkflowBundleOptions(WORKFLOWS_PATH));
   log.info({ ms: Date.now() - t0 }, 'workflow code bundled');
   return bundle;
 }

@@ -7,11 +7,31 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { BundleOptions } from '@temporalio/worker';
 
 export const PREBUILT_BUNDLE = path.resolve(__dirname, '../../dist/workflow-bundle.js');
 /** The workflow code the bundle is built from. */
 export const WORKFLOWS_SOURCE = path.resolve(__dirname, '../workflows/index.ts');
 const SRC_DIR = path.resolve(__dirname, '..');
+
+/** The workflow module the trade workflows' bundle preloads (src/workflows/signal-check.ts says why). */
+const PRELOADED_WORKFLOW_MODULE = 'signal-check';
+
+/**
+ * How the trade workflows' code is bundled, wherever it is (the worker without a prebuilt bundle, the prebuilt
+ * bundle, the tests, the history recorder), so every copy runs the same way: `preloadModules` evaluates the
+ * signal check, and the contract and zod under it, once per workflow thread into the reusable V8 context's
+ * shared module cache instead of once per workflow. A workflows path without that module (another checkout's,
+ * e.g. REPLAY_WORKFLOWS_PATH of an older commit) is bundled without preloading.
+ */
+export function tradeWorkflowBundleOptions(
+  workflowsPath: string = WORKFLOWS_SOURCE,
+): Pick<BundleOptions, 'workflowsPath' | 'preloadModules'> {
+  const dir = fs.statSync(workflowsPath).isDirectory() ? workflowsPath : path.dirname(workflowsPath);
+  const preloaded = path.join(dir, PRELOADED_WORKFLOW_MODULE);
+  const present = ['.ts', '.js'].some((ext) => fs.existsSync(preloaded + ext));
+  return { workflowsPath, ...(present ? { preloadModules: [preloaded] } : {}) };
+}
 
 function newestSource(dir: string): number {
   let newest = 0;

@@ -1,6 +1,7 @@
 import { ActivityFailure, defineQuery, isCancellation, setHandler } from '@temporalio/workflow';
-import { parseTradeSignal, type TradeSignal } from '../contracts/signal';
+import type { TradeSignal } from '../contracts/signal';
 import type { TradeStatus } from './shared';
+import { parseSignalInWorkflow } from './signal-check';
 import { failureMessage, isOrderNotFound } from './trade-activities';
 import {
   cancelByUser,
@@ -53,7 +54,7 @@ export async function tradeWorkflow(input: TradeWorkflowInput): Promise<TradeSta
 async function runTrade(input: TradeWorkflowInput, sequence: TradeSequence): Promise<TradeStatus> {
   // A trade started by hand (temporal CLI) skips intake's validation: a bad signal ends
   // REJECTED/invalid_signal instead of failing workflow tasks forever.
-  const parsed = parseTradeSignal(input?.signal);
+  const parsed = parseSignalInWorkflow(input?.signal);
   if (!parsed.ok) return invalidSignal(input?.signal, parsed.reason);
   const trade = openTrade(parsed.value, sequence);
   setHandler(statusQuery, () => trade.status);

@@ -2,7 +2,12 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { PREBUILT_BUNDLE, WORKFLOWS_SOURCE, prebuiltBundleFresh } from '../../src/workers/workflow-bundle';
+import {
+  PREBUILT_BUNDLE,
+  WORKFLOWS_SOURCE,
+  prebuiltBundleFresh,
+  tradeWorkflowBundleOptions,
+} from '../../src/workers/workflow-bundle';
 import {
   bundleWorkflowCode,
   DefaultLogger,
@@ -78,7 +83,9 @@ const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
 export function workflowBundle(workflowsPath: string = FIXTURE_WORKFLOWS): Promise<WorkflowBundleWithSourceMap> {
   let b = bundles.get(workflowsPath);
   if (!b) {
-    b = bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+    // The trade workflows' code as the worker bundles it (tradeWorkflowBundleOptions: preloaded modules); other
+    // workflow code (test fixtures) without preloading.
+    b = bundleWorkflowCode({ ...tradeWorkflowBundleOptions(workflowsPath), logger: new DefaultLogger('WARN') });
     bundles.set(workflowsPath, b);
   }
   return b;
