@@ -46,6 +46,13 @@ function checkFinite(name: string, x: number): void {
  * that holds either `undefined` or a double is a tagged field in V8: every store of a new value allocates a heap
  * number, i.e. several allocations per indicator per bar with every strategy on (a good share of the quant's
  * garbage). A double-only field is updated in place. Inputs are checked finite, so no defined output is NaN.
+ *
+ * The same holds for a value in flight: `update` answers `number | undefined`, and wherever its caller tests the
+ * answer for `undefined` the two kinds meet, so the optimised code keeps the number boxed (a heap number per call,
+ * inlined or not: one per indicator per bar, ~15 a bar with every strategy on). The strategies therefore call
+ * `advance` (the same update, answering NaN until defined: a double all the way) and read the `…OrNaN` getters,
+ * and test `v !== v` for "not yet"; `update` and the `number | undefined` getters are `advance` and the NaN-valued
+ * fields seen through `out`, for every other caller.
  */
 function out(v: number): number | undefined {
   return v === v ? v : undefined;
@@ -66,6 +73,11 @@ export class Sma {
   }
 
   update(x: number): number | undefined {
+    return out(this.advance(x));
+  }
+
+  /** update(x), NaN until defined (see `out`). */
+  advance(x: number): number {
     checkFinite('SMA', x);
     const p = this.period;
     if (this.count < p) {
@@ -82,7 +94,7 @@ export class Sma {
       for (let i = 0; i < p; i++) s += this.buf[i]!;
       this.sum = s;
     }
-    if (this.count !== p) return undefined;
+    if (this.count !== p) return Number.NaN;
     this.v = this.sum / p;
     return this.v;
   }
@@ -109,13 +121,18 @@ export class Ema {
   }
 
   update(x: number): number | undefined {
+    return out(this.advance(x));
+  }
+
+  /** update(x), NaN until defined (see `out`). */
+  advance(x: number): number {
     checkFinite('EMA', x);
     if (this.count === this.period) {
       this.v += this.alpha * (x - this.v);
       return this.v;
     }
     this.seedSum += x;
-    if (++this.count !== this.period) return undefined;
+    if (++this.count !== this.period) return Number.NaN;
     this.v = this.seedSum / this.period;
     return this.v;
   }
@@ -143,10 +160,15 @@ export class Rsi {
   }
 
   update(close: number): number | undefined {
+    return out(this.advance(close));
+  }
+
+  /** update(close), NaN until defined (see `out`). */
+  advance(close: number): number {
     checkFinite('RSI', close);
     const prev = this.prev;
     this.prev = close;
-    if (prev !== prev) return undefined; // NaN: the first close
+    if (prev !== prev) return Number.NaN; // NaN: the first close
     const change = close - prev;
     const gain = change > 0 ? change : 0;
     const loss = change < 0 ? -change : 0;
@@ -155,7 +177,7 @@ export class Rsi {
     if (this.changes <= n) {
       this.avgGain += gain;
       this.avgLoss += loss;
-      if (this.changes < n) return undefined;
+      if (this.changes < n) return Number.NaN;
       this.avgGain /= n;
       this.avgLoss /= n;
     } else {
@@ -204,13 +226,18 @@ export class Macd {
   }
 
   update(close: number): number | undefined {
-    const f = this.fast.update(close);
-    const s = this.slow.update(close);
-    if (f === undefined || s === undefined) return undefined;
+    return out(this.advance(close));
+  }
+
+  /** update(close): the MACD line, NaN until defined (see `out`). */
+  advance(close: number): number {
+    const f = this.fast.advance(close);
+    const s = this.slow.advance(close);
+    if (f !== f || s !== s) return Number.NaN;
     const line = f - s;
     this.line = line;
-    const sig = this.sig.update(line);
-    if (sig !== undefined) {
+    const sig = this.sig.advance(line);
+    if (sig === sig) {
       this.sigLine = sig;
       this.hist = line - sig;
     }
@@ -219,6 +246,21 @@ export class Macd {
 
   get macd(): number | undefined {
     return out(this.line);
+  }
+
+  /** The MACD line, NaN until defined. */
+  get macdOrNaN(): number {
+    return this.line;
+  }
+
+  /** The signal line, NaN until defined. */
+  get signalOrNaN(): number {
+    return this.sigLine;
+  }
+
+  /** The histogram, NaN until defined. */
+  get histogramOrNaN(): number {
+    return this.hist;
   }
 
   /** Undefined until the signal EMA has `signalPeriod` MACD values. */
@@ -321,7 +363,12 @@ export class Bollinger {
   }
 
   update(close: number): number | undefined {
-    if (!this.stats.push(close)) return undefined;
+    return out(this.advance(close));
+  }
+
+  /** update(close): the middle band, NaN until defined (see `out`). */
+  advance(close: number): number {
+    if (!this.stats.push(close)) return Number.NaN;
     const m = this.stats.average;
     const sd = this.stats.stdDev;
     this.mid = m;
@@ -346,6 +393,23 @@ export class Bollinger {
   /** σ of the window. */
   get sigma(): number | undefined {
     return out(this.sd);
+  }
+
+  /** The bands and σ, NaN until defined. */
+  get middleOrNaN(): number {
+    return this.mid;
+  }
+
+  get upperOrNaN(): number {
+    return this.up;
+  }
+
+  get lowerOrNaN(): number {
+    return this.low;
+  }
+
+  get sigmaOrNaN(): number {
+    return this.sd;
   }
 
   get ready(): boolean {
@@ -427,12 +491,17 @@ export class Roc {
   }
 
   update(x: number): number | undefined {
+    return out(this.advance(x));
+  }
+
+  /** update(x), NaN until defined (see `out`). */
+  advance(x: number): number {
     checkFinite('ROC', x);
     const len = this.period + 1;
     this.buf[this.next] = x;
     this.next = this.next + 1 === len ? 0 : this.next + 1;
     if (this.count < len) this.count++;
-    if (this.count < len) return undefined;
+    if (this.count < len) return Number.NaN;
     const old = this.buf[this.next]!; // the oldest: written `period` updates ago
     this.v = old === 0 ? 0 : (x - old) / old;
     return this.v;

@@ -110,10 +110,11 @@ export class MaCrossStrategy implements Strategy {
   }
 
   onBar(bar: OhlcvBar): SignalIntent | null {
-    const fast = this.fast.update(bar.close);
-    const slow = this.slow.update(bar.close);
-    const rsi = this.rsi?.update(bar.close);
-    if (fast === undefined || slow === undefined) return null;
+    // `advance`: NaN until defined, no heap number per bar (../indicators/streaming.ts, `out`).
+    const fast = this.fast.advance(bar.close);
+    const slow = this.slow.advance(bar.close);
+    const rsi = this.rsi === undefined ? Number.NaN : this.rsi.advance(bar.close);
+    if (fast !== fast || slow !== slow) return null;
     const diff = fast - slow;
     const side: -1 | 0 | 1 = Math.abs(diff) <= EQUAL_EPS * Math.abs(slow) ? 0 : diff > 0 ? 1 : -1;
     if (side !== 0) {
@@ -126,11 +127,11 @@ export class MaCrossStrategy implements Strategy {
     const want = this.wanted;
     if (want === undefined || want === this.lastSignal) return null;
     if (this.rsi) {
-      if (rsi === undefined) return null;
+      if (rsi !== rsi) return null;
       if (want === 'buy' ? !(rsi < this.params.rsiBuy) : !(rsi > this.params.rsiSell)) return null; // pending
     }
     this.lastSignal = want;
-    return new MaCrossIntent(this.average, this.params, want, confidence, fast, slow, rsi ?? Number.NaN);
+    return new MaCrossIntent(this.average, this.params, want, confidence, fast, slow, rsi);
   }
 }
 

@@ -118,10 +118,11 @@ export class MacdStrategy extends Latched {
   }
 
   onBar(bar: OhlcvBar): SignalIntent | null {
-    this.macd.update(bar.close);
-    const h = this.macd.histogram;
+    // `advance` and the NaN-valued getters: no heap number per bar (../indicators/streaming.ts, `out`).
+    this.macd.advance(bar.close);
+    const h = this.macd.histogramOrNaN;
     // |h| within 1e-9 of the price is a touch (float noise of a converged MACD), not a crossing.
-    if (h === undefined || Math.abs(h) <= 1e-9 * bar.close) return null;
+    if (h !== h || Math.abs(h) <= 1e-9 * bar.close) return null;
     const s = h > 0 ? 1 : -1;
     const previous = this.sign;
     this.sign = s;
@@ -130,7 +131,7 @@ export class MacdStrategy extends Latched {
     this.stance = this.held.set(side, c);
     if (previous === 0 || previous === s || !this.changes(side)) return null;
     this.latch(side, c);
-    return new OscillatorIntent('macd', side, c, this.macd.macd!, this.macd.signal!, h, 0);
+    return new OscillatorIntent('macd', side, c, this.macd.macdOrNaN, this.macd.signalOrNaN, h, 0);
   }
 }
 
@@ -158,11 +159,13 @@ export class BollingerStrategy extends Latched {
   }
 
   onBar(bar: OhlcvBar): SignalIntent | null {
-    if (this.bb.update(bar.close) === undefined) return null;
-    const upper = this.bb.upper!;
-    const lower = this.bb.lower!;
-    const middle = this.bb.middle!;
-    const sigma = this.bb.sigma!;
+    const bb = this.bb;
+    const m = bb.advance(bar.close);
+    if (m !== m) return null;
+    const upper = bb.upperOrNaN;
+    const lower = bb.lowerOrNaN;
+    const middle = bb.middleOrNaN;
+    const sigma = bb.sigmaOrNaN;
     const c = bar.close;
     let side: Side;
     let confidence: number;
@@ -213,8 +216,8 @@ export class RsiStrategy extends Latched {
   }
 
   onBar(bar: OhlcvBar): SignalIntent | null {
-    const r = this.rsi.update(bar.close);
-    if (r === undefined) return null;
+    const r = this.rsi.advance(bar.close);
+    if (r !== r) return null;
     const { buy, sell } = this.params;
     let z: Stance;
     if (r < buy) {
@@ -258,8 +261,8 @@ export class MomentumStrategy extends Latched {
   }
 
   onBar(bar: OhlcvBar): SignalIntent | null {
-    const r = this.roc.update(bar.close);
-    if (r === undefined) return null;
+    const r = this.roc.advance(bar.close);
+    if (r !== r) return null;
     const t = this.params.threshold;
     let side: Side;
     let confidence: number;
@@ -308,10 +311,10 @@ export class MeanReversionStrategy extends Latched {
 
   onBar(bar: OhlcvBar): SignalIntent | null {
     const c = bar.close;
-    const ma = this.ma.update(c);
+    const ma = this.ma.advance(c);
     const prev = this.prev;
     this.prev = c;
-    if (ma === undefined || prev !== prev) return null;
+    if (ma !== ma || prev !== prev) return null;
     const momentum = c - prev;
     const t = this.params.threshold;
     let side: Side;

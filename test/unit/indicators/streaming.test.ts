@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Atr, Bollinger, Ema, Macd, Roc, Rsi, Sma, ZScore } from '../../../src/domain/indicators/streaming';
 import { run } from '../../../src/cli/indicators';
+import { readBarsCsvSync } from '../../../src/adapters/marketdata/csv';
 import path from 'node:path';
 
 describe('streaming indicators: warm-up and edge cases', () => {
@@ -73,6 +74,42 @@ describe('streaming indicators: warm-up and edge cases', () => {
     expect(() => new Macd(26, 12, 9)).toThrow(/fast < slow/);
     expect(() => new Bollinger(20, 0)).toThrow(/multiplier/);
     expect(() => new Rsi(14).update(Number.NaN)).toThrow(/finite/);
+  });
+});
+
+describe("advance and the …OrNaN getters (the strategies' double-only path)", () => {
+  it("give exactly update's values and getters, NaN where those are undefined, on a real series", () => {
+    const closes = readBarsCsvSync(path.resolve(__dirname, '../../../../shared/data/nvda-1999-2014.csv'), {
+      symbol: 'NVDA',
+    }).map((b) => b.close);
+    const nan = (v: number | undefined) => (v === undefined ? Number.NaN : v);
+    const pairs = [
+      [new Sma(20), new Sma(20)],
+      [new Ema(12), new Ema(12)],
+      [new Rsi(14), new Rsi(14)],
+      [new Roc(10), new Roc(10)],
+    ] as const;
+    const macdA = new Macd(12, 26, 9);
+    const macdB = new Macd(12, 26, 9);
+    const bbA = new Bollinger(20, 2);
+    const bbB = new Bollinger(20, 2);
+    let defined = 0;
+    for (const c of closes) {
+      for (const [a, b] of pairs) {
+        const u = a.update(c);
+        if (u !== undefined) defined++;
+        expect(Object.is(b.advance(c), nan(u))).toBe(true);
+      }
+      expect(Object.is(macdB.advance(c), nan(macdA.update(c)))).toBe(true);
+      expect([macdB.macdOrNaN, macdB.signalOrNaN, macdB.histogramOrNaN]).toEqual(
+        [macdA.macd, macdA.signal, macdA.histogram].map(nan),
+      );
+      expect(Object.is(bbB.advance(c), nan(bbA.update(c)))).toBe(true);
+      expect([bbB.upperOrNaN, bbB.middleOrNaN, bbB.lowerOrNaN, bbB.sigmaOrNaN]).toEqual(
+        [bbA.upper, bbA.middle, bbA.lower, bbA.sigma].map(nan),
+      );
+    }
+    expect(defined).toBeGreaterThan(4 * (closes.length - 30)); // the series went past every warm-up
   });
 });
 
