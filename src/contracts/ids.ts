@@ -1,10 +1,11 @@
 import * as crypto from 'node:crypto';
 import * as sha256Module from './sha256';
+import type { JoinedIdPrefix } from './sha256';
 
 // Bound once, at load: run under tsx (as the workers and benchmarks are), an ES module is compiled to CommonJS whose
 // exports are getters, and a call through an import binding reads two of them each time, which V8 does not inline
 // (esbuild's shared getter does a megamorphic `from[key]`). joinedId runs per id (docs/quant.md).
-const { joinedId } = sha256Module;
+const { joinedId, JoinedIdPrefix: JoinedIdPrefixClass } = sha256Module;
 
 /**
  * Identifier chain (see docs/architecture.md): every id is derived, never random, so a retry,
@@ -51,6 +52,28 @@ export function signalIdFor(strategy: string, symbol: string, barTimestampIso: s
       ? `${strategy}|${symbol}|${barTimestampIso}`
       : `${scope}|${strategy}|${symbol}|${barTimestampIso}`;
   return `sig-${sha256Hex(data).slice(0, 20)}`;
+}
+
+/**
+ * The fixed part of one strategy's signal ids on one symbol within a scope: `signalIdWith(prefix, timestamp)` is
+ * signalIdFor(strategy, symbol, timestamp, scope) without writing the scope, strategy and symbol into SHA-256's
+ * block again for every signal (the quant keeps one per series and strategy; ./sha256.ts, JoinedIdPrefix).
+ */
+export class SignalIdPrefix {
+  private readonly fixed: JoinedIdPrefix;
+
+  constructor(
+    readonly strategy: string,
+    readonly symbol: string,
+    readonly scope?: string,
+  ) {
+    this.fixed = new JoinedIdPrefixClass('sig-', scope, strategy, symbol);
+  }
+
+  /** signalIdFor(strategy, symbol, barTimestampIso, scope): the same id. */
+  idFor(barTimestampIso: string): string {
+    return this.fixed.idFor(barTimestampIso) ?? signalIdFor(this.strategy, this.symbol, barTimestampIso, this.scope);
+  }
 }
 
 // Trade ids are pure so workflow code can use them too.

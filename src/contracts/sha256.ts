@@ -241,3 +241,78 @@ function oneBlockId(
   compress();
   return digestHex(prefix, 20);
 }
+
+/**
+ * The fixed part of a family of joinedId ids, `prefix` and the message's first parts `p0|p1|p2|` (p0 optional),
+ * written and packed once: the quant's ids of one strategy on one series differ only in the bar's timestamp, and
+ * writing the scope, strategy and symbol into the block again for every signal (a character at a time, then packed)
+ * was a large part of an id's cost besides the compression (docs/quant.md). `idFor(p3)` is exactly
+ * `joinedId(prefix, p0, p1, p2, p3)` when the message fits one block; test/unit/sha256.test.ts compares the two.
+ */
+export class JoinedIdPrefix {
+  /** Bytes of `p0|p1|p2|`. */
+  private readonly length: number;
+  /** Are all of them ASCII (else every id of the family goes to node:crypto through the caller)? */
+  private readonly ascii: boolean;
+  /** The message's bytes so far (the first `length`), for the word the parts share with p3. */
+  private readonly bytes = new Uint8Array(64);
+  /** The words made of the parts' bytes alone, packed big-endian. */
+  private readonly words = new Int32Array(16);
+
+  constructor(
+    readonly prefix: string,
+    p0: string | undefined,
+    p1: string,
+    p2: string,
+  ) {
+    const text = p0 === undefined ? `${p1}|${p2}|` : `${p0}|${p1}|${p2}|`;
+    let or = 0;
+    const n = Math.min(text.length, 64);
+    for (let k = 0; k < n; k++) {
+      const c = text.charCodeAt(k);
+      or |= c;
+      this.bytes[k] = c;
+    }
+    this.length = text.length;
+    this.ascii = or <= 0x7f && prefix.length === 4;
+    for (let i = 0; i < this.length >> 2 && i < 16; i++) {
+      const o = i << 2;
+      const b = this.bytes;
+      this.words[i] = (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
+    }
+  }
+
+  /**
+   * `prefix` and the first 20 hex digits of the SHA-256 of the parts and `p3`, or undefined when the message does
+   * not fit one block (55 bytes) or a character is not ASCII: the caller then takes joinedId's general path.
+   */
+  idFor(p3: string): string | undefined {
+    const len = this.length;
+    const total = len + p3.length;
+    if (!this.ascii || total > 55) return undefined;
+    const b = BYTES;
+    const full = len >> 2; // words of the parts alone
+    const own = this.bytes;
+    for (let i = full << 2; i < len; i++) b[i] = own[i]!;
+    let or = 0;
+    for (let k = 0; k < p3.length; k++) {
+      const c = p3.charCodeAt(k);
+      or |= c;
+      b[len + k] = c;
+    }
+    if (or > 0x7f) return undefined;
+    b[total] = 0x80;
+    for (let i = total + 1; i < 56; i++) b[i] = 0;
+    const words = this.words;
+    for (let i = 0; i < full; i++) W[i] = words[i]!;
+    for (let i = full; i < 14; i++) {
+      const o = i << 2;
+      W[i] = (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
+    }
+    W[14] = 0;
+    W[15] = total * 8;
+    for (let i = 0; i < 8; i++) H[i] = IV[i]!;
+    compress();
+    return digestHex(this.prefix, 20);
+  }
+}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { barMessageId, shortHash, signalIdFor } from '../../src/contracts/ids';
+import { SignalIdPrefix, barMessageId, shortHash, signalIdFor } from '../../src/contracts/ids';
 import * as sha256 from '../../src/contracts/sha256';
 import { TradeSignalSchema } from '../../src/contracts/signal';
 import { SeededRandom } from '../../src/domain/random';
@@ -106,6 +106,65 @@ describe('signalIdFor: the ids made before, the SHA-256 of the joined text', () 
     expect(sha256.joinedId('sig-', 'a', 'ml', 'A', 'x'.repeat(60) + '株')).toBeUndefined();
     // and the next id after a refused one is right again
     expect(sha256.joinedId('sig-', undefined, 'ml', 'A', 'x')).toBe(`sig-${nodeHex('ml|A|x').slice(0, 20)}`);
+  });
+
+  it('JoinedIdPrefix.idFor is joinedId with the first parts fixed: every length up to 120 bytes, every alignment, with and without p0; undefined beyond one block or for non-ASCII', () => {
+    const rnd = new SeededRandom(11);
+    const text = (n: number) =>
+      Array.from({ length: n }, () => String.fromCharCode(32 + Math.floor(rnd.next() * 95))).join('');
+    let oneBlock = 0;
+    for (let total = 3; total <= 120; total++) {
+      for (const withP0 of [false, true]) {
+        const seps = withP0 ? 3 : 2;
+        if (total < seps) continue;
+        for (let k = 0; k < 6; k++) {
+          let left = total - seps;
+          const parts: string[] = [];
+          for (let i = 0; i < seps; i++) {
+            const n = Math.floor(rnd.next() * (left + 1));
+            parts.push(text(n));
+            left -= n;
+          }
+          parts.push(text(left));
+          const [a, b, c, d] = withP0 ? parts : [undefined, ...parts];
+          const fixed = new sha256.JoinedIdPrefix('sig-', a, b!, c!);
+          const id = fixed.idFor(d!);
+          if (total <= 55) {
+            oneBlock++;
+            const joined = [a, b, c, d].filter((x) => x !== undefined).join('|');
+            expect(id, `length ${total}`).toBe(`sig-${nodeHex(joined).slice(0, 20)}`);
+            expect(id).toBe(sha256.joinedId('sig-', a, b!, c!, d!));
+            // the same family again, after another message was hashed (the module's block is shared)
+            sha256.joinedId('bar-', 'x', 'y', 'z', text(30));
+            expect(fixed.idFor(d!)).toBe(id);
+          } else expect(id).toBeUndefined();
+        }
+      }
+    }
+    expect(oneBlock).toBeGreaterThan(500);
+    expect(new sha256.JoinedIdPrefix('sig-', undefined, 'ml', 'é').idFor('x')).toBeUndefined();
+    expect(new sha256.JoinedIdPrefix('sig-', 'é', 'ml', 'A').idFor('x')).toBeUndefined();
+    expect(new sha256.JoinedIdPrefix('sig-', undefined, 'ml', 'A').idFor('株')).toBeUndefined();
+    expect(new sha256.JoinedIdPrefix('sig-', undefined, 'ml', 'A').idFor('x')).toBe(
+      `sig-${nodeHex('ml|A|x').slice(0, 20)}`,
+    );
+  });
+
+  it("SignalIdPrefix gives signalIdFor's ids, scoped and unscoped, one block, two blocks and non-ASCII alike", () => {
+    const stamps = ['2026-11-29T15:00:00.000Z', '1999-01-22T00:00:00.000Z', '2006-01-02T09:01:00Z'];
+    const cases: [string, string, string | undefined][] = [
+      ['sma-cross', 'NVDA', undefined],
+      ['ensemble', 'ES', 'acct-7'],
+      ['ml', 'BRK.B', 'paper-0123456789abcdef0123456789abcdef'],
+      ['macd', 'ÄPFEL', undefined],
+    ];
+    for (const [strategy, symbol, scope] of cases) {
+      const ids = new SignalIdPrefix(strategy, symbol, scope);
+      for (const ts of stamps) expect(ids.idFor(ts)).toBe(signalIdFor(strategy, symbol, ts, scope));
+      expect(ids.idFor('2026-11-29T15:00:00.000Z-ü')).toBe(
+        signalIdFor(strategy, symbol, '2026-11-29T15:00:00.000Z-ü', scope),
+      );
+    }
   });
 
   it('pinned ids across two blocks and through the non-ASCII fallback (test/unit/strategies/signal.test.ts pins one block)', () => {

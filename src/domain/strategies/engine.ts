@@ -1,5 +1,6 @@
 import type { Bar } from '../../contracts/bar';
 import type { TradeSignal } from '../../contracts/signal';
+import * as idsModule from '../../contracts/ids';
 import * as signalModule from './signal';
 import {
   singleStrategy,
@@ -14,6 +15,7 @@ import {
 // (esbuild's shared getter does a megamorphic `from[key]`). barTimeMs runs per bar, tradeSignalOrReason per signal
 // (docs/quant.md).
 const { barTimeMs, tradeSignalOrReason } = signalModule;
+const { SignalIdPrefix } = idsModule;
 
 /**
  * The quant's decision core, pure (no I/O): per-(symbol, interval) strategy state, plus the bookkeeping that
@@ -195,6 +197,8 @@ interface Series {
   set: StrategySeries;
   lastMs: number;
   outcomes: OutcomeRing;
+  /** Per strategy, the fixed part of its signal ids on this series (made at its first signal). */
+  ids: (InstanceType<typeof SignalIdPrefix> | undefined)[];
 }
 
 // The outcomes without a payload are shared constants: most bars end in one of them, and one object per bar per
@@ -285,6 +289,7 @@ export class SignalEngineSet {
         set: this.factory(),
         lastMs: Number.NEGATIVE_INFINITY,
         outcomes: new OutcomeRing(this.cacheSize, names.length),
+        ids: new Array<InstanceType<typeof SignalIdPrefix> | undefined>(names.length).fill(undefined),
       };
       const list = this.series.get(bar.symbol);
       if (list === undefined) this.series.set(bar.symbol, [s]);
@@ -309,7 +314,9 @@ export class SignalEngineSet {
         out = new Array<EngineOutcome>(strategies.length); // its final size: no growing
         for (let i = 0; i < j; i++) out[i] = NONE;
       }
-      const signal = tradeSignalOrReason(names[j]!, bar, intent, this.signalScope);
+      let ids = s.ids[j];
+      if (ids === undefined) s.ids[j] = ids = new SignalIdPrefix(names[j]!, s.symbol, this.signalScope);
+      const signal = tradeSignalOrReason(names[j]!, bar, intent, this.signalScope, ids);
       s.outcomes.set(slot, j, intent); // an invalid one too: a redelivery must be refused again (outcomeAt)
       if (typeof signal === 'string') {
         out[j] = { kind: 'invalid', reason: signal };

@@ -3,6 +3,7 @@ import * as ids from '../../contracts/ids';
 import * as instants from '../../contracts/instants';
 import * as signalContract from '../../contracts/signal';
 import type { ParseResult, TradeSignal } from '../../contracts/signal';
+import type { SignalIdPrefix } from '../../contracts/ids';
 import type { SignalIntent } from './types';
 
 // Bound once, at load: run under tsx (as the workers and benchmarks are), an ES module is compiled to CommonJS whose
@@ -36,19 +37,21 @@ export function toTradeSignal(
 
 /**
  * toTradeSignal without the result wrapper: the signal, or the reason it would be invalid (a string). For the
- * engine, which makes one per signal: one object fewer each.
+ * engine, which makes one per signal: one object fewer each. `ids`, when given, must be the SignalIdPrefix of this
+ * strategy, the bar's symbol and `scope` (the engine keeps one per series and strategy): the same id, cheaper.
  */
 export function tradeSignalOrReason(
   strategy: string,
   bar: Pick<Bar, 'symbol' | 'timestamp' | 'close' | 'correlation_id'>,
   intent: Pick<SignalIntent, 'side' | 'confidence'>,
   scope: string | undefined,
+  ids?: SignalIdPrefix,
 ): TradeSignal | string {
   const ms = barTimeMs(bar.timestamp);
   if (Number.isNaN(ms)) return `bar timestamp "${bar.timestamp}" is not ISO-8601`;
   const candidate: TradeSignal = {
     schema_version: SIGNAL_SCHEMA_VERSION,
-    signal_id: signalIdFor(strategy, bar.symbol, bar.timestamp, scope),
+    signal_id: ids === undefined ? signalIdFor(strategy, bar.symbol, bar.timestamp, scope) : ids.idFor(bar.timestamp),
     correlation_id: bar.correlation_id,
     symbol: bar.symbol,
     side: intent.side,
