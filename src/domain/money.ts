@@ -25,6 +25,12 @@ export function roundToTick(price: number, how: TickRounding = 'nearest'): numbe
   // Within 1e-6 of a tick boundary is binary noise, not a real fraction of a tick.
   const onTick = Math.abs(units - near) < 1e-6;
   const n = onTick ? near : how === 'down' ? Math.floor(units) : how === 'up' ? Math.ceil(units) : near;
+  // n ticks, as the decimal they print as. toFixed writes n·tick as the decimal n / 10^decimals (the product is within
+  // |n|·2.3e-16 of it, far inside half a tick below 1e15 ticks) and Number parses it to the double nearest that
+  // decimal: which is n / 10^decimals, one correctly rounded division of two exact integers. `+ 0` gives the +0
+  // that "0.00" parses to where n is -0. The same doubles without formatting and parsing a string per price (a
+  // backtest rounds every fill and its audit twice); test/unit/money.test.ts compares the two forms.
+  if (Math.abs(n) < 1e15) return n / (decimals === 2 ? 100 : 10_000) + 0;
   return Number((n * tick).toFixed(decimals));
 }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { SeededRandom } from '../../src/domain/random';
 import { conservativeTick, roundToTick, tickSize, toCents } from '../../src/domain/money';
 import { fillsToBook, type LedgerFill } from '../../src/domain/fills';
 import type { BrokerOrder } from '../../src/contracts/order';
@@ -9,6 +10,36 @@ describe('money: the US equity tick', () => {
     expect(tickSize(1)).toBe(0.01);
     expect(tickSize(0.9999)).toBe(0.0001);
   });
+  it('gives exactly the doubles of the formatted form Number((n × tick).toFixed(d)), on 300,000 seeded prices and every edge', () => {
+    const formatted = (price: number, how: 'nearest' | 'down' | 'up') => {
+      if (!Number.isFinite(price)) return price;
+      const tick = tickSize(price);
+      const units = price / tick;
+      const near = Math.round(units);
+      const n =
+        Math.abs(units - near) < 1e-6
+          ? near
+          : how === 'down'
+            ? Math.floor(units)
+            : how === 'up'
+              ? Math.ceil(units)
+              : near;
+      return Number((n * tick).toFixed(tick === 0.01 ? 2 : 4));
+    };
+    const rnd = new SeededRandom(612);
+    const prices: number[] = [0, -0, 1, 0.9999, 1e-9, -1e-9, 0.00004999, 0.00005, -0.00005, 1e13, 9.99e12, 1e16, -1e16];
+    for (let i = 0; i < 100_000; i++) {
+      const mag = 10 ** (rnd.next() * 16 - 5); // 1e-5 .. 1e11
+      const p = (rnd.next() < 0.1 ? -1 : 1) * mag;
+      prices.push(p, Math.round(p * 100) / 100, Math.round(p * 10_000) / 10_000 + 1e-9 * rnd.next());
+    }
+    const differ: string[] = [];
+    for (const p of prices)
+      for (const how of ['nearest', 'down', 'up'] as const)
+        if (!Object.is(roundToTick(p, how), formatted(p, how))) differ.push(`${p} ${how}`);
+    expect(differ).toEqual([]);
+  });
+
   it('rounds binary noise onto the tick instead of a tick away', () => {
     expect(roundToTick(16.088039999999996, 'up')).toBe(16.09);
     expect(roundToTick(16.08 + 1e-12, 'up')).toBe(16.08);
