@@ -9,6 +9,7 @@ import type { PortfolioSnapshot, RiskLimits } from '../risk';
 import type { Strategy, StrategyFactory } from '../strategies/types';
 import * as moneyModule from '../money';
 import * as metricsModule from './metrics';
+import * as instantsModule from '../../contracts/instants';
 import type { BacktestMetrics } from './metrics';
 
 // Bound once, at load: run under tsx (as the workers, the backtest CLI and the benchmarks are), an ES module is
@@ -21,6 +22,7 @@ const { slipped } = exchangeModule.fillModel;
 const { decide, barsNeeded, DEFAULT_RISK_LIMITS, signalKey } = riskModule;
 const { roundToTick } = moneyModule;
 const { computeMetrics } = metricsModule;
+const { instantMs } = instantsModule;
 
 /**
  * The backtester: the live path's pure parts, wired bar by bar with no I/O and no clock.
@@ -139,7 +141,8 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
   });
   const keep = barsNeeded(limits);
   const strategies = new Map<string, Strategy>();
-  const recent = new Map<string, OhlcvBar[]>();
+  /** Each symbol's recent bars for the risk engine, with their instants (parsed once, not per decision). */
+  const recent = new Map<string, TimedBar[]>();
   const lastSignalAt: Record<string, string> = {};
   const orderSignal = new Map<string, string>();
   /** Our orders not yet filled, expired or cancelled: the reservations the risk engine must see. */
@@ -163,13 +166,17 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
   let day = '';
   let dayStartEquity = startingCash;
   let tsIndex = -1;
-  const totalTs = countTimestamps(bars);
+  // Each bar's instant, parsed once: the risk engine's window takes it (TimedBar), and consecutive bars are told
+  // apart by it before their timestamp strings are compared (sameTimestamp).
+  const instants = new Float64Array(bars.length);
+  for (let i = 0; i < bars.length; i++) instants[i] = instantMs(bars[i]!.timestamp);
+  const totalTs = countTimestamps(bars, instants);
   const every = opts.progressEvery ?? 1000;
   let strategyName = '';
 
   for (let i = 0; i < bars.length; i++) {
     const bar = bars[i]!;
-    const newTs = i === 0 || bar.timestamp !== bars[i - 1]!.timestamp;
+    const newTs = i === 0 || !sameTimestamp(bars, instants, i, i - 1);
     if (newTs) {
       tsIndex++;
       if (opts.onProgress && tsIndex % every === 0) opts.onProgress(tsIndex, totalTs);
@@ -223,7 +230,7 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
     }
     let hist = recent.get(bar.symbol);
     if (!hist) recent.set(bar.symbol, (hist = []));
-    hist.push(bar);
+    hist.push(timedBar(bar, instants[i]!));
     if (hist.length > keep * 2) hist.splice(0, hist.length - keep);
     const intent = strategy.onBar(bar);
     if (intent) {
@@ -285,7 +292,7 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
     }
 
     // 3. Mark to market once per timestamp (after its last bar) and audit.
-    const lastOfTs = i === bars.length - 1 || bars[i + 1]!.timestamp !== bar.timestamp;
+    const lastOfTs = i === bars.length - 1 || !sameTimestamp(bars, instants, i + 1, i);
     if (!lastOfTs) continue;
     const acct = exchange.account();
     let gross = 0;
@@ -336,15 +343,43 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
   };
 }
 
+/** A bar as the risk engine's window holds it: its own fields and its instant (VolatilityBar.timeMs). */
+type TimedBar = OhlcvBar & { timeMs: number };
+
+function timedBar(b: OhlcvBar, timeMs: number): TimedBar {
+  return {
+    symbol: b.symbol,
+    timestamp: b.timestamp,
+    open: b.open,
+    high: b.high,
+    low: b.low,
+    close: b.close,
+    volume: b.volume,
+    timeMs,
+  };
+}
+
 /** The audit's verdict on a bar (a function, not a closure per timestamp: the audit runs on every one). */
 function auditFailure(bar: OhlcvBar, what: string): never {
   throw new AccountingError(`${bar.timestamp}: ${what}`);
 }
 
-function countTimestamps(bars: readonly OhlcvBar[]): number {
+function countTimestamps(bars: readonly OhlcvBar[], instants: Float64Array): number {
   let n = 0;
-  for (let i = 0; i < bars.length; i++) if (i === 0 || bars[i]!.timestamp !== bars[i - 1]!.timestamp) n++;
+  for (let i = 0; i < bars.length; i++) if (i === 0 || !sameTimestamp(bars, instants, i, i - 1)) n++;
   return n;
+}
+
+/**
+ * Do bars i and j carry the same timestamp string? Equal strings have equal instants (or are both unparseable), so
+ * different instants answer without comparing the strings: consecutive bars of different times (every bar of a
+ * single series) differ in a character near the end of two 24-character strings.
+ */
+function sameTimestamp(bars: readonly OhlcvBar[], instants: Float64Array, i: number, j: number): boolean {
+  const a = instants[i]!;
+  const b = instants[j]!;
+  if (a === b || (a !== a && b !== b)) return bars[i]!.timestamp === bars[j]!.timestamp;
+  return false;
 }
 
 /** The simulated account as the risk engine sees a ledger account. */
