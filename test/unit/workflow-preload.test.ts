@@ -1,8 +1,21 @@
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import * as contract from '../../src/contracts/signal';
-import * as signalCheck from '../../src/workflows/signal-check';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WORKFLOWS_SOURCE, tradeWorkflowBundleOptions } from '../../src/workers/workflow-bundle';
+
+// The contract and the signal check are deep-frozen below, as the SDK freezes a preloaded module. The unit tier
+// shares one module registry between the files a worker runs (isolate: false), so this file freezes instances of
+// its own: evaluated afresh here, and dropped from the registry afterwards. Frozen shared instances made the next
+// files' schemas throw on their first parse (zod memoises on them).
+let contract: typeof import('../../src/contracts/signal');
+let signalCheck: typeof import('../../src/workflows/signal-check');
+beforeAll(async () => {
+  vi.resetModules();
+  contract = await import('../../src/contracts/signal');
+  signalCheck = await import('../../src/workflows/signal-check');
+});
+afterAll(() => {
+  vi.resetModules();
+});
 
 /** What the SDK's reusable V8 context does to a preloaded module's exports (reusable-vm.js, deepFreeze). */
 function deepFreeze(object: unknown, visited = new WeakSet<object>()): unknown {
