@@ -215,8 +215,8 @@ up() {
 stop_node() {
   local i="$1"
   if running "$i"; then
-    log "stopping node $i (pid $(cat "$(pidfile "$i")"))"
-    ctl "$i" stop "$(pidfile "$i")" >/dev/null 2>&1 || stop_pidfile "$(pidfile "$i")" "rabbitmq node $i" 30
+    # SIGTERM: a graceful stop (as in rabbitmq.sh), without rabbitmqctl's Erlang VM.
+    stop_pidfile "$(pidfile "$i")" "rabbitmq node $i" 60
   fi
   rm -f "$(pidfile "$i")"
   stop_launcher "$i"
