@@ -60,6 +60,8 @@ export interface IntakeStats {
   eagerStarts: number;
   /** Signals whose workflow start failed permanently (their message dead-lettered with the reason). */
   startRejected: number;
+  /** Polls of the worker's admission that found it busy (each a wait of `admission.pollMs` before a start). */
+  admissionWaits: number;
 }
 
 export interface IntakeOptions {
@@ -79,6 +81,13 @@ export interface IntakeOptions {
   startOptions?: (signal: TradeSignal, taskQueue: string) => TradeStartOptions;
   /** Cap of the transient-error backoff in ms (default 10 s). */
   maxRetryDelayMs?: number;
+  /**
+   * Admission (the intake inside the trade worker): a start waits while `admission.busy(startsInFlight)` says
+   * the worker has enough trades in their first steps already, counting this intake's start calls still in
+   * flight (tradeAdmission, src/workers/workflow-task-slots.ts), so a burst beyond what the worker can take
+   * waits in RabbitMQ instead of inside the Temporal server. Polled every `pollMs`.
+   */
+  admission?: { busy: (startsInFlight: number) => boolean; pollMs: number };
   /**
    * Deliveries of a message whose handling keeps failing before it is dead-lettered with the reason (default
    * 20 = the default RABBITMQ_DELIVERY_LIMIT; keep it at or below the queue's limit).
@@ -204,9 +213,11 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
     startRetries: 0,
     eagerStarts: 0,
     startRejected: 0,
+    admissionWaits: 0,
   };
   const stopping = new AbortController();
   let freeStarts = opts.prefetch;
+  let startsInFlight = 0; // start calls awaiting the server (admission counts them)
   const startWaiters: (() => void)[] = [];
   const consumer = consumeJson(
     opts.rabbit,
@@ -258,11 +269,27 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
     if (freeStarts > 0) freeStarts--;
     else await new Promise<void>((resolve) => startWaiters.push(resolve));
     try {
-      return await startTradeInSlot(signal);
+      await admitted();
+      startsInFlight++;
+      try {
+        return await startTradeInSlot(signal);
+      } finally {
+        startsInFlight--;
+      }
     } finally {
       const next = startWaiters.shift();
       if (next) next();
       else freeStarts++;
+    }
+  }
+
+  /** Wait for the worker's admission; throws when intake stops meanwhile (the message stays un-acked). */
+  async function admitted(): Promise<void> {
+    if (!opts.admission) return;
+    while (opts.admission.busy(startsInFlight)) {
+      if (stopping.signal.aborted) throw new Error('signal intake stopping');
+      stats.admissionWaits++;
+      await sleep(opts.admission.pollMs, stopping.signal).catch(() => undefined);
     }
   }
 
@@ -335,7 +362,7 @@ export function openIntake(
   cfg: Config,
   log: Logger,
   client: Client,
-  opts: { prefetch?: number; eagerStart?: boolean } = {},
+  opts: { prefetch?: number; eagerStart?: boolean; admission?: IntakeOptions['admission'] } = {},
 ): RunningIntake {
   const rabbit = new RabbitConnection({
     url: cfg.rabbitmq.url,
@@ -356,6 +383,7 @@ export function openIntake(
     // The consumer dead-letters with the reason no later than the broker would without one.
     maxAttempts: Math.min(20, cfg.rabbitmq.deliveryLimit),
     ...(opts.eagerStart ? { startOptions: eagerTradeStartOptions } : {}),
+    ...(opts.admission ? { admission: opts.admission } : {}),
   });
   return {
     intake,

@@ -40,7 +40,7 @@ import { Client } from '@temporalio/client';
 import { openIntake, type RunningIntake } from './signal-intake';
 import { keepReconciliationSchedule } from './reconciliation-schedule';
 import { PREBUILT_BUNDLE, prebuiltBundleFresh, tradeWorkflowBundleOptions } from './workflow-bundle';
-import { workflowTaskSlots } from './workflow-task-slots';
+import { tradeAdmission, workflowTaskSlots } from './workflow-task-slots';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
@@ -163,7 +163,12 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: TradeWorker
     );
     if (cfg.rabbitmq.intakeInWorker) {
       // Intake stops consuming as soon as the worker begins shutting down.
-      const intake = openIntake(cfg, log.child({ component: 'signal-intake' }), client, { eagerStart: true });
+      // Admission: a start waits while the worker has TRADES_IN_RISK_MAX trades in their risk evaluation, so a
+      // burst waits in RabbitMQ rather than in the server's matching backlog (workflow-task-slots.ts).
+      const intake = openIntake(cfg, log.child({ component: 'signal-intake' }), client, {
+        eagerStart: true,
+        admission: tradeAdmission(worker),
+      });
       started.intake = intake;
       // Un-acked signals go back to the queue and are started by whoever consumes next (ids are per signal).
       const stopIntake = () => void intake.close().catch(() => undefined);

@@ -14,3 +14,32 @@ export const TRADE_WORKFLOW_TASK_SLOTS = 40;
 export function workflowTaskSlots(intakeInWorker: boolean, signalPrefetch: number): number {
   return TRADE_WORKFLOW_TASK_SLOTS + (intakeInWorker ? signalPrefetch : 0);
 }
+
+/**
+ * Trades of this worker in their risk evaluation (the local activity in flight) at most before the intake in the
+ * worker waits to start another. Risk evaluations of an account run one at a time under its lock (RiskOps), so
+ * more of them at once only wait, each holding its first workflow task's slot, and a PostgreSQL connection while
+ * it waits for the lock. Without this bound a burst's eager starts ran the slots out: about a third of a
+ * 400-signal burst could not start eagerly, and their first workflow tasks waited 18-23 s in the server's
+ * matching backlog (persisted, re-read, their timers firing meanwhile: the server work that grows into the
+ * overload spiral of docs/benchmarks.md). With it the burst waits in RabbitMQ, un-acked, and every start is eager.
+ * 16 leaves the trades' own 40 slots room for the pollers and the tasks after the order; at 10 signals/s a worker
+ * has 1-3 evaluations in flight, so the bound never holds a start there.
+ */
+export const TRADES_IN_RISK_MAX = 16;
+
+/** How often a held start looks again (a risk evaluation lasts tens of milliseconds when it does not wait). */
+export const ADMISSION_POLL_MS = 10;
+
+/** The intake's admission for a trade worker (signal-intake.ts, IntakeOptions.admission). */
+export function tradeAdmission(worker: { getStatus(): { numInFlightLocalActivities: number } }): {
+  busy: (startsInFlight: number) => boolean;
+  pollMs: number;
+} {
+  return {
+    // A start in flight becomes a risk evaluation a moment after the server answers it (eager start: its first
+    // workflow task runs here), so it counts as one already.
+    busy: (startsInFlight) => worker.getStatus().numInFlightLocalActivities + startsInFlight >= TRADES_IN_RISK_MAX,
+    pollMs: ADMISSION_POLL_MS,
+  };
+}

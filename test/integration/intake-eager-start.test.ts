@@ -12,6 +12,7 @@ import {
 import { parseTradeSignal } from '../../src/contracts/signal';
 import { createLogger } from '../../src/logging';
 import { eagerTradeStartOptions, startIntake } from '../../src/workers/signal-intake';
+import { TRADES_IN_RISK_MAX, tradeAdmission } from '../../src/workers/workflow-task-slots';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { testSignal } from '../support/pipeline';
 import { ScriptedBroker } from '../support/scripted-broker';
@@ -113,6 +114,89 @@ describe('signal intake in the trade worker: eager workflow start', () => {
     expect(results.stats.started).toBe(3);
     // The server's own answer: the start response carried the first workflow task (eagerWorkflowTask).
     expect(results.stats.eagerStarts).toBe(3);
+  });
+
+  it('admission: while the worker has TRADES_IN_RISK_MAX trades in risk, the next signals wait in RabbitMQ, then all trade', async () => {
+    const taskQueue = uniqueTaskQueue('intake-admission');
+    const broker = new ScriptedBroker({ atSubmit: (o, b) => b.fill(o, o.qty, 20) });
+    const activities = broker.activities();
+    // Risk held until the test lets go, as an account lock held elsewhere would: every evaluation waits in flight.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let inRisk = 0;
+    const evaluate = activities.evaluateRisk;
+    activities.evaluateRisk = async (...args) => {
+      inRisk++;
+      await held;
+      return evaluate(...args);
+    };
+    const worker = await Worker.create({
+      connection: temporal.nativeConnection,
+      namespace: temporal.namespace,
+      taskQueue,
+      workflowBundle: await workflowBundle(WORKFLOWS),
+      activities,
+      maxConcurrentWorkflowTaskExecutions: 60,
+    });
+    const client = new Client({ connection: temporal.nativeConnection, namespace: temporal.namespace });
+    const prefetch = 8;
+    const signals = Array.from({ length: TRADES_IN_RISK_MAX + 10 }, (_, i) =>
+      testSignal({ side: i % 2 ? 'sell' : 'buy' }),
+    );
+    const results = await worker.runUntil(async () => {
+      const intake = startIntake({
+        rabbit,
+        publisher,
+        client,
+        taskQueue,
+        logger: log,
+        prefetch,
+        startOptions: eagerTradeStartOptions,
+        admission: tradeAdmission(worker),
+      });
+      try {
+        for (const s of signals) {
+          await publisher.publishJson(TRADE_SIGNALS_EXCHANGE, signalRoutingKey(s.strategy, s.symbol), s, {
+            messageId: s.signal_id,
+            correlationId: s.correlation_id,
+          });
+        }
+        for (let i = 0; !(inRisk >= TRADES_IN_RISK_MAX && intake.stats.admissionWaits > 0); i++) {
+          if (i > 600)
+            throw new Error(`admission never held a start: ${inRisk} in risk, ${JSON.stringify(intake.stats)}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        await new Promise((r) => setTimeout(r, 1000)); // a start that was let through would show by now
+        const whileHeld = { inRisk, ...intake.stats };
+        release();
+        const out = await Promise.all(
+          signals.map(async (s) => {
+            const id = `trade-${s.signal_id}`;
+            for (let i = 0; ; i++) {
+              try {
+                return await client.workflow.getHandle(id).result();
+              } catch (err) {
+                if (i > 600 || (err as Error).name !== 'WorkflowNotFoundError') throw err;
+                await new Promise((r) => setTimeout(r, 100)); // intake has not started it yet
+              }
+            }
+          }),
+        );
+        return { out: out as TradeStatus[], whileHeld, stats: { ...intake.stats } };
+      } finally {
+        await intake.stop();
+      }
+    });
+    // Held: the trades in risk are the bound (a start answered just before its evaluation began may pass it, at
+    // most one per start permit), and the rest of the burst was not started.
+    expect(results.whileHeld.inRisk).toBeGreaterThanOrEqual(TRADES_IN_RISK_MAX);
+    expect(results.whileHeld.started).toBeLessThanOrEqual(TRADES_IN_RISK_MAX + prefetch);
+    expect(results.whileHeld.started).toBeLessThan(signals.length);
+    // Released: every signal has its one trade, filled, and every start was eager.
+    expect(results.out.map((s) => s.phase)).toEqual(signals.map(() => 'FILLED'));
+    expect(results.stats.started).toBe(signals.length);
+    expect(results.stats.eagerStarts).toBe(signals.length);
+    expect(broker.submitted).toHaveLength(signals.length);
   });
 
   it('the SDK refuses an eager start over a plain gRPC Connection, so intake cannot silently lose it', async () => {
