@@ -16,7 +16,7 @@ import type { BacktestMetrics } from './metrics';
 // compiled to CommonJS whose exports are getters, and a call through an import binding reads two of them each time
 // (four through an index module), which V8 does not inline: esbuild's shared getter does a megamorphic
 // `from[key]`. They run per bar, per fill and per signal (docs/quant.md, "Run under tsx").
-const { signalIdFor } = idsModule;
+const { SignalIdPrefix } = idsModule;
 const { isTerminal } = orderModule;
 const { slipped } = exchangeModule.fillModel;
 const { decide, barsNeeded, DEFAULT_RISK_LIMITS, signalKey } = riskModule;
@@ -141,6 +141,8 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
   });
   const keep = barsNeeded(limits);
   const strategies = new Map<string, Strategy>();
+  /** Per symbol, the fixed part of its signal ids (the strategy's name and the symbol: the same ids as signalIdFor). */
+  const signalIds = new Map<string, InstanceType<typeof SignalIdPrefix>>();
   /** Each symbol's recent bars for the risk engine, with their instants (parsed once, not per decision). */
   const recent = new Map<string, TimedBar[]>();
   const lastSignalAt: Record<string, string> = {};
@@ -234,7 +236,10 @@ export function runBacktest(bars: readonly OhlcvBar[], opts: BacktestOptions): B
     if (hist.length > keep * 2) hist.splice(0, hist.length - keep);
     const intent = strategy.onBar(bar);
     if (intent) {
-      const signalId = signalIdFor(strategy.name, bar.symbol, bar.timestamp);
+      let ids = signalIds.get(bar.symbol);
+      if (ids === undefined || ids.strategy !== strategy.name)
+        signalIds.set(bar.symbol, (ids = new SignalIdPrefix(strategy.name, bar.symbol)));
+      const signalId = ids.idFor(bar.timestamp);
       const record: SignalRecord = {
         timestamp: bar.timestamp,
         symbol: bar.symbol,

@@ -122,7 +122,10 @@ export class MaCrossStrategy implements Strategy {
       this.lastSide = side;
       if (previous !== 0 && previous !== side) this.wanted = side > 0 ? 'buy' : 'sell';
     }
-    const confidence = smaCrossConfidence(fast, slow, this.params);
+    // smaCrossConfidence's arithmetic, written out: the call was not inlined here, and a double returned from a
+    // call is boxed (a heap number per bar).
+    const p = this.params;
+    const confidence = Math.min(1, Math.max(0, p.baseConfidence + (p.separationWeight * Math.abs(fast - slow)) / slow));
     if (this.lastSide !== 0) this.stance = this.held.set(this.lastSide > 0 ? 'buy' : 'sell', confidence);
     const want = this.wanted;
     if (want === undefined || want === this.lastSignal) return null;
