@@ -254,10 +254,10 @@ export class JoinedIdPrefix {
   private readonly length: number;
   /** Are all of them ASCII (else every id of the family goes to node:crypto through the caller)? */
   private readonly ascii: boolean;
-  /** The message's bytes so far (the first `length`), for the word the parts share with p3. */
-  private readonly bytes = new Uint8Array(64);
   /** The words made of the parts' bytes alone, packed big-endian. */
   private readonly words = new Int32Array(16);
+  /** The parts' last `length % 4` bytes (the start of the word they share with p3), as an integer: b0·2^8 + b1… */
+  private readonly partial: number;
 
   constructor(
     readonly prefix: string,
@@ -267,19 +267,20 @@ export class JoinedIdPrefix {
   ) {
     const text = p0 === undefined ? `${p1}|${p2}|` : `${p0}|${p1}|${p2}|`;
     let or = 0;
+    let acc = 0;
     const n = Math.min(text.length, 64);
     for (let k = 0; k < n; k++) {
       const c = text.charCodeAt(k);
       or |= c;
-      this.bytes[k] = c;
+      acc = (acc << 8) | (c & 0xff);
+      if ((k & 3) === 3) {
+        this.words[k >> 2] = acc;
+        acc = 0;
+      }
     }
     this.length = text.length;
     this.ascii = or <= 0x7f && prefix.length === 4;
-    for (let i = 0; i < this.length >> 2 && i < 16; i++) {
-      const o = i << 2;
-      const b = this.bytes;
-      this.words[i] = (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
-    }
+    this.partial = acc;
   }
 
   /**
@@ -288,27 +289,32 @@ export class JoinedIdPrefix {
    */
   idFor(p3: string): string | undefined {
     const len = this.length;
-    const total = len + p3.length;
+    const n = p3.length;
+    const total = len + n;
     if (!this.ascii || total > 55) return undefined;
-    const b = BYTES;
-    const full = len >> 2; // words of the parts alone
-    const own = this.bytes;
-    for (let i = full << 2; i < len; i++) b[i] = own[i]!;
+    const words = this.words;
+    let w = len >> 2; // words of the parts alone
+    for (let i = 0; i < w; i++) W[i] = words[i]!;
+    // p3's characters straight into their big-endian words (no byte buffer to fill and pack): `acc` holds the bytes
+    // of word `w` so far, `pos` the message's length so far.
+    let acc = this.partial;
+    let pos = len;
     let or = 0;
-    for (let k = 0; k < p3.length; k++) {
+    for (let k = 0; k < n; k++) {
       const c = p3.charCodeAt(k);
       or |= c;
-      b[len + k] = c;
+      acc = (acc << 8) | (c & 0xff);
+      if ((++pos & 3) === 0) {
+        W[w++] = acc;
+        acc = 0;
+      }
     }
     if (or > 0x7f) return undefined;
-    b[total] = 0x80;
-    for (let i = total + 1; i < 56; i++) b[i] = 0;
-    const words = this.words;
-    for (let i = 0; i < full; i++) W[i] = words[i]!;
-    for (let i = full; i < 14; i++) {
-      const o = i << 2;
-      W[i] = (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
-    }
+    // The padding: 0x80, then zeros up to the length's two words.
+    acc = (acc << 8) | 0x80;
+    const used = ++pos & 3;
+    W[w++] = used === 0 ? acc : acc << ((4 - used) << 3);
+    while (w < 14) W[w++] = 0;
     W[14] = 0;
     W[15] = total * 8;
     for (let i = 0; i < 8; i++) H[i] = IV[i]!;
