@@ -22,7 +22,8 @@ export function workflowTaskSlots(intakeInWorker: boolean, signalPrefetch: numbe
  * it waits for the lock. Without this bound a burst's eager starts ran the slots out: about a third of a
  * 400-signal burst could not start eagerly, and their first workflow tasks waited 18-23 s in the server's
  * matching backlog (persisted, re-read, their timers firing meanwhile: the server work that grows into the
- * overload spiral of docs/benchmarks.md). With it the burst waits in RabbitMQ, un-acked, and every start is eager.
+ * overload spiral of docs/benchmarks.md). With it the burst waits in RabbitMQ, un-acked, and its starts stay eager (0-6 of 400 fell back in the
+ * same-run A/B; later tasks holding slots still make a few fall back: docs/benchmarks.md, issue 12).
  * 16 leaves the trades' own 40 slots room for the pollers and the tasks after the order; at 10 signals/s a worker
  * has 1-3 evaluations in flight, so the bound never holds a start there.
  */
