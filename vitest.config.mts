@@ -76,6 +76,8 @@ export default defineConfig({
       {
         test: {
           name: 'workflow',
+          // As integration below: the files share their worker's modules (and its cache of workflow bundles).
+          isolate: false,
           include: ['test/workflow/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
@@ -93,6 +95,12 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          // The files of a worker share its module cache instead of each importing the SDK, amqplib, pg and src
+          // again in a fresh process: measured on the whole tier, 182 s of CPU instead of 253 s (import time
+          // 19 s instead of 82 s), on two cores the tier keeps busy. Safe because no file mocks a module or
+          // changes process.env, each file's resources are its own (above), and the one process-wide singleton,
+          // Temporal's Runtime, is installed once (quietTemporalRuntime keeps an earlier file's).
+          isolate: false,
           include: ['test/integration/**/*.test.ts'],
           testTimeout: 180_000,
           hookTimeout: 240_000,

@@ -135,30 +135,28 @@ describe('Temporal Web UI (headless chromium)', () => {
   });
 
   it('filters the trade list by TradeStatus and Symbol', async () => {
-    const list = async (query: string): Promise<string> => {
+    // The list of a query once the trade it must show is on it: the page can first render an empty list while
+    // its visibility request is in flight (seen on a loaded machine), so a fixed pause after the first render is
+    // not enough. A query whose list never shows that trade fails here, on the timeout.
+    const list = async (query: string, expected: string): Promise<string> => {
       await page.goto(`${ui}/workflows?query=${encodeURIComponent(`TaskQueue="${h.taskQueue}" AND ${query}`)}`, {
         waitUntil: 'domcontentloaded',
       });
-      // The list has rendered once a row of this task queue or the empty state is shown.
-      await page
-        .locator(`text=/${h.taskQueue.replace(/[-]/g, '\\-')}|${'trade-'}|No Workflows/`)
-        .first()
-        .waitFor({ timeout: 30_000 });
-      await page.waitForTimeout(1000);
+      await page.getByText(expected).first().waitFor({ timeout: 30_000 });
       return page.locator('body').innerText();
     };
 
-    const filledNvda = await list('TradeStatus="FILLED" AND Symbol="NVDA"');
+    const filledNvda = await list('TradeStatus="FILLED" AND Symbol="NVDA"', filled);
     expect(filledNvda).toContain(filled);
     expect(filledNvda).not.toContain(rejected);
     expect(filledNvda).not.toContain(other);
 
-    const rejectedOnly = await list('TradeStatus="REJECTED"');
+    const rejectedOnly = await list('TradeStatus="REJECTED"', rejected);
     expect(rejectedOnly).toContain(rejected);
     expect(rejectedOnly).not.toContain(filled);
     expect(rejectedOnly).not.toContain(other);
 
-    const orcl = await list('Symbol="ORCL"');
+    const orcl = await list('Symbol="ORCL"', other);
     expect(orcl).toContain(other);
     expect(orcl).not.toContain(filled);
     expect(orcl).not.toContain(rejected);
