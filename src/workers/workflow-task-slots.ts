@@ -16,7 +16,8 @@ export function workflowTaskSlots(intakeInWorker: boolean, signalPrefetch: numbe
 }
 
 /**
- * Trades of this worker in their risk evaluation (the local activity in flight) at most before the intake in the
+ * Trades of this worker in their risk evaluation (the local activity in flight) or on their way to it (start call
+ * or first task's activation in flight; later tasks' activations count too) at most before the intake in the
  * worker waits to start another. Risk evaluations of an account run one at a time under its lock (RiskOps), so
  * more of them at once only wait, each holding its first workflow task's slot, and a PostgreSQL connection while
  * it waits for the lock. Without this bound a burst's eager starts ran the slots out: about a third of a
@@ -33,14 +34,21 @@ export const TRADES_IN_RISK_MAX = 16;
 export const ADMISSION_POLL_MS = 10;
 
 /** The intake's admission for a trade worker (signal-intake.ts, IntakeOptions.admission). */
-export function tradeAdmission(worker: { getStatus(): { numInFlightLocalActivities: number } }): {
+export function tradeAdmission(worker: {
+  getStatus(): { numInFlightLocalActivities: number; numInFlightWorkflowActivations: number };
+}): {
   busy: (startsInFlight: number) => boolean;
   pollMs: number;
 } {
   return {
-    // A start in flight becomes a risk evaluation a moment after the server answers it (eager start: its first
-    // workflow task runs here), so it counts as one already.
-    busy: (startsInFlight) => worker.getStatus().numInFlightLocalActivities + startsInFlight >= TRADES_IN_RISK_MAX,
+    busy: (startsInFlight) => {
+      const { numInFlightLocalActivities: inRisk, numInFlightWorkflowActivations: activations } = worker.getStatus();
+      // A started trade is on its way to risk until its evaluation begins: its start call in flight, then its
+      // first task's activation in the workflow thread (which may lag the starts: a new worker's first workflows
+      // load the code). Activations of later tasks count too, so a busy workflow thread also holds the starts:
+      // the trades already in flight go first.
+      return inRisk + activations + startsInFlight >= TRADES_IN_RISK_MAX;
+    },
     pollMs: ADMISSION_POLL_MS,
   };
 }
