@@ -275,6 +275,21 @@ stack_release() {
 
 mkdir -p "$TOOLS" "$DATA" "$LOGS" "$RUN"
 
+# The rabbitmq.conf lines that create the project's vhost and user (full permissions, administrator) at a node's
+# first boot; RabbitMQ reads them only while the node's database is empty (rabbitmq.sh, rabbitmq-cluster.sh).
+#   rabbitmq_default_user_conf VHOST USER PASSWORD
+rabbitmq_default_user_conf() {
+  cat <<CONF
+default_vhost = $1
+default_user = $2
+default_pass = $3
+default_user_tags.administrator = true
+default_permissions.configure = .*
+default_permissions.read = .*
+default_permissions.write = .*
+CONF
+}
+
 # The environment of a project-local RabbitMQ node, and of rabbitmqctl talking to it: every piece of its state in
 # its own directories, Erlang distribution and epmd on loopback only (rabbitmq.sh, rabbitmq-cluster.sh).
 #   rabbitmq_node_env HOME NODENAME AMQP_PORT DIST_PORT NODE_DIR LOG_DIR PID_FILE

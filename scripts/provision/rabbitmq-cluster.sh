@@ -71,13 +71,7 @@ cluster_formation.randomized_startup_delay_range.min = 0
 cluster_formation.randomized_startup_delay_range.max = 0
 # The vhost and user, created at the cluster's first boot (users and vhosts are cluster-wide; only read while the
 # database is empty, so a node joining a cluster keeps the cluster's).
-default_vhost = $VHOST
-default_user = $USER_NAME
-default_pass = $PASS
-default_user_tags.administrator = true
-default_permissions.configure = .*
-default_permissions.read = .*
-default_permissions.write = .*
+$(rabbitmq_default_user_conf "$VHOST" "$USER_NAME" "$PASS")
 CONF
   chmod 600 "$dir/rabbitmq.conf" # it holds the password
   [[ -f "$dir/advanced.config" ]] || echo '[].' >"$dir/advanced.config"

@@ -58,13 +58,7 @@ log.file.level = warning
 # A fresh node creates the project's vhost and user during its first boot, so a first start needs no rabbitmqctl
 # call (each one boots an Erlang VM: 1-2 s on an idle machine, tens of seconds on a loaded one). Only read when the
 # node's database is empty; ensure_user corrects an older node.
-default_vhost = $VHOST
-default_user = $USER_NAME
-default_pass = $PASS
-default_user_tags.administrator = true
-default_permissions.configure = .*
-default_permissions.read = .*
-default_permissions.write = .*
+$(rabbitmq_default_user_conf "$VHOST" "$USER_NAME" "$PASS")
 CONF
   chmod 600 "$BASE/rabbitmq.conf" # it holds the password
   [[ -f "$BASE/advanced.config" ]] || echo '[].' >"$BASE/advanced.config"
