@@ -1,14 +1,22 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { analysePhase, compactRecords, perTradeLine } from '../../src/cli/bench/analysis';
+import {
+  analysePhase,
+  chooseOrderTimeSource,
+  compactRecords,
+  perTradeLine,
+  type OrderTimeChoice,
+} from '../../src/cli/bench/analysis';
+import { formatBaselineComparison } from '../../src/cli/bench/comparison';
 import { CpuSampler, findPidListeningOn, listeningInodes, type ProcSnapshot } from '../../src/cli/bench/cpu';
 import { EV, tradeTimes, type HistoryEventLike } from '../../src/cli/bench/histories';
 import type { PhaseResult, SignalRecord } from '../../src/cli/bench/load';
 import { parseOptions, pollerShorthands, type BenchOptions } from '../../src/cli/bench/options';
-import { formatReport, type BenchJson } from '../../src/cli/bench/report';
+import { formatReport, orderTimeLine, type BenchJson } from '../../src/cli/bench/report';
 import { scrapeCounterSum } from '../../src/cli/bench/temporal-metrics';
 import { dist, percentile, rates } from '../../src/cli/bench/stats';
+import type { VenueStreamHealth } from '../../src/cli/bench/venue-observer';
 import type { LossReport } from '../../src/cli/bench/zero-loss';
 
 /**
@@ -205,7 +213,7 @@ describe('bench:trades report', () => {
     wallS: 2,
     progress: [],
   };
-  const report = analysePhase(phase, records, true);
+  const report = analysePhase(phase, records, true, 'submitOrder-completed');
 
   it('the `per trade:` line: machine-independent counts and the pipeline CPU without the bench', () => {
     // CPU: (0.5 + 0.25) cores × 2 s / 4 trades = 375 ms (the bench's 0.1 core is left out).
@@ -238,7 +246,7 @@ describe('bench:trades report', () => {
         barIntervalMs: 500,
         childEnv: {},
       },
-      phases: [analysePhase({ ...phase, name: 'latency' }, records, false), report],
+      phases: [analysePhase({ ...phase, name: 'latency' }, records, false, 'submitOrder-completed'), report],
       loss,
       floor: { burst: { n: 10, perS: 20 }, atRate: { n: 4, rate: 10, latencyMs: dist([40, 50]) } },
       barsPublished: 3,
@@ -266,6 +274,161 @@ describe('bench:trades report', () => {
     const [first] = compactRecords(records) as Array<Record<string, number>>;
     // tradeHistory(t0): started at t0, WFT 1 started eagerly at t0 and completed at +20 ms; published 30 ms before.
     expect(first).toMatchObject({ wfStarted: 30, wft1Started: 30, wft1Completed: 50 });
+  });
+});
+
+describe('bench:trades order time: the venue stream, Temporal beside it, a loud fallback', () => {
+  // Four trades 100 ms apart, published 30 ms before their workflow starts; submitOrder completes at +70 ms
+  // (Temporal) and the bench saw the order's `new` on the venue's stream at +62 ms.
+  const seenAt = (i: number) => 1_000_000 + i * 100 + 62;
+  const recs = (): SignalRecord[] =>
+    Array.from({ length: 4 }, (_, i) => ({
+      signalId: `bench-y-l${i}`,
+      workflowId: `trade-bench-y-l${i}`,
+      phase: 'latency' as const,
+      pubAt: 1_000_000 + i * 100 - 30,
+      confirmedAt: 1_000_000 + i * 100 - 25,
+      times: tradeTimes(tradeHistory(1_000_000 + i * 100)),
+      venueSeen: { at: seenAt(i), event: 'new' as const },
+    }));
+  const listening: VenueStreamHealth = { ready: true, drops: 0, ordersSeen: 4, updates: 8 };
+  const phase: PhaseResult = {
+    name: 'latency',
+    signals: 4,
+    firstPublish: 999_970,
+    lastConfirm: 1_000_275,
+    settledAt: 1_001_000,
+    drained: true,
+    publishErrors: 0,
+    cpu: { temporal: 0.5, machine: 1, others: 0 },
+    runQueue: {},
+    hotThreads: {},
+    hotThreadsPeak: {},
+    pg: { samples: 1, activeMean: 0, lockWaitMean: 0, lockWaitMax: 0 },
+    persistence: undefined,
+    pgRoundTrips: undefined,
+    wallS: 1,
+    progress: [],
+  };
+  const pass = (records: SignalRecord[], orderTime: OrderTimeChoice, role: 'baseline' | 'current'): BenchJson => ({
+    role,
+    startedAt: '2026-11-30T00:00:00.000Z',
+    git: 'abc1234',
+    command: 'npm run bench:trades',
+    jsonPath: `bench-results/trades-${role}.json`,
+    options: opts(['--signals', '4', '--saturation', '4']),
+    machine: { cores: 2, cpuModel: 'cpu', loadBefore: [1, 1, 1], loadAfter: [1, 1, 1], node: 'v20', memMb: 1 },
+    setup: {
+      temporal: '127.0.0.1:7233',
+      vhost: 'v',
+      database: 'd',
+      taskQueue: 'q',
+      prefetch: 32,
+      intakes: 1,
+      workers: 1,
+      workerTuning: {},
+      logLevel: 'info',
+      barIntervalMs: 500,
+      childEnv: {},
+    },
+    orderTime,
+    phases: [
+      analysePhase(phase, records, false, orderTime.source),
+      analysePhase({ ...phase, name: 'saturation' }, records, true, orderTime.source),
+    ],
+    loss: { zeroLoss: true, published: 4, publishErrors: 0, ledgerNotFilled: {} } as unknown as LossReport,
+    barsPublished: 3,
+    totalS: 5,
+  });
+
+  it('uses the stream when it listened throughout and showed every order', () => {
+    expect(chooseOrderTimeSource(recs(), listening)).toEqual({
+      source: 'venue-stream',
+      stream: listening,
+      orders: 4,
+      ordersSeen: 4,
+      firstSeenNotNew: 0,
+    });
+    // An order first seen by a later event (e.g. filled at once) keeps the stream, and is counted.
+    const r = recs();
+    r[1]!.venueSeen = { at: seenAt(1), event: 'fill' };
+    expect(chooseOrderTimeSource(r, listening)).toMatchObject({ source: 'venue-stream', firstSeenNotNew: 1 });
+  });
+
+  it('any gap in the stream makes the whole pass fall back to submitOrder completed, with the reason', () => {
+    const missing = recs();
+    delete missing[2]!.venueSeen;
+    expect(chooseOrderTimeSource(missing, listening)).toMatchObject({
+      source: 'submitOrder-completed',
+      fallbackReason: "1 of 4 orders never showed on the venue's trade_updates stream",
+      orders: 4,
+      ordersSeen: 3,
+    });
+    expect(chooseOrderTimeSource(recs(), { ...listening, drops: 2 })).toMatchObject({
+      source: 'submitOrder-completed',
+      fallbackReason: "the venue's trade_updates stream dropped 2 time(s) during the pass: updates may be missing",
+    });
+    const notUp: VenueStreamHealth = {
+      ready: false,
+      error: 'not listening after 15000 ms',
+      drops: 0,
+      ordersSeen: 0,
+      updates: 0,
+    };
+    expect(chooseOrderTimeSource(recs(), notUp)).toMatchObject({
+      source: 'submitOrder-completed',
+      fallbackReason: 'not listening after 15000 ms',
+    });
+  });
+
+  it('the headline latency and orders/s from the venue, signal → submitOrder completed beside them', () => {
+    const r = analysePhase({ ...phase, name: 'saturation' }, recs(), true, 'venue-stream');
+    expect(r.orderTimeSource).toBe('venue-stream');
+    expect(r.latencyMs).toMatchObject({ n: 4, p50: 92, max: 92 }); // publish (−30) → seen on the stream (+62)
+    expect(r.submitCompletedMs).toMatchObject({ n: 4, p50: 100, max: 100 }); // → ActivityTaskCompleted (+70)
+    expect(r.venueToSubmitCompletedMs).toMatchObject({ n: 4, p50: 8 });
+    // Orders per second from the first publish (999 970) to the last sighting (1 000 362) or completion (1 000 370).
+    expect(r.rates!.ordersSubmitted.spanS).toBeCloseTo(0.392, 9);
+    expect(r.rates!.ordersSubmitted.overall).toBeCloseTo(4 / 0.392, 9);
+    expect(r.rates!.submitOrderCompleted!.spanS).toBeCloseTo(0.4, 9);
+    // The fallback never takes a venue time, even where one exists.
+    const fb = analysePhase({ ...phase, name: 'saturation' }, recs(), true, 'submitOrder-completed');
+    expect(fb.latencyMs).toMatchObject({ n: 4, p50: 100 });
+    expect(fb.rates!.ordersSubmitted.spanS).toBeCloseTo(0.4, 9);
+  });
+
+  it('the report names the source; a fallback is shouted in the report and the comparison', () => {
+    const records = recs();
+    const viaStream = pass(records, chooseOrderTimeSource(records, listening), 'current');
+    const text = formatReport(viaStream);
+    expect(text).toContain(
+      "order submitted = first update of the order on the venue's trade_updates stream, bench clock " +
+        '(4 of 4 orders seen on the stream, 0 drops)',
+    );
+    expect(text).toMatch(/^signal → order submitted \(seen on the venue's trade_updates stream\) +92 +92 +92 +92$/m);
+    expect(text).toMatch(/^signal → submitOrder completed \(Temporal\), the sum of: +100 +100 +100 +100$/m);
+    expect(text).toMatch(/^order at the venue \(stream\) → submitOrder completed \(Temporal\) +8 +8 +8 +8$/m);
+    expect(text).toContain('submitOrder run (venue HTTP, ledger, and the wait for the fill where the code waits)');
+    expect(text).not.toContain('FALLBACK');
+
+    const fellBack = pass(records, chooseOrderTimeSource(records, { ...listening, drops: 1 }), 'baseline');
+    expect(orderTimeLine(fellBack)).toMatch(/^!!! FALLBACK: order submitted = submitOrder completed \(Temporal\)/);
+    const fbText = formatReport(fellBack);
+    expect(fbText).toMatch(/signal → order submitted at 10\.0\/s \(n=4\) \[FALLBACK: submitOrder completed\]/);
+    expect(fbText).toMatch(/^signal → order submitted \(FALLBACK: = submitOrder completed;.* +100 +100 +100 +100$/m);
+
+    expect(formatBaselineComparison({ ...viaStream, role: 'baseline' }, viaStream)).toContain(
+      "order submitted timed by the venue's trade_updates stream in both passes",
+    );
+    expect(formatBaselineComparison(fellBack, viaStream)).toContain(
+      '!!! order submitted timed DIFFERENTLY: baseline by FALLBACK submitOrder completed (Temporal), ' +
+        "current by the venue's trade_updates stream",
+    );
+  });
+
+  it("per-signal times in the JSON carry the venue's sighting", () => {
+    const [first] = compactRecords(recs()) as Array<Record<string, unknown>>;
+    expect(first).toMatchObject({ venueSeen: 92, venueFirstEvent: 'new', submitCompleted: 100 });
   });
 });
 

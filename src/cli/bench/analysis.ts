@@ -4,19 +4,82 @@ import { STAGES } from './histories';
 import type { PgActivity, PhaseName, PhaseResult, ProgressRow, SignalRecord } from './load';
 import { dist, f0, f1, mean, rates, type Dist } from './stats';
 import type { PersistenceReport } from './temporal-metrics';
+import type { VenueStreamHealth } from './venue-observer';
+
+/**
+ * Where a pass's "order submitted" time comes from: the venue's own trade_updates stream as the bench saw it
+ * (venue-observer.ts; the same for every code measured), or, when that stream could not be used in the pass, the
+ * server's ActivityTaskCompleted of submitOrder (which is "order submitted" only for code whose submitOrder ends at
+ * the broker's acceptance). One source per pass, never mixed within it.
+ */
+export type OrderTimeSource = 'venue-stream' | 'submitOrder-completed';
+
+/** The pass's choice of source, and the evidence for it (printed, and in the JSON). */
+export interface OrderTimeChoice {
+  source: OrderTimeSource;
+  /** Why the pass fell back to submitOrder completed (absent when the stream was used). */
+  fallbackReason?: string;
+  stream: VenueStreamHealth;
+  /** Trades whose submitOrder completed (they have an order), and how many of those the stream showed. */
+  orders: number;
+  ordersSeen: number;
+  /** Orders whose first update on the stream was not `new` (e.g. filled at once); their time is that update's. */
+  firstSeenNotNew: number;
+}
+
+/**
+ * The stream is used only when it was listening before the first signal, never dropped during the pass, and
+ * showed every order: a missed `new` would turn that order's time into a later event's, so a pass with any gap
+ * falls back as a whole.
+ */
+export function chooseOrderTimeSource(recs: readonly SignalRecord[], stream: VenueStreamHealth): OrderTimeChoice {
+  const orders = recs.filter((r) => !r.publishError && Number.isFinite(r.times?.submitCompleted ?? NaN));
+  const seen = orders.filter((r) => r.venueSeen);
+  const base = {
+    stream,
+    orders: orders.length,
+    ordersSeen: seen.length,
+    firstSeenNotNew: seen.filter((r) => r.venueSeen!.event !== 'new').length,
+  };
+  const fallbackReason = !stream.ready
+    ? (stream.error ?? "the venue's trade_updates stream was not listening")
+    : stream.drops > 0
+      ? `the venue's trade_updates stream dropped ${stream.drops} time(s) during the pass: updates may be missing`
+      : seen.length < orders.length
+        ? `${orders.length - seen.length} of ${orders.length} orders never showed on the venue's trade_updates stream`
+        : undefined;
+  return fallbackReason
+    ? { source: 'submitOrder-completed', fallbackReason, ...base }
+    : { source: 'venue-stream', ...base };
+}
+
+/** A signal's "order submitted" time (ms since the epoch, NaN when unknown) from the pass's source. */
+export function orderSubmittedAt(r: SignalRecord, source: OrderTimeSource): number {
+  return source === 'venue-stream' ? (r.venueSeen?.at ?? NaN) : (r.times?.submitCompleted ?? NaN);
+}
 
 export interface PhaseReport {
   name: PhaseName;
   signals: number;
   publishErrors: number;
   drained: boolean;
+  /** Where `latencyMs` and `rates.ordersSubmitted` take "order submitted" from (absent in older JSON: Temporal). */
+  orderTimeSource?: OrderTimeSource;
+  /** Signal → order submitted: the headline latency, from `orderTimeSource`. */
   latencyMs: Dist;
+  /** Signal → submitOrder's ActivityTaskCompleted (Temporal), whatever the source; the stages add up to it. */
+  submitCompletedMs?: Dist;
+  /** Order at the venue (stream) → submitOrder completed (Temporal): what submitOrder does after the acceptance. */
+  venueToSubmitCompletedMs?: Dist;
   publishConfirmMs: Dist;
   stagesMs: Record<string, Dist>;
   rates?: {
     publishPerS: number;
     intakeStarts: { overall: number; sustained: number };
+    /** Orders submitted per second, from `orderTimeSource`. */
     ordersSubmitted: { overall: number; sustained: number; spanS: number };
+    /** submitOrder activities completed per second (Temporal), whatever the source. */
+    submitOrderCompleted?: { overall: number; sustained: number; spanS: number };
     tradesCompleted: { overall: number; sustained: number; spanS: number };
   };
   cpuCores: Record<string, number>;
@@ -57,16 +120,25 @@ export function perTradeLine(c: PerTradeCounts): string {
   );
 }
 
-export function analysePhase(res: PhaseResult, recs: SignalRecord[], withRates: boolean): PhaseReport {
+export function analysePhase(
+  res: PhaseResult,
+  recs: SignalRecord[],
+  withRates: boolean,
+  source: OrderTimeSource,
+): PhaseReport {
   const ok = recs.filter((r) => r.times && Number.isFinite(r.times.submitCompleted));
   const stagesMs: Record<string, Dist> = {};
   for (const s of STAGES) stagesMs[s.key] = dist(ok.map((r) => s.of(r.pubAt, r.times!)));
+  const ordered = recs.map((r) => orderSubmittedAt(r, source)).filter(Number.isFinite);
   const report: PhaseReport = {
     name: res.name,
     signals: res.signals,
     publishErrors: res.publishErrors,
     drained: res.drained,
-    latencyMs: dist(ok.map((r) => r.times!.submitCompleted - r.pubAt)),
+    orderTimeSource: source,
+    latencyMs: dist(recs.map((r) => orderSubmittedAt(r, source) - r.pubAt)),
+    submitCompletedMs: dist(ok.map((r) => r.times!.submitCompleted - r.pubAt)),
+    venueToSubmitCompletedMs: dist(ok.map((r) => r.times!.submitCompleted - (r.venueSeen?.at ?? NaN))),
     publishConfirmMs: dist(recs.map((r) => (r.confirmedAt ?? NaN) - r.pubAt)),
     stagesMs,
     cpuCores: res.cpu,
@@ -99,7 +171,8 @@ export function analysePhase(res: PhaseResult, recs: SignalRecord[], withRates: 
     report.rates = {
       publishPerS: recs.length / Math.max(0.001, (res.lastConfirm - t0) / 1000),
       intakeStarts: { overall: started.overall, sustained: started.sustained },
-      ordersSubmitted: rates(
+      ordersSubmitted: rates(ordered, t0),
+      submitOrderCompleted: rates(
         ok.map((r) => r.times!.submitCompleted),
         t0,
       ),
@@ -130,6 +203,7 @@ export function compactRecords(recs: SignalRecord[]): unknown[] {
             wfCompleted: rel(r.times.wfCompleted),
           }
         : {}),
+      ...(r.venueSeen ? { venueSeen: rel(r.venueSeen.at), venueFirstEvent: r.venueSeen.event } : {}),
     };
   });
 }

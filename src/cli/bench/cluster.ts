@@ -16,7 +16,7 @@ import { tsxCommand } from '../service-runner';
 import { ROOT, say } from './constants';
 import type { BenchOptions } from './options';
 import type { BenchJson } from './report';
-import { sideBySideRows } from './comparison';
+import { orderSourceLine, sideBySideRows } from './comparison';
 import { f1, table } from './stats';
 
 type Profile = BenchOptions['profile'];
@@ -76,6 +76,7 @@ export function formatComparison(dev: BenchJson, cluster: BenchJson): string {
     '══ bench:trades --cluster: dev stack vs cluster profile (same options, same run) ══',
     `dev:     ${dev.setup.temporal}; JSON ${dev.jsonPath}`,
     `cluster: ${cluster.setup.temporal}; JSON ${cluster.jsonPath}`,
+    orderSourceLine(dev, cluster, ['dev', 'cluster']),
     table(['', 'dev', 'cluster', 'cluster / dev'], rows),
     `dev:     ${loss(dev)}`,
     `cluster: ${loss(cluster)}`,

@@ -30,7 +30,16 @@ export const FIGURES: readonly Figure[] = [
   { label: 'latency p50 ms (signal → order submitted)', get: (j) => lat(j)?.latencyMs.p50, fmt: f0 },
   { label: 'latency p95 ms', get: (j) => lat(j)?.latencyMs.p95, fmt: f0 },
   { label: 'latency p99 ms', get: (j) => lat(j)?.latencyMs.p99, fmt: f0 },
+  {
+    label: 'latency p99 ms, signal → submitOrder completed (Temporal)',
+    get: (j) => lat(j)?.submitCompletedMs?.p99,
+    fmt: f0,
+  },
   { label: 'saturation: orders submitted /s, sustained', get: (j) => sat(j)?.rates?.ordersSubmitted.sustained },
+  {
+    label: 'saturation: submitOrder completed /s, sustained',
+    get: (j) => sat(j)?.rates?.submitOrderCompleted?.sustained,
+  },
   { label: 'saturation: trades completed /s, sustained', get: (j) => sat(j)?.rates?.tradesCompleted.sustained },
   { label: 'saturation: trades completed /s, overall', get: (j) => sat(j)?.rates?.tradesCompleted.overall },
   { label: 'saturation: workflow starts /s, sustained', get: (j) => sat(j)?.rates?.intakeStarts.sustained },
@@ -147,6 +156,24 @@ export function baselineRatioLine(base: BenchJson, head: BenchJson, baseName: st
   );
 }
 
+/** How a pass timed "order submitted" (its JSON's orderTime; Temporal's submitOrder completion before it existed). */
+const orderSource = (j: BenchJson) => j.orderTime?.source ?? 'submitOrder-completed';
+
+/**
+ * The line saying where both passes took "order submitted" from; a loud warning when they differ (one pass fell
+ * back to Temporal's times), since the latency and orders/s ratios then compare different moments.
+ */
+export function orderSourceLine(base: BenchJson, head: BenchJson, names = ['baseline', 'current']): string {
+  const name = (j: BenchJson) =>
+    orderSource(j) === 'venue-stream'
+      ? "the venue's trade_updates stream"
+      : 'FALLBACK submitOrder completed (Temporal)';
+  return orderSource(base) === orderSource(head)
+    ? `order submitted timed by ${name(head)} in both passes`
+    : `!!! order submitted timed DIFFERENTLY: ${names[0]} by ${name(base)}, ${names[1]} by ${name(head)}; ` +
+        'the latency and orders/s ratios and targets compare different moments';
+}
+
 /** Baseline and current code side by side, the `baseline ratio:` lines and the issue's targets. */
 export function formatBaselineComparison(base: BenchJson, head: BenchJson): string {
   const baseName = base.label?.replace(/^baseline /, '') ?? 'baseline';
@@ -161,6 +188,7 @@ export function formatBaselineComparison(base: BenchJson, head: BenchJson): stri
     `server: ${head.setup.temporal}`,
     `baseline: ${base.git}; JSON ${base.jsonPath}`,
     `current:  ${head.git}; JSON ${head.jsonPath}`,
+    orderSourceLine(base, head),
     table(['', `baseline ${baseName}`, 'current', 'current / baseline'], sideBySideRows(base, head)),
     '',
     baselineRatioLine(base, head, baseName),
@@ -171,6 +199,7 @@ export function formatBaselineComparison(base: BenchJson, head: BenchJson): stri
       ['issue 12 target (current code)', 'value', 'target', ''],
       issueTargets(base, head).map((t) => [t.figure, t.value, t.target, t.met]),
     ),
+    ...(orderSource(base) === orderSource(head) ? [] : [orderSourceLine(base, head)]),
     `(p99 ratios mean something only where --rate is under the machine's capacity: compare the "others" row)`,
     `baseline: ${loss(base)}`,
     `current:  ${loss(head)}`,

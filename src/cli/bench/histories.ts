@@ -165,7 +165,11 @@ export function tradeTimes(events: readonly HistoryEventLike[]): TradeTimes {
   return t;
 }
 
-/** The path of one trade split into stages (ms). Their sum is the signal → order-submitted latency. */
+/**
+ * The path of one trade split into stages (ms). Their sum is signal → submitOrder completed (Temporal's
+ * ActivityTaskCompleted), which is "order submitted" only for code whose submitOrder ends at the broker's
+ * acceptance; the headline "order submitted" is the venue's own stream (venue-observer.ts).
+ */
 export const STAGES: Array<{ key: string; label: string; of: (pub: number, t: TradeTimes) => number }> = [
   {
     key: 'intake',
@@ -188,7 +192,7 @@ export const STAGES: Array<{ key: string; label: string; of: (pub: number, t: Tr
   { key: 'submitQueue', label: 'submitOrder schedule-to-start', of: (_p, t) => t.submitStarted - t.submitScheduled },
   {
     key: 'submitRun',
-    label: 'submitOrder run (venue HTTP + ledger)',
+    label: 'submitOrder run (venue HTTP, ledger, and the wait for the fill where the code waits)',
     of: (_p, t) => t.submitCompleted - t.submitStarted,
   },
 ];

@@ -18,6 +18,7 @@ import { CpuSampler, type HotThread } from './cpu';
 import type { TradeTimes } from './histories';
 import type { BenchOptions } from './options';
 import { f1 } from './stats';
+import type { VenueSighting } from './venue-observer';
 import { persistenceBetween, scrapeCounterSum, scrapePersistence, type PersistenceReport } from './temporal-metrics';
 
 /** A phase that makes no progress at all for this long is given up (the services' logs say why). */
@@ -31,6 +32,8 @@ export interface SignalRecord {
   confirmedAt?: number;
   publishError?: string;
   times?: TradeTimes;
+  /** The first update of this trade's order on the venue's trade_updates stream (bench clock; venue-observer.ts). */
+  venueSeen?: VenueSighting;
 }
 
 export type PhaseName = 'warmup' | 'latency' | 'saturation';

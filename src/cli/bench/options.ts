@@ -19,9 +19,14 @@ first use), then the current code, each on its own database, vhost and task queu
 the engine floor once, both reports, and a side-by-side table with the "baseline ratio:" lines (current /
 baseline; issue 12's targets: CPU per trade ≤ 0.5x, trades/s at saturation ≥ 2x, p99 at --rate ≤ 0.4x).
 
-Latency = publish (just before basic.publish) → Temporal records submitOrder completed (order accepted by
-the venue and its broker id written to the ledger). Throughput = signals per second from the first publish,
-overall and sustained (between 10 % and 90 % of the signals done).
+Latency ("signal → order submitted") = publish (just before basic.publish, this process's clock) → the first
+update of the trade's order on the venue's own trade_updates stream, as this process receives it (an observer
+outside the code under test, the same for both passes; its small delivery delay is in both). Beside it:
+signal → submitOrder completed (Temporal's ActivityTaskCompleted, which also covers the ledger writes and, in
+code that waits for the fill inside submitOrder, that wait) and its stages. If the stream cannot be used in a
+pass (not listening within 15 s, a drop, an order it never showed), that pass falls back to submitOrder
+completed and the report and JSON say so (FALLBACK). Throughput = orders submitted per second from the first
+publish, overall and sustained (between 10 % and 90 % of the signals done).
 
 Options:
   --signals N           latency phase: signals at the fixed rate (default 200; 0 skips the phase)

@@ -1,7 +1,7 @@
 /** The run's report: the JSON file's shape and the text printed at the end (figures only, never assertions). */
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import type { PhaseReport } from './analysis';
+import type { OrderTimeChoice, PhaseReport } from './analysis';
 import { perTradeLine } from './analysis';
 import { ROOT } from './constants';
 import type { FloorReport } from './floor';
@@ -35,12 +35,16 @@ export function formatReport(j: BenchJson): string {
   );
   out.push('');
 
+  out.push(orderTimeLine(j));
+  out.push('');
+
   const lat = j.phases.find((p) => p.name === 'latency');
   const sat = j.phases.find((p) => p.name === 'saturation');
+  const fallback = j.orderTime?.source === 'submitOrder-completed' ? ' [FALLBACK: submitOrder completed]' : '';
   const headline: string[][] = [];
   if (lat) {
     headline.push([
-      `signal → order submitted at ${f1(j.options.rate)}/s (n=${lat.latencyMs.n})`,
+      `signal → order submitted at ${f1(j.options.rate)}/s (n=${lat.latencyMs.n})${fallback}`,
       `p50 ${f0(lat.latencyMs.p50)} ms  p95 ${f0(lat.latencyMs.p95)} ms  p99 ${f0(lat.latencyMs.p99)} ms`,
       'p99 ≤ 250 ms',
       lat.latencyMs.p99 <= 250 ? 'met' : 'NOT met',
@@ -48,7 +52,7 @@ export function formatReport(j: BenchJson): string {
   }
   if (sat?.rates) {
     headline.push([
-      `trades/s at saturation (n=${sat.signals}), orders submitted`,
+      `trades/s at saturation (n=${sat.signals}), orders submitted${fallback}`,
       `${f1(sat.rates.ordersSubmitted.sustained)} sustained, ${f1(sat.rates.ordersSubmitted.overall)} overall`,
       '≥ 30 trades/s',
       sat.rates.ordersSubmitted.sustained >= 30 ? 'met' : 'NOT met',
@@ -105,9 +109,19 @@ export function formatReport(j: BenchJson): string {
             p.drained ? '' : ' (DID NOT SETTLE)'
           }`,
     );
+    const viaStream = p.orderTimeSource === 'venue-stream';
     const rows: string[][] = [
-      ['signal → order submitted (total)', ...ms(p.latencyMs)],
+      [
+        viaStream
+          ? "signal → order submitted (seen on the venue's trade_updates stream)"
+          : 'signal → order submitted (FALLBACK: = submitOrder completed; the venue stream was not usable)',
+        ...ms(p.latencyMs),
+      ],
+      ['signal → submitOrder completed (Temporal), the sum of:', ...ms(p.submitCompletedMs ?? p.latencyMs)],
       ...STAGES.map((s) => [`  ${s.label}`, ...ms(p.stagesMs[s.key]!)]),
+      ...(viaStream && p.venueToSubmitCompletedMs
+        ? [['order at the venue (stream) → submitOrder completed (Temporal)', ...ms(p.venueToSubmitCompletedMs)]]
+        : []),
       ['publish → broker confirm (bench side)', ...ms(p.publishConfirmMs)],
     ];
     out.push(table(['ms', 'p50', 'p95', 'p99', 'max'], rows));
@@ -120,11 +134,23 @@ export function formatReport(j: BenchJson): string {
             ['signals published (confirmed)', f1(p.rates.publishPerS), '', ''],
             ['workflows started by intake', f1(p.rates.intakeStarts.overall), f1(p.rates.intakeStarts.sustained), ''],
             [
-              'orders submitted (submitOrder done)',
+              viaStream
+                ? 'orders submitted (seen on the venue stream)'
+                : 'orders submitted (FALLBACK: submitOrder completed)',
               f1(p.rates.ordersSubmitted.overall),
               f1(p.rates.ordersSubmitted.sustained),
               f1(p.rates.ordersSubmitted.spanS),
             ],
+            ...(viaStream && p.rates.submitOrderCompleted
+              ? [
+                  [
+                    'submitOrder completed (Temporal)',
+                    f1(p.rates.submitOrderCompleted.overall),
+                    f1(p.rates.submitOrderCompleted.sustained),
+                    f1(p.rates.submitOrderCompleted.spanS),
+                  ],
+                ]
+              : []),
             [
               'trades completed (filled, booked, closed)',
               f1(p.rates.tradesCompleted.overall),
@@ -245,6 +271,8 @@ export interface BenchJson {
     barIntervalMs: number;
     childEnv: Record<string, string>;
   };
+  /** Where "order submitted" came from in this pass (absent in JSON written before the venue observer). */
+  orderTime?: OrderTimeChoice;
   phases: PhaseReport[];
   loss: LossReport;
   floor?: FloorReport;
@@ -275,4 +303,20 @@ export function runQueueLine(p: PhaseReport): string {
     .filter(([k]) => (p.cpuCores[k] ?? 0) >= 0.005 || (rq[k] ?? 0) >= 0.05)
     .map(([k, v]) => `${k} ${f1(p.cpuCores[k] ?? 0)} cores running, ${f1(v)} waiting`);
   return `threads waiting for a CPU (run queue) beside the cores used: ${parts.join('; ') || '–'}`;
+}
+
+/**
+ * Where this pass's "order submitted" came from, in one line: the venue's stream, or — loudly — the fallback to
+ * submitOrder completed (Temporal), with the reason.
+ */
+export function orderTimeLine(j: BenchJson): string {
+  const o = j.orderTime;
+  if (!o) return 'order submitted = submitOrder completed (Temporal) (report written before the venue observer)';
+  const evidence =
+    `${o.ordersSeen} of ${o.orders} orders seen on the stream, ${o.stream.drops} drops` +
+    (o.firstSeenNotNew ? `, ${o.firstSeenNotNew} first seen as a later event than "new"` : '');
+  return o.source === 'venue-stream'
+    ? `order submitted = first update of the order on the venue's trade_updates stream, bench clock (${evidence})`
+    : `!!! FALLBACK: order submitted = submitOrder completed (Temporal) in this pass, NOT the venue stream: ` +
+        `${o.fallbackReason} (${evidence}). Its latency and orders/s are not comparable with a stream-timed pass.`;
 }

@@ -10,11 +10,15 @@
  *
  * Phases: warm-up (excluded) → latency (fixed rate, default 200 signals at 10/s) → saturation (a burst, as fast as
  * publisher confirms allow) (load.ts). Every signal is timed from just before its publish (this process's clock)
- * to Temporal recording the completion of its submitOrder activity (the server's clock, same host): at that
- * moment the venue has accepted the order and the ledger row carries the broker's order id. The workflow
- * histories give the same path stage by stage (histories.ts). After the phases every signal must have exactly
- * one workflow, one ledger trade (FILLED), one order at the venue, nothing dead-lettered and nothing left in the
- * queue ("zero loss", zero-loss.ts). Then the engine floor (floor.ts) and the report (analysis.ts, report.ts).
+ * to the first update of its order on the venue's own trade_updates stream, as this process receives it
+ * (venue-observer.ts): the moment the order reached the broker, seen from outside the code under test, so the
+ * baseline and the current code are timed the same way whatever their submitOrder does after the acceptance
+ * (write the ledger; wait for the fill and book it). Temporal's ActivityTaskCompleted of submitOrder is reported
+ * beside it, and the workflow histories give that path stage by stage (histories.ts). A pass whose stream could
+ * not be used falls back to submitOrder completed as a whole, loudly (analysis.ts chooseOrderTimeSource). After
+ * the phases every signal must have exactly one workflow, one ledger trade (FILLED), one order at the venue,
+ * nothing dead-lettered and nothing left in the queue ("zero loss", zero-loss.ts). Then the engine floor
+ * (floor.ts) and the report (analysis.ts, report.ts).
  *
  * A benchmark prints figures; it never asserts timings (see docs/benchmarks.md).
  */
@@ -27,7 +31,8 @@ import { ConfirmPublisher, RabbitConnection, RabbitManagement, topologySetup } f
 import { loadConfig, type Config } from '../../config';
 import { createLogger } from '../../logging';
 import { ServiceRunner } from '../service-runner';
-import { analysePhase, compactRecords } from './analysis';
+import { clientOrderIdFor } from '../../contracts/trade-ids';
+import { analysePhase, chooseOrderTimeSource, compactRecords } from './analysis';
 import { sleep } from '../../lib/sleep';
 import { say } from './constants';
 import { CpuSampler } from './cpu';
@@ -51,6 +56,7 @@ import {
   type TemporalTarget,
 } from './stack';
 import { f1 } from './stats';
+import { VenueOrderObserver } from './venue-observer';
 import { verifyZeroLoss } from './zero-loss';
 
 /** The code a pass measures: today's checkout (or --services-from), or the baseline commit's checkout. */
@@ -152,6 +158,16 @@ async function runPass(ctx: RunContext, code: CodeUnderTest, scope: RunScope): P
     await rabbit.close().catch(() => undefined);
   });
 
+  // The external observer of "order submitted": the venue's own trade_updates stream, listening before any signal.
+  say(`[${code.name}] connecting to the venue's trade_updates stream (the observer of "order submitted")`);
+  const observer = await VenueOrderObserver.open(run.childEnv);
+  scope.defer(() => observer.close());
+  const streamReady = observer.health();
+  if (!streamReady.ready) {
+    say(`[${code.name}] !!! ${streamReady.error}`);
+    say(`[${code.name}] !!! this pass times "order submitted" by submitOrder completed (Temporal) instead (FALLBACK)`);
+  }
+
   const load = new LoadGenerator(runId, opts, db, publisher, sampler, temporal.metricsUrl, run.workerMetricsUrls);
   await load.publishBar(); // the venue learns the symbol and a price
 
@@ -173,6 +189,11 @@ async function runPass(ctx: RunContext, code: CodeUnderTest, scope: RunScope): P
     phases.push(await load.runPhase('saturation', opts.saturation, { window: opts.window }));
   }
 
+  // Every order's first sighting on the stream, then the stream is closed (its health is final from here).
+  for (const r of load.records) r.venueSeen = observer.sighting(clientOrderIdFor(r.workflowId));
+  const stream = observer.health();
+  await observer.close();
+
   say(`[${code.name}] reading ${load.records.length} workflow histories`);
   const historiesMissing = await attachHistories(
     client,
@@ -181,11 +202,19 @@ async function runPass(ctx: RunContext, code: CodeUnderTest, scope: RunScope): P
   say(`[${code.name}] checking zero loss: Temporal, ledger, venue, queues`);
   const loss = await verifyZeroLoss(load, client, taskQueue, run.childEnv, run.vhost, historiesMissing);
 
+  // One source of "order submitted" for the whole pass (all its phases), chosen on all its signals.
+  const orderTime = chooseOrderTimeSource(load.records, stream);
+  if (orderTime.source !== 'venue-stream') {
+    say(
+      `[${code.name}] !!! FALLBACK: "order submitted" = submitOrder completed (Temporal): ${orderTime.fallbackReason}`,
+    );
+  }
   const reports = phases.map((p) =>
     analysePhase(
       p,
       load.records.filter((r) => r.phase === p.name),
       p.name === 'saturation',
+      orderTime.source,
     ),
   );
   const label = code.role === 'baseline' ? `baseline ${code.name}` : ctx.opts.label;
@@ -222,6 +251,7 @@ async function runPass(ctx: RunContext, code: CodeUnderTest, scope: RunScope): P
       barIntervalMs: opts.barIntervalMs,
       childEnv: Object.fromEntries(Object.entries(run.childOverrides).filter(([k]) => k !== 'DATABASE_URL')),
     },
+    orderTime,
     phases: reports,
     loss,
     barsPublished: load.barsPublished,
