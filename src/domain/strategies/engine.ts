@@ -63,7 +63,14 @@ export interface SignalEngineOptions {
  * objects per series and strategy alive (each with its id and timestamp strings) made most of them survive into
  * the old generation: copying them was the largest part of the quant's garbage-collection time.
  *
- * The arrays start small and double up to `cap` (a short series never needs ten thousand slots).
+ * The signals themselves are a log of their own (strategy, side, confidence), in bar order, each bar's slot
+ * pointing at its first entry: with every strategy on, a bar has ~0.9 signals among nine strategies, and a side
+ * and a confidence per bar and strategy (81 bytes a bar, nine tenths of them "no signal") made the ring's memory,
+ * its zeroing and its growing a tenth of the engine's time (docs/quant.md). The log holds exactly the signals of
+ * the remembered bars: a bar's entries leave it when the bar leaves the ring.
+ *
+ * The arrays start small and double up to `cap` (a short series never needs ten thousand slots); the log doubles
+ * when the remembered bars' signals fill it.
  */
 class OutcomeRing {
   private len: number;
@@ -72,23 +79,39 @@ class OutcomeRing {
   /** The bar's own strings (its timestamp as written, which the signal id hashes; its correlation id). */
   private timestamps: string[];
   private correlationIds: string[];
-  /** Per slot and strategy (slot × k + j): 0 no signal, 1 buy, 2 sell. */
-  private sides: Uint8Array;
-  private confidences: Float64Array;
+  /** Per slot: the log index of its bar's first signal, and how many it has (0 to k). */
+  private firsts: Int32Array;
+  private counts: Uint8Array;
+  /**
+   * The signal log, a ring of `logMask + 1` (a power of two) entries. Log indices count every signal ever logged
+   * (wrapping at 2^32, which the power-of-two size divides: index & logMask is the entry's place either way).
+   */
+  private logStrategies: Uint8Array;
+  /** 1 buy, 2 sell. */
+  private logSides: Uint8Array;
+  private logConfidences: Float64Array;
+  private logMask: number;
+  /** Index of the next entry. */
+  private logEnd = 0;
   private head = 0; // next write
   private size = 0;
 
   constructor(
     private readonly cap: number,
-    private readonly k: number,
+    k: number,
   ) {
+    if (k > 255) throw new RangeError('at most 255 strategies side by side');
     this.len = Math.min(cap, 64);
     this.times = new Float64Array(this.len);
     this.closes = new Float64Array(this.len);
     this.timestamps = new Array<string>(this.len).fill('');
     this.correlationIds = new Array<string>(this.len).fill('');
-    this.sides = new Uint8Array(this.len * k);
-    this.confidences = new Float64Array(this.len * k);
+    this.firsts = new Int32Array(this.len);
+    this.counts = new Uint8Array(this.len);
+    this.logMask = 63;
+    this.logStrategies = new Uint8Array(64);
+    this.logSides = new Uint8Array(64);
+    this.logConfidences = new Float64Array(64);
   }
 
   /** Remember a new bar; returns its slot, for `set`. Its strategies' outcomes start as "no signal". */
@@ -99,16 +122,24 @@ class OutcomeRing {
     this.closes[i] = bar.close;
     this.timestamps[i] = bar.timestamp;
     this.correlationIds[i] = bar.correlation_id;
-    for (let j = i * this.k, end = j + this.k; j < end; j++) this.sides[j] = 0; // (fill() is a builtin call)
+    this.firsts[i] = this.logEnd;
+    this.counts[i] = 0;
     if (++this.head === this.len) this.head = 0;
     if (this.size < this.len) this.size++;
     return i;
   }
 
-  /** Strategy j's signal on the bar in `slot`. */
+  /** Strategy j's signal on the bar in `slot`, the bar last pushed (strategies in increasing j). */
   set(slot: number, j: number, intent: SignalIntent): void {
-    this.sides[slot * this.k + j] = intent.side === 'buy' ? 1 : 2;
-    this.confidences[slot * this.k + j] = intent.confidence;
+    const oldest = this.head - this.size;
+    const live = (this.logEnd - this.firsts[oldest < 0 ? oldest + this.len : oldest]!) | 0;
+    if (live > this.logMask) this.growLog();
+    const at = this.logEnd & this.logMask;
+    this.logStrategies[at] = j;
+    this.logSides[at] = intent.side === 'buy' ? 1 : 2;
+    this.logConfidences[at] = intent.confidence;
+    this.logEnd = (this.logEnd + 1) | 0;
+    this.counts[slot]!++;
   }
 
   /** Until the first wrap the ring is in order from slot 0, so growing is a copy. */
@@ -118,20 +149,40 @@ class OutcomeRing {
     times.set(this.times);
     const closes = new Float64Array(len);
     closes.set(this.closes);
-    const sides = new Uint8Array(len * this.k);
-    sides.set(this.sides);
-    const confidences = new Float64Array(len * this.k);
-    confidences.set(this.confidences);
+    const firsts = new Int32Array(len);
+    firsts.set(this.firsts);
+    const counts = new Uint8Array(len);
+    counts.set(this.counts);
     this.timestamps.length = len;
     this.correlationIds.length = len;
     this.timestamps.fill('', this.len);
     this.correlationIds.fill('', this.len);
     this.times = times;
     this.closes = closes;
-    this.sides = sides;
-    this.confidences = confidences;
+    this.firsts = firsts;
+    this.counts = counts;
     this.head = this.len;
     this.len = len;
+  }
+
+  /** Twice the log: the remembered bars' entries copied to their places in it (the same indices). */
+  private growLog(): void {
+    const size = (this.logMask + 1) * 2;
+    const mask = size - 1;
+    const strategies = new Uint8Array(size);
+    const sides = new Uint8Array(size);
+    const confidences = new Float64Array(size);
+    const oldest = this.head - this.size;
+    const from = this.firsts[oldest < 0 ? oldest + this.len : oldest]!;
+    for (let n = (this.logEnd - from) | 0, e = from; n > 0; n--, e = (e + 1) | 0) {
+      strategies[e & mask] = this.logStrategies[e & this.logMask]!;
+      sides[e & mask] = this.logSides[e & this.logMask]!;
+      confidences[e & mask] = this.logConfidences[e & this.logMask]!;
+    }
+    this.logStrategies = strategies;
+    this.logSides = sides;
+    this.logConfidences = confidences;
+    this.logMask = mask;
   }
 
   /** The slot of the remembered bar at `ms`, or -1 when it is not (or no longer) remembered. */
@@ -163,19 +214,22 @@ class OutcomeRing {
     symbol: string,
     scope: string | undefined,
   ): TradeSignal | string | null {
-    const side = this.sides[slot * this.k + j]!;
-    if (side === 0) return null;
-    return tradeSignalOrReason(
-      strategy,
-      {
-        symbol,
-        timestamp: this.timestamps[slot]!,
-        close: this.closes[slot]!,
-        correlation_id: this.correlationIds[slot]!,
-      },
-      { side: side === 1 ? 'buy' : 'sell', confidence: this.confidences[slot * this.k + j]! },
-      scope,
-    );
+    for (let n = this.counts[slot]!, e = this.firsts[slot]!; n > 0; n--, e = (e + 1) | 0) {
+      const at = e & this.logMask;
+      if (this.logStrategies[at] !== j) continue;
+      return tradeSignalOrReason(
+        strategy,
+        {
+          symbol,
+          timestamp: this.timestamps[slot]!,
+          close: this.closes[slot]!,
+          correlation_id: this.correlationIds[slot]!,
+        },
+        { side: this.logSides[at] === 1 ? 'buy' : 'sell', confidence: this.logConfidences[at]! },
+        scope,
+      );
+    }
+    return null;
   }
 }
 

@@ -118,6 +118,36 @@ describe('SignalEngineSet (every strategy side by side, as the worker runs them)
     expect(kinds.get('partial')).toBe(STRATEGY_NAMES.length);
   });
 
+  it('remembers every strategy outcome of exactly the last outcomeCacheSize bars, through wraps and growth', () => {
+    // The remembered signals are a log of their own beside the bars' ring (engine.ts, OutcomeRing): a redelivery of
+    // the oldest remembered bar, of the newest and of some in between gives back exactly what the bar first gave,
+    // at every step of a series, while both the ring and the log wrap and grow; one bar older is stale.
+    const nvda = daily.filter((b) => b.symbol === 'NVDA');
+    const cap = 97;
+    const set = new SignalEngineSet(strategySet(STRATEGY_NAMES.map((n) => strategyFactory(n))), {
+      signalScope: 'acct',
+      outcomeCacheSize: cap,
+    });
+    const asFirst = (o: EngineOutcome) =>
+      o.kind === 'signal' || (o.kind === 'duplicate' && o.signal) ? JSON.stringify(o.signal) : 'no signal';
+    const first: string[][] = [];
+    let signals = 0;
+    nvda.forEach((bar, i) => {
+      const outs = set.process(bar);
+      expect(outs.every((o) => o.kind === 'signal' || o.kind === 'none')).toBe(true);
+      first.push(outs.map(asFirst));
+      signals += outs.filter((o) => o.kind === 'signal').length;
+      for (const back of [0, 1, 37, cap - 1]) {
+        if (i - back < 0) continue;
+        const again = set.process(nvda[i - back]!);
+        expect(again.every((o) => o.kind === 'duplicate')).toBe(true);
+        expect(again.map(asFirst)).toEqual(first[i - back]);
+      }
+      if (i >= cap) expect(set.process(nvda[i - cap]!).every((o) => o.kind === 'stale')).toBe(true);
+    });
+    expect(signals).toBeGreaterThan(2000);
+  });
+
   it('shares the ensemble members with the same strategies running alone, only with the same parameters', () => {
     const names = (set: ReturnType<ReturnType<typeof strategySet>>) =>
       (set.strategies.find((s) => s.name === 'ensemble') as EnsembleStrategy).members.filter((m) =>
