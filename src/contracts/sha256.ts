@@ -20,7 +20,7 @@
  * progress at a time.
  */
 
-import { compress as compressBlock } from './sha256-compress';
+import { compress as compressBlock, firstWordsOfOneBlock } from './sha256-compress';
 
 // prettier-ignore
 const IV = Int32Array.from([
@@ -237,8 +237,7 @@ function oneBlockId(
   }
   W[14] = 0; // the length in bits, a 64-bit big-endian integer: < 2^32 here
   W[15] = total * 8;
-  for (let i = 0; i < 8; i++) H[i] = IV[i]!;
-  compress();
+  firstWordsOfOneBlock(W, H); // H[0..2]: the 20 digits' words
   return digestHex(prefix, 20);
 }
 
@@ -295,30 +294,46 @@ export class JoinedIdPrefix {
     const words = this.words;
     let w = len >> 2; // words of the parts alone
     for (let i = 0; i < w; i++) W[i] = words[i]!;
-    // p3's characters straight into their big-endian words (no byte buffer to fill and pack): `acc` holds the bytes
-    // of word `w` so far, `pos` the message's length so far.
-    let acc = this.partial;
-    let pos = len;
+    // p3's characters, a word at a time: the rest of the word the parts began (4 - len % 4 characters, or none),
+    // then whole words, then the last characters with the 0x80 that ends the message.
+    let k = 0;
     let or = 0;
-    for (let k = 0; k < n; k++) {
-      const c = p3.charCodeAt(k);
-      or |= c;
-      acc = (acc << 8) | (c & 0xff);
-      if ((++pos & 3) === 0) {
-        W[w++] = acc;
-        acc = 0;
+    const used = len & 3;
+    if (used !== 0) {
+      let acc = this.partial;
+      for (let i = used; i < 4; i++) {
+        const c = k < n ? p3.charCodeAt(k) : i === used + n ? 0x80 : 0; // (p3 may be shorter than the gap)
+        or |= k < n ? c : 0;
+        acc = (acc << 8) | c;
+        k++;
       }
+      W[w++] = acc;
+    }
+    for (; k + 4 <= n; k += 4) {
+      const c0 = p3.charCodeAt(k);
+      const c1 = p3.charCodeAt(k + 1);
+      const c2 = p3.charCodeAt(k + 2);
+      const c3 = p3.charCodeAt(k + 3);
+      or |= c0 | c1 | c2 | c3;
+      W[w++] = (c0 << 24) | (c1 << 16) | (c2 << 8) | c3;
+    }
+    if (k <= n) {
+      // 0-3 characters left, then 0x80 (when p3 ended inside the first word, its 0x80 is written there already)
+      let acc = 0;
+      let i = 0;
+      for (; k < n; k++, i++) {
+        const c = p3.charCodeAt(k);
+        or |= c;
+        acc = (acc << 8) | c;
+      }
+      acc = (acc << 8) | 0x80;
+      W[w++] = acc << ((3 - i) << 3);
     }
     if (or > 0x7f) return undefined;
-    // The padding: 0x80, then zeros up to the length's two words.
-    acc = (acc << 8) | 0x80;
-    const used = ++pos & 3;
-    W[w++] = used === 0 ? acc : acc << ((4 - used) << 3);
     while (w < 14) W[w++] = 0;
     W[14] = 0;
     W[15] = total * 8;
-    for (let i = 0; i < 8; i++) H[i] = IV[i]!;
-    compress();
+    firstWordsOfOneBlock(W, H); // H[0..2]: the 20 digits' words
     return digestHex(this.prefix, 20);
   }
 }
