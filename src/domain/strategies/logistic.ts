@@ -174,7 +174,9 @@ function fitFlat(xs: Float64Array, ys: ArrayLike<number>, n: number, d: number, 
  * The gradient and Hessian sums of one Newton step for 4 parameters (the strategy's 3 features + intercept),
  * unrolled into locals: the generic loop's typed-array loads and stores were most of a fit. Every sum is the
  * generic loop's, term for term and in the same order ((wt·z_j)·z_k added sample by sample), so the result is
- * bit-identical.
+ * bit-identical. Column 0 of `z` is the intercept's 1 (fitFlat writes it), and a product with exactly 1 is its other
+ * factor, bit for bit: so w0·z0 is w0, wt·z0 is wt, r·z0 is r, and row 0 of the Hessian equals its column 0
+ * ((wt·z_k)·1 and (wt·1)·z_k are the same product, summed in the same order): each is computed once.
  */
 function accumulate4(
   z: Float64Array,
@@ -196,26 +198,22 @@ function accumulate4(
   let h01 = 0;
   let h02 = 0;
   let h03 = 0;
-  let h10 = 0;
   let h11 = 0;
   let h12 = 0;
   let h13 = 0;
-  let h20 = 0;
   let h21 = 0;
   let h22 = 0;
   let h23 = 0;
-  let h30 = 0;
   let h31 = 0;
   let h32 = 0;
   let h33 = 0;
   for (let i = 0; i < n; i++) {
     const o = i * 4;
-    const z0 = z[o]!;
     const z1 = z[o + 1]!;
     const z2 = z[o + 2]!;
     const z3 = z[o + 3]!;
     let dot = 0;
-    dot += w0 * z0;
+    dot += w0; // w0 · z0
     dot += w1 * z1;
     dot += w2 * z2;
     dot += w3 * z3;
@@ -224,27 +222,23 @@ function accumulate4(
     const pi = dot === 0 ? 0.5 : sigmoid(dot);
     const r = ys[i]! - pi;
     const wt = pi * (1 - pi);
-    const a0 = wt * z0;
     const a1 = wt * z1;
     const a2 = wt * z2;
     const a3 = wt * z3;
-    g0 += r * z0;
-    h00 += a0 * z0;
-    h01 += a0 * z1;
-    h02 += a0 * z2;
-    h03 += a0 * z3;
+    g0 += r; // r · z0
+    h00 += wt; // (wt · z0) · z0
+    h01 += wt * z1; // (wt · z0) · z1, and h10 = (wt · z1) · z0
+    h02 += wt * z2;
+    h03 += wt * z3;
     g1 += r * z1;
-    h10 += a1 * z0;
     h11 += a1 * z1;
     h12 += a1 * z2;
     h13 += a1 * z3;
     g2 += r * z2;
-    h20 += a2 * z0;
     h21 += a2 * z1;
     h22 += a2 * z2;
     h23 += a2 * z3;
     g3 += r * z3;
-    h30 += a3 * z0;
     h31 += a3 * z1;
     h32 += a3 * z2;
     h33 += a3 * z3;
@@ -257,15 +251,15 @@ function accumulate4(
   h[1] = h01;
   h[2] = h02;
   h[3] = h03;
-  h[4] = h10;
+  h[4] = h01;
   h[5] = h11;
   h[6] = h12;
   h[7] = h13;
-  h[8] = h20;
+  h[8] = h02;
   h[9] = h21;
   h[10] = h22;
   h[11] = h23;
-  h[12] = h30;
+  h[12] = h03;
   h[13] = h31;
   h[14] = h32;
   h[15] = h33;
