@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
-import type { BrokerOrder, OrderRequest, OrderStatus } from '../contracts/order';
+import { isTerminal, type BrokerOrder, type OrderRequest, type OrderStatus } from '../contracts/order';
 import { BrokerRateLimitedError, BrokerRejectedError, type Broker } from '../adapters/brokers/broker';
 import { fresher, type OrderTracker } from '../adapters/brokers/order-tracker';
 import {
@@ -53,6 +53,21 @@ export interface SubmitOrderInput {
   workflowId: string;
   correlationId: string;
   request: OrderRequest;
+  /**
+   * Set by tradeWorkflowV2 (issue 12, "booking happens where fills are learned"): once the broker has accepted the
+   * order, wait up to this long for it to become final (a marketable order fills within moments) before answering.
+   * An order that completes in the window is booked and its trade closed in one ledger transaction, as a closing
+   * follow does, so the trade needs no followOrder activity and no workflow task for it; the answer is then a
+   * SubmittedOrder. Histories recorded before it omit it, and their submitOrder answered with the BrokerOrder.
+   */
+  awaitCompletionMs?: number;
+}
+
+/** submitOrder's answer to a workflow that asked it to await the order's completion (awaitCompletionMs). */
+export interface SubmittedOrder {
+  order: BrokerOrder;
+  /** The outcome the trade was closed with in the ledger by this call, if the order completed in the window. */
+  finalized?: TradeOutcome;
 }
 
 /** What the workflow already knows about one order (the parent or a bracket leg). */
@@ -234,9 +249,33 @@ export function createExecutionActivities(deps: ExecutionDeps) {
     return booked;
   }
 
+  /**
+   * The order once its entry is final (filled, cancelled, rejected, expired) or `ms` has passed, whichever is
+   * first: fresher states from the update stream, or from the broker's poller while the stream is down (an order
+   * placed through submitOrder is watched already). A bracket's legs may rest for hours: they are the follow's.
+   */
+  async function entryFinalOrTimeout(order: BrokerOrder, ms: number, signal: AbortSignal): Promise<BrokerOrder> {
+    const until = Date.now() + ms;
+    let current = order;
+    for (;;) {
+      const tracked = tracker.latestWithLegs(order.clientOrderId);
+      if (tracked) current = freshestWithLegs(current, tracked);
+      const left = until - Date.now();
+      if (isTerminal(current.status) || left <= 0 || signal.aborted) return current;
+      await tracker.waitForUpdate(
+        ordersOf(current).map((o) => o.clientOrderId),
+        left,
+        signal,
+      );
+    }
+  }
+
   return {
-    /** Place the trade's order, idempotently by client order id. */
-    async submitOrder(input: SubmitOrderInput): Promise<BrokerOrder> {
+    /**
+     * Place the trade's order, idempotently by client order id; with awaitCompletionMs, also wait (briefly) for it
+     * to become final, and book it — closing the trade when it completed — in one transaction.
+     */
+    async submitOrder(input: SubmitOrderInput): Promise<BrokerOrder | SubmittedOrder> {
       const ctx = Context.current();
       const log = withCorrelation(deps.logger, input.correlationId, { workflow_id: input.workflowId });
       const rec = record(input.workflowId, input.correlationId, input.request);
@@ -246,13 +285,13 @@ export function createExecutionActivities(deps: ExecutionDeps) {
       const intentAt = performance.now();
       const isRetry = ctx.info.attempt > 1;
       let order: BrokerOrder;
+      // Give up waiting out a 429 a few seconds before this attempt's start-to-close, so the rate limit
+      // surfaces as BrokerRateLimited and its reset becomes the next retry's delay (a timed-out attempt
+      // would tell Temporal nothing about when to come back). Waiting for the order to complete stops there too.
+      const attemptEndsAt =
+        ctx.info.currentAttemptScheduledTimestampMs + ctx.info.startToCloseTimeoutMs - SUBMIT_DEADLINE_MARGIN_MS;
       try {
         // The signal ends a wait on the request budget or on a 429 reset when the attempt times out or is cancelled.
-        // Give up waiting out a 429 a few seconds before this attempt's start-to-close, so the rate limit
-        // surfaces as BrokerRateLimited and its reset becomes the next retry's delay (a timed-out attempt
-        // would tell Temporal nothing about when to come back).
-        const attemptEndsAt =
-          ctx.info.currentAttemptScheduledTimestampMs + ctx.info.startToCloseTimeoutMs - SUBMIT_DEADLINE_MARGIN_MS;
         order = await broker.submitOrder(input.request, {
           isRetry,
           signal: ctx.cancellationSignal,
@@ -267,20 +306,38 @@ export function createExecutionActivities(deps: ExecutionDeps) {
         }
         throw toActivityError(err);
       }
-      // A fast broker may have filled the order (wholly or partly) before this call returned, and a lookup
-      // after an ambiguous submit may find it filled: book whatever it reports, here, exactly once.
-      await book(input.workflowId, input.correlationId, order);
       if (ageAtIntent !== null) signalToOrderSeconds.observe(ageAtIntent + (performance.now() - intentAt) / 1000);
+      // Waiting here is bounded well inside this attempt's start-to-close, so it needs no heartbeat. A crash
+      // meanwhile loses nothing: the retry finds the order by client order id and books it.
+      const awaiting = input.awaitCompletionMs !== undefined;
+      if (awaiting && !isTerminal(order.status)) {
+        order = await entryFinalOrTimeout(
+          order,
+          Math.min(input.awaitCompletionMs!, attemptEndsAt - Date.now()),
+          ctx.cancellationSignal,
+        );
+      }
+      // A fast broker may have filled the order (wholly or partly) before this call returned, and a lookup
+      // after an ambiguous submit may find it filled: book whatever it reports, here, exactly once. A complete
+      // order the workflow lets this call close ends the trade in the same transaction (endSeenByFollow: not a
+      // cancelled one, whose end the workflow decides).
+      const end = awaiting ? endSeenByFollow(order) : null;
+      const closing = end
+        ? { outcome: end.outcome, ...(end.reasonCode ? { reasonCode: end.reasonCode } : {}) }
+        : undefined;
+      await book(input.workflowId, input.correlationId, order, closing);
       log.info(
         {
           client_order_id: order.clientOrderId,
           broker_order_id: order.brokerOrderId,
           status: order.status,
           attempt: ctx.info.attempt,
+          ...(end ? { closed_as: end.outcome } : {}),
         },
         'order submitted',
       );
-      return order;
+      if (!awaiting) return order;
+      return end ? { order, finalized: end.outcome } : { order };
     },
 
     /** Cancel the order's open remainder. Harmless on a terminal or unknown order. */

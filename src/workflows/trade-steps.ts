@@ -8,7 +8,7 @@ import {
   sleep,
   TemporalFailure,
 } from '@temporalio/workflow';
-import type { OrderProgress } from '../activities/execution';
+import type { OrderProgress, SubmittedOrder } from '../activities/execution';
 import type { BrokerOrder } from '../contracts/order';
 import type { RiskDecision } from '../domain/risk';
 import { endNeedsLedger, isTradeComplete, tradeEnd, workingPhaseOf, type EndCause } from '../domain/trade-lifecycle';
@@ -42,6 +42,14 @@ const FOLLOW_WAIT_MS = 30_000;
 const SUBMIT_ATTEMPT_MS = 30_000;
 /** A submit always gets at least this long, even for an order whose deadline is very close. */
 const SUBMIT_MIN_WINDOW_MS = 60_000;
+/**
+ * How long the `current` sequence's submit waits for the accepted order to become final (SubmitOrderInput's
+ * awaitCompletionMs). A marketable order fills within it, and the submit books the fill and closes the trade:
+ * one activity and one workflow task per trade instead of two each (issue 12). An order still open after it is
+ * followed as before, so it only delays the first follow. Short enough to need no heartbeat, and a user's cancel
+ * waits at most this long for the non-cancellable submit.
+ */
+const SUBMIT_AWAITS_COMPLETION_MS = 1_000;
 
 export type RiskOutcome =
   | { kind: 'approved'; decision: RiskDecision }
@@ -99,20 +107,33 @@ export function planOrder(t: TradeState, decision: RiskDecision, deadlineOverrid
   t.plan = { request, deadlineMs, deadlineAt: Date.now() + deadlineMs };
 }
 
-/** Send the order, non-cancellable (a cancel mid-call must not leave an order the workflow never learned of). */
+/**
+ * Send the order, non-cancellable (a cancel mid-call must not leave an order the workflow never learned of). On
+ * the `current` sequence the submit also waits briefly for the order to complete, and may close the trade.
+ */
 export async function submitOrder(t: TradeState): Promise<SubmitOutcome> {
   const { request, deadlineMs } = planned(t);
   setPhase(t, 'SUBMITTING');
   let accepted: BrokerOrder;
   try {
-    accepted = await CancellationScope.nonCancellable(() =>
+    const answer = await CancellationScope.nonCancellable(() =>
       callWith(
         'submitOrder',
         { ...ACTIVITY_OPTIONS.submit, scheduleToCloseTimeout: Math.max(deadlineMs, SUBMIT_MIN_WINDOW_MS) },
         `submit ${request.type} ${request.side} ${request.qty} ${request.symbol} as ${t.clientOrderId}`,
-        { workflowId: t.workflowId, correlationId: t.signal.correlation_id, request },
+        {
+          workflowId: t.workflowId,
+          correlationId: t.signal.correlation_id,
+          request,
+          ...(t.current ? { awaitCompletionMs: SUBMIT_AWAITS_COMPLETION_MS } : {}),
+        },
       ),
     );
+    // The answer's shape, not this code, says whether the submit closed the trade: a history recorded before the
+    // submit awaited completion holds a bare BrokerOrder and replays its follow and finalizeTrade as recorded.
+    const submitted = isSubmittedOrder(answer) ? answer : { order: answer };
+    if (submitted.finalized) t.closedAs = submitted.finalized;
+    accepted = submitted.order;
   } catch (err) {
     const rejection = brokerRejection(err);
     if (rejection) {
@@ -306,6 +327,10 @@ export async function endTrade(
 /** Awaiting a zero-length operation in the root scope surfaces a pending cancellation as an exception. */
 export async function throwIfCancelled(): Promise<void> {
   if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
+}
+
+function isSubmittedOrder(a: BrokerOrder | SubmittedOrder): a is SubmittedOrder {
+  return 'order' in a;
 }
 
 function planned(t: TradeState): NonNullable<TradeState['plan']> {

@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Activities } from '../../src/activities';
-import type { FollowOrderInput, OrderProgress } from '../../src/activities/execution';
+import type { FollowOrderInput, OrderProgress, SubmitOrderInput, SubmittedOrder } from '../../src/activities/execution';
 import { fillsToBook, ordersOf, type LedgerFill } from '../../src/domain/fills';
 import type { BrokerOrder, OrderRequest } from '../../src/contracts/order';
 import type { RiskDecision } from '../../src/domain/risk';
@@ -116,6 +116,18 @@ export class ScriptedBroker {
     return out;
   }
 
+  /** The close a booking makes of a complete order's trade (endSeenByFollow), recorded in the mock ledger. */
+  closeIfComplete(order: BrokerOrder): SubmittedOrder {
+    const end = endSeenByFollow(order);
+    if (!end) return { order };
+    this.finalized.push({
+      outcome: end.outcome,
+      filledQty: order.filledQty,
+      ...(end.reasonCode ? { reasonCode: end.reasonCode } : {}),
+    });
+    return { order, finalized: end.outcome };
+  }
+
   activities(): Activities {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the mock activities close over the scripted broker
     const self = this;
@@ -132,7 +144,7 @@ export class ScriptedBroker {
         if (self.scenario.riskUnavailable) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
         return decision;
       },
-      async submitOrder({ request }: { request: OrderRequest }) {
+      async submitOrder({ request, awaitCompletionMs }: SubmitOrderInput): Promise<BrokerOrder | SubmittedOrder> {
         self.submitAttempts++;
         const limited = self.scenario.rateLimited;
         if (limited && self.submitAttempts <= limited.attempts) {
@@ -152,14 +164,14 @@ export class ScriptedBroker {
         const err = self.scenario.submitErrors?.[self.submitAttempts - 1 - (limited?.attempts ?? 0)];
         if (err) throw err();
         const existing = self.orders.get(request.clientOrderId);
-        if (existing) {
-          self.book(existing);
-          return structuredClone(existing);
-        }
-        const order = self.place(request);
-        self.scenario.atSubmit?.(order, self);
+        const order = existing ?? self.place(request);
+        if (!existing) self.scenario.atSubmit?.(order, self);
         self.book(order);
-        return structuredClone(order);
+        const snapshot = structuredClone(order);
+        if (awaitCompletionMs === undefined) return snapshot;
+        // As the real activity: the scripted broker changes only at submit (atSubmit) or per follow, so awaiting
+        // completion adds nothing but the close of an order that completed by now.
+        return self.closeIfComplete(snapshot);
       },
       async cancelOrder({ clientOrderId }: { clientOrderId: string }) {
         self.cancels.push(clientOrderId);
@@ -197,14 +209,9 @@ export class ScriptedBroker {
         });
         const fills = self.book(o);
         // As the real activity: a complete order's booking also closes the trade when the workflow asks.
-        const end = input.finalizeWhenComplete ? endSeenByFollow(snapshot) : null;
-        if (!end) return { order: snapshot, fills, changed, booked: true };
-        self.finalized.push({
-          outcome: end.outcome,
-          filledQty: snapshot.filledQty,
-          ...(end.reasonCode ? { reasonCode: end.reasonCode } : {}),
-        });
-        return { order: snapshot, fills, changed, booked: true, finalized: end.outcome };
+        if (!input.finalizeWhenComplete) return { order: snapshot, fills, changed, booked: true };
+        const { finalized } = self.closeIfComplete(snapshot);
+        return { order: snapshot, fills, changed, booked: true, ...(finalized ? { finalized } : {}) };
       },
       async recordFills({ fills }: { fills: LedgerFill[] }) {
         self.booked.push(...fills);

@@ -120,6 +120,24 @@ describe('tradeWorkflow replays every recorded history (determinism guard)', () 
     expect(activities('cancelled.json')).toContain('finalizeTrade');
   });
 
+  it('submit-awaits-completion: an order filled in the submit window ends with one activity; the bare-order histories replay', () => {
+    const activities = (file: string) =>
+      (
+        readJson(file) as {
+          events: Array<{ activityTaskScheduledEventAttributes?: { activityType: { name: string } } }>;
+        }
+      ).events
+        .map((e) => e.activityTaskScheduledEventAttributes?.activityType.name)
+        .filter((n): n is string => !!n);
+    expect(activities('filled-at-submit.json')).toEqual(['submitOrder']);
+    // Recorded when submitOrder answered with the bare order: the same fill still took a finalizeTrade activity,
+    // and that history (a trade running at deploy) replays it, because the answer's shape decides the path.
+    expect(activities('archive/pre-submit-awaits-completion/filled-at-submit.json')).toEqual([
+      'submitOrder',
+      'finalizeTrade',
+    ]);
+  });
+
   it('trade-path-lean: the order is scheduled by the first workflow task, with risk as a local activity', () => {
     const { events } = readJson('filled-market.json') as {
       events: Array<{

@@ -329,6 +329,36 @@ describe('tradeWorkflowV2 (time-skipping)', { retry: 3, timeout: 30_000 }, () =>
     expect(broker.finalized).toEqual([{ outcome: 'FILLED', filledQty: 100, reasonCode: undefined }]);
   });
 
+  it('closes the trade in the submit when the order completes in its window: one activity, two workflow tasks', async () => {
+    const { status, broker, workflowId } = await run({ atSubmit: (o, b) => b.fill(o, 100, 100.25) });
+    expect(status.phase).toBe('FILLED');
+    expect(broker.finalized).toEqual([{ outcome: 'FILLED', filledQty: 100 }]);
+    const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const scheduled = events
+      .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+      .filter((n): n is string => !!n);
+    // No followOrder (the submit saw the fill) and no finalizeTrade (the submit's booking closed the trade).
+    expect(scheduled).toEqual(['submitOrder']);
+    expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(2);
+    // The workflow asked for it: the submit's input carries the wait.
+    const input = events.find((e) => e.activityTaskScheduledEventAttributes)!.activityTaskScheduledEventAttributes!
+      .input!.payloads![0]!.data!;
+    expect(JSON.parse(Buffer.from(input).toString('utf8'))).toMatchObject({ awaitCompletionMs: 1000 });
+  });
+
+  it('follows an order the submit did not see complete, and closes it in the follow', async () => {
+    const { status, broker, workflowId } = await run({
+      atSubmit: (o, b) => b.fill(o, 30, 100),
+      script: [(o, b) => b.fill(o, 70, 100.5)],
+    });
+    expect(status.phase).toBe('FILLED');
+    expect(broker.finalized).toEqual([{ outcome: 'FILLED', filledQty: 100 }]);
+    const scheduled = ((await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+      .filter((n): n is string => !!n);
+    expect(scheduled).toEqual(['submitOrder', 'followOrder']);
+  });
+
   it('books the first partial fill seen at submit, then the rest from following: Σ booked = broker filled', async () => {
     const { status, broker } = await run({
       atSubmit: (o, b) => b.fill(o, 1, 100),
