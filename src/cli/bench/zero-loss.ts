@@ -88,7 +88,14 @@ export async function verifyZeroLoss(
     const q = await vhost.queue(queue);
     return q ? (q.messages ?? 0) : undefined;
   };
-  const intakeQueueDepth = await depth(INTAKE_SIGNALS_QUEUE).catch(() => undefined);
+  // The management API's message counts are statistics refreshed every few seconds (collect_statistics_interval,
+  // 5 s by default): a queue emptied a moment ago still shows its last count, and the last acks of a burst may
+  // still be on their way. What counts is whether anything stays: poll until it reads 0, for up to 15 s.
+  let intakeQueueDepth = await depth(INTAKE_SIGNALS_QUEUE).catch(() => undefined);
+  for (let i = 0; i < 30 && intakeQueueDepth !== undefined && intakeQueueDepth > 0; i++) {
+    await sleep(500);
+    intakeQueueDepth = await depth(INTAKE_SIGNALS_QUEUE).catch(() => undefined);
+  }
   const intakeDlqDepth = await depth(dlqName(INTAKE_SIGNALS_QUEUE)).catch(() => undefined);
 
   const r: LossReport = {
