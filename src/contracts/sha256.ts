@@ -20,7 +20,12 @@
  * progress at a time.
  */
 
-import { compress as compressBlock, firstWordsOfOneBlock } from './sha256-compress';
+import * as compressModule from './sha256-compress';
+
+// Bound once, at load: run under tsx (as the workers and benchmarks are), an ES module is compiled to CommonJS whose
+// exports are getters, and a call through an import binding reads two of them each time, which V8 does not inline
+// (esbuild's shared getter does a megamorphic `from[key]`). These run per block and per id (docs/quant.md).
+const { compress: compressBlock, firstWordsOfOneBlock } = compressModule;
 
 // prettier-ignore
 const IV = Int32Array.from([
