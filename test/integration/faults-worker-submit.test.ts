@@ -72,4 +72,39 @@ describe('trade worker killed -9 while submitting (real Temporal, RabbitMQ, Post
     expect(result.phase).toBe('FILLED');
     await expectLedgerMatchesVenue(h, trades, workflowId, result);
   });
+
+  it('kill -9 while the submit waits for the fill, which lands meanwhile: the retry books it and closes the trade, once', async () => {
+    const sig = testSignal({ symbol: SYMBOL, price: 20.2, order: BUY_200 });
+    const workflowId = `trade-${sig.signal_id}`;
+    trades.push(workflowId);
+    await h.publishSignal(sig);
+
+    // The venue accepted the order. The submit now waits (awaitCompletionMs, 1 s) for a fill only the next bar
+    // brings, and has booked nothing yet: kill it in that window.
+    await waitUntil('the order to land at the venue', () => venueOrder(h, workflowId), 60_000, 20);
+    await h.stop('trade-worker', 'SIGKILL');
+    expect(
+      (await ledgerOf(h, workflowId)).orders[0]?.status,
+      'the kill must land before the submit booked the order',
+    ).toBe('pending_submit');
+
+    // The order fills while no worker runs.
+    await bars.next(20.3);
+    await waitUntil(
+      'the fill at the venue',
+      async () => (await venueOrder(h, workflowId))?.status === 'filled',
+      15_000,
+    );
+
+    // Restart. The dead attempt times out (startToClose 30 s); the retry finds the order, filled, and its one
+    // booking also closes the trade: no follow, no finalizeTrade.
+    await h.start('trade-worker');
+    const result = await resultWithin(h, workflowId, 120_000);
+    expect(result.phase).toBe('FILLED');
+    const attempts = await activityAttempts(h, workflowId);
+    expect(Object.keys(attempts)).toEqual(['submitOrder']);
+    expect(Math.max(...(attempts.submitOrder ?? [0])), 'submitOrder was retried').toBeGreaterThanOrEqual(2);
+    expect((await venueOrders(h)).filter((o) => o.client_order_id === workflowId)).toHaveLength(1);
+    await expectLedgerMatchesVenue(h, trades, workflowId, result);
+  });
 });
