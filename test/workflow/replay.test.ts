@@ -27,6 +27,15 @@ const CLOSED = /WORKFLOW_EXECUTION_(COMPLETED|CANCELED|FAILED|TERMINATED|TIMED_O
 const eventTypeName = (t: unknown): string =>
   typeof t === 'number' ? String(temporal.api.enums.v1.EventType[t]) : String(t);
 const readJson = (file: string): unknown => JSON.parse(fs.readFileSync(path.join(HISTORIES_DIR, file), 'utf8'));
+/** The activity types a recorded history scheduled, in order. */
+const activities = (file: string): string[] =>
+  (
+    readJson(file) as {
+      events: Array<{ activityTaskScheduledEventAttributes?: { activityType: { name: string } } }>;
+    }
+  ).events
+    .map((e) => e.activityTaskScheduledEventAttributes?.activityType.name)
+    .filter((n): n is string => !!n);
 
 function loadFixtures(): Fixture[] {
   // Recursive: archived histories (e.g. archive/<patch-id>/, kept while a patched() branch still serves them)
@@ -101,14 +110,6 @@ describe('tradeWorkflow replays every recorded history (determinism guard)', () 
   });
 
   it('finalize-joins-follow: a filled trade ends without a finalizeTrade activity; the old sequence is archived', () => {
-    const activities = (file: string) =>
-      (
-        readJson(file) as {
-          events: Array<{ activityTaskScheduledEventAttributes?: { activityType: { name: string } } }>;
-        }
-      ).events
-        .map((e) => e.activityTaskScheduledEventAttributes?.activityType.name)
-        .filter((n): n is string => !!n);
     expect(activities('filled-market.json')).toEqual(['submitOrder', 'followOrder']);
     expect(activities('archive/pre-finalize-joins-follow/filled-market.json')).toEqual([
       'submitOrder',
@@ -121,14 +122,6 @@ describe('tradeWorkflow replays every recorded history (determinism guard)', () 
   });
 
   it('submit-awaits-completion: an order filled in the submit window ends with one activity; the bare-order histories replay', () => {
-    const activities = (file: string) =>
-      (
-        readJson(file) as {
-          events: Array<{ activityTaskScheduledEventAttributes?: { activityType: { name: string } } }>;
-        }
-      ).events
-        .map((e) => e.activityTaskScheduledEventAttributes?.activityType.name)
-        .filter((n): n is string => !!n);
     expect(activities('filled-at-submit.json')).toEqual(['submitOrder']);
     // Recorded when submitOrder answered with the bare order: the same fill still took a finalizeTrade activity,
     // and that history (a trade running at deploy) replays it, because the answer's shape decides the path.
