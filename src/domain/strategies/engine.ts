@@ -371,14 +371,10 @@ export class SignalEngineSet {
     let out: EngineOutcome[] | undefined;
     for (let j = 0; j < strategies.length; j++) {
       const intent = strategies[j]!.onBar(bar);
-      if (!intent) {
-        if (out !== undefined) out[j] = NONE;
-        continue;
-      }
-      if (out === undefined) {
-        out = new Array<EngineOutcome>(strategies.length); // its final size: no growing
-        for (let i = 0; i < j; i++) out[i] = NONE;
-      }
+      if (!intent) continue;
+      // A copy of the all-"none" array: packed, as that array is (new Array(n) is holey), so the consumer's loads
+      // from the outcome arrays see one elements kind.
+      if (out === undefined) out = this.none.slice();
       let ids = s.ids[j];
       if (ids === undefined) s.ids[j] = ids = new SignalIdPrefix(names[j]!, s.symbol, this.signalScope);
       const signal = tradeSignalOrReason(names[j]!, bar, intent, this.signalScope, ids);
