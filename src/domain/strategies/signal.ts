@@ -70,10 +70,14 @@ export function tradeSignalOrReason(
 // strategy's engine in turn (the same string object, so the check is a pointer compare) and several strategies often
 // signal on the same bar. Pure functions of their argument, so the memo cannot change a result.
 let lastTimestamp: string | undefined;
-let lastTimestampMs = Number.NaN;
+/**
+ * The memos' instants: [0] the last timestamp's (NaN when it is not a date), [1] lastIso's. In a typed array rather
+ * than module variables: a module's variables are slots of its closure context, and every double stored into one
+ * is a new heap number (one per bar and one per signalling bar, here).
+ */
+const memoMs = Float64Array.of(Number.NaN, Number.NaN);
 /** Is lastTimestamp canonical (isCanonicalInstant)? Found by the same parse as its instant. */
 let lastCanonical = false;
-let lastIsoMs = Number.NaN;
 let lastIso = '';
 
 /** Date.parse(timestamp), remembered for the last timestamp asked (NaN when it is not a date). */
@@ -81,10 +85,10 @@ export function barTimeMs(timestamp: string): number {
   if (timestamp !== lastTimestamp) {
     const canonical = canonicalInstantMs(timestamp);
     lastCanonical = canonical === canonical;
-    lastTimestampMs = lastCanonical ? canonical : instantMs(timestamp);
+    memoMs[0] = lastCanonical ? canonical : instantMs(timestamp);
     lastTimestamp = timestamp;
   }
-  return lastTimestampMs;
+  return memoMs[0]!;
 }
 
 /**
@@ -94,10 +98,10 @@ export function barTimeMs(timestamp: string): number {
  * which found out whether it is canonical.
  */
 function isoOf(ms: number, timestamp: string): string {
-  if (ms !== lastIsoMs) {
+  if (ms !== memoMs[1]) {
     const canonical = timestamp === lastTimestamp ? lastCanonical : isCanonicalInstant(timestamp);
     lastIso = canonical ? timestamp : isoInstant(ms);
-    lastIsoMs = ms;
+    memoMs[1] = ms;
   }
   return lastIso;
 }
