@@ -3,11 +3,11 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { History } from '@temporalio/common/lib/proto-utils';
 import { temporal } from '@temporalio/proto';
-import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { FIXTURES, HISTORIES_DIR, historyFromFixtureJson, tradeWorkflowIdOf } from '../../scripts/record-histories';
 import { TRADE_WORKFLOW_TYPE } from '../../src/workflows/shared';
-import { quietTemporalRuntime, workflowBundle } from '../support/temporal';
+import { quietTemporalRuntime, tradeWorkflowBundle, workflowBundle } from '../support/temporal';
 
 /**
  * Determinism guard: every recorded trade history in test/fixtures/histories/ (scripts/record-histories.ts, or a
@@ -56,7 +56,7 @@ function loadFixtures(): Fixture[] {
 }
 
 async function replayAll(
-  bundle: WorkflowBundleWithSourceMap,
+  bundle: WorkflowBundleOption,
   items: Array<{ workflowId: string; history: History }>,
 ): Promise<Array<{ workflowId: string; error?: Error }>> {
   const out: Array<{ workflowId: string; error?: Error }> = [];
@@ -67,16 +67,17 @@ async function replayAll(
 }
 
 describe('tradeWorkflow replays every recorded history (determinism guard)', () => {
-  let bundle: WorkflowBundleWithSourceMap;
+  let bundle: WorkflowBundleOption;
   const fixtures = loadFixtures();
 
   beforeAll(async () => {
     quietTemporalRuntime();
     // REPLAY_WORKFLOWS_PATH: replay against another copy of the workflow code (e.g. a candidate change in a
     // scratch checkout) without touching src/.
-    bundle = await workflowBundle(
-      path.resolve(process.env.REPLAY_WORKFLOWS_PATH ?? path.resolve(__dirname, '../../src/workflows/index.ts')),
-    );
+    // Otherwise the current code: the prebuilt bundle scripts/test.sh builds before the tests while it is current
+    // (no webpack run in this worker), else bundled from src/workflows.
+    const other = process.env.REPLAY_WORKFLOWS_PATH;
+    bundle = other ? await workflowBundle(path.resolve(other)) : await tradeWorkflowBundle();
   });
 
   it('has a complete, closed history for every representative trade', () => {

@@ -1,16 +1,15 @@
-import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import type { TradeSignal } from '../../src/contracts/signal';
 import type { RiskDecision } from '../../src/domain/risk';
 import { tradeWorkflowV2 } from '../../src/workflows';
 import { SEARCH_ATTRIBUTES, type TradeStatus } from '../../src/workflows/shared';
 import { temporal } from '@temporalio/proto';
 import { ScriptedBroker, type Scenario } from '../support/scripted-broker';
-import { createTimeSkippingEnv, quietTemporalRuntime, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { createTimeSkippingEnv, quietTemporalRuntime, tradeWorkflowBundle, uniqueTaskQueue } from '../support/temporal';
 
 /**
  * The trade workflow on Temporal's time-skipping server, with a scripted in-memory broker behind mock
@@ -52,13 +51,15 @@ function signal(overrides: Partial<TradeSignal> = {}): TradeSignal {
  */
 describe('tradeWorkflowV2 (time-skipping)', { retry: 3, timeout: 30_000 }, () => {
   let env: TestWorkflowEnvironment;
-  let bundle: WorkflowBundleWithSourceMap;
+  let bundle: WorkflowBundleOption;
   /** The running test's worker, shut down after the test even when a hang timed the test out. */
   let current: { worker: Worker; calls: Promise<unknown>; abort: AbortController; finished: boolean } | undefined;
 
   beforeAll(async () => {
     quietTemporalRuntime();
-    bundle = await workflowBundle(path.resolve(__dirname, '../../src/workflows/index.ts'));
+    // The prebuilt bundle scripts/test.sh builds before the tests (the trade worker's own), while it is current:
+    // no webpack run in this worker (tradeWorkflowBundle bundles the source otherwise, e.g. `test.sh workflow`).
+    bundle = await tradeWorkflowBundle();
   });
   beforeEach(async () => {
     env = await createTimeSkippingEnv();
