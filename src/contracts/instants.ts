@@ -25,17 +25,23 @@ function daysFromCivil(year: number, month: number, day: number): number {
 let lastYear = -1;
 let lastMonth = -1;
 let lastDay = -1;
-let lastDayMs = 0;
+
+/**
+ * [0] the fast parse's instant (parseFast), [1] the last date's (dayMs). Doubles in a typed array are stored in
+ * place; a double in a module variable, or returned from a call the compiler does not inline (the fast parse is
+ * too large to be), is a new heap number each time: one or two per bar.
+ */
+const parsed = new Float64Array(2);
 
 /** The instant of 00:00 UTC on a proleptic Gregorian date: daysFromCivil × DAY_MS, remembered for the last date. */
 function dayMs(year: number, month: number, day: number): number {
   if (day !== lastDay || month !== lastMonth || year !== lastYear) {
-    lastDayMs = daysFromCivil(year, month, day) * DAY_MS;
+    parsed[1] = daysFromCivil(year, month, day) * DAY_MS;
     lastYear = year;
     lastMonth = month;
     lastDay = day;
   }
-  return lastDayMs;
+  return parsed[1]!;
 }
 
 /**
@@ -66,6 +72,11 @@ export function instantMs(s: string): number {
 
 /** instantMs's fast path: the instant of the fast forms, NaN for anything else (which may still be a date). */
 function fastInstantMs(s: string): number {
+  return parseFast(s) ? parsed[0]! : Number.NaN;
+}
+
+/** Is `s` of the fast forms (fastInstantMs)? Its instant is then in parsed[0]. */
+function parseFast(s: string): boolean {
   const n = s.length;
   if (
     (n === 20 || n === 24) &&
@@ -105,10 +116,11 @@ function fastInstantMs(s: string): number {
       ms2 >= 0 &&
       ms2 <= 9
     ) {
-      return dayMs(year, month, day) + h * 3_600_000 + m * 60_000 + sec * 1000 + ms1 * 10 + ms2;
+      parsed[0] = dayMs(year, month, day) + h * 3_600_000 + m * 60_000 + sec * 1000 + ms1 * 10 + ms2;
+      return true;
     }
   }
-  return Number.NaN;
+  return false;
 }
 
 /**
@@ -118,8 +130,7 @@ function fastInstantMs(s: string): number {
  * False says nothing: the caller checks the other forms itself.
  */
 export function isInRangeFastInstant(s: string): boolean {
-  const ms = fastInstantMs(s);
-  return ms === ms; // not NaN
+  return parseFast(s);
 }
 
 /**
