@@ -15,7 +15,8 @@
  *     startQuant with every strategy on, signals published with confirms, each bar acked after its signals'
  *     confirms: bars/s from the first publish to the last bar acked, one bar per message (`live:`, Dataflow's
  *     default form) and batched; beside it, in the same run, Dataflow's per-message path into the same queues
- *     read by a validating, de-duplicating consumer (the rate the quant has to keep up with), and the ratio.
+ *     read by a validating, de-duplicating consumer (the rate the quant has to keep up with), and the ratio;
+ *     then the same feed paced at that rate with the quant behind it: its backlog and drain (does it keep up?).
  *
  * Output ends with `in-process: <N> bars/s`, `backtest: <N> ms for <B> bars` and `live: <N> bars/s`.
  * `--skip-live` skips part 3 (no broker needed); `--live-only` runs only part 3; `--rounds n` repeats it.
@@ -72,6 +73,13 @@ function cpuMs(): number {
  * settles at. Under tsx the first in-process rounds cost 1.5-4x the settled one, and the backtest took 6-10 runs
  * to settle (docs/quant.md); with 1 untimed run and 5 or 10 timed ones the best round was often still a warming one.
  */
+/**
+ * A paced round counts as keeping up when the quant's backlog never exceeds its prefetch (every bar published is
+ * already in its hands) and it is through the last bar within this long of its publish: the last slice's bars and
+ * their signals' confirms still travel after it. A quant 5 % slower than a 2-s feed of 30,889 bars ends ~1,500
+ * bars and ~100 ms behind, growing with the length of the feed.
+ */
+const KEEPS_UP_DRAIN_MS = 100;
 const IN_PROCESS_WARMUP = 3;
 const IN_PROCESS_ROUNDS = 10;
 const BACKTEST_WARMUP = 8;
@@ -148,6 +156,29 @@ interface LiveResult {
   cpuUsPerBar: number;
   /** CPU time of the local broker (beam.smp) per bar, when it runs on this machine; else undefined. */
   brokerUsPerBar: number | undefined;
+  /** A paced round only (`pace`): how the feed and the consumer did against the pace. */
+  paced?: PacedFigures;
+}
+
+/**
+ * A paced round: the feed publishes one bar per message at a fixed rate (Dataflow's per-message rate measured in
+ * the same run), not as fast as it can, so the quant is asked the question of the target directly: does it keep up
+ * with the bars as they come? A quant that does holds a small backlog throughout and finishes a moment after the
+ * last publish; one that does not ends with a backlog of (1 − its rate / the feed's) of the bars. Whether the feed
+ * itself holds the pace is the other half: the broker and the two cores also carry the quant and its signals.
+ */
+interface PacedFigures {
+  /** The rate asked for, bars/s. */
+  pace: number;
+  /** The rate the feed achieved: bars over the time to its last publish. */
+  feedRate: number;
+  /** Bars published and not yet through the quant, sampled after each publish and each 1 ms pause. */
+  backlogP50: number;
+  backlogMax: number;
+  /** From the last publish to the last bar through the quant (acked after its signals' confirms), ms. */
+  drainMs: number;
+  /** The quant's rate over the whole round (first publish → last bar through) against the feed's. */
+  quantVsFeed: number;
 }
 
 /** What the live quant must publish for these bars: the pure engine with every strategy, as startQuant runs it. */
@@ -232,6 +263,7 @@ async function liveRound(
   consumer: 'quant' | 'dataflow',
   signalsPerMessage = DEFAULT_SIGNALS_PER_MESSAGE,
   prefetch = DEFAULT_QUANT_PREFETCH,
+  pace?: number,
 ): Promise<LiveResult> {
   const cfg = loadConfig();
   const log = createLogger('bench-quant', { level: 'warn' });
@@ -298,7 +330,41 @@ async function liveRound(
     const b0 = processCpuMs(broker);
     const c0 = cpuMs();
     const t0 = performance.now();
-    const sent = await replayBars({ publisher: feed, bars, exchange: BARS_EX, window: 256, batchSize: batch });
+    let paced: Omit<PacedFigures, 'drainMs' | 'quantVsFeed'> | undefined;
+    let lastPublishAt = t0;
+    let sent: { published: number };
+    if (pace === undefined) {
+      sent = await replayBars({ publisher: feed, bars, exchange: BARS_EX, window: 256, batchSize: batch });
+    } else {
+      // Every bar due by now (pace × elapsed), in order: one slice at a time, each confirmed before the next is
+      // sent (slices side by side could interleave, and a bar older than one the quant has seen counts as a
+      // duplicate). A slow confirm makes the next slice bigger, so the feed holds the pace while the broker can.
+      const backlog: number[] = [];
+      let published = 0;
+      while (published < bars.length) {
+        const due = Math.min(bars.length, Math.floor(((performance.now() - t0) / 1000) * pace));
+        if (due > published) {
+          const slice = await replayBars({
+            publisher: feed,
+            bars: bars.slice(published, due),
+            exchange: BARS_EX,
+            window: 256,
+          });
+          if (slice.published !== due - published) break;
+          published = due;
+        } else await sleep(1);
+        backlog.push(published - barsDone());
+      }
+      lastPublishAt = performance.now();
+      sent = { published };
+      backlog.sort((a, b) => a - b);
+      paced = {
+        pace,
+        feedRate: published / ((lastPublishAt - t0) / 1000),
+        backlogP50: backlog[Math.floor(backlog.length / 2)] ?? 0,
+        backlogMax: backlog.at(-1) ?? 0,
+      };
+    }
     const deadline = Date.now() + 600_000;
     // Done when every bar went through and every delivery is acked (the quant acks a bar after its signals' confirms).
     while (
@@ -306,7 +372,8 @@ async function liveRound(
       Date.now() < deadline
     )
       await sleep(5);
-    const secs = (performance.now() - t0) / 1000;
+    const doneAt = performance.now();
+    const secs = (doneAt - t0) / 1000;
     const cpu = cpuMs() - c0;
     const b1 = processCpuMs(broker);
     if (sent.published !== bars.length)
@@ -341,6 +408,9 @@ async function liveRound(
       signalMessages: quant?.stats.signalMessages ?? 0,
       cpuUsPerBar: (cpu * 1000) / bars.length,
       brokerUsPerBar: b0 === undefined || b1 === undefined ? undefined : ((b1 - b0) * 1000) / bars.length,
+      ...(paced
+        ? { paced: { ...paced, drainMs: doneAt - lastPublishAt, quantVsFeed: bars.length / secs / paced.feedRate } }
+        : {}),
     };
   } finally {
     if (quant) await quant.stop();
@@ -371,8 +441,8 @@ Dataflow's per-message path measured in the same run. See docs/quant.md.
 Options:
   --skip-live         no broker: in-process and backtest only
   --live-only         the live part only
-  --rounds <n>        live rounds (Dataflow baseline, live per-message, live batched, each n times); medians
-                      are printed; default 1
+  --rounds <n>        live rounds (Dataflow baseline, live per-message, live batched, paced, each n times);
+                      medians are printed; default 1
   --batch <n>         bars per message in the batched live round; default 100
   --prefetch <n>      the consumers' prefetch in the live rounds (the quant's --prefetch); default
                       ${DEFAULT_QUANT_PREFETCH}
@@ -474,6 +544,29 @@ async function main(): Promise<void> {
         `${fmt(rate(baseline))} bars/s, batched ${fmt(rate(baselineBatched))} bars/s; live / Dataflow: ` +
         `per-message ${median(ratios).toFixed(2)}x${each(ratios)}, batched ${median(batchedRatios).toFixed(2)}x` +
         each(batchedRatios),
+    );
+    // The direct question: the feed paced at Dataflow's per-message rate of this run, the quant behind it.
+    const pacedRuns: PacedFigures[] = [];
+    for (let k = 0; k < rounds; k++) {
+      const p = (await liveRound(bars, 1, 'quant', signalsPer, prefetch, rate(baseline))).paced!;
+      pacedRuns.push(p);
+      console.log(
+        `  live paced              fed at ${fmt(p.feedRate)} bars/s (${(p.feedRate / p.pace).toFixed(2)}x the pace ` +
+          `asked), backlog p50 ${fmt(p.backlogP50)} max ${fmt(p.backlogMax)} bars, drained ` +
+          `${Math.round(p.drainMs)} ms after the last publish; the quant at ${p.quantVsFeed.toFixed(2)}x the feed`,
+      );
+    }
+    const mid = (f: (p: PacedFigures) => number) => median(pacedRuns.map(f));
+    const keepsUp = pacedRuns.every((p) => p.backlogMax <= prefetch && p.drainMs <= KEEPS_UP_DRAIN_MS);
+    console.log(
+      `live paced at Dataflow's per-message rate of this run (${fmt(rate(baseline))} bars/s): the feed held ` +
+        `${mid((p) => p.feedRate / p.pace).toFixed(2)}x the pace with the quant beside it on the same broker and ` +
+        `cores; the quant's backlog peaked at ${fmt(Math.max(...pacedRuns.map((p) => p.backlogMax)))} bars and ` +
+        `drained ${Math.round(mid((p) => p.drainMs))} ms after the last publish (median): ` +
+        (keepsUp
+          ? `it keeps up with the bars as they come`
+          : `it does NOT keep up (a backlog over the prefetch of ${prefetch}, or drained later than ` +
+            `${KEEPS_UP_DRAIN_MS} ms)`),
     );
     liveLine = `live: ${fmt(rate(perMessage))} bars/s`;
   }
