@@ -142,7 +142,7 @@ describe('signal intake in the trade worker: eager workflow start', () => {
       maxConcurrentWorkflowTaskExecutions: 60,
     });
     const client = new Client({ connection: temporal.nativeConnection, namespace: temporal.namespace });
-    const prefetch = 8;
+    const prefetch = 4;
     // One trade first, unheld: the burst then meets a worker that has run the workflow code already.
     const warmUp = testSignal();
     const signals = Array.from({ length: TRADES_IN_RISK_MAX + 10 }, (_, i) =>
@@ -204,10 +204,13 @@ describe('signal intake in the trade worker: eager workflow start', () => {
         await intake.stop();
       }
     });
-    // Held: the trades in risk are the bound (a start answered just before its evaluation began may pass it, at
-    // most one per start permit), and the rest of the burst was not started.
+    // Held: the trades in risk are the bound, and the rest of the burst was not started. A started trade passes two
+    // moments counted nowhere (its start answered, its first activation not yet taken; that activation done, its
+    // evaluation not yet begun), and in each a start permit it freed may admit another start: a slack of up to one
+    // start per permit per moment. Under a loaded full suite the moments last longer: with prefetch 8 and a bound
+    // of one per permit, a run once started 26 (1 + 16 + 9).
     expect(results.whileHeld.inRisk).toBeGreaterThanOrEqual(TRADES_IN_RISK_MAX);
-    expect(results.whileHeld.started).toBeLessThanOrEqual(1 + TRADES_IN_RISK_MAX + prefetch);
+    expect(results.whileHeld.started).toBeLessThanOrEqual(1 + TRADES_IN_RISK_MAX + 2 * prefetch);
     expect(results.whileHeld.started).toBeLessThan(1 + signals.length);
     // Released: every signal has its one trade, filled, and every start was eager.
     expect(results.out.map((s) => s.phase)).toEqual(signals.map(() => 'FILLED'));
