@@ -17,6 +17,7 @@ import { parseOptions, type BenchOptions } from '../../src/cli/bench/options';
 import type { BenchJson } from '../../src/cli/bench/report';
 import { dist } from '../../src/cli/bench/stats';
 import type { LossReport } from '../../src/cli/bench/zero-loss';
+import { BENCH_MACHINE_AND_SETUP } from '../support/bench-json';
 
 /**
  * The pure parts of bench:trades' same-run baseline (issue 12): which baseline a run measures, the ratios current /
@@ -124,20 +125,7 @@ function pass(
     command: 'npm run bench:trades',
     jsonPath: `bench-results/trades-x${role === 'baseline' ? '-baseline' : ''}.json`,
     options: opts([]),
-    machine: { cores: 2, cpuModel: 'cpu', loadBefore: [1, 1, 1], loadAfter: [1, 1, 1], node: 'v20', memMb: 1 },
-    setup: {
-      temporal: '127.0.0.1:7233',
-      vhost: 'v',
-      database: 'd',
-      taskQueue: 'q',
-      prefetch: 32,
-      intakes: 1,
-      workers: 1,
-      workerTuning: {},
-      logLevel: 'info',
-      barIntervalMs: 500,
-      childEnv: {},
-    },
+    ...BENCH_MACHINE_AND_SETUP,
     phases: [phase('latency'), phase('saturation')],
     loss: {
       zeroLoss: true,

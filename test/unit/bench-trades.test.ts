@@ -18,6 +18,7 @@ import { scrapeCounterSum } from '../../src/cli/bench/temporal-metrics';
 import { dist, percentile, rates } from '../../src/cli/bench/stats';
 import type { VenueStreamHealth } from '../../src/cli/bench/venue-observer';
 import type { LossReport } from '../../src/cli/bench/zero-loss';
+import { BENCH_MACHINE_AND_SETUP } from '../support/bench-json';
 
 /**
  * The pure parts of `npm run bench:trades`: its flags (docs/benchmarks.md lists them), the statistics, a trade's
@@ -232,20 +233,7 @@ describe('bench:trades report', () => {
       command: 'npm run bench:trades',
       jsonPath: 'bench-results/trades-x.json',
       options: opts(['--saturation', '4', '--signals', '4']),
-      machine: { cores: 2, cpuModel: 'cpu', loadBefore: [1, 1, 1], loadAfter: [1, 1, 1], node: 'v20', memMb: 1 },
-      setup: {
-        temporal: '127.0.0.1:7233',
-        vhost: 'v',
-        database: 'd',
-        taskQueue: 'q',
-        prefetch: 32,
-        intakes: 1,
-        workers: 1,
-        workerTuning: {},
-        logLevel: 'info',
-        barIntervalMs: 500,
-        childEnv: {},
-      },
+      ...BENCH_MACHINE_AND_SETUP,
       phases: [analysePhase({ ...phase, name: 'latency' }, records, false, 'submitOrder-completed'), report],
       loss,
       floor: { burst: { n: 10, perS: 20 }, atRate: { n: 4, rate: 10, latencyMs: dist([40, 50]) } },
@@ -317,20 +305,7 @@ describe('bench:trades order time: the venue stream, Temporal beside it, a loud 
     command: 'npm run bench:trades',
     jsonPath: `bench-results/trades-${role}.json`,
     options: opts(['--signals', '4', '--saturation', '4']),
-    machine: { cores: 2, cpuModel: 'cpu', loadBefore: [1, 1, 1], loadAfter: [1, 1, 1], node: 'v20', memMb: 1 },
-    setup: {
-      temporal: '127.0.0.1:7233',
-      vhost: 'v',
-      database: 'd',
-      taskQueue: 'q',
-      prefetch: 32,
-      intakes: 1,
-      workers: 1,
-      workerTuning: {},
-      logLevel: 'info',
-      barIntervalMs: 500,
-      childEnv: {},
-    },
+    ...BENCH_MACHINE_AND_SETUP,
     orderTime,
     phases: [
       analysePhase(phase, records, false, orderTime.source),
