@@ -87,7 +87,12 @@ export interface IntakeOptions {
    * flight (tradeAdmission, src/workers/workflow-task-slots.ts), so a burst beyond what the worker can take
    * waits in RabbitMQ instead of inside the Temporal server. Polled every `pollMs`.
    */
-  admission?: { busy: (startsInFlight: number) => boolean; pollMs: number };
+  admission?: {
+    busy: (startsInFlight: number) => boolean;
+    /** A start this intake made was answered (the trade exists): counted until its risk evaluation begins. */
+    started?: (workflowId: string) => void;
+    pollMs: number;
+  };
   /**
    * Deliveries of a message whose handling keeps failing before it is dead-lettered with the reason (default
    * 20 = the default RABBITMQ_DELIVERY_LIMIT; keep it at or below the queue's limit).
@@ -269,8 +274,7 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
     if (freeStarts > 0) freeStarts--;
     else await new Promise<void>((resolve) => startWaiters.push(resolve));
     try {
-      await admitted();
-      startsInFlight++;
+      await admitted(); // counts this start in startsInFlight
       try {
         return await startTradeInSlot(signal);
       } finally {
@@ -283,14 +287,18 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
     }
   }
 
-  /** Wait for the worker's admission; throws when intake stops meanwhile (the message stays un-acked). */
+  /**
+   * Wait for the worker's admission, then count the start in flight in the same synchronous step as the check that
+   * let it through (two starts let through by one check would pass the bound). Throws when intake stops meanwhile
+   * (the message stays un-acked).
+   */
   async function admitted(): Promise<void> {
-    if (!opts.admission) return;
-    while (opts.admission.busy(startsInFlight)) {
+    while (opts.admission?.busy(startsInFlight)) {
       if (stopping.signal.aborted) throw new Error('signal intake stopping');
       stats.admissionWaits++;
       await sleep(opts.admission.pollMs, stopping.signal).catch(() => undefined);
     }
+    startsInFlight++;
   }
 
   async function startTradeInSlot(signal: TradeSignal): Promise<string | undefined> {
@@ -299,6 +307,8 @@ export function startIntake(opts: IntakeOptions): IntakeHandle {
     for (let attempt = 0; ; attempt++) {
       try {
         const handle = await opts.client.workflow.start<typeof tradeWorkflowV2>(TRADE_WORKFLOW_TYPE, start);
+        // Before this start leaves startsInFlight: the trade stays counted until its risk evaluation begins.
+        opts.admission?.started?.(start.workflowId);
         stats.started++;
         if (handle.eagerlyStarted) stats.eagerStarts++;
         signalsReceived.inc({ outcome: 'started' });

@@ -40,7 +40,7 @@ import { Client } from '@temporalio/client';
 import { openIntake, type RunningIntake } from './signal-intake';
 import { keepReconciliationSchedule } from './reconciliation-schedule';
 import { PREBUILT_BUNDLE, prebuiltBundleFresh, tradeWorkflowBundleOptions } from './workflow-bundle';
-import { tradeAdmission, workflowTaskSlots } from './workflow-task-slots';
+import { reportingRiskBegun, tradeAdmission, TradesOnTheirWayToRisk, workflowTaskSlots } from './workflow-task-slots';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
@@ -123,23 +123,26 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: TradeWorker
   const connection = await NativeConnection.connect({ address: cfg.temporal.address });
   started.connection = connection;
   try {
+    // Trades the intake in this worker started, until their risk evaluation begins (the admission's count).
+    const onTheirWay = new TradesOnTheirWayToRisk();
+    const activities = createActivities({
+      pool,
+      broker,
+      tracker,
+      accountId: cfg.accountId,
+      startingCash: cfg.startingCash,
+      limits: riskLimits(cfg.risk),
+      logger: log,
+      // How often a waiting followOrder re-checks the tracker and heartbeats (no HTTP: the broker's own
+      // poller covers stream outages within the request budget). Well inside the 10 s heartbeat timeout.
+      pollIntervalMs: cfg.broker.kind === 'alpaca' ? 5000 : 250,
+    });
     const worker = await Worker.create({
       connection,
       namespace: cfg.temporal.namespace,
       taskQueue: cfg.temporal.taskQueue,
       workflowBundle: await workflowBundleFor(log),
-      activities: createActivities({
-        pool,
-        broker,
-        tracker,
-        accountId: cfg.accountId,
-        startingCash: cfg.startingCash,
-        limits: riskLimits(cfg.risk),
-        logger: log,
-        // How often a waiting followOrder re-checks the tracker and heartbeats (no HTTP: the broker's own
-        // poller covers stream outages within the request budget). Well inside the 10 s heartbeat timeout.
-        pollIntervalMs: cfg.broker.kind === 'alpaca' ? 5000 : 250,
-      }),
+      activities: cfg.rabbitmq.intakeInWorker ? reportingRiskBegun(activities, onTheirWay) : activities,
       shutdownGraceTime: cfg.temporal.shutdownGraceMs,
       maxConcurrentActivityTaskExecutions: 200,
       maxConcurrentWorkflowTaskExecutions: workflowTaskSlots(cfg.rabbitmq.intakeInWorker, cfg.rabbitmq.signalPrefetch),
@@ -167,7 +170,7 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: TradeWorker
       // burst waits in RabbitMQ rather than in the server's matching backlog (workflow-task-slots.ts).
       const intake = openIntake(cfg, log.child({ component: 'signal-intake' }), client, {
         eagerStart: true,
-        admission: tradeAdmission(worker),
+        admission: tradeAdmission(worker, onTheirWay),
       });
       started.intake = intake;
       // Un-acked signals go back to the queue and are started by whoever consumes next (ids are per signal).

@@ -33,22 +33,73 @@ export const TRADES_IN_RISK_MAX = 16;
 /** How often a held start looks again (a risk evaluation lasts tens of milliseconds when it does not wait). */
 export const ADMISSION_POLL_MS = 10;
 
+/** A trade that never reaches risk (an invalid signal ends before it, a cancel) is forgotten after this long. */
+export const ON_THEIR_WAY_TTL_MS = 60_000;
+
+/**
+ * Trades this worker's intake started whose risk evaluation has not begun yet. The worker's own counts miss a
+ * started trade for two moments: its start answered and its first activation not yet taken, then that activation
+ * done and its evaluation (a local activity) not yet begun. On a loaded machine those moments lasted long enough
+ * for a held burst to be started whole (test/integration/intake-eager-start.test.ts: 27 of 27). Counted here from
+ * the start's answer to the evaluation's first moment, a started trade is always counted somewhere (during its
+ * first activation twice, which only holds the next start a moment longer).
+ */
+export class TradesOnTheirWayToRisk {
+  /** Workflow id → when its start was answered; a Map keeps insertion order, so the oldest come first. */
+  private readonly since = new Map<string, number>();
+
+  started(workflowId: string, now = Date.now()): void {
+    this.since.set(workflowId, now);
+  }
+
+  riskBegan(workflowId: string): void {
+    this.since.delete(workflowId);
+  }
+
+  count(now = Date.now()): number {
+    for (const [id, at] of this.since) {
+      if (now - at <= ON_THEIR_WAY_TTL_MS) break;
+      this.since.delete(id);
+    }
+    return this.since.size;
+  }
+}
+
 /** The intake's admission for a trade worker (signal-intake.ts, IntakeOptions.admission). */
-export function tradeAdmission(worker: {
-  getStatus(): { numInFlightLocalActivities: number; numInFlightWorkflowActivations: number };
-}): {
+export function tradeAdmission(
+  worker: { getStatus(): { numInFlightLocalActivities: number; numInFlightWorkflowActivations: number } },
+  onTheirWay: TradesOnTheirWayToRisk,
+): {
   busy: (startsInFlight: number) => boolean;
+  started: (workflowId: string) => void;
   pollMs: number;
 } {
   return {
     busy: (startsInFlight) => {
       const { numInFlightLocalActivities: inRisk, numInFlightWorkflowActivations: activations } = worker.getStatus();
-      // A started trade is on its way to risk until its evaluation begins: its start call in flight, then its
-      // first task's activation in the workflow thread (which may lag the starts: a new worker's first workflows
-      // load the code). Activations of later tasks count too, so a busy workflow thread also holds the starts:
-      // the trades already in flight go first.
-      return inRisk + activations + startsInFlight >= TRADES_IN_RISK_MAX;
+      // A started trade is on its way to risk until its evaluation begins: its start call in flight, then
+      // (onTheirWay) until its evaluation's first moment. Activations count too, so a busy workflow thread also
+      // holds the starts: the trades already in flight go first.
+      return inRisk + activations + startsInFlight + onTheirWay.count() >= TRADES_IN_RISK_MAX;
     },
+    started: (workflowId) => onTheirWay.started(workflowId),
     pollMs: ADMISSION_POLL_MS,
   };
+}
+
+/**
+ * The activities with risk's first moment reported to the admission (TradesOnTheirWayToRisk.riskBegan): from then
+ * on the worker counts the trade itself, as a local activity in flight.
+ */
+// Method syntax in the constraint: the activities' own input type (with the signal) is accepted for it.
+export function reportingRiskBegun<A extends { evaluateRisk(input: { workflowId: string }): Promise<unknown> }>(
+  activities: A,
+  onTheirWay: TradesOnTheirWayToRisk,
+): A {
+  const evaluate = activities.evaluateRisk.bind(activities);
+  const evaluateRisk: A['evaluateRisk'] = (input: { workflowId: string }) => {
+    onTheirWay.riskBegan(input.workflowId);
+    return evaluate(input);
+  };
+  return { ...activities, evaluateRisk };
 }

@@ -12,7 +12,12 @@ import {
 import { parseTradeSignal } from '../../src/contracts/signal';
 import { createLogger } from '../../src/logging';
 import { eagerTradeStartOptions, startIntake } from '../../src/workers/signal-intake';
-import { TRADES_IN_RISK_MAX, tradeAdmission } from '../../src/workers/workflow-task-slots';
+import {
+  reportingRiskBegun,
+  TRADES_IN_RISK_MAX,
+  tradeAdmission,
+  TradesOnTheirWayToRisk,
+} from '../../src/workers/workflow-task-slots';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { testSignal } from '../support/pipeline';
 import { ScriptedBroker } from '../support/scripted-broker';
@@ -133,16 +138,18 @@ describe('signal intake in the trade worker: eager workflow start', () => {
       }
       return evaluate(...args);
     };
+    // Wired as the trade worker wires it: the admission counts a started trade until its evaluation begins.
+    const onTheirWay = new TradesOnTheirWayToRisk();
     const worker = await Worker.create({
       connection: temporal.nativeConnection,
       namespace: temporal.namespace,
       taskQueue,
       workflowBundle: await workflowBundle(WORKFLOWS),
-      activities,
+      activities: reportingRiskBegun(activities, onTheirWay),
       maxConcurrentWorkflowTaskExecutions: 60,
     });
     const client = new Client({ connection: temporal.nativeConnection, namespace: temporal.namespace });
-    const prefetch = 4;
+    const prefetch = 8;
     // One trade first, unheld: the burst then meets a worker that has run the workflow code already.
     const warmUp = testSignal();
     const signals = Array.from({ length: TRADES_IN_RISK_MAX + 10 }, (_, i) =>
@@ -157,7 +164,7 @@ describe('signal intake in the trade worker: eager workflow start', () => {
         logger: log,
         prefetch,
         startOptions: eagerTradeStartOptions,
-        admission: tradeAdmission(worker),
+        admission: tradeAdmission(worker, onTheirWay),
       });
       try {
         const publish = (s: typeof warmUp) =>
@@ -204,13 +211,11 @@ describe('signal intake in the trade worker: eager workflow start', () => {
         await intake.stop();
       }
     });
-    // Held: the trades in risk are the bound, and the rest of the burst was not started. A started trade passes two
-    // moments counted nowhere (its start answered, its first activation not yet taken; that activation done, its
-    // evaluation not yet begun), and in each a start permit it freed may admit another start: a slack of up to one
-    // start per permit per moment. Under a loaded full suite the moments last longer: with prefetch 8 and a bound
-    // of one per permit, a run once started 26 (1 + 16 + 9).
+    // Held: the trades in risk are the bound (every started trade is counted from its start call to its evaluation,
+    // and each start is counted in the same step as the check that lets it through), and the rest of the burst was
+    // not started. Before the trades on their way were counted, a loaded machine started 26 and 27 of the 27.
     expect(results.whileHeld.inRisk).toBeGreaterThanOrEqual(TRADES_IN_RISK_MAX);
-    expect(results.whileHeld.started).toBeLessThanOrEqual(1 + TRADES_IN_RISK_MAX + 2 * prefetch);
+    expect(results.whileHeld.started).toBe(1 + TRADES_IN_RISK_MAX);
     expect(results.whileHeld.started).toBeLessThan(1 + signals.length);
     // Released: every signal has its one trade, filled, and every start was eager.
     expect(results.out.map((s) => s.phase)).toEqual(signals.map(() => 'FILLED'));
