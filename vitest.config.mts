@@ -12,13 +12,15 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  *   scripts/test.sh runs it last, in its own vitest run (`bash scripts/test.sh cluster` alone).
  *
  * Files run in parallel (PARALLEL_FILES at once). Most integration time is waiting (timers, heartbeat timeouts,
- * process restarts), not CPU, so more files than cores keep two cores busy. That is safe because every file is
+ * process restarts), not CPU, so more files than cores keep two cores busy: on a quiet 2-core machine the suite's
+ * own processes use ~250 CPU-s over a main run of ~210 s with three at a time, and four at a time took the main run
+ * to ~165 s (fresh clones, 2026-11-30; docs/operations.md). That is safe because every file is
  * isolated: its own database (test/support/pg.ts), RabbitMQ vhost or queue names, Temporal task queue, free ports
  * for every server it starts, and a private PostgreSQL/RabbitMQ server for the tests that stop or restart one
  * (test/support/private-pg.ts, test/support/private-rabbit.ts). No test stops, restarts or reconfigures a shared
  * server. A new test must keep it that way.
  */
-const PARALLEL_FILES = 3;
+const PARALLEL_FILES = 4;
 
 /**
  * The files that take longest (CI timings, seconds of mostly waiting), started first so none of them starts last
@@ -26,21 +28,22 @@ const PARALLEL_FILES = 3;
  * file size).
  */
 const LONGEST_FIRST = [
-  'test/integration/pipeline-runs.test.ts',
   'test/integration/trade-adversarial-broker-429.test.ts',
-  'test/integration/trade-chaos.test.ts',
-  'test/integration/faults-worker-follow.test.ts',
-  'test/integration/trade-adversarial-broker.test.ts',
   'test/integration/faults-worker-submit.test.ts',
+  'test/integration/trade-chaos.test.ts',
+  'test/integration/trade-adversarial-broker.test.ts',
+  'test/integration/pipeline-runs.test.ts',
+  'test/integration/faults-worker-follow.test.ts',
   'test/integration/dataflow-rabbitmq-restart.test.ts',
   'test/integration/faults-rabbitmq.test.ts',
   'test/integration/broker-alpaca-faults.test.ts',
-  'test/integration/cli-commands.test.ts',
-  'test/provision/tool-routes.test.ts',
-  'test/workflow/trade-workflow.test.ts',
   'test/integration/quant-restart.test.ts',
-  'test/integration/web-ui.test.ts',
+  'test/workflow/trade-workflow.test.ts',
+  'test/provision/tool-routes.test.ts',
   'test/integration/faults-postgres.test.ts',
+  'test/integration/web-ui.test.ts',
+  'test/integration/reconcile.test.ts',
+  'test/integration/cli-commands.test.ts',
 ];
 
 class LongestFirst extends BaseSequencer {
