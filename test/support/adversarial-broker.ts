@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -76,7 +77,9 @@ export function adversarialRig(account: string): AdversarialRig {
   let running: Promise<void>;
   let taskQueue: string;
   const trades: TradeUnderAudit[] = [];
-  const runTag = Date.now().toString(36).slice(-6);
+  // Unique across the files that run this rig at once (parallel vitest workers start in the same millisecond):
+  // workflow ids are the namespace's, not the task queue's.
+  const runTag = randomBytes(4).toString('hex');
   let seq = 0;
 
   function signal(order: OrderSpec = MARKET_2): TradeSignal {

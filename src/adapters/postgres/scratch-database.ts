@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import type { Logger } from '../../logging';
 import { runMigrations } from './migrate';
 import { createClient, createPool } from './pool';
+import { sleep } from '../../lib/sleep';
 
 /** A fresh, migrated database of its own on the server, for a benchmark run: the working ledger is never touched. */
 export interface ScratchDatabase {
@@ -47,13 +48,29 @@ export async function createScratchDatabase(
   };
 }
 
-/** Drop database `name` (if it exists) on the server of `baseUrl`, cutting off its connections. */
+/** PostgreSQL's insufficient_privilege: FORCE met a backend this role may not terminate. */
+const INSUFFICIENT_PRIVILEGE = '42501';
+
+/**
+ * Drop database `name` (if it exists) on the server of `baseUrl`, cutting off its connections. FORCE terminates
+ * them with this role's rights, so an autovacuum worker that has just started on the database (the superuser's)
+ * refuses it ("must be a member of the role whose process is being terminated"); it exits within moments, so the
+ * drop is tried again.
+ */
 export async function dropScratchDatabase(baseUrl: string, name: string, logger?: Logger): Promise<void> {
   checkName(name);
   const admin = createClient(baseUrl, logger);
   await admin.connect();
   try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== INSUFFICIENT_PRIVILEGE || attempt >= 20) throw err;
+        await sleep(250);
+      }
+    }
   } finally {
     await admin.end();
   }
