@@ -15,7 +15,13 @@ import {
   type OrderRecord,
 } from '../adapters/postgres/ledger';
 import { fillsToBook, ordersOf, type LedgerFill } from '../domain/fills';
-import { endSeenByFollow, isTradeComplete, workingPhaseOf, type TradeOutcome } from '../domain/trade-lifecycle';
+import {
+  endSeenByFollow,
+  isTradeComplete,
+  workingPhaseOf,
+  type TradeEnd,
+  type TradeOutcome,
+} from '../domain/trade-lifecycle';
 import { withCorrelation, type Logger } from '../logging';
 import { rateLimitWaitSeconds, rateLimitWaits, signalToOrderSeconds, tradesFinished } from '../metrics';
 
@@ -121,6 +127,11 @@ export interface FinalizeTradeInput {
   reasonCode?: string;
   filledQty: number;
   avgFillPrice: number | null;
+}
+
+/** The close a booking makes of a trade whose end an activity saw (endSeenByFollow), if it saw one. */
+function closingOf(end: TradeEnd | null): { outcome: TradeOutcome; reasonCode?: string } | undefined {
+  return end ? { outcome: end.outcome, ...(end.reasonCode ? { reasonCode: end.reasonCode } : {}) } : undefined;
 }
 
 /** The fresher of two states of the same order, leg by leg. */
@@ -309,23 +320,17 @@ export function createExecutionActivities(deps: ExecutionDeps) {
       if (ageAtIntent !== null) signalToOrderSeconds.observe(ageAtIntent + (performance.now() - intentAt) / 1000);
       // Waiting here is bounded well inside this attempt's start-to-close, so it needs no heartbeat. A crash
       // meanwhile loses nothing: the retry finds the order by client order id and books it.
-      const awaiting = input.awaitCompletionMs !== undefined;
+      const awaitMs = input.awaitCompletionMs;
+      const awaiting = awaitMs !== undefined;
       if (awaiting && !isTerminal(order.status)) {
-        order = await entryFinalOrTimeout(
-          order,
-          Math.min(input.awaitCompletionMs!, attemptEndsAt - Date.now()),
-          ctx.cancellationSignal,
-        );
+        order = await entryFinalOrTimeout(order, Math.min(awaitMs, attemptEndsAt - Date.now()), ctx.cancellationSignal);
       }
       // A fast broker may have filled the order (wholly or partly) before this call returned, and a lookup
       // after an ambiguous submit may find it filled: book whatever it reports, here, exactly once. A complete
       // order the workflow lets this call close ends the trade in the same transaction (endSeenByFollow: not a
       // cancelled one, whose end the workflow decides).
       const end = awaiting ? endSeenByFollow(order) : null;
-      const closing = end
-        ? { outcome: end.outcome, ...(end.reasonCode ? { reasonCode: end.reasonCode } : {}) }
-        : undefined;
-      await book(input.workflowId, input.correlationId, order, closing);
+      await book(input.workflowId, input.correlationId, order, closingOf(end));
       log.info(
         {
           client_order_id: order.clientOrderId,
@@ -414,10 +419,7 @@ export function createExecutionActivities(deps: ExecutionDeps) {
           if (input.workflowId) {
             // The workflow ends a complete order's trade as broker_final: the same mapping, applied here.
             const end = input.finalizeWhenComplete ? endSeenByFollow(order) : null;
-            const closing = end
-              ? { outcome: end.outcome, ...(end.reasonCode ? { reasonCode: end.reasonCode } : {}) }
-              : undefined;
-            const fills = await book(input.workflowId, input.correlationId, order, closing);
+            const fills = await book(input.workflowId, input.correlationId, order, closingOf(end));
             if (!end) return { order, fills, changed, booked: true };
             return { order, fills, changed, booked: true, finalized: end.outcome };
           }
