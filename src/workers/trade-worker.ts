@@ -25,12 +25,10 @@ import {
 } from '@temporalio/worker';
 import { loadConfig, type Config } from '../config';
 import { createLogger, type Logger } from '../logging';
-import { createActivities } from '../activities';
 import { createBroker } from '../adapters/brokers';
 import { OrderTracker } from '../adapters/brokers/order-tracker';
 import { countRoundTrips, createPool } from '../adapters/postgres/pool';
 import { ensureAccount } from '../adapters/postgres/risk-store';
-import { riskLimits } from '../domain/risk';
 import { postgresRoundTrips } from '../metrics';
 import { installTemporalRuntime } from './temporal-runtime';
 import { sleep } from '../lib/sleep';
@@ -39,6 +37,7 @@ import { postgresCheck, rabbitCheck, startOps, temporalCheck } from './ops';
 import { Client } from '@temporalio/client';
 import { openIntake, type RunningIntake } from './signal-intake';
 import { keepReconciliationSchedule } from './reconciliation-schedule';
+import { tradeActivities } from './trade-activities';
 import { PREBUILT_BUNDLE, prebuiltBundleFresh, tradeWorkflowBundleOptions } from './workflow-bundle';
 import { reportingRiskBegun, tradeAdmission, TradesOnTheirWayToRisk, workflowTaskSlots } from './workflow-task-slots';
 
@@ -125,18 +124,7 @@ export async function runTradeWorker(cfg: Config, log: Logger, opts: TradeWorker
   try {
     // Trades the intake in this worker started, until their risk evaluation begins (the admission's count).
     const onTheirWay = new TradesOnTheirWayToRisk();
-    const activities = createActivities({
-      pool,
-      broker,
-      tracker,
-      accountId: cfg.accountId,
-      startingCash: cfg.startingCash,
-      limits: riskLimits(cfg.risk),
-      logger: log,
-      // How often a waiting followOrder re-checks the tracker and heartbeats (no HTTP: the broker's own
-      // poller covers stream outages within the request budget). Well inside the 10 s heartbeat timeout.
-      pollIntervalMs: cfg.broker.kind === 'alpaca' ? 5000 : 250,
-    });
+    const activities = tradeActivities(cfg, { pool, broker, tracker, logger: log });
     const worker = await Worker.create({
       connection,
       namespace: cfg.temporal.namespace,

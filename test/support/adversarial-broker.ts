@@ -2,15 +2,14 @@ import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { createActivities } from '../../src/activities';
 import { createBroker } from '../../src/adapters/brokers';
 import type { AlpacaBroker } from '../../src/adapters/brokers/alpaca';
 import { OrderTracker } from '../../src/adapters/brokers/order-tracker';
 import { EPHEMERAL_OPS_ENV, parseEnv, type Config } from '../../src/config';
 import type { OrderSpec, TradeSignal } from '../../src/contracts/signal';
-import { riskLimits } from '../../src/domain/risk';
 import { createLogger } from '../../src/logging';
 import { tradeStartOptions } from '../../src/workers/signal-intake';
+import { tradeActivities } from '../../src/workers/trade-activities';
 import type { tradeWorkflowV2 } from '../../src/workflows';
 import type { TradeStatus } from '../../src/workflows/shared';
 import { FakeAlpaca } from '../fakes/fake-alpaca';
@@ -27,7 +26,8 @@ import { auditTrades, fakeAlpacaTruth, printAudit, type TradeUnderAudit } from '
 /**
  * Issue 8, adversarial broker suite (test/integration/trade-adversarial-broker*.test.ts): the REAL trade path — a
  * Temporal Worker on the shared dev server running the real trade workflow and the real activities
- * (createActivities) with the production AlpacaBroker (createBroker, BROKER=alpaca) pointed at the fake Alpaca,
+ * (tradeActivities, as the trade worker builds them) with the production AlpacaBroker (createBroker,
+ * BROKER=alpaca) pointed at the fake Alpaca,
  * booking into a real PostgreSQL ledger — runs trades through the fake's adversarial modes. After every mode,
  * every trade so far is audited order by order against the broker (test/support/trade-audit.ts): exactly one
  * broker order; Σ ledger fills = the broker's filled quantity; ledger position = broker position; cash = Σ cash
@@ -125,7 +125,7 @@ export function adversarialRig(account: string): AdversarialRig {
       RISK_DUPLICATE_COOLDOWN_SEC: '0',
     });
     const log = createLogger('adversarial-worker', { level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-    // Exactly what src/workers/trade-worker.ts builds for BROKER=alpaca.
+    // What src/workers/trade-worker.ts builds for this config (BROKER=alpaca): the same tradeActivities.
     broker = createBroker(cfg.broker, log.child({ component: 'broker' }));
     tracker = new OrderTracker(broker);
     dev = await connectDevServer();
@@ -136,16 +136,7 @@ export function adversarialRig(account: string): AdversarialRig {
       namespace: dev.namespace,
       taskQueue,
       workflowBundle: await tradeWorkflowBundle(),
-      activities: createActivities({
-        pool: db.pool,
-        broker,
-        tracker,
-        accountId: cfg.accountId,
-        startingCash: cfg.startingCash,
-        limits: riskLimits(cfg.risk),
-        logger: log,
-        pollIntervalMs: 5000, // the trade worker's setting for BROKER=alpaca
-      }),
+      activities: tradeActivities(cfg, { pool: db.pool, broker, tracker, logger: log }),
       maxConcurrentActivityTaskExecutions: 200,
       maxConcurrentWorkflowTaskExecutions: 40,
     });
