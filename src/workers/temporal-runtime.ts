@@ -1,4 +1,5 @@
 import { DefaultLogger, Runtime, makeTelemetryFilterString, type LogLevel } from '@temporalio/worker';
+import { BarStoreBehindError } from '../domain/risk';
 import type { Logger } from '../logging';
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
@@ -8,6 +9,24 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
   WARN: 'warn',
   ERROR: 'error',
 };
+
+/**
+ * Activity failures that are waits, not faults: the SDK logs every failed attempt as a warning, but these are
+ * retried by policy as designed and the activity logs the wait itself (risk waiting for the signal's bar).
+ * Their "Activity failed" lines go out at debug, so a warning in a worker's log still means something.
+ */
+export const EXPECTED_WAITS: ReadonlySet<string> = new Set([BarStoreBehindError.name]);
+
+/** The pino level of one SDK log line. */
+export function sdkLogLevel(level: LogLevel, message: string, meta: Record<string, unknown> | undefined) {
+  const error = meta?.['error'];
+  const expectedWait =
+    message === 'Activity failed' &&
+    typeof error === 'object' &&
+    error !== null &&
+    EXPECTED_WAITS.has(String((error as { name?: unknown }).name));
+  return expectedWait ? 'debug' : PINO_LEVEL[level];
+}
 
 /**
  * Route the Temporal SDK's own logs (worker lifecycle, workflow/activity `log`, and Core's Rust logs) into
@@ -23,7 +42,7 @@ export function installTemporalRuntime(
   Runtime.install({
     logger: new DefaultLogger(level, (entry) => {
       const { meta, message } = entry;
-      sdk[PINO_LEVEL[entry.level]]({ ...(meta ?? {}) }, message);
+      sdk[sdkLogLevel(entry.level, message, meta)]({ ...(meta ?? {}) }, message);
     }),
     telemetryOptions: {
       logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },

@@ -75,9 +75,15 @@ export const LOCAL_RISK_OPTIONS: LocalActivityOptions = {
   // own clock, the cap bounds the retries in workflow time too (backoffs 0.5, 1, 2, 4, 8, then 10 s: the
   // 17th attempt starts about two minutes after the first).
   retry: { ...ACTIVITY_OPTIONS.risk.retry, maximumAttempts: 17 },
-  // Retries after a short backoff run in the worker; a longer backoff (the ledger is down) waits on a durable
-  // timer instead, so an outage costs a few timers rather than a workflow task held open.
-  localRetryThreshold: '1 second',
+  // Every retry waits on a durable timer and runs as a fresh local activity, none inside the worker. Temporal's
+  // Core (sdk-core in @temporalio 1.24) leaks the start-to-close timer of each attempt it retries in the worker
+  // (TimeoutBag::mark_started replaces the previous attempt's timer without aborting it: sdk-rust issue #1454).
+  // The leaked timer fires 10 s later: against a later attempt still running it is a spurious timeout, and
+  // after the worker has shut down it panics ("receive half not dropped"), the backtrace a user saw at the end
+  // of `npm start`. Retries are rare live (the bar store a bar behind, the ledger down), so a timer and a
+  // workflow task per retry cost nothing that matters; the first attempt is still run by the worker that runs
+  // the workflow task, with no activity task and no matching.
+  localRetryThreshold: 0,
 };
 export const localActivities = proxyLocalActivities<Activities>(LOCAL_RISK_OPTIONS);
 

@@ -3,7 +3,7 @@ import type { Activities } from '../../src/activities';
 import type { FollowOrderInput, OrderProgress, SubmitOrderInput, SubmittedOrder } from '../../src/activities/execution';
 import { fillsToBook, ordersOf, type LedgerFill } from '../../src/domain/fills';
 import type { BrokerOrder, OrderRequest } from '../../src/contracts/order';
-import type { RiskDecision } from '../../src/domain/risk';
+import { BarStoreBehindError, type RiskDecision } from '../../src/domain/risk';
 import { endSeenByFollow } from '../../src/domain/trade-lifecycle';
 import { sleep } from '../../src/lib/sleep';
 
@@ -31,6 +31,8 @@ export interface Scenario {
   followFailsAfter?: number;
   /** Risk never answers (the ledger is unreachable). */
   riskUnavailable?: boolean;
+  /** The first risk attempts find the bar store a bar behind the signal (a retryable wait). */
+  riskBehind?: number;
   /** The first submit lands (and fills) but its response is lost; later submits never reach the broker. */
   landsThenUnreachable?: boolean;
   /** Fills whose stream events were lost: booking must infer them from the cumulative quantity. */
@@ -40,6 +42,7 @@ export interface Scenario {
 export class ScriptedBroker {
   orders = new Map<string, BrokerOrder>();
   submitAttempts = 0;
+  riskAttempts = 0;
   follows = 0;
   submitted: OrderRequest[] = [];
   cancels: string[] = [];
@@ -142,6 +145,9 @@ export class ScriptedBroker {
     const mock = {
       async evaluateRisk() {
         if (self.scenario.riskUnavailable) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+        if (self.riskAttempts++ < (self.scenario.riskBehind ?? 0)) {
+          throw new BarStoreBehindError('AAPL', '2024-01-02T00:00:00.000Z', '2024-01-01T00:00:00.000Z');
+        }
         return decision;
       },
       async submitOrder({ request, awaitCompletionMs }: SubmitOrderInput): Promise<BrokerOrder | SubmittedOrder> {

@@ -406,6 +406,31 @@ describe('tradeWorkflowV2 (time-skipping)', { retry: 3, timeout: 30_000 }, () =>
     expect(broker.finalized.at(-1)).toMatchObject({ outcome: 'FAILED', filledQty: 40, reasonCode: 'execution_failed' });
   });
 
+  it('retries risk on durable timers, each attempt a fresh local activity, never inside the worker (sdk-rust #1454)', async () => {
+    // The bar store is two bars behind: the first two evaluations wait (fail retryably), the third decides.
+    const { status, broker, workflowId } = await run({ riskBehind: 2, script: [(o, b) => b.fill(o, 100, 100.5)] });
+    expect(status.phase).toBe('FILLED');
+    expect(broker.riskAttempts).toBe(3);
+    expect(broker.submitted).toHaveLength(1);
+    const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const beforeOrder = events.slice(
+      0,
+      events.findIndex((e) => e.activityTaskScheduledEventAttributes),
+    );
+    // One marker per attempt (two waits, one decision) and a timer between each: a retry run inside the worker
+    // would leave one marker and no timer, and leak its attempt's start-to-close timer in Core.
+    const kinds = beforeOrder
+      .map((e) =>
+        e.markerRecordedEventAttributes?.markerName === 'core_local_activity'
+          ? 'attempt'
+          : e.timerStartedEventAttributes
+            ? 'timer'
+            : null,
+      )
+      .filter((k) => k !== null);
+    expect(kinds).toEqual(['attempt', 'timer', 'attempt', 'timer', 'attempt']);
+  });
+
   it('ends FAILED/risk_unavailable (reservation released) when risk cannot be evaluated in time', async () => {
     const { status, error, broker } = await run({ riskUnavailable: true });
     expect(error).toBeNull();
