@@ -1,9 +1,18 @@
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import type { OhlcvBar } from '../contracts/bar';
 import type { TradeSignal } from '../contracts/signal';
 import { ensureAccount, evaluateAndReserve } from '../adapters/postgres/risk-store';
-import { BAR_WAIT_ATTEMPTS, BarStoreBehindError, barsNeeded, type RiskDecision, type RiskLimits } from '../domain/risk';
+import {
+  BAR_WAIT_ATTEMPTS,
+  BarStoreBehindError,
+  IN_FLIGHT_WAIT_ATTEMPTS,
+  TradesInFlightError,
+  barsNeeded,
+  waitDelayMs,
+  type RiskDecision,
+  type RiskLimits,
+} from '../domain/risk';
 import { withCorrelation, type Logger } from '../logging';
 import { tradesFinished } from '../metrics';
 
@@ -84,6 +93,8 @@ export function createRiskActivities(deps: RiskActivityDeps) {
           accountId,
           now: new Date(),
           ...(loadBars ? { recentBars: loadBars } : {}),
+          // A cap's rejection while the symbol's earlier trades are in flight waits for them (domain/risk/in-flight.ts).
+          awaitTradesInFlight: attempt <= IN_FLIGHT_WAIT_ATTEMPTS,
         });
       } catch (err) {
         if (err instanceof BarStoreBehindError) {
@@ -91,6 +102,14 @@ export function createRiskActivities(deps: RiskActivityDeps) {
             { stored_through: err.storedThrough, signal_bar: err.signalBar, attempt, waits: BAR_WAIT_ATTEMPTS },
             "risk waits for the signal's bar: the bar store is behind",
           );
+          throw designedWait(err, attempt);
+        }
+        if (err instanceof TradesInFlightError) {
+          log.info(
+            { would_reject: err.reasonCode, in_flight: err.inFlight, attempt, waits: IN_FLIGHT_WAIT_ATTEMPTS },
+            "risk waits for the symbol's trades in flight to settle",
+          );
+          throw designedWait(err, attempt);
         }
         throw err;
       }
@@ -124,6 +143,20 @@ export type RiskActivities = ReturnType<typeof createRiskActivities>;
  * This call's attempt number under Temporal's retry policy. Outside an activity (a script or a test calling the
  * function directly) nothing would retry a failure, so the call counts as the last attempt: it never waits.
  */
+/**
+ * A designed wait as the failure that retries it: its own type (the error's name) and the wait's delay
+ * (waitDelayMs) as the retry's delay, instead of the retry policy's backoff for real failures (0.5 s, doubling).
+ * Temporal's Core honours an application failure's next retry delay for a local activity too.
+ */
+function designedWait(err: BarStoreBehindError | TradesInFlightError, attempt: number): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: err.name,
+    message: err.message,
+    nextRetryDelay: waitDelayMs(attempt),
+    cause: err,
+  });
+}
+
 function attemptOfThisCall(): number {
   try {
     return Context.current().info.attempt;

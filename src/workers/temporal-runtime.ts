@@ -1,5 +1,5 @@
 import { DefaultLogger, Runtime, makeTelemetryFilterString, type LogLevel } from '@temporalio/worker';
-import { BarStoreBehindError } from '../domain/risk';
+import { BarStoreBehindError, TradesInFlightError } from '../domain/risk';
 import type { Logger } from '../logging';
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
@@ -12,19 +12,21 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
 
 /**
  * Activity failures that are waits, not faults: the SDK logs every failed attempt as a warning, but these are
- * retried by policy as designed and the activity logs the wait itself (risk waiting for the signal's bar).
+ * retried by policy as designed and the activity logs the wait itself (risk waiting for the signal's bar, or for
+ * the symbol's trades in flight).
  * Their "Activity failed" lines go out at debug, so a warning in a worker's log still means something.
  */
-export const EXPECTED_WAITS: ReadonlySet<string> = new Set([BarStoreBehindError.name]);
+export const EXPECTED_WAITS: ReadonlySet<string> = new Set([BarStoreBehindError.name, TradesInFlightError.name]);
 
 /** The pino level of one SDK log line. */
 export function sdkLogLevel(level: LogLevel, message: string, meta: Record<string, unknown> | undefined) {
-  const error = meta?.['error'];
+  const error = meta?.['error'] as { name?: unknown; type?: unknown } | null | undefined;
+  // The risk activity throws its waits as application failures typed by the wait's name.
   const expectedWait =
     message === 'Activity failed' &&
     typeof error === 'object' &&
     error !== null &&
-    EXPECTED_WAITS.has(String((error as { name?: unknown }).name));
+    (EXPECTED_WAITS.has(String(error.type)) || EXPECTED_WAITS.has(String(error.name)));
   return expectedWait ? 'debug' : PINO_LEVEL[level];
 }
 

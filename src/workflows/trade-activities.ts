@@ -69,21 +69,24 @@ export const ACTIVITY_OPTIONS = {
  * decision is still recorded (a marker in the history) before anything is sent to the broker.
  */
 export const LOCAL_RISK_OPTIONS: LocalActivityOptions = {
-  startToCloseTimeout: ACTIVITY_OPTIONS.risk.startToCloseTimeout,
+  // No start-to-close timeout, only the schedule-to-close. Temporal's Core (sdk-core in @temporalio 1.24) leaks
+  // the start-to-close timer of every attempt it retries in the worker (TimeoutBag::mark_started replaces the
+  // previous attempt's timer without aborting it: sdk-rust issue #1454). The leaked timer fires later: against a
+  // later attempt still running it is a spurious timeout, and once the worker has shut down it panics ("receive
+  // half not dropped"), the backtrace a user saw at the end of `npm start`. Without a start-to-close there is no
+  // such timer. A hung attempt is bounded by the two minutes; the per-attempt timeout bought nothing anyway, since
+  // an abandoned attempt's transaction keeps the account's lock until PostgreSQL ends it.
   scheduleToCloseTimeout: ACTIVITY_OPTIONS.risk.scheduleToCloseTimeout,
   // The same backoff, plus an attempt cap: the worker measures a local activity's schedule-to-close by its
   // own clock, the cap bounds the retries in workflow time too (backoffs 0.5, 1, 2, 4, 8, then 10 s: the
-  // 17th attempt starts about two minutes after the first).
+  // 17th attempt starts about two minutes after the first). Risk's designed waits (the bar store a bar behind,
+  // the symbol's trades in flight) set their own shorter delays (domain/risk/bar-lag.ts, waitDelayMs).
   retry: { ...ACTIVITY_OPTIONS.risk.retry, maximumAttempts: 17 },
-  // Every retry waits on a durable timer and runs as a fresh local activity, none inside the worker. Temporal's
-  // Core (sdk-core in @temporalio 1.24) leaks the start-to-close timer of each attempt it retries in the worker
-  // (TimeoutBag::mark_started replaces the previous attempt's timer without aborting it: sdk-rust issue #1454).
-  // The leaked timer fires 10 s later: against a later attempt still running it is a spurious timeout, and
-  // after the worker has shut down it panics ("receive half not dropped"), the backtrace a user saw at the end
-  // of `npm start`. Retries are rare live (the bar store a bar behind, the ledger down), so a timer and a
-  // workflow task per retry cost nothing that matters; the first attempt is still run by the worker that runs
-  // the workflow task, with no activity task and no matching.
-  localRetryThreshold: 0,
+  // Retries after a backoff of up to a second run in the worker: on the dev server a 50 ms durable timer took a
+  // second to fire (measured in npm start's logs), twenty times the designed waits' first delay. A longer backoff
+  // (the ledger is down) waits on a durable timer instead, so an outage costs a few timers rather than a workflow
+  // task held open.
+  localRetryThreshold: '1 second',
 };
 export const localActivities = proxyLocalActivities<Activities>(LOCAL_RISK_OPTIONS);
 

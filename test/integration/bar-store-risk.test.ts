@@ -118,7 +118,7 @@ describe('bar store → RiskOps (real RabbitMQ, PostgreSQL, Temporal; quant and 
         )
       ).rows[0];
     // Store the bar once RiskOps has looked for it and said it waits (its first attempt); the waits then leave
-    // 3.5 s before it would decide without the bar.
+    // 3.15 s before it would decide without the bar (waitDelayMs).
     const workflowId = `trade-${signal.signal_id}`;
     const waited = () =>
       logEvents(h, 'trade-worker', "risk waits for the signal's bar: the bar store is behind").filter(

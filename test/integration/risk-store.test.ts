@@ -15,13 +15,17 @@ import {
   loadRecentBars,
   setTradingState,
 } from '../../src/adapters/postgres/risk-store';
-import { releaseReservation } from '../../src/adapters/postgres/ledger';
+import { bookOrderProgress, recordOrderIntent, releaseReservation } from '../../src/adapters/postgres/ledger';
 import { countRoundTrips, createPool } from '../../src/adapters/postgres/pool';
 import {
   BAR_WAIT_ATTEMPTS,
   BarStoreBehindError,
   DEFAULT_RISK_LIMITS,
+  IN_FLIGHT_WAIT_ATTEMPTS,
+  TradesInFlightError,
   evaluate,
+  waitDelayMs,
+  type RiskDecision,
   type RiskLimits,
 } from '../../src/domain/risk';
 import { createLogger } from '../../src/logging';
@@ -506,9 +510,11 @@ describe("the risk activity waits for the signal's bar", () => {
     // The store holds days 0-19; a signal on day 20 (the next bar) waits on every attempt up to the cap.
     const late = tradeSignal({ symbol: 'LAGS', created_at: day(20), order: { quantity_hint: 5 } });
     for (let n = 1; n <= BAR_WAIT_ATTEMPTS; n++) {
+      // A designed wait: an application failure of the wait's type, retried after the wait's delay, not the policy's.
       const err = await attempt(n, late).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(BarStoreBehindError);
-      expect(err).toMatchObject({ symbol: 'LAGS', signalBar: day(20), storedThrough: day(19) });
+      expect(err).toMatchObject({ type: 'BarStoreBehindError', nextRetryDelay: waitDelayMs(n) });
+      expect((err as Error).cause).toBeInstanceOf(BarStoreBehindError);
+      expect((err as Error).cause).toMatchObject({ symbol: 'LAGS', signalBar: day(20), storedThrough: day(19) });
     }
     expect(await written(`trade-${late.signal_id}`)).toEqual({ decisions: '0', trades: '0', reservations: '0' });
     // The last attempt decides on what is stored, and says so.
@@ -531,6 +537,120 @@ describe("the risk activity waits for the signal's bar", () => {
     ).resolves.toMatchObject({
       sizing: { barsThrough: day(20) },
     });
+  });
+});
+
+describe("the risk activity waits for the symbol's trades in flight", () => {
+  it('an exit a cap rejects while the buy before it is in flight waits (writing nothing) and is approved once the buy has filled', async () => {
+    const accountId = `acct-inflight-${++seq}`;
+    const acts = createRiskActivities({
+      pool: pipelinedPool,
+      limits: LIMITS,
+      accountId,
+      startingCash: 100_000,
+      logger: quietLogger,
+    });
+    const attempt = (n: number, sig: ReturnType<typeof tradeSignal>) =>
+      new MockActivityEnvironment({ attempt: n }).run(acts.evaluateRisk, {
+        workflowId: `trade-${sig.signal_id}`,
+        signal: sig as TradeSignal,
+      });
+    const written = async (workflowId: string) => {
+      const r = await db.pool.query<{ decisions: string; reservations: string }>(
+        `SELECT (SELECT count(*) FROM risk_decisions WHERE workflow_id = $1)::text AS decisions,
+                (SELECT count(*) FROM reservations WHERE workflow_id = $1)::text AS reservations`,
+        [workflowId],
+      );
+      return r.rows[0];
+    };
+    const symbol = 'FLYT';
+
+    // The entry is approved and in flight: its reservation is HELD, nothing has filled yet.
+    const buy = tradeSignal({ symbol });
+    const approved = (await attempt(1, buy)) as RiskDecision;
+    expect(approved).toMatchObject({ decision: 'APPROVED' });
+
+    // The exit, signalled on the bar that fills the entry, finds no shares: it waits on every attempt up to the cap.
+    const exit = tradeSignal({ symbol, side: 'sell' });
+    for (let n = 1; n <= IN_FLIGHT_WAIT_ATTEMPTS; n++) {
+      const err = await attempt(n, exit).catch((e: unknown) => e);
+      expect(err).toMatchObject({ type: 'TradesInFlightError', nextRetryDelay: waitDelayMs(n) });
+      expect((err as Error).cause).toBeInstanceOf(TradesInFlightError);
+      expect((err as Error).cause).toMatchObject({
+        symbol,
+        reasonCode: 'short_not_allowed',
+        inFlight: [`trade-${buy.signal_id}`],
+      });
+    }
+    expect(await written(`trade-${exit.signal_id}`)).toEqual({ decisions: '0', reservations: '0' });
+
+    // The entry fills and is booked (the trade closed, its reservation released, the shares held)...
+    const ctx = {
+      workflowId: `trade-${buy.signal_id}`,
+      accountId,
+      correlationId: buy.correlation_id,
+      broker: 'simulated',
+    };
+    const request = {
+      clientOrderId: ctx.workflowId,
+      symbol,
+      side: 'buy' as const,
+      qty: approved.qty,
+      type: 'market' as const,
+      timeInForce: 'day' as const,
+    };
+    await recordOrderIntent(db.pool, { ...ctx, request });
+    const at = new Date().toISOString();
+    await bookOrderProgress(
+      pipelinedPool,
+      ctx,
+      {
+        brokerOrderId: 'b-flyt',
+        ...request,
+        status: 'filled',
+        filledQty: approved.qty,
+        filledAvgPrice: 100,
+        createdAt: at,
+        updatedAt: at,
+      },
+      [
+        {
+          executionId: 'x-flyt',
+          clientOrderId: ctx.workflowId,
+          brokerOrderId: 'b-flyt',
+          symbol,
+          side: 'buy',
+          qty: approved.qty,
+          price: 100,
+          fee: 0,
+          cumQty: approved.qty,
+          timestamp: at,
+        },
+      ],
+      null,
+      { outcome: 'FILLED' },
+    );
+    // ...so the exit's next attempt decides on the shares: approved, not lost to the race.
+    expect(await attempt(IN_FLIGHT_WAIT_ATTEMPTS, exit)).toMatchObject({
+      decision: 'APPROVED',
+      reasonCode: 'approved',
+    });
+
+    // Bounded: a second exit while the first is in flight (its shares claimed) waits, then its last attempt decides.
+    const again = tradeSignal({ symbol, side: 'sell' });
+    await expect(attempt(1, again)).rejects.toMatchObject({ type: 'TradesInFlightError' });
+    expect(await attempt(IN_FLIGHT_WAIT_ATTEMPTS + 1, again)).toMatchObject({
+      decision: 'REJECTED',
+      reasonCode: 'short_not_allowed',
+    });
+
+    // A gate's rejection never waits, in flight or not (confidence does not depend on the position).
+    const unsure = tradeSignal({ symbol, side: 'sell', confidence: 0.01 });
+    expect(await attempt(1, unsure)).toMatchObject({ decision: 'REJECTED', reasonCode: 'low_confidence' });
+    // Nor does anything once nothing of the symbol is in flight.
+    await releaseReservation(db.pool, `trade-${exit.signal_id}`);
+    const alone = tradeSignal({ symbol: 'ALNE', side: 'sell' });
+    expect(await attempt(1, alone)).toMatchObject({ decision: 'REJECTED', reasonCode: 'short_not_allowed' });
   });
 });
 

@@ -146,7 +146,9 @@ export class ScriptedBroker {
       async evaluateRisk() {
         if (self.scenario.riskUnavailable) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
         if (self.riskAttempts++ < (self.scenario.riskBehind ?? 0)) {
-          throw new BarStoreBehindError('AAPL', '2024-01-02T00:00:00.000Z', '2024-01-01T00:00:00.000Z');
+          // As the risk activity throws a designed wait: typed by the wait, with its own short delay.
+          const behind = new BarStoreBehindError('AAPL', '2024-01-02T00:00:00.000Z', '2024-01-01T00:00:00.000Z');
+          throw ApplicationFailure.create({ type: behind.name, message: behind.message, nextRetryDelay: 50 });
         }
         return decision;
       },

@@ -1,3 +1,4 @@
+import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { BarStoreBehindError } from '../../src/domain/risk';
 import { sdkLogLevel } from '../../src/workers/temporal-runtime';
@@ -7,6 +8,14 @@ describe("the Temporal SDK's log lines in our logs", () => {
 
   it('logs a failed attempt that is a designed wait (the bar store a bar behind) at debug, not as a warning', () => {
     expect(sdkLogLevel('WARN', 'Activity failed', { error: behind, activityType: 'evaluateRisk' })).toBe('debug');
+    // As the risk activity throws its waits: application failures typed by the wait.
+    for (const type of ['BarStoreBehindError', 'TradesInFlightError']) {
+      const failure = ApplicationFailure.create({ type, message: 'waiting', nextRetryDelay: 50 });
+      expect(sdkLogLevel('WARN', 'Activity failed', { error: failure })).toBe('debug');
+    }
+    expect(
+      sdkLogLevel('WARN', 'Activity failed', { error: ApplicationFailure.create({ type: 'BrokerRejected' }) }),
+    ).toBe('warn');
   });
 
   it('keeps every other failure a warning, whatever its message or error', () => {

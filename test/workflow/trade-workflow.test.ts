@@ -6,6 +6,7 @@ import { Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import type { TradeSignal } from '../../src/contracts/signal';
 import type { RiskDecision } from '../../src/domain/risk';
 import { tradeWorkflowV2 } from '../../src/workflows';
+import { LOCAL_RISK_OPTIONS } from '../../src/workflows/trade-activities';
 import { SEARCH_ATTRIBUTES, type TradeStatus } from '../../src/workflows/shared';
 import { temporal } from '@temporalio/proto';
 import { ScriptedBroker, type Scenario } from '../support/scripted-broker';
@@ -406,8 +407,10 @@ describe('tradeWorkflowV2 (time-skipping)', { retry: 3, timeout: 30_000 }, () =>
     expect(broker.finalized.at(-1)).toMatchObject({ outcome: 'FAILED', filledQty: 40, reasonCode: 'execution_failed' });
   });
 
-  it('retries risk on durable timers, each attempt a fresh local activity, never inside the worker (sdk-rust #1454)', async () => {
-    // The bar store is two bars behind: the first two evaluations wait (fail retryably), the third decides.
+  it("retries risk's designed waits in the worker after their own short delay: one marker, no timer, no start-to-close", async () => {
+    // The bar store is two bars behind: the first two evaluations wait (50 ms each, their own delay), the third
+    // decides. A retry in the worker leaves one marker (the last attempt's) and no timer; its local activity has
+    // no start-to-close timeout, the per-attempt timer Core leaks on every retry in the worker (sdk-rust #1454).
     const { status, broker, workflowId } = await run({ riskBehind: 2, script: [(o, b) => b.fill(o, 100, 100.5)] });
     expect(status.phase).toBe('FILLED');
     expect(broker.riskAttempts).toBe(3);
@@ -417,8 +420,6 @@ describe('tradeWorkflowV2 (time-skipping)', { retry: 3, timeout: 30_000 }, () =>
       0,
       events.findIndex((e) => e.activityTaskScheduledEventAttributes),
     );
-    // One marker per attempt (two waits, one decision) and a timer between each: a retry run inside the worker
-    // would leave one marker and no timer, and leak its attempt's start-to-close timer in Core.
     const kinds = beforeOrder
       .map((e) =>
         e.markerRecordedEventAttributes?.markerName === 'core_local_activity'
@@ -428,7 +429,8 @@ describe('tradeWorkflowV2 (time-skipping)', { retry: 3, timeout: 30_000 }, () =>
             : null,
       )
       .filter((k) => k !== null);
-    expect(kinds).toEqual(['attempt', 'timer', 'attempt', 'timer', 'attempt']);
+    expect(kinds).toEqual(['attempt']);
+    expect(LOCAL_RISK_OPTIONS.startToCloseTimeout).toBeUndefined();
   });
 
   it('ends FAILED/risk_unavailable (reservation released) when risk cannot be evaluated in time', async () => {

@@ -16,6 +16,7 @@ import {
 } from '../../domain/risk';
 import { portfolioEquity, unrealizedPnl } from '../../domain/portfolio';
 import { BarStoreBehindError, barStoreBehind } from '../../domain/risk/bar-lag';
+import { TradesInFlightError, tradesInFlightToAwait } from '../../domain/risk/in-flight';
 import {
   accountExists,
   holdReservationStatement,
@@ -221,6 +222,11 @@ export interface EvaluateAndReserveInput {
      */
     awaitSignalBar?: boolean;
   };
+  /**
+   * When a cap rejects the signal while other trades of its symbol are in flight (HELD reservations), throw
+   * TradesInFlightError and write nothing, so the caller can retry once they settle (domain/risk/in-flight.ts).
+   */
+  awaitTradesInFlight?: boolean;
 }
 
 export interface EvaluateAndReserveResult {
@@ -286,6 +292,10 @@ export async function evaluateAndReserve(
       }
       const market = storedBars ? { ...input.market, recentBars: storedBars } : input.market;
       const decision = evaluate(input.signal, portfolio, market ?? {}, limits);
+      if (input.awaitTradesInFlight && valid.ok) {
+        const inFlight = tradesInFlightToAwait(decision, portfolio, valid.signal.symbol, workflowId);
+        if (inFlight.length > 0) throw new TradesInFlightError(valid.signal.symbol, decision.reasonCode, inFlight);
+      }
 
       const signalId = str(raw.signal_id) ?? workflowId;
       const correlationId = str(raw.correlation_id) ?? workflowId;

@@ -8,7 +8,7 @@ import { barIntervalMs } from '../../contracts/bar';
  *
  * So risk waits for the signal's own bar, boundedly: when the store holds the symbol's bars up to a few bars
  * before the signal's but not that one, the store is behind and the evaluation fails with BarStoreBehindError
- * (nothing is written), to be retried by the activity's retry policy (durable backoff, no sleep of ours). After
+ * (nothing is written), to be retried after waitDelayMs (a durable timer, no sleep of ours). After
  * BAR_WAIT_ATTEMPTS it decides on what the store has. A signal far from any stored bar (a trade started by hand,
  * a symbol the feed does not carry) is not waited for: that bar is not on its way.
  */
@@ -17,11 +17,21 @@ import { barIntervalMs } from '../../contracts/bar';
 export const BAR_STORE_BEHIND_MAX_BARS = 5;
 
 /**
- * The attempts that wait for the signal's bar; the next decides with what the store holds. With risk's retry
- * policy (0.5 s, doubling) the three waits add up to 3.5 s, far more than the store's writer needs to commit a
- * bar it has received.
+ * The attempts that wait for the signal's bar; the next decides with what the store holds. The waits between them
+ * are designed, not failures: waitDelayMs's schedule, not risk's retry policy.
  */
-export const BAR_WAIT_ATTEMPTS = 3;
+export const BAR_WAIT_ATTEMPTS = 6;
+
+/**
+ * The delay after a waiting attempt `attempt` (1-based) before the next: 50 ms, doubling (50, 100, 200, 400, 800,
+ * 1600: 3.15 s over the six waits, far more than the store's writer needs to commit a bar it has received). It
+ * starts short because a bar's wait is usually a few milliseconds, and because the next bar of the symbol may
+ * already be on its way (npm start replays a symbol's bars ~100 ms apart): a long first wait lets the next
+ * signal be decided first, and the two then decide on each other's out-of-order state.
+ */
+export function waitDelayMs(attempt: number): number {
+  return 50 * 2 ** Math.min(Math.max(attempt, 1) - 1, 10);
+}
 
 export class BarStoreBehindError extends Error {
   override readonly name = 'BarStoreBehindError';

@@ -15,7 +15,14 @@ export type { SizingProposal } from './sizing';
 export { validateRiskSignal } from './signal';
 export type { RiskSignal, SignalValidation } from './signal';
 export { ASSET_CLASSES, TRADING_STATES, signalKey } from './types';
-export { BAR_STORE_BEHIND_MAX_BARS, BAR_WAIT_ATTEMPTS, BarStoreBehindError, barStoreBehind } from './bar-lag';
+export {
+  BAR_STORE_BEHIND_MAX_BARS,
+  BAR_WAIT_ATTEMPTS,
+  BarStoreBehindError,
+  barStoreBehind,
+  waitDelayMs,
+} from './bar-lag';
+export { IN_FLIGHT_WAIT_ATTEMPTS, TradesInFlightError, tradesInFlightToAwait } from './in-flight';
 export type {
   AssetClass,
   MarketContext,
