@@ -186,12 +186,32 @@ describe.each([
 });
 
 describe('bookOrderProgress round trips (pipelined pool)', () => {
-  it('a fill and the close: mirror, lock and progress; the fill; its moves; the close with COMMIT', async () => {
+  it('fills and the close: mirror, lock and progress; the fills; their moves with the close and COMMIT', async () => {
     const { ctx, order, fill } = await openOrder(3);
     const before = roundTrips.count;
     const r = await bookOrderProgress(pipelinedPool, ctx, order(3, 20), [fill(3, 20, 3)], null, { outcome: 'FILLED' });
     expect(r.closed).toBe(true);
-    expect(roundTrips.count - before).toBe(4);
+    expect(roundTrips.count - before).toBe(3);
+    // Three fills at once: still three (the inserts in one trip, every move in the last), and each booked once.
+    const three = await openOrder(6);
+    const beforeThree = roundTrips.count;
+    const r3 = await bookOrderProgress(
+      pipelinedPool,
+      three.ctx,
+      three.order(6, 21),
+      [three.fill(1, 20, 1), three.fill(2, 21, 3), three.fill(3, 21.5, 6)],
+      null,
+      { outcome: 'FILLED' },
+    );
+    expect(r3).toMatchObject({ closed: true });
+    expect(r3.booked.map((f) => f.qty)).toEqual([1, 2, 3]);
+    expect(roundTrips.count - beforeThree).toBe(3);
+    expect(await ledgerOf(three.ctx.accountId, three.ctx.workflowId)).toMatchObject({
+      qty: 6,
+      fills: 3,
+      orderFilled: 6,
+      reservation: 'RELEASED',
+    });
     // Nothing new to book: the mirror, lock and progress, then the close with COMMIT.
     const again = roundTrips.count;
     await bookOrderProgress(pipelinedPool, ctx, order(3, 20), [fill(3, 20, 3)], null, { outcome: 'FILLED' });
