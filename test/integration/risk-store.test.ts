@@ -474,6 +474,32 @@ describe('loadRecentBars and the risk activity', () => {
   });
 });
 
+/** The risk activity of a new account, called as attempt `n` of an activity, and what an evaluation wrote. */
+function riskActivityAttempts(accountId: string) {
+  const acts = createRiskActivities({
+    pool: pipelinedPool,
+    limits: LIMITS,
+    accountId,
+    startingCash: 100_000,
+    logger: quietLogger,
+  });
+  const attempt = (n: number, sig: ReturnType<typeof tradeSignal>) =>
+    new MockActivityEnvironment({ attempt: n }).run(acts.evaluateRisk, {
+      workflowId: `trade-${sig.signal_id}`,
+      signal: sig as TradeSignal,
+    });
+  const written = async (workflowId: string) => {
+    const r = await db.pool.query<{ decisions: string; trades: string; reservations: string }>(
+      `SELECT (SELECT count(*) FROM risk_decisions WHERE workflow_id = $1)::text AS decisions,
+              (SELECT count(*) FROM trades WHERE workflow_id = $1)::text AS trades,
+              (SELECT count(*) FROM reservations WHERE workflow_id = $1)::text AS reservations`,
+      [workflowId],
+    );
+    return r.rows[0];
+  };
+  return { acts, attempt, written };
+}
+
 describe("the risk activity waits for the signal's bar", () => {
   it('fails its first attempts (writing nothing) while the store is a bar behind, decides on the last, and never waits for a far bar', async () => {
     const day = (i: number) => new Date(Date.UTC(2024, 11, 1 + i)).toISOString();
@@ -484,28 +510,7 @@ describe("the risk activity waits for the signal's bar", () => {
         [day(i), 102 + (i % 3)],
       );
     for (let i = 0; i < 20; i++) await insert(i);
-    const accountId = `acct-lag-${++seq}`;
-    const acts = createRiskActivities({
-      pool: pipelinedPool,
-      limits: LIMITS,
-      accountId,
-      startingCash: 100_000,
-      logger: quietLogger,
-    });
-    const attempt = (n: number, sig: ReturnType<typeof tradeSignal>) =>
-      new MockActivityEnvironment({ attempt: n }).run(acts.evaluateRisk, {
-        workflowId: `trade-${sig.signal_id}`,
-        signal: sig as TradeSignal,
-      });
-    const written = async (workflowId: string) => {
-      const r = await db.pool.query<{ decisions: string; trades: string; reservations: string }>(
-        `SELECT (SELECT count(*) FROM risk_decisions WHERE workflow_id = $1)::text AS decisions,
-                (SELECT count(*) FROM trades WHERE workflow_id = $1)::text AS trades,
-                (SELECT count(*) FROM reservations WHERE workflow_id = $1)::text AS reservations`,
-        [workflowId],
-      );
-      return r.rows[0];
-    };
+    const { acts, attempt, written } = riskActivityAttempts(`acct-lag-${++seq}`);
 
     // The store holds days 0-19; a signal on day 20 (the next bar) waits on every attempt up to the cap.
     const late = tradeSignal({ symbol: 'LAGS', created_at: day(20), order: { quantity_hint: 5 } });
@@ -543,26 +548,7 @@ describe("the risk activity waits for the signal's bar", () => {
 describe("the risk activity waits for the symbol's trades in flight", () => {
   it('an exit a cap rejects while the buy before it is in flight waits (writing nothing) and is approved once the buy has filled', async () => {
     const accountId = `acct-inflight-${++seq}`;
-    const acts = createRiskActivities({
-      pool: pipelinedPool,
-      limits: LIMITS,
-      accountId,
-      startingCash: 100_000,
-      logger: quietLogger,
-    });
-    const attempt = (n: number, sig: ReturnType<typeof tradeSignal>) =>
-      new MockActivityEnvironment({ attempt: n }).run(acts.evaluateRisk, {
-        workflowId: `trade-${sig.signal_id}`,
-        signal: sig as TradeSignal,
-      });
-    const written = async (workflowId: string) => {
-      const r = await db.pool.query<{ decisions: string; reservations: string }>(
-        `SELECT (SELECT count(*) FROM risk_decisions WHERE workflow_id = $1)::text AS decisions,
-                (SELECT count(*) FROM reservations WHERE workflow_id = $1)::text AS reservations`,
-        [workflowId],
-      );
-      return r.rows[0];
-    };
+    const { attempt, written } = riskActivityAttempts(accountId);
     const symbol = 'FLYT';
 
     // The entry is approved and in flight: its reservation is HELD, nothing has filled yet.
@@ -582,7 +568,7 @@ describe("the risk activity waits for the symbol's trades in flight", () => {
         inFlight: [`trade-${buy.signal_id}`],
       });
     }
-    expect(await written(`trade-${exit.signal_id}`)).toEqual({ decisions: '0', reservations: '0' });
+    expect(await written(`trade-${exit.signal_id}`)).toEqual({ decisions: '0', trades: '0', reservations: '0' });
 
     // The entry fills and is booked (the trade closed, its reservation released, the shares held)...
     const ctx = {
