@@ -93,7 +93,7 @@ export function createRiskActivities(deps: RiskActivityDeps) {
           accountId,
           now: new Date(),
           ...(loadBars ? { recentBars: loadBars } : {}),
-          // A cap's rejection while the symbol's earlier trades are in flight waits for them (domain/risk/in-flight.ts).
+          // A rejection that reads the symbol's trades in flight waits for them to settle (domain/risk/in-flight.ts).
           awaitTradesInFlight: attempt <= IN_FLIGHT_WAIT_ATTEMPTS,
         });
       } catch (err) {

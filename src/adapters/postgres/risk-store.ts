@@ -223,7 +223,8 @@ export interface EvaluateAndReserveInput {
     awaitSignalBar?: boolean;
   };
   /**
-   * When a cap rejects the signal while other trades of its symbol are in flight (HELD reservations), throw
+   * When a check that reads them rejects the signal while other trades of its symbol are in flight (HELD
+   * reservations), throw
    * TradesInFlightError and write nothing, so the caller can retry once they settle (domain/risk/in-flight.ts).
    */
   awaitTradesInFlight?: boolean;

@@ -8,7 +8,7 @@ import { barIntervalMs } from '../../contracts/bar';
  *
  * So risk waits for the signal's own bar, boundedly: when the store holds the symbol's bars up to a few bars
  * before the signal's but not that one, the store is behind and the evaluation fails with BarStoreBehindError
- * (nothing is written), to be retried after waitDelayMs (a durable timer, no sleep of ours). After
+ * (nothing is written), to be retried after waitDelayMs (by the risk activity's retries, no sleep of ours). After
  * BAR_WAIT_ATTEMPTS it decides on what the store has. A signal far from any stored bar (a trade started by hand,
  * a symbol the feed does not carry) is not waited for: that bar is not on its way.
  */
