@@ -187,6 +187,26 @@ describe('bench:trades histories', () => {
   });
 });
 
+/** A phase of four signals published from 999,970 ms on, with what a test sets (CPU, run queue, figures) over it. */
+function phaseOfFour(over: Partial<PhaseResult> & Pick<PhaseResult, 'name' | 'cpu' | 'wallS'>): PhaseResult {
+  return {
+    signals: 4,
+    firstPublish: 999_970,
+    lastConfirm: 1_000_275,
+    settledAt: 1_001_000,
+    drained: true,
+    publishErrors: 0,
+    runQueue: {},
+    hotThreads: {},
+    hotThreadsPeak: {},
+    pg: { samples: 1, activeMean: 0, lockWaitMean: 0, lockWaitMax: 0 },
+    persistence: undefined,
+    pgRoundTrips: undefined,
+    progress: [],
+    ...over,
+  };
+}
+
 describe('bench:trades report', () => {
   const records: SignalRecord[] = Array.from({ length: 4 }, (_, i) => ({
     signalId: `bench-x-s${i}`,
@@ -196,24 +216,14 @@ describe('bench:trades report', () => {
     confirmedAt: 1_000_000 + i * 100 - 25,
     times: tradeTimes(tradeHistory(1_000_000 + i * 100)),
   }));
-  const phase: PhaseResult = {
+  const phase = phaseOfFour({
     name: 'saturation',
-    signals: 4,
-    firstPublish: 999_970,
-    lastConfirm: 1_000_275,
-    settledAt: 1_001_000,
-    drained: true,
-    publishErrors: 0,
     cpu: { temporal: 0.5, 'trade-worker': 0.25, bench: 0.1, machine: 1, others: 0.15 },
     runQueue: { temporal: 2.25, 'trade-worker': 0.5, bench: 0 },
-    hotThreads: {},
-    hotThreadsPeak: {},
-    pg: { samples: 1, activeMean: 0, lockWaitMean: 0, lockWaitMax: 0 },
     persistence: { busyPerSecond: 0.5, callsPerTrade: 30, msPerTrade: 100, top: [] },
     pgRoundTrips: 26,
     wallS: 2,
-    progress: [],
-  };
+  });
   const report = analysePhase(phase, records, true, 'submitOrder-completed');
 
   it('the `per trade:` line: machine-independent counts and the pipeline CPU without the bench', () => {
@@ -280,24 +290,7 @@ describe('bench:trades order time: the venue stream, Temporal beside it, a loud 
       venueSeen: { at: seenAt(i), event: 'new' as const },
     }));
   const listening: VenueStreamHealth = { ready: true, drops: 0, ordersSeen: 4, updates: 8 };
-  const phase: PhaseResult = {
-    name: 'latency',
-    signals: 4,
-    firstPublish: 999_970,
-    lastConfirm: 1_000_275,
-    settledAt: 1_001_000,
-    drained: true,
-    publishErrors: 0,
-    cpu: { temporal: 0.5, machine: 1, others: 0 },
-    runQueue: {},
-    hotThreads: {},
-    hotThreadsPeak: {},
-    pg: { samples: 1, activeMean: 0, lockWaitMean: 0, lockWaitMax: 0 },
-    persistence: undefined,
-    pgRoundTrips: undefined,
-    wallS: 1,
-    progress: [],
-  };
+  const phase = phaseOfFour({ name: 'latency', cpu: { temporal: 0.5, machine: 1, others: 0 }, wallS: 1 });
   const pass = (records: SignalRecord[], orderTime: OrderTimeChoice, role: 'baseline' | 'current'): BenchJson => ({
     role,
     startedAt: '2026-11-30T00:00:00.000Z',
