@@ -81,10 +81,15 @@ export function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+/** How long stop() waits, after the exit, for the log file to be written out and closed. */
+const LOG_CLOSE_WAIT_MS = 2_000;
+
 /** One running (or exited) service process. */
 export class ServiceProcess<N extends string = string> {
   /** The exit code; null when a signal ended it (or it never started). */
   readonly exited: Promise<number | null>;
+  /** The log file is complete and closed: its last writes land after the exit, when the child's pipes close. */
+  private readonly logClosed: Promise<void>;
   private out = '';
   private lastOpsUrl: string | undefined;
   private spawnFailed = false;
@@ -98,6 +103,10 @@ export class ServiceProcess<N extends string = string> {
   ) {
     const log = fs.createWriteStream(logFile, { flags: 'a' });
     log.on('error', () => undefined); // a log file problem must not take the job down
+    this.logClosed = new Promise((resolve) => {
+      log.once('close', resolve);
+      log.once('error', () => resolve());
+    });
     let resolveExit: (code: number | null) => void = () => undefined;
     this.exited = new Promise((resolve) => (resolveExit = resolve));
     child.on('exit', (code) => resolveExit(code));
@@ -196,6 +205,9 @@ export class ServiceProcess<N extends string = string> {
     }
     await this.exited;
     if (signal !== 'SIGKILL') signalGroup(this.child, 'SIGKILL');
+    // Stopped means its log is whole: the writes of its last output are asynchronous and may still be in flight
+    // at the exit. Bounded, in case a process outside the group still holds the pipes open.
+    await Promise.race([this.logClosed, sleep(LOG_CLOSE_WAIT_MS)]);
   }
 
   /**
