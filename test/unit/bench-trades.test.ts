@@ -5,12 +5,13 @@ import {
   analysePhase,
   chooseOrderTimeSource,
   compactRecords,
+  latencyBesideCompletions,
   perTradeLine,
   type OrderTimeChoice,
 } from '../../src/cli/bench/analysis';
 import { formatBaselineComparison } from '../../src/cli/bench/comparison';
 import { CpuSampler, findPidListeningOn, listeningInodes, type ProcSnapshot } from '../../src/cli/bench/cpu';
-import { EV, tradeTimes, type HistoryEventLike } from '../../src/cli/bench/histories';
+import { EV, tradeTimes, type HistoryEventLike, type TradeTimes } from '../../src/cli/bench/histories';
 import type { PhaseResult, SignalRecord } from '../../src/cli/bench/load';
 import { parseOptions, pollerShorthands, type BenchOptions } from '../../src/cli/bench/options';
 import { formatReport, orderTimeLine, type BenchJson } from '../../src/cli/bench/report';
@@ -272,6 +273,53 @@ describe('bench:trades report', () => {
     const [first] = compactRecords(records) as Array<Record<string, number>>;
     // tradeHistory(t0): started at t0, WFT 1 started eagerly at t0 and completed at +20 ms; published 30 ms before.
     expect(first).toMatchObject({ wfStarted: 30, wft1Started: 30, wft1Completed: 50 });
+  });
+});
+
+describe("bench:trades latency beside other trades' completions", () => {
+  // A: published at 0, its order on the venue at +40, its submitOrder completed (the fill booked) at 500.
+  // B: published at 480, its order at 530: A completed on its way. C: published at 600, its order at 630: none did.
+  const trade = (id: string, pubAt: number, seen: number, completed: number): SignalRecord => ({
+    signalId: id,
+    workflowId: `trade-${id}`,
+    phase: 'latency',
+    pubAt,
+    times: { submitCompleted: completed } as TradeTimes,
+    venueSeen: { at: seen, event: 'new' },
+  });
+  const recs = [trade('a', 0, 40, 500), trade('b', 480, 530, 900), trade('c', 600, 630, 1000)];
+
+  it('splits signal → order by whether another trade completed meanwhile', () => {
+    const split = latencyBesideCompletions(recs, 'venue-stream');
+    expect(split.besideCompletions).toMatchObject({ n: 1, p50: 50 });
+    expect(split.quiet).toMatchObject({ n: 2, min: 30, max: 40 });
+  });
+
+  it("a trade's own completion never counts, also when it is the order time (the Temporal fallback)", () => {
+    // Order time = submitOrder completed: A [0, 500] holds only its own; B [480, 900] holds A's; C [600, 1000] B's.
+    const split = latencyBesideCompletions(recs, 'submitOrder-completed');
+    expect(split.quiet).toMatchObject({ n: 1, p50: 500 });
+    expect(split.besideCompletions).toMatchObject({ n: 2, min: 400, max: 420 });
+  });
+
+  it('the phase report prints both under the headline latency', () => {
+    const phase = phaseOfFour({ name: 'latency', cpu: { temporal: 0.5, machine: 1, others: 0 }, wallS: 1 });
+    const report = analysePhase(phase, recs, false, 'venue-stream');
+    expect(report.latencyBesideCompletions?.besideCompletions.n).toBe(1);
+    const text = formatReport({
+      startedAt: '2026-11-30T00:00:00.000Z',
+      git: 'abc1234',
+      command: 'npm run bench:trades',
+      jsonPath: 'bench-results/trades-x.json',
+      options: opts(['--signals', '3', '--saturation', '0']),
+      ...BENCH_MACHINE_AND_SETUP,
+      phases: [report],
+      loss: { zeroLoss: true, published: 3, publishErrors: 0, ledgerNotFilled: {} } as unknown as LossReport,
+      barsPublished: 1,
+      totalS: 2,
+    });
+    expect(text).toMatch(/^ {2}while other trades completed \(n=1\) +50 +50 +50 +50$/m);
+    expect(text).toMatch(/^ {2}while none did \(n=2\) +30 +40 +40 +40$/m);
   });
 });
 

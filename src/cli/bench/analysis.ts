@@ -73,6 +73,8 @@ export interface PhaseReport {
   venueToSubmitCompletedMs?: Dist;
   publishConfirmMs: Dist;
   stagesMs: Record<string, Dist>;
+  /** `latencyMs` split by whether other trades completed on the way (absent in JSON files written before it). */
+  latencyBesideCompletions?: LatencyBesideCompletions;
   rates?: {
     publishPerS: number;
     intakeStarts: { overall: number; sustained: number };
@@ -112,6 +114,51 @@ export interface PerTradeCounts {
   cpuMs: number;
 }
 
+/**
+ * Signal → order submitted, split by what else the pipeline did meanwhile: `besideCompletions` are the signals
+ * during whose way to the broker another trade of the phase completed its submitOrder (its fill booked, its
+ * workflow closing next), `quiet` the rest. The simulated venue fills the orders of a bar together, so completions
+ * come in bursts that share the machine's two cores with the signals arriving then; the split shows how much of
+ * the tail that is (docs/benchmarks.md).
+ */
+export interface LatencyBesideCompletions {
+  quiet: Dist;
+  besideCompletions: Dist;
+}
+
+export function latencyBesideCompletions(
+  recs: readonly SignalRecord[],
+  source: OrderTimeSource,
+): LatencyBesideCompletions {
+  const completions = recs
+    .map((r) => r.times?.submitCompleted ?? NaN)
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
+  // How many completions are in [from, to]: binary searches on the sorted times.
+  const indexWhere = (before: (t: number) => boolean) => {
+    let lo = 0;
+    let hi = completions.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (before(completions[mid]!)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const completionsIn = (from: number, to: number) => indexWhere((t) => t <= to) - indexWhere((t) => t < from);
+  const quiet: number[] = [];
+  const beside: number[] = [];
+  for (const r of recs) {
+    const orderAt = orderSubmittedAt(r, source);
+    if (!Number.isFinite(orderAt)) continue;
+    const own = r.times?.submitCompleted ?? NaN;
+    // Its own completion does not count (it is the order time itself when the source is submitOrder completed).
+    const others = completionsIn(r.pubAt, orderAt) - (own >= r.pubAt && own <= orderAt ? 1 : 0);
+    (others > 0 ? beside : quiet).push(orderAt - r.pubAt);
+  }
+  return { quiet: dist(quiet), besideCompletions: dist(beside) };
+}
+
 /** The `per trade:` line (issue 12). */
 export function perTradeLine(c: PerTradeCounts): string {
   return (
@@ -137,6 +184,7 @@ export function analysePhase(
     drained: res.drained,
     orderTimeSource: source,
     latencyMs: dist(recs.map((r) => orderSubmittedAt(r, source) - r.pubAt)),
+    latencyBesideCompletions: latencyBesideCompletions(recs, source),
     submitCompletedMs: dist(ok.map((r) => r.times!.submitCompleted - r.pubAt)),
     venueToSubmitCompletedMs: dist(ok.map((r) => r.times!.submitCompleted - (r.venueSeen?.at ?? NaN))),
     publishConfirmMs: dist(recs.map((r) => (r.confirmedAt ?? NaN) - r.pubAt)),

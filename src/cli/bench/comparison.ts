@@ -31,6 +31,12 @@ export const FIGURES: readonly Figure[] = [
   { label: 'latency p95 ms', get: (j) => lat(j)?.latencyMs.p95, fmt: f0 },
   { label: 'latency p99 ms', get: (j) => lat(j)?.latencyMs.p99, fmt: f0 },
   {
+    label: 'latency p99 ms, while other trades completed',
+    get: (j) => lat(j)?.latencyBesideCompletions?.besideCompletions.p99,
+    fmt: f0,
+  },
+  { label: 'latency p99 ms, while none did', get: (j) => lat(j)?.latencyBesideCompletions?.quiet.p99, fmt: f0 },
+  {
     label: 'latency p99 ms, signal → submitOrder completed (Temporal)',
     get: (j) => lat(j)?.submitCompletedMs?.p99,
     fmt: f0,

@@ -117,6 +117,15 @@ export function formatReport(j: BenchJson): string {
           : 'signal → order submitted (FALLBACK: = submitOrder completed; the venue stream was not usable)',
         ...ms(p.latencyMs),
       ],
+      ...(p.latencyBesideCompletions
+        ? [
+            [
+              `  while other trades completed (n=${p.latencyBesideCompletions.besideCompletions.n})`,
+              ...ms(p.latencyBesideCompletions.besideCompletions),
+            ],
+            [`  while none did (n=${p.latencyBesideCompletions.quiet.n})`, ...ms(p.latencyBesideCompletions.quiet)],
+          ]
+        : []),
       ['signal → submitOrder completed (Temporal), the sum of:', ...ms(p.submitCompletedMs ?? p.latencyMs)],
       ...STAGES.map((s) => [`  ${s.label}`, ...ms(p.stagesMs[s.key]!)]),
       ...(viaStream && p.venueToSubmitCompletedMs
