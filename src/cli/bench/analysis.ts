@@ -134,18 +134,19 @@ export function latencyBesideCompletions(
     .map((r) => r.times?.submitCompleted ?? NaN)
     .filter(Number.isFinite)
     .sort((a, b) => a - b);
-  // How many completions are in [from, to]: binary searches on the sorted times.
-  const indexWhere = (before: (t: number) => boolean) => {
+  // How many completions are in [from, to]: binary searches on the sorted times. `countUpTo(p)` is the length of
+  // the prefix where p holds (p holds for every time up to some point, and for none after it).
+  const countUpTo = (p: (t: number) => boolean) => {
     let lo = 0;
     let hi = completions.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (before(completions[mid]!)) lo = mid + 1;
+      if (p(completions[mid]!)) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   };
-  const completionsIn = (from: number, to: number) => indexWhere((t) => t <= to) - indexWhere((t) => t < from);
+  const completionsIn = (from: number, to: number) => countUpTo((t) => t <= to) - countUpTo((t) => t < from);
   const quiet: number[] = [];
   const beside: number[] = [];
   for (const r of recs) {
