@@ -29,6 +29,12 @@ import { rateLimitWaitSeconds, rateLimitWaits, signalToOrderSeconds, tradesFinis
 export const BROKER_REJECTED = 'BrokerRejected';
 export const BROKER_RATE_LIMITED = 'BrokerRateLimited';
 export const ORDER_NOT_FOUND = 'OrderNotFound';
+/**
+ * A submit heartbeats this often while it runs, from this long after it started: far inside its heartbeat timeout
+ * (ACTIVITY_OPTIONS.submit, 10 s), and longer than a fast submit takes (the POST and the wait of up to 1 s for the
+ * order to complete), so the trades that go through quickly cost the server no heartbeat.
+ */
+const SUBMIT_HEARTBEAT_EVERY_MS = 2_000;
 /** How long before an attempt's start-to-close a submit stops waiting out a 429. */
 const SUBMIT_DEADLINE_MARGIN_MS = 3_000;
 /** Consecutive "no such order" answers (a second apart) before an order counts as lost. */
@@ -288,61 +294,74 @@ export function createExecutionActivities(deps: ExecutionDeps) {
      */
     async submitOrder(input: SubmitOrderInput): Promise<BrokerOrder | SubmittedOrder> {
       const ctx = Context.current();
-      const log = withCorrelation(deps.logger, input.correlationId, { workflow_id: input.workflowId });
-      const rec = record(input.workflowId, input.correlationId, input.request);
-      // The trade's age now (database clock) plus this process's monotonic time until the broker's answer is
-      // booked: sat_signal_to_order_seconds without a query of its own.
-      const ageAtIntent = await recordOrderIntent(pool, rec);
-      const intentAt = performance.now();
-      const isRetry = ctx.info.attempt > 1;
-      let order: BrokerOrder;
-      // Give up waiting out a 429 a few seconds before this attempt's start-to-close, so the rate limit
-      // surfaces as BrokerRateLimited and its reset becomes the next retry's delay (a timed-out attempt
-      // would tell Temporal nothing about when to come back). Waiting for the order to complete stops there too.
-      const attemptEndsAt =
-        ctx.info.currentAttemptScheduledTimestampMs + ctx.info.startToCloseTimeoutMs - SUBMIT_DEADLINE_MARGIN_MS;
+      // A worker that dies mid-submit is noticed within the submit's heartbeat timeout (ACTIVITY_OPTIONS.submit)
+      // instead of its 30 s start-to-close, and the retry on another worker (same client order id, looked up first)
+      // finds and books the order that much sooner. Only a submit still running after SUBMIT_HEARTBEAT_EVERY_MS
+      // heartbeats (waiting out a 429's reset, a slow broker, an order not yet complete): a fast one sends none.
+      const beating = setInterval(() => ctx.heartbeat(), SUBMIT_HEARTBEAT_EVERY_MS);
       try {
-        // The signal ends a wait on the request budget or on a 429 reset when the attempt times out or is cancelled.
-        order = await broker.submitOrder(input.request, {
-          isRetry,
-          signal: ctx.cancellationSignal,
-          deadlineMs: attemptEndsAt,
-        });
-      } catch (err) {
-        if (err instanceof BrokerRejectedError) {
-          await markOrderRejected(pool, input.request.clientOrderId);
-          log.warn({ code: err.code, reason: err.message }, 'broker rejected order');
-        } else {
-          log.warn({ err, attempt: ctx.info.attempt }, 'order submission failed; will retry');
+        const log = withCorrelation(deps.logger, input.correlationId, { workflow_id: input.workflowId });
+        const rec = record(input.workflowId, input.correlationId, input.request);
+        // The trade's age now (database clock) plus this process's monotonic time until the broker's answer is
+        // booked: sat_signal_to_order_seconds without a query of its own.
+        const ageAtIntent = await recordOrderIntent(pool, rec);
+        const intentAt = performance.now();
+        const isRetry = ctx.info.attempt > 1;
+        let order: BrokerOrder;
+        // Give up waiting out a 429 a few seconds before this attempt's start-to-close, so the rate limit
+        // surfaces as BrokerRateLimited and its reset becomes the next retry's delay (a timed-out attempt
+        // would tell Temporal nothing about when to come back). Waiting for the order to complete stops there too.
+        const attemptEndsAt =
+          ctx.info.currentAttemptScheduledTimestampMs + ctx.info.startToCloseTimeoutMs - SUBMIT_DEADLINE_MARGIN_MS;
+        try {
+          // The signal ends a wait on the request budget or on a 429 reset when the attempt times out or is cancelled.
+          order = await broker.submitOrder(input.request, {
+            isRetry,
+            signal: ctx.cancellationSignal,
+            deadlineMs: attemptEndsAt,
+          });
+        } catch (err) {
+          if (err instanceof BrokerRejectedError) {
+            await markOrderRejected(pool, input.request.clientOrderId);
+            log.warn({ code: err.code, reason: err.message }, 'broker rejected order');
+          } else {
+            log.warn({ err, attempt: ctx.info.attempt }, 'order submission failed; will retry');
+          }
+          throw toActivityError(err);
         }
-        throw toActivityError(err);
+        if (ageAtIntent !== null) signalToOrderSeconds.observe(ageAtIntent + (performance.now() - intentAt) / 1000);
+        // Waiting here is bounded well inside this attempt's start-to-close (and heartbeats, above). A crash
+        // meanwhile loses nothing: the retry finds the order by client order id and books it.
+        const awaitMs = input.awaitCompletionMs;
+        const awaiting = awaitMs !== undefined;
+        if (awaiting && !isTerminal(order.status)) {
+          order = await entryFinalOrTimeout(
+            order,
+            Math.min(awaitMs, attemptEndsAt - Date.now()),
+            ctx.cancellationSignal,
+          );
+        }
+        // A fast broker may have filled the order (wholly or partly) before this call returned, and a lookup
+        // after an ambiguous submit may find it filled: book whatever it reports, here, exactly once. A complete
+        // order the workflow lets this call close ends the trade in the same transaction (endSeenByFollow: not a
+        // cancelled one, whose end the workflow decides).
+        const end = awaiting ? endSeenByFollow(order) : null;
+        await book(input.workflowId, input.correlationId, order, closingOf(end));
+        log.info(
+          {
+            client_order_id: order.clientOrderId,
+            broker_order_id: order.brokerOrderId,
+            status: order.status,
+            attempt: ctx.info.attempt,
+            ...(end ? { closed_as: end.outcome } : {}),
+          },
+          'order submitted',
+        );
+        if (!awaiting) return order;
+        return end ? { order, finalized: end.outcome } : { order };
+      } finally {
+        clearInterval(beating);
       }
-      if (ageAtIntent !== null) signalToOrderSeconds.observe(ageAtIntent + (performance.now() - intentAt) / 1000);
-      // Waiting here is bounded well inside this attempt's start-to-close, so it needs no heartbeat. A crash
-      // meanwhile loses nothing: the retry finds the order by client order id and books it.
-      const awaitMs = input.awaitCompletionMs;
-      const awaiting = awaitMs !== undefined;
-      if (awaiting && !isTerminal(order.status)) {
-        order = await entryFinalOrTimeout(order, Math.min(awaitMs, attemptEndsAt - Date.now()), ctx.cancellationSignal);
-      }
-      // A fast broker may have filled the order (wholly or partly) before this call returned, and a lookup
-      // after an ambiguous submit may find it filled: book whatever it reports, here, exactly once. A complete
-      // order the workflow lets this call close ends the trade in the same transaction (endSeenByFollow: not a
-      // cancelled one, whose end the workflow decides).
-      const end = awaiting ? endSeenByFollow(order) : null;
-      await book(input.workflowId, input.correlationId, order, closingOf(end));
-      log.info(
-        {
-          client_order_id: order.clientOrderId,
-          broker_order_id: order.brokerOrderId,
-          status: order.status,
-          attempt: ctx.info.attempt,
-          ...(end ? { closed_as: end.outcome } : {}),
-        },
-        'order submitted',
-      );
-      if (!awaiting) return order;
-      return end ? { order, finalized: end.outcome } : { order };
     },
 
     /** Cancel the order's open remainder. Harmless on a terminal or unknown order. */

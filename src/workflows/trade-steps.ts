@@ -46,8 +46,8 @@ const SUBMIT_MIN_WINDOW_MS = 60_000;
  * How long the `current` sequence's submit waits for the accepted order to become final (SubmitOrderInput's
  * awaitCompletionMs). A marketable order fills within it, and the submit books the fill and closes the trade:
  * one activity and one workflow task per trade instead of two each (issue 12). An order still open after it is
- * followed as before, so it only delays the first follow. Short enough to need no heartbeat, and a user's cancel
- * waits at most this long for the non-cancellable submit.
+ * followed as before, so it only delays the first follow. Shorter than the submit's first heartbeat, and a user's
+ * cancel waits at most this long for the non-cancellable submit.
  */
 const SUBMIT_AWAITS_COMPLETION_MS = 1_000;
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   activityAttempts,
+  retryTimeoutTypes,
   ledgerOf,
   logEvents,
   resultWithin,
@@ -55,7 +56,8 @@ describe('trade worker killed -9 while submitting (real Temporal, RabbitMQ, Post
     const landed = await waitUntil('the order to land at the venue', () => venueOrder(h, workflowId), 15_000);
     expect(landed.client_order_id).toBe(workflowId);
 
-    // Restart. The dead attempt times out (startToClose 30 s); the retry (isRetry) looks the order up first.
+    // Restart. The dead attempt times out on its heartbeat (10 s, not the 30 s start-to-close); the retry (isRetry)
+    // looks the order up first.
     await h.start('trade-worker');
     const working = await waitForStatus(h, workflowId, (s) => s.phase === 'WORKING', 120_000);
     expect(working.brokerOrderId).toBe(landed.id);
@@ -63,6 +65,7 @@ describe('trade worker killed -9 while submitting (real Temporal, RabbitMQ, Post
     expect((await venueOrders(h)).map((o) => o.client_order_id)).toEqual([workflowId]);
     const attempts = await activityAttempts(h, workflowId);
     expect(Math.max(...(attempts.submitOrder ?? [0])), 'submitOrder was retried').toBeGreaterThanOrEqual(2);
+    await expectDeadSubmitNoticedByHeartbeat(h, workflowId);
     expect(logEvents(h, 'trade-worker', 'retry found the order already placed')).toContainEqual(
       expect.objectContaining({ clientOrderId: workflowId, brokerOrderId: landed.id }),
     );
@@ -96,15 +99,26 @@ describe('trade worker killed -9 while submitting (real Temporal, RabbitMQ, Post
       15_000,
     );
 
-    // Restart. The dead attempt times out (startToClose 30 s); the retry finds the order, filled, and its one
-    // booking also closes the trade: no follow, no finalizeTrade.
+    // Restart. The dead attempt times out on its heartbeat; the retry finds the order, filled, and its one booking
+    // also closes the trade: no follow, no finalizeTrade.
     await h.start('trade-worker');
     const result = await resultWithin(h, workflowId, 120_000);
     expect(result.phase).toBe('FILLED');
     const attempts = await activityAttempts(h, workflowId);
     expect(Object.keys(attempts)).toEqual(['submitOrder']);
     expect(Math.max(...(attempts.submitOrder ?? [0])), 'submitOrder was retried').toBeGreaterThanOrEqual(2);
+    await expectDeadSubmitNoticedByHeartbeat(h, workflowId);
     expect((await venueOrders(h)).filter((o) => o.client_order_id === workflowId)).toHaveLength(1);
     await expectLedgerMatchesVenue(h, trades, workflowId, result);
   });
 });
+
+/**
+ * The killed worker's submit attempt ended by its heartbeat timeout, not its start-to-close: the retry came as
+ * soon as the submit's options promise (from the retried attempt's lastFailure in the history, not a clock).
+ */
+async function expectDeadSubmitNoticedByHeartbeat(h: PipelineHarness, workflowId: string): Promise<void> {
+  const timeouts = await retryTimeoutTypes(h, workflowId, 'submitOrder');
+  expect(timeouts).toContain('TIMEOUT_TYPE_HEARTBEAT');
+  expect(timeouts).not.toContain('TIMEOUT_TYPE_START_TO_CLOSE');
+}

@@ -52,6 +52,8 @@ const MARKET_2: OrderSpec = { type: 'market', time_in_force: 'day', quantity_hin
 export interface AdversarialRig {
   /** The fake Alpaca (set by the rig's beforeAll). */
   readonly fake: FakeAlpaca;
+  /** The rig's Temporal client (set by the rig's beforeAll), for reading the trades' histories. */
+  readonly client: Client;
   /** Every trade this rig started, with its kind and expected outcomes. */
   readonly trades: TradeUnderAudit[];
   /** Start a trade of this kind (a market buy of 2 unless `order` says otherwise); its workflow id. */
@@ -159,6 +161,9 @@ export function adversarialRig(account: string): AdversarialRig {
   return {
     get fake() {
       return fake;
+    },
+    get client() {
+      return client;
     },
     trades,
 

@@ -253,7 +253,10 @@ export async function ledgerPositionQty(h: PipelineHarness, symbol: string): Pro
 }
 
 /** Attempt number of the last started attempt of each activity type in a workflow's history. */
-export async function activityAttempts(h: PipelineHarness, workflowId: string): Promise<Record<string, number[]>> {
+export async function activityAttempts(
+  h: Pick<PipelineHarness, 'client'>,
+  workflowId: string,
+): Promise<Record<string, number[]>> {
   const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
   const typeBySchedule = new Map<string, string>();
   const out: Record<string, number[]> = {};
@@ -275,7 +278,11 @@ export async function activityAttempts(h: PipelineHarness, workflowId: string): 
  * For each retried attempt of an activity type, the kind of timeout that ended the attempt before it (from
  * the started event's lastFailure): shows whether a dead worker was noticed by heartbeat or start-to-close.
  */
-export async function retryTimeoutTypes(h: PipelineHarness, workflowId: string, activity: string): Promise<string[]> {
+export async function retryTimeoutTypes(
+  h: Pick<PipelineHarness, 'client'>,
+  workflowId: string,
+  activity: string,
+): Promise<string[]> {
   const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
   const typeBySchedule = new Map<string, string>();
   const out: string[] = [];
