@@ -43,6 +43,12 @@ const WITH_GRANDCHILD = `
   setInterval(() => {}, 1000);
 `;
 
+/**
+ * Both lines of WITH_GRANDCHILD, in either order: on a loaded machine the leader can be descheduled between the
+ * spawn and its own line, and the grandchild's "ready" then comes first.
+ */
+const GRANDCHILD_READY = /^(?=[\s\S]*grandchild \d+)(?=[\s\S]*grandchild ready)/;
+
 /** Grandchildren seen, killed after each test whatever its outcome (a failed test must not leave one running). */
 const grandchildren: number[] = [];
 const grandchildPid = (svc: ServiceProcess) => {
@@ -115,7 +121,7 @@ describe('ServiceRunner', () => {
 
   it('SIGKILL (a crash test) takes down the whole process group, grandchildren included', async () => {
     const svc = runner.start('crash', node(WITH_GRANDCHILD));
-    await svc.waitReady({ line: /grandchild ready/, timeoutMs: 30_000 });
+    await svc.waitReady({ line: GRANDCHILD_READY, timeoutMs: 30_000 });
     const g = grandchildPid(svc);
     await svc.stop({ signal: 'SIGKILL' });
     expect(await gone(g)).toBe(true);
@@ -169,7 +175,7 @@ describe('ServiceRunner', () => {
 
   it('a graceful stop lets the leader exit on SIGTERM, then removes what it left behind in its group', async () => {
     const svc = runner.start('graceful', node(WITH_GRANDCHILD));
-    await svc.waitReady({ line: /grandchild ready/, timeoutMs: 30_000 });
+    await svc.waitReady({ line: GRANDCHILD_READY, timeoutMs: 30_000 });
     const g = grandchildPid(svc);
     await svc.stop();
     expect(await svc.exited).toBe(0); // the leader's own SIGTERM handler ran
