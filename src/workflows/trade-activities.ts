@@ -30,8 +30,8 @@ export const ACTIVITY_OPTIONS = {
   // while the order may exist at the broker the submit is never abandoned (429s and outages are waited
   // out, a 429's reset time arriving as the retry's next delay); the workflow bounds it by the
   // time-in-force deadline instead (scheduleToCloseTimeout per call), then resolves the order by id.
-  // A submit that runs on heartbeats (src/activities/execution.ts), so a dead worker's is retried on another
-  // within 10 s, not 30: activity options are not part of the command sequence, so old histories replay as before.
+  // A submit heartbeats while it runs (src/activities/execution.ts), so one whose worker died is retried on another
+  // within 10 s, not 30. Activity options are not part of the command sequence: old histories replay as before.
   submit: {
     startToCloseTimeout: '30 seconds',
     heartbeatTimeout: '10 seconds',
