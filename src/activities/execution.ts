@@ -30,11 +30,12 @@ export const BROKER_REJECTED = 'BrokerRejected';
 export const BROKER_RATE_LIMITED = 'BrokerRateLimited';
 export const ORDER_NOT_FOUND = 'OrderNotFound';
 /**
- * A submit heartbeats this often while it runs, from this long after it started: far inside its heartbeat timeout
- * (ACTIVITY_OPTIONS.submit, 10 s), and longer than a fast submit takes (the POST and the wait of up to 1 s for the
- * order to complete), so the trades that go through quickly cost the server no heartbeat.
+ * The submit and the bookkeeping calls heartbeat this often while they run, from this long after they started
+ * (heartbeatingWhile): far inside their heartbeat timeout (ACTIVITY_OPTIONS, 10 s), and longer than a fast call
+ * takes (a submit's POST and its wait of up to 1 s for the order to complete; a cancel; a ledger write), so the
+ * trades that go through quickly cost the server no heartbeat.
  */
-const SUBMIT_HEARTBEAT_EVERY_MS = 2_000;
+const HEARTBEAT_EVERY_MS = 2_000;
 /** How long before an attempt's start-to-close a submit stops waiting out a 429. */
 const SUBMIT_DEADLINE_MARGIN_MS = 3_000;
 /** Consecutive "no such order" answers (a second apart) before an order counts as lost. */
@@ -294,12 +295,9 @@ export function createExecutionActivities(deps: ExecutionDeps) {
      */
     async submitOrder(input: SubmitOrderInput): Promise<BrokerOrder | SubmittedOrder> {
       const ctx = Context.current();
-      // A worker that dies mid-submit is noticed within the submit's heartbeat timeout (ACTIVITY_OPTIONS.submit)
-      // instead of its 30 s start-to-close, and the retry on another worker (same client order id, looked up first)
-      // finds and books the order that much sooner. Only a submit still running after SUBMIT_HEARTBEAT_EVERY_MS
-      // heartbeats (waiting out a 429's reset, a slow broker, an order not yet complete): a fast one sends none.
-      const beating = setInterval(() => ctx.heartbeat(), SUBMIT_HEARTBEAT_EVERY_MS);
-      try {
+      // The retry of a submit whose worker died (same client order id, looked up first) finds and books the order
+      // within the heartbeat timeout instead of the 30 s start-to-close.
+      return heartbeatingWhile<BrokerOrder | SubmittedOrder>(ctx, async () => {
         const log = withCorrelation(deps.logger, input.correlationId, { workflow_id: input.workflowId });
         const rec = record(input.workflowId, input.correlationId, input.request);
         // The trade's age now (database clock) plus this process's monotonic time until the broker's answer is
@@ -359,9 +357,7 @@ export function createExecutionActivities(deps: ExecutionDeps) {
         );
         if (!awaiting) return order;
         return end ? { order, finalized: end.outcome } : { order };
-      } finally {
-        clearInterval(beating);
-      }
+      });
     },
 
     /** Cancel the order's open remainder. Harmless on a terminal or unknown order. */
@@ -370,20 +366,23 @@ export function createExecutionActivities(deps: ExecutionDeps) {
       correlationId: string;
       workflowId?: string;
     }): Promise<BrokerOrder | null> {
-      let order: BrokerOrder | null;
-      try {
-        order = await broker.cancelOrder(input.clientOrderId, { signal: Context.current().cancellationSignal });
-      } catch (err) {
-        throw toActivityError(err);
-      }
-      // The order may have filled while the cancel travelled: book that too.
-      if (order && input.workflowId) await book(input.workflowId, input.correlationId, order);
-      else if (order) await syncOrder(pool, null, order);
-      withCorrelation(deps.logger, input.correlationId).info(
-        { client_order_id: input.clientOrderId, status: order?.status ?? 'not_found' },
-        'cancel requested',
-      );
-      return order;
+      const ctx = Context.current();
+      return heartbeatingWhile(ctx, async () => {
+        let order: BrokerOrder | null;
+        try {
+          order = await broker.cancelOrder(input.clientOrderId, { signal: ctx.cancellationSignal });
+        } catch (err) {
+          throw toActivityError(err);
+        }
+        // The order may have filled while the cancel travelled: book that too.
+        if (order && input.workflowId) await book(input.workflowId, input.correlationId, order);
+        else if (order) await syncOrder(pool, null, order);
+        withCorrelation(deps.logger, input.correlationId).info(
+          { client_order_id: input.clientOrderId, status: order?.status ?? 'not_found' },
+          'cancel requested',
+        );
+        return order;
+      });
     },
 
     /**
@@ -469,31 +468,50 @@ export function createExecutionActivities(deps: ExecutionDeps) {
      * started before fills were booked where they are learned; kept so they replay and finish.
      */
     async recordFills(input: RecordFillsInput): Promise<{ inserted: number; duplicates: number }> {
-      const res = await recordFillsInLedger(pool, accountId, input.correlationId, input.fills);
-      await syncOrder(pool, record(input.workflowId, input.correlationId, orderAsRequest(input.order)), input.order);
-      await updateTradeStatus(
-        pool,
-        input.workflowId,
-        input.tradeStatus,
-        input.order.filledQty,
-        input.order.filledAvgPrice,
-      );
-      withCorrelation(deps.logger, input.correlationId).info(
-        { workflow_id: input.workflowId, ...res, filled_qty: input.order.filledQty, status: input.order.status },
-        'fills recorded',
-      );
-      return res;
+      return heartbeatingWhile(Context.current(), async () => {
+        const res = await recordFillsInLedger(pool, accountId, input.correlationId, input.fills);
+        await syncOrder(pool, record(input.workflowId, input.correlationId, orderAsRequest(input.order)), input.order);
+        await updateTradeStatus(
+          pool,
+          input.workflowId,
+          input.tradeStatus,
+          input.order.filledQty,
+          input.order.filledAvgPrice,
+        );
+        withCorrelation(deps.logger, input.correlationId).info(
+          { workflow_id: input.workflowId, ...res, filled_qty: input.order.filledQty, status: input.order.status },
+          'fills recorded',
+        );
+        return res;
+      });
     },
 
     /** Close the trade in the ledger and release its risk reservation. */
     async finalizeTrade(input: FinalizeTradeInput): Promise<void> {
-      // Counted by the close that ended the trade (released its reservation, or it never held one): not again
-      // on a retry, nor after a follow that closed the trade while a cancel raced it (finalize-joins-follow).
-      if (await finalizeTradeInLedger(pool, input)) {
-        tradesFinished.inc({ status: input.outcome, reason_code: input.reasonCode ?? 'none' });
-      }
+      await heartbeatingWhile(Context.current(), async () => {
+        // Counted by the close that ended the trade (released its reservation, or it never held one): not again
+        // on a retry, nor after a follow that closed the trade while a cancel raced it (finalize-joins-follow).
+        if (await finalizeTradeInLedger(pool, input)) {
+          tradesFinished.inc({ status: input.outcome, reason_code: input.reasonCode ?? 'none' });
+        }
+      });
     },
   };
+}
+
+/**
+ * Run an activity's work heartbeating every HEARTBEAT_EVERY_MS while it lasts longer than that (a 429's reset, a
+ * slow broker or database, an order not yet complete). With the heartbeat timeout of its options, an attempt whose
+ * worker died is retried on another within that timeout instead of its start-to-close; a call that ends sooner
+ * sends no heartbeat.
+ */
+async function heartbeatingWhile<T>(ctx: Context, work: () => Promise<T>): Promise<T> {
+  const beating = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+  try {
+    return await work();
+  } finally {
+    clearInterval(beating);
+  }
 }
 
 /** The fills an older workflow's recordFills call expects: what its `known` state does not cover yet. */

@@ -54,9 +54,11 @@ export const ACTIVITY_OPTIONS = {
       nonRetryableErrorTypes: ['OrderNotFound'],
     },
   },
-  // Ledger writes and cancels must eventually happen, whatever the outage: no attempt cap.
+  // Ledger writes and cancels must eventually happen, whatever the outage: no attempt cap. They heartbeat while they
+  // run, like the submit, so one whose worker died is retried within 10 s.
   bookkeeping: {
     startToCloseTimeout: '30 seconds',
+    heartbeatTimeout: '10 seconds',
     retry: {
       initialInterval: '1 second',
       backoffCoefficient: 2,
