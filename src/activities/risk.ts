@@ -140,10 +140,6 @@ export function createRiskActivities(deps: RiskActivityDeps) {
 export type RiskActivities = ReturnType<typeof createRiskActivities>;
 
 /**
- * This call's attempt number under Temporal's retry policy. Outside an activity (a script or a test calling the
- * function directly) nothing would retry a failure, so the call counts as the last attempt: it never waits.
- */
-/**
  * A designed wait as the failure that retries it: its own type (the error's name) and the wait's delay
  * (waitDelayMs) as the retry's delay, instead of the retry policy's backoff for real failures (0.5 s, doubling).
  * Temporal's Core honours an application failure's next retry delay for a local activity too.
@@ -157,6 +153,10 @@ function designedWait(err: BarStoreBehindError | TradesInFlightError, attempt: n
   });
 }
 
+/**
+ * This call's attempt number under Temporal's retry policy. Outside an activity (a script or a test calling the
+ * function directly) nothing would retry a failure, so the call counts as the last attempt: it never waits.
+ */
 function attemptOfThisCall(): number {
   try {
     return Context.current().info.attempt;

@@ -224,8 +224,8 @@ export interface EvaluateAndReserveInput {
   };
   /**
    * When a check that reads them rejects the signal while other trades of its symbol are in flight (HELD
-   * reservations), throw
-   * TradesInFlightError and write nothing, so the caller can retry once they settle (domain/risk/in-flight.ts).
+   * reservations), throw TradesInFlightError and write nothing, so the caller can retry once they settle
+   * (domain/risk/in-flight.ts).
    */
   awaitTradesInFlight?: boolean;
 }

@@ -10,8 +10,8 @@ import type { PortfolioSnapshot, RejectionCode, RiskDecision } from './types';
  * Those caps measure held shares plus the worst case of the in-flight trades' reservations, a state about to
  * change. So a signal one of them rejects while other trades of its symbol are in flight waits, boundedly,
  * like the bar-store wait (bar-lag.ts): the evaluation writes nothing and fails with TradesInFlightError, to be
- * retried after waitDelayMs (by the risk activity's retries). After IN_FLIGHT_WAIT_ATTEMPTS it decides on what is there,
- * so an order resting at the broker for days costs a later signal a few seconds, not the decision. Approvals
+ * retried after waitDelayMs (by the risk activity's retries). After IN_FLIGHT_WAIT_ATTEMPTS it decides on what is
+ * there, so an order resting at the broker for days costs a later signal a few seconds, not the decision. Approvals
  * never wait (an approval is not held back, though its size may be capped by the in-flight worst case), and
  * neither do the gates' rejections (the kill switch, the cooldown, confidence, sizing): they do not depend on
  * what is in flight.
