@@ -73,6 +73,12 @@ cleanup() {
   if [[ -n $unit_job ]]; then wait "$unit_job" 2>/dev/null || true; fi
   if [[ -n ${main_job:-} ]]; then wait "$main_job" 2>/dev/null || true; fi
   if [[ -n ${cluster_tier_job:-} ]]; then wait "$cluster_tier_job" 2>/dev/null || true; fi
+  # Still building on an early exit: stop the whole session (go and its compilers). An interrupted go_build leaves
+  # no binary behind (scratch directory + rename).
+  if [[ -n ${server_build_job:-} ]] && kill -0 "$server_build_job" 2>/dev/null; then
+    kill -TERM -- "-$server_build_job" 2>/dev/null || true
+    wait "$server_build_job" 2>/dev/null || true
+  fi
   rm -f "${tail_marker:-}" "${last_file_marker:-}"
   # Checks still running when the run fails early: their result no longer matters.
   if [[ ${checks_started:-no} == yes ]]; then kill "$checks_job" 2>/dev/null || true; fi
@@ -85,6 +91,36 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 cd "$ROOT"
+
+# `all` with vitest filters (`npm test -- test/unit/foo.test.ts`): the cluster tier runs only when a filter names
+# something under test/cluster, and a run whose projects the filters leave empty passes (the other run has them).
+filters=()
+for a in "$@"; do [[ $a == -* ]] || filters+=("$a"); done
+no_tests_ok=()
+((${#filters[@]} == 0)) || no_tests_ok=(--passWithNoTests)
+
+cluster_wanted=no
+if [[ $tier == all ]]; then
+  cluster_wanted=yes
+  if ((${#filters[@]})) && [[ " ${filters[*]} " != *cluster* ]]; then
+    cluster_wanted=no
+    log "── cluster tier skipped: the filters (${filters[*]}) name nothing under test/cluster"
+  fi
+fi
+
+# The cluster profile's Temporal server is built with `go install` the first time (~185 CPU-s on an empty Go build
+# cache, niced), and on a fresh machine that build followed by the cluster tier is the run's critical path. So it
+# starts first, before npm ci and the stack (which mostly wait on the network and on Erlang's boot), instead of
+# with the cluster profile once the stack is up: on a fresh clone that was 13-40 s later. A built server makes this
+# a no-op. Its own session (setsid), so that an early exit stops the compilers too (cleanup); the profile's `up`
+# waits on the build's lock, and a failed build is retried there and reported with its log.
+server_build_job=""
+if [[ $cluster_wanted == yes || $tier == cluster ]]; then
+  CLUSTER_TEMPORAL_UI="${CLUSTER_TEMPORAL_UI:-off}" setsid bash scripts/provision/temporal-server.sh build \
+    >"$LOGS/temporal-server-early-build.log" 2>&1 &
+  server_build_job=$!
+fi
+
 # npm ci, the test server, the temporal CLI and missing apt packages, in parallel (scripts/provision.sh).
 provision_steps=(npm)
 [[ $tier == unit || $tier == provision || $tier == cluster ]] || provision_steps+=(test-server)
@@ -197,21 +233,6 @@ run_vitest() {
   ((rc == 0)) || vitest_rc=$rc
 }
 
-# `all` with vitest filters (`npm test -- test/unit/foo.test.ts`): the cluster tier runs only when a filter names
-# something under test/cluster, and a run whose projects the filters leave empty passes (the other run has them).
-filters=()
-for a in "$@"; do [[ $a == -* ]] || filters+=("$a"); done
-no_tests_ok=()
-((${#filters[@]} == 0)) || no_tests_ok=(--passWithNoTests)
-
-cluster_wanted=no
-if [[ $tier == all ]]; then
-  cluster_wanted=yes
-  if ((${#filters[@]})) && [[ " ${filters[*]} " != *cluster* ]]; then
-    cluster_wanted=no
-    log "── cluster tier skipped: the filters (${filters[*]}) name nothing under test/cluster"
-  fi
-fi
 # `all`: the cluster profile's servers (three RabbitMQ nodes, the Temporal server on PostgreSQL) start in the
 # background while the other tiers run: their start is mostly waiting on Erlang and the server's boot. The cluster
 # tier's faults still run after the other tiers, alone.
