@@ -3,8 +3,9 @@
 # visibility, with its Web UI.   temporal-server.sh [up|down|status|build]   (default up)
 #
 # build: `go install go.temporal.io/server/cmd/server@v$TEMPORAL_SERVER_VERSION` (1.29.1, the server CLI 1.5.1
-#        embeds) and its schema tool (`cmd/tools/sql`) into $TOOLS/go/temporal-server-<v>/ (~5 min on 2 cores the
-#        first time, seconds once Go's build cache is warm), plus the PostgreSQL schema files from the module, so
+#        embeds) and its schema tool (`cmd/tools/sql`) into $TOOLS/go/temporal-server-<v>/ (~100 s alone on 2 cores
+#        the first time, ~4 min beside `npm test`, seconds once Go's build cache is warm; scripts/test.sh starts it
+#        first), plus the PostgreSQL schema files from the module, so
 #        later runs need neither the Go module cache nor the network. The Web UI server
 #        (github.com/temporalio/ui-server/v2, $TEMPORAL_UI_SERVER_VERSION, the one the CLI embeds) likewise into
 #        $TOOLS/go/temporal-ui-<v>/ unless CLUSTER_TEMPORAL_UI=off. Prints nothing on stdout.
