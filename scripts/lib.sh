@@ -267,7 +267,9 @@ _release() {
 
 # stack_acquire: bring the stack (of STACK_PROFILE) up for this process ($$); stack_release: give it back
 # (idempotent). A process may acquire both profiles one after the other; its one release covers both.
-stack_acquire() { _with_stack_lock _acquire "$$"; }
+# STACK_LEASE_PID: the process the lease is for when another one acquires on its behalf (scripts/test.sh starts the
+# cluster profile in a session of its own, for the run's own pid).
+stack_acquire() { _with_stack_lock _acquire "${STACK_LEASE_PID:-$$}"; }
 stack_release() {
   [[ -f "$LEASES/$$" ]] || return 0
   _with_stack_lock _release "$$"

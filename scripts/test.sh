@@ -69,7 +69,12 @@ cleanup() {
   if [[ -n $npm_job ]]; then wait "$npm_job" 2>/dev/null || true; fi
   if [[ -n $stack_job ]]; then wait "$stack_job" 2>/dev/null || true; fi
   if [[ -n $bundle_job ]]; then wait "$bundle_job" 2>/dev/null || true; fi
-  if [[ -n $cluster_job ]]; then wait "$cluster_job" 2>/dev/null || true; fi
+  # Still starting on an early exit: stop it whole (its build, its servers' start-up), before the release below
+  # stops whatever it had started.
+  if [[ -n $cluster_job ]]; then
+    kill -TERM -- "-$cluster_job" 2>/dev/null || true
+    wait "$cluster_job" 2>/dev/null || true
+  fi
   if [[ -n $unit_job ]]; then wait "$unit_job" 2>/dev/null || true; fi
   if [[ -n ${main_job:-} ]]; then wait "$main_job" 2>/dev/null || true; fi
   if [[ -n ${cluster_tier_job:-} ]]; then wait "$cluster_tier_job" 2>/dev/null || true; fi
@@ -239,10 +244,11 @@ run_vitest() {
 if [[ $cluster_wanted == yes ]]; then
   log "── cluster profile (starting in the background; log $LOGS/cluster-profile-up.log)"
   CLUSTER_T0=$(now_ms)
-  (
-    export STACK_PROFILE=cluster CLUSTER_TEMPORAL_UI="${CLUSTER_TEMPORAL_UI:-off}"
-    stack_acquire
-  ) >"$LOGS/cluster-profile-up.log" 2>&1 &
+  # In a session of its own, so that an early exit can stop it whole (cleanup). A Ctrl-C reaches the run's process
+  # group, where background jobs ignore SIGINT: an orphaned `temporal-server.sh up` then finished its build and
+  # started the server after the run had stopped everything. The lease is this run's ($$): its release covers it.
+  STACK_PROFILE=cluster CLUSTER_TEMPORAL_UI="${CLUSTER_TEMPORAL_UI:-off}" STACK_LEASE_PID=$$ \
+    setsid bash -c '. scripts/lib.sh && stack_acquire' >"$LOGS/cluster-profile-up.log" 2>&1 &
   cluster_job=$!
 fi
 
