@@ -113,7 +113,7 @@ if [[ $tier == all ]]; then
   fi
 fi
 
-# The cluster profile's Temporal server is built with `go install` the first time (~185 CPU-s on an empty Go build
+# The cluster profile's Temporal server is built with `go install` the first time (~175 CPU-s on an empty Go build
 # cache, niced), and on a fresh machine that build followed by the cluster tier is the run's critical path. So it
 # starts first, before npm ci and the stack (which mostly wait on the network and on Erlang's boot), instead of
 # with the cluster profile once the stack is up: on a fresh clone that was 13-40 s later. A built server makes this
