@@ -57,20 +57,22 @@ go_build() {
   t0=$(now_ms)
   log "building $pkg with go install (one-off; log $build_log)"
   scratch="$(mktemp -d "$dir/.build-XXXXXX")"
-  # Niced: under `npm test` the first build (~175 CPU-s on a cold cache) runs beside the other tiers' tests, which
+  # Niced: under `npm test` the first build (~165 CPU-s on a cold cache) runs beside the other tiers' tests, which
   # mostly wait on servers; at equal priority it took half the CPU from those tests and stretched them by ~100 s,
   # niced it takes the CPU they leave idle. What it costs, measured with an empty build cache (docs/operations.md):
   #  - -ldflags '-s -w': no symbol table, no DWARF in the binary (Go's own tracebacks still name every function:
   #    they read the pclntab, which stays);
   #  - -gcflags all=-dwarf=false: so the compiler does not generate the DWARF that -w then throws away: the same
   #    code, 185-190 instead of 209 CPU-s;
-  #  - -gcflags all=-c=1: one backend goroutine per compile (Go's default is several): `go install` already runs a
-  #    package per core, so the compiler's own concurrency only added overhead: 171-175 instead of 185-190 CPU-s,
-  #    and no slower (how a function is compiled does not depend on it);
+  #  - -gcflags all=-c=1 and GOMAXPROCS=1 for the toolchain's processes (with -p set back to one package per
+  #    core): `go install` already compiles a package per core, so each compiler's own concurrency (its backend
+  #    goroutines, its collector's parallel marking) only added overhead: 163-164 instead of 185-190 CPU-s, and
+  #    no slower (a build's output does not depend on either; the server itself runs with its own GOMAXPROCS);
   #  - GOGC=400, a lazier collector for the compiler (memory is plentiful): 200 instead of 252 CPU-s; 1600 saves
   #    no more.
   # The same flags for the schema tool, so that it reuses the server's packages from the build cache (2 s).
-  if ! GOBIN="$scratch" GOGC=400 nice -n 10 go install -ldflags='-s -w' '-gcflags=all=-dwarf=false -c=1' "$pkg" \
+  if ! GOBIN="$scratch" GOGC=400 GOMAXPROCS=1 nice -n 10 go install -p "$(nproc)" -ldflags='-s -w' \
+    '-gcflags=all=-dwarf=false -c=1' "$pkg" \
     >"$build_log" 2>&1; then
     rm -rf "$scratch"
     die "go install $pkg failed after $(elapsed_s "$t0" "$(now_ms)")s: $(grep -v '^go: downloading' "$build_log" | tail -1 | cut -c1-300) (log $build_log)"
