@@ -113,7 +113,7 @@ if [[ $tier == all ]]; then
   fi
 fi
 
-# The cluster profile's Temporal server is built with `go install` the first time (~175 CPU-s on an empty Go build
+# The cluster profile's Temporal server is built with `go install` the first time (~165 CPU-s on an empty Go build
 # cache, niced), and on a fresh machine that build followed by the cluster tier is the run's critical path. So it
 # starts first, before npm ci and the stack (which mostly wait on the network and on Erlang's boot), instead of
 # with the cluster profile once the stack is up: on a fresh clone that was 13-40 s later. A built server makes this
@@ -125,6 +125,12 @@ if [[ $cluster_wanted == yes || $tier == cluster ]]; then
     >"$LOGS/temporal-server-early-build.log" 2>&1 &
   server_build_job=$!
 fi
+# Once the cluster profile is up, its `up` has built the server or waited for this build: reap it here, so that the
+# exit trap never signals a pid the system may have given to another process since.
+reap_server_build() {
+  if [[ -n $server_build_job ]]; then wait "$server_build_job" 2>/dev/null || true; fi
+  server_build_job=""
+}
 
 # npm ci, the test server, the temporal CLI and missing apt packages, in parallel (scripts/provision.sh).
 provision_steps=(npm)
@@ -195,6 +201,7 @@ finish_checks() {
 if [[ -n $stack_job ]]; then
   wait "$stack_job" || die "the local stack did not come up (logs in $LOGS)"
   log "   stack ready $(elapsed_s "$STACK_T0" "$(now_ms)")s after it was started"
+  [[ $tier != cluster ]] || reap_server_build
 fi
 if [[ -n $bundle_job ]]; then
   wait "$bundle_job" || {
@@ -303,6 +310,7 @@ if [[ $cluster_wanted == yes ]]; then
     die "the cluster profile did not come up (logs in $LOGS)"
   }
   cluster_job=""
+  reap_server_build
   log "   cluster profile ready $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
   reports+=("$DATA/vitest-report-cluster.json" "$DATA/vitest-report-unit.json")
   # A subshell: the cluster profile's settings must not leak into anything after it.
