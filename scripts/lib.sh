@@ -292,6 +292,18 @@ default_permissions.write = .*
 CONF
 }
 
+# rabbitmq_unhook_stats RABBITMQCTL_ARGS...: run just before a node's SIGTERM, with the node's environment
+# (rabbitmq_node_env). RabbitMQ 3.10's management agent removes its event handler during the shutdown, and the
+# handler's terminate then asks every connection, channel and queue to re-emit its statistics
+# (rabbit_mgmt_db_handler, "Management plugin: to stop collect_statistics." in the node's log), which stalls the
+# stop for 5 s; upstream dropped that step from the shutdown in 3.13 (rabbitmq-server#11070, "no point waiting for
+# that stats to stop being emitted when we stop the node completely"). Removed while the node still runs, the
+# handler goes in ~0.2 s, and the SIGTERM stop takes ~2.5 s instead of 6-7 s. Best effort: if the node does not
+# answer, the stop is only slower. Statistics only: no message, queue or definition is touched.
+rabbitmq_unhook_stats() {
+  timeout 15 "$@" eval 'gen_event:delete_handler(rabbit_event, rabbit_mgmt_db_handler, []).' >/dev/null 2>&1 || true
+}
+
 # The environment of a project-local RabbitMQ node, and of rabbitmqctl talking to it: every piece of its state in
 # its own directories, Erlang distribution and epmd on loopback only (rabbitmq.sh, rabbitmq-cluster.sh).
 #   rabbitmq_node_env HOME NODENAME AMQP_PORT DIST_PORT NODE_DIR LOG_DIR PID_FILE

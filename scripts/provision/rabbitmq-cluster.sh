@@ -209,7 +209,9 @@ up() {
 stop_node() {
   local i="$1"
   if running "$i"; then
-    # SIGTERM: a graceful stop (as in rabbitmq.sh), without rabbitmqctl's Erlang VM.
+    # SIGTERM: a graceful stop (as in rabbitmq.sh), without the 5 s stall of the management agent's statistics
+    # hook (rabbitmq_unhook_stats in lib.sh).
+    (node_env "$i" && rabbitmq_unhook_stats "$RMQ_BIN/rabbitmqctl" -q -n "$RABBITMQ_NODENAME")
     stop_pidfile "$(pidfile "$i")" "rabbitmq node $i" 60
   fi
   rm -f "$(pidfile "$i")"
