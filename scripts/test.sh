@@ -11,7 +11,8 @@
 #      still uses it);
 #   4. typecheck and lint (scripts/check.ts: tsc's diagnostics and eslint over one TypeScript program) in the
 #      background from here on, its output printed after the tests: a failure fails the run, but the tests still
-#      run so one run shows everything (SKIP_CHECKS=1 skips it for a quick loop);
+#      run so one run shows everything (SKIP_CHECKS=1 skips it for a quick loop); under `all` on a machine whose
+#      cluster-profile server is still to be built, from step 6's start instead (after the build);
 #   5. vitest run (--project <tier> for a tier); the slowest files are printed after it (scripts/vitest-file-times.mts);
 #   6. cluster/all: the cluster tier (test/cluster) on the cluster profile (scripts/stack-up.sh --cluster: the Temporal
 #      server on PostgreSQL, built with go install the first time, and a three-node RabbitMQ cluster). Under `all`
@@ -20,9 +21,10 @@
 #      CPU has room for it then (else once the last file has been handed to a worker, as before), not beside the
 #      whole run (tried: its load made timing-sensitive tests of the other tiers fail, a 500 ms client
 #      timeout in broker-alpaca-faults); its output is printed after step 5's. Its settings (TEMPORAL_ADDRESS,
-#      RABBITMQ_NODES, ...) are exported for that run only; servers it had to start are stopped on exit. Under
-#      `all` the unit tier (pure logic) runs beside it, not in step 5, from the moment the other tiers' last file
-#      has been handed to a worker.
+#      RABBITMQ_NODES, ...) are exported for that run only; servers it had to start are stopped on exit. Its
+#      vitest starts then even if the profile is still coming up (a fresh machine's server build), and waits for
+#      it (CLUSTER_PROFILE_READY_FILE). Under `all` the unit tier (pure logic) runs beside it, not in step 5, from
+#      the moment the other tiers' last file has been handed to a worker and the profile is up.
 # Exit code: vitest's if it failed, else 1 if typecheck or lint failed, else 0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -66,6 +68,8 @@ cpu_idle_percent() {
 }
 cleanup() {
   local rc=$?
+  # A cluster tier still waiting for its profile: tell it there will be none, so that it ends now.
+  if [[ -n ${cluster_ready:-} && ! -s $cluster_ready ]]; then echo stopped >"$cluster_ready" 2>/dev/null || true; fi
   if [[ -n $npm_job ]]; then wait "$npm_job" 2>/dev/null || true; fi
   if [[ -n $stack_job ]]; then wait "$stack_job" 2>/dev/null || true; fi
   if [[ -n $bundle_job ]]; then wait "$bundle_job" 2>/dev/null || true; fi
@@ -84,7 +88,7 @@ cleanup() {
     kill -TERM -- "-$server_build_job" 2>/dev/null || true
     wait "$server_build_job" 2>/dev/null || true
   fi
-  rm -f "${tail_marker:-}" "${last_file_marker:-}"
+  rm -f "${tail_marker:-}" "${last_file_marker:-}" "${cluster_ready:-}"
   # Checks still running when the run fails early: their result no longer matters.
   if [[ ${checks_started:-no} == yes ]]; then kill "$checks_job" 2>/dev/null || true; fi
   stack_release || true
@@ -120,6 +124,8 @@ fi
 # a no-op. Its own session (setsid), so that an early exit stops the compilers too (cleanup); the profile's `up`
 # waits on the build's lock, and a failed build is retried there and reported with its log.
 server_build_job=""
+server_prebuilt=yes
+[[ -x "$TOOLS/go/temporal-server-$TEMPORAL_SERVER_VERSION/temporal-server" ]] || server_prebuilt=no
 if [[ $cluster_wanted == yes || $tier == cluster ]]; then
   CLUSTER_TEMPORAL_UI="${CLUSTER_TEMPORAL_UI:-off}" setsid bash scripts/provision/temporal-server.sh build \
     >"$LOGS/temporal-server-early-build.log" 2>&1 &
@@ -218,14 +224,28 @@ fi
 # the program on its own, while the tests are CPU-bound on two cores. Started only now, after the workflow bundle:
 # its build is the last thing the tests wait for once npm ci is done (the stack boots beside npm ci), and with tsc
 # and eslint beside it on a loaded machine its webpack took 19 s (~6 s alone).
+#
+# Under `all` with the server still to build (a fresh machine), they wait for the cluster profile instead: until
+# the build ends the machine is saturated (the build takes what the tests leave), so their ~25 CPU-s there would
+# push the build's end, and with it the cluster tier, ~12 s later; after it they use the cycles the paced cluster
+# tier leaves idle.
 checks_rc=0
 checks_started=no
-if [[ "${SKIP_CHECKS:-0}" != 1 ]]; then
+checks_after_build=no
+start_checks() {
   log "── typecheck and lint (scripts/check.ts) in the background"
   CHECKS_T0=$(now_ms)
   node_modules/.bin/tsx scripts/check.ts >"$LOGS/checks.log" 2>&1 &
   checks_job=$!
   checks_started=yes
+}
+if [[ "${SKIP_CHECKS:-0}" != 1 ]]; then
+  if [[ $cluster_wanted == yes && $server_prebuilt == no ]]; then
+    checks_after_build=yes
+    log "── typecheck and lint: once the cluster profile's Temporal server is built (it is building now)"
+  else
+    start_checks
+  fi
 fi
 
 # run_vitest REPORT [vitest args...]: one vitest run with its JSON report in $DATA/REPORT; sets vitest_rc.
@@ -304,23 +324,36 @@ esac
 # `all`: the cluster tier on the cluster profile, from the other tiers' tail on (the dev stack stays up beside it
 # until the end). Its output and the unit tier's are printed after the other tiers'.
 if [[ $cluster_wanted == yes ]]; then
-  log "── cluster profile for the cluster tier"
-  wait "$cluster_job" || {
-    cat "$LOGS/cluster-profile-up.log" >&2
-    die "the cluster profile did not come up (logs in $LOGS)"
-  }
-  cluster_job=""
-  reap_server_build
-  log "   cluster profile ready $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
   reports+=("$DATA/vitest-report-cluster.json" "$DATA/vitest-report-unit.json")
-  # A subshell: the cluster profile's settings must not leak into anything after it.
+  # The tier's vitest starts now, before the profile is up: on a fresh machine the server is still being built
+  # here, and the tier's own start-up (vitest, its transforms and imports, the fake broker; ~4 s) then runs
+  # beside the build's tail instead of after it. The test waits for $cluster_ready (awaitClusterProfile in
+  # test/support/cluster.ts) before it touches the profile's servers. A subshell: the cluster profile's settings
+  # must not leak into anything after it.
+  cluster_ready="$RUN/cluster-profile-ready.$$"
+  rm -f "$cluster_ready"
   (
     cluster_env
+    export CLUSTER_PROFILE_READY_FILE="$cluster_ready"
     vitest_rc=0
     run_vitest vitest-report-cluster.json --project cluster "${no_tests_ok[@]}" "$@"
     exit "$vitest_rc"
   ) >"$LOGS/cluster-tier.log" 2>&1 &
   cluster_tier_job=$!
+  log "── cluster profile for the cluster tier (the tier's vitest is starting beside it)"
+  wait "$cluster_job" || {
+    echo failed >"$cluster_ready"
+    cat "$LOGS/cluster-profile-up.log" >&2
+    die "the cluster profile did not come up (logs in $LOGS)"
+  }
+  cluster_job=""
+  echo ready >"$cluster_ready"
+  reap_server_build
+  log "   cluster profile ready $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
+  if [[ $checks_after_build == yes ]]; then
+    checks_after_build=no
+    start_checks
+  fi
   # The unit tier once the other tiers' last file has been handed to a worker: pure logic (no servers, no
   # real-time bounds), CPU only, so it uses the cycles the cluster tier leaves idle (its pacing; the heartbeat and
   # start-to-close timeouts after the worker kill) instead of lengthening the shared pool. Not niced: at nice 10

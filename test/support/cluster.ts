@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { EPHEMERAL_OPS_ENV, parseEnv, type Config } from '../../src/config';
@@ -24,6 +25,29 @@ export function clusterConfig(): Config {
     );
   }
   return cfg;
+}
+
+/**
+ * Under `npm test` the cluster tier's vitest starts while the cluster profile is still coming up (on a fresh
+ * machine: while its Temporal server is still being built), so that its own start-up is off the run's critical
+ * path. scripts/test.sh then names a file in CLUSTER_PROFILE_READY_FILE and writes `ready` to it once the profile
+ * is up, or why not (`failed`, `stopped`): nothing touches the profile's servers before this returns. Without
+ * the variable (`bash scripts/test.sh cluster`: the profile is up before vitest starts) it returns at once.
+ */
+export async function awaitClusterProfile(): Promise<void> {
+  const file = process.env.CLUSTER_PROFILE_READY_FILE;
+  if (!file) return;
+  for (;;) {
+    let state = '';
+    try {
+      state = (await readFile(file, 'utf8')).trim();
+    } catch {
+      // not written yet
+    }
+    if (state === 'ready') return;
+    if (state) throw new Error(`the cluster profile did not come up (${state}; see .data/logs/cluster-profile-up.log)`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** Run one of the profile's scripts (stderr kept for the failure message). */
