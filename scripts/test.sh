@@ -226,10 +226,11 @@ fi
 # and eslint beside it on a loaded machine its webpack took 19 s (~6 s alone).
 #
 # Under `all` with the server still to build (a fresh machine), they wait for the cluster profile instead: until
-# the build ends the machine is saturated (the build takes what the tests leave), so their ~25 CPU-s there would
-# push the build's end, and with it the cluster tier, ~10 s later (measured: the build ended at 243.9 s instead
-# of 254.0 s). After it they run at nice 19, on the cycles the paced cluster tier and the unit tier leave idle: at
-# equal priority they slowed the tier's RabbitMQ node restart from ~4 s to 15.5 s.
+# the build ends the machine is saturated (a /proc/stat sampler: < 0.5 CPU-s idle per 10 s), so their ~25 CPU-s
+# there push the build's end, and with it the cluster tier, up to ~12 s later (expected: identical runs' build
+# ends vary by ~10 s, so no single A/B shows it). After it they run at nice 19, on the cycles the paced cluster
+# tier and the unit tier leave idle: at equal priority they slowed the tier's RabbitMQ node restart from ~4 s to
+# 15.5 s.
 checks_rc=0
 checks_started=no
 checks_after_build=no
