@@ -69,7 +69,7 @@ cpu_idle_percent() {
 cleanup() {
   local rc=$?
   # A cluster tier still waiting for its profile: tell it there will be none, so that it ends now.
-  if [[ -n ${cluster_ready:-} && ! -s $cluster_ready ]]; then echo stopped >"$cluster_ready" 2>/dev/null || true; fi
+  if [[ -n ${cluster_ready:-} && ! -s $cluster_ready ]]; then mark_cluster_profile stopped 2>/dev/null || true; fi
   if [[ -n $npm_job ]]; then wait "$npm_job" 2>/dev/null || true; fi
   if [[ -n $stack_job ]]; then wait "$stack_job" 2>/dev/null || true; fi
   if [[ -n $bundle_job ]]; then wait "$bundle_job" 2>/dev/null || true; fi
@@ -88,7 +88,7 @@ cleanup() {
     kill -TERM -- "-$server_build_job" 2>/dev/null || true
     wait "$server_build_job" 2>/dev/null || true
   fi
-  rm -f "${tail_marker:-}" "${last_file_marker:-}" "${cluster_ready:-}"
+  rm -f "${tail_marker:-}" "${last_file_marker:-}" ${cluster_ready:+"$cluster_ready" "$cluster_ready.tmp"}
   # Checks still running when the run fails early: their result no longer matters.
   if [[ ${checks_started:-no} == yes ]]; then kill "$checks_job" 2>/dev/null || true; fi
   stack_release || true
@@ -334,6 +334,8 @@ if [[ $cluster_wanted == yes ]]; then
   # must not leak into anything after it.
   cluster_ready="$RUN/cluster-profile-ready.$$"
   rm -f "$cluster_ready"
+  # Written whole (rename), so that the test never reads half a word.
+  mark_cluster_profile() { echo "$1" >"$cluster_ready.tmp" && mv -f "$cluster_ready.tmp" "$cluster_ready"; }
   (
     cluster_env
     export CLUSTER_PROFILE_READY_FILE="$cluster_ready"
@@ -344,12 +346,12 @@ if [[ $cluster_wanted == yes ]]; then
   cluster_tier_job=$!
   log "── cluster profile for the cluster tier (the tier's vitest is starting beside it)"
   wait "$cluster_job" || {
-    echo failed >"$cluster_ready"
+    mark_cluster_profile failed
     cat "$LOGS/cluster-profile-up.log" >&2
     die "the cluster profile did not come up (logs in $LOGS)"
   }
   cluster_job=""
-  echo ready >"$cluster_ready"
+  mark_cluster_profile ready
   reap_server_build
   log "   cluster profile ready $(elapsed_s "$CLUSTER_T0" "$(now_ms)")s after it was started"
   if [[ $checks_after_build == yes ]]; then
