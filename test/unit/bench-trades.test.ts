@@ -31,7 +31,7 @@ const opts = (argv: string[]) => parseOptions(argv) as BenchOptions;
 describe('bench:trades options', () => {
   it('defaults as documented in --help', () => {
     expect(opts([])).toMatchObject({
-      signals: 200,
+      signals: 1000,
       rate: 10,
       warmup: 20,
       saturation: 600,

@@ -8,7 +8,7 @@
  * Isolation: a fresh migrated PostgreSQL database, a private RabbitMQ vhost, a private Temporal task queue and a
  * private venue port, so the run neither sees nor disturbs anybody else's work on the shared stack (stack.ts).
  *
- * Phases: warm-up (excluded) → latency (fixed rate, default 200 signals at 10/s) → saturation (a burst, as fast as
+ * Phases: warm-up (excluded) → latency (fixed rate, default 1000 signals at 10/s) → saturation (a burst, as fast as
  * publisher confirms allow) (load.ts). Every signal is timed from just before its publish (this process's clock)
  * to the first update of its order on the venue's own trade_updates stream, as this process receives it
  * (venue-observer.ts): the moment the order reached the broker, seen from outside the code under test, so the
