@@ -125,7 +125,7 @@ fi
 # waits on the build's lock, and a failed build is retried there and reported with its log.
 server_build_job=""
 server_prebuilt=yes
-[[ -x "$TOOLS/go/temporal-server-$TEMPORAL_SERVER_VERSION/temporal-server" ]] || server_prebuilt=no
+bash scripts/provision/temporal-server.sh built || server_prebuilt=no
 if [[ $cluster_wanted == yes || $tier == cluster ]]; then
   CLUSTER_TEMPORAL_UI="${CLUSTER_TEMPORAL_UI:-off}" setsid bash scripts/provision/temporal-server.sh build \
     >"$LOGS/temporal-server-early-build.log" 2>&1 &

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The cluster profile's Temporal: the real Temporal server (not the dev server) on PostgreSQL persistence and
-# visibility, with its Web UI.   temporal-server.sh [up|down|status|build]   (default up)
+# visibility, with its Web UI.   temporal-server.sh [up|down|status|build|built]   (default up)
 #
 # build: `go install go.temporal.io/server/cmd/server@v$TEMPORAL_SERVER_VERSION` (1.29.1, the server CLI 1.5.1
 #        embeds) and its schema tool (`cmd/tools/sql`), in one go install, into $TOOLS/go/temporal-server-<v>/
@@ -9,6 +9,7 @@
 #        neither the Go module cache nor the network. The Web UI server
 #        (github.com/temporalio/ui-server/v2, $TEMPORAL_UI_SERVER_VERSION, the one the CLI embeds) likewise into
 #        $TOOLS/go/temporal-ui-<v>/ unless CLUSTER_TEMPORAL_UI=off. Prints nothing on stdout.
+# built: exit 0 if the server and its schema tool are built (scripts/test.sh plans a fresh machine's run by it).
 # up:    build (if needed); wait for PostgreSQL (DATABASE_URL's server, the stack's); create the databases
 #        `temporal` and `temporal_visibility` and set up / upgrade their schemas (idempotent: create-database
 #        skips an existing database, setup-schema -v 0.0 skips a versioned one, update-schema applies only the
@@ -88,7 +89,10 @@ go_build() {
   # go install names each binary after its package's last path element (cmd/server -> server).
   for i in "${!pkgs[@]}"; do
     spec="${pkgs[$i]%@*}"
-    [[ -x "$scratch/${spec##*/}" ]] || die "go install ${pkgs[$i]} left no ${spec##*/} binary (log $build_log)"
+    [[ -x "$scratch/${spec##*/}" ]] || {
+      rm -rf "$scratch"
+      die "go install ${pkgs[$i]} left no ${spec##*/} binary (log $build_log)"
+    }
   done
   for i in "${!pkgs[@]}"; do
     spec="${pkgs[$i]%@*}"
@@ -97,6 +101,8 @@ go_build() {
   rm -rf "$scratch"
   log "built ${bins[*]} in $(elapsed_s "$t0" "$(now_ms)")s"
 }
+
+built() { [[ -x "$SRV_DIR/temporal-server" && -x "$SRV_DIR/temporal-sql-tool" ]]; }
 
 build() {
   mkdir -p "$SRV_DIR"
@@ -291,7 +297,7 @@ up() {
   local t0 cli started=no
   t0=$(now_ms)
   if [[ $ACTION == start ]]; then
-    [[ -x "$SRV_DIR/temporal-server" && -x "$SRV_DIR/temporal-sql-tool" ]] || die "not built yet: run $0 up (or build)"
+    built || die "not built yet: run $0 up (or build)"
     UI_ENABLED=off
   else
     build
@@ -357,5 +363,6 @@ case "$ACTION" in
   down | stop) down ;;
   status) status ;;
   build) build ;;
-  *) die "usage: $0 [up|down|status|build|stop|start]" ;;
+  built) built ;;
+  *) die "usage: $0 [up|down|status|build|built|stop|start]" ;;
 esac

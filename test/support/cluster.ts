@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { EPHEMERAL_OPS_ENV, parseEnv, type Config } from '../../src/config';
 import { ServiceRunner, type ServiceProcess } from '../../src/cli/service-runner';
+import { sleep } from '../../src/lib/sleep';
 
 /**
  * The cluster profile (scripts/stack-up.sh --cluster, docs/scaling.md) as the cluster test tier sees it:
@@ -46,7 +47,7 @@ export async function awaitClusterProfile(): Promise<void> {
     }
     if (state === 'ready') return;
     if (state) throw new Error(`the cluster profile did not come up (${state}; see .data/logs/cluster-profile-up.log)`);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
 }
 
